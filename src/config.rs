@@ -1,0 +1,796 @@
+//! Configuration: `config/default.toml` (compiled in) ← `--config FILE` ← `SSPR__SECTION__KEY`
+//! environment variables. The raw layer is deserialised strictly (unknown keys are errors), then
+//! validated into [`Config`], whose secrets print as `[REDACTED]` in Debug.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::domain::directory::DirectoryError;
+
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Where configuration comes from.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// `--config FILE`, layered over the defaults.
+    pub file: Option<PathBuf>,
+    /// TOML documents layered over the file, in order (tests use these instead of files).
+    pub layers: Vec<String>,
+    /// Whether `SSPR__…` environment variables are read.
+    pub environment: bool,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub source: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub licence: LicenceConfig,
+    pub helpdesk: HelpdeskConfig,
+    pub directory: DirectoryConfig,
+    pub database: DatabaseConfig,
+    pub smtp: Option<SmtpConfig>,
+    pub security: SecurityConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct LicenceConfig {
+    pub azure_ad_premium: bool,
+}
+
+#[derive(Debug)]
+pub struct HelpdeskConfig {
+    pub url: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct DirectoryConfig {
+    pub endpoints: Vec<DcEndpoint>,
+    pub ca_file: Option<PathBuf>,
+    pub base_dn: String,
+    pub bind_dn: String,
+    pub bind_password: SecretString,
+    pub user_filter: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub pool_size: usize,
+    pub retry_down_after: Duration,
+    pub policy_hints: bool,
+}
+
+/// A domain controller's URL, known to be encrypted: `ldaps://`, or `ldap://` upgraded with
+/// StartTLS. There is no way to build one for a plaintext connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DcEndpoint {
+    pub url: String,
+    pub starttls: bool,
+}
+
+impl DcEndpoint {
+    pub fn parse(url: &str, starttls: bool) -> Result<Self, DirectoryError> {
+        let parsed = Url::parse(url).map_err(|e| DirectoryError::Other {
+            rc: 0,
+            detail: format!("{url} is not a URL: {e}"),
+        })?;
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(DirectoryError::Other {
+                rc: 0,
+                detail: format!("{url} has no host"),
+            });
+        }
+        match parsed.scheme() {
+            "ldaps" => Ok(Self {
+                url: url.to_owned(),
+                starttls: false,
+            }),
+            "ldap" if starttls => Ok(Self {
+                url: url.to_owned(),
+                starttls: true,
+            }),
+            "ldap" => Err(DirectoryError::InsecureTransport {
+                url: url.to_owned(),
+            }),
+            other => Err(DirectoryError::Other {
+                rc: 0,
+                detail: format!("{url}: scheme {other}:// is not LDAP; use ldaps:// or ldap://"),
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DatabaseConfig {
+    /// May hold a password; shown masked.
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587); refused if the server does not offer it.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or a test sink.
+    None,
+}
+
+#[derive(Debug)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub from: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct SecurityConfig {
+    pub secret_key: SecretKey,
+}
+
+/// The 32-byte key that encrypts secrets at rest.
+pub struct SecretKey(SecretBox<[u8; 32]>);
+
+impl SecretKey {
+    pub fn bytes(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+
+    /// A fresh random key, base64-encoded, as `gen-key` prints it.
+    pub fn generate_base64() -> String {
+        let key: [u8; 32] = rand::random();
+        base64::engine::general_purpose::STANDARD.encode(key)
+    }
+
+    fn from_base64(text: &str) -> Option<Self> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .ok()?;
+        let key: [u8; 32] = bytes.try_into().ok()?;
+        Some(Self(SecretBox::new(Box::new(key))))
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey([REDACTED])")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// Everything wrong with a configuration, each naming its key and how to fix it.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration:")?;
+        for p in &self.problems {
+            write!(f, "\n  - {}: {}", p.key, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn single(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            problems: vec![Problem {
+                key: key.to_owned(),
+                message: message.into(),
+            }],
+        }
+    }
+
+    pub fn mentions(&self, key: &str) -> bool {
+        self.problems.iter().any(|p| p.key == key)
+    }
+}
+
+// The raw layer mirrors config/default.toml exactly; `deny_unknown_fields` turns typos into errors.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    server: RawServer,
+    licence: RawLicence,
+    helpdesk: RawHelpdesk,
+    directory: RawDirectory,
+    database: RawDatabase,
+    smtp: RawSmtp,
+    security: RawSecurity,
+    log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    public_url: String,
+    body_limit: usize,
+    #[serde(with = "humantime_serde")]
+    request_timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLicence {
+    azure_ad_premium: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHelpdesk {
+    url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    urls: Vec<String>,
+    starttls: bool,
+    ca_file: String,
+    base_dn: String,
+    bind_dn: String,
+    bind_password: String,
+    #[serde(default)]
+    bind_password_file: Option<PathBuf>,
+    user_filter: String,
+    #[serde(with = "humantime_serde")]
+    timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    connect_timeout: Duration,
+    pool_size: usize,
+    #[serde(with = "humantime_serde")]
+    retry_down_after: Duration,
+    policy_hints: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: String,
+    #[serde(default)]
+    url_file: Option<PathBuf>,
+    data_dir: PathBuf,
+    max_connections: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: u16,
+    tls: SmtpTls,
+    ca_file: String,
+    username: String,
+    password: String,
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+    from: String,
+    #[serde(with = "humantime_serde")]
+    timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    secret_key: String,
+    #[serde(default)]
+    secret_key_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: LogFormat,
+    level: String,
+}
+
+impl Config {
+    pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+        use config::{Environment, File, FileFormat};
+
+        let mut builder =
+            config::Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = &sources.file {
+            if !path.is_file() {
+                return Err(ConfigError::single(
+                    "--config",
+                    format!("{} does not exist or is not a file", path.display()),
+                ));
+            }
+            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
+        }
+        for layer in &sources.layers {
+            builder = builder.add_source(File::from_str(layer, FileFormat::Toml));
+        }
+        if sources.environment {
+            builder = builder.add_source(
+                Environment::with_prefix("SSPR")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("directory.urls")
+                    .try_parsing(true),
+            );
+        }
+        let raw: Raw = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError::single("config", e.to_string()))?;
+        let mut config = validate(raw)?;
+        config.source = sources.file.clone();
+        Ok(config)
+    }
+}
+
+/// Collects problems instead of stopping at the first, so one run shows everything to fix.
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn problem(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// A secret given inline (`key`) or in a file (`key_file`), not both.
+    fn secret(&mut self, key: &str, inline: String, file: Option<PathBuf>) -> Option<String> {
+        match (inline.is_empty(), file) {
+            (true, None) => None,
+            (false, None) => Some(inline),
+            (false, Some(_)) => {
+                self.problem(key, format!("set either {key} or {key}_file, not both"));
+                None
+            }
+            (true, Some(path)) => match std::fs::read_to_string(&path) {
+                // A trailing newline from `echo secret > file` is not part of the secret.
+                Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_owned()),
+                Err(e) => {
+                    self.problem(
+                        &format!("{key}_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    fn existing_file(&mut self, key: &str, value: &str) -> Option<PathBuf> {
+        if value.is_empty() {
+            return None;
+        }
+        let path = PathBuf::from(value);
+        if !path.is_file() {
+            self.problem(key, format!("{value} does not exist or is not a file"));
+        }
+        Some(path)
+    }
+}
+
+fn validate(raw: Raw) -> Result<Config, ConfigError> {
+    let mut v = Validator::default();
+
+    let listen = raw.server.listen.parse().unwrap_or_else(|_| {
+        v.problem(
+            "server.listen",
+            format!(
+                "{:?} is not an address:port such as 0.0.0.0:8080",
+                raw.server.listen
+            ),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    let public_url = match Url::parse(&raw.server.public_url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+        _ => {
+            v.problem(
+                "server.public_url",
+                "must be the http(s) URL users reach the service at, e.g. https://sspr.example.com",
+            );
+            Url::parse("http://localhost").expect("static URL")
+        }
+    };
+    if raw.server.body_limit < 1024 {
+        v.problem("server.body_limit", "must be at least 1024 bytes");
+    }
+
+    let helpdesk_url = (!raw.helpdesk.url.trim().is_empty()).then(|| raw.helpdesk.url.clone());
+    if let Some(url) = &helpdesk_url {
+        if !matches!(
+            Url::parse(url).map(|u| u.scheme().to_owned()).as_deref(),
+            Ok("https" | "http" | "mailto" | "tel")
+        ) {
+            v.problem(
+                "helpdesk.url",
+                "must be an https:, http:, mailto: or tel: link",
+            );
+        }
+    }
+
+    let d = raw.directory;
+    if d.urls.is_empty() {
+        v.problem(
+            "directory.urls",
+            "list at least one domain controller, e.g. [\"ldaps://dc1.example.com:636\"]",
+        );
+    }
+    let mut endpoints = Vec::new();
+    for url in &d.urls {
+        match DcEndpoint::parse(url, d.starttls) {
+            Ok(e) => endpoints.push(e),
+            Err(DirectoryError::InsecureTransport { url }) => v.problem(
+                "directory.urls",
+                format!(
+                    "{url} is unencrypted and passwords are never sent in clear: use ldaps:// \
+                     or set directory.starttls = true"
+                ),
+            ),
+            Err(e) => v.problem("directory.urls", e.to_string()),
+        }
+    }
+    let ca_file = v.existing_file("directory.ca_file", &d.ca_file);
+    for (key, value) in [
+        ("directory.base_dn", &d.base_dn),
+        ("directory.bind_dn", &d.bind_dn),
+    ] {
+        if value.trim().is_empty() {
+            v.problem(key, "is required, e.g. DC=example,DC=com");
+        }
+    }
+    let bind_password = v
+        .secret(
+            "directory.bind_password",
+            d.bind_password,
+            d.bind_password_file,
+        )
+        .unwrap_or_else(|| {
+            if !v
+                .problems
+                .iter()
+                .any(|p| p.key.starts_with("directory.bind_password"))
+            {
+                v.problem(
+                    "directory.bind_password",
+                    "is required (or directory.bind_password_file, or \
+                     SSPR__DIRECTORY__BIND_PASSWORD)",
+                );
+            }
+            String::new()
+        });
+    let filter = d.user_filter.trim();
+    if !(filter.starts_with('(') && filter.ends_with(')')) {
+        v.problem(
+            "directory.user_filter",
+            "must be an LDAP filter in parentheses, e.g. (objectClass=user)",
+        );
+    }
+    if d.pool_size == 0 {
+        v.problem("directory.pool_size", "must be at least 1");
+    }
+    for (key, value) in [
+        ("directory.timeout", d.timeout),
+        ("directory.connect_timeout", d.connect_timeout),
+    ] {
+        if value.is_zero() {
+            v.problem(key, "must be more than 0, e.g. \"5s\"");
+        }
+    }
+
+    let db = raw.database;
+    let db_url = v
+        .secret("database.url", db.url, db.url_file)
+        .unwrap_or_else(|| format!("sqlite://{}", db.data_dir.join("sspr-bridge.db").display()));
+    if !["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|p| db_url.starts_with(p))
+    {
+        v.problem(
+            "database.url",
+            "must start with sqlite:// or postgres:// (empty: SQLite in database.data_dir)",
+        );
+    }
+    if db.max_connections == 0 {
+        v.problem("database.max_connections", "must be at least 1");
+    }
+
+    let s = raw.smtp;
+    let smtp_password = v.secret("smtp.password", s.password, s.password_file);
+    let smtp_ca = v.existing_file("smtp.ca_file", &s.ca_file);
+    let smtp = if s.host.trim().is_empty() {
+        None
+    } else {
+        if s.from.parse::<lettre::message::Mailbox>().is_err() {
+            v.problem(
+                "smtp.from",
+                "must be a mail address such as \"IT Service Desk <no-reply@example.com>\"",
+            );
+        }
+        if s.username.is_empty() != smtp_password.is_none() {
+            v.problem(
+                "smtp.username",
+                "set both smtp.username and smtp.password (or neither)",
+            );
+        }
+        Some(SmtpConfig {
+            host: s.host,
+            port: s.port,
+            tls: s.tls,
+            ca_file: smtp_ca,
+            username: (!s.username.is_empty()).then_some(s.username),
+            password: smtp_password.map(SecretString::from),
+            from: s.from,
+            timeout: s.timeout,
+        })
+    };
+
+    let key_text = v.secret(
+        "security.secret_key",
+        raw.security.secret_key,
+        raw.security.secret_key_file,
+    );
+    let secret_key = match key_text.as_deref().map(SecretKey::from_base64) {
+        Some(Some(key)) => Some(key),
+        Some(None) => {
+            v.problem(
+                "security.secret_key",
+                "must be 32 random bytes in base64; make one with `sspr-bridge gen-key`",
+            );
+            None
+        }
+        None => {
+            if !v.problems.iter().any(|p| p.key.starts_with("security.")) {
+                v.problem(
+                    "security.secret_key",
+                    "is required to encrypt secrets at rest; make one with `sspr-bridge gen-key` \
+                     and set it here, in security.secret_key_file, or in SSPR__SECURITY__SECRET_KEY",
+                );
+            }
+            None
+        }
+    };
+
+    if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+        v.problem(
+            "log.level",
+            "must be a level (error, warn, info, debug, trace) or a filter such as \
+             \"info,sspr_bridge=debug\"",
+        );
+    }
+
+    match secret_key {
+        Some(secret_key) if v.problems.is_empty() => Ok(Config {
+            source: None,
+            server: ServerConfig {
+                listen,
+                public_url,
+                body_limit: raw.server.body_limit,
+                request_timeout: raw.server.request_timeout,
+            },
+            licence: LicenceConfig {
+                azure_ad_premium: raw.licence.azure_ad_premium,
+            },
+            helpdesk: HelpdeskConfig { url: helpdesk_url },
+            directory: DirectoryConfig {
+                endpoints,
+                ca_file,
+                base_dn: d.base_dn,
+                bind_dn: d.bind_dn,
+                bind_password: SecretString::from(bind_password),
+                user_filter: filter.to_owned(),
+                timeout: d.timeout,
+                connect_timeout: d.connect_timeout,
+                pool_size: d.pool_size,
+                retry_down_after: d.retry_down_after,
+                policy_hints: d.policy_hints,
+            },
+            database: DatabaseConfig {
+                url: SecretString::from(db_url),
+                max_connections: db.max_connections,
+            },
+            smtp,
+            security: SecurityConfig { secret_key },
+            log: LogConfig {
+                format: raw.log.format,
+                level: raw.log.level,
+            },
+        }),
+        _ => Err(ConfigError {
+            problems: v.problems,
+        }),
+    }
+}
+
+/// A database URL with any password replaced, fit for logs and `check` output.
+pub fn masked_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl DatabaseConfig {
+    pub fn display_url(&self) -> String {
+        masked_url(self.url.expose_secret())
+    }
+}
+
+impl Config {
+    pub fn source_display(&self) -> String {
+        self.source.as_deref().map_or_else(
+            || "defaults and environment".to_owned(),
+            |p: &Path| p.display().to_string(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [directory]
+        urls = ["ldaps://dc1.example.com:636"]
+        base_dn = "DC=example,DC=com"
+        bind_dn = "CN=svc-sspr,OU=Service,DC=example,DC=com"
+        bind_password = "service-password"
+        [security]
+        secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    "#;
+
+    fn load(extra: &str) -> Result<Config, ConfigError> {
+        Config::load(&Sources {
+            file: None,
+            layers: vec![MINIMAL.to_owned(), extra.to_owned()],
+            environment: false,
+        })
+    }
+
+    #[test]
+    fn defaults_plus_minimal_settings_are_valid() {
+        let config = load("").unwrap();
+        assert!(!config.licence.azure_ad_premium);
+        assert_eq!(config.directory.endpoints.len(), 1);
+        assert_eq!(config.directory.timeout, Duration::from_secs(5));
+        assert!(config.smtp.is_none());
+        assert_eq!(
+            config.database.url.expose_secret(),
+            "sqlite:///var/lib/sspr-bridge/sspr-bridge.db"
+        );
+        assert_eq!(config.security.secret_key.bytes()[31], 31);
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = load("").unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("service-password"), "{debug}");
+        assert!(!debug.contains("AAECAwQF"), "{debug}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = load("[server]\nlisten_port = 1").unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
+        let err = load("[servr]\nlisten = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("servr"), "{err}");
+    }
+
+    #[test]
+    fn plaintext_ldap_is_refused_unless_starttls() {
+        let err = load("[directory]\nurls = [\"ldap://dc1.example.com\"]").unwrap_err();
+        assert!(err.mentions("directory.urls"), "{err}");
+        assert!(err.to_string().contains("starttls"), "{err}");
+
+        let config =
+            load("[directory]\nurls = [\"ldap://dc1.example.com\"]\nstarttls = true").unwrap();
+        assert!(config.directory.endpoints[0].starttls);
+    }
+
+    #[test]
+    fn secret_key_missing_or_malformed_says_how_to_make_one() {
+        let err = load("[security]\nsecret_key = \"\"").unwrap_err();
+        assert!(err.mentions("security.secret_key"));
+        assert!(err.to_string().contains("sspr-bridge gen-key"), "{err}");
+        let err = load("[security]\nsecret_key = \"c2hvcnQ=\"").unwrap_err();
+        assert!(err.to_string().contains("gen-key"), "{err}");
+    }
+
+    #[test]
+    fn generated_key_is_accepted() {
+        let key = SecretKey::generate_base64();
+        let config = load(&format!("[security]\nsecret_key = \"{key}\"")).unwrap();
+        assert_ne!(config.security.secret_key.bytes(), &[0u8; 32]);
+    }
+
+    #[test]
+    fn secrets_can_come_from_files_but_not_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bind");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let config = load(&format!(
+            "[directory]\nbind_password = \"\"\nbind_password_file = {:?}",
+            file
+        ))
+        .unwrap();
+        assert_eq!(config.directory.bind_password.expose_secret(), "from-file");
+
+        let err = load(&format!("[directory]\nbind_password_file = {:?}", file)).unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
+
+        let err = load("[directory]\nbind_password = \"\"\nbind_password_file = \"/nonexistent\"")
+            .unwrap_err();
+        assert!(err.mentions("directory.bind_password_file"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = load(
+            "[server]\nlisten = \"nope\"\npublic_url = \"ftp://x\"\n[smtp]\nhost = \"mail\"\nfrom = \"not an address\"",
+        )
+        .unwrap_err();
+        for key in ["server.listen", "server.public_url", "smtp.from"] {
+            assert!(err.mentions(key), "{key} missing from {err}");
+        }
+    }
+
+    #[test]
+    fn database_password_is_masked_for_display() {
+        assert_eq!(
+            masked_url("postgres://sspr:hunter2@db:5432/sspr"),
+            "postgres://sspr:***@db:5432/sspr"
+        );
+        assert_eq!(masked_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

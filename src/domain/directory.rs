@@ -1,0 +1,161 @@
+//! What the flows need from Active Directory. `crate::directory` implements it over LDAPS.
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use super::ObjectGuid;
+
+/// userAccountControl / msDS-User-Account-Control-Computed bits (MS-ADTS 2.2.16).
+pub mod uac {
+    pub const ACCOUNTDISABLE: u32 = 0x0002;
+    pub const LOCKOUT: u32 = 0x0010;
+    pub const DONT_EXPIRE_PASSWORD: u32 = 0x1_0000;
+    pub const PASSWORD_EXPIRED: u32 = 0x80_0000;
+}
+
+/// A user account as read from AD.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryUser {
+    pub guid: ObjectGuid,
+    pub dn: String,
+    pub sam_account_name: String,
+    pub user_principal_name: Option<String>,
+    pub display_name: Option<String>,
+    pub mail: Option<String>,
+    pub user_account_control: u32,
+    /// msDS-User-Account-Control-Computed: the only place AD reports lockout and expiry as bits.
+    pub computed_account_control: u32,
+    /// FILETIME (100 ns since 1601); 0 = not locked.
+    pub lockout_time: i64,
+    /// FILETIME; 0 = must change at next logon.
+    pub pwd_last_set: i64,
+    /// FILETIME; 0 or i64::MAX = never.
+    pub account_expires: i64,
+    /// adminCount=1: the account is (or was) protected by AdminSDHolder.
+    pub admin_count: bool,
+    pub member_of: Vec<String>,
+    /// msDS-ResultantPSO: DN of the fine-grained password policy that applies, if any.
+    pub resultant_pso: Option<String>,
+}
+
+impl DirectoryUser {
+    pub fn is_disabled(&self) -> bool {
+        self.user_account_control & uac::ACCOUNTDISABLE != 0
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.computed_account_control & uac::LOCKOUT != 0
+    }
+
+    pub fn must_change_password(&self) -> bool {
+        self.pwd_last_set == 0
+    }
+
+    pub fn password_expired(&self) -> bool {
+        self.computed_account_control & uac::PASSWORD_EXPIRED != 0
+    }
+}
+
+/// The answer of a bind as the user, from the data code AD puts in result 49 (invalidCredentials).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Valid,
+    /// 773: right password, but the user must change it at next logon.
+    MustChange,
+    /// 532: right password, but it has expired.
+    Expired,
+    /// 52e (or no such user).
+    Wrong,
+    /// 533
+    Disabled,
+    /// 701
+    AccountExpired,
+    /// 775
+    Locked,
+    /// 530 / 531: logon hours or workstation restrictions.
+    Restricted,
+}
+
+impl PasswordCheck {
+    /// Whether the password itself was right. 773 and 532 prove knowledge of the password, so such
+    /// users may register and reset (that is what they need to do).
+    pub fn password_was_right(self) -> bool {
+        matches!(self, Self::Valid | Self::MustChange | Self::Expired)
+    }
+}
+
+/// One write to an account, sent as a single LDAP modify so that it applies entirely or not at all.
+#[derive(Debug, Default)]
+pub struct AccountChange<'a> {
+    /// Set `unicodePwd` (an administrative reset, not a change with the old password).
+    pub new_password: Option<&'a SecretString>,
+    /// Set `lockoutTime` to 0.
+    pub unlock: bool,
+    /// Set `pwdLastSet` to 0: the user must change the password at next logon.
+    pub must_change: bool,
+}
+
+/// Which domain controller took a write. Replication to the others lags (tens of seconds), so the
+/// rest of a flow should stay on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DcId(pub String);
+
+/// The state of one domain controller, for `check` and `/readyz`.
+#[derive(Clone, Debug)]
+pub struct DcStatus {
+    pub url: String,
+    pub result: Result<std::time::Duration, DirectoryError>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    /// rc 19 / 0000052D. `detail` is the DC's own reason, for the log and for a better message.
+    #[error("the password does not meet the domain's password policy: {detail}")]
+    PolicyViolation { detail: String },
+    /// 00000056: the old password given to a password change was wrong.
+    #[error("the current password is wrong")]
+    WrongOldPassword,
+    /// rc 53 / 0000001F on a password write, or rc 13 confidentialityRequired.
+    #[error("the domain controller refused the operation on an unencrypted connection")]
+    InsecureChannel,
+    /// rc 50.
+    #[error("the service account lacks the rights for this operation: {detail}")]
+    InsufficientRights { detail: String },
+    /// The URL is not encrypted and StartTLS is off: nothing was sent.
+    #[error("{url} is unencrypted; use ldaps:// or StartTLS (directory.starttls = true)")]
+    InsecureTransport { url: String },
+    #[error("TLS with {url} failed: {detail}")]
+    Tls { url: String, detail: String },
+    /// The service account's own bind failed: a configuration problem, not the user's.
+    #[error("the service account could not bind to {url}: {detail}")]
+    ServiceBind { url: String, detail: String },
+    /// No domain controller answered in time, or a connection was lost.
+    #[error("the directory is unavailable: {detail}")]
+    Unavailable { detail: String },
+    #[error("the directory answered with result {rc}: {detail}")]
+    Other { rc: u32, detail: String },
+}
+
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// Finds a user by sAMAccountName or userPrincipalName.
+    async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError>;
+
+    /// Checks a user's current password by binding as them on a fresh connection (never a pooled
+    /// one: a bind changes who the connection is).
+    async fn check_password(
+        &self,
+        user: &DirectoryUser,
+        password: &SecretString,
+    ) -> Result<PasswordCheck, DirectoryError>;
+
+    /// Applies `change` to the account in one LDAP modify.
+    async fn write_account(
+        &self,
+        user: &DirectoryUser,
+        change: &AccountChange<'_>,
+    ) -> Result<DcId, DirectoryError>;
+
+    /// Connects to (or reuses a connection to) every configured DC and reports each.
+    async fn probe(&self) -> Vec<DcStatus>;
+}

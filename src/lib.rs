@@ -1,0 +1,14 @@
+//! sspr-bridge: self-service password reset for on-premises Active Directory.
+//!
+//! A request flows one way: `http` → [`domain`] → ([`directory`] | [`store`]). Nothing below
+//! `http` knows about HTTP; only `store` writes SQL; only `directory` speaks LDAP.
+
+pub mod check;
+pub mod config;
+pub mod directory;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod mail;
+pub mod server;
+pub mod store;
