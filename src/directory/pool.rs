@@ -1,0 +1,188 @@
+//! Service-account connections, pooled per domain controller (connect + TLS + bind costs ~55 ms
+//! against ~33 ms for a password write on an open connection), and the choice of DC.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use deadpool::Runtime;
+use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, RecycleResult};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
+use rustls::ClientConfig;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::errors::{from_ldap, from_result};
+use crate::config::DcEndpoint;
+use crate::domain::directory::DirectoryError;
+
+/// Opens connections to one DC.
+pub struct Connector {
+    pub endpoint: DcEndpoint,
+    tls: Arc<ClientConfig>,
+    connect_timeout: Duration,
+    timeout: Duration,
+    bind_dn: String,
+    bind_password: SecretString,
+}
+
+impl Connector {
+    pub fn new(
+        endpoint: DcEndpoint,
+        tls: Arc<ClientConfig>,
+        connect_timeout: Duration,
+        timeout: Duration,
+        bind_dn: String,
+        bind_password: SecretString,
+    ) -> Self {
+        Self {
+            endpoint,
+            tls,
+            connect_timeout,
+            timeout,
+            bind_dn,
+            bind_password,
+        }
+    }
+
+    /// A new, unbound, encrypted connection. `DcEndpoint` cannot describe a plaintext one, so a
+    /// password never leaves over one.
+    pub async fn connect(&self) -> Result<Ldap, DirectoryError> {
+        let settings = LdapConnSettings::new()
+            .set_conn_timeout(self.connect_timeout)
+            .set_config(self.tls.clone())
+            .set_starttls(self.endpoint.starttls);
+        let url = &self.endpoint.url;
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url)
+            .await
+            .map_err(|e| from_ldap(url, e))?;
+        let url_for_driver = url.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn.drive().await {
+                tracing::debug!(dc = %url_for_driver, error = %e, "LDAP connection ended");
+            }
+        });
+        ldap.with_timeout(self.timeout);
+        Ok(ldap)
+    }
+
+    async fn connect_as_service(&self) -> Result<Ldap, DirectoryError> {
+        let mut ldap = self.connect().await?;
+        let url = &self.endpoint.url;
+        let result = ldap
+            .with_timeout(self.timeout)
+            .simple_bind(&self.bind_dn, self.bind_password.expose_secret())
+            .await
+            .map_err(|e| from_ldap(url, e))?;
+        if result.rc != 0 {
+            return Err(DirectoryError::ServiceBind {
+                url: url.clone(),
+                detail: match from_result(&result) {
+                    DirectoryError::Other { rc: 49, .. } => {
+                        "invalid credentials: check directory.bind_dn and directory.bind_password"
+                            .to_owned()
+                    }
+                    other => other.to_string(),
+                },
+            });
+        }
+        Ok(ldap)
+    }
+}
+
+/// One domain controller: its pool and whether it recently failed.
+pub struct Dc {
+    pub connector: Arc<Connector>,
+    pool: Pool<ServiceConnections>,
+    down_until: Mutex<Option<Instant>>,
+    retry_down_after: Duration,
+}
+
+pub type PooledLdap = Object<ServiceConnections>;
+
+impl Dc {
+    pub fn new(connector: Connector, size: usize, retry_down_after: Duration) -> Self {
+        let connector = Arc::new(connector);
+        let create = connector.connect_timeout + connector.timeout;
+        let pool = Pool::builder(ServiceConnections(connector.clone()))
+            .max_size(size)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(create))
+            .wait_timeout(Some(create + connector.timeout))
+            .recycle_timeout(Some(connector.timeout))
+            .build()
+            .expect("a runtime is set, so timeouts are allowed");
+        Self {
+            connector,
+            pool,
+            down_until: Mutex::new(None),
+            retry_down_after,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.connector.endpoint.url
+    }
+
+    pub fn is_down(&self, now: Instant) -> bool {
+        self.down_until
+            .lock()
+            .expect("not poisoned")
+            .is_some_and(|until| until > now)
+    }
+
+    fn set_down(&self, down: bool) {
+        *self.down_until.lock().expect("not poisoned") =
+            down.then(|| Instant::now() + self.retry_down_after);
+    }
+
+    /// A pooled, bound connection. A failure to connect marks the DC down for a while.
+    pub async fn get(&self) -> Result<PooledLdap, DirectoryError> {
+        match self.pool.get().await {
+            Ok(conn) => {
+                self.set_down(false);
+                Ok(conn)
+            }
+            Err(PoolError::Backend(e)) => {
+                self.set_down(true);
+                Err(e)
+            }
+            Err(PoolError::Timeout(managed::TimeoutType::Wait)) => {
+                Err(DirectoryError::Unavailable {
+                    detail: format!(
+                        "{}: all {} connections busy",
+                        self.url(),
+                        self.pool.status().max_size
+                    ),
+                })
+            }
+            Err(e) => {
+                self.set_down(true);
+                Err(DirectoryError::Unavailable {
+                    detail: format!("{}: {e}", self.url()),
+                })
+            }
+        }
+    }
+}
+
+/// The pool's manager: service-account connections. The connector is shared because user binds
+/// need fresh connections to the same DC outside the pool.
+pub struct ServiceConnections(Arc<Connector>);
+
+impl managed::Manager for ServiceConnections {
+    type Type = Ldap;
+    type Error = DirectoryError;
+
+    async fn create(&self) -> Result<Ldap, DirectoryError> {
+        self.0.connect_as_service().await
+    }
+
+    async fn recycle(&self, ldap: &mut Ldap, _: &Metrics) -> RecycleResult<DirectoryError> {
+        // The driver task ends when the DC closes the socket (idle timeout, restart), which closes
+        // the channel: such a connection is dropped instead of handed out.
+        if ldap.is_closed() {
+            return Err(RecycleError::message("connection closed by the DC"));
+        }
+        Ok(())
+    }
+}
