@@ -1,1 +1,124 @@
-fn main() {}
+//! The `sspr-bridge` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sspr_bridge::config::{Config, ConfigError, LogFormat, SecretKey, Sources};
+use sspr_bridge::{check, server};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Self-service password reset for on-premises Active Directory"
+)]
+struct Cli {
+    /// Configuration file, layered over the built-in defaults (see config/default.toml).
+    #[arg(long, short, env = "SSPR_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (applies pending database migrations first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Check the configuration and every dependency; exits non-zero if any check fails.
+    Check,
+    /// Print a new random security.secret_key.
+    GenKey,
+}
+
+fn main() -> ExitCode {
+    // Before anything builds a TLS configuration: rustls with ring, the only TLS in this binary.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    if let Command::GenKey = cli.command {
+        println!("{}", SecretKey::generate_base64());
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::load(&Sources {
+        file: cli.config.clone(),
+        layers: Vec::new(),
+        environment: true,
+    }) {
+        Ok(config) => config,
+        Err(e) => return config_failure(&cli.command, &e),
+    };
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve => match server::serve(&config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start");
+                    ExitCode::FAILURE
+                }
+            },
+            Command::Migrate => match migrate(&config).await {
+                Ok(()) => {
+                    println!("database {} is up to date", config.database.display_url());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("migration failed: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Command::Check => {
+                let lines = check::run(&config, |line| println!("{line}")).await;
+                if lines.iter().any(|l| l.status == check::Status::Fail) {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Command::GenKey => unreachable!("handled before the configuration is read"),
+        }
+    })
+}
+
+async fn migrate(config: &Config) -> Result<(), sspr_bridge::domain::store::StoreError> {
+    use secrecy::ExposeSecret;
+    let store = sspr_bridge::store::Store::connect(config.database.url.expose_secret(), 1).await?;
+    store.migrate().await?;
+    store.close().await;
+    Ok(())
+}
+
+fn config_failure(command: &Command, error: &ConfigError) -> ExitCode {
+    if let Command::Check = command {
+        println!(
+            "FAIL  config    {}",
+            error.to_string().replace('\n', "\n                ")
+        );
+    } else {
+        eprintln!("{error}");
+    }
+    ExitCode::from(2)
+}
+
+fn init_tracing(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}

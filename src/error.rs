@@ -1,0 +1,109 @@
+//! The one error type of the HTTP API. Clients get a stable code and a message for a person;
+//! the cause goes to the log (by the logging middleware, not here: rendering has no side effects).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::directory::DirectoryError;
+use crate::domain::licence::LicenceRequired;
+use crate::domain::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    LicenceRequired(#[from] LicenceRequired),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
+/// Attached to error responses so the logging middleware can record what the client is not told.
+#[derive(Clone, Debug)]
+pub struct ErrorCause(pub String);
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::LicenceRequired(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Directory(e) => match e {
+                DirectoryError::PolicyViolation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                DirectoryError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::LicenceRequired(_) => "licence_required",
+            ApiError::NotFound => "not_found",
+            ApiError::BadRequest(_) => "invalid_request",
+            ApiError::Directory(e) => match e {
+                DirectoryError::PolicyViolation { .. } => "password_policy",
+                DirectoryError::Unavailable { .. } => "directory_unavailable",
+                _ => "directory_error",
+            },
+            ApiError::Store(_) => "storage_unavailable",
+        }
+    }
+
+    /// What a person is told. Directory and storage details stay in the log.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::LicenceRequired(e) => e.to_string(),
+            ApiError::NotFound => "There is nothing at this address.".to_owned(),
+            ApiError::BadRequest(m) => m.clone(),
+            ApiError::Directory(DirectoryError::PolicyViolation { .. }) => {
+                "The new password does not meet the domain's password policy. Choose another one."
+                    .to_owned()
+            }
+            ApiError::Directory(DirectoryError::Unavailable { .. }) | ApiError::Store(_) => {
+                "The service cannot reach the directory or its database right now. Please try \
+                 again in a minute."
+                    .to_owned()
+            }
+            ApiError::Directory(_) => {
+                "The directory refused the operation. Please contact the helpdesk.".to_owned()
+            }
+        }
+    }
+
+    fn cause(&self) -> Option<String> {
+        match self {
+            ApiError::Directory(e) => Some(e.to_string()),
+            ApiError::Store(e) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.code().to_owned(),
+            message: self.message(),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Some(cause) = self.cause() {
+            response.extensions_mut().insert(ErrorCause(cause));
+        }
+        response
+    }
+}

@@ -1,0 +1,185 @@
+//! axum handlers: parse, call the domain, render. Pages and `/api/v1`.
+
+mod health;
+mod pages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::domain::directory::Directory;
+use crate::domain::licence::LicenceGate;
+use crate::error::{ApiError, ErrorCause};
+use crate::store::Store;
+pub use pages::Pages;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+pub struct Shared {
+    pub licence: LicenceGate,
+    pub directory: Arc<dyn Directory>,
+    pub store: Store,
+    pub pages: Pages,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self {
+            inner: Arc::new(shared),
+        }
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.inner
+    }
+}
+
+/// Paths of the self-service features, which the licence gate covers (sub-paths included).
+const SELF_SERVICE: &[&str] = &[
+    "/register",
+    "/reset",
+    "/unlock",
+    "/api/v1/enrollment",
+    "/api/v1/reset",
+    "/api/v1/password",
+];
+
+fn is_self_service(path: &str) -> bool {
+    SELF_SERVICE.iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A strict policy: the pages use no script, and only their own stylesheet.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+pub fn app(state: AppState) -> Router {
+    let headers = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        // Answers carry account state and, later, tokens: no cache may keep them.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
+        let id = request
+            .extensions()
+            .get::<RequestId>()
+            .and_then(|id| id.header_value().to_str().ok())
+            .unwrap_or("-");
+        // The path only: a query string is no place for secrets, but never log one if it is.
+        tracing::info_span!("request", id, method = %request.method(), path = request.uri().path())
+    });
+
+    Router::new()
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/", get(pages::home))
+        .route("/static/style.css", get(pages::stylesheet))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), licence_gate))
+        .layer(middleware::from_fn(log_errors))
+        .layer(headers)
+        .layer(RequestBodyLimitLayer::new(state.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.request_timeout,
+        ))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Closes every self-service path while the licence is not declared: the API answers 403
+/// `licence_required`, pages explain it and show the helpdesk link.
+async fn licence_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    match state.licence.require_self_service() {
+        Err(refused) if is_self_service(path) => {
+            if path.starts_with("/api/") {
+                ApiError::from(refused).into_response()
+            } else {
+                let locale = pages::Locale::negotiate(&request);
+                state.pages.licence_required(locale)
+            }
+        }
+        _ => next.run(request).await,
+    }
+}
+
+/// Logs what error responses did not tell the client.
+async fn log_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(ErrorCause(cause)) = response.extensions().get::<ErrorCause>() {
+        if response.status().is_server_error() {
+            tracing::error!(status = response.status().as_u16(), %cause, "request failed");
+        } else {
+            tracing::warn!(status = response.status().as_u16(), %cause, "request refused");
+        }
+    }
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_self_service;
+
+    #[test]
+    fn self_service_paths_include_sub_paths_only() {
+        assert!(is_self_service("/reset"));
+        assert!(is_self_service("/api/v1/reset/abc/verify"));
+        assert!(is_self_service("/api/v1/enrollment"));
+        assert!(!is_self_service("/resets"));
+        assert!(!is_self_service("/healthz"));
+        assert!(!is_self_service("/api/v1/helpdesk/session"));
+    }
+}

@@ -1,0 +1,91 @@
+//! Wiring: from a validated [`Config`] to a running service.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+
+use crate::config::Config;
+use crate::directory::LdapDirectory;
+use crate::domain::directory::DirectoryError;
+use crate::domain::licence::LicenceGate;
+use crate::domain::store::StoreError;
+use crate::http::{AppState, Pages, Shared, app};
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("directory: {0}")]
+    Directory(#[from] DirectoryError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Connects the store (applying pending migrations) and prepares the directory pools; DCs are
+/// contacted on first use, so the service starts (and reports not-ready) while they are down.
+pub async fn state(config: &Config) -> Result<AppState, StartError> {
+    let store = Store::connect(
+        config.database.url.expose_secret(),
+        config.database.max_connections,
+    )
+    .await?;
+    store.migrate().await?;
+    let directory = LdapDirectory::new(&config.directory)?;
+    let licence = LicenceGate::new(config.licence.azure_ad_premium);
+    Ok(AppState::new(Shared {
+        licence,
+        directory: Arc::new(directory),
+        store,
+        pages: Pages::new(config.helpdesk.url.clone(), licence.self_service_enabled()),
+        body_limit: config.server.body_limit,
+        request_timeout: config.server.request_timeout,
+    }))
+}
+
+pub async fn serve(config: &Config) -> Result<(), StartError> {
+    let state = state(config).await?;
+    let addr = config.server.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })?;
+    tracing::info!(
+        %addr,
+        public_url = %config.server.public_url,
+        self_service = config.licence.azure_ad_premium,
+        "sspr-bridge listening"
+    );
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|source| StartError::Listen { addr, source })?;
+    tracing::info!("sspr-bridge stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
