@@ -1,0 +1,283 @@
+//! The `sspr-bridge` binary: `check`, `gen-key`, `migrate` and `serve`, as an operator runs them,
+//! against the real DC, SMTP server and databases.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::env;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sspr-bridge");
+
+/// A config file for the test DC and SMTP server, plus `extra` lines appended per section.
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("sspr-bridge.toml");
+    let ca = env("SSPR_TEST_CA_FILE");
+    let body = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[directory]
+urls = [{url:?}]
+ca_file = {ca:?}
+base_dn = {base:?}
+bind_dn = {bind_dn:?}
+bind_password_file = {pw_file:?}
+[database]
+url = "sqlite://{data}/sspr.db"
+[smtp]
+host = {smtp_host:?}
+port = {smtp_port}
+tls = "starttls"
+ca_file = {ca:?}
+from = "sspr-bridge <no-reply@sspr.test>"
+{extra}
+"#,
+        url = env("SSPR_TEST_LDAPS_URL"),
+        base = env("SSPR_TEST_BASE_DN"),
+        bind_dn = env("SSPR_TEST_ADMIN_DN"),
+        pw_file = write_secret(dir, "bind_password", &env("SSPR_TEST_ADMIN_PASSWORD")),
+        data = dir.display(),
+        smtp_host = env("SSPR_TEST_SMTP_HOST"),
+        smtp_port = env("SSPR_TEST_SMTP_PORT"),
+    );
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn write_secret(dir: &Path, name: &str, value: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{value}\n")).unwrap();
+    path
+}
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("SSPR_CONFIG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run sspr-bridge")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn gen_key() -> String {
+    let output = run(&["gen-key"], &[]);
+    assert!(output.status.success());
+    stdout(&output).trim().to_owned()
+}
+
+#[test]
+fn gen_key_prints_32_random_bytes_in_base64() {
+    use base64::Engine as _;
+    let a = gen_key();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&a)
+        .unwrap();
+    assert_eq!(bytes.len(), 32);
+    assert_ne!(a, gen_key());
+}
+
+#[test]
+fn check_reports_every_dependency_ok_against_the_real_components() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let key = gen_key();
+    let output = run(
+        &["--config", config.to_str().unwrap(), "check"],
+        &[("SSPR__SECURITY__SECRET_KEY", &key)],
+    );
+    let text = stdout(&output);
+    assert!(
+        output.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for subject in ["config", "licence", "database", "dc", "smtp"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("OK") && l.split_whitespace().nth(1) == Some(subject)),
+            "no OK line for {subject}:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("self-service off"),
+        "licence state reported:\n{text}"
+    );
+    assert!(
+        !text.contains(&env("SSPR_TEST_ADMIN_PASSWORD")),
+        "no secret printed"
+    );
+}
+
+#[test]
+fn check_fails_with_the_reason_and_environment_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let key = gen_key();
+    let output = run(
+        &["--config", config.to_str().unwrap(), "check"],
+        &[
+            ("SSPR__SECURITY__SECRET_KEY", &key),
+            ("SSPR__LICENCE__AZURE_AD_PREMIUM", "true"),
+            ("SSPR__DIRECTORY__CA_FILE", &env("SSPR_TEST_OTHER_CA_FILE")),
+            ("SSPR__SMTP__PORT", "1"),
+        ],
+    );
+    let text = stdout(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("self-service enabled"), "{text}");
+    let dc = text.lines().find(|l| l.contains(" dc ")).expect("dc line");
+    assert!(dc.starts_with("FAIL") && dc.contains("certificate"), "{dc}");
+    let smtp = text
+        .lines()
+        .find(|l| l.contains(" smtp "))
+        .expect("smtp line");
+    assert!(smtp.starts_with("FAIL"), "{smtp}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("OK") && l.contains(" database ")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_configuration_names_the_key_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let output = run(&["--config", config.to_str().unwrap(), "serve"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("security.secret_key") && err.contains("sspr-bridge gen-key"),
+        "{err}"
+    );
+
+    let output = run(
+        &["--config", config.to_str().unwrap(), "check"],
+        &[
+            ("SSPR__SECURITY__SECRET_KEY", "dG9vIHNob3J0"),
+            ("SSPR__DIRECTORY__URLS", "ldap://127.0.0.1:389"),
+            ("SSPR__SERVER__LISTN", "x"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let text = stdout(&output);
+    assert!(text.starts_with("FAIL"), "{text}");
+    assert!(text.contains("listn"), "unknown key named: {text}");
+}
+
+#[test]
+fn invalid_values_are_all_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let output = run(
+        &["--config", config.to_str().unwrap(), "migrate"],
+        &[
+            ("SSPR__SECURITY__SECRET_KEY", "dG9vIHNob3J0"),
+            (
+                "SSPR__DIRECTORY__URLS",
+                "ldap://127.0.0.1:389,ldaps://127.0.0.1:636",
+            ),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("security.secret_key"), "{err}");
+    assert!(
+        err.contains("directory.urls") && err.contains("starttls"),
+        "{err}"
+    );
+}
+
+#[test]
+fn migrate_creates_the_sqlite_database_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let key = gen_key();
+    for _ in 0..2 {
+        let output = run(
+            &["--config", config.to_str().unwrap(), "migrate"],
+            &[("SSPR__SECURITY__SECRET_KEY", &key)],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(dir.path().join("sspr.db").is_file());
+}
+
+/// Sends one HTTP/1.1 request and returns the status code.
+async fn http_status(addr: &str, path: &str) -> Option<u16> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test]
+async fn serve_answers_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let config = write_config(dir.path(), "");
+    let key = gen_key();
+    let mut child = Command::new(BIN)
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("SSPR__SECURITY__SECRET_KEY", &key)
+        .env("SSPR__SERVER__LISTEN", &addr)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let started = Instant::now();
+    let mut ready = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        ready = http_status(&addr, "/readyz").await;
+        if ready.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready, Some(200), "the service came up ready");
+    assert_eq!(http_status(&addr, "/healthz").await, Some(200));
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                return (status, err);
+            }
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("serve did not stop within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(output.0.success(), "clean exit: {}", output.1);
+    assert!(output.1.contains("shutting down"), "{}", output.1);
+    assert!(!output.1.contains(&key), "the secret key is never logged");
+}

@@ -1,0 +1,208 @@
+//! Access to the real components that `scripts/test` starts (a Samba AD DC, PostgreSQL, an SMTP
+//! server), and test users created on the DC. Run through `scripts/test`, or start the components
+//! once with `scripts/env-up` and `source` the exports it prints.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
+use secrecy::SecretString;
+use sspr_bridge::config::{Config, Sources};
+use sspr_bridge::directory::{codec::unicode_pwd_value, tls::client_config};
+
+/// A variable `scripts/test` exports; a missing one fails the test with directions.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the integration tests run against a real Samba DC, PostgreSQL \
+             and SMTP server started by `scripts/test` (or `scripts/env-up` for repeated runs)"
+        )
+    })
+}
+
+/// A configuration for the test DC, layered like production: defaults, then `extra` TOML.
+pub fn config(extra: &str) -> Config {
+    try_config(extra).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn try_config(extra: &str) -> Result<Config, sspr_bridge::config::ConfigError> {
+    let base = format!(
+        r#"
+        [directory]
+        urls = [{url:?}]
+        ca_file = {ca:?}
+        base_dn = {base:?}
+        bind_dn = {bind_dn:?}
+        bind_password = {bind_pw:?}
+        timeout = "10s"
+        [security]
+        secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+        "#,
+        url = env("SSPR_TEST_LDAPS_URL"),
+        ca = env("SSPR_TEST_CA_FILE"),
+        base = env("SSPR_TEST_BASE_DN"),
+        bind_dn = env("SSPR_TEST_ADMIN_DN"),
+        bind_pw = env("SSPR_TEST_ADMIN_PASSWORD"),
+    );
+    // `extra` is a later layer, so it may override any of the above.
+    Config::load(&Sources {
+        file: None,
+        layers: vec![base, extra.to_owned()],
+        environment: false,
+    })
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test (or earlier run against the same DC) uses; sAMAccountName allows 20 chars.
+pub fn unique_name(prefix: &str) -> String {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let r: u32 = rand::random();
+    format!("{prefix}{:04x}{:04x}", r & 0xffff, n & 0xffff)
+}
+
+pub struct TestUser {
+    pub sam: String,
+    pub upn: String,
+    pub dn: String,
+    pub password: String,
+}
+
+impl TestUser {
+    pub fn secret(&self) -> SecretString {
+        SecretString::from(self.password.clone())
+    }
+}
+
+/// A fresh LDAPS connection to the test DC, not bound.
+pub async fn connect() -> Ldap {
+    let tls = client_config(Some(env("SSPR_TEST_CA_FILE").as_ref())).expect("test CA");
+    let settings = LdapConnSettings::new().set_config(Arc::clone(&tls));
+    let (conn, ldap) = LdapConnAsync::with_settings(settings, &env("SSPR_TEST_LDAPS_URL"))
+        .await
+        .expect("LDAPS connection to the test DC");
+    ldap3::drive!(conn);
+    ldap
+}
+
+pub async fn admin() -> Ldap {
+    let mut ldap = connect().await;
+    ldap.simple_bind(&env("SSPR_TEST_ADMIN_DN"), &env("SSPR_TEST_ADMIN_PASSWORD"))
+        .await
+        .and_then(ldap3::LdapResult::success)
+        .expect("administrator bind");
+    ldap
+}
+
+/// Binds as `dn` on a fresh connection: Ok on success, else the result code and message.
+pub async fn bind(dn: &str, password: &str) -> Result<(), (u32, String)> {
+    let mut ldap = connect().await;
+    let result = ldap
+        .simple_bind(dn, password)
+        .await
+        .expect("bind request answered");
+    let _ = ldap.unbind().await;
+    if result.rc == 0 {
+        Ok(())
+    } else {
+        Err((result.rc, result.text))
+    }
+}
+
+/// Creates an enabled user with a known password, `mail` set, in CN=Users.
+pub async fn create_user(prefix: &str) -> TestUser {
+    let sam = unique_name(prefix);
+    let realm = env("SSPR_TEST_BASE_DN")
+        .split(',')
+        .filter_map(|rdn| rdn.strip_prefix("DC="))
+        .collect::<Vec<_>>()
+        .join(".");
+    let upn = format!("{sam}@{realm}");
+    let dn = format!("CN={sam},CN=Users,{}", env("SSPR_TEST_BASE_DN"));
+    let password = format!("Initial-{}-Pw1!", rand::random::<u16>());
+    let mut ldap = admin().await;
+    let set = |v: &str| HashSet::from([v.as_bytes().to_vec()]);
+    let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = vec![
+        (b"objectClass".to_vec(), set("user")),
+        (b"sAMAccountName".to_vec(), set(&sam)),
+        (b"userPrincipalName".to_vec(), set(&upn)),
+        (b"displayName".to_vec(), set(&format!("Test {sam}"))),
+        (b"mail".to_vec(), set(&format!("{sam}@mail.test"))),
+        (
+            b"unicodePwd".to_vec(),
+            HashSet::from([unicode_pwd_value(&password)]),
+        ),
+        // NORMAL_ACCOUNT, enabled.
+        (b"userAccountControl".to_vec(), set("512")),
+    ];
+    ldap.add(&dn, attrs)
+        .await
+        .and_then(ldap3::LdapResult::success)
+        .unwrap_or_else(|e| panic!("create test user {sam}: {e}"));
+    let _ = ldap.unbind().await;
+    TestUser {
+        sam,
+        upn,
+        dn,
+        password,
+    }
+}
+
+/// Replaces an attribute as Administrator.
+pub async fn set_attr(dn: &str, attr: &str, value: &str) {
+    let mut ldap = admin().await;
+    ldap.modify(
+        dn,
+        vec![Mod::Replace(
+            attr.as_bytes().to_vec(),
+            HashSet::from([value.as_bytes().to_vec()]),
+        )],
+    )
+    .await
+    .and_then(ldap3::LdapResult::success)
+    .unwrap_or_else(|e| panic!("set {attr} on {dn}: {e}"));
+    let _ = ldap.unbind().await;
+}
+
+/// Reads one attribute as Administrator.
+pub async fn read_attr(dn: &str, attr: &str) -> Option<String> {
+    let mut ldap = admin().await;
+    let (entries, _) = ldap
+        .search(dn, Scope::Base, "(objectClass=*)", vec![attr])
+        .await
+        .and_then(ldap3::SearchResult::success)
+        .expect("read attribute");
+    let _ = ldap.unbind().await;
+    entries
+        .into_iter()
+        .next()
+        .map(SearchEntry::construct)
+        .and_then(|e| e.attrs.get(attr).and_then(|v| v.first().cloned()))
+}
+
+/// The DN of the object with this GUID, searched by its binary AD form.
+pub async fn dn_by_guid(guid: &sspr_bridge::domain::ObjectGuid) -> Option<String> {
+    let escaped: String = guid
+        .0
+        .to_bytes_le()
+        .iter()
+        .map(|b| format!("\\{b:02x}"))
+        .collect();
+    let mut ldap = admin().await;
+    let (entries, _) = ldap
+        .search(
+            &env("SSPR_TEST_BASE_DN"),
+            Scope::Subtree,
+            &format!("(objectGUID={escaped})"),
+            vec!["1.1"],
+        )
+        .await
+        .and_then(ldap3::SearchResult::success)
+        .expect("search by GUID");
+    let _ = ldap.unbind().await;
+    entries
+        .into_iter()
+        .next()
+        .map(|e| SearchEntry::construct(e).dn)
+}
