@@ -1,0 +1,151 @@
+# shellcheck shell=bash
+# Samba AD DC for tests and the demo: provision into a directory, run it in the
+# foreground (own process group), stop it. Requires common.sh.
+#
+# Layout of a DC directory DIR (everything Samba writes lives below it):
+#   DIR/etc/smb.conf      the provisioned config (SSPR_TEST_SMB_CONF)
+#   DIR/private, state, cache, run, ncalrpc ...
+#   DIR/admin_password    Administrator password (mode 600, no trailing newline)
+#   DIR/samba.log         samba's output;  DIR/samba.pid  root process (= process group)
+#   DIR/.provisioned      marker written after a complete provision
+#
+# Samba only ever listens on 127.0.0.1/::1 (interfaces = lo) and runs just the LDAP
+# service (LDAP 389 with StartTLS, LDAPS 636), with our own certificate.
+# Note: Samba's LDAP ports are fixed, so one DC per machine at a time.
+
+SSPR_DC_REALM=SSPR.TEST
+SSPR_DC_DOMAIN=SSPR
+SSPR_DC_BASE_DN="DC=sspr,DC=test"
+SSPR_DC_ADMIN_DN="CN=Administrator,CN=Users,DC=sspr,DC=test"
+SSPR_DC_START_TIMEOUT=${SSPR_DC_START_TIMEOUT:-90}
+
+dc_smb_conf() { echo "$1/etc/smb.conf"; }
+dc_admin_password() { cat "$1/admin_password"; }
+dc_ca_file() { sed -n 's/^[[:space:]]*tls cafile = //p' "$(dc_smb_conf "$1")"; }
+
+# A random password that satisfies AD complexity (upper, lower, digit, symbol; >= 7).
+_dc_gen_password() { echo "Sspr-$(openssl rand -hex 8)-Ad1!"; }
+
+# dc_provision DIR CERT_DIR: provision a fresh domain SSPR.TEST into DIR (no-op when
+# DIR already holds a complete provision). CERT_DIR must hold ca.pem, dc.pem, dc.key.
+# The admin password is $SSPR_DC_ADMIN_PASSWORD if set, else random.
+dc_provision() {
+    local dir=$1 certs=$2
+    if [[ -f $dir/.provisioned ]]; then
+        log "Samba DC already provisioned in $dir"
+        return 0
+    fi
+    local f
+    for f in ca.pem dc.pem dc.key; do
+        [[ -s $certs/$f ]] || die "dc_provision: missing $certs/$f (run certs/make-certs.sh first)"
+    done
+    certs=$(cd "$certs" && pwd)
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    local pw=${SSPR_DC_ADMIN_PASSWORD:-$(_dc_gen_password)}
+    (umask 077 && printf '%s' "$pw" >"$dir/admin_password")
+
+    # Start from an empty config so the host's /etc/samba/smb.conf (Debian's default
+    # file-server config) does not leak into the provisioned smb.conf.
+    printf '[global]\n' >"$dir/provision-base.conf"
+    local opts=(
+        "tls enabled = yes"
+        "tls keyfile = $certs/dc.key"
+        "tls certfile = $certs/dc.pem"
+        "tls cafile = $certs/ca.pem"
+        "interfaces = lo"
+        "bind interfaces only = yes"
+        # LDAP only: no smbd, kdc, dns, nbt, rpc, winbindd... -> fast start, 2 ports.
+        "server services = ldap"
+        "pid directory = $dir/run"
+        "ncalrpc dir = $dir/ncalrpc"
+        "log file = $dir/log.%m"
+        "debug hires timestamp = yes"
+    )
+    local args=(
+        domain provision -s "$dir/provision-base.conf"
+        --realm="$SSPR_DC_REALM" --domain="$SSPR_DC_DOMAIN" --host-name=dc1
+        --server-role=dc --dns-backend=NONE
+        --adminpass="$pw" --targetdir="$dir"
+    )
+    for f in "${opts[@]}"; do args+=(--option="$f"); done
+    if ! samba-tool "${args[@]}" >"$dir/provision.log" 2>&1; then
+        tail -n 30 "$dir/provision.log" >&2
+        die "samba-tool domain provision failed (full log: $dir/provision.log)"
+    fi
+    # Samba keeps accepting the previous password for 60 minutes after a change or reset
+    # (like AD's OldPasswordAllowedPeriod for NTLM), LDAP simple binds included. Tests must
+    # see the old password fail at once, and so should the demo. provision drops this
+    # option, so it goes into [global] afterwards.
+    sed -i 's/^\[global\]$/[global]\n\told password allowed period = 0/' "$(dc_smb_conf "$dir")"
+    # Test-friendly password policy: allow immediate re-change, lock after 5 bad
+    # passwords for 30 minutes. Complexity on, min length 7, history 24 stay default.
+    if ! samba-tool domain passwordsettings set -s "$(dc_smb_conf "$dir")" \
+            --min-pwd-age=0 --account-lockout-threshold=5 \
+            --account-lockout-duration=30 --reset-account-lockout-after=30 \
+            >>"$dir/provision.log" 2>&1; then
+        tail -n 30 "$dir/provision.log" >&2
+        die "samba-tool domain passwordsettings set failed (log: $dir/provision.log)"
+    fi
+    touch "$dir/.provisioned"
+}
+
+# dc_ldapsearch DIR [ldapsearch args...]: LDAPS as Administrator, verified with our CA only.
+dc_ldapsearch() {
+    local dir=$1; shift
+    LDAPTLS_CACERT="$(dc_ca_file "$dir")" LDAPTLS_REQCERT=demand \
+        ldapsearch -H ldaps://127.0.0.1:636 -x -D "$SSPR_DC_ADMIN_DN" -y "$dir/admin_password" "$@"
+}
+dc_ready() { dc_ldapsearch "$1" -b "$SSPR_DC_BASE_DN" -s base dn >/dev/null 2>&1; }
+
+# dc_ports_free: die unless LDAP ports 389 and 636 are free (Samba cannot use others).
+dc_ports_free() {
+    local p
+    for p in 389 636; do
+        if port_in_use "$p"; then
+            ss -Hltnp "sport = :$p" >&2 || true
+            die "port $p is already in use - another Samba DC (e.g. scripts/env-up or scripts/demo; see the first line of /tmp/sspr-test-env.sh for how to stop env-up) or slapd is running. Stop it, or run the tests against it: source /tmp/sspr-test-env.sh && cargo test"
+        fi
+    done
+}
+
+# dc_start DIR: start the provisioned DC and wait until an authenticated LDAPS search,
+# verified against our CA, succeeds. Registers dc_stop for script exit.
+dc_start() {
+    local dir=$1
+    [[ -f $dir/.provisioned ]] || die "dc_start: $dir is not a provisioned DC"
+    dc_ports_free
+    : >"$dir/samba.log"
+    # -F: foreground without the stdin-EOF handling of -i; own process group via setsid.
+    start_bg "$dir/samba.log" "$dir/samba.pid" samba -F --debug-stdout -s "$(dc_smb_conf "$dir")"
+    on_exit dc_stop "$dir"
+    local pid deadline
+    pid=$(cat "$dir/samba.pid")
+    deadline=$(( $(now_ms) + SSPR_DC_START_TIMEOUT * 1000 ))
+    until dc_ready "$dir"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 40 "$dir/samba.log" >&2
+            die "samba exited during startup (log: $dir/samba.log)"
+        fi
+        if (( $(now_ms) > deadline )); then
+            tail -n 40 "$dir/samba.log" >&2
+            dc_ldapsearch "$dir" -b "$SSPR_DC_BASE_DN" -s base dn >&2 || true
+            die "Samba DC not ready over LDAPS after ${SSPR_DC_START_TIMEOUT}s (log: $dir/samba.log)"
+        fi
+        sleep 0.1
+    done
+}
+
+dc_stop() {
+    local dir=$1
+    [[ -f $dir/samba.pid ]] || return 0
+    stop_pid_group "$(cat "$dir/samba.pid")" 15
+    rm -f "$dir/samba.pid"
+}
+
+# dc_samba_tool DIR ARGS...: samba-tool against the DC's database (works while it runs).
+dc_samba_tool() {
+    local dir=$1; shift
+    samba-tool "$@" -s "$(dc_smb_conf "$dir")"
+}
