@@ -93,14 +93,19 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
             );
             for dc in directory.probe().await {
                 match dc.result {
-                    Ok(took) => push(line(
+                    Ok(health) => push(line(
                         Status::Ok,
                         "dc",
                         format!(
-                            "{}: TLS verified against {trust}, bound as {} ({} ms)",
+                            "{}: TLS verified against {trust}, bound as {} ({} ms); {}",
                             dc.url,
                             config.directory.bind_dn,
-                            took.as_millis()
+                            health.latency.as_millis(),
+                            if health.policy_hints {
+                                "password policy hints supported: history and minimum age apply to resets"
+                            } else {
+                                "no password policy hints on this DC: history and minimum age are not applied to resets"
+                            }
                         ),
                     )),
                     Err(e) => push(line(Status::Fail, "dc", format!("{}: {e}", dc.url))),

@@ -70,7 +70,20 @@ pub struct DirectoryConfig {
     pub connect_timeout: Duration,
     pub pool_size: usize,
     pub retry_down_after: Duration,
-    pub policy_hints: bool,
+    pub policy_hints: PolicyHints,
+}
+
+/// Whether password resets carry LDAP_SERVER_POLICY_HINTS, which makes AD apply password history
+/// and minimum age to an administrative reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyHints {
+    /// Send it to every DC that lists it in its rootDSE `supportedControl`.
+    Auto,
+    /// Refuse to write a password through a DC that does not support it.
+    Required,
+    /// Never send it.
+    Off,
 }
 
 /// A domain controller's URL, known to be encrypted: `ldaps://`, or `ldap://` upgraded with
@@ -285,7 +298,7 @@ struct RawDirectory {
     pool_size: usize,
     #[serde(with = "humantime_serde")]
     retry_down_after: Duration,
-    policy_hints: bool,
+    policy_hints: PolicyHints,
 }
 
 #[derive(Deserialize)]

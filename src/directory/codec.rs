@@ -25,12 +25,22 @@ pub fn unicode_pwd_value(password: &str) -> Vec<u8> {
     bytes
 }
 
-/// LDAP_SERVER_POLICY_HINTS_OID with flag 1: apply password history and minimum age to an
-/// administrative reset, as Entra's writeback does. The value is BER `SEQUENCE { INTEGER 1 }`.
-/// Critical, so a DC that does not know it refuses the write instead of skipping the policy.
-pub fn policy_hints_control() -> RawControl {
+/// LDAP_SERVER_POLICY_HINTS_OID, and the OID Windows Server 2008 R2 used for it before.
+pub const POLICY_HINTS_OIDS: [&str; 2] = ["1.2.840.113556.1.4.2239", "1.2.840.113556.1.4.2066"];
+
+/// The policy hints OID a DC supports, from its rootDSE `supportedControl`; the current one first.
+pub fn supported_policy_hints(supported_controls: &[String]) -> Option<&'static str> {
+    POLICY_HINTS_OIDS
+        .into_iter()
+        .find(|oid| supported_controls.iter().any(|c| c == oid))
+}
+
+/// The policy hints control with flag 1: apply password history and minimum age to an
+/// administrative reset. The value is BER `SEQUENCE { INTEGER 1 }`. It is only sent to DCs that
+/// list it, and then critical, so the policy is never skipped silently.
+pub fn policy_hints_control(oid: &str) -> RawControl {
     RawControl {
-        ctype: "1.2.840.113556.1.4.2239".to_owned(),
+        ctype: oid.to_owned(),
         crit: true,
         val: Some(vec![0x30, 0x03, 0x02, 0x01, 0x01]),
     }
@@ -161,6 +171,23 @@ mod tests {
         assert_eq!(v, vec![b'"', 0, 0x3d, 0xd8, 0x00, 0xde, b'"', 0]);
         let v = unicode_pwd_value("ä");
         assert_eq!(v, vec![b'"', 0, 0xe4, 0x00, b'"', 0]);
+    }
+
+    #[test]
+    fn policy_hints_prefer_the_current_oid() {
+        let both = vec![
+            "1.2.840.113556.1.4.2066".to_owned(),
+            "1.2.840.113556.1.4.2239".to_owned(),
+        ];
+        assert_eq!(
+            supported_policy_hints(&both),
+            Some("1.2.840.113556.1.4.2239")
+        );
+        assert_eq!(
+            supported_policy_hints(&both[..1]),
+            Some("1.2.840.113556.1.4.2066")
+        );
+        assert_eq!(supported_policy_hints(&["1.2.3".to_owned()]), None);
     }
 
     #[test]

@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use ldap3::{Mod, Scope, SearchEntry, SearchOptions};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::DirectoryConfig;
+use crate::config::{DirectoryConfig, PolicyHints};
 use crate::domain::directory::{
-    AccountChange, DcId, DcStatus, Directory, DirectoryError, DirectoryUser, PasswordCheck,
+    AccountChange, DcHealth, DcId, DcStatus, Directory, DirectoryError, DirectoryUser,
+    PasswordCheck,
 };
 use errors::{from_ldap, from_result};
 use pool::{Connector, Dc, PooledLdap};
@@ -25,7 +26,7 @@ pub struct LdapDirectory {
     base_dn: String,
     user_filter: String,
     timeout: std::time::Duration,
-    policy_hints: bool,
+    policy_hints: PolicyHints,
 }
 
 impl LdapDirectory {
@@ -216,8 +217,18 @@ impl Directory for LdapDirectory {
         if mods.is_empty() {
             return Ok(DcId(dc.url().to_owned()));
         }
-        if change.new_password.is_some() && self.policy_hints {
-            conn.with_controls(codec::policy_hints_control());
+        if change.new_password.is_some() && self.policy_hints != PolicyHints::Off {
+            match dc.policy_hints(&mut conn).await? {
+                Some(oid) => {
+                    conn.with_controls(codec::policy_hints_control(oid));
+                }
+                None if self.policy_hints == PolicyHints::Required => {
+                    return Err(DirectoryError::PolicyHintsUnsupported {
+                        url: dc.url().to_owned(),
+                    });
+                }
+                None => {}
+            }
         }
         let result = conn
             .with_timeout(self.timeout)
@@ -234,18 +245,6 @@ impl Directory for LdapDirectory {
         match result {
             Ok(()) => Ok(DcId(dc.url().to_owned())),
             Err(e) => {
-                let e = match e {
-                    // Samba answers a policy-hints control it does not know with
-                    // unavailableCriticalExtension (12).
-                    DirectoryError::Other { rc: 12, detail } => DirectoryError::Other {
-                        rc: 12,
-                        detail: format!(
-                            "{detail} (the DC does not support the password policy hints control; \
-                             set directory.policy_hints = false)"
-                        ),
-                    },
-                    e => e,
-                };
                 Self::discard_if_broken(conn, &e);
                 Err(e)
             }
@@ -258,15 +257,12 @@ impl Directory for LdapDirectory {
             let started = Instant::now();
             let result = match dc.get().await {
                 Ok(mut conn) => {
-                    // A root DSE read proves the pooled connection still answers.
-                    let answer = conn
-                        .with_timeout(self.timeout)
-                        .search("", Scope::Base, "(objectClass=*)", vec!["1.1"])
-                        .await
-                        .and_then(ldap3::SearchResult::success)
-                        .map_err(|e| from_ldap(dc.url(), e));
-                    match answer {
-                        Ok(_) => Ok(started.elapsed()),
+                    // A rootDSE read proves the pooled connection still answers.
+                    match dc.read_capabilities(&mut conn).await {
+                        Ok(oid) => Ok(DcHealth {
+                            latency: started.elapsed(),
+                            policy_hints: oid.is_some(),
+                        }),
                         Err(e) => {
                             Self::discard_if_broken(conn, &e);
                             Err(e)

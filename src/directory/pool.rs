@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use deadpool::Runtime;
 use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, RecycleResult};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use rustls::ClientConfig;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::codec::supported_policy_hints;
 use super::errors::{from_ldap, from_result};
 use crate::config::DcEndpoint;
 use crate::domain::directory::DirectoryError;
@@ -93,6 +94,8 @@ impl Connector {
 pub struct Dc {
     pub connector: Arc<Connector>,
     pool: Pool<ServiceConnections>,
+    /// The policy hints OID this DC supports, if any; read from its rootDSE once.
+    policy_hints: tokio::sync::OnceCell<Option<&'static str>>,
     down_until: Mutex<Option<Instant>>,
     retry_down_after: Duration,
 }
@@ -114,6 +117,7 @@ impl Dc {
         Self {
             connector,
             pool,
+            policy_hints: tokio::sync::OnceCell::new(),
             down_until: Mutex::new(None),
             retry_down_after,
         }
@@ -121,6 +125,46 @@ impl Dc {
 
     pub fn url(&self) -> &str {
         &self.connector.endpoint.url
+    }
+
+    /// Reads the rootDSE's `supportedControl` and remembers which policy hints OID the DC has.
+    pub async fn read_capabilities(
+        &self,
+        ldap: &mut Ldap,
+    ) -> Result<Option<&'static str>, DirectoryError> {
+        let url = self.url();
+        let (entries, _) = ldap
+            .with_timeout(self.connector.timeout)
+            .search("", Scope::Base, "(objectClass=*)", vec!["supportedControl"])
+            .await
+            .and_then(ldap3::SearchResult::success)
+            .map_err(|e| from_ldap(url, e))?;
+        let controls = entries
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct)
+            .and_then(|mut e| e.attrs.remove("supportedControl"))
+            .unwrap_or_default();
+        let oid = supported_policy_hints(&controls);
+        if self.policy_hints.set(oid).is_ok() && oid.is_none() {
+            tracing::warn!(
+                dc = url,
+                "this DC does not support LDAP_SERVER_POLICY_HINTS: password history and minimum \
+                 age are not applied to resets written through it"
+            );
+        }
+        Ok(oid)
+    }
+
+    /// The policy hints OID to send with a password write on this DC, read once.
+    pub async fn policy_hints(
+        &self,
+        ldap: &mut Ldap,
+    ) -> Result<Option<&'static str>, DirectoryError> {
+        if let Some(known) = self.policy_hints.get() {
+            return Ok(*known);
+        }
+        self.read_capabilities(ldap).await
     }
 
     pub fn is_down(&self, now: Instant) -> bool {

@@ -104,7 +104,16 @@ pub struct DcId(pub String);
 #[derive(Clone, Debug)]
 pub struct DcStatus {
     pub url: String,
-    pub result: Result<std::time::Duration, DirectoryError>,
+    pub result: Result<DcHealth, DirectoryError>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DcHealth {
+    /// Time to get a bound connection (new or pooled) and read the rootDSE.
+    pub latency: std::time::Duration,
+    /// Whether the DC supports LDAP_SERVER_POLICY_HINTS, so resets through it respect password
+    /// history and minimum age.
+    pub policy_hints: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -124,6 +133,11 @@ pub enum DirectoryError {
     /// The URL is not encrypted and StartTLS is off: nothing was sent.
     #[error("{url} is unencrypted; use ldaps:// or StartTLS (directory.starttls = true)")]
     InsecureTransport { url: String },
+    /// `directory.policy_hints = "required"` and this DC cannot apply history to a reset.
+    #[error(
+        "{url} does not support LDAP_SERVER_POLICY_HINTS, which directory.policy_hints = \"required\" demands"
+    )]
+    PolicyHintsUnsupported { url: String },
     #[error("TLS with {url} failed: {detail}")]
     Tls { url: String, detail: String },
     /// The service account's own bind failed: a configuration problem, not the user's.

@@ -50,7 +50,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
                 latency_ms: dc
                     .result
                     .ok()
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                    .map(|h| u64::try_from(h.latency.as_millis()).unwrap_or(u64::MAX)),
             }
         })
         .collect();
