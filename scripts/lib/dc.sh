@@ -9,8 +9,9 @@
 #   DIR/samba.log         samba's output;  DIR/samba.pid  root process (= process group)
 #   DIR/.provisioned      marker written after a complete provision
 #
-# Samba only ever listens on 127.0.0.1/::1 (interfaces = lo) and runs just the LDAP
-# service (LDAP 389 with StartTLS, LDAPS 636), with our own certificate.
+# Samba listens on 127.0.0.1/::1 only (interfaces = lo) unless SSPR_DC_INTERFACES says
+# otherwise, and runs just the LDAP service (LDAP 389 with StartTLS, LDAPS 636), with our
+# own certificate.
 # Note: Samba's LDAP ports are fixed, so one DC per machine at a time.
 
 SSPR_DC_REALM=SSPR.TEST
@@ -18,6 +19,20 @@ SSPR_DC_DOMAIN=SSPR
 SSPR_DC_BASE_DN="DC=sspr,DC=test"
 SSPR_DC_ADMIN_DN="CN=Administrator,CN=Users,DC=sspr,DC=test"
 SSPR_DC_START_TIMEOUT=${SSPR_DC_START_TIMEOUT:-90}
+# Where a newly provisioned DC listens: smb.conf `interfaces` (with bind interfaces only), or
+# '*' for every address of the machine - for a DC in a container (docker/samba-dc), which
+# other containers must reach.
+SSPR_DC_INTERFACES=${SSPR_DC_INTERFACES:-lo}
+
+# The demo users (scripts/demo, docker/samba-dc): user password given-name surname mail (- = none).
+# helpdesk1 is in "SSPR Helpdesk Tier1", which is a member of "SSPR Helpdesk".
+# shellcheck disable=SC2034  # used by scripts/demo and docker/samba-dc/entrypoint.sh
+SSPR_DEMO_USERS=(
+    "alice     Demo-Pass-1!      Alice  Anderson  alice@sspr.test"
+    "bob       Demo-Pass-2!      Bob    Brown     bob@sspr.test"
+    "carol     Demo-Pass-3!      Carol  Clark     -"
+    "helpdesk1 Helpdesk-Pass-1!  Helen  Desk      helpdesk1@sspr.test"
+)
 
 dc_smb_conf() { echo "$1/etc/smb.conf"; }
 dc_admin_password() { cat "$1/admin_password"; }
@@ -49,13 +64,14 @@ dc_provision() {
     # Start from an empty config so the host's /etc/samba/smb.conf (Debian's default
     # file-server config) does not leak into the provisioned smb.conf.
     printf '[global]\n' >"$dir/provision-base.conf"
+    local listen_opts=("interfaces = $SSPR_DC_INTERFACES" "bind interfaces only = yes")
+    [[ $SSPR_DC_INTERFACES == '*' ]] && listen_opts=("bind interfaces only = no")  # wildcard addresses
     local opts=(
         "tls enabled = yes"
         "tls keyfile = $certs/dc.key"
         "tls certfile = $certs/dc.pem"
         "tls cafile = $certs/ca.pem"
-        "interfaces = lo"
-        "bind interfaces only = yes"
+        "${listen_opts[@]}"
         # LDAP only: no smbd, kdc, dns, nbt, rpc, winbindd... -> fast start, 2 ports.
         "server services = ldap"
         "pid directory = $dir/run"
@@ -148,4 +164,34 @@ dc_stop() {
 dc_samba_tool() {
     local dir=$1; shift
     samba-tool "$@" -s "$(dc_smb_conf "$dir")"
+}
+
+# dc_create_demo_objects DIR: the SSPR_DEMO_USERS and their groups (nested: helpdesk1 ->
+# SSPR Helpdesk Tier1 -> SSPR Helpdesk), skipping what exists. Works whether samba runs or not.
+dc_create_demo_objects() {
+    local dir=$1 users groups line sam pw given sn mail g
+    users=$(dc_samba_tool "$dir" user list)
+    groups=$(dc_samba_tool "$dir" group list)
+    for line in "${SSPR_DEMO_USERS[@]}"; do
+        read -r sam pw given sn mail <<<"$line"
+        grep -qx "$sam" <<<"$users" && continue
+        local args=(user create "$sam" "$pw" --given-name="$given" --surname="$sn")
+        [[ $mail != - ]] && args+=(--mail-address="$mail")
+        dc_samba_tool "$dir" "${args[@]}" >/dev/null
+        log "created user $sam"
+    done
+    for g in "SSPR Helpdesk" "SSPR Helpdesk Tier1"; do
+        grep -qx "$g" <<<"$groups" && continue
+        dc_samba_tool "$dir" group add "$g" >/dev/null
+        log "created group $g"
+    done
+    _dc_ensure_member "$dir" "SSPR Helpdesk" "SSPR Helpdesk Tier1"
+    _dc_ensure_member "$dir" "SSPR Helpdesk Tier1" helpdesk1
+}
+_dc_ensure_member() { # DIR GROUP MEMBER
+    # Not `samba-tool ... | grep -q`: grep exiting early could fail samba-tool with SIGPIPE.
+    if ! grep -qx "$3" <<<"$(dc_samba_tool "$1" group listmembers "$2")"; then
+        dc_samba_tool "$1" group addmembers "$2" "$3" >/dev/null
+        log "added $3 to group $2"
+    fi
 }
