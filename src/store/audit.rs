@@ -48,6 +48,25 @@ impl AuditLog for Store {
         .await?;
         rows.iter().map(record_from_row).collect()
     }
+
+    async fn after(&self, at_ms: i64, id: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        // Keyset pagination in the same (at_ms, id) order as `since`; row values compare
+        // lexicographically on both SQLite and PostgreSQL.
+        let rows = sqlx::query(
+            "SELECT id, at_ms, event, outcome, object_guid, sam_account_name, actor, client_ip,
+                 method, reason
+             FROM audit_events
+             WHERE (at_ms, id) > ($1, $2)
+             ORDER BY at_ms, id
+             LIMIT $3",
+        )
+        .bind(at_ms)
+        .bind(id)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
 }
 
 fn record_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {

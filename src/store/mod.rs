@@ -5,9 +5,13 @@
 //! `String`, `Vec<u8>` and their `Option`s). The schema lives in `migrations/{sqlite,postgres}`.
 
 mod audit;
+mod codes;
 mod database_url;
 mod error;
+mod flows;
 mod registrations;
+mod sessions;
+mod throttle;
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Executor};
 
+use crate::domain::ObjectGuid;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::store::StoreError;
 use database_url::DatabaseUrl;
@@ -25,6 +30,9 @@ pub use error::UNAVAILABLE;
 /// How long a query waits for a pooled connection, including (re)connecting to a server that
 /// refuses connections, before it fails as "unavailable".
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a reset flow is kept after it expired, for the audit and helpdesk views.
+pub const FLOW_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// How long SQLite waits for another connection's write lock before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
@@ -47,7 +55,8 @@ impl fmt::Display for Backend {
     }
 }
 
-/// The registrations and the audit log, in SQLite or PostgreSQL. Cloning is cheap and shares
+/// The registrations, the audit log and the short-lived state of the flows (sessions, reset
+/// flows, emailed codes, throttle counters), in SQLite or PostgreSQL. Cloning is cheap and shares
 /// the connection pool.
 #[derive(Clone)]
 pub struct Store {
@@ -147,9 +156,35 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// Deletes what ended at `now_ms`: sessions and emailed codes whose `expires_at_ms` is not
+    /// after it (a session is valid only before its end), and reset flows that expired more than
+    /// [`FLOW_RETENTION_MS`] earlier. Returns how many rows were deleted. Throttle counters are
+    /// pruned separately with `ThrottleStore::prune`, whose horizon depends on the windows.
+    pub async fn prune_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        let flows = sqlx::query("DELETE FROM reset_flows WHERE expires_at_ms < $1")
+            .bind(now_ms.saturating_sub(FLOW_RETENTION_MS))
+            .execute(&self.pool)
+            .await?;
+        let codes = sqlx::query("DELETE FROM pending_codes WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(sessions.rows_affected() + flows.rows_affected() + codes.rows_affected())
+    }
+
     fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
+}
+
+/// Reads an `object_guid` column, which holds lowercase hyphenated text.
+fn parse_guid(text: String, table: &str) -> Result<ObjectGuid, StoreError> {
+    text.parse()
+        .map_err(|e| StoreError::new(format!("invalid object_guid {text:?} in {table}: {e}")))
 }
 
 /// Applied to every new SQLite connection. sqlx already defaults to a 5 s busy timeout and

@@ -7,9 +7,10 @@ use std::net::TcpListener;
 use sqlx::{AnyConnection, Connection, Executor, PgConnection};
 use sspr_bridge::domain::ObjectGuid;
 use sspr_bridge::domain::store::{
-    AuditEvent, AuditLog, EnrolledMethod, MethodKind, RegistrationStore,
+    AuditEvent, AuditLog, CodePurpose, CodeStore, EnrolledMethod, FlowStore, MethodKind,
+    PendingCode, RegistrationStore, ResetFlow, Session, SessionKind, SessionStore, ThrottleStore,
 };
-use sspr_bridge::store::{Backend, Store, UNAVAILABLE};
+use sspr_bridge::store::{Backend, FLOW_RETENTION_MS, Store, UNAVAILABLE};
 
 const POSTGRES_URL_VAR: &str = "SSPR_TEST_POSTGRES_URL";
 
@@ -128,6 +129,22 @@ on_both_backends!(
     racing_instances_accept_a_totp_step_once,
     audit_events_come_back_by_time,
     ping_and_close,
+    sessions_round_trip_every_field,
+    sessions_are_never_returned_after_their_end,
+    session_updates,
+    racing_session_failures_are_all_counted,
+    flows_round_trip_every_field,
+    flow_updates,
+    racing_flow_failures_are_all_counted,
+    racing_instances_finish_a_flow_once,
+    methods_verified_at_once_are_both_kept,
+    codes_round_trip_and_a_resend_replaces,
+    racing_instances_take_a_code_once,
+    throttle_counts_hits_in_a_window,
+    racing_hits_are_all_counted,
+    blocks_extend_but_never_shorten,
+    throttle_prune,
+    prune_expired_keeps_what_is_still_needed,
 );
 
 fn guid() -> ObjectGuid {
@@ -441,4 +458,604 @@ async fn an_sqlite_directory_that_cannot_be_created_is_reported() {
     let url = format!("sqlite://{}/sspr.db", file.display());
     let message = Store::connect(&url, 2).await.unwrap_err().message;
     assert!(message.contains("cannot create the directory"), "{message}");
+}
+
+/// A 32-byte hash that differs per `seed`, with a NUL and high bits in it.
+fn hash(seed: u8) -> Vec<u8> {
+    let mut bytes: Vec<u8> = (0..32).map(|i: u8| i.wrapping_mul(37) ^ seed).collect();
+    bytes[0] = 0;
+    bytes[31] = 0xff;
+    bytes
+}
+
+const T0: i64 = 1_750_000_000_000;
+
+fn session(seed: u8) -> Session {
+    Session {
+        token_hash: hash(seed),
+        kind: SessionKind::Enrollment,
+        user: guid(),
+        sam_account_name: "jdoe".into(),
+        created_at_ms: T0,
+        expires_at_ms: T0 + 3_600_000,
+        last_seen_at_ms: T0 + 10,
+        pending_totp: Some((0..=255).rev().collect()),
+        failures: 2,
+    }
+}
+
+fn flow(seed: u8) -> ResetFlow {
+    ResetFlow {
+        id_hash: hash(seed),
+        user: Some(guid()),
+        login: "jane.o'doe@example.org".into(),
+        sam_account_name: Some("jodoe".into()),
+        methods_required: 2,
+        verified_totp_at_ms: Some(T0 + 1),
+        verified_email_at_ms: Some(T0 + 2),
+        failures: 1,
+        created_at_ms: T0,
+        expires_at_ms: T0 + 900_000,
+        finished_at_ms: Some(T0 + 3),
+        dc: Some("dc1.example.org".into()),
+        locale: "nl".into(),
+    }
+}
+
+/// A flow as it starts: nothing verified, failed or finished yet.
+fn fresh_flow(seed: u8) -> ResetFlow {
+    ResetFlow {
+        verified_totp_at_ms: None,
+        verified_email_at_ms: None,
+        failures: 0,
+        finished_at_ms: None,
+        dc: None,
+        ..flow(seed)
+    }
+}
+
+fn code(purpose: CodePurpose, subject: Vec<u8>) -> PendingCode {
+    PendingCode {
+        purpose,
+        subject,
+        code_hash: hash(200),
+        address: "Jane.O'Doe+sspr@example.org".into(),
+        created_at_ms: T0,
+        expires_at_ms: T0 + 600_000,
+    }
+}
+
+/// Runs `n` copies of `task` at once, spread over `instances`, and returns their results.
+async fn race<T, F, Fut>(instances: &[Store], n: usize, task: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(Store, usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let racers: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let run = task(instances[i % instances.len()].clone(), i);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                run.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for racer in racers {
+        results.push(racer.await.unwrap());
+    }
+    results
+}
+
+async fn sessions_round_trip_every_field(db: &TestDb) {
+    let store = db.store().await;
+    let enrollment = session(1);
+    let helpdesk = Session {
+        kind: SessionKind::Helpdesk,
+        sam_account_name: "helpdesk.op".into(),
+        pending_totp: None,
+        failures: 0,
+        ..session(2)
+    };
+    store.create_session(&enrollment).await.unwrap();
+    store.create_session(&helpdesk).await.unwrap();
+
+    let now = T0 + 60_000;
+    assert_eq!(
+        store.session(&hash(1), now).await.unwrap(),
+        Some(enrollment.clone())
+    );
+    assert_eq!(store.session(&hash(2), now).await.unwrap(), Some(helpdesk));
+    assert_eq!(store.session(&hash(3), now).await.unwrap(), None);
+    assert_eq!(store.session(&[], now).await.unwrap(), None);
+    // A prefix of a token hash is not the token hash.
+    assert_eq!(store.session(&hash(1)[..31], now).await.unwrap(), None);
+
+    let message = store.create_session(&session(1)).await.unwrap_err().message;
+    assert!(
+        message.contains("refused"),
+        "a token hash is unique: {message}"
+    );
+    let stored = format!(
+        "SELECT COUNT(*) FROM sessions WHERE object_guid = '{}' AND kind = 'enrollment'",
+        enrollment.user
+    );
+    assert_eq!(db.scalar(&stored).await, 1);
+}
+
+async fn sessions_are_never_returned_after_their_end(db: &TestDb) {
+    let store = db.store().await;
+    let s = session(1);
+    store.create_session(&s).await.unwrap();
+    let end = s.expires_at_ms;
+    assert!(
+        store
+            .session(&s.token_hash, i64::MIN)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .session(&s.token_hash, end - 1)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.session(&s.token_hash, end).await.unwrap().is_none());
+    assert!(
+        store
+            .session(&s.token_hash, end + 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .session(&s.token_hash, i64::MAX)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn session_updates(db: &TestDb) {
+    let store = db.store().await;
+    let (s, other) = (session(1), session(2));
+    store.create_session(&s).await.unwrap();
+    store.create_session(&other).await.unwrap();
+    let now = T0 + 1_000;
+    let get = |token: Vec<u8>| {
+        let store = store.clone();
+        async move { store.session(&token, now).await.unwrap().unwrap() }
+    };
+
+    store.touch_session(&s.token_hash, T0 + 500).await.unwrap();
+    assert_eq!(get(hash(1)).await.last_seen_at_ms, T0 + 500);
+    store.touch_session(&s.token_hash, T0 + 400).await.unwrap();
+    assert_eq!(
+        get(hash(1)).await.last_seen_at_ms,
+        T0 + 500,
+        "a late touch does not move it back"
+    );
+
+    store.set_pending_totp(&s.token_hash, None).await.unwrap();
+    assert_eq!(get(hash(1)).await.pending_totp, None);
+    store
+        .set_pending_totp(&s.token_hash, Some(&[0, 7, 0]))
+        .await
+        .unwrap();
+    assert_eq!(get(hash(1)).await.pending_totp, Some(vec![0, 7, 0]));
+
+    assert_eq!(store.add_session_failure(&s.token_hash).await.unwrap(), 3);
+    assert_eq!(store.add_session_failure(&s.token_hash).await.unwrap(), 4);
+
+    let expected = Session {
+        last_seen_at_ms: T0 + 500,
+        pending_totp: Some(vec![0, 7, 0]),
+        failures: 4,
+        ..s.clone()
+    };
+    assert_eq!(get(hash(1)).await, expected);
+    assert_eq!(get(hash(2)).await, other, "other sessions are untouched");
+
+    store.delete_session(&s.token_hash).await.unwrap();
+    store.delete_session(&s.token_hash).await.unwrap();
+    assert!(store.session(&s.token_hash, now).await.unwrap().is_none());
+    // Updates of a session that is gone change nothing and are not errors...
+    store.touch_session(&s.token_hash, now).await.unwrap();
+    store.set_pending_totp(&s.token_hash, None).await.unwrap();
+    // ...except a failure, which has no count to return.
+    assert!(store.add_session_failure(&s.token_hash).await.is_err());
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sessions").await, 1);
+}
+
+async fn racing_session_failures_are_all_counted(db: &TestDb) {
+    let instances = [db.store().await, db.store().await];
+    let s = Session {
+        failures: 0,
+        ..session(1)
+    };
+    instances[0].create_session(&s).await.unwrap();
+    let mut counts = race(&instances, 20, |store, _| async move {
+        store.add_session_failure(&hash(1)).await.unwrap()
+    })
+    .await;
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<_>>());
+    let stored = instances[1].session(&hash(1), T0).await.unwrap().unwrap();
+    assert_eq!(stored.failures, 20);
+}
+
+async fn flows_round_trip_every_field(db: &TestDb) {
+    let store = db.store().await;
+    let full = flow(1);
+    // A decoy: no user behind the login.
+    let decoy = ResetFlow {
+        user: None,
+        login: "nobody".into(),
+        sam_account_name: None,
+        methods_required: 1,
+        ..fresh_flow(2)
+    };
+    store.create_flow(&full).await.unwrap();
+    store.create_flow(&decoy).await.unwrap();
+
+    assert_eq!(store.flow(&hash(1)).await.unwrap(), Some(full.clone()));
+    assert_eq!(store.flow(&hash(2)).await.unwrap(), Some(decoy.clone()));
+    assert_eq!(store.flow(&hash(3)).await.unwrap(), None);
+    assert_eq!(full.verified(), [MethodKind::Totp, MethodKind::Email]);
+    assert!(decoy.verified().is_empty());
+
+    assert!(store.create_flow(&flow(1)).await.is_err(), "ids are unique");
+    let stored = format!(
+        "SELECT COUNT(*) FROM reset_flows WHERE object_guid = '{}'",
+        full.user.unwrap()
+    );
+    assert_eq!(db.scalar(&stored).await, 1);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM reset_flows WHERE object_guid IS NULL")
+            .await,
+        1
+    );
+}
+
+async fn flow_updates(db: &TestDb) {
+    let store = db.store().await;
+    let (f, other) = (fresh_flow(1), fresh_flow(2));
+    store.create_flow(&f).await.unwrap();
+    store.create_flow(&other).await.unwrap();
+
+    store
+        .mark_verified(&f.id_hash, MethodKind::Email, T0 + 10)
+        .await
+        .unwrap();
+    let got = store.flow(&f.id_hash).await.unwrap().unwrap();
+    assert_eq!(got.verified(), [MethodKind::Email]);
+    store
+        .mark_verified(&f.id_hash, MethodKind::Totp, T0 + 20)
+        .await
+        .unwrap();
+    store
+        .set_flow_dc(&f.id_hash, "dc2.example.org")
+        .await
+        .unwrap();
+    assert_eq!(store.add_flow_failure(&f.id_hash).await.unwrap(), 1);
+    assert_eq!(store.add_flow_failure(&f.id_hash).await.unwrap(), 2);
+    assert!(store.finish_flow(&f.id_hash, T0 + 30).await.unwrap());
+    assert!(!store.finish_flow(&f.id_hash, T0 + 40).await.unwrap());
+
+    let expected = ResetFlow {
+        verified_email_at_ms: Some(T0 + 10),
+        verified_totp_at_ms: Some(T0 + 20),
+        dc: Some("dc2.example.org".into()),
+        failures: 2,
+        finished_at_ms: Some(T0 + 30),
+        ..f.clone()
+    };
+    assert_eq!(store.flow(&f.id_hash).await.unwrap(), Some(expected));
+    assert_eq!(store.flow(&other.id_hash).await.unwrap(), Some(other));
+
+    // A flow that does not exist cannot be finished and has no failure count.
+    assert!(!store.finish_flow(&hash(9), T0).await.unwrap());
+    assert!(store.add_flow_failure(&hash(9)).await.is_err());
+    store
+        .mark_verified(&hash(9), MethodKind::Totp, T0)
+        .await
+        .unwrap();
+    store.set_flow_dc(&hash(9), "dc1").await.unwrap();
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM reset_flows").await, 2);
+}
+
+async fn racing_flow_failures_are_all_counted(db: &TestDb) {
+    let instances = [db.store().await, db.store().await];
+    instances[0].create_flow(&fresh_flow(1)).await.unwrap();
+    let mut counts = race(&instances, 20, |store, _| async move {
+        store.add_flow_failure(&hash(1)).await.unwrap()
+    })
+    .await;
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<_>>());
+    let stored = instances[1].flow(&hash(1)).await.unwrap().unwrap();
+    assert_eq!(stored.failures, 20);
+}
+
+async fn racing_instances_finish_a_flow_once(db: &TestDb) {
+    let instances = [db.store().await, db.store().await];
+    for round in 0..10u8 {
+        instances[0].create_flow(&fresh_flow(round)).await.unwrap();
+        let finished = race(&instances, 8, move |store, i| async move {
+            let at = T0 + 100 + i as i64;
+            (store.finish_flow(&hash(round), at).await.unwrap(), at)
+        })
+        .await;
+        let winners: Vec<i64> = finished.iter().filter(|f| f.0).map(|f| f.1).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {finished:?}");
+        let stored = instances[1].flow(&hash(round)).await.unwrap().unwrap();
+        assert_eq!(stored.finished_at_ms, Some(winners[0]), "round {round}");
+    }
+}
+
+async fn methods_verified_at_once_are_both_kept(db: &TestDb) {
+    let instances = [db.store().await, db.store().await];
+    for round in 0..10u8 {
+        instances[0].create_flow(&fresh_flow(round)).await.unwrap();
+        race(&instances, 2, move |store, i| async move {
+            let method = [MethodKind::Totp, MethodKind::Email][i];
+            store
+                .mark_verified(&hash(round), method, T0 + i as i64)
+                .await
+                .unwrap();
+        })
+        .await;
+        let stored = instances[1].flow(&hash(round)).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.verified_totp_at_ms, stored.verified_email_at_ms),
+            (Some(T0), Some(T0 + 1)),
+            "round {round}"
+        );
+    }
+}
+
+async fn codes_round_trip_and_a_resend_replaces(db: &TestDb) {
+    let store = db.store().await;
+    let first = code(CodePurpose::ResetEmail, hash(1));
+    store.put_code(&first).await.unwrap();
+    // The same subject under another purpose is another code.
+    let enroll = PendingCode {
+        code_hash: hash(201),
+        ..code(CodePurpose::EnrollEmail, hash(1))
+    };
+    store.put_code(&enroll).await.unwrap();
+    let helpdesk = code(CodePurpose::HelpdeskEmail, hash(2));
+    store.put_code(&helpdesk).await.unwrap();
+
+    let get = |purpose, subject: Vec<u8>| {
+        let store = store.clone();
+        async move { store.code(purpose, &subject).await.unwrap() }
+    };
+    assert_eq!(
+        get(CodePurpose::ResetEmail, hash(1)).await,
+        Some(first.clone())
+    );
+    assert_eq!(
+        get(CodePurpose::EnrollEmail, hash(1)).await,
+        Some(enroll.clone())
+    );
+    assert_eq!(
+        get(CodePurpose::HelpdeskEmail, hash(2)).await,
+        Some(helpdesk.clone())
+    );
+    assert_eq!(get(CodePurpose::ResetEmail, hash(2)).await, None);
+
+    let resent = PendingCode {
+        code_hash: hash(202),
+        address: "other@example.net".into(),
+        created_at_ms: T0 + 60_000,
+        expires_at_ms: T0 + 660_000,
+        ..first.clone()
+    };
+    store.put_code(&resent).await.unwrap();
+    assert_eq!(get(CodePurpose::ResetEmail, hash(1)).await, Some(resent));
+    assert_eq!(get(CodePurpose::EnrollEmail, hash(1)).await, Some(enroll));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM pending_codes").await, 3);
+}
+
+async fn racing_instances_take_a_code_once(db: &TestDb) {
+    let instances = [db.store().await, db.store().await];
+    for round in 0..10u8 {
+        let subject = hash(round);
+        instances[0]
+            .put_code(&code(CodePurpose::ResetEmail, subject.clone()))
+            .await
+            .unwrap();
+        instances[0]
+            .put_code(&code(CodePurpose::EnrollEmail, subject.clone()))
+            .await
+            .unwrap();
+        let taken = race(&instances, 8, move |store, _| async move {
+            store
+                .take_code(CodePurpose::ResetEmail, &hash(round), &hash(200))
+                .await
+                .unwrap()
+        })
+        .await;
+        let takers = taken.iter().filter(|t| **t).count();
+        assert_eq!(takers, 1, "round {round}: {taken:?}");
+        let store = &instances[1];
+        assert_eq!(
+            store.code(CodePurpose::ResetEmail, &subject).await.unwrap(),
+            None
+        );
+        assert!(
+            !store
+                .take_code(CodePurpose::ResetEmail, &subject, &hash(200))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .code(CodePurpose::EnrollEmail, &subject)
+                .await
+                .unwrap()
+                .is_some(),
+            "round {round}: only the code of that purpose is taken"
+        );
+    }
+}
+
+async fn throttle_counts_hits_in_a_window(db: &TestDb) {
+    let store = db.store().await;
+    let key = "login:jane.o'doe";
+    assert_eq!(store.count(key, i64::MIN).await.unwrap(), 0);
+    assert_eq!(store.hit(key, 1_000, 0).await.unwrap(), 1);
+    assert_eq!(store.hit(key, 2_000, 0).await.unwrap(), 2);
+    // Two events in the same millisecond are two events.
+    assert_eq!(store.hit(key, 2_000, 0).await.unwrap(), 3);
+    // The window starts at `since_ms`, inclusive, and the new event is counted.
+    assert_eq!(store.hit(key, 3_000, 2_000).await.unwrap(), 3);
+    assert_eq!(store.hit(key, 4_000, 4_000).await.unwrap(), 1);
+    assert_eq!(store.hit("ip:2001:db8::1", 4_000, 0).await.unwrap(), 1);
+
+    assert_eq!(store.count(key, i64::MIN).await.unwrap(), 5);
+    assert_eq!(store.count(key, 1_000).await.unwrap(), 5);
+    assert_eq!(store.count(key, 1_001).await.unwrap(), 4);
+    assert_eq!(store.count(key, 2_001).await.unwrap(), 2);
+    assert_eq!(store.count(key, 4_000).await.unwrap(), 1);
+    assert_eq!(store.count(key, 4_001).await.unwrap(), 0);
+    assert_eq!(store.count("LOGIN:JANE.O'DOE", 0).await.unwrap(), 0);
+    assert_eq!(store.count("ip:2001:db8::1", 0).await.unwrap(), 1);
+}
+
+async fn racing_hits_are_all_counted(db: &TestDb) {
+    let instances = [db.store().await, db.store().await];
+    let counts = race(&instances, 20, |store, i| async move {
+        store.hit("ip:192.0.2.1", T0 + i as i64, T0).await.unwrap()
+    })
+    .await;
+    // Each sees at least its own event, and whoever counted last saw them all: no number of
+    // concurrent attempts stays under a limit.
+    assert!(counts.iter().all(|c| (1..=20).contains(c)), "{counts:?}");
+    assert_eq!(counts.iter().max(), Some(&20), "{counts:?}");
+    assert_eq!(instances[0].count("ip:192.0.2.1", T0).await.unwrap(), 20);
+}
+
+async fn blocks_extend_but_never_shorten(db: &TestDb) {
+    let instances = [db.store().await, db.store().await];
+    let store = &instances[0];
+    let key = "login:jdoe";
+    assert_eq!(store.blocked_until(key, T0).await.unwrap(), None);
+
+    store.block(key, T0 + 1_000).await.unwrap();
+    assert_eq!(
+        store.blocked_until(key, T0).await.unwrap(),
+        Some(T0 + 1_000)
+    );
+    assert_eq!(
+        store.blocked_until(key, T0 + 999).await.unwrap(),
+        Some(T0 + 1_000)
+    );
+    assert_eq!(store.blocked_until(key, T0 + 1_000).await.unwrap(), None);
+    assert_eq!(store.blocked_until("login:other", T0).await.unwrap(), None);
+
+    store.block(key, T0 + 500).await.unwrap();
+    assert_eq!(
+        store.blocked_until(key, T0).await.unwrap(),
+        Some(T0 + 1_000),
+        "an earlier end does not shorten"
+    );
+    store.block(key, T0 + 5_000).await.unwrap();
+    assert_eq!(
+        store.blocked_until(key, T0 + 1_000).await.unwrap(),
+        Some(T0 + 5_000),
+        "a later end extends"
+    );
+
+    // Instances blocking at once: the latest end wins whatever the order.
+    let racing_key = "ip:198.51.100.7";
+    race(&instances, 8, |store, i| async move {
+        store.block(racing_key, T0 + 100 * i as i64).await.unwrap()
+    })
+    .await;
+    assert_eq!(
+        store.blocked_until(racing_key, T0).await.unwrap(),
+        Some(T0 + 700)
+    );
+}
+
+async fn throttle_prune(db: &TestDb) {
+    let store = db.store().await;
+    for at in [1_000, 2_000, 2_999, 3_000, 4_000] {
+        store.hit("a", at, 0).await.unwrap();
+    }
+    store.hit("b", 1_000, 0).await.unwrap();
+    store.block("a", 2_000).await.unwrap();
+    store.block("b", 3_000).await.unwrap();
+    store.block("c", 9_000).await.unwrap();
+
+    // Events at or after 3 000 and blocks ending at or after it stay.
+    assert_eq!(store.prune(3_000).await.unwrap(), 4 + 1);
+    assert_eq!(store.count("a", i64::MIN).await.unwrap(), 2);
+    assert_eq!(store.count("b", i64::MIN).await.unwrap(), 0);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM throttle_blocks").await, 2);
+    assert_eq!(store.blocked_until("c", 3_000).await.unwrap(), Some(9_000));
+    assert_eq!(store.prune(3_000).await.unwrap(), 0);
+    assert_eq!(store.prune(i64::MAX).await.unwrap(), 4);
+}
+
+async fn prune_expired_keeps_what_is_still_needed(db: &TestDb) {
+    let store = db.store().await;
+    let now = T0 + 10 * FLOW_RETENTION_MS;
+    for (seed, expires) in [(1, now - 1), (2, now), (3, now + 1)] {
+        let s = Session {
+            expires_at_ms: expires,
+            ..session(seed)
+        };
+        store.create_session(&s).await.unwrap();
+        let c = PendingCode {
+            expires_at_ms: expires,
+            ..code(CodePurpose::EnrollEmail, hash(seed))
+        };
+        store.put_code(&c).await.unwrap();
+    }
+    let horizon = now - FLOW_RETENTION_MS;
+    for (seed, expires) in [(1, horizon - 1), (2, horizon), (3, now - 1), (4, now + 1)] {
+        let f = ResetFlow {
+            expires_at_ms: expires,
+            ..flow(seed)
+        };
+        store.create_flow(&f).await.unwrap();
+    }
+    store.hit("a", 0, 0).await.unwrap();
+
+    // Sessions and codes that ended at `now`, flows that ended more than a day before.
+    assert_eq!(store.prune_expired(now).await.unwrap(), 2 + 2 + 1);
+    assert!(store.session(&hash(3), now).await.unwrap().is_some());
+    for (purpose, seed, kept) in [
+        (CodePurpose::EnrollEmail, 2, false),
+        (CodePurpose::EnrollEmail, 3, true),
+    ] {
+        assert_eq!(
+            store.code(purpose, &hash(seed)).await.unwrap().is_some(),
+            kept,
+            "code {seed}"
+        );
+    }
+    for (seed, kept) in [(1, false), (2, true), (3, true), (4, true)] {
+        assert_eq!(
+            store.flow(&hash(seed)).await.unwrap().is_some(),
+            kept,
+            "flow {seed}"
+        );
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM sessions").await, 1);
+    assert_eq!(
+        store.count("a", i64::MIN).await.unwrap(),
+        1,
+        "not throttles"
+    );
+    assert_eq!(store.prune_expired(now).await.unwrap(), 0);
 }
