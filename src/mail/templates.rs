@@ -1,0 +1,649 @@
+//! What a mail says: minijinja templates compiled in from `templates/mail/` (a text and an HTML
+//! part per mail), with the texts of each language in `locales/mail/*.toml`. The HTML templates
+//! escape every value (autoescape by file name); the text ones print values as they are.
+
+use std::time::{Duration, SystemTime};
+
+use minijinja::value::{Kwargs, Value};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, context};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::domain::notify::{Mail, MailKind};
+use crate::domain::store::MethodKind;
+
+/// How long the code mails say a code is valid unless told otherwise (`reset.code_lifetime`'s
+/// default).
+const DEFAULT_CODE_LIFETIME: Duration = Duration::from_secs(600);
+
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "layout.txt",
+        include_str!("../../templates/mail/layout.txt"),
+    ),
+    (
+        "layout.html",
+        include_str!("../../templates/mail/layout.html"),
+    ),
+    ("code.txt", include_str!("../../templates/mail/code.txt")),
+    ("code.html", include_str!("../../templates/mail/code.html")),
+    (
+        "notice.txt",
+        include_str!("../../templates/mail/notice.txt"),
+    ),
+    (
+        "notice.html",
+        include_str!("../../templates/mail/notice.html"),
+    ),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Language {
+    En,
+    Nl,
+}
+
+impl Language {
+    const ALL: [Language; 2] = [Language::En, Language::Nl];
+
+    fn tag(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::Nl => "nl",
+        }
+    }
+
+    /// `nl`, `nl-NL`, `NL_be` are Dutch; anything else is English.
+    fn of(locale: &str) -> Self {
+        let primary = locale.split(['-', '_']).next().unwrap_or("").trim();
+        Self::ALL
+            .into_iter()
+            .find(|l| l.tag().eq_ignore_ascii_case(primary))
+            .unwrap_or(Language::En)
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            Language::En => include_str!("../../locales/mail/en.toml"),
+            Language::Nl => include_str!("../../locales/mail/nl.toml"),
+        }
+    }
+}
+
+/// The texts of one language. Strict on both sides: a key missing from a catalog or unknown to
+/// this struct fails at start-up (and in the unit tests), never in a user's mailbox.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Catalog {
+    common: Common,
+    enrollment_code: CodeTexts,
+    reset_code: CodeTexts,
+    password_reset: NoticeTexts,
+    account_unlocked: NoticeTexts,
+    method_added: NoticeTexts,
+    method_removed: NoticeTexts,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Common {
+    greeting: String,
+    greeting_named: String,
+    service: String,
+    automatic: String,
+    link_label: String,
+    if_not_you: String,
+    when: String,
+    months: [String; 12],
+    method_totp: String,
+    method_email: String,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct CodeTexts {
+    subject: String,
+    intro: String,
+    valid: String,
+    notes: Vec<String>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct NoticeTexts {
+    subject: String,
+    body: String,
+}
+
+impl Catalog {
+    fn method(&self, method: MethodKind) -> &str {
+        match method {
+            MethodKind::Totp => &self.common.method_totp,
+            MethodKind::Email => &self.common.method_email,
+        }
+    }
+
+    /// `at` in words, in UTC.
+    fn when(&self, at: SystemTime) -> Result<String, Error> {
+        let at = time::OffsetDateTime::from(at);
+        fill(&self.common.when, |name| match name {
+            "day" => Some(at.day().to_string()),
+            "month" => Some(self.common.months[usize::from(u8::from(at.month())) - 1].clone()),
+            "year" => Some(at.year().to_string()),
+            "time" => Some(format!("{:02}:{:02}", at.hour(), at.minute())),
+            _ => None,
+        })
+    }
+}
+
+/// A mail ready to send: its subject and both parts.
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+    catalogs: Vec<(Language, Catalog)>,
+    public_url: String,
+    /// The same, escaped for an HTML attribute by hand: minijinja's escaping would also turn
+    /// each `/` into `&#x2f;`, valid but unreadable for people and link scanners.
+    public_url_html: String,
+    organisation: Option<String>,
+    code_lifetime: Duration,
+}
+
+impl Templates {
+    /// `public_url` is where links in mails point (the configured `server.public_url`, never a
+    /// request's Host header); `organisation` names the sender in the footer, else "the password
+    /// self-service".
+    pub fn new(public_url: &Url, organisation: Option<String>) -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.add_filter("fill", fill_filter);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .expect("compiled-in mail templates are valid");
+        }
+        let catalogs = Language::ALL
+            .into_iter()
+            .map(|language| {
+                let catalog = toml::from_str(language.source()).unwrap_or_else(|e| {
+                    panic!(
+                        "compiled-in mail texts for {} are invalid: {e}",
+                        language.tag()
+                    )
+                });
+                (language, catalog)
+            })
+            .collect();
+        Self {
+            env,
+            catalogs,
+            public_url: public_url.to_string(),
+            public_url_html: escape_for_attribute(public_url.as_str()),
+            organisation: organisation.filter(|o| !o.trim().is_empty()),
+            code_lifetime: DEFAULT_CODE_LIFETIME,
+        }
+    }
+
+    /// How long the code mails say a code is valid: the flows' `code_lifetime`.
+    pub fn set_code_lifetime(&mut self, lifetime: Duration) {
+        self.code_lifetime = lifetime;
+    }
+
+    fn catalog(&self, language: Language) -> &Catalog {
+        self.catalogs
+            .iter()
+            .find_map(|(l, c)| (*l == language).then_some(c))
+            .expect("a catalog for every language")
+    }
+
+    /// Renders `mail` as sent at `at`. Errors name the template and line, never a value.
+    pub fn render(&self, mail: &Mail, at: SystemTime) -> Result<Rendered, Error> {
+        let language = Language::of(&mail.locale);
+        let t = self.catalog(language);
+        let display_name = display_name(mail);
+        let common = context! {
+            lang => language.tag(),
+            c => &t.common,
+            display_name,
+            service => self.organisation.as_deref().unwrap_or(&t.common.service),
+            public_url => &self.public_url,
+            public_url_html => Value::from_safe_string(self.public_url_html.clone()),
+        };
+        let (template, subject, specific) = match &mail.kind {
+            MailKind::EnrollmentCode { code } => {
+                code_context(&t.enrollment_code, code, self.code_lifetime)
+            }
+            MailKind::ResetCode { code } => code_context(&t.reset_code, code, self.code_lifetime),
+            MailKind::PasswordReset => notice_context(&t.password_reset, t, None, at)?,
+            MailKind::AccountUnlocked => notice_context(&t.account_unlocked, t, None, at)?,
+            MailKind::MethodAdded { method } => {
+                notice_context(&t.method_added, t, Some(*method), at)?
+            }
+            MailKind::MethodRemoved { method } => {
+                notice_context(&t.method_removed, t, Some(*method), at)?
+            }
+        };
+        let ctx = context! { ..context! { subject }, ..specific, ..common };
+        let part = |extension: &str| {
+            self.env
+                .get_template(&format!("{template}.{extension}"))?
+                .render(&ctx)
+        };
+        Ok(Rendered {
+            subject: subject.to_owned(),
+            text: part("txt")?,
+            html: part("html")?,
+        })
+    }
+}
+
+/// The name to greet and address the mail to, if any: one line (a control character in a
+/// directory attribute would otherwise break the `To:` header, and lettre panics on it).
+pub(super) fn display_name(mail: &Mail) -> Option<String> {
+    let name = mail.display_name.as_deref()?;
+    let line: String = name
+        .split(char::is_control)
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!line.is_empty()).then_some(line)
+}
+
+/// Template, subject and values of a code mail. Only these two kinds ever see a code.
+fn code_context<'a>(
+    texts: &'a CodeTexts,
+    code: &secrecy::SecretString,
+    lifetime: Duration,
+) -> (&'static str, &'a str, Value) {
+    (
+        "code",
+        &texts.subject,
+        context! {
+            m => texts,
+            code => code.expose_secret(),
+            // Whole minutes, rounded down: better to promise less time than the code has.
+            minutes => (lifetime.as_secs() / 60).max(1),
+        },
+    )
+}
+
+fn notice_context<'a>(
+    texts: &'a NoticeTexts,
+    t: &Catalog,
+    method: Option<MethodKind>,
+    at: SystemTime,
+) -> Result<(&'static str, &'a str, Value), Error> {
+    Ok((
+        "notice",
+        &texts.subject,
+        context! {
+            m => texts,
+            when => t.when(at)?,
+            method => method.map(|m| t.method(m)),
+        },
+    ))
+}
+
+fn escape_for_attribute(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `{{ text | fill(name=value) }}`: puts values into a translated text's `{name}` placeholders.
+fn fill_filter(text: &str, values: Kwargs) -> Result<String, Error> {
+    fill(text, |name| {
+        values
+            .get::<Option<Value>>(name)
+            .ok()
+            .flatten()
+            .filter(|v| !v.is_none() && !v.is_undefined())
+            .map(|v| v.to_string())
+    })
+}
+
+/// Replaces each `{name}` in `text` with `value(name)` in one pass, so a value that itself
+/// contains braces (a display name, say) is never expanded. A placeholder without a value is an
+/// error: a misspelt one in a translation fails the tests instead of reaching a user.
+fn fill(text: &str, value: impl Fn(&str) -> Option<String>) -> Result<String, Error> {
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "unclosed { in a mail text"))?;
+        let name = &after[..close];
+        let filled = value(name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("no value for {{{name}}} in a mail text"),
+            )
+        })?;
+        out.push_str(&filled);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use secrecy::SecretString;
+
+    use super::*;
+
+    const CODE: &str = "40718263";
+
+    fn templates() -> Templates {
+        Templates::new(&Url::parse("https://sspr.example.com/").unwrap(), None)
+    }
+
+    /// 2025-03-14 09:41:07 UTC.
+    fn at() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_741_945_267)
+    }
+
+    fn every_kind() -> Vec<MailKind> {
+        let code = || SecretString::from(CODE);
+        vec![
+            MailKind::EnrollmentCode { code: code() },
+            MailKind::ResetCode { code: code() },
+            MailKind::PasswordReset,
+            MailKind::AccountUnlocked,
+            MailKind::MethodAdded {
+                method: MethodKind::Totp,
+            },
+            MailKind::MethodAdded {
+                method: MethodKind::Email,
+            },
+            MailKind::MethodRemoved {
+                method: MethodKind::Totp,
+            },
+            MailKind::MethodRemoved {
+                method: MethodKind::Email,
+            },
+        ]
+    }
+
+    fn mail(kind: MailKind, locale: &str, display_name: Option<&str>) -> Mail {
+        Mail {
+            to: "jan@example.com".to_owned(),
+            display_name: display_name.map(str::to_owned),
+            locale: locale.to_owned(),
+            kind,
+        }
+    }
+
+    fn is_code(kind: &MailKind) -> bool {
+        matches!(
+            kind,
+            MailKind::EnrollmentCode { .. } | MailKind::ResetCode { .. }
+        )
+    }
+
+    #[test]
+    fn every_kind_renders_in_every_language() {
+        let templates = templates();
+        for language in Language::ALL {
+            for kind in every_kind() {
+                let r = templates
+                    .render(&mail(kind.clone(), language.tag(), Some("Jan")), at())
+                    .unwrap_or_else(|e| panic!("{kind:?} in {}: {e:#}", language.tag()));
+                assert!(!r.subject.is_empty());
+                for part in [&r.text, &r.html] {
+                    assert!(part.contains("https://sspr.example.com/"), "{part}");
+                    assert!(!part.contains('{'), "a placeholder left in {part}");
+                }
+                assert!(r.html.contains("<a href=\"https://sspr.example.com/\""));
+                assert!(
+                    r.html
+                        .contains(&format!("<html lang=\"{}\">", language.tag()))
+                );
+                assert!(r.html.contains(&format!("<title>{}</title>", r.subject)));
+            }
+        }
+    }
+
+    #[test]
+    fn language_follows_the_locale_and_falls_back_to_english() {
+        let templates = templates();
+        let subject = |locale: &str| {
+            templates
+                .render(&mail(MailKind::PasswordReset, locale, None), at())
+                .unwrap()
+                .subject
+        };
+        assert_eq!(subject("en"), "Your password was reset");
+        assert_eq!(subject("nl"), "Uw wachtwoord is opnieuw ingesteld");
+        assert_eq!(subject("nl-BE"), subject("nl"));
+        assert_eq!(subject("de"), subject("en"));
+        assert_eq!(subject(""), subject("en"));
+    }
+
+    #[test]
+    fn the_code_is_alone_on_its_line_and_only_in_code_mails() {
+        let templates = templates();
+        for language in Language::ALL {
+            for kind in every_kind() {
+                let r = templates
+                    .render(&mail(kind.clone(), language.tag(), None), at())
+                    .unwrap();
+                if is_code(&kind) {
+                    assert!(r.text.lines().any(|l| l == CODE), "{}", r.text);
+                    assert!(r.html.contains(&format!(">{CODE}</span>")), "{}", r.html);
+                    assert!(r.html.contains("monospace"));
+                } else {
+                    for part in [&r.text, &r.html] {
+                        assert!(!part.contains(CODE));
+                        let longest_number = part
+                            .split(|c: char| !c.is_ascii_digit())
+                            .map(str::len)
+                            .max();
+                        assert!(longest_number < Some(6), "a number like a code in {part}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn notifications_say_when_and_which_method() {
+        let templates = templates();
+        let text = |kind, locale| {
+            templates
+                .render(&mail(kind, locale, None), at())
+                .unwrap()
+                .text
+        };
+        assert!(text(MailKind::PasswordReset, "en").contains("at 09:41 UTC on 14 March 2025."));
+        assert!(text(MailKind::AccountUnlocked, "nl").contains("op 14 maart 2025 om 09:41 UTC."));
+        let added = text(
+            MailKind::MethodAdded {
+                method: MethodKind::Totp,
+            },
+            "en",
+        );
+        assert!(added.contains("an authenticator app was added"), "{added}");
+        let removed = text(
+            MailKind::MethodRemoved {
+                method: MethodKind::Email,
+            },
+            "nl",
+        );
+        assert!(
+            removed.contains("is een e-mailadres verwijderd"),
+            "{removed}"
+        );
+    }
+
+    #[test]
+    fn the_text_part_reads_well() {
+        let r = templates()
+            .render(
+                &mail(
+                    MailKind::ResetCode {
+                        code: SecretString::from(CODE),
+                    },
+                    "en",
+                    Some("Jan de Vries"),
+                ),
+                at(),
+            )
+            .unwrap();
+        assert_eq!(
+            r.text,
+            "Hello Jan de Vries,\n\
+             \n\
+             Use this code to confirm it is you:\n\
+             \n\
+             40718263\n\
+             \n\
+             The code is valid for 10 minutes.\n\
+             \n\
+             Never share this code with anyone. The helpdesk will never ask you for it.\n\
+             \n\
+             Did not ask for a code? Someone may be trying to get into your account: do not pass \
+             the code on, and let the helpdesk know.\n\
+             \n\
+             This message was sent automatically by the password self-service. Replies are not read.\n\
+             Password self-service: https://sspr.example.com/"
+        );
+    }
+
+    #[test]
+    fn code_mails_state_the_configured_lifetime() {
+        let mut templates = templates();
+        templates.set_code_lifetime(Duration::from_secs(15 * 60 + 30));
+        let kind = MailKind::EnrollmentCode {
+            code: SecretString::from(CODE),
+        };
+        let r = templates.render(&mail(kind, "nl", None), at()).unwrap();
+        assert!(
+            r.text.contains("De code is 15 minuten geldig."),
+            "{}",
+            r.text
+        );
+    }
+
+    #[test]
+    fn html_escapes_what_comes_from_outside() {
+        let templates = Templates::new(
+            &Url::parse("https://sspr.example.com/?a=1&b=\"x\"").unwrap(),
+            Some("<b>Contoso</b> IT".to_owned()),
+        );
+        let r = templates
+            .render(
+                &mail(
+                    MailKind::AccountUnlocked,
+                    "en",
+                    Some("<script>alert(1)</script> {when}"),
+                ),
+                at(),
+            )
+            .unwrap();
+        assert!(!r.html.contains("<script>"), "{}", r.html);
+        assert!(
+            r.html
+                .contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; {when}"),
+            "{}",
+            r.html
+        );
+        assert!(
+            r.html.contains("&lt;b&gt;Contoso&lt;&#x2f;b&gt; IT"),
+            "{}",
+            r.html
+        );
+        assert!(
+            r.html
+                .contains("href=\"https://sspr.example.com/?a=1&amp;b=%22x%22\""),
+            "{}",
+            r.html
+        );
+        // The text part is not HTML: names appear as given, and never expand placeholders.
+        assert!(
+            r.text
+                .starts_with("Hello <script>alert(1)</script> {when},\n"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("sent automatically by <b>Contoso</b> IT."));
+    }
+
+    #[test]
+    fn a_blank_display_name_gets_the_plain_greeting() {
+        let r = templates()
+            .render(&mail(MailKind::PasswordReset, "nl", Some("  ")), at())
+            .unwrap();
+        assert!(r.text.starts_with("Goedendag,\n\n"), "{}", r.text);
+    }
+
+    fn key_paths(prefix: &str, table: &toml::Table, out: &mut BTreeSet<String>) {
+        for (key, value) in table {
+            let path = format!("{prefix}{key}");
+            match value {
+                toml::Value::Table(inner) => key_paths(&format!("{path}."), inner, out),
+                toml::Value::Array(items) => {
+                    out.insert(format!("{path}[{}]", items.len()));
+                }
+                _ => {
+                    out.insert(path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_language_has_the_same_texts_and_placeholders() {
+        let shape = |language: Language| {
+            let table: toml::Table = toml::from_str(language.source()).unwrap();
+            let mut paths = BTreeSet::new();
+            key_paths("", &table, &mut paths);
+            let placeholders: BTreeSet<String> = language
+                .source()
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .flat_map(|l| l.split('{').skip(1))
+                .filter_map(|s| s.split_once('}').map(|(name, _)| name.to_owned()))
+                .collect();
+            (paths, placeholders)
+        };
+        let english = shape(Language::En);
+        for language in Language::ALL {
+            assert_eq!(
+                shape(language),
+                english,
+                "{} differs from en",
+                language.tag()
+            );
+        }
+    }
+
+    #[test]
+    fn fill_takes_values_literally_and_refuses_unknown_placeholders() {
+        let value = |name: &str| (name == "a").then(|| "{b}".to_owned());
+        assert_eq!(fill("x {a} y", value).unwrap(), "x {b} y");
+        assert!(fill("x {b}", value).is_err());
+        assert!(fill("x {a", value).is_err());
+    }
+}

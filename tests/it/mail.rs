@@ -1,0 +1,372 @@
+//! Mail through the real SMTP server (aiosmtpd, STARTTLS with a certificate from the test CA),
+//! read back from the Maildir it writes. [`wait_for_mail`] is how any test reads its mails.
+//!
+//! Tests send concurrently into one Maildir, so every test mails its own [`unique_address`] and
+//! reads back only what was sent there.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mail_parser::{MessageParser, PartType};
+use secrecy::SecretString;
+use sspr_bridge::config::Config;
+use sspr_bridge::domain::clock::SystemClock;
+use sspr_bridge::domain::notify::{Mail, MailKind, Mailer};
+use sspr_bridge::domain::store::MethodKind;
+use sspr_bridge::mail::{SendError, SmtpMailer};
+
+use crate::harness::{self, env};
+
+/// How long [`wait_for_mail`] waits for a mail to arrive.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+const PUBLIC_URL: &str = "https://sspr.example.test/";
+
+/// One mail as it landed in the Maildir, decoded.
+#[derive(Debug)]
+pub struct Received {
+    /// The `To:` address.
+    pub to: String,
+    /// The `To:` display name, if any.
+    pub to_name: Option<String>,
+    pub subject: String,
+    /// The text/plain part.
+    pub text: String,
+    /// The text/html part.
+    pub html: String,
+    /// The whole message as stored, headers included.
+    pub raw: String,
+}
+
+impl Received {
+    /// The code of a code mail: the line of the text part that is nothing but 8 digits.
+    pub fn code_in(&self) -> Option<String> {
+        self.text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_owned)
+    }
+
+    /// The first header called `name` (any case), unfolded and trimmed.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let message = MessageParser::default().parse(self.raw.as_bytes())?;
+        message
+            .header_raw(name)
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// An address no other test (or earlier run) mails: `<random>@mail.test`.
+pub fn unique_address() -> String {
+    format!("{}@mail.test", harness::unique_name("rcpt"))
+}
+
+/// The `[smtp]` section for the test server, to layer onto [`harness::config`].
+pub fn smtp_section() -> String {
+    format!(
+        "[smtp]\nhost = {host:?}\nport = {port}\ntls = \"starttls\"\nca_file = {ca:?}\n\
+         from = \"sspr-bridge tests <no-reply@sspr.test>\"\n",
+        host = env("SSPR_TEST_SMTP_HOST"),
+        port = env("SSPR_TEST_SMTP_PORT"),
+        ca = env("SSPR_TEST_CA_FILE"),
+    )
+}
+
+/// Waits (up to 5 s) for a mail to `to` and takes it out of the Maildir, so the next call for
+/// the same address returns the next mail, oldest first. Panics if none arrives.
+pub async fn wait_for_mail(to: &str) -> Received {
+    let started = Instant::now();
+    loop {
+        if let Some(mail) = take_mail(to) {
+            return mail;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no mail to {to} arrived in {}/new within {PATIENCE:?}",
+            env("SSPR_TEST_MAILDIR")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Asserts that no mail to `to` arrives within `within`.
+pub async fn assert_no_mail(to: &str, within: Duration) {
+    let started = Instant::now();
+    loop {
+        if let Some(mail) = take_mail(to) {
+            panic!("unexpected mail to {to}: {:?}", mail.subject);
+        }
+        if started.elapsed() >= within {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The oldest mail addressed to `to`, removed from the Maildir.
+fn take_mail(to: &str) -> Option<Received> {
+    let dir = PathBuf::from(env("SSPR_TEST_MAILDIR")).join("new");
+    let needle = to.to_ascii_lowercase();
+    let mut found: Vec<(SystemTime, PathBuf, Received)> = Vec::new();
+    for entry in std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .flatten()
+    {
+        let path = entry.path();
+        // Another test may take its own mail between listing and reading: skip what is gone.
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&bytes)
+            .to_ascii_lowercase()
+            .contains(&needle)
+        {
+            continue;
+        }
+        let Some(mail) = decode(&bytes) else {
+            continue;
+        };
+        if mail.to.eq_ignore_ascii_case(to) {
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            found.push((modified, path, mail));
+        }
+    }
+    found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let (_, path, mail) = found.into_iter().next()?;
+    let _ = std::fs::remove_file(path);
+    Some(mail)
+}
+
+fn decode(bytes: &[u8]) -> Option<Received> {
+    let message = MessageParser::default().parse(bytes)?;
+    let to = message.to()?.first()?;
+    let part = |html: bool| {
+        message.parts.iter().find_map(|p| match &p.body {
+            PartType::Text(t) if !html => Some(t.to_string()),
+            PartType::Html(h) if html => Some(h.to_string()),
+            _ => None,
+        })
+    };
+    Some(Received {
+        to: to.address()?.to_owned(),
+        to_name: to.name().map(str::to_owned),
+        subject: message.subject().unwrap_or_default().to_owned(),
+        text: part(false).unwrap_or_default(),
+        html: part(true).unwrap_or_default(),
+        raw: String::from_utf8_lossy(bytes).into_owned(),
+    })
+}
+
+/// The test DC's configuration with the test SMTP server, `smtp_overrides` (TOML keys) replacing
+/// its settings.
+fn config(smtp_overrides: &str) -> Config {
+    let mut doc: toml::Table = toml::from_str(&smtp_section()).unwrap();
+    let overrides: toml::Table = toml::from_str(smtp_overrides).unwrap();
+    doc["smtp"].as_table_mut().unwrap().extend(overrides);
+    let server: toml::Table = toml::from_str(&format!("public_url = {PUBLIC_URL:?}")).unwrap();
+    doc.insert("server".to_owned(), server.into());
+    harness::config(&toml::to_string(&doc).unwrap())
+}
+
+fn mailer(config: &Config) -> SmtpMailer {
+    SmtpMailer::new(
+        config.smtp.as_ref().expect("[smtp] configured"),
+        &config.server.public_url,
+        Some("Sspr Test Org".to_owned()),
+        Arc::new(SystemClock),
+    )
+    .expect("mailer")
+}
+
+fn code() -> String {
+    format!("{:08}", rand::random::<u32>() % 100_000_000)
+}
+
+/// Each kind, with its subject in English and Dutch.
+fn every_kind(code: &str) -> Vec<(MailKind, &'static str, &'static str)> {
+    let code = || SecretString::from(code.to_owned());
+    vec![
+        (
+            MailKind::EnrollmentCode { code: code() },
+            "Confirm your email address",
+            "Bevestig uw e-mailadres",
+        ),
+        (
+            MailKind::ResetCode { code: code() },
+            "Your verification code",
+            "Uw verificatiecode",
+        ),
+        (
+            MailKind::PasswordReset,
+            "Your password was reset",
+            "Uw wachtwoord is opnieuw ingesteld",
+        ),
+        (
+            MailKind::AccountUnlocked,
+            "Your account was unlocked",
+            "Uw account is gedeblokkeerd",
+        ),
+        (
+            MailKind::MethodAdded {
+                method: MethodKind::Totp,
+            },
+            "A verification method was added to your account",
+            "Er is een verificatiemethode aan uw account toegevoegd",
+        ),
+        (
+            MailKind::MethodRemoved {
+                method: MethodKind::Email,
+            },
+            "A verification method was removed from your account",
+            "Er is een verificatiemethode van uw account verwijderd",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_mail_arrives_over_starttls_in_both_languages_with_text_and_html() {
+    let config = config("");
+    let mailer = mailer(&config);
+    let code = code();
+    let mut sent = Vec::new();
+    for locale in ["en", "nl"] {
+        for (kind, en, nl) in every_kind(&code) {
+            let to = unique_address();
+            let mail = Mail {
+                to: to.clone(),
+                display_name: Some("Test <Ontvanger> & Co".to_owned()),
+                locale: locale.to_owned(),
+                kind: kind.clone(),
+            };
+            // Mailer, as the flows call it; success means the server took the mail after
+            // STARTTLS, verified against the test CA (the transport refuses to go on without).
+            mailer
+                .send(&mail)
+                .await
+                .unwrap_or_else(|e| panic!("{kind:?} in {locale}: {e}"));
+            sent.push((to, kind, if locale == "en" { en } else { nl }));
+        }
+    }
+    for (to, kind, subject) in sent {
+        let got = wait_for_mail(&to).await;
+        assert_eq!(got.subject, subject, "{kind:?}");
+        assert_eq!(got.to_name.as_deref(), Some("Test <Ontvanger> & Co"));
+        assert!(!got.text.is_empty() && !got.html.is_empty(), "{}", got.raw);
+        assert!(got.text.contains(PUBLIC_URL), "{}", got.text);
+        assert!(
+            got.html.contains(&format!("<a href=\"{PUBLIC_URL}\"")),
+            "{}",
+            got.html
+        );
+        assert!(
+            got.html.contains("Test &lt;Ontvanger&gt; &amp; Co"),
+            "{}",
+            got.html
+        );
+        assert!(got.text.contains("Sspr Test Org"), "{}", got.text);
+        let is_code = matches!(
+            kind,
+            MailKind::EnrollmentCode { .. } | MailKind::ResetCode { .. }
+        );
+        if is_code {
+            assert_eq!(
+                got.code_in().as_deref(),
+                Some(code.as_str()),
+                "{}",
+                got.text
+            );
+            assert!(got.html.contains(&code), "{}", got.html);
+        } else {
+            assert_eq!(got.code_in(), None, "{}", got.text);
+            assert!(!got.raw.contains(&code), "{}", got.raw);
+        }
+        assert_eq!(
+            got.header("Auto-Submitted").as_deref(),
+            Some("auto-generated")
+        );
+        assert!(
+            got.header("Message-ID")
+                .is_some_and(|id| id.ends_with("@sspr.test>"))
+        );
+        assert!(got.header("Date").is_some());
+        assert_eq!(
+            got.header("From").as_deref(),
+            Some("\"sspr-bridge tests\" <no-reply@sspr.test>")
+        );
+        // aiosmtpd records the envelope recipient.
+        assert_eq!(got.header("X-RcptTo").as_deref(), Some(to.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn successive_mails_to_one_address_are_read_back_in_order() {
+    let config = config("");
+    let mailer = mailer(&config);
+    let to = unique_address();
+    let first = code();
+    for kind in [
+        MailKind::ResetCode {
+            code: SecretString::from(first.clone()),
+        },
+        MailKind::PasswordReset,
+    ] {
+        let mail = Mail {
+            to: to.clone(),
+            display_name: None,
+            locale: "en".to_owned(),
+            kind,
+        };
+        mailer.send(&mail).await.unwrap();
+    }
+    assert_eq!(wait_for_mail(&to).await.code_in(), Some(first));
+    assert_eq!(wait_for_mail(&to).await.subject, "Your password was reset");
+    assert_no_mail(&to, Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_server_certificate_from_another_ca_is_a_tls_error_and_nothing_is_sent() {
+    let config = config(&format!("ca_file = {:?}\n", env("SSPR_TEST_OTHER_CA_FILE")));
+    let to = unique_address();
+    let code = code();
+    let mail = Mail {
+        to: to.clone(),
+        display_name: None,
+        locale: "en".to_owned(),
+        kind: MailKind::ResetCode {
+            code: SecretString::from(code.clone()),
+        },
+    };
+    let err = mailer(&config).deliver(&mail).await.unwrap_err();
+    assert!(matches!(err, SendError::Tls { .. }), "{err:?}");
+    assert!(!err.is_permanent());
+    let message = err.to_string();
+    assert!(message.contains("certificate"), "{message}");
+    assert!(!message.contains(&code), "{message}");
+    assert_no_mail(&to, Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_named_and_temporary() {
+    let config = config("port = 1\ntimeout = \"3s\"\n");
+    let code = code();
+    let mail = Mail {
+        to: unique_address(),
+        display_name: None,
+        locale: "nl".to_owned(),
+        kind: MailKind::EnrollmentCode {
+            code: SecretString::from(code.clone()),
+        },
+    };
+    let mailer = mailer(&config);
+    let err = mailer.deliver(&mail).await.unwrap_err();
+    assert!(matches!(err, SendError::Unreachable { .. }), "{err:?}");
+    assert!(!err.is_permanent());
+    let err = Mailer::send(&mailer, &mail).await.unwrap_err();
+    assert!(err.message.contains("127.0.0.1:1 "), "{err}");
+    assert!(!err.message.contains(&code), "{err}");
+}
