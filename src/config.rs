@@ -33,6 +33,9 @@ pub struct Config {
     pub server: ServerConfig,
     pub licence: LicenceConfig,
     pub helpdesk: HelpdeskConfig,
+    pub registration: RegistrationConfig,
+    pub reset: ResetConfig,
+    pub throttle: ThrottleConfig,
     pub directory: DirectoryConfig,
     pub database: DatabaseConfig,
     pub smtp: Option<SmtpConfig>,
@@ -56,6 +59,43 @@ pub struct LicenceConfig {
 #[derive(Debug)]
 pub struct HelpdeskConfig {
     pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    pub totp_issuer: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfig {
+    pub methods_required: u8,
+    pub unlock_on_reset: bool,
+    #[serde(with = "humantime_serde")]
+    pub flow_lifetime: Duration,
+    #[serde(with = "humantime_serde")]
+    pub code_lifetime: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    pub flow_max_failures: u32,
+    pub user_max_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub user_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub user_block: Duration,
+    pub ip_max_starts: u32,
+    pub ip_max_verifications: u32,
+    #[serde(with = "humantime_serde")]
+    pub ip_window: Duration,
+    pub email_max_sends: u32,
+    #[serde(with = "humantime_serde")]
+    pub email_window: Duration,
 }
 
 #[derive(Debug)]
@@ -250,6 +290,9 @@ struct Raw {
     server: RawServer,
     licence: RawLicence,
     helpdesk: RawHelpdesk,
+    registration: RegistrationConfig,
+    reset: ResetConfig,
+    throttle: ThrottleConfig,
     directory: RawDirectory,
     database: RawDatabase,
     smtp: RawSmtp,
@@ -469,6 +512,48 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         }
     }
 
+    if !matches!(raw.reset.methods_required, 1 | 2) {
+        v.problem(
+            "reset.methods_required",
+            "must be 1 or 2 (2 means two different methods)",
+        );
+    }
+    for (key, value) in [
+        (
+            "registration.session_lifetime",
+            raw.registration.session_lifetime,
+        ),
+        ("reset.flow_lifetime", raw.reset.flow_lifetime),
+        ("reset.code_lifetime", raw.reset.code_lifetime),
+        ("throttle.user_window", raw.throttle.user_window),
+        ("throttle.ip_window", raw.throttle.ip_window),
+        ("throttle.email_window", raw.throttle.email_window),
+    ] {
+        if value.is_zero() {
+            v.problem(key, "must be more than 0, e.g. \"15m\"");
+        }
+    }
+    for (key, value) in [
+        ("throttle.flow_max_failures", raw.throttle.flow_max_failures),
+        ("throttle.user_max_failures", raw.throttle.user_max_failures),
+        ("throttle.ip_max_starts", raw.throttle.ip_max_starts),
+        (
+            "throttle.ip_max_verifications",
+            raw.throttle.ip_max_verifications,
+        ),
+        ("throttle.email_max_sends", raw.throttle.email_max_sends),
+    ] {
+        if value == 0 {
+            v.problem(key, "must be at least 1");
+        }
+    }
+    if raw.registration.totp_issuer.trim().is_empty() {
+        v.problem(
+            "registration.totp_issuer",
+            "must name the service, e.g. \"Contoso IT\"",
+        );
+    }
+
     let d = raw.directory;
     if d.urls.is_empty() {
         v.problem(
@@ -632,6 +717,9 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 azure_ad_premium: raw.licence.azure_ad_premium,
             },
             helpdesk: HelpdeskConfig { url: helpdesk_url },
+            registration: raw.registration,
+            reset: raw.reset,
+            throttle: raw.throttle,
             directory: DirectoryConfig {
                 endpoints,
                 ca_file,

@@ -5,8 +5,14 @@
 
 pub mod clock;
 pub mod directory;
+pub mod enrollment;
 pub mod licence;
+pub mod notify;
+pub mod reset;
+pub mod secrets;
+pub mod selfservice;
 pub mod store;
+pub mod totp;
 
 use std::fmt;
 

@@ -107,4 +107,186 @@ pub trait AuditLog: Send + Sync {
     async fn record(&self, event: &AuditEvent) -> Result<(), StoreError>;
     /// Events at or after `since_ms`, oldest first, at most `limit`.
     async fn since(&self, since_ms: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The next page: events after the event (`at_ms`, `id`) in the same order.
+    async fn after(&self, at_ms: i64, id: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+/// What a session is for. Helpdesk sessions (operators) come with the helpdesk feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A user who signed in with their AD password to manage their verification methods.
+    Enrollment,
+    /// A helpdesk operator.
+    Helpdesk,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Enrollment => "enrollment",
+            SessionKind::Helpdesk => "helpdesk",
+        }
+    }
+}
+
+/// A signed-in session. The bearer token itself is never stored, only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub token_hash: Vec<u8>,
+    pub kind: SessionKind,
+    pub user: ObjectGuid,
+    pub sam_account_name: String,
+    pub created_at_ms: i64,
+    /// Absolute end of the session.
+    pub expires_at_ms: i64,
+    /// Last request, for idle timeouts.
+    pub last_seen_at_ms: i64,
+    /// A TOTP secret shown to the user but not yet confirmed with a code (sealed).
+    pub pending_totp: Option<Vec<u8>>,
+    /// Wrong codes typed in this session.
+    pub failures: i64,
+}
+
+/// A password reset or unlock in progress. The flow id is a bearer secret: only its SHA-256 is
+/// stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResetFlow {
+    pub id_hash: Vec<u8>,
+    /// `None` for a decoy: the login matched no user who may reset (unknown, unregistered,
+    /// disabled, out of scope). A decoy answers like a real flow and can never succeed, so the
+    /// API does not reveal which accounts exist.
+    pub user: Option<ObjectGuid>,
+    /// The login as typed, lower-cased: the throttle key of a decoy, and what the audit shows.
+    pub login: String,
+    pub sam_account_name: Option<String>,
+    pub methods_required: i64,
+    pub verified_totp_at_ms: Option<i64>,
+    pub verified_email_at_ms: Option<i64>,
+    pub failures: i64,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    /// Set once the password was written or the account unlocked: a flow is single use.
+    pub finished_at_ms: Option<i64>,
+    /// The DC that took the flow's write; the rest of the flow stays on it (replication lags).
+    pub dc: Option<String>,
+    /// Language of the person who started the flow, for the mails it sends.
+    pub locale: String,
+}
+
+impl ResetFlow {
+    pub fn verified(&self) -> Vec<MethodKind> {
+        let mut v = Vec::new();
+        if self.verified_totp_at_ms.is_some() {
+            v.push(MethodKind::Totp);
+        }
+        if self.verified_email_at_ms.is_some() {
+            v.push(MethodKind::Email);
+        }
+        v
+    }
+}
+
+/// What an emailed code proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodePurpose {
+    /// Confirms a new email address during registration (subject: the session).
+    EnrollEmail,
+    /// Verifies a reset flow (subject: the flow).
+    ResetEmail,
+    /// A helpdesk operator verifying a caller (subject: operator session + target user).
+    HelpdeskEmail,
+}
+
+impl CodePurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodePurpose::EnrollEmail => "enroll_email",
+            CodePurpose::ResetEmail => "reset_email",
+            CodePurpose::HelpdeskEmail => "helpdesk_email",
+        }
+    }
+}
+
+/// An emailed one-time code, stored only as a keyed hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingCode {
+    pub purpose: CodePurpose,
+    /// What the code belongs to: a session's token hash or a flow's id hash.
+    pub subject: Vec<u8>,
+    pub code_hash: Vec<u8>,
+    /// Where it was sent.
+    pub address: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+    /// The session, if it exists and `now_ms` is before its end (expired ones are never returned).
+    async fn session(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<Session>, StoreError>;
+    async fn touch_session(&self, token_hash: &[u8], now_ms: i64) -> Result<(), StoreError>;
+    async fn set_pending_totp(
+        &self,
+        token_hash: &[u8],
+        sealed: Option<&[u8]>,
+    ) -> Result<(), StoreError>;
+    /// Adds one wrong code to the session atomically; returns the new count.
+    async fn add_session_failure(&self, token_hash: &[u8]) -> Result<i64, StoreError>;
+    async fn delete_session(&self, token_hash: &[u8]) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    async fn create_flow(&self, flow: &ResetFlow) -> Result<(), StoreError>;
+    async fn flow(&self, id_hash: &[u8]) -> Result<Option<ResetFlow>, StoreError>;
+    /// Records a successful verification with `method` (atomic per column, so two methods
+    /// verified at once are both kept).
+    async fn mark_verified(
+        &self,
+        id_hash: &[u8],
+        method: MethodKind,
+        at_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Adds one failed verification atomically; returns the new count.
+    async fn add_flow_failure(&self, id_hash: &[u8]) -> Result<i64, StoreError>;
+    /// Marks the flow finished; true only for the first caller (single use across instances).
+    async fn finish_flow(&self, id_hash: &[u8], at_ms: i64) -> Result<bool, StoreError>;
+    async fn set_flow_dc(&self, id_hash: &[u8], dc: &str) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait CodeStore: Send + Sync {
+    /// Stores a code, replacing any earlier one for the same purpose and subject (a resend
+    /// replaces the old code).
+    async fn put_code(&self, code: &PendingCode) -> Result<(), StoreError>;
+    async fn code(
+        &self,
+        purpose: CodePurpose,
+        subject: &[u8],
+    ) -> Result<Option<PendingCode>, StoreError>;
+    /// Deletes the code if it is still the one with `code_hash`; true only for the caller that
+    /// deleted it (single use under races, and a resend in between is not consumed).
+    async fn take_code(
+        &self,
+        purpose: CodePurpose,
+        subject: &[u8],
+        code_hash: &[u8],
+    ) -> Result<bool, StoreError>;
+}
+
+/// Counters for throttling, kept in the database so they hold across restarts and instances.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// Records one event under `key` at `at_ms`; returns how many events the key has at or
+    /// after `since_ms`, this one included.
+    async fn hit(&self, key: &str, at_ms: i64, since_ms: i64) -> Result<i64, StoreError>;
+    /// How many events the key has at or after `since_ms`.
+    async fn count(&self, key: &str, since_ms: i64) -> Result<i64, StoreError>;
+    /// Blocks `key` until `until_ms` (a later block extends, an earlier one does not shorten).
+    async fn block(&self, key: &str, until_ms: i64) -> Result<(), StoreError>;
+    /// When the block on `key` ends, if it is blocked at `now_ms`.
+    async fn blocked_until(&self, key: &str, now_ms: i64) -> Result<Option<i64>, StoreError>;
+    /// Deletes events and blocks that ended before `before_ms`.
+    async fn prune(&self, before_ms: i64) -> Result<u64, StoreError>;
 }

@@ -1,0 +1,431 @@
+//! Registration: a user signs in with their current AD password, then adds or removes an
+//! authenticator app (TOTP) or an email address. A method is active only once the user has
+//! typed a code that proves they hold it.
+
+use secrecy::SecretString;
+
+use super::directory::DirectoryUser;
+use super::notify::MailKind;
+use super::secrets::{self, new_token, normalise_code, token_hash};
+use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
+use super::store::{CodePurpose, EnrolledMethod, MethodKind, PendingCode, Session, SessionKind};
+use super::totp;
+
+/// What the user has registered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub totp: bool,
+    /// The confirmed address, masked.
+    pub email: Option<String>,
+}
+
+pub struct Enrollment<'a> {
+    deps: &'a Deps,
+}
+
+impl<'a> Enrollment<'a> {
+    pub fn new(deps: &'a Deps) -> Self {
+        Self { deps }
+    }
+
+    /// Binds as the user on a fresh connection. Returns a session token on success.
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &SecretString,
+        client: &Client,
+    ) -> Result<String, FlowError> {
+        let d = self.deps;
+        d.ip_limit(client, "start", d.settings.ip_max_starts)
+            .await?;
+        let login = login.trim();
+        if login.is_empty() || login.chars().count() > 256 {
+            return Err(FlowError::InvalidCredentials);
+        }
+        let user = d.directory.find_user(login).await?;
+        let (user, check) = match user {
+            Some(user) if !user.is_disabled() => {
+                let check = d.directory.check_password(&user, password).await?;
+                (Some(user), Some(check))
+            }
+            other => (other, None),
+        };
+        let signed_in = match (&user, check) {
+            (Some(user), Some(check)) if check.password_was_right() => user,
+            _ => {
+                let reason = match (&user, check) {
+                    (None, _) => "unknown_user".to_owned(),
+                    (Some(_), None) => "disabled".to_owned(),
+                    (Some(_), Some(check)) => format!("{check:?}").to_lowercase(),
+                };
+                d.audit(
+                    client,
+                    Audit {
+                        event: "sign_in",
+                        outcome: "failure",
+                        user: user.as_ref().map(|u| u.guid),
+                        sam_account_name: Some(
+                            user.as_ref().map_or(login, |u| u.sam_account_name.as_str()),
+                        ),
+                        method: None,
+                        reason: Some(&reason),
+                    },
+                )
+                .await?;
+                return Err(FlowError::InvalidCredentials);
+            }
+        };
+        let now = d.now_ms();
+        let (token, hash) = new_token();
+        d.sessions
+            .create_session(&Session {
+                token_hash: hash,
+                kind: SessionKind::Enrollment,
+                user: signed_in.guid,
+                sam_account_name: signed_in.sam_account_name.clone(),
+                created_at_ms: now,
+                expires_at_ms: now + ms(d.settings.session_lifetime),
+                last_seen_at_ms: now,
+                pending_totp: None,
+                failures: 0,
+            })
+            .await?;
+        d.audit(
+            client,
+            Audit {
+                event: "sign_in",
+                outcome: "success",
+                user: Some(signed_in.guid),
+                sam_account_name: Some(&signed_in.sam_account_name),
+                method: None,
+                reason: None,
+            },
+        )
+        .await?;
+        Ok(token)
+    }
+
+    async fn session(&self, token: &str) -> Result<Session, FlowError> {
+        let d = self.deps;
+        let hash = token_hash(token);
+        match d.sessions.session(&hash, d.now_ms()).await? {
+            Some(s) if s.kind == SessionKind::Enrollment => Ok(s),
+            _ => Err(FlowError::Unauthorized),
+        }
+    }
+
+    /// The signed-in user as AD sees them now (for the `mail` pre-fill and the notification name).
+    pub async fn directory_user(&self, token: &str) -> Result<Option<DirectoryUser>, FlowError> {
+        let session = self.session(token).await?;
+        let user = self
+            .deps
+            .directory
+            .find_user(&session.sam_account_name)
+            .await?;
+        Ok(user.filter(|u| u.guid == session.user))
+    }
+
+    pub async fn status(&self, token: &str) -> Result<Status, FlowError> {
+        let session = self.session(token).await?;
+        let methods = self.deps.registrations.methods(&session.user).await?;
+        let confirmed = |kind| {
+            methods
+                .iter()
+                .find(|m| m.kind == kind && m.confirmed_at_ms.is_some())
+        };
+        Ok(Status {
+            totp: confirmed(MethodKind::Totp).is_some(),
+            email: confirmed(MethodKind::Email)
+                .and_then(|m| m.address.as_deref())
+                .map(mask_email),
+        })
+    }
+
+    /// A new TOTP secret for the user to scan; it replaces any earlier one only once confirmed.
+    pub async fn begin_totp(&self, token: &str) -> Result<totp::Provisioning, FlowError> {
+        let d = self.deps;
+        let session = self.session(token).await?;
+        let secret = totp::new_secret();
+        let sealed = d.keys.seal(&secret, session.user.0.as_bytes());
+        d.sessions
+            .set_pending_totp(&session.token_hash, Some(&sealed))
+            .await?;
+        Ok(totp::provisioning(
+            &secret,
+            &d.settings.totp_issuer,
+            &session.sam_account_name,
+        ))
+    }
+
+    pub async fn confirm_totp(
+        &self,
+        token: &str,
+        code: &str,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let session = self.session(token).await?;
+        let Some(sealed) = &session.pending_totp else {
+            return Err(FlowError::InvalidInput(
+                "Start by adding an authenticator app; then type its code.".to_owned(),
+            ));
+        };
+        let secret = d
+            .keys
+            .open(sealed, session.user.0.as_bytes())
+            .ok_or_else(|| FlowError::InvalidInput("Add the authenticator app again.".into()))?;
+        let now_secs = u64::try_from(d.now_ms() / 1000).unwrap_or(0);
+        let step = normalise_code(code, totp::DIGITS)
+            .and_then(|c| totp::matching_step(&secret, &c, now_secs));
+        let Some(step) = step else {
+            return Err(self.wrong_code(&session, MethodKind::Totp, client).await?);
+        };
+        let now = d.now_ms();
+        d.registrations
+            .put_method(
+                &session.user,
+                &session.sam_account_name,
+                &EnrolledMethod {
+                    kind: MethodKind::Totp,
+                    address: None,
+                    secret_sealed: Some(sealed.clone()),
+                    // The confirming code is spent: it cannot be replayed for a reset.
+                    last_step: Some(step),
+                    confirmed_at_ms: Some(now),
+                    created_at_ms: now,
+                },
+            )
+            .await?;
+        d.sessions
+            .set_pending_totp(&session.token_hash, None)
+            .await?;
+        self.method_added(&session, MethodKind::Totp, client).await
+    }
+
+    /// Mails a code to `address`; the address becomes active once the code is typed back.
+    pub async fn begin_email(
+        &self,
+        token: &str,
+        address: &str,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let session = self.session(token).await?;
+        let address = address.trim();
+        if address.len() > 254 || address.parse::<lettre::Address>().is_err() {
+            return Err(FlowError::InvalidInput(
+                "That does not look like an email address.".to_owned(),
+            ));
+        }
+        let Some(mailer) = &d.mailer else {
+            return Err(FlowError::MailUnavailable);
+        };
+        self.email_quota(&session, client).await?;
+        let code = secrets::new_email_code();
+        let now = d.now_ms();
+        let purpose = CodePurpose::EnrollEmail;
+        d.codes
+            .put_code(&PendingCode {
+                purpose,
+                subject: session.token_hash.clone(),
+                code_hash: d
+                    .keys
+                    .code_hash(purpose.as_str(), &session.token_hash, &code),
+                address: address.to_owned(),
+                created_at_ms: now,
+                expires_at_ms: now + ms(d.settings.code_lifetime),
+            })
+            .await?;
+        let mail = super::notify::Mail {
+            to: address.to_owned(),
+            display_name: None,
+            locale: client.locale.clone(),
+            kind: MailKind::EnrollmentCode {
+                code: SecretString::from(code.to_string()),
+            },
+        };
+        if let Err(e) = mailer.send(&mail).await {
+            tracing::warn!(error = %e, "enrollment code not sent");
+            return Err(FlowError::MailUnavailable);
+        }
+        Ok(())
+    }
+
+    pub async fn confirm_email(
+        &self,
+        token: &str,
+        code: &str,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let session = self.session(token).await?;
+        let purpose = CodePurpose::EnrollEmail;
+        let pending = d.codes.code(purpose, &session.token_hash).await?;
+        let now = d.now_ms();
+        let valid = match (&pending, normalise_code(code, 8)) {
+            (Some(p), Some(code)) => {
+                p.expires_at_ms > now
+                    && d.keys.code_matches(
+                        purpose.as_str(),
+                        &session.token_hash,
+                        &code,
+                        &p.code_hash,
+                    )
+            }
+            _ => false,
+        };
+        let Some(pending) = pending.filter(|_| valid) else {
+            return Err(self.wrong_code(&session, MethodKind::Email, client).await?);
+        };
+        // Single use: of two requests racing with the right code, one wins.
+        if !d
+            .codes
+            .take_code(purpose, &session.token_hash, &pending.code_hash)
+            .await?
+        {
+            return Err(FlowError::InvalidCode {
+                remaining_attempts: 0,
+            });
+        }
+        d.registrations
+            .put_method(
+                &session.user,
+                &session.sam_account_name,
+                &EnrolledMethod {
+                    kind: MethodKind::Email,
+                    address: Some(pending.address),
+                    secret_sealed: None,
+                    last_step: None,
+                    confirmed_at_ms: Some(now),
+                    created_at_ms: now,
+                },
+            )
+            .await?;
+        self.method_added(&session, MethodKind::Email, client).await
+    }
+
+    pub async fn remove(
+        &self,
+        token: &str,
+        kind: MethodKind,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let session = self.session(token).await?;
+        // Told before removal, so a removed address still hears that it was removed.
+        let address = d.confirmed_email(&session.user).await?;
+        if d.registrations.remove_method(&session.user, kind).await? {
+            d.audit(
+                client,
+                Audit {
+                    event: "enrollment_removed",
+                    outcome: "success",
+                    user: Some(session.user),
+                    sam_account_name: Some(&session.sam_account_name),
+                    method: Some(kind),
+                    reason: None,
+                },
+            )
+            .await?;
+            d.notify(
+                address.as_deref(),
+                None,
+                &client.locale,
+                MailKind::MethodRemoved { method: kind },
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    async fn wrong_code(
+        &self,
+        session: &Session,
+        method: MethodKind,
+        client: &Client,
+    ) -> Result<FlowError, FlowError> {
+        let d = self.deps;
+        let failures = d.sessions.add_session_failure(&session.token_hash).await?;
+        d.audit(
+            client,
+            Audit {
+                event: "enrollment_confirm",
+                outcome: "failure",
+                user: Some(session.user),
+                sam_account_name: Some(&session.sam_account_name),
+                method: Some(method),
+                reason: Some("wrong_code"),
+            },
+        )
+        .await?;
+        let remaining = d.settings.flow_max_failures - failures;
+        if remaining <= 0 {
+            // Too many wrong codes: the session ends; the user signs in again.
+            d.sessions.delete_session(&session.token_hash).await?;
+        }
+        Ok(FlowError::InvalidCode {
+            remaining_attempts: remaining.max(0),
+        })
+    }
+
+    async fn email_quota(&self, session: &Session, client: &Client) -> Result<(), FlowError> {
+        let d = self.deps;
+        let now = d.now_ms();
+        let sent = d
+            .throttle
+            .hit(
+                &format!("user:{}:mail", session.user),
+                now,
+                now - ms(d.settings.email_window),
+            )
+            .await?;
+        if sent > d.settings.email_max_sends {
+            d.audit(
+                client,
+                Audit {
+                    event: "throttled",
+                    outcome: "denied",
+                    user: Some(session.user),
+                    sam_account_name: Some(&session.sam_account_name),
+                    method: Some(MethodKind::Email),
+                    reason: Some("email_sends"),
+                },
+            )
+            .await?;
+            return Err(FlowError::Throttled {
+                retry_after: d.settings.email_window,
+            });
+        }
+        Ok(())
+    }
+
+    async fn method_added(
+        &self,
+        session: &Session,
+        method: MethodKind,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        d.audit(
+            client,
+            Audit {
+                event: "enrollment_added",
+                outcome: "success",
+                user: Some(session.user),
+                sam_account_name: Some(&session.sam_account_name),
+                method: Some(method),
+                reason: None,
+            },
+        )
+        .await?;
+        let address = d.confirmed_email(&session.user).await?;
+        d.notify(
+            address.as_deref(),
+            None,
+            &client.locale,
+            MailKind::MethodAdded { method },
+        )
+        .await;
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! Mails the flows send. `crate::mail` renders them (text + HTML, per language) and sends them.
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use super::store::MethodKind;
+
+/// What a mail says. Codes are secrets: they print as `[REDACTED]` in Debug and are never logged.
+#[derive(Clone, Debug)]
+pub enum MailKind {
+    /// The code that confirms a new address during registration.
+    EnrollmentCode {
+        code: SecretString,
+    },
+    /// The code that verifies a password reset or unlock.
+    ResetCode {
+        code: SecretString,
+    },
+    /// Notifications: never a password or a code.
+    PasswordReset,
+    AccountUnlocked,
+    MethodAdded {
+        method: MethodKind,
+    },
+    MethodRemoved {
+        method: MethodKind,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Mail {
+    pub to: String,
+    /// Used in the greeting when known.
+    pub display_name: Option<String>,
+    /// `en` or `nl`; anything else falls back to English.
+    pub locale: String,
+    pub kind: MailKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("mail not sent: {message}")]
+pub struct MailError {
+    pub message: String,
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError>;
+}

@@ -1,0 +1,192 @@
+//! Secrets at rest and one-time codes. TOTP secrets are sealed with XChaCha20-Poly1305 under a
+//! key derived from `security.secret_key`, bound to the user's objectGUID so a sealed secret
+//! copied to another row does not open. Emailed codes and bearer tokens are stored only as
+//! hashes; codes are compared in constant time.
+
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const NONCE_LEN: usize = 24;
+
+/// Keys derived from `security.secret_key`, one per use, so no key serves two purposes.
+pub struct Keys {
+    seal: XChaCha20Poly1305,
+    code_mac: Zeroizing<[u8; 32]>,
+}
+
+fn derive(master: &[u8; 32], label: &[u8]) -> Zeroizing<[u8; 32]> {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(master).expect("HMAC takes any key length");
+    mac.update(label);
+    Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
+impl Keys {
+    pub fn new(secret_key: &[u8; 32]) -> Self {
+        let seal_key = derive(secret_key, b"sspr-bridge/seal/v1");
+        Self {
+            seal: XChaCha20Poly1305::new(seal_key.as_ref().into()),
+            code_mac: derive(secret_key, b"sspr-bridge/code/v1"),
+        }
+    }
+
+    /// `nonce || ciphertext+tag`; `context` (e.g. the objectGUID) must match when opening.
+    pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Vec<u8> {
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let ciphertext = self
+            .seal
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
+            .expect("XChaCha20-Poly1305 encryption of a short secret cannot fail");
+        let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        sealed
+    }
+
+    /// `None` if the data was altered, sealed for another context, or under another key.
+    pub fn open(&self, sealed: &[u8], context: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        self.seal
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context,
+                },
+            )
+            .ok()
+            .map(Zeroizing::new)
+    }
+
+    /// A keyed hash of a code: without the server's key, a stolen database does not let anyone
+    /// try the 10^8 possible codes offline.
+    pub fn code_hash(&self, purpose: &str, subject: &[u8], code: &str) -> Vec<u8> {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(self.code_mac.as_ref())
+            .expect("HMAC takes any key");
+        for part in [purpose.as_bytes(), subject, code.as_bytes()] {
+            // Length-prefixed, so ("ab","c") and ("a","bc") hash differently.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Constant-time comparison of a typed code with the stored hash.
+    pub fn code_matches(&self, purpose: &str, subject: &[u8], code: &str, stored: &[u8]) -> bool {
+        self.code_hash(purpose, subject, code).ct_eq(stored).into()
+    }
+}
+
+/// A new bearer token (for a session or a flow) and the hash that is stored for it.
+pub fn new_token() -> (String, Vec<u8>) {
+    let bytes: [u8; 32] = rand::random();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// An 8-digit emailed code.
+pub fn new_email_code() -> Zeroizing<String> {
+    Zeroizing::new(format!("{:08}", rand::random_range(0..100_000_000u32)))
+}
+
+/// A code as typed: spaces and dashes removed; `None` unless exactly `digits` ASCII digits.
+pub fn normalise_code(typed: &str, digits: usize) -> Option<String> {
+    let code: String = typed
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    (code.len() == digits && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::new(&[7u8; 32])
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_the_same_key_and_context() {
+        let keys = keys();
+        let sealed = keys.seal(b"totp secret", b"user-1");
+        assert!(
+            !sealed.windows(11).any(|w| w == b"totp secret"),
+            "not in clear"
+        );
+        assert_eq!(
+            keys.open(&sealed, b"user-1").unwrap().as_slice(),
+            b"totp secret"
+        );
+        assert!(keys.open(&sealed, b"user-2").is_none());
+        assert!(Keys::new(&[8u8; 32]).open(&sealed, b"user-1").is_none());
+        let mut tampered = sealed.clone();
+        tampered[30] ^= 1;
+        assert!(keys.open(&tampered, b"user-1").is_none());
+        assert!(keys.open(&sealed[..10], b"user-1").is_none());
+        assert_ne!(
+            sealed,
+            keys.seal(b"totp secret", b"user-1"),
+            "fresh nonce each time"
+        );
+    }
+
+    #[test]
+    fn code_hashes_are_keyed_and_bound_to_purpose_and_subject() {
+        let keys = keys();
+        let stored = keys.code_hash("reset_email", b"flow", "12345678");
+        assert!(keys.code_matches("reset_email", b"flow", "12345678", &stored));
+        assert!(!keys.code_matches("reset_email", b"flow", "12345679", &stored));
+        assert!(!keys.code_matches("enroll_email", b"flow", "12345678", &stored));
+        assert!(!keys.code_matches("reset_email", b"other", "12345678", &stored));
+        assert_ne!(
+            stored,
+            Keys::new(&[9u8; 32]).code_hash("reset_email", b"flow", "12345678")
+        );
+    }
+
+    #[test]
+    fn tokens_are_long_random_and_stored_hashed() {
+        let (a, hash) = new_token();
+        let (b, _) = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(hash, token_hash(&a));
+        assert_eq!(hash.len(), 32);
+    }
+
+    #[test]
+    fn codes_have_eight_digits_and_typing_is_forgiving() {
+        let code = new_email_code();
+        assert_eq!(code.len(), 8);
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(
+            normalise_code(" 1234 5678 ", 8).as_deref(),
+            Some("12345678")
+        );
+        assert_eq!(normalise_code("123-456", 6).as_deref(), Some("123456"));
+        assert_eq!(normalise_code("12345", 6), None);
+        assert_eq!(normalise_code("12345a", 6), None);
+        assert_eq!(normalise_code("١٢٣٤٥٦", 6), None, "only ASCII digits");
+    }
+}

@@ -1,0 +1,259 @@
+//! What the self-service flows share: their dependencies, settings, errors and the audit and
+//! throttle helpers.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::ObjectGuid;
+use super::clock::Clock;
+use super::directory::{Directory, DirectoryError};
+use super::notify::{Mail, MailKind, Mailer};
+use super::secrets::Keys;
+use super::store::{
+    AuditEvent, AuditLog, CodeStore, FlowStore, MethodKind, RegistrationStore, SessionStore,
+    StoreError, ThrottleStore,
+};
+
+/// Settings of the flows, taken from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub session_lifetime: Duration,
+    pub totp_issuer: String,
+    pub methods_required: usize,
+    pub unlock_on_reset: bool,
+    pub flow_lifetime: Duration,
+    pub code_lifetime: Duration,
+    pub flow_max_failures: i64,
+    pub user_max_failures: i64,
+    pub user_window: Duration,
+    pub user_block: Duration,
+    pub ip_max_starts: i64,
+    pub ip_max_verifications: i64,
+    pub ip_window: Duration,
+    pub email_max_sends: i64,
+    pub email_window: Duration,
+}
+
+/// Everything the flows talk to, as traits.
+#[derive(Clone)]
+pub struct Deps {
+    pub directory: Arc<dyn Directory>,
+    pub registrations: Arc<dyn RegistrationStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub flows: Arc<dyn FlowStore>,
+    pub codes: Arc<dyn CodeStore>,
+    pub throttle: Arc<dyn ThrottleStore>,
+    pub audit: Arc<dyn AuditLog>,
+    /// `None` when no SMTP server is configured: email methods are then unavailable.
+    pub mailer: Option<Arc<dyn Mailer>>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<Keys>,
+    pub settings: Settings,
+}
+
+/// Who is asking: for throttles, the audit and the language of mails.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub ip: Option<IpAddr>,
+    /// `en` or `nl`.
+    pub locale: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// Wrong password, unknown user and disabled user alike.
+    #[error("the username or password is wrong")]
+    InvalidCredentials,
+    /// No session, or it expired.
+    #[error("the session has expired; sign in again")]
+    Unauthorized,
+    #[error("the code is wrong or has expired")]
+    InvalidCode { remaining_attempts: i64 },
+    /// Unknown, expired, used up or ended by too many wrong codes.
+    #[error("this reset has expired or ended; please start again")]
+    FlowNotFound,
+    #[error("verify your identity first")]
+    NotVerified,
+    #[error("too many attempts; try again later")]
+    Throttled { retry_after: Duration },
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Length bounds, checked before anything is sent to AD.
+    #[error("{0}")]
+    PasswordRejected(String),
+    /// An email method was asked for but no mail server is configured, or it failed.
+    #[error("email is not available right now")]
+    MailUnavailable,
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One audit row. Built with what is known; never a password, code or secret.
+pub struct Audit<'a> {
+    pub event: &'a str,
+    pub outcome: &'a str,
+    pub user: Option<ObjectGuid>,
+    pub sam_account_name: Option<&'a str>,
+    pub method: Option<MethodKind>,
+    pub reason: Option<&'a str>,
+}
+
+impl Deps {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Writes an audit row. An audit failure fails the request: acting without a record is
+    /// worse than not acting.
+    pub async fn audit(&self, client: &Client, a: Audit<'_>) -> Result<(), StoreError> {
+        self.audit
+            .record(&AuditEvent {
+                at_ms: self.now_ms(),
+                event: a.event.to_owned(),
+                outcome: a.outcome.to_owned(),
+                object_guid: a.user,
+                sam_account_name: a.sam_account_name.map(str::to_owned),
+                actor: None,
+                client_ip: client.ip.map(|ip| ip.to_string()),
+                method: a.method.map(|m| m.as_str().to_owned()),
+                reason: a.reason.map(str::to_owned),
+            })
+            .await
+    }
+
+    /// Counts one event against a per-IP limit; refuses once the limit is passed.
+    pub async fn ip_limit(&self, client: &Client, what: &str, max: i64) -> Result<(), FlowError> {
+        let Some(ip) = client.ip else { return Ok(()) };
+        let now = self.now_ms();
+        let window = self.settings.ip_window;
+        let count = self
+            .throttle
+            .hit(&format!("ip:{what}:{ip}"), now, now - ms(window))
+            .await?;
+        if count > max {
+            self.audit(
+                client,
+                Audit {
+                    event: "throttled",
+                    outcome: "denied",
+                    user: None,
+                    sam_account_name: None,
+                    method: None,
+                    reason: Some(&format!("ip_{what}")),
+                },
+            )
+            .await?;
+            return Err(FlowError::Throttled {
+                retry_after: window,
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses while `key` (a user) is blocked.
+    pub async fn check_block(&self, key: &str) -> Result<(), FlowError> {
+        let now = self.now_ms();
+        match self.throttle.blocked_until(key, now).await? {
+            Some(until) => Err(FlowError::Throttled {
+                retry_after: Duration::from_millis(u64::try_from(until - now).unwrap_or(0)),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed verification for a user; blocks the user once past the limit.
+    pub async fn user_failure(&self, key: &str, client: &Client) -> Result<bool, StoreError> {
+        let now = self.now_ms();
+        let count = self
+            .throttle
+            .hit(
+                &format!("{key}:fail"),
+                now,
+                now - ms(self.settings.user_window),
+            )
+            .await?;
+        if count >= self.settings.user_max_failures {
+            self.throttle
+                .block(key, now + ms(self.settings.user_block))
+                .await?;
+            self.audit(
+                client,
+                Audit {
+                    event: "throttled",
+                    outcome: "denied",
+                    user: None,
+                    sam_account_name: None,
+                    method: None,
+                    reason: Some(&format!("user_blocked {key}")),
+                },
+            )
+            .await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Sends a notification if a mail server is configured; a failure is logged, not fatal:
+    /// the change itself already happened and was audited.
+    pub async fn notify(
+        &self,
+        to: Option<&str>,
+        display_name: Option<&str>,
+        locale: &str,
+        kind: MailKind,
+    ) {
+        let (Some(mailer), Some(to)) = (&self.mailer, to) else {
+            return;
+        };
+        let mail = Mail {
+            to: to.to_owned(),
+            display_name: display_name.map(str::to_owned),
+            locale: locale.to_owned(),
+            kind,
+        };
+        if let Err(e) = mailer.send(&mail).await {
+            tracing::warn!(error = %e, "notification not sent");
+        }
+    }
+
+    /// The user's confirmed email address, if any.
+    pub async fn confirmed_email(&self, user: &ObjectGuid) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .registrations
+            .methods(user)
+            .await?
+            .into_iter()
+            .find(|m| m.kind == MethodKind::Email && m.confirmed_at_ms.is_some())
+            .and_then(|m| m.address))
+    }
+}
+
+/// `a***@example.com`: enough for the user to recognise, too little to harvest.
+pub fn mask_email(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_addresses_keep_the_first_letter_and_the_domain() {
+        assert_eq!(mask_email("alice@example.com"), "a***@example.com");
+        assert_eq!(mask_email("ä@x.nl"), "ä***@x.nl");
+        assert_eq!(mask_email("nonsense"), "***");
+    }
+}
