@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use crate::domain::directory::DirectoryError;
 use crate::domain::licence::LicenceRequired;
+use crate::domain::reset::retry_after_secs;
+use crate::domain::selfservice::FlowError;
 use crate::domain::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,10 +24,23 @@ pub enum ApiError {
     Directory(#[from] DirectoryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Flow(FlowError),
+}
+
+impl From<FlowError> for ApiError {
+    fn from(e: FlowError) -> Self {
+        // Directory and store failures inside a flow are the same failures as outside one.
+        match e {
+            FlowError::Directory(e) => ApiError::Directory(e),
+            FlowError::Store(e) => ApiError::Store(e),
+            e => ApiError::Flow(e),
+        }
+    }
 }
 
 /// The body of every error response.
-#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: String,
     pub message: String,
@@ -47,6 +62,20 @@ impl ApiError {
                 _ => StatusCode::BAD_GATEWAY,
             },
             ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Flow(e) => match e {
+                FlowError::InvalidCredentials | FlowError::Unauthorized => StatusCode::UNAUTHORIZED,
+                FlowError::InvalidCode { .. } | FlowError::InvalidInput(_) => {
+                    StatusCode::BAD_REQUEST
+                }
+                FlowError::FlowNotFound => StatusCode::NOT_FOUND,
+                FlowError::NotVerified => StatusCode::FORBIDDEN,
+                FlowError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                FlowError::PasswordRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                FlowError::MailUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                FlowError::Directory(_) | FlowError::Store(_) => {
+                    unreachable!("unwrapped by From<FlowError>")
+                }
+            },
         }
     }
 
@@ -61,6 +90,18 @@ impl ApiError {
                 _ => "directory_error",
             },
             ApiError::Store(_) => "storage_unavailable",
+            ApiError::Flow(e) => match e {
+                FlowError::InvalidCredentials => "invalid_credentials",
+                FlowError::Unauthorized => "unauthorized",
+                FlowError::InvalidCode { .. } => "invalid_code",
+                FlowError::FlowNotFound => "flow_not_found",
+                FlowError::NotVerified => "not_verified",
+                FlowError::Throttled { .. } => "throttled",
+                FlowError::InvalidInput(_) => "invalid_request",
+                FlowError::PasswordRejected(_) => "password_policy",
+                FlowError::MailUnavailable => "mail_unavailable",
+                FlowError::Directory(_) | FlowError::Store(_) => "internal_error",
+            },
         }
     }
 
@@ -82,6 +123,28 @@ impl ApiError {
             ApiError::Directory(_) => {
                 "The directory refused the operation. Please contact the helpdesk.".to_owned()
             }
+            ApiError::Flow(FlowError::InvalidCode { remaining_attempts }) => {
+                match remaining_attempts {
+                    0 => "The code is wrong or has expired, and no attempts are left: start again."
+                        .to_owned(),
+                    1 => "The code is wrong or has expired. 1 attempt left.".to_owned(),
+                    n => format!("The code is wrong or has expired. {n} attempts left."),
+                }
+            }
+            ApiError::Flow(FlowError::Throttled { retry_after }) => format!(
+                "Too many attempts. Try again in {} minutes, or contact the helpdesk.",
+                retry_after.as_secs().div_ceil(60)
+            ),
+            ApiError::Flow(e) => {
+                let mut m = e.to_string();
+                if let Some(first) = m.get_mut(0..1) {
+                    first.make_ascii_uppercase();
+                }
+                if !m.ends_with('.') {
+                    m.push('.');
+                }
+                m
+            }
         }
     }
 
@@ -101,6 +164,12 @@ impl IntoResponse for ApiError {
             message: self.message(),
         };
         let mut response = (self.status(), Json(body)).into_response();
+        if let ApiError::Flow(FlowError::Throttled { retry_after }) = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                retry_after_secs(*retry_after).into(),
+            );
+        }
         if let Some(cause) = self.cause() {
             response.extensions_mut().insert(ErrorCause(cause));
         }

@@ -3,6 +3,7 @@
 //! A request flows one way: `http` → [`domain`] → ([`directory`] | [`store`]). Nothing below
 //! `http` knows about HTTP; only `store` writes SQL; only `directory` speaks LDAP.
 
+pub mod audit_export;
 pub mod check;
 pub mod config;
 pub mod directory;

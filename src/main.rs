@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sspr_bridge::config::{Config, ConfigError, LogFormat, SecretKey, Sources};
-use sspr_bridge::{check, server};
+use sspr_bridge::{audit_export, check, server};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -31,6 +31,15 @@ enum Command {
     Check,
     /// Print a new random security.secret_key.
     GenKey,
+    /// Export the audit log (sign-ins, registrations, flows, verifications, resets, unlocks,
+    /// throttle hits) to standard output.
+    Audit {
+        /// First day (2026-11-01, UTC) or time (2026-11-01T08:00:00Z) to export.
+        #[arg(long, value_parser = audit_export::parse_since)]
+        since: std::time::SystemTime,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: audit_export::Format,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,6 +96,16 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
             }
+            Command::Audit { since, format } => match audit(&config, since, format).await {
+                Ok(count) => {
+                    eprintln!("{count} audit events exported");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("audit export failed: {e}");
+                    ExitCode::FAILURE
+                }
+            },
             Command::GenKey => unreachable!("handled before the configuration is read"),
         }
     })
@@ -98,6 +117,20 @@ async fn migrate(config: &Config) -> Result<(), sspr_bridge::domain::store::Stor
     store.migrate().await?;
     store.close().await;
     Ok(())
+}
+
+async fn audit(
+    config: &Config,
+    since: std::time::SystemTime,
+    format: audit_export::Format,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    use secrecy::ExposeSecret;
+    let store = sspr_bridge::store::Store::connect(config.database.url.expose_secret(), 1).await?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let count = audit_export::export(&store, since, format, &mut out).await?;
+    store.close().await;
+    Ok(count)
 }
 
 fn config_failure(command: &Command, error: &ConfigError) -> ExitCode {

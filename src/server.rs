@@ -7,10 +7,15 @@ use secrecy::ExposeSecret;
 
 use crate::config::Config;
 use crate::directory::LdapDirectory;
+use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::directory::DirectoryError;
 use crate::domain::licence::LicenceGate;
+use crate::domain::notify::Mailer;
+use crate::domain::secrets::Keys;
+use crate::domain::selfservice::{Deps, Settings};
 use crate::domain::store::StoreError;
 use crate::http::{AppState, Pages, Shared, app};
+use crate::mail::{MailError, SmtpMailer};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +24,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("directory: {0}")]
     Directory(#[from] DirectoryError),
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -37,14 +44,57 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
     store.migrate().await?;
     let directory = LdapDirectory::new(&config.directory)?;
     let licence = LicenceGate::new(config.licence.azure_ad_premium);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mailer = match &config.smtp {
+        Some(smtp) => Some(Arc::new(
+            SmtpMailer::new(smtp, &config.server.public_url, None, clock.clone())?
+                .with_code_lifetime(config.reset.code_lifetime),
+        ) as Arc<dyn Mailer>),
+        None => None,
+    };
+    let shared_store = Arc::new(store.clone());
+    let deps = Deps {
+        directory: Arc::new(directory),
+        registrations: shared_store.clone(),
+        sessions: shared_store.clone(),
+        flows: shared_store.clone(),
+        codes: shared_store.clone(),
+        throttle: shared_store.clone(),
+        audit: shared_store,
+        mailer,
+        clock,
+        keys: Arc::new(Keys::new(config.security.secret_key.bytes())),
+        settings: settings(config),
+    };
     Ok(AppState::new(Shared {
         licence,
-        directory: Arc::new(directory),
+        deps,
         store,
         pages: Pages::new(config.helpdesk.url.clone(), licence.self_service_enabled()),
         body_limit: config.server.body_limit,
         request_timeout: config.server.request_timeout,
     }))
+}
+
+fn settings(config: &Config) -> Settings {
+    let t = &config.throttle;
+    Settings {
+        session_lifetime: config.registration.session_lifetime,
+        totp_issuer: config.registration.totp_issuer.clone(),
+        methods_required: usize::from(config.reset.methods_required),
+        unlock_on_reset: config.reset.unlock_on_reset,
+        flow_lifetime: config.reset.flow_lifetime,
+        code_lifetime: config.reset.code_lifetime,
+        flow_max_failures: i64::from(t.flow_max_failures),
+        user_max_failures: i64::from(t.user_max_failures),
+        user_window: t.user_window,
+        user_block: t.user_block,
+        ip_max_starts: i64::from(t.ip_max_starts),
+        ip_max_verifications: i64::from(t.ip_max_verifications),
+        ip_window: t.ip_window,
+        email_max_sends: i64::from(t.email_max_sends),
+        email_window: t.email_window,
+    }
 }
 
 pub async fn serve(config: &Config) -> Result<(), StartError> {

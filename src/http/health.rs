@@ -34,7 +34,7 @@ pub struct DcReady {
 /// Ready when the database answers and at least one DC does. Reasons go to the log, not to the
 /// (possibly public) probe.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
-    let (database, dcs) = tokio::join!(state.store.ping(), state.directory.probe());
+    let (database, dcs) = tokio::join!(state.store.ping(), state.deps.directory.probe());
     if let Err(e) = &database {
         tracing::warn!(error = %e, "readiness: database");
     }

@@ -1,5 +1,6 @@
 //! axum handlers: parse, call the domain, render. Pages and `/api/v1`.
 
+pub mod api;
 mod health;
 mod pages;
 
@@ -21,8 +22,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::domain::directory::Directory;
 use crate::domain::licence::LicenceGate;
+use crate::domain::selfservice::Deps;
 use crate::error::{ApiError, ErrorCause};
 use crate::store::Store;
 pub use pages::Pages;
@@ -35,7 +36,7 @@ pub struct AppState {
 
 pub struct Shared {
     pub licence: LicenceGate,
-    pub directory: Arc<dyn Directory>,
+    pub deps: Deps,
     pub store: Store,
     pub pages: Pages,
     pub body_limit: usize,
@@ -120,6 +121,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .route("/", get(pages::home))
         .route("/static/style.css", get(pages::stylesheet))
+        .merge(api::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), licence_gate))
         .layer(middleware::from_fn(log_errors))

@@ -19,7 +19,7 @@ pub enum Locale {
 impl Locale {
     const ALL: [Locale; 2] = [Locale::En, Locale::Nl];
 
-    fn tag(self) -> &'static str {
+    pub fn tag(self) -> &'static str {
         match self {
             Locale::En => "en",
             Locale::Nl => "nl",
@@ -33,15 +33,22 @@ impl Locale {
             .find(|l| l.tag().eq_ignore_ascii_case(primary))
     }
 
-    /// `?lang=` (the language switch) wins, then the `lang` cookie, then Accept-Language.
     pub fn negotiate(request: &Request) -> Self {
-        let query = request.uri().query().unwrap_or("");
+        Self::from_headers(request.uri(), request.headers())
+    }
+
+    pub fn from_parts(parts: &axum::http::request::Parts) -> Self {
+        Self::from_headers(&parts.uri, &parts.headers)
+    }
+
+    /// `?lang=` (the language switch) wins, then the `lang` cookie, then Accept-Language.
+    fn from_headers(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> Self {
+        let query = uri.query().unwrap_or("");
         let from_query = url::form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == "lang")
             .and_then(|(_, v)| Self::from_tag(&v));
         let header = |name| {
-            request
-                .headers()
+            headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")

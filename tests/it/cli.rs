@@ -281,3 +281,91 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
     assert!(output.1.contains("shutting down"), "{}", output.1);
     assert!(!output.1.contains(&key), "the secret key is never logged");
 }
+
+#[tokio::test]
+async fn audit_exports_csv_and_json_from_a_date() {
+    use sspr_bridge::domain::store::{AuditEvent, AuditLog};
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let key = gen_key();
+    let store = sspr_bridge::store::Store::connect(
+        &format!("sqlite://{}/sspr.db", dir.path().display()),
+        1,
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let day = |d: i64| 1_793_491_200_000 + d * 86_400_000; // 2026-11-01 + d days
+    for (at, event, sam) in [
+        (day(-1), "sign_in", "old"),
+        (day(0), "flow_started", "a,b \"c\""),
+        (day(1), "password_reset", "bob"),
+    ] {
+        store
+            .record(&AuditEvent {
+                at_ms: at,
+                event: event.into(),
+                outcome: "success".into(),
+                object_guid: None,
+                sam_account_name: Some(sam.into()),
+                actor: None,
+                client_ip: Some("192.0.2.7".into()),
+                method: None,
+                reason: None,
+            })
+            .await
+            .unwrap();
+    }
+    store.close().await;
+
+    let env = [("SSPR__SECURITY__SECRET_KEY", key.as_str())];
+    let cfg = config.to_str().unwrap();
+    let csv = run(
+        &[
+            "--config",
+            cfg,
+            "audit",
+            "--since",
+            "2026-11-01",
+            "--format",
+            "csv",
+        ],
+        &env,
+    );
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    let text = stdout(&csv);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "header + 2 rows since the date:\n{text}");
+    assert!(lines[0].starts_with("id,time,event,outcome"));
+    assert!(
+        lines[1].contains("2026-11-01T00:00:00.000Z") && lines[1].contains("\"a,b \"\"c\"\"\""),
+        "{}",
+        lines[1]
+    );
+    assert!(!text.contains("old"));
+
+    let json = run(
+        &[
+            "--config",
+            cfg,
+            "audit",
+            "--since",
+            "2026-11-02T00:00:00Z",
+            "--format",
+            "json",
+        ],
+        &env,
+    );
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["event"], "password_reset");
+    assert_eq!(rows[0]["client_ip"], "192.0.2.7");
+
+    let bad = run(&["--config", cfg, "audit", "--since", "last tuesday"], &env);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a date"));
+}

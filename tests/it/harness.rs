@@ -26,7 +26,16 @@ pub fn config(extra: &str) -> Config {
     try_config(extra).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Like [`config`], with several layers on top, later ones winning.
+pub fn config_layers(extra: &[&str]) -> Config {
+    try_config_layers(extra).unwrap_or_else(|e| panic!("{e}"))
+}
+
 pub fn try_config(extra: &str) -> Result<Config, sspr_bridge::config::ConfigError> {
+    try_config_layers(&[extra])
+}
+
+fn try_config_layers(extra: &[&str]) -> Result<Config, sspr_bridge::config::ConfigError> {
     let base = format!(
         r#"
         [directory]
@@ -45,10 +54,12 @@ pub fn try_config(extra: &str) -> Result<Config, sspr_bridge::config::ConfigErro
         bind_dn = env("SSPR_TEST_ADMIN_DN"),
         bind_pw = env("SSPR_TEST_ADMIN_PASSWORD"),
     );
-    // `extra` is a later layer, so it may override any of the above.
+    // The extra layers come later, so they may override any of the above.
+    let mut layers = vec![base];
+    layers.extend(extra.iter().map(|l| (*l).to_owned()));
     Config::load(&Sources {
         file: None,
-        layers: vec![base, extra.to_owned()],
+        layers,
         environment: false,
     })
 }

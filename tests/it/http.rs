@@ -2,55 +2,8 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
-use sspr_bridge::error::ErrorBody;
-use sspr_bridge::http::app;
-use tower::ServiceExt;
 
-use crate::harness;
-
-struct TestApp {
-    router: axum::Router,
-    _data: tempfile::TempDir,
-}
-
-async fn test_app(extra: &str) -> TestApp {
-    let data = tempfile::tempdir().unwrap();
-    let config = harness::config(&format!(
-        "[database]\nurl = \"sqlite://{}/sspr.db\"\n[helpdesk]\nurl = \"mailto:helpdesk@example.test\"\n{extra}",
-        data.path().display()
-    ));
-    let state = sspr_bridge::server::state(&config).await.expect("state");
-    TestApp {
-        router: app(state),
-        _data: data,
-    }
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn error(&self) -> ErrorBody {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not an error body ({e}): {}", self.body))
-    }
-}
-
-async fn send(app: &TestApp, request: Request<Body>) -> Answer {
-    let response = app.router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
+use crate::client::{Answer, TestApp, test_app};
 
 fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
@@ -62,6 +15,10 @@ fn post_json(path: &str, json: &str) -> Request<Body> {
         .header(header::CONTENT_LENGTH, json.len())
         .body(Body::from(json.to_owned()))
         .unwrap()
+}
+
+async fn send(app: &TestApp, request: Request<Body>) -> Answer {
+    app.send(request).await
 }
 
 #[tokio::test]

@@ -2,7 +2,10 @@
 //! (a Samba AD DC, PostgreSQL, an SMTP server); see `harness.rs` for what it expects.
 
 mod cli;
+mod client;
 mod directory;
 mod harness;
 mod http;
+mod mail;
+mod selfservice;
 mod store;

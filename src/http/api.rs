@@ -1,0 +1,405 @@
+//! `/api/v1`: the self-service JSON API. Integrations and scripts depend on exactly these
+//! shapes; the OpenAPI document at `/api/v1/openapi.json` describes them.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use super::AppState;
+use super::pages::Locale;
+use crate::domain::enrollment::Enrollment;
+use crate::domain::reset::Reset;
+use crate::domain::selfservice::Client;
+use crate::domain::store::MethodKind;
+use crate::error::{ApiError, ErrorBody};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/enrollment/session", post(sign_in))
+        .route("/api/v1/enrollment", get(enrollment_status))
+        .route(
+            "/api/v1/enrollment/totp",
+            post(begin_totp).delete(remove_totp),
+        )
+        .route("/api/v1/enrollment/totp/confirm", post(confirm_totp))
+        .route(
+            "/api/v1/enrollment/email",
+            post(begin_email).delete(remove_email),
+        )
+        .route("/api/v1/enrollment/email/confirm", post(confirm_email))
+        .route("/api/v1/reset", post(start_reset))
+        .route("/api/v1/reset/{flow}/email", post(send_reset_code))
+        .route("/api/v1/reset/{flow}/verify", post(verify))
+        .route("/api/v1/reset/{flow}/password", post(set_password))
+        .route("/api/v1/reset/{flow}/unlock", post(unlock))
+}
+
+/// A JSON body whose rejection (bad JSON, wrong type, missing field) is an [`ApiError`].
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| Body(v))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
+/// Who is calling: client address (for throttles and the audit) and language (for mails).
+pub struct Caller(pub Client);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Ok(Caller(Client {
+            ip,
+            locale: Locale::from_parts(parts).tag().to_owned(),
+        }))
+    }
+}
+
+/// The `Authorization: Bearer …` token of a registration session.
+pub struct Bearer(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| Bearer(t.trim().to_owned()))
+            .filter(|Bearer(t)| !t.is_empty())
+            .ok_or(ApiError::Flow(
+                crate::domain::selfservice::FlowError::Unauthorized,
+            ))
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SignIn {
+    /// sAMAccountName or userPrincipalName.
+    username: String,
+    /// The current AD password.
+    password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Token {
+    /// Bearer token for the registration calls; valid 15 minutes.
+    token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EnrollmentStatus {
+    totp: bool,
+    /// The confirmed address, masked (`a***@example.com`), or null.
+    email: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TotpProvisioning {
+    /// Base32, to type into an authenticator app by hand.
+    secret: String,
+    otpauth_uri: String,
+    /// An SVG document with the QR code of `otpauth_uri`.
+    qr_svg: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Code {
+    code: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Address {
+    address: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct StartReset {
+    username: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Flow {
+    /// The flow id: a bearer secret for the next calls; valid 15 minutes, single use.
+    flow: String,
+    methods_required: usize,
+    /// The methods offered; verify with the ones you registered.
+    #[schema(value_type = Vec<String>, example = json!(["totp", "email"]))]
+    methods: Vec<&'static str>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Verify {
+    /// `totp` or `email`.
+    method: String,
+    code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Verified {
+    verified: bool,
+    /// Methods still to verify.
+    remaining: usize,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewPassword {
+    new_password: String,
+}
+
+/// An empty JSON object, for calls that take no arguments.
+#[derive(Deserialize, ToSchema, Default)]
+pub struct Empty {}
+
+fn method(name: &str) -> Result<MethodKind, ApiError> {
+    MethodKind::parse(name)
+        .ok_or_else(|| ApiError::BadRequest("method must be \"totp\" or \"email\"".to_owned()))
+}
+
+#[utoipa::path(post, path = "/api/v1/enrollment/session", tag = "enrollment",
+    request_body = SignIn,
+    responses((status = 200, body = Token), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn sign_in(
+    State(s): State<AppState>,
+    Caller(client): Caller,
+    Body(body): Body<SignIn>,
+) -> Result<Json<Token>, ApiError> {
+    let password = SecretString::from(body.password);
+    let token = Enrollment::new(&s.deps)
+        .sign_in(&body.username, &password, &client)
+        .await?;
+    Ok(Json(Token { token }))
+}
+
+#[utoipa::path(get, path = "/api/v1/enrollment", tag = "enrollment",
+    security(("bearer" = [])),
+    responses((status = 200, body = EnrollmentStatus), (status = 401, body = ErrorBody)))]
+async fn enrollment_status(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+) -> Result<Json<EnrollmentStatus>, ApiError> {
+    let status = Enrollment::new(&s.deps).status(&token).await?;
+    Ok(Json(EnrollmentStatus {
+        totp: status.totp,
+        email: status.email,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/enrollment/totp", tag = "enrollment",
+    security(("bearer" = [])),
+    responses((status = 200, body = TotpProvisioning), (status = 401, body = ErrorBody)))]
+async fn begin_totp(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+) -> Result<Json<TotpProvisioning>, ApiError> {
+    let p = Enrollment::new(&s.deps).begin_totp(&token).await?;
+    Ok(Json(TotpProvisioning {
+        secret: p.secret,
+        otpauth_uri: p.otpauth_uri,
+        qr_svg: p.qr_svg,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/enrollment/totp/confirm", tag = "enrollment",
+    security(("bearer" = [])), request_body = Code,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn confirm_totp(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Body(body): Body<Code>,
+) -> Result<StatusCode, ApiError> {
+    Enrollment::new(&s.deps)
+        .confirm_totp(&token, &body.code, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/enrollment/email", tag = "enrollment",
+    security(("bearer" = [])), request_body = Address,
+    responses((status = 202), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn begin_email(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Body(body): Body<Address>,
+) -> Result<StatusCode, ApiError> {
+    Enrollment::new(&s.deps)
+        .begin_email(&token, &body.address, &client)
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(post, path = "/api/v1/enrollment/email/confirm", tag = "enrollment",
+    security(("bearer" = [])), request_body = Code,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn confirm_email(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Body(body): Body<Code>,
+) -> Result<StatusCode, ApiError> {
+    Enrollment::new(&s.deps)
+        .confirm_email(&token, &body.code, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove(
+    s: &AppState,
+    token: &str,
+    kind: MethodKind,
+    client: &Client,
+) -> Result<StatusCode, ApiError> {
+    Enrollment::new(&s.deps).remove(token, kind, client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/enrollment/totp", tag = "enrollment",
+    security(("bearer" = [])), responses((status = 204), (status = 401, body = ErrorBody)))]
+async fn remove_totp(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+) -> Result<StatusCode, ApiError> {
+    remove(&s, &token, MethodKind::Totp, &client).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/enrollment/email", tag = "enrollment",
+    security(("bearer" = [])), responses((status = 204), (status = 401, body = ErrorBody)))]
+async fn remove_email(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+) -> Result<StatusCode, ApiError> {
+    remove(&s, &token, MethodKind::Email, &client).await
+}
+
+#[utoipa::path(post, path = "/api/v1/reset", tag = "reset", request_body = StartReset,
+    responses((status = 201, body = Flow), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn start_reset(
+    State(s): State<AppState>,
+    Caller(client): Caller,
+    Body(body): Body<StartReset>,
+) -> Result<(StatusCode, Json<Flow>), ApiError> {
+    let started = Reset::new(&s.deps).start(&body.username, &client).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Flow {
+            flow: started.flow,
+            methods_required: started.methods_required,
+            methods: started.methods.iter().map(|m| m.as_str()).collect(),
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/reset/{flow}/email", tag = "reset", request_body = Empty,
+    params(("flow" = String, Path)),
+    responses((status = 202), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn send_reset_code(
+    State(s): State<AppState>,
+    Path(flow): Path<String>,
+    Caller(client): Caller,
+) -> Result<StatusCode, ApiError> {
+    Reset::new(&s.deps).send_email_code(&flow, &client).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(post, path = "/api/v1/reset/{flow}/verify", tag = "reset", request_body = Verify,
+    params(("flow" = String, Path)),
+    responses((status = 200, body = Verified), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn verify(
+    State(s): State<AppState>,
+    Path(flow): Path<String>,
+    Caller(client): Caller,
+    Body(body): Body<Verify>,
+) -> Result<Json<Verified>, ApiError> {
+    let kind = method(&body.method)?;
+    let v = Reset::new(&s.deps)
+        .verify(&flow, kind, &body.code, &client)
+        .await?;
+    Ok(Json(Verified {
+        verified: true,
+        remaining: v.remaining,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/reset/{flow}/password", tag = "reset", request_body = NewPassword,
+    params(("flow" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn set_password(
+    State(s): State<AppState>,
+    Path(flow): Path<String>,
+    Caller(client): Caller,
+    Body(body): Body<NewPassword>,
+) -> Result<StatusCode, ApiError> {
+    let password = SecretString::from(body.new_password);
+    Reset::new(&s.deps)
+        .set_password(&flow, &password, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/reset/{flow}/unlock", tag = "reset", request_body = Empty,
+    params(("flow" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn unlock(
+    State(s): State<AppState>,
+    Path(flow): Path<String>,
+    Caller(client): Caller,
+) -> Result<StatusCode, ApiError> {
+    Reset::new(&s.deps).unlock(&flow, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "sspr-bridge", description = "Self-service password reset for on-premises Active Directory"),
+    paths(sign_in, enrollment_status, begin_totp, confirm_totp, begin_email, confirm_email,
+        remove_totp, remove_email, start_reset, send_reset_code, verify, set_password, unlock),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> Response {
+    Json(ApiDoc::openapi()).into_response()
+}
