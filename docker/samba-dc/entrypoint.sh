@@ -28,8 +28,8 @@
 # Arguments, if any, are run instead of samba once everything is set up (e.g. `bash`).
 set -euo pipefail
 
-# Where a newly provisioned DC listens, for a dc.sh that reads it (see listen_everywhere):
-# every address of the container.
+# Where a newly provisioned DC listens (read by scripts/lib/dc.sh): every address of the
+# container, so the service container can reach it.
 export SSPR_DC_INTERFACES='*'
 
 # shellcheck source=../../scripts/lib/common.sh
@@ -69,70 +69,6 @@ make_certs() {
     "$SSPR_REPO_ROOT/certs/make-certs.sh" "$certs" "${cert_sans[@]}"
 }
 
-# ------------------------------------------------------------------ listening address
-# dc.sh provisions `interfaces = lo` + `bind interfaces only = yes`: 127.0.0.1/::1 only, right
-# on a shared machine but unreachable from other containers. `bind interfaces only = no` makes
-# the LDAP server bind the wildcard addresses (0.0.0.0 and ::, whichever exist), whatever the
-# container's interface is called and whatever address it gets on the next start. Applied to
-# the provisioned smb.conf on every start, so DC volumes provisioned earlier are fixed too; a
-# no-op once dc.sh honours SSPR_DC_INTERFACES='*' itself.
-listen_everywhere() { # SMB_CONF
-    if grep -qiE '^[[:space:]]*bind interfaces only[[:space:]]*=[[:space:]]*(yes|true|1)[[:space:]]*$' "$1"; then
-        sed -i -E 's/^([[:space:]]*)bind interfaces only[[:space:]]*=.*$/\1bind interfaces only = no/I' "$1"
-        log "$1: bind interfaces only = no (listen on every address of the container)"
-    fi
-}
-
-# ------------------------------------------------------------------ demo users and groups
-# The same users, groups and samba-tool commands as create_demo_objects in scripts/demo, which
-# keeps them to itself. Once they move into scripts/lib/dc.sh as `dc_create_demo_objects DIR`
-# and SSPR_DEMO_USERS, those are used instead and this copy can go.
-if ! declare -p SSPR_DEMO_USERS >/dev/null 2>&1; then
-    # user  password  given-name  surname  mail (- = none)
-    SSPR_DEMO_USERS=(
-        "alice     Demo-Pass-1!      Alice  Anderson  alice@sspr.test"
-        "bob       Demo-Pass-2!      Bob    Brown     bob@sspr.test"
-        "carol     Demo-Pass-3!      Carol  Clark     -"
-        "helpdesk1 Helpdesk-Pass-1!  Helen  Desk      helpdesk1@sspr.test"
-    )
-fi
-create_demo_objects() { # DIR
-    local dir=$1 users groups line sam pw given sn mail g
-    users=$(dc_samba_tool "$dir" user list)
-    groups=$(dc_samba_tool "$dir" group list)
-    for line in "${SSPR_DEMO_USERS[@]}"; do
-        read -r sam pw given sn mail <<<"$line"
-        grep -qx "$sam" <<<"$users" && continue
-        local args=(user create "$sam" "$pw" --given-name="$given" --surname="$sn")
-        [[ $mail != - ]] && args+=(--mail-address="$mail")
-        dc_samba_tool "$dir" "${args[@]}" >/dev/null
-        log "created user $sam"
-    done
-    for g in "SSPR Helpdesk" "SSPR Helpdesk Tier1"; do
-        grep -qx "$g" <<<"$groups" && continue
-        dc_samba_tool "$dir" group add "$g" >/dev/null
-        log "created group $g"
-    done
-    # Nested: helpdesk1 -> SSPR Helpdesk Tier1 -> SSPR Helpdesk.
-    ensure_member "$dir" "SSPR Helpdesk" "SSPR Helpdesk Tier1"
-    ensure_member "$dir" "SSPR Helpdesk Tier1" helpdesk1
-}
-ensure_member() { # DIR GROUP MEMBER
-    # Not `samba-tool ... | grep -q`: grep exiting early could fail samba-tool with SIGPIPE,
-    # which pipefail would report as "not a member".
-    if ! grep -qx "$3" <<<"$(dc_samba_tool "$1" group listmembers "$2")"; then
-        dc_samba_tool "$1" group addmembers "$2" "$3" >/dev/null
-        log "added $3 to group $2"
-    fi
-}
-demo_objects() {
-    if declare -F dc_create_demo_objects >/dev/null; then
-        dc_create_demo_objects "$dc"
-    else
-        create_demo_objects "$dc"
-    fi
-}
-
 # ------------------------------------------------------------------ secrets for sspr-bridge
 write_secrets() {
     mkdir -p "$secrets"
@@ -156,9 +92,8 @@ mkdir -p "$state"
 timed "certificates" make_certs
 timed "samba provision" dc_provision "$dc" "$certs"
 conf=$(dc_smb_conf "$dc")
-listen_everywhere "$conf"
 if [[ ${SSPR_DC_DEMO_OBJECTS:-1} == 1 ]]; then
-    timed "demo users and groups" demo_objects
+    timed "demo users and groups" dc_create_demo_objects "$dc"
 fi
 write_secrets
 # A pid file left by a container that was killed would only confuse samba.

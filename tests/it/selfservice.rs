@@ -151,6 +151,19 @@ async fn set_password(app: &TestApp, flow: &str, password: &str) -> crate::clien
     .await
 }
 
+/// A new user with an authenticator app, and a reset flow verified with its current code.
+async fn verified_flow(app: &TestApp, prefix: &str) -> (TestUser, String) {
+    let user = create_user(prefix).await;
+    let token = sign_in(app, &user).await;
+    let secret = register_totp(app, &token).await;
+    let flow = start_flow(app, &user.sam).await;
+    let now = settle_totp_step().await;
+    verify(app, &flow, "totp", &totp::code_at(&secret, now))
+        .await
+        .expect(StatusCode::OK);
+    (user, flow)
+}
+
 async fn audit_events(app: &TestApp) -> Vec<(String, String, Option<String>)> {
     let store = sspr_bridge::store::Store::connect(
         &format!("sqlite://{}/sspr.db", app.data.path().display()),
@@ -387,14 +400,7 @@ async fn unlock_only_clears_a_real_lockout_and_keeps_the_password() {
 #[tokio::test]
 async fn a_policy_rejection_is_422_and_the_flow_allows_another_try() {
     let app = app("").await;
-    let user = create_user("pol").await;
-    let token = sign_in(&app, &user).await;
-    let secret = register_totp(&app, &token).await;
-    let flow = start_flow(&app, &user.sam).await;
-    let now = settle_totp_step().await;
-    verify(&app, &flow, "totp", &totp::code_at(&secret, now))
-        .await
-        .expect(StatusCode::OK);
+    let (user, flow) = verified_flow(&app, "pol").await;
 
     let short = set_password(&app, &flow, "Ab1!")
         .await
