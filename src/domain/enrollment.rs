@@ -105,6 +105,15 @@ impl<'a> Enrollment<'a> {
         Ok(token)
     }
 
+    /// Ends the session on the server, so a copied token or cookie is worth nothing afterwards.
+    pub async fn sign_out(&self, token: &str) -> Result<(), FlowError> {
+        self.deps
+            .sessions
+            .delete_session(&token_hash(token))
+            .await?;
+        Ok(())
+    }
+
     async fn session(&self, token: &str) -> Result<Session, FlowError> {
         let d = self.deps;
         let hash = token_hash(token);
@@ -380,16 +389,10 @@ impl<'a> Enrollment<'a> {
             )
             .await?;
         if sent > d.settings.email_max_sends {
-            d.audit(
+            d.audit_throttled(
                 client,
-                Audit {
-                    event: "throttled",
-                    outcome: "denied",
-                    user: Some(session.user),
-                    sam_account_name: Some(&session.sam_account_name),
-                    method: Some(MethodKind::Email),
-                    reason: Some("email_sends"),
-                },
+                Some((session.user, &session.sam_account_name)),
+                "email_sends",
             )
             .await?;
             return Err(FlowError::Throttled {

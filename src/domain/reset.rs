@@ -77,17 +77,19 @@ impl<'a> Reset<'a> {
         }
         let login = typed.to_lowercase();
         let user = d.directory.find_user(typed).await?;
+        // The registration is read for every login, known or not, so every start does the
+        // same work and takes the same time.
+        let lookup = user
+            .as_ref()
+            .map_or(ObjectGuid(uuid::Uuid::nil()), |u| u.guid);
+        let registered = self.usable_methods(&lookup).await?;
         let (eligible, reason) = match &user {
             None => (None, Some("unknown_user")),
             Some(u) if u.is_disabled() => (None, Some("disabled")),
-            Some(u) => {
-                let registered = self.usable_methods(&u.guid).await?;
-                if registered.len() >= d.settings.methods_required {
-                    (Some(u), None)
-                } else {
-                    (None, Some("not_registered"))
-                }
+            Some(_) if registered.len() < d.settings.methods_required => {
+                (None, Some("not_registered"))
             }
+            Some(u) => (Some(u), None),
         };
         let key = match eligible {
             Some(u) => format!("user:{}", u.guid),
@@ -183,6 +185,12 @@ impl<'a> Reset<'a> {
             )
             .await?;
         if sent > d.settings.email_max_sends {
+            d.audit_throttled(
+                client,
+                live.flow.user.zip(live.flow.sam_account_name.as_deref()),
+                "email_sends",
+            )
+            .await?;
             return Err(FlowError::Throttled {
                 retry_after: d.settings.email_window,
             });

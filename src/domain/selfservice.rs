@@ -128,6 +128,27 @@ impl Deps {
             .await
     }
 
+    /// The audit row of a throttle hit.
+    pub async fn audit_throttled(
+        &self,
+        client: &Client,
+        user: Option<(ObjectGuid, &str)>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.audit(
+            client,
+            Audit {
+                event: "throttled",
+                outcome: "denied",
+                user: user.map(|(guid, _)| guid),
+                sam_account_name: user.map(|(_, sam)| sam),
+                method: None,
+                reason: Some(reason),
+            },
+        )
+        .await
+    }
+
     /// Counts one event against a per-IP limit; refuses once the limit is passed.
     pub async fn ip_limit(&self, client: &Client, what: &str, max: i64) -> Result<(), FlowError> {
         let Some(ip) = client.ip else { return Ok(()) };
@@ -138,18 +159,8 @@ impl Deps {
             .hit(&format!("ip:{what}:{ip}"), now, now - ms(window))
             .await?;
         if count > max {
-            self.audit(
-                client,
-                Audit {
-                    event: "throttled",
-                    outcome: "denied",
-                    user: None,
-                    sam_account_name: None,
-                    method: None,
-                    reason: Some(&format!("ip_{what}")),
-                },
-            )
-            .await?;
+            self.audit_throttled(client, None, &format!("ip_{what}"))
+                .await?;
             return Err(FlowError::Throttled {
                 retry_after: window,
             });
@@ -183,18 +194,8 @@ impl Deps {
             self.throttle
                 .block(key, now + ms(self.settings.user_block))
                 .await?;
-            self.audit(
-                client,
-                Audit {
-                    event: "throttled",
-                    outcome: "denied",
-                    user: None,
-                    sam_account_name: None,
-                    method: None,
-                    reason: Some(&format!("user_blocked {key}")),
-                },
-            )
-            .await?;
+            self.audit_throttled(client, None, &format!("user_blocked {key}"))
+                .await?;
             return Ok(true);
         }
         Ok(false)
