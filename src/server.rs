@@ -70,7 +70,11 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         licence,
         deps,
         store,
-        pages: Pages::new(config.helpdesk.url.clone(), licence.self_service_enabled()),
+        pages: Pages::new(
+            config.helpdesk.url.clone(),
+            licence.self_service_enabled(),
+            config.server.public_url.scheme() == "https",
+        ),
         body_limit: config.server.body_limit,
         request_timeout: config.server.request_timeout,
     }))

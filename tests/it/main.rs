@@ -7,5 +7,6 @@ mod directory;
 mod harness;
 mod http;
 mod mail;
+mod pages;
 mod selfservice;
 mod store;

@@ -1,0 +1,388 @@
+//! Server-rendered pages (no JavaScript needed), in English and Dutch. Templates and texts are
+//! compiled in; the texts live in `locales/*.toml`, one file per language.
+//!
+//! The pages drive the same domain flows as `/api/v1`; what they add is browser state in cookies
+//! (see [`cookies`]): the registration session and the reset flow are bearer secrets, so they
+//! travel in `HttpOnly; SameSite=Strict` cookies and never in a URL, and every POST carries a
+//! double-submit CSRF token.
+
+mod cookies;
+mod register;
+mod reply;
+mod reset;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri, header};
+use axum::middleware;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use minijinja::{Environment, UndefinedBehavior, Value, context};
+
+use super::AppState;
+use super::api::Caller;
+use crate::domain::selfservice::Client;
+use reply::Reply;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Locale {
+    En,
+    Nl,
+}
+
+impl Locale {
+    const ALL: [Locale; 2] = [Locale::En, Locale::Nl];
+
+    pub fn tag(self) -> &'static str {
+        match self {
+            Locale::En => "en",
+            Locale::Nl => "nl",
+        }
+    }
+
+    fn from_tag(tag: &str) -> Option<Self> {
+        let primary = tag.split(['-', '_']).next()?.trim();
+        Self::ALL
+            .into_iter()
+            .find(|l| l.tag().eq_ignore_ascii_case(primary))
+    }
+
+    pub fn negotiate(request: &Request) -> Self {
+        Self::from_headers(request.uri(), request.headers())
+    }
+
+    pub fn from_parts(parts: &axum::http::request::Parts) -> Self {
+        Self::from_headers(&parts.uri, &parts.headers)
+    }
+
+    /// The language the `?lang=` switch asks for, if any.
+    fn from_query(uri: &axum::http::Uri) -> Option<Self> {
+        let query = uri.query().unwrap_or("");
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "lang")
+            .and_then(|(_, v)| Self::from_tag(&v))
+    }
+
+    /// `?lang=` (the language switch) wins, then the `lang` cookie, then Accept-Language.
+    fn from_headers(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> Self {
+        let accept_language = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        Self::from_query(uri)
+            .or_else(|| cookies::read(headers, cookies::LANG).and_then(Self::from_tag))
+            .or_else(|| Self::from_accept_language(accept_language))
+            .unwrap_or(Locale::En)
+    }
+
+    fn from_accept_language(value: &str) -> Option<Self> {
+        value
+            .split(',')
+            .filter_map(|item| {
+                let mut parts = item.split(';');
+                let locale = Self::from_tag(parts.next()?)?;
+                let q = parts
+                    .find_map(|p| p.trim().strip_prefix("q="))
+                    .map_or(Some(1.0), |q| q.parse::<f32>().ok())?;
+                (q > 0.0).then_some((locale, q))
+            })
+            .fold(None, |best: Option<(Locale, f32)>, (l, q)| match best {
+                Some((_, bq)) if bq >= q => best,
+                _ => Some((l, q)),
+            })
+            .map(|(l, _)| l)
+    }
+}
+
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../../templates/", $name)))),*]
+    };
+}
+
+const TEMPLATES: &[(&str, &str)] = templates![
+    "base.html",
+    "home.html",
+    "licence_required.html",
+    "message.html",
+    "signin.html",
+    "register.html",
+    "register_totp.html",
+    "register_email.html",
+    "register_remove.html",
+    "reset_start.html",
+    "reset_verify.html",
+    "reset_password.html",
+    "unlock_confirm.html",
+    "done.html",
+];
+
+const CATALOGS: &[(Locale, &str)] = &[
+    (Locale::En, include_str!("../../../locales/en.toml")),
+    (Locale::Nl, include_str!("../../../locales/nl.toml")),
+];
+
+pub struct Pages {
+    env: Environment<'static>,
+    texts: HashMap<Locale, HashMap<String, String>>,
+    helpdesk_url: Option<String>,
+    self_service: bool,
+    /// Cookies get `Secure` when the public URL is https.
+    secure_cookies: bool,
+}
+
+impl Pages {
+    pub fn new(helpdesk_url: Option<String>, self_service: bool, secure_cookies: bool) -> Self {
+        let mut env = Environment::new();
+        // A text missing from a catalog fails the render (and the tests), not silently blank.
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .expect("compiled-in templates are valid");
+        }
+        let texts = CATALOGS
+            .iter()
+            .map(|(locale, source)| {
+                let table: HashMap<String, String> =
+                    toml::from_str(source).expect("compiled-in catalogs are valid");
+                (*locale, table)
+            })
+            .collect();
+        Self {
+            env,
+            texts,
+            helpdesk_url,
+            self_service,
+            secure_cookies,
+        }
+    }
+
+    /// The text `key` in `locale`; the key itself if a catalog lacks it (a unit test sees that
+    /// every key used exists).
+    fn text(&self, locale: Locale, key: &str) -> String {
+        self.texts[&locale]
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.to_owned())
+    }
+
+    /// Renders `name` with the common variables plus `page`.
+    fn render(&self, status: StatusCode, name: &str, locale: Locale, page: Value) -> Response {
+        let template = self.env.get_template(name).expect("template exists");
+        let other = Locale::ALL
+            .into_iter()
+            .find(|l| *l != locale)
+            .unwrap_or(locale);
+        let rendered = template.render(context! {
+            lang => locale.tag(),
+            other_lang => other.tag(),
+            t => &self.texts[&locale],
+            helpdesk_url => &self.helpdesk_url,
+            self_service => self.self_service,
+            ..page
+        });
+        match rendered {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "template failed");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        }
+    }
+
+    pub fn licence_required(&self, locale: Locale) -> Response {
+        self.render(
+            StatusCode::FORBIDDEN,
+            "licence_required.html",
+            locale,
+            Value::UNDEFINED,
+        )
+    }
+}
+
+/// What every page handler knows about the request: language, client (for throttles and the
+/// audit, exactly as the API sees it), the CSRF token for its forms, and the bearer cookies.
+pub struct Visitor {
+    pub locale: Locale,
+    pub client: Client,
+    csrf: String,
+    /// The registration session token (`sspr_session`).
+    session: Option<String>,
+    /// The reset or unlock flow id (`sspr_flow`).
+    flow: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = StatusCode;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, StatusCode> {
+        let Ok(Caller(client)) = Caller::from_request_parts(parts, state).await;
+        let csrf = parts
+            .extensions
+            .get::<cookies::CsrfToken>()
+            .map(|t| t.0.clone())
+            // Only if a page route was added without the CSRF layer: a bug, not a client error.
+            .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+        let bearer = |name| cookies::read(&parts.headers, name).map(str::to_owned);
+        Ok(Visitor {
+            locale: Locale::from_parts(parts),
+            client,
+            csrf,
+            session: bearer(cookies::SESSION),
+            flow: bearer(cookies::FLOW),
+        })
+    }
+}
+
+/// The self-service pages and the home page, with their cookie layers.
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .merge(register::routes())
+        .merge(reset::routes())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            cookies::guard_forms,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state,
+            cookies::remember_language,
+        ))
+}
+
+/// A GET on a step that only takes a POST (a bookmark, a reload): back to the section's start.
+async fn back_to_start(uri: Uri) -> Redirect {
+    let lang = Locale::from_query(&uri)
+        .map(|l| format!("?lang={}", l.tag()))
+        .unwrap_or_default();
+    Redirect::to(&format!("{}{lang}", reply::section(uri.path())))
+}
+
+async fn home(State(state): State<AppState>, visitor: Visitor) -> Response {
+    state
+        .pages
+        .show(&visitor, Reply::new("home.html").here("/"))
+}
+
+pub async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../../static/style.css"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_picks_the_best_supported() {
+        assert_eq!(
+            Locale::from_accept_language("nl-NL,nl;q=0.9,en;q=0.8"),
+            Some(Locale::Nl)
+        );
+        assert_eq!(
+            Locale::from_accept_language("de-DE,en;q=0.5,nl;q=0.7"),
+            Some(Locale::Nl)
+        );
+        assert_eq!(Locale::from_accept_language("fr"), None);
+        assert_eq!(Locale::from_accept_language("nl;q=0,en"), Some(Locale::En));
+    }
+
+    #[test]
+    fn every_language_has_every_text() {
+        let pages = Pages::new(None, false, false);
+        let mut keys: Vec<Vec<&String>> = Locale::ALL
+            .iter()
+            .map(|l| {
+                let mut k: Vec<&String> = pages.texts[l].keys().collect();
+                k.sort();
+                k
+            })
+            .collect();
+        let first = keys.remove(0);
+        for other in keys {
+            assert_eq!(first, other);
+        }
+    }
+
+    /// Every template renders in every language with the variables its handlers give it; with
+    /// `SemiStrict`, a text missing from a catalog fails here.
+    #[test]
+    fn every_page_renders_in_every_language() {
+        let pages = Pages::new(Some("mailto:help@example.test".into()), true, true);
+        for locale in Locale::ALL {
+            for (name, _) in TEMPLATES.iter().filter(|(n, _)| *n != "base.html") {
+                for flag in [false, true] {
+                    let page = context! {
+                        csrf => "token", here => "/reset", username => "jdoe", totp => flag,
+                        email => flag.then_some("j***@example.test"), setup => flag,
+                        qr => "data:image/svg+xml;base64,", otpauth_uri => "otpauth://totp/x",
+                        secret => "ABCD EFGH", step => if flag { "code" } else { "address" },
+                        address => "j@example.test", method => if flag { "totp" } else { "email" },
+                        unlock => flag, methods => ["totp", "email"], offered => "totp,email",
+                        email_sent => flag, heading => flag.then_some("flow_ended_title"),
+                        alert => context! { kind => "error", text => "x", restart => "/reset", helpdesk => true },
+                    };
+                    let response = pages.render(StatusCode::OK, name, locale, page);
+                    assert_eq!(response.status(), StatusCode::OK, "{name} in {locale:?}");
+                }
+            }
+        }
+    }
+
+    /// Texts chosen in code (messages and notices) exist in the catalogs.
+    #[test]
+    fn every_text_named_in_code_exists() {
+        let pages = Pages::new(None, true, false);
+        let sources = [
+            include_str!("register.rs"),
+            include_str!("reset.rs"),
+            include_str!("reply.rs"),
+        ];
+        let mut named = 0;
+        for source in sources {
+            for piece in source.split('"').skip(1).step_by(2) {
+                if piece.starts_with("error_")
+                    || piece.starts_with("notice_")
+                    || piece.ends_with("_title")
+                {
+                    named += 1;
+                    for locale in Locale::ALL {
+                        assert!(
+                            pages.texts[&locale].contains_key(piece),
+                            "{piece} in {locale:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(named > 30, "{named}");
+    }
+
+    #[test]
+    fn the_language_switch_beats_the_cookie_which_beats_the_header() {
+        let request = |uri: &str, cookie: &str| {
+            Request::builder()
+                .uri(uri)
+                .header(header::COOKIE, cookie)
+                .header(header::ACCEPT_LANGUAGE, "nl")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        assert_eq!(
+            Locale::negotiate(&request("/?lang=en", "lang=nl")),
+            Locale::En
+        );
+        assert_eq!(Locale::negotiate(&request("/", "a=b; lang=en")), Locale::En);
+        assert_eq!(Locale::negotiate(&request("/", "")), Locale::Nl);
+    }
+}

@@ -1,0 +1,340 @@
+//! `/register`: sign in with the current AD password, then add or remove an authenticator app or
+//! an email address. The session token lives in the `sspr_session` cookie.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Form, Router};
+use base64::Engine;
+use minijinja::{Value, context};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::cookies::{self, SESSION};
+use super::{Reply, Visitor, back_to_start};
+use crate::domain::enrollment::Enrollment;
+use crate::domain::selfservice::FlowError;
+use crate::domain::store::MethodKind;
+use crate::http::AppState;
+
+const HERE: &str = "/register";
+
+pub fn routes() -> Router<AppState> {
+    let step = |handler: MethodRouter<AppState>| handler.get(back_to_start);
+    Router::new()
+        .route(HERE, get(start).post(sign_in))
+        .route("/register/totp", step(post(begin_totp)))
+        .route("/register/totp/confirm", step(post(confirm_totp)))
+        .route("/register/email", get(email_form).post(begin_email))
+        .route("/register/email/confirm", step(post(confirm_email)))
+        .route(
+            "/register/remove/{method}",
+            get(confirm_removal).post(remove),
+        )
+        .route("/register/sign-out", step(post(sign_out)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SignIn {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Code {
+    code: String,
+    /// Shown again above the code field; only display.
+    address: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Address {
+    address: String,
+}
+
+fn page(template: &'static str) -> Reply {
+    Reply::new(template).here(HERE)
+}
+
+fn sign_in_form(username: &str) -> Reply {
+    page("signin.html").vars(context! { username })
+}
+
+fn session(visitor: &Visitor) -> Result<&str, FlowError> {
+    visitor.session.as_deref().ok_or(FlowError::Unauthorized)
+}
+
+/// Shows `error` on `reply`; an ended session (or one ended by this error) sends the user back
+/// to the sign-in form instead, and forgets the cookie.
+fn refused(
+    s: &AppState,
+    visitor: &Visitor,
+    reply: Reply,
+    error: FlowError,
+    detail: &'static str,
+) -> Response {
+    let reply = match error {
+        FlowError::Unauthorized
+        | FlowError::InvalidCode {
+            remaining_attempts: 0,
+        } => sign_in_form("").cookie(cookies::bearer(SESSION, None, s.pages.secure_cookies)),
+        _ => reply,
+    };
+    s.pages.show(visitor, reply.failure(error, detail))
+}
+
+/// The overview: what is registered, and what can be added or removed.
+async fn overview(s: &AppState, token: &str) -> Result<Reply, FlowError> {
+    let status = Enrollment::new(&s.deps).status(token).await?;
+    Ok(page("register.html").vars(context! {
+        totp => status.totp,
+        email => status.email,
+    }))
+}
+
+/// The overview after a change, confirming it.
+async fn changed(s: &AppState, visitor: &Visitor, token: &str, notice: &'static str) -> Response {
+    match overview(s, token).await {
+        Ok(reply) => s.pages.show(visitor, reply.notice(notice)),
+        Err(e) => refused(s, visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+async fn start(State(s): State<AppState>, visitor: Visitor) -> Response {
+    let Some(token) = &visitor.session else {
+        return s.pages.show(&visitor, sign_in_form(""));
+    };
+    match overview(&s, token).await {
+        Ok(reply) => s.pages.show(&visitor, reply),
+        Err(e) => {
+            let mut response = refused(&s, &visitor, page("message.html"), e, "error_directory");
+            // Coming back after the session ended is no error of the request.
+            if response.status() == StatusCode::UNAUTHORIZED {
+                *response.status_mut() = StatusCode::OK;
+            }
+            response
+        }
+    }
+}
+
+async fn sign_in(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<SignIn>,
+) -> Response {
+    let password = SecretString::from(form.password);
+    let enrollment = Enrollment::new(&s.deps);
+    let signed_in = match enrollment
+        .sign_in(&form.username, &password, &visitor.client)
+        .await
+    {
+        Ok(token) => token,
+        Err(e) => {
+            let reply = sign_in_form(&form.username).failure(e, "error_credentials");
+            return s.pages.show(&visitor, reply);
+        }
+    };
+    let cookie = cookies::bearer(SESSION, Some(&signed_in), s.pages.secure_cookies);
+    match overview(&s, &signed_in).await {
+        Ok(reply) => s.pages.show(&visitor, reply.cookie(cookie)),
+        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+/// `ABCD EFGH …`: a secret to type by hand, in groups of four.
+fn grouped(secret: &str) -> String {
+    secret
+        .as_bytes()
+        .chunks(4)
+        .map(|chunk| String::from_utf8_lossy(chunk))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn begin_totp(State(s): State<AppState>, visitor: Visitor) -> Response {
+    let result = async {
+        Enrollment::new(&s.deps)
+            .begin_totp(session(&visitor)?)
+            .await
+    }
+    .await;
+    match result {
+        Ok(provisioning) => {
+            // A data: URI, which the CSP allows for images; base64 cannot break the attribute.
+            let qr = Value::from_safe_string(format!(
+                "data:image/svg+xml;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(&provisioning.qr_svg)
+            ));
+            let reply = page("register_totp.html").vars(context! {
+                setup => true,
+                qr,
+                otpauth_uri => provisioning.otpauth_uri,
+                secret => grouped(&provisioning.secret),
+            });
+            s.pages.show(&visitor, reply)
+        }
+        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+async fn confirm_totp(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<Code>,
+) -> Response {
+    let result = async {
+        let token = session(&visitor)?;
+        Enrollment::new(&s.deps)
+            .confirm_totp(token, &form.code, &visitor.client)
+            .await?;
+        Ok::<_, FlowError>(token)
+    }
+    .await;
+    match result {
+        Ok(token) => changed(&s, &visitor, token, "notice_totp_added").await,
+        Err(e) => {
+            let retry = page("register_totp.html").vars(context! { setup => false });
+            refused(&s, &visitor, retry, e, "error_totp_not_started")
+        }
+    }
+}
+
+async fn email_form(State(s): State<AppState>, visitor: Visitor) -> Response {
+    let result = async {
+        Enrollment::new(&s.deps)
+            .directory_user(session(&visitor)?)
+            .await
+    }
+    .await;
+    match result {
+        Ok(user) => {
+            let address = user.and_then(|u| u.mail).unwrap_or_default();
+            let reply = page("register_email.html").vars(context! { step => "address", address });
+            s.pages.show(&visitor, reply)
+        }
+        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+async fn begin_email(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<Address>,
+) -> Response {
+    let address = form.address.trim();
+    let result = async {
+        Enrollment::new(&s.deps)
+            .begin_email(session(&visitor)?, address, &visitor.client)
+            .await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            let reply = page("register_email.html")
+                .vars(context! { step => "code", address })
+                .notice("notice_code_sent");
+            s.pages.show(&visitor, reply)
+        }
+        Err(e) => {
+            let retry = page("register_email.html").vars(context! { step => "address", address });
+            refused(&s, &visitor, retry, e, "error_email_address")
+        }
+    }
+}
+
+async fn confirm_email(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<Code>,
+) -> Response {
+    let result = async {
+        let token = session(&visitor)?;
+        Enrollment::new(&s.deps)
+            .confirm_email(token, &form.code, &visitor.client)
+            .await?;
+        Ok::<_, FlowError>(token)
+    }
+    .await;
+    match result {
+        Ok(token) => changed(&s, &visitor, token, "notice_email_added").await,
+        Err(e) => {
+            let retry = page("register_email.html").vars(context! {
+                step => "code",
+                address => form.address.trim(),
+            });
+            refused(&s, &visitor, retry, e, "error_email_address")
+        }
+    }
+}
+
+/// The confirmation step before a method is removed.
+async fn confirm_removal(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Path(method): Path<String>,
+) -> Response {
+    let Some(kind) = MethodKind::parse(&method) else {
+        return Redirect::to(HERE).into_response();
+    };
+    let result = async { Enrollment::new(&s.deps).status(session(&visitor)?).await }.await;
+    match result {
+        Ok(status) => {
+            let reply = page("register_remove.html").vars(context! {
+                method => kind.as_str(),
+                email => status.email,
+            });
+            s.pages.show(&visitor, reply)
+        }
+        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Path(method): Path<String>,
+) -> Response {
+    let Some(kind) = MethodKind::parse(&method) else {
+        return Redirect::to(HERE).into_response();
+    };
+    let result = async {
+        let token = session(&visitor)?;
+        Enrollment::new(&s.deps)
+            .remove(token, kind, &visitor.client)
+            .await?;
+        Ok::<_, FlowError>(token)
+    }
+    .await;
+    match result {
+        Ok(token) => changed(&s, &visitor, token, "notice_removed").await,
+        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+async fn sign_out(State(s): State<AppState>, visitor: Visitor) -> Response {
+    if let Some(token) = &visitor.session {
+        // The session ends on the server too, so a copied cookie is worth nothing.
+        if let Err(e) = Enrollment::new(&s.deps).sign_out(token).await {
+            tracing::warn!(error = %e, "session not deleted at sign-out");
+        }
+    }
+    let reply = sign_in_form("")
+        .notice("notice_signed_out")
+        .cookie(cookies::bearer(SESSION, None, s.pages.secure_cookies));
+    s.pages.show(&visitor, reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grouped;
+
+    #[test]
+    fn secrets_are_grouped_in_fours() {
+        assert_eq!(grouped("ABCDEFGHIJ"), "ABCD EFGH IJ");
+        assert_eq!(grouped(""), "");
+    }
+}

@@ -1,0 +1,311 @@
+//! What a page handler answers: a template, its variables, a message for the user (an outcome or
+//! a friendly, localized reading of a [`FlowError`]) and the cookies to set.
+
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::Response;
+use minijinja::{Value, context};
+use serde::Serialize;
+
+use super::{Locale, Pages, Visitor};
+use crate::domain::directory::DirectoryError;
+use crate::domain::reset::{MAX_PASSWORD_CHARS, retry_after_secs};
+use crate::domain::selfservice::FlowError;
+use crate::error::{ApiError, ErrorCause};
+
+/// The sections of the site; each page belongs to one, whose start page the language switch and
+/// "start again" links lead to.
+pub const SECTIONS: [&str; 3] = ["/register", "/reset", "/unlock"];
+
+pub struct Reply {
+    status: StatusCode,
+    template: &'static str,
+    vars: Value,
+    here: &'static str,
+    alert: Option<Alert>,
+    cookies: Vec<HeaderValue>,
+    retry_after: Option<u64>,
+    cause: Option<String>,
+}
+
+/// A message above the page: an error (`role="alert"`) or an outcome (`role="status"`).
+struct Alert {
+    error: bool,
+    key: &'static str,
+    params: Vec<(&'static str, String)>,
+    /// Show a link back to the section's start.
+    restart: bool,
+    /// Show the helpdesk link: self-service cannot help here.
+    helpdesk: bool,
+}
+
+#[derive(Serialize)]
+struct ShownAlert<'a> {
+    kind: &'static str,
+    text: String,
+    restart: Option<&'a str>,
+    helpdesk: bool,
+}
+
+impl Reply {
+    pub fn new(template: &'static str) -> Self {
+        Self {
+            status: StatusCode::OK,
+            template,
+            vars: Value::UNDEFINED,
+            here: "/",
+            alert: None,
+            cookies: Vec::new(),
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    /// The section's start page.
+    pub fn here(mut self, path: &'static str) -> Self {
+        self.here = path;
+        self
+    }
+
+    pub fn vars(mut self, vars: Value) -> Self {
+        self.vars = vars;
+        self
+    }
+
+    pub fn status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn cookie(mut self, cookie: HeaderValue) -> Self {
+        self.cookies.push(cookie);
+        self
+    }
+
+    /// An outcome to confirm, text `key`.
+    pub fn notice(mut self, key: &'static str) -> Self {
+        self.alert = Some(Alert {
+            error: false,
+            key,
+            params: Vec::new(),
+            restart: false,
+            helpdesk: false,
+        });
+        self
+    }
+
+    /// An error the user can fix on this page (text `key`), with `status`.
+    pub fn problem(mut self, status: StatusCode, key: &'static str) -> Self {
+        self.status = status;
+        self.alert = Some(Alert {
+            error: true,
+            key,
+            params: Vec::new(),
+            restart: false,
+            helpdesk: false,
+        });
+        self
+    }
+
+    /// A flow error, told in the user's words. `detail` is the text for what only the handler
+    /// can phrase: invalid input, and a password refused before it reached AD.
+    pub fn failure(mut self, error: FlowError, detail: &'static str) -> Self {
+        let error = ApiError::from(error);
+        self.status = error.status();
+        let mut alert = Alert {
+            error: true,
+            key: detail,
+            params: Vec::new(),
+            restart: false,
+            helpdesk: false,
+        };
+        match &error {
+            ApiError::Flow(FlowError::InvalidCredentials) => alert.key = "error_credentials",
+            ApiError::Flow(FlowError::Unauthorized) => alert.key = "error_session_ended",
+            ApiError::Flow(FlowError::InvalidCode { remaining_attempts }) => {
+                alert.key = match remaining_attempts {
+                    0 => "error_code_no_attempts",
+                    1 => "error_code_one_attempt",
+                    _ => "error_code_attempts",
+                };
+                alert.params.push(("n", remaining_attempts.to_string()));
+                alert.restart = *remaining_attempts == 0;
+                alert.helpdesk = *remaining_attempts == 0;
+            }
+            ApiError::Flow(FlowError::FlowNotFound) => {
+                alert.key = "error_flow_ended";
+                alert.restart = true;
+                alert.helpdesk = true;
+            }
+            ApiError::Flow(FlowError::NotVerified) => {
+                alert.key = "error_not_verified";
+                alert.restart = true;
+            }
+            ApiError::Flow(FlowError::Throttled { retry_after }) => {
+                let minutes = retry_after.as_secs().div_ceil(60).max(1);
+                alert.key = if minutes == 1 {
+                    "error_throttled_one"
+                } else {
+                    "error_throttled"
+                };
+                alert.params.push(("minutes", minutes.to_string()));
+                alert.helpdesk = true;
+                self.retry_after = Some(retry_after_secs(*retry_after));
+            }
+            ApiError::Flow(FlowError::InvalidInput(_) | FlowError::PasswordRejected(_)) => {
+                alert.params.push(("max", MAX_PASSWORD_CHARS.to_string()));
+            }
+            ApiError::Flow(FlowError::MailUnavailable) => {
+                alert.key = "error_mail_unavailable";
+                alert.helpdesk = true;
+            }
+            ApiError::Directory(DirectoryError::PolicyViolation { .. }) => {
+                alert.key = "error_password_policy";
+            }
+            ApiError::Directory(DirectoryError::Unavailable { .. }) | ApiError::Store(_) => {
+                alert.key = "error_unavailable";
+                alert.helpdesk = true;
+            }
+            _ => {
+                alert.key = "error_directory";
+                alert.helpdesk = true;
+            }
+        }
+        // For the log (see `log_errors`); the page shows none of it.
+        self.cause = match &error {
+            ApiError::Directory(e) => Some(e.to_string()),
+            ApiError::Store(e) => Some(e.to_string()),
+            _ => None,
+        };
+        self.alert = Some(alert);
+        self
+    }
+
+    /// The answer to a POST whose CSRF token is missing or wrong: nothing was done.
+    pub fn forbidden_form(uri: &Uri) -> Self {
+        let here = section(uri.path());
+        let mut reply = Reply::new("message.html")
+            .here(here)
+            .vars(context! { heading => "form_expired_title" })
+            .problem(StatusCode::FORBIDDEN, "error_form_expired");
+        if let Some(alert) = &mut reply.alert {
+            alert.restart = true;
+        }
+        reply
+    }
+}
+
+/// The section a path belongs to (`/` for none).
+pub fn section(path: &str) -> &'static str {
+    SECTIONS
+        .into_iter()
+        .find(|s| {
+            path.strip_prefix(s)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+        .unwrap_or("/")
+}
+
+impl Pages {
+    /// Renders a reply for a page request.
+    pub fn show(&self, visitor: &Visitor, reply: Reply) -> Response {
+        self.show_with(visitor.locale, &visitor.csrf, reply)
+    }
+
+    /// Renders a reply that has no forms (and so needs no CSRF token).
+    pub fn show_bare(&self, locale: Locale, reply: Reply) -> Response {
+        self.show_with(locale, "", reply)
+    }
+
+    fn show_with(&self, locale: Locale, csrf: &str, reply: Reply) -> Response {
+        let alert = reply.alert.as_ref().map(|a| {
+            let mut text = self.text(locale, a.key);
+            for (name, value) in &a.params {
+                text = text.replace(&format!("{{{name}}}"), value);
+            }
+            ShownAlert {
+                kind: if a.error { "error" } else { "success" },
+                text,
+                restart: a.restart.then_some(reply.here),
+                helpdesk: a.helpdesk,
+            }
+        });
+        let vars = context! {
+            csrf,
+            here => reply.here,
+            alert,
+            ..reply.vars
+        };
+        let mut response = self.render(reply.status, reply.template, locale, vars);
+        let headers = response.headers_mut();
+        for cookie in reply.cookies {
+            headers.append(header::SET_COOKIE, cookie);
+        }
+        if let Some(secs) = reply.retry_after {
+            headers.insert(header::RETRY_AFTER, secs.into());
+        }
+        if let Some(cause) = reply.cause {
+            response.extensions_mut().insert(ErrorCause(cause));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn paths_belong_to_their_section() {
+        assert_eq!(section("/reset/verify"), "/reset");
+        assert_eq!(section("/unlock"), "/unlock");
+        assert_eq!(section("/register/remove/totp"), "/register");
+        assert_eq!(section("/resets"), "/");
+    }
+
+    /// The status and Dutch page for `error`.
+    fn shown(error: FlowError) -> (StatusCode, String) {
+        let pages = Pages::new(Some("https://help.example/".into()), true, false);
+        let reply = Reply::new("message.html")
+            .here("/reset")
+            .vars(context! { heading => "form_expired_title" })
+            .failure(error, "error_username");
+        let response = pages.show_bare(Locale::Nl, reply);
+        let status = response.status();
+        let body =
+            futures::executor::block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+                .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[test]
+    fn flow_errors_read_as_friendly_localized_messages() {
+        let (status, body) = shown(FlowError::InvalidCode {
+            remaining_attempts: 3,
+        });
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("role=\"alert\""), "{body}");
+        assert!(body.contains("Nog 3 pogingen"), "{body}");
+
+        let (status, body) = shown(FlowError::Throttled {
+            retry_after: Duration::from_secs(15 * 60),
+        });
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(body.contains("15 minuten"), "{body}");
+        assert!(body.contains("https:&#x2f;&#x2f;help.example"), "{body}");
+
+        let (status, body) = shown(FlowError::FlowNotFound);
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(
+            body.contains("href=\"&#x2f;reset\""),
+            "a start-again link: {body}"
+        );
+
+        let (status, body) = shown(FlowError::Directory(DirectoryError::PolicyViolation {
+            detail: "0000052D: secret detail".into(),
+        }));
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(!body.contains("0000052D"), "{body}");
+    }
+}

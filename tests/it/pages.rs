@@ -1,0 +1,795 @@
+//! The server-rendered pages end to end, as a browser without JavaScript uses them: a cookie jar,
+//! forms submitted with their hidden fields (the CSRF token among them), against the real Samba
+//! DC and SMTP server.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use sspr_bridge::domain::totp;
+
+use crate::client::{Answer, TestApp, test_app};
+use crate::harness::{TestUser, bind, create_user};
+use crate::mail::{smtp_section, unique_address, wait_for_mail};
+
+const LICENSED: &str = "[licence]\nazure_ad_premium = true\n";
+
+async fn app(extra: &str) -> TestApp {
+    test_app(&format!("{LICENSED}{}\n{extra}", smtp_section())).await
+}
+
+/// One form of a page: where it posts and the values its inputs carry.
+#[derive(Debug)]
+struct Form {
+    action: String,
+    fields: Vec<(String, String)>,
+    /// Names of the hidden inputs.
+    hidden: Vec<String>,
+}
+
+/// Undoes the HTML escaping of attribute values and text (minijinja escapes `/` too).
+fn unescape(s: &str) -> String {
+    s.replace("&#x2f;", "/")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The value of attribute `name` in a tag's source.
+fn attr(tag: &str, name: &str) -> Option<String> {
+    // The first attribute follows the tag name, which callers may have cut off.
+    let tag = format!(" {tag}");
+    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    let len = tag[start..].find('"')?;
+    Some(unescape(&tag[start..start + len]))
+}
+
+/// Every `attr="…"` value in `html`, for `href`, `action` and `src`.
+fn urls_in(html: &str) -> Vec<String> {
+    let mut urls = Vec::new();
+    for name in ["href", "action", "src"] {
+        let needle = format!(" {name}=\"");
+        let mut rest = html;
+        while let Some(at) = rest.find(&needle) {
+            rest = &rest[at + needle.len()..];
+            let end = rest.find('"').unwrap_or(rest.len());
+            urls.push(unescape(&rest[..end]));
+        }
+    }
+    urls
+}
+
+fn forms(html: &str) -> Vec<Form> {
+    html.split("<form ")
+        .skip(1)
+        .map(|chunk| {
+            let body = &chunk[..chunk.find("</form>").expect("closed form")];
+            let action = attr(&body[..body.find('>').unwrap()], "action").expect("form action");
+            let mut fields = Vec::new();
+            let mut hidden = Vec::new();
+            for input in body.split("<input ").skip(1) {
+                let tag = &input[..input.find('>').unwrap()];
+                let Some(name) = attr(tag, "name") else {
+                    continue;
+                };
+                if attr(tag, "type").as_deref() == Some("hidden") {
+                    hidden.push(name.clone());
+                }
+                fields.push((name, attr(tag, "value").unwrap_or_default()));
+            }
+            Form {
+                action,
+                fields,
+                hidden,
+            }
+        })
+        .collect()
+}
+
+/// The text of the element with `id`.
+fn text_of(html: &str, id: &str) -> String {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}: {html}"));
+    let start = at + html[at..].find('>').unwrap() + 1;
+    let end = start + html[start..].find('<').unwrap();
+    unescape(&html[start..end])
+}
+
+/// A browser: keeps cookies, submits forms, and remembers every URL it saw.
+struct Browser<'a> {
+    app: &'a TestApp,
+    jar: BTreeMap<String, String>,
+    accept_language: Option<&'static str>,
+    /// Request URLs, Location headers and link/form/image URLs of every page.
+    seen_urls: Vec<String>,
+    /// Every `Set-Cookie` header received.
+    set_cookies: Vec<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            jar: BTreeMap::new(),
+            accept_language: None,
+            seen_urls: Vec::new(),
+            set_cookies: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, method: &str, path: &str, form: Option<String>) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if !self.jar.is_empty() {
+            let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            request = request.header(header::COOKIE, cookies.join("; "));
+        }
+        if let Some(language) = self.accept_language {
+            request = request.header(header::ACCEPT_LANGUAGE, language);
+        }
+        let request = match form {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body)),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let answer = self.app.send(request).await;
+        for cookie in answer.headers.get_all(header::SET_COOKIE) {
+            let cookie = cookie.to_str().unwrap().to_owned();
+            let (pair, attributes) = cookie.split_once(';').unwrap_or((&cookie, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if attributes.contains("Max-Age=0") {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
+            self.set_cookies.push(cookie);
+        }
+        self.seen_urls.push(path.to_owned());
+        if let Some(location) = answer.headers.get(header::LOCATION) {
+            self.seen_urls.push(location.to_str().unwrap().to_owned());
+        }
+        self.seen_urls.extend(urls_in(&answer.body));
+        assert_labelled(&answer.body);
+        answer
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        self.send("GET", path, None).await
+    }
+
+    /// Posts exactly `fields`, as a forged or hand-made request would.
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send("POST", path, Some(body)).await
+    }
+
+    /// Submits the form of `page` that posts to `action` (the first whose hidden values agree
+    /// with `fields`), with its values and `fields` typed in.
+    async fn submit(&mut self, page: &Answer, action: &str, fields: &[(&str, &str)]) -> Answer {
+        let all = forms(&page.body);
+        let form = all
+            .iter()
+            .filter(|f| f.action == action)
+            .find(|f| {
+                fields.iter().all(|(k, v)| {
+                    f.fields
+                        .iter()
+                        .all(|(name, value)| name != k || !f.hidden.contains(name) || value == v)
+                })
+            })
+            .unwrap_or_else(|| panic!("no form for {action} in {all:?}\n{}", page.body));
+        let mut values: Vec<(String, String)> = form
+            .fields
+            .iter()
+            .filter(|(name, _)| !fields.iter().any(|(k, _)| k == name))
+            .cloned()
+            .collect();
+        values.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        assert!(
+            values.iter().any(|(k, v)| k == "csrf" && !v.is_empty()),
+            "{form:?}"
+        );
+        let pairs: Vec<(&str, &str)> = values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.post(action, &pairs).await
+    }
+
+    /// Asserts that a flow id or session token never showed up in a URL, nor anywhere in a page.
+    fn assert_bearers_stay_in_cookies(&self, bearers: &[&str], pages: &[&Answer]) {
+        for bearer in bearers {
+            assert!(bearer.len() >= 40, "{bearer}");
+            for url in &self.seen_urls {
+                assert!(!url.contains(bearer), "bearer secret in URL {url}");
+            }
+            for page in pages {
+                assert!(!page.body.contains(bearer), "bearer secret in a page");
+            }
+        }
+    }
+}
+
+/// Every visible input has a `<label for>`.
+fn assert_labelled(html: &str) {
+    for input in html.split("<input ").skip(1) {
+        let tag = &input[..input.find('>').unwrap()];
+        if attr(tag, "type").as_deref() == Some("hidden") {
+            continue;
+        }
+        let id = attr(tag, "id").unwrap_or_else(|| panic!("input without id: {tag}"));
+        assert!(
+            html.contains(&format!("<label for=\"{id}\">")),
+            "no label for #{id}"
+        );
+    }
+}
+
+fn assert_page(answer: &Answer, status: StatusCode, text: &str) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert!(
+        unescape(&answer.body).contains(text),
+        "no {text:?} in {}",
+        answer.body
+    );
+}
+
+/// The text of the page's alert (`role="alert"`).
+fn alert(answer: &Answer) -> String {
+    let at = answer
+        .body
+        .find("role=\"alert\"")
+        .unwrap_or_else(|| panic!("no alert in {}", answer.body));
+    let end = at + answer.body[at..].find("</div>").unwrap();
+    unescape(&answer.body[at..end])
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Waits until at least 3 s remain in the current 30 s step, so a code computed now is judged
+/// in the same step by the server.
+async fn settle_totp_step() -> u64 {
+    loop {
+        let now = unix_now();
+        if now % totp::STEP_SECS < totp::STEP_SECS - 3 {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn decode_base32(secret: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0u64;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in secret.bytes().filter(|c| *c != b'=') {
+        let v = alphabet.iter().position(|a| *a == c).expect("base32") as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+/// Signs in on `/register`; returns the overview page.
+async fn sign_in(browser: &mut Browser<'_>, user: &TestUser) -> Answer {
+    let form = browser.get("/register").await;
+    assert_page(&form, StatusCode::OK, "autocomplete=\"current-password\"");
+    let overview = browser
+        .submit(
+            &form,
+            "/register",
+            &[("username", &user.sam), ("password", &user.password)],
+        )
+        .await;
+    assert_page(&overview, StatusCode::OK, "Your verification methods");
+    overview
+}
+
+/// Adds an authenticator app from the overview, confirming with the code of the previous time
+/// step (so the current step stays free for a reset). Returns the raw secret.
+async fn register_totp(browser: &mut Browser<'_>, overview: &Answer) -> Vec<u8> {
+    let setup = browser.submit(overview, "/register/totp", &[]).await;
+    assert_page(&setup, StatusCode::OK, "src=\"data:image/svg+xml;base64,");
+    let img = attr_of_tag(&setup.body, "class=\"qr\"", "src");
+    let svg = base64::engine::general_purpose::STANDARD
+        .decode(img.strip_prefix("data:image/svg+xml;base64,").unwrap())
+        .unwrap();
+    assert!(String::from_utf8(svg).unwrap().contains("<svg"));
+    assert!(
+        setup.body.contains("href=\"otpauth:&#x2f;&#x2f;totp&#x2f;"),
+        "{}",
+        setup.body
+    );
+
+    let grouped = text_of(&setup.body, "totp-secret");
+    assert!(
+        grouped.split(' ').all(|g| (1..=4).contains(&g.len())),
+        "{grouped}"
+    );
+    let secret = decode_base32(&grouped.replace(' ', ""));
+    assert_eq!(secret.len(), 20);
+    assert_page(&setup, StatusCode::OK, "autocomplete=\"one-time-code\"");
+    assert_page(&setup, StatusCode::OK, "inputmode=\"numeric\"");
+
+    let now = settle_totp_step().await;
+    let code = totp::code_at(&secret, now - totp::STEP_SECS);
+    let done = browser
+        .submit(&setup, "/register/totp/confirm", &[("code", &code)])
+        .await;
+    assert_page(&done, StatusCode::OK, "Your authenticator app is set up.");
+    assert!(done.body.contains("role=\"status\""));
+    secret
+}
+
+/// The attribute `name` of the first tag that contains `marker`.
+fn attr_of_tag(html: &str, marker: &str, name: &str) -> String {
+    let at = html.find(marker).unwrap_or_else(|| panic!("no {marker}"));
+    let start = html[..at].rfind('<').unwrap();
+    let end = at + html[at..].find('>').unwrap();
+    attr(&html[start..end], name).unwrap()
+}
+
+/// Starts a reset or unlock (`here`) for `login`; returns the verification page.
+async fn start(browser: &mut Browser<'_>, here: &str, login: &str) -> Answer {
+    let form = browser.get(here).await;
+    assert_page(&form, StatusCode::OK, "autocomplete=\"username\"");
+    let verify = browser.submit(&form, here, &[("username", login)]).await;
+    assert_page(&verify, StatusCode::OK, "Prove who you are");
+    verify
+}
+
+async fn verify_totp(
+    browser: &mut Browser<'_>,
+    page: &Answer,
+    here: &str,
+    secret: &[u8],
+) -> Answer {
+    let now = settle_totp_step().await;
+    let code = totp::code_at(secret, now);
+    browser
+        .submit(
+            page,
+            &format!("{here}/verify"),
+            &[("method", "totp"), ("code", &code)],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn totp_registration_then_reset_through_the_pages() {
+    let app = app("").await;
+    let user = create_user("pgt").await;
+    let mut browser = Browser::new(&app);
+    let overview = sign_in(&mut browser, &user).await;
+    assert_page(&overview, StatusCode::OK, "Not set up.");
+    assert_page(&overview, StatusCode::OK, "No address set up.");
+    let session_cookie = browser
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("sspr_session="))
+        .expect("session cookie")
+        .clone();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(session_cookie.contains(attribute), "{session_cookie}");
+    }
+    assert!(
+        !session_cookie.contains("Secure"),
+        "public_url is http here"
+    );
+    let session = browser.jar["sspr_session"].clone();
+
+    let secret = register_totp(&mut browser, &overview).await;
+    let overview = browser.get("/register").await;
+    assert_page(&overview, StatusCode::OK, "Set up.");
+    assert_page(&overview, StatusCode::OK, "Remove the authenticator app");
+
+    // A reset is a separate visit.
+    let mut visit = Browser::new(&app);
+    let verify = start(&mut visit, "/reset", &user.sam).await;
+    let flow_cookie = visit
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("sspr_flow="))
+        .expect("flow cookie")
+        .clone();
+    assert!(flow_cookie.contains("HttpOnly") && flow_cookie.contains("SameSite=Strict"));
+    let flow = visit.jar["sspr_flow"].clone();
+
+    let wrong = visit
+        .submit(
+            &verify,
+            "/reset/verify",
+            &[("method", "totp"), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(alert(&wrong).contains("attempts left"), "{}", wrong.body);
+
+    let password = verify_totp(&mut visit, &wrong, "/reset", &secret).await;
+    assert_page(&password, StatusCode::OK, "Choose a new password");
+    assert_eq!(
+        password
+            .body
+            .matches("autocomplete=\"new-password\"")
+            .count(),
+        2
+    );
+
+    let differ = visit
+        .submit(
+            &password,
+            "/reset/password",
+            &[
+                ("new_password", "Pages-Pass-11!"),
+                ("confirm_password", "Pages-Pass-12!"),
+            ],
+        )
+        .await;
+    assert_eq!(differ.status, StatusCode::BAD_REQUEST);
+    assert!(alert(&differ).contains("not the same"));
+    bind(&user.dn, &user.password).await.expect("untouched");
+
+    // The DC's policy refuses it: the user stays on the password step, with the reason.
+    let refused = visit
+        .submit(
+            &differ,
+            "/reset/password",
+            &[("new_password", "Ab1!"), ("confirm_password", "Ab1!")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        alert(&refused).contains("password policy"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("action=\"/reset/password\""));
+    bind(&user.dn, &user.password).await.expect("untouched");
+
+    let done = visit
+        .submit(
+            &refused,
+            "/reset/password",
+            &[
+                ("new_password", "Pages-Pass-13!"),
+                ("confirm_password", "Pages-Pass-13!"),
+            ],
+        )
+        .await;
+    assert_page(
+        &done,
+        StatusCode::OK,
+        "You can now sign in with your new password",
+    );
+    assert!(
+        !visit.jar.contains_key("sspr_flow"),
+        "the spent flow's cookie is deleted"
+    );
+    bind(&user.dn, "Pages-Pass-13!")
+        .await
+        .expect("new password binds");
+    assert!(
+        bind(&user.dn, &user.password).await.is_err(),
+        "old password fails"
+    );
+
+    let pages = [&verify, &wrong, &password, &differ, &refused, &done];
+    visit.assert_bearers_stay_in_cookies(&[&flow], &pages);
+    browser.assert_bearers_stay_in_cookies(&[&session], &[&overview]);
+}
+
+#[tokio::test]
+async fn email_registration_reset_removal_and_sign_out_through_the_pages() {
+    let app = app("").await;
+    let user = create_user("pge").await;
+    let mut browser = Browser::new(&app);
+    let overview = sign_in(&mut browser, &user).await;
+
+    let form = browser.get("/register/email").await;
+    let prefilled = forms(&form.body)
+        .into_iter()
+        .find(|f| f.action == "/register/email")
+        .and_then(|f| f.fields.into_iter().find(|(k, _)| k == "address"))
+        .map(|(_, v)| v);
+    assert_eq!(
+        prefilled.as_deref(),
+        Some(format!("{}@mail.test", user.sam).as_str()),
+        "from AD's mail"
+    );
+    let address = unique_address();
+    let sent = browser
+        .submit(&form, "/register/email", &[("address", &address)])
+        .await;
+    assert_page(&sent, StatusCode::OK, &address);
+    let code = wait_for_mail(&address)
+        .await
+        .code_in()
+        .expect("code mailed");
+
+    let wrong = browser
+        .submit(&sent, "/register/email/confirm", &[("code", "12345678")])
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(alert(&wrong).contains("attempts left"));
+    let added = browser
+        .submit(&wrong, "/register/email/confirm", &[("code", &code)])
+        .await;
+    assert_page(&added, StatusCode::OK, "Your email address is set up.");
+    assert_page(&added, StatusCode::OK, "***@mail.test");
+    assert!(
+        !added.body.contains(&address),
+        "the overview masks the address"
+    );
+    wait_for_mail(&address).await; // "a method was added"
+
+    // Reset with an emailed code.
+    let mut visit = Browser::new(&app);
+    let verify = start(&mut visit, "/reset", &user.upn).await;
+    let asked = visit.submit(&verify, "/reset/email", &[]).await;
+    assert_page(
+        &asked,
+        StatusCode::OK,
+        "We sent a code to the email address you set up.",
+    );
+    let code = wait_for_mail(&address)
+        .await
+        .code_in()
+        .expect("reset code mailed");
+    let password = visit
+        .submit(
+            &asked,
+            "/reset/verify",
+            &[("method", "email"), ("code", &code)],
+        )
+        .await;
+    assert_page(&password, StatusCode::OK, "Choose a new password");
+    let done = visit
+        .submit(
+            &password,
+            "/reset/password",
+            &[
+                ("new_password", "Mailed-Pages-Pass-7"),
+                ("confirm_password", "Mailed-Pages-Pass-7"),
+            ],
+        )
+        .await;
+    assert_page(
+        &done,
+        StatusCode::OK,
+        "You can now sign in with your new password",
+    );
+    bind(&user.dn, "Mailed-Pages-Pass-7")
+        .await
+        .expect("new password binds");
+    wait_for_mail(&address).await; // "your password was reset"
+
+    // Removal takes a confirmation step.
+    let confirm = browser.get("/register/remove/email").await;
+    assert_page(
+        &confirm,
+        StatusCode::OK,
+        "Do you want to remove your email address?",
+    );
+    let removed = browser
+        .submit(&confirm, "/register/remove/email", &[])
+        .await;
+    assert_page(&removed, StatusCode::OK, "The method was removed.");
+    assert_page(&removed, StatusCode::OK, "No address set up.");
+    wait_for_mail(&address).await; // "a method was removed"
+
+    let signed_out = browser.submit(&overview, "/register/sign-out", &[]).await;
+    assert_page(&signed_out, StatusCode::OK, "You are signed out.");
+    assert!(!browser.jar.contains_key("sspr_session"));
+    let again = browser.get("/register").await;
+    assert_page(&again, StatusCode::OK, "autocomplete=\"current-password\"");
+}
+
+#[tokio::test]
+async fn unlock_through_the_pages_after_a_real_lockout() {
+    let app = app("").await;
+    let user = create_user("pgu").await;
+    let mut browser = Browser::new(&app);
+    let overview = sign_in(&mut browser, &user).await;
+    let secret = register_totp(&mut browser, &overview).await;
+    for _ in 0..6 {
+        let _ = bind(&user.dn, "wrong-password").await;
+    }
+    let (rc, text) = bind(&user.dn, &user.password).await.expect_err("locked");
+    assert!(rc == 49 && text.contains("775"), "{rc} {text}");
+
+    let mut visit = Browser::new(&app);
+    let verify = start(&mut visit, "/unlock", &user.sam).await;
+    let flow = visit.jar["sspr_flow"].clone();
+    let confirm = verify_totp(&mut visit, &verify, "/unlock", &secret).await;
+    assert_page(&confirm, StatusCode::OK, "Unlock my account");
+    let done = visit.submit(&confirm, "/unlock/confirm", &[]).await;
+    assert_page(&done, StatusCode::OK, "Your account is unlocked");
+    bind(&user.dn, &user.password)
+        .await
+        .expect("unlocked, same password");
+    visit.assert_bearers_stay_in_cookies(&[&flow], &[&verify, &confirm, &done]);
+}
+
+#[tokio::test]
+async fn posts_without_the_right_csrf_token_are_refused_and_change_nothing() {
+    let app = app("").await;
+    let user = create_user("pgc").await;
+
+    // No token at all: no sign-in happens.
+    let mut forger = Browser::new(&app);
+    let refused = forger
+        .post(
+            "/register",
+            &[("username", &user.sam), ("password", &user.password)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(alert(&refused).contains("Nothing was changed"));
+    assert!(!forger.jar.contains_key("sspr_session"));
+
+    // A cookie, but a field that does not match it.
+    let mut browser = Browser::new(&app);
+    let overview = sign_in(&mut browser, &user).await;
+    let secret = register_totp(&mut browser, &overview).await;
+    let verify = start(&mut browser, "/reset", &user.sam).await;
+    let password = verify_totp(&mut browser, &verify, "/reset", &secret).await;
+    assert_page(&password, StatusCode::OK, "Choose a new password");
+    let csrf = browser.jar["sspr_csrf"].clone();
+    let forged = "A".repeat(csrf.len());
+    for fields in [vec![("csrf", forged.as_str())], vec![("csrf", "")], vec![]] {
+        let mut fields = fields;
+        fields.extend([
+            ("new_password", "Forged-Pass-1!"),
+            ("confirm_password", "Forged-Pass-1!"),
+        ]);
+        let answer = browser.post("/reset/password", &fields).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{fields:?}");
+    }
+    // The right field without the cookie (another browser that learnt the token).
+    let flow = browser.jar["sspr_flow"].clone();
+    let mut other = Browser::new(&app);
+    other.jar.insert("sspr_flow".into(), flow);
+    let answer = other
+        .post(
+            "/reset/password",
+            &[
+                ("csrf", &csrf),
+                ("new_password", "Forged-Pass-1!"),
+                ("confirm_password", "Forged-Pass-1!"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    bind(&user.dn, &user.password).await.expect("AD untouched");
+    assert!(bind(&user.dn, "Forged-Pass-1!").await.is_err());
+
+    // The flow itself was not harmed: the real form still works.
+    let done = browser
+        .submit(
+            &password,
+            "/reset/password",
+            &[
+                ("new_password", "Real-Pass-2!"),
+                ("confirm_password", "Real-Pass-2!"),
+            ],
+        )
+        .await;
+    assert_page(
+        &done,
+        StatusCode::OK,
+        "You can now sign in with your new password",
+    );
+}
+
+#[tokio::test]
+async fn an_ended_flow_says_start_again_and_links_the_helpdesk() {
+    let app = app("").await;
+    let mut browser = Browser::new(&app);
+    let form = browser.get("/reset").await;
+    // A step without a flow cookie (expired, or never started).
+    let page = browser
+        .submit(&form, "/reset", &[("username", "someone")])
+        .await;
+    browser.jar.remove("sspr_flow");
+    let ended = browser
+        .submit(
+            &page,
+            "/reset/verify",
+            &[("method", "totp"), ("code", "123456")],
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::NOT_FOUND);
+    let text = alert(&ended);
+    assert!(text.contains("expired or ended"), "{text}");
+    assert!(text.contains("href=\"/reset\""), "{text}");
+    assert!(text.contains("mailto:helpdesk@example.test"), "{text}");
+    // The footer links the helpdesk on every page.
+    assert!(
+        form.body
+            .contains("<footer><a href=\"mailto:helpdesk@example.test\">")
+    );
+
+    // A reload of a step goes back to the start instead of a bare 405.
+    let reload = browser.get("/reset/verify?lang=nl").await;
+    assert_eq!(reload.status, StatusCode::SEE_OTHER);
+    assert_eq!(reload.headers[header::LOCATION], "/reset?lang=nl");
+}
+
+#[tokio::test]
+async fn dutch_pages_render_dutch_texts_and_the_choice_sticks_across_posts() {
+    let app = app("[server]\npublic_url = \"https://sspr.example.test/\"").await;
+    let mut browser = Browser::new(&app);
+    browser.accept_language = Some("nl-NL,nl;q=0.9,en;q=0.5");
+    let reset = browser.get("/reset").await;
+    assert_page(&reset, StatusCode::OK, "Uw wachtwoord opnieuw instellen");
+    assert!(reset.body.contains("<html lang=\"nl\">"));
+    assert!(reset.body.contains("Gebruikersnaam"));
+    assert!(
+        browser.set_cookies.iter().all(|c| c.contains("; Secure")),
+        "public_url is https: {:?}",
+        browser.set_cookies
+    );
+
+    // English by header, switched to Dutch; the switch is kept in a cookie for the POST.
+    let mut browser = Browser::new(&app);
+    browser.accept_language = Some("en");
+    let english = browser.get("/register").await;
+    assert_page(&english, StatusCode::OK, "Your verification methods");
+    assert!(
+        english.body.contains("href=\"&#x2f;register?lang=nl\""),
+        "{}",
+        english.body
+    );
+    let dutch = browser.get("/register?lang=nl").await;
+    assert_page(&dutch, StatusCode::OK, "Uw verificatiemethoden");
+    assert_eq!(browser.jar.get("lang").map(String::as_str), Some("nl"));
+    let refused = browser
+        .submit(
+            &dutch,
+            "/register",
+            &[("username", "nobody-here"), ("password", "wrong")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(alert(&refused).contains("De gebruikersnaam of het wachtwoord is onjuist."));
+    assert!(
+        refused
+            .body
+            .contains("<label for=\"password\">Huidig wachtwoord</label>")
+    );
+
+    let unlock = browser.get("/unlock").await;
+    assert_page(&unlock, StatusCode::OK, "Uw account deblokkeren");
+}
+
+#[tokio::test]
+async fn without_the_licence_the_gate_answers_for_every_page_and_post() {
+    let app = test_app("").await;
+    let mut browser = Browser::new(&app);
+    for path in ["/register", "/reset/verify", "/unlock/confirm"] {
+        let answer = browser.post(path, &[("csrf", "x")]).await;
+        assert_page(
+            &answer,
+            StatusCode::FORBIDDEN,
+            "Self-service is not available",
+        );
+    }
+}
