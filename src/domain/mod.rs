@@ -7,6 +7,7 @@ pub mod clock;
 pub mod directory;
 pub mod enrollment;
 pub mod licence;
+pub mod locale;
 pub mod notify;
 pub mod reset;
 pub mod secrets;

@@ -38,36 +38,12 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Language {
-    En,
-    Nl,
-}
+use crate::domain::locale::Locale as Language;
 
-impl Language {
-    const ALL: [Language; 2] = [Language::En, Language::Nl];
-
-    fn tag(self) -> &'static str {
-        match self {
-            Language::En => "en",
-            Language::Nl => "nl",
-        }
-    }
-
-    /// `nl`, `nl-NL`, `NL_be` are Dutch; anything else is English.
-    fn of(locale: &str) -> Self {
-        let primary = locale.split(['-', '_']).next().unwrap_or("").trim();
-        Self::ALL
-            .into_iter()
-            .find(|l| l.tag().eq_ignore_ascii_case(primary))
-            .unwrap_or(Language::En)
-    }
-
-    fn source(self) -> &'static str {
-        match self {
-            Language::En => include_str!("../../locales/mail/en.toml"),
-            Language::Nl => include_str!("../../locales/mail/nl.toml"),
-        }
+fn source(language: Language) -> &'static str {
+    match language {
+        Language::En => include_str!("../../locales/mail/en.toml"),
+        Language::Nl => include_str!("../../locales/mail/nl.toml"),
     }
 }
 
@@ -172,7 +148,7 @@ impl Templates {
         let catalogs = Language::ALL
             .into_iter()
             .map(|language| {
-                let catalog = toml::from_str(language.source()).unwrap_or_else(|e| {
+                let catalog = toml::from_str(source(language)).unwrap_or_else(|e| {
                     panic!(
                         "compiled-in mail texts for {} are invalid: {e}",
                         language.tag()
@@ -616,11 +592,10 @@ mod tests {
     #[test]
     fn every_language_has_the_same_texts_and_placeholders() {
         let shape = |language: Language| {
-            let table: toml::Table = toml::from_str(language.source()).unwrap();
+            let table: toml::Table = toml::from_str(source(language)).unwrap();
             let mut paths = BTreeSet::new();
             key_paths("", &table, &mut paths);
-            let placeholders: BTreeSet<String> = language
-                .source()
+            let placeholders: BTreeSet<String> = source(language)
                 .lines()
                 .filter(|l| !l.trim_start().starts_with('#'))
                 .flat_map(|l| l.split('{').skip(1))

@@ -27,29 +27,10 @@ use super::api::Caller;
 use crate::domain::selfservice::Client;
 use reply::Reply;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Locale {
-    En,
-    Nl,
-}
+pub use crate::domain::locale::Locale;
 
+// Negotiation reads HTTP headers, so it lives here rather than in the domain.
 impl Locale {
-    const ALL: [Locale; 2] = [Locale::En, Locale::Nl];
-
-    pub fn tag(self) -> &'static str {
-        match self {
-            Locale::En => "en",
-            Locale::Nl => "nl",
-        }
-    }
-
-    fn from_tag(tag: &str) -> Option<Self> {
-        let primary = tag.split(['-', '_']).next()?.trim();
-        Self::ALL
-            .into_iter()
-            .find(|l| l.tag().eq_ignore_ascii_case(primary))
-    }
-
     pub fn negotiate(request: &Request) -> Self {
         Self::from_headers(request.uri(), request.headers())
     }
