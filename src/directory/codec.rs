@@ -63,11 +63,66 @@ pub const USER_ATTRIBUTES: &[&str] = &[
     "msDS-ResultantPSO",
 ];
 
-/// `(&<user_filter>(|(sAMAccountName=<login>)(userPrincipalName=<login>)))` with the login escaped
-/// per RFC 4515, so `*`, `(`, `)`, `\` and NUL match only themselves.
-pub fn user_filter(base_filter: &str, login: &str) -> String {
-    let login = ldap_escape(login);
-    format!("(&{base_filter}(|(sAMAccountName={login})(userPrincipalName={login})))")
+/// `(&<user_filter>(|(sAMAccountName=<id>)(userPrincipalName=<id>)))`, with `(mail=<id>)` in the OR
+/// when `or_mail`. The id is escaped per RFC 4515, so `*`, `(`, `)`, `\` and NUL match only
+/// themselves.
+pub fn user_filter(base_filter: &str, id: &str, or_mail: bool) -> String {
+    let id = ldap_escape(id);
+    let mail = if or_mail {
+        format!("(mail={id})")
+    } else {
+        String::new()
+    };
+    format!("(&{base_filter}(|(sAMAccountName={id})(userPrincipalName={id}){mail}))")
+}
+
+/// LDAP_MATCHING_RULE_IN_CHAIN on `memberOf`: matches an object that is in the group directly or
+/// through any depth of nesting (MS-ADTS 3.1.1.3.4.4.3). The DN is a filter value, so it is
+/// escaped per RFC 4515; its own DN escapes (`\,`) become `\5c,` and reach the DC intact.
+pub fn member_of_filter(group_dn: &str) -> String {
+    format!(
+        "(memberOf:1.2.840.113556.1.4.1941:={})",
+        ldap_escape(group_dn)
+    )
+}
+
+/// The values of an attribute as bytes. ldap3 files an attribute under `attrs` when every value
+/// happens to be valid UTF-8 (a GUID or SID sometimes is) and under `bin_attrs` otherwise; the
+/// bytes are the same either way.
+pub fn binary_values<'e>(entry: &'e SearchEntry, attr: &str) -> Vec<&'e [u8]> {
+    match entry.bin_attrs.get(attr) {
+        Some(values) => values.iter().map(Vec::as_slice).collect(),
+        None => entry
+            .attrs
+            .get(attr)
+            .map(|values| values.iter().map(String::as_bytes).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// The string form (`S-1-5-21-…`) of a binary SID (MS-DTYP 2.4.2.2): revision 1, the number of
+/// sub-authorities (at most 15), a 48-bit big-endian identifier authority, then that many
+/// little-endian 32-bit sub-authorities. `None` for anything else.
+pub fn sid_string(bytes: &[u8]) -> Option<String> {
+    let (&[revision, count], rest) = bytes.split_first_chunk::<2>()?;
+    let (authority, sub_authorities) = rest.split_first_chunk::<6>()?;
+    if revision != 1 || count > 15 || sub_authorities.len() != usize::from(count) * 4 {
+        return None;
+    }
+    let mut be = [0u8; 8];
+    be[2..].copy_from_slice(authority);
+    let authority = u64::from_be_bytes(be);
+    // MS-DTYP 2.4.2.1: authorities that do not fit 32 bits are written in hex.
+    let authority = if authority >> 32 == 0 {
+        authority.to_string()
+    } else {
+        format!("0x{authority:012X}")
+    };
+    let sub_authorities: String = sub_authorities
+        .chunks_exact(4)
+        .map(|le| format!("-{}", u32::from_le_bytes([le[0], le[1], le[2], le[3]])))
+        .collect();
+    Some(format!("S-{revision}-{authority}{sub_authorities}"))
 }
 
 fn first<'e>(entry: &'e SearchEntry, attr: &str) -> Option<&'e str> {
@@ -84,13 +139,7 @@ fn first_int(entry: &SearchEntry, attr: &str) -> i64 {
 
 /// Builds a [`DirectoryUser`] from a search entry; `None` if it lacks what every user has.
 pub fn directory_user(entry: &SearchEntry) -> Option<DirectoryUser> {
-    // ldap3 files a value under `attrs` when its bytes happen to be valid UTF-8, which a GUID's
-    // sometimes are; the bytes are the same either way.
-    let guid_bytes = match entry.bin_attrs.get("objectGUID").and_then(|v| v.first()) {
-        Some(bytes) => bytes.as_slice(),
-        None => first(entry, "objectGUID")?.as_bytes(),
-    };
-    let guid = ObjectGuid::from_ad_bytes(guid_bytes)?;
+    let guid = ObjectGuid::from_ad_bytes(binary_values(entry, "objectGUID").first()?)?;
     let text = |attr| first(entry, attr).map(str::to_owned);
     // userAccountControl is a signed 32-bit integer in the schema; keep its bits.
     let bits = |attr| first_int(entry, attr) as u32;
@@ -192,13 +241,113 @@ mod tests {
 
     #[test]
     fn filter_escapes_injection() {
-        let f = user_filter("(objectClass=user)", "a*)(cn=*");
+        let f = user_filter("(objectClass=user)", "a*)(cn=*", false);
         assert_eq!(
             f,
             "(&(objectClass=user)(|(sAMAccountName=a\\2a\\29\\28cn=\\2a)(userPrincipalName=a\\2a\\29\\28cn=\\2a)))"
         );
-        assert!(user_filter("(x=y)", "\\").contains("=\\5c)"));
-        assert!(user_filter("(x=y)", "\0").contains("=\\00)"));
+        assert!(user_filter("(x=y)", "\\", false).contains("=\\5c)"));
+        assert!(user_filter("(x=y)", "\0", false).contains("=\\00)"));
+    }
+
+    #[test]
+    fn filter_adds_mail_only_when_asked() {
+        assert_eq!(
+            user_filter("(objectClass=user)", "a@b.test", true),
+            "(&(objectClass=user)(|(sAMAccountName=a@b.test)(userPrincipalName=a@b.test)(mail=a@b.test)))"
+        );
+        assert!(!user_filter("(objectClass=user)", "a@b.test", false).contains("mail="));
+        assert_eq!(
+            user_filter("(x=y)", "*)(mail=*", true),
+            "(&(x=y)(|(sAMAccountName=\\2a\\29\\28mail=\\2a)(userPrincipalName=\\2a\\29\\28mail=\\2a)(mail=\\2a\\29\\28mail=\\2a)))"
+        );
+    }
+
+    #[test]
+    fn member_of_filter_escapes_the_dn() {
+        assert_eq!(
+            member_of_filter("CN=Grp (x)\\, test*,CN=Users,DC=sspr,DC=test"),
+            "(memberOf:1.2.840.113556.1.4.1941:=CN=Grp \\28x\\29\\5c, test\\2a,CN=Users,DC=sspr,DC=test)"
+        );
+    }
+
+    #[test]
+    fn sids_are_written_in_string_form() {
+        let administrators = [
+            0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x20, 0x00, 0x00, 0x00, 0x20, 0x02,
+            0x00, 0x00,
+        ];
+        assert_eq!(sid_string(&administrators).as_deref(), Some("S-1-5-32-544"));
+        // S-1-5-21-1004336348-1177238915-682003330-512: Domain Admins of some domain.
+        let mut domain_admins = vec![0x01, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05];
+        for sub in [21u32, 1_004_336_348, 1_177_238_915, 682_003_330, 512] {
+            domain_admins.extend_from_slice(&sub.to_le_bytes());
+        }
+        assert_eq!(
+            sid_string(&domain_admins).as_deref(),
+            Some("S-1-5-21-1004336348-1177238915-682003330-512")
+        );
+        // Everyone (S-1-1-0) and a sub-authority with the top bit set.
+        assert_eq!(
+            sid_string(&[1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]).as_deref(),
+            Some("S-1-1-0")
+        );
+        assert_eq!(
+            sid_string(&[1, 1, 0, 0, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff]).as_deref(),
+            Some("S-1-5-4294967295")
+        );
+        // No sub-authorities is well-formed (S-1-0 style); an authority beyond 32 bits is hex.
+        assert_eq!(
+            sid_string(&[1, 0, 0, 0, 0, 0, 0, 5]).as_deref(),
+            Some("S-1-5")
+        );
+        assert_eq!(
+            sid_string(&[1, 0, 0x01, 0, 0, 0, 0, 5]).as_deref(),
+            Some("S-1-0x010000000005")
+        );
+    }
+
+    #[test]
+    fn malformed_sids_are_refused() {
+        let good = [
+            0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x20, 0x00, 0x00, 0x00, 0x20, 0x02,
+            0x00, 0x00,
+        ];
+        for len in 0..good.len() {
+            assert_eq!(sid_string(&good[..len]), None, "truncated to {len}");
+        }
+        let mut long = good.to_vec();
+        long.push(0);
+        assert_eq!(sid_string(&long), None, "trailing byte");
+        let mut revision = good;
+        revision[0] = 2;
+        assert_eq!(sid_string(&revision), None, "unknown revision");
+        let mut count = good;
+        count[1] = 0xff;
+        assert_eq!(sid_string(&count), None, "count beyond the bytes");
+        let mut sixteen = vec![1, 16, 0, 0, 0, 0, 0, 5];
+        sixteen.extend(std::iter::repeat_n(0, 64));
+        assert_eq!(sid_string(&sixteen), None, "more than 15 sub-authorities");
+        assert_eq!(sid_string(b"not a sid at all"), None);
+    }
+
+    #[test]
+    fn binary_values_come_from_either_map() {
+        let mut entry = SearchEntry {
+            dn: "CN=x".to_owned(),
+            attrs: Default::default(),
+            bin_attrs: Default::default(),
+        };
+        assert!(binary_values(&entry, "tokenGroups").is_empty());
+        entry
+            .attrs
+            .insert("tokenGroups".to_owned(), vec!["\u{1}\u{0}".to_owned()]);
+        assert_eq!(binary_values(&entry, "tokenGroups"), vec![&[1u8, 0][..]]);
+        entry.attrs.clear();
+        entry
+            .bin_attrs
+            .insert("tokenGroups".to_owned(), vec![vec![0xff], vec![1]]);
+        assert_eq!(binary_values(&entry, "tokenGroups").len(), 2);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Active Directory over LDAPS: the pool, user lookup, `unicodePwd` writes and error mapping.
+//! Active Directory over LDAPS: the pool, user lookup, group membership, `unicodePwd` writes and
+//! error mapping.
 //! Implements [`crate::domain::directory::Directory`].
 
 pub mod codec;
@@ -91,35 +92,35 @@ impl LdapDirectory {
         }
     }
 
-    async fn search_user(
+    /// One search on a pooled service connection; the entries, without referrals. A connection
+    /// that broke during it is not returned to the pool.
+    async fn search(
         &self,
-        conn: &mut PooledLdap,
-        url: &str,
-        login: &str,
-    ) -> Result<Option<DirectoryUser>, DirectoryError> {
-        let filter = codec::user_filter(&self.user_filter, login);
-        let (entries, _) = conn
-            .with_search_options(SearchOptions::new().sizelimit(2))
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attributes: &[&str],
+        size_limit: i32,
+    ) -> Result<Vec<SearchEntry>, DirectoryError> {
+        let (mut conn, dc) = self.checkout().await?;
+        let result = conn
+            .with_search_options(SearchOptions::new().sizelimit(size_limit))
             .with_timeout(self.timeout)
-            .search(
-                &self.base_dn,
-                Scope::Subtree,
-                &filter,
-                codec::USER_ATTRIBUTES,
-            )
+            .search(base, scope, filter, attributes.to_vec())
             .await
             .and_then(ldap3::SearchResult::success)
-            .map_err(|e| from_ldap(url, e))?;
-        let mut users = entries
-            .into_iter()
-            .filter(|e| !e.is_ref() && !e.is_intermediate())
-            .map(SearchEntry::construct);
-        let (Some(entry), None) = (users.next(), users.next()) else {
-            // Two accounts answer to this login (one's sAMAccountName is another's UPN): acting on
-            // either could hit the wrong person, so neither is found.
-            return Ok(None);
-        };
-        Ok(codec::directory_user(&entry))
+            .map_err(|e| from_ldap(dc.url(), e));
+        match result {
+            Ok((entries, _)) => Ok(entries
+                .into_iter()
+                .filter(|e| !e.is_ref() && !e.is_intermediate())
+                .map(SearchEntry::construct)
+                .collect()),
+            Err(e) => {
+                Self::discard_if_broken(conn, &e);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -141,16 +142,75 @@ fn combine(mut failures: Vec<DirectoryError>) -> DirectoryError {
 
 #[async_trait]
 impl Directory for LdapDirectory {
-    async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
-        if login.is_empty() {
+    async fn find_user_by(
+        &self,
+        id: &str,
+        or_mail: bool,
+    ) -> Result<Option<DirectoryUser>, DirectoryError> {
+        if id.is_empty() {
             return Ok(None);
         }
-        let (mut conn, dc) = self.checkout().await?;
-        let result = self.search_user(&mut conn, dc.url(), login).await;
-        if let Err(e) = &result {
-            Self::discard_if_broken(conn, e);
-        }
-        result
+        let filter = codec::user_filter(&self.user_filter, id, or_mail);
+        // Size limit 2: enough to tell one match from several. More than two ends the search
+        // with sizeLimitExceeded (rc 4), which means the same.
+        let entries = match self
+            .search(
+                &self.base_dn,
+                Scope::Subtree,
+                &filter,
+                codec::USER_ATTRIBUTES,
+                2,
+            )
+            .await
+        {
+            Err(DirectoryError::Other { rc: 4, .. }) => return Ok(None),
+            other => other?,
+        };
+        let [entry] = entries.as_slice() else {
+            // Several accounts answer to this id (one's sAMAccountName is another's UPN or mail):
+            // acting on either could hit the wrong person, so none is found.
+            return Ok(None);
+        };
+        Ok(codec::directory_user(entry))
+    }
+
+    async fn is_member_of(
+        &self,
+        user: &DirectoryUser,
+        group_dn: &str,
+    ) -> Result<bool, DirectoryError> {
+        // The DC walks the nesting; the user's own entry comes back only if it matches.
+        let filter = codec::member_of_filter(group_dn);
+        let entries = self
+            .search(&user.dn, Scope::Base, &filter, &["1.1"], 1)
+            .await?;
+        Ok(entries.len() == 1)
+    }
+
+    async fn group_sids(&self, user: &DirectoryUser) -> Result<Vec<String>, DirectoryError> {
+        // tokenGroups is constructed per object: AD computes it only on a base-scope read.
+        let entries = self
+            .search(
+                &user.dn,
+                Scope::Base,
+                "(objectClass=*)",
+                &["tokenGroups"],
+                1,
+            )
+            .await?;
+        let Some(entry) = entries.first() else {
+            return Ok(Vec::new());
+        };
+        Ok(codec::binary_values(entry, "tokenGroups")
+            .into_iter()
+            .filter_map(|bytes| {
+                let sid = codec::sid_string(bytes);
+                if sid.is_none() {
+                    tracing::warn!(dn = %user.dn, "tokenGroups holds a malformed SID; skipped");
+                }
+                sid
+            })
+            .collect())
     }
 
     async fn check_password(

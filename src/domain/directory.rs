@@ -153,7 +153,30 @@ pub enum DirectoryError {
 #[async_trait]
 pub trait Directory: Send + Sync {
     /// Finds a user by sAMAccountName or userPrincipalName.
-    async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError>;
+    async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        self.find_user_by(login, false).await
+    }
+
+    /// Finds a user by sAMAccountName or userPrincipalName, and also by `mail` when `or_mail`
+    /// (the helpdesk searches by mail; self-service does not, so a known address reveals nothing).
+    /// Exactly one match or none: two accounts answering to one value are not returned.
+    async fn find_user_by(
+        &self,
+        id: &str,
+        or_mail: bool,
+    ) -> Result<Option<DirectoryUser>, DirectoryError>;
+
+    /// Whether the user is a member of `group_dn`, directly or through nested groups
+    /// (LDAP_MATCHING_RULE_IN_CHAIN, 1.2.840.113556.1.4.1941).
+    async fn is_member_of(
+        &self,
+        user: &DirectoryUser,
+        group_dn: &str,
+    ) -> Result<bool, DirectoryError>;
+
+    /// The SIDs (`S-1-5-…`) of every group the user belongs to, nested ones included, from the
+    /// constructed `tokenGroups` attribute.
+    async fn group_sids(&self, user: &DirectoryUser) -> Result<Vec<String>, DirectoryError>;
 
     /// Checks a user's current password by binding as them on a fresh connection (never a pooled
     /// one: a bind changes who the connection is).

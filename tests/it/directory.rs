@@ -383,3 +383,172 @@ async fn unlock_clears_a_real_lockout() {
         .await
         .expect("the unchanged password binds again");
 }
+
+#[tokio::test]
+async fn mail_finds_a_user_only_when_asked() {
+    let dir = directory("");
+    let user = create_user("mail").await;
+    let mail = format!("{}@mail.test", user.sam);
+
+    let found = dir
+        .find_user_by(&mail, true)
+        .await
+        .expect("search answered")
+        .expect("found by mail");
+    assert_eq!(found.sam_account_name, user.sam);
+    assert_eq!(found, find(&dir, &user.sam).await);
+    assert_eq!(
+        dir.find_user_by(&user.sam, true).await.unwrap().as_ref(),
+        Some(&found),
+        "sAMAccountName still works with mail"
+    );
+    assert_eq!(dir.find_user_by(&mail, false).await.unwrap(), None);
+    assert_eq!(dir.find_user(&mail).await.unwrap(), None);
+
+    for id in [
+        "*".to_owned(),
+        "*@mail.test".to_owned(),
+        format!("{}*", &mail[..mail.len() - 2]),
+        format!("{mail})(|(mail=*"),
+        "*)(mail=*".to_owned(),
+        String::new(),
+    ] {
+        assert_eq!(
+            dir.find_user_by(&id, true).await.expect("search answered"),
+            None,
+            "{id:?} must match nobody"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_mail_shared_by_several_accounts_finds_none() {
+    let dir = directory("");
+    let shared = format!("{}@mail.test", harness::unique_name("shared"));
+    let mut users = Vec::new();
+    for expected_matches in 1..=3 {
+        let user = create_user("shm").await;
+        harness::set_attr(&user.dn, "mail", &shared).await;
+        users.push(user);
+        let found = dir
+            .find_user_by(&shared, true)
+            .await
+            .expect("search answered");
+        // Two matches fill the size limit of 2. Three exceed it: AD then ends the search with
+        // sizeLimitExceeded, while Samba 4.17 ignores the limit and sends all three.
+        assert_eq!(
+            found.is_some(),
+            expected_matches == 1,
+            "{expected_matches} accounts with this mail: {found:?}"
+        );
+    }
+    for user in &users {
+        assert!(dir.find_user(&user.sam).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test]
+async fn nested_membership_is_followed() {
+    let dir = directory("");
+    let outer = harness::create_group(&harness::unique_name("g1-")).await;
+    let inner = harness::create_group(&harness::unique_name("g2-")).await;
+    harness::add_member(&outer, &inner).await;
+    let member = create_user("mbr").await;
+    harness::add_member(&inner, &member.dn).await;
+    let outsider = create_user("out").await;
+    let member = find(&dir, &member.sam).await;
+    let outsider = find(&dir, &outsider.sam).await;
+
+    assert!(dir.is_member_of(&member, &inner).await.expect("direct"));
+    assert!(dir.is_member_of(&member, &outer).await.expect("nested"));
+    assert!(!dir.is_member_of(&outsider, &inner).await.unwrap());
+    assert!(!dir.is_member_of(&outsider, &outer).await.unwrap());
+    // DNs compare case-insensitively on the DC.
+    assert!(
+        dir.is_member_of(&member, &outer.to_uppercase())
+            .await
+            .unwrap()
+    );
+
+    // A group that does not exist, or a value that is no DN at all, has no members.
+    let missing = format!("CN=No Such Group,CN=Users,{}", env("SSPR_TEST_BASE_DN"));
+    for group in [missing.as_str(), "not a dn", "*", ""] {
+        assert!(
+            !dir.is_member_of(&member, group).await.unwrap(),
+            "{group:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn group_dns_with_special_characters_work() {
+    let dir = directory("");
+    // CN "Grp (x), test* <unique>": a DN escape (`\,`) and filter metacharacters `(`, `)`, `*`.
+    let group =
+        harness::create_group(&format!("Grp (x)\\, test* {}", harness::unique_name(""))).await;
+    let member = create_user("spc").await;
+    harness::add_member(&group, &member.dn).await;
+    let outsider = create_user("spo").await;
+    let member = find(&dir, &member.sam).await;
+    let outsider = find(&dir, &outsider.sam).await;
+
+    assert!(dir.is_member_of(&member, &group).await.expect("member"));
+    assert!(!dir.is_member_of(&outsider, &group).await.unwrap());
+    // A `*` in the DN is a literal, not a wildcard.
+    let wildcard = group.replacen("test* ", "*", 1);
+    assert!(!dir.is_member_of(&member, &wildcard).await.unwrap());
+}
+
+/// The domain SID from a SID of the domain, i.e. without the last sub-authority (the RID).
+fn domain_part(sid: &str) -> &str {
+    sid.rsplit_once('-').map_or(sid, |(domain, _rid)| domain)
+}
+
+#[tokio::test]
+async fn group_sids_include_primary_nested_and_builtin_groups() {
+    let dir = directory("");
+    let base = env("SSPR_TEST_BASE_DN");
+    let user = create_user("sid").await;
+    let found = find(&dir, &user.sam).await;
+
+    let plain = dir.group_sids(&found).await.expect("tokenGroups read");
+    let domain_users = plain
+        .iter()
+        .find(|sid| sid.starts_with("S-1-5-21-") && sid.ends_with("-513"))
+        .unwrap_or_else(|| panic!("Domain Users (primary group) in {plain:?}"));
+    let domain = domain_part(domain_users).to_owned();
+    assert!(!plain.iter().any(|sid| sid == &format!("{domain}-512")));
+    assert!(!plain.iter().any(|sid| sid == "S-1-5-32-544"));
+
+    // The parser agrees with the DC's own objectSid, for a group reached through nesting.
+    let outer = harness::create_group(&harness::unique_name("gs1-")).await;
+    let inner = harness::create_group(&harness::unique_name("gs2-")).await;
+    harness::add_member(&outer, &inner).await;
+    harness::add_member(&inner, &user.dn).await;
+    let outer_sid = harness::read_binary_attr(&outer, "objectSid")
+        .await
+        .and_then(|bytes| sspr_bridge::directory::codec::sid_string(&bytes))
+        .expect("objectSid of the outer group");
+    assert_eq!(domain_part(&outer_sid), domain);
+    let nested = dir.group_sids(&found).await.unwrap();
+    assert!(nested.contains(&outer_sid), "{outer_sid} in {nested:?}");
+
+    let domain_admins = format!("CN=Domain Admins,CN=Users,{base}");
+    let administrators = format!("CN=Administrators,CN=Builtin,{base}");
+    harness::add_member(&domain_admins, &user.dn).await;
+    harness::add_member(&administrators, &user.dn).await;
+    let privileged = dir.group_sids(&found).await;
+    harness::remove_member(&domain_admins, &user.dn).await;
+    harness::remove_member(&administrators, &user.dn).await;
+    let privileged = privileged.unwrap();
+    assert!(
+        privileged.contains(&format!("{domain}-512")),
+        "Domain Admins in {privileged:?}"
+    );
+    assert!(
+        privileged.iter().any(|sid| sid == "S-1-5-32-544"),
+        "builtin Administrators in {privileged:?}"
+    );
+    let after = dir.group_sids(&found).await.unwrap();
+    assert!(!after.contains(&format!("{domain}-512")), "{after:?}");
+}

@@ -217,3 +217,59 @@ pub async fn dn_by_guid(guid: &sspr_bridge::domain::ObjectGuid) -> Option<String
         .next()
         .map(|e| SearchEntry::construct(e).dn)
 }
+
+/// Creates a global security group in CN=Users with a unique sAMAccountName and returns its DN.
+/// `rdn` is the CN as it appears in a DN, so special characters come escaped per RFC 4514
+/// (`Grp (x)\, test`).
+pub async fn create_group(rdn: &str) -> String {
+    let dn = format!("CN={rdn},CN=Users,{}", env("SSPR_TEST_BASE_DN"));
+    let sam = unique_name("grp");
+    let mut ldap = admin().await;
+    let set = |v: &str| HashSet::from([v.as_bytes().to_vec()]);
+    let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = vec![
+        (b"objectClass".to_vec(), set("group")),
+        (b"sAMAccountName".to_vec(), set(&sam)),
+    ];
+    ldap.add(&dn, attrs)
+        .await
+        .and_then(ldap3::LdapResult::success)
+        .unwrap_or_else(|e| panic!("create test group {dn}: {e}"));
+    let _ = ldap.unbind().await;
+    dn
+}
+
+/// Adds `member_dn` (a user or a group) to the group, as Administrator.
+pub async fn add_member(group_dn: &str, member_dn: &str) {
+    let value = HashSet::from([member_dn.as_bytes().to_vec()]);
+    modify_group(group_dn, Mod::Add(b"member".to_vec(), value)).await;
+}
+
+/// Removes `member_dn` from the group, as Administrator.
+pub async fn remove_member(group_dn: &str, member_dn: &str) {
+    let value = HashSet::from([member_dn.as_bytes().to_vec()]);
+    modify_group(group_dn, Mod::Delete(b"member".to_vec(), value)).await;
+}
+
+async fn modify_group(group_dn: &str, change: Mod<Vec<u8>>) {
+    let mut ldap = admin().await;
+    ldap.modify(group_dn, vec![change])
+        .await
+        .and_then(ldap3::LdapResult::success)
+        .unwrap_or_else(|e| panic!("change the members of {group_dn}: {e}"));
+    let _ = ldap.unbind().await;
+}
+
+/// Reads one binary attribute (objectSid, objectGUID) as Administrator.
+pub async fn read_binary_attr(dn: &str, attr: &str) -> Option<Vec<u8>> {
+    let mut ldap = admin().await;
+    let (entries, _) = ldap
+        .search(dn, Scope::Base, "(objectClass=*)", vec![attr])
+        .await
+        .and_then(ldap3::SearchResult::success)
+        .expect("read attribute");
+    let _ = ldap.unbind().await;
+    let entry = SearchEntry::construct(entries.into_iter().next()?);
+    sspr_bridge::directory::codec::binary_values(&entry, attr)
+        .first()
+        .map(|bytes| bytes.to_vec())
+}
