@@ -25,6 +25,20 @@ pub enum MailKind {
     MethodRemoved {
         method: MethodKind,
     },
+    /// A helpdesk agent is verifying the caller: the code the user reads out to the agent on the
+    /// call they made (unlike `ResetCode`, which must never be shared).
+    HelpdeskCode {
+        code: SecretString,
+    },
+    /// The helpdesk set a temporary password, delivered by mail at the operator's choice. The
+    /// only mail that carries a password; it must be changed at next logon.
+    TemporaryPassword {
+        password: SecretString,
+    },
+    /// Notifications of what the helpdesk did (never a password or a code).
+    HelpdeskPasswordReset,
+    HelpdeskUnlocked,
+    HelpdeskRegistrationsCleared,
 }
 
 #[derive(Clone, Debug)]

@@ -36,6 +36,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "notice.html",
         include_str!("../../templates/mail/notice.html"),
     ),
+    (
+        "password.txt",
+        include_str!("../../templates/mail/password.txt"),
+    ),
+    (
+        "password.html",
+        include_str!("../../templates/mail/password.html"),
+    ),
 ];
 
 use crate::domain::locale::Locale as Language;
@@ -55,10 +63,15 @@ struct Catalog {
     common: Common,
     enrollment_code: CodeTexts,
     reset_code: CodeTexts,
+    helpdesk_code: CodeTexts,
+    temporary_password: PasswordTexts,
     password_reset: NoticeTexts,
     account_unlocked: NoticeTexts,
     method_added: NoticeTexts,
     method_removed: NoticeTexts,
+    helpdesk_password_reset: NoticeTexts,
+    helpdesk_unlocked: NoticeTexts,
+    helpdesk_registrations_cleared: LinkNoticeTexts,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -69,7 +82,10 @@ struct Common {
     service: String,
     automatic: String,
     link_label: String,
+    /// Closes the notices of what the user did through self-service.
     if_not_you: String,
+    /// Closes the mails about what the helpdesk did for (or to) the user.
+    if_not_asked: String,
     when: String,
     months: [String; 12],
     method_totp: String,
@@ -87,9 +103,27 @@ struct CodeTexts {
 
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+struct PasswordTexts {
+    subject: String,
+    intro: String,
+    change: String,
+    advice: String,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 struct NoticeTexts {
     subject: String,
     body: String,
+}
+
+/// A notice that sends the reader somewhere: `action` labels the link.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct LinkNoticeTexts {
+    subject: String,
+    body: String,
+    action: String,
 }
 
 impl Catalog {
@@ -127,6 +161,9 @@ pub struct Templates {
     /// The same, escaped for an HTML attribute by hand: minijinja's escaping would also turn
     /// each `/` into `&#x2f;`, valid but unreadable for people and link scanners.
     public_url_html: String,
+    /// The registration page under `public_url`, plain and escaped like `public_url_html`.
+    register_url: String,
+    register_url_html: String,
     organisation: Option<String>,
     code_lifetime: Duration,
 }
@@ -157,11 +194,14 @@ impl Templates {
                 (language, catalog)
             })
             .collect();
+        let register_url = page_url(public_url, "register");
         Self {
             env,
             catalogs,
             public_url: public_url.to_string(),
             public_url_html: escape_for_attribute(public_url.as_str()),
+            register_url_html: escape_for_attribute(register_url.as_str()),
+            register_url: register_url.to_string(),
             organisation: organisation.filter(|o| !o.trim().is_empty()),
             code_lifetime: DEFAULT_CODE_LIFETIME,
         }
@@ -197,13 +237,35 @@ impl Templates {
                 code_context(&t.enrollment_code, code, self.code_lifetime)
             }
             MailKind::ResetCode { code } => code_context(&t.reset_code, code, self.code_lifetime),
-            MailKind::PasswordReset => notice_context(&t.password_reset, t, None, at)?,
-            MailKind::AccountUnlocked => notice_context(&t.account_unlocked, t, None, at)?,
-            MailKind::MethodAdded { method } => {
-                notice_context(&t.method_added, t, Some(*method), at)?
+            MailKind::HelpdeskCode { code } => {
+                code_context(&t.helpdesk_code, code, self.code_lifetime)
             }
-            MailKind::MethodRemoved { method } => {
-                notice_context(&t.method_removed, t, Some(*method), at)?
+            MailKind::TemporaryPassword { password } => {
+                password_context(&t.temporary_password, t, password, at)?
+            }
+            MailKind::PasswordReset => Notice::by_user(&t.password_reset).render(t, at)?,
+            MailKind::AccountUnlocked => Notice::by_user(&t.account_unlocked).render(t, at)?,
+            MailKind::MethodAdded { method } => Notice::by_user(&t.method_added)
+                .method(*method)
+                .render(t, at)?,
+            MailKind::MethodRemoved { method } => Notice::by_user(&t.method_removed)
+                .method(*method)
+                .render(t, at)?,
+            MailKind::HelpdeskPasswordReset => {
+                Notice::by_helpdesk(&t.helpdesk_password_reset).render(t, at)?
+            }
+            MailKind::HelpdeskUnlocked => {
+                Notice::by_helpdesk(&t.helpdesk_unlocked).render(t, at)?
+            }
+            MailKind::HelpdeskRegistrationsCleared => {
+                let texts = &t.helpdesk_registrations_cleared;
+                Notice::by_helpdesk(texts)
+                    .link(context! {
+                        label => &texts.action,
+                        url => &self.register_url,
+                        url_html => Value::from_safe_string(self.register_url_html.clone()),
+                    })
+                    .render(t, at)?
             }
         };
         let ctx = context! { ..context! { subject }, ..specific, ..common };
@@ -232,7 +294,7 @@ pub(super) fn display_name(mail: &Mail) -> Option<String> {
     (!line.is_empty()).then_some(line)
 }
 
-/// Template, subject and values of a code mail. Only these two kinds ever see a code.
+/// Template, subject and values of a code mail. Only the code kinds ever see a code.
 fn code_context<'a>(
     texts: &'a CodeTexts,
     code: &secrecy::SecretString,
@@ -250,21 +312,111 @@ fn code_context<'a>(
     )
 }
 
-fn notice_context<'a>(
-    texts: &'a NoticeTexts,
+/// Template, subject and values of the temporary password mail: the only one that sees a
+/// password.
+fn password_context<'a>(
+    texts: &'a PasswordTexts,
     t: &Catalog,
-    method: Option<MethodKind>,
+    password: &secrecy::SecretString,
     at: SystemTime,
 ) -> Result<(&'static str, &'a str, Value), Error> {
     Ok((
-        "notice",
+        "password",
         &texts.subject,
         context! {
             m => texts,
             when => t.when(at)?,
-            method => method.map(|m| t.method(m)),
+            password => password.expose_secret(),
         },
     ))
+}
+
+/// The texts of a notification.
+trait NoticeKind: Serialize {
+    fn subject(&self) -> &str;
+}
+
+impl NoticeKind for NoticeTexts {
+    fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
+impl NoticeKind for LinkNoticeTexts {
+    fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
+/// A notification: what happened and when, never a password or a code.
+struct Notice<'a, T> {
+    texts: &'a T,
+    /// Whether the helpdesk did it rather than the user, which decides the closing line.
+    by_helpdesk: bool,
+    method: Option<MethodKind>,
+    link: Option<Value>,
+}
+
+impl<'a, T: NoticeKind> Notice<'a, T> {
+    /// Of what the user did through self-service.
+    fn by_user(texts: &'a T) -> Self {
+        Notice {
+            texts,
+            by_helpdesk: false,
+            method: None,
+            link: None,
+        }
+    }
+
+    /// Of what the helpdesk did to the user's account.
+    fn by_helpdesk(texts: &'a T) -> Self {
+        Notice {
+            by_helpdesk: true,
+            ..Notice::by_user(texts)
+        }
+    }
+
+    fn method(mut self, method: MethodKind) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// A link after the body: a value with `label`, `url` and `url_html` (escaped for an
+    /// attribute and marked safe).
+    fn link(mut self, link: Value) -> Self {
+        self.link = Some(link);
+        self
+    }
+
+    fn render(self, t: &Catalog, at: SystemTime) -> Result<(&'static str, &'a str, Value), Error> {
+        let closing = if self.by_helpdesk {
+            &t.common.if_not_asked
+        } else {
+            &t.common.if_not_you
+        };
+        Ok((
+            "notice",
+            self.texts.subject(),
+            context! {
+                m => self.texts,
+                when => t.when(at)?,
+                method => self.method.map(|m| t.method(m)),
+                closing,
+                link => self.link,
+            },
+        ))
+    }
+}
+
+/// `page` (a path without a leading slash) under `public_url`, which may itself have a path.
+fn page_url(public_url: &Url, page: &str) -> Url {
+    let mut url = public_url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().push(page);
+    }
+    url
 }
 
 fn escape_for_attribute(text: &str) -> String {
@@ -330,6 +482,9 @@ mod tests {
     use super::*;
 
     const CODE: &str = "40718263";
+    /// With characters HTML must escape.
+    const PASSWORD: &str = "Hd7<qL&Zr9xKvpW";
+    const PASSWORD_HTML: &str = "Hd7&lt;qL&amp;Zr9xKvpW";
 
     fn templates() -> Templates {
         Templates::new(&Url::parse("https://sspr.example.com/").unwrap(), None)
@@ -359,6 +514,13 @@ mod tests {
             MailKind::MethodRemoved {
                 method: MethodKind::Email,
             },
+            MailKind::HelpdeskCode { code: code() },
+            MailKind::TemporaryPassword {
+                password: SecretString::from(PASSWORD),
+            },
+            MailKind::HelpdeskPasswordReset,
+            MailKind::HelpdeskUnlocked,
+            MailKind::HelpdeskRegistrationsCleared,
         ]
     }
 
@@ -374,7 +536,9 @@ mod tests {
     fn is_code(kind: &MailKind) -> bool {
         matches!(
             kind,
-            MailKind::EnrollmentCode { .. } | MailKind::ResetCode { .. }
+            MailKind::EnrollmentCode { .. }
+                | MailKind::ResetCode { .. }
+                | MailKind::HelpdeskCode { .. }
         )
     }
 
@@ -441,6 +605,205 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_password_is_alone_on_its_line_and_only_in_its_own_mail() {
+        let templates = templates();
+        for language in Language::ALL {
+            for kind in every_kind() {
+                let r = templates
+                    .render(&mail(kind.clone(), language.tag(), None), at())
+                    .unwrap();
+                assert!(!r.subject.contains(PASSWORD));
+                // Never unescaped in HTML, in any mail.
+                assert!(!r.html.contains(PASSWORD), "{}", r.html);
+                if matches!(kind, MailKind::TemporaryPassword { .. }) {
+                    assert!(r.text.lines().any(|l| l == PASSWORD), "{}", r.text);
+                    assert_eq!(r.text.matches(PASSWORD).count(), 1, "{}", r.text);
+                    assert!(
+                        r.html.contains(&format!(">{PASSWORD_HTML}</span>")),
+                        "{}",
+                        r.html
+                    );
+                    assert_eq!(r.html.matches(PASSWORD_HTML).count(), 1, "{}", r.html);
+                    assert!(r.html.contains("monospace"));
+                } else {
+                    for part in [&r.text, &r.html] {
+                        assert!(!part.contains(PASSWORD_HTML), "{part}");
+                        assert!(!part.contains("Zr9xKvpW"), "{part}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn helpdesk_mails_say_the_helpdesk_did_it_and_close_accordingly() {
+        let templates = templates();
+        let render = |kind, locale| templates.render(&mail(kind, locale, None), at()).unwrap();
+        for language in Language::ALL {
+            let t = templates.catalog(language);
+            let (by_user, by_helpdesk) = (&t.common.if_not_you, &t.common.if_not_asked);
+            for kind in every_kind().into_iter().filter(|k| !is_code(k)) {
+                let r = render(kind.clone(), language.tag());
+                let helpdesk = matches!(
+                    kind,
+                    MailKind::TemporaryPassword { .. }
+                        | MailKind::HelpdeskPasswordReset
+                        | MailKind::HelpdeskUnlocked
+                        | MailKind::HelpdeskRegistrationsCleared
+                );
+                let (says, not) = if helpdesk {
+                    (by_helpdesk, by_user)
+                } else {
+                    (by_user, by_helpdesk)
+                };
+                assert!(r.text.contains(says.as_str()), "{kind:?}: {}", r.text);
+                assert!(!r.text.contains(not.as_str()), "{kind:?}: {}", r.text);
+            }
+        }
+        let reset = render(MailKind::HelpdeskPasswordReset, "en").text;
+        assert!(
+            reset.contains(
+                "Your password was reset by the helpdesk at 09:41 UTC on 14 March 2025. You will \
+                 be asked to choose a new one when you next sign in.\n\nIf you did not ask the \
+                 helpdesk for this, contact them immediately.\n"
+            ),
+            "{reset}"
+        );
+        let unlocked = render(MailKind::HelpdeskUnlocked, "nl").text;
+        assert!(
+            unlocked.contains(
+                "Uw account is op 14 maart 2025 om 09:41 UTC door de helpdesk gedeblokkeerd."
+            ),
+            "{unlocked}"
+        );
+    }
+
+    #[test]
+    fn cleared_registrations_link_to_the_registration_page() {
+        for (language, label) in [
+            ("en", "Set them up again at:"),
+            ("nl", "Stel ze opnieuw in op:"),
+        ] {
+            let r = templates()
+                .render(
+                    &mail(MailKind::HelpdeskRegistrationsCleared, language, None),
+                    at(),
+                )
+                .unwrap();
+            assert!(
+                r.text.contains(&format!(
+                    "\n\n{label}\nhttps://sspr.example.com/register\n\n"
+                )),
+                "{}",
+                r.text
+            );
+            assert!(
+                r.html.contains(&format!(
+                    "{label} <a href=\"https://sspr.example.com/register\" \
+                     style=\"color:#0b57d0;\">https://sspr.example.com/register</a>"
+                )),
+                "{}",
+                r.html
+            );
+        }
+        // Under a public URL with a path, and whatever its query says.
+        let templates = Templates::new(
+            &Url::parse("https://intranet.example.com/sspr?a=1&b=2#top").unwrap(),
+            None,
+        );
+        let r = templates
+            .render(
+                &mail(MailKind::HelpdeskRegistrationsCleared, "en", None),
+                at(),
+            )
+            .unwrap();
+        assert!(
+            r.text
+                .contains("\nhttps://intranet.example.com/sspr/register\n"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.html
+                .contains("<a href=\"https://intranet.example.com/sspr/register\""),
+            "{}",
+            r.html
+        );
+    }
+
+    #[test]
+    fn the_helpdesk_code_mail_is_for_a_call_the_user_made() {
+        let r = templates()
+            .render(
+                &mail(
+                    MailKind::HelpdeskCode {
+                        code: SecretString::from(CODE),
+                    },
+                    "en",
+                    Some("Jan de Vries"),
+                ),
+                at(),
+            )
+            .unwrap();
+        assert_eq!(r.subject, "Code for your call with the helpdesk");
+        assert_eq!(
+            r.text,
+            "Hello Jan de Vries,\n\
+             \n\
+             A helpdesk agent is verifying your identity on a call you made to the helpdesk. Read \
+             this code to the agent only if you are on that call right now:\n\
+             \n\
+             40718263\n\
+             \n\
+             The code is valid for 10 minutes.\n\
+             \n\
+             The helpdesk only asks for a code from a message like this one, and only on a call \
+             you made yourself. If someone calls you and asks for it, hang up.\n\
+             \n\
+             Did you not call the helpdesk? Then do not share this code with anyone, and report \
+             this to the helpdesk: someone may be trying to get into your account.\n\
+             \n\
+             This message was sent automatically by the password self-service. Replies are not read.\n\
+             Password self-service: https://sspr.example.com/"
+        );
+    }
+
+    #[test]
+    fn the_temporary_password_mail_reads_well() {
+        let r = templates()
+            .render(
+                &mail(
+                    MailKind::TemporaryPassword {
+                        password: SecretString::from(PASSWORD),
+                    },
+                    "en",
+                    Some("Jan de Vries"),
+                ),
+                at(),
+            )
+            .unwrap();
+        assert_eq!(r.subject, "Your temporary password");
+        assert_eq!(
+            r.text,
+            "Hello Jan de Vries,\n\
+             \n\
+             At 09:41 UTC on 14 March 2025, the helpdesk set this temporary password for your \
+             account:\n\
+             \n\
+             Hd7<qL&Zr9xKvpW\n\
+             \n\
+             You must choose a new password when you next sign in.\n\
+             \n\
+             Do not pass it on, and delete this message once you have chosen your new password.\n\
+             \n\
+             If you did not ask the helpdesk for this, contact them immediately.\n\
+             \n\
+             This message was sent automatically by the password self-service. Replies are not read.\n\
+             Password self-service: https://sspr.example.com/"
+        );
     }
 
     #[test]

@@ -187,8 +187,14 @@ fn code() -> String {
     format!("{:08}", rand::random::<u32>() % 100_000_000)
 }
 
+/// A temporary password like the helpdesk's: letters, digits and symbols, none that HTML escapes
+/// (so it reads back from the HTML part as is), never a line of digits alone.
+fn password() -> String {
+    format!("Tp#{:016x}!Zq", rand::random::<u64>())
+}
+
 /// Each kind, with its subject in English and Dutch.
-fn every_kind(code: &str) -> Vec<(MailKind, &'static str, &'static str)> {
+fn every_kind(code: &str, password: &str) -> Vec<(MailKind, &'static str, &'static str)> {
     let code = || SecretString::from(code.to_owned());
     vec![
         (
@@ -225,6 +231,33 @@ fn every_kind(code: &str) -> Vec<(MailKind, &'static str, &'static str)> {
             "A verification method was removed from your account",
             "Er is een verificatiemethode van uw account verwijderd",
         ),
+        (
+            MailKind::HelpdeskCode { code: code() },
+            "Code for your call with the helpdesk",
+            "Code voor uw gesprek met de helpdesk",
+        ),
+        (
+            MailKind::TemporaryPassword {
+                password: SecretString::from(password.to_owned()),
+            },
+            "Your temporary password",
+            "Uw tijdelijke wachtwoord",
+        ),
+        (
+            MailKind::HelpdeskPasswordReset,
+            "Your password was reset by the helpdesk",
+            "Uw wachtwoord is opnieuw ingesteld door de helpdesk",
+        ),
+        (
+            MailKind::HelpdeskUnlocked,
+            "Your account was unlocked by the helpdesk",
+            "Uw account is gedeblokkeerd door de helpdesk",
+        ),
+        (
+            MailKind::HelpdeskRegistrationsCleared,
+            "Your verification methods were removed by the helpdesk",
+            "Uw verificatiemethoden zijn verwijderd door de helpdesk",
+        ),
     ]
 }
 
@@ -233,9 +266,10 @@ async fn every_mail_arrives_over_starttls_in_both_languages_with_text_and_html()
     let config = config("");
     let mailer = mailer(&config);
     let code = code();
+    let password = password();
     let mut sent = Vec::new();
     for locale in ["en", "nl"] {
-        for (kind, en, nl) in every_kind(&code) {
+        for (kind, en, nl) in every_kind(&code, &password) {
             let to = unique_address();
             let mail = Mail {
                 to: to.clone(),
@@ -271,7 +305,9 @@ async fn every_mail_arrives_over_starttls_in_both_languages_with_text_and_html()
         assert!(got.text.contains("Sspr Test Org"), "{}", got.text);
         let is_code = matches!(
             kind,
-            MailKind::EnrollmentCode { .. } | MailKind::ResetCode { .. }
+            MailKind::EnrollmentCode { .. }
+                | MailKind::ResetCode { .. }
+                | MailKind::HelpdeskCode { .. }
         );
         if is_code {
             assert_eq!(
@@ -284,6 +320,32 @@ async fn every_mail_arrives_over_starttls_in_both_languages_with_text_and_html()
         } else {
             assert_eq!(got.code_in(), None, "{}", got.text);
             assert!(!got.raw.contains(&code), "{}", got.raw);
+        }
+        // The password: alone on its line in the text part, in the HTML part, in no other mail.
+        if matches!(kind, MailKind::TemporaryPassword { .. }) {
+            assert!(
+                got.text.lines().any(|l| l.trim() == password),
+                "{}",
+                got.text
+            );
+            assert!(
+                got.html.contains(&format!(">{password}</span>")),
+                "{}",
+                got.html
+            );
+        } else {
+            for part in [&got.text, &got.html, &got.raw] {
+                assert!(!part.contains(&password), "{kind:?}: {part}");
+            }
+        }
+        if matches!(kind, MailKind::HelpdeskRegistrationsCleared) {
+            let register = format!("{PUBLIC_URL}register");
+            assert!(got.text.contains(&register), "{}", got.text);
+            assert!(
+                got.html.contains(&format!("<a href=\"{register}\"")),
+                "{}",
+                got.html
+            );
         }
         assert_eq!(
             got.header("Auto-Submitted").as_deref(),
