@@ -59,6 +59,14 @@ pub struct LicenceConfig {
 #[derive(Debug)]
 pub struct HelpdeskConfig {
     pub url: Option<String>,
+    /// `None`: the helpdesk is off.
+    pub group_dn: Option<String>,
+    pub require_verification: bool,
+    pub allow_protected: Vec<String>,
+    pub session_idle: Duration,
+    pub session_lifetime: Duration,
+    pub verification_lifetime: Duration,
+    pub temporary_password_length: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -320,6 +328,16 @@ struct RawLicence {
 #[serde(deny_unknown_fields)]
 struct RawHelpdesk {
     url: String,
+    group_dn: String,
+    require_verification: bool,
+    allow_protected: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    session_idle: Duration,
+    #[serde(with = "humantime_serde")]
+    session_lifetime: Duration,
+    #[serde(with = "humantime_serde")]
+    verification_lifetime: Duration,
+    temporary_password_length: usize,
 }
 
 #[derive(Deserialize)]
@@ -510,6 +528,36 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 "must be an https:, http:, mailto: or tel: link",
             );
         }
+    }
+
+    if !(12..=128).contains(&raw.helpdesk.temporary_password_length) {
+        v.problem(
+            "helpdesk.temporary_password_length",
+            "must be between 12 and 128 characters",
+        );
+    }
+    for (key, value) in [
+        ("helpdesk.session_idle", raw.helpdesk.session_idle),
+        ("helpdesk.session_lifetime", raw.helpdesk.session_lifetime),
+        (
+            "helpdesk.verification_lifetime",
+            raw.helpdesk.verification_lifetime,
+        ),
+    ] {
+        if value.is_zero() {
+            v.problem(key, "must be more than 0, e.g. \"15m\"");
+        }
+    }
+    if raw
+        .helpdesk
+        .allow_protected
+        .iter()
+        .any(|dn| !dn.contains('='))
+    {
+        v.problem(
+            "helpdesk.allow_protected",
+            "must list distinguished names, e.g. [\"CN=IT Staff,OU=Groups,DC=example,DC=com\"]",
+        );
     }
 
     if !matches!(raw.reset.methods_required, 1 | 2) {
@@ -716,7 +764,17 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
             licence: LicenceConfig {
                 azure_ad_premium: raw.licence.azure_ad_premium,
             },
-            helpdesk: HelpdeskConfig { url: helpdesk_url },
+            helpdesk: HelpdeskConfig {
+                url: helpdesk_url,
+                group_dn: (!raw.helpdesk.group_dn.trim().is_empty())
+                    .then(|| raw.helpdesk.group_dn.trim().to_owned()),
+                require_verification: raw.helpdesk.require_verification,
+                allow_protected: raw.helpdesk.allow_protected,
+                session_idle: raw.helpdesk.session_idle,
+                session_lifetime: raw.helpdesk.session_lifetime,
+                verification_lifetime: raw.helpdesk.verification_lifetime,
+                temporary_password_length: raw.helpdesk.temporary_password_length,
+            },
             registration: raw.registration,
             reset: raw.reset,
             throttle: raw.throttle,

@@ -68,7 +68,8 @@ impl ApiError {
                     StatusCode::BAD_REQUEST
                 }
                 FlowError::FlowNotFound => StatusCode::NOT_FOUND,
-                FlowError::NotVerified => StatusCode::FORBIDDEN,
+                FlowError::NotVerified | FlowError::Forbidden(_) => StatusCode::FORBIDDEN,
+                FlowError::NotFound => StatusCode::NOT_FOUND,
                 FlowError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
                 FlowError::PasswordRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 FlowError::MailUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -96,6 +97,8 @@ impl ApiError {
                 FlowError::InvalidCode { .. } => "invalid_code",
                 FlowError::FlowNotFound => "flow_not_found",
                 FlowError::NotVerified => "not_verified",
+                FlowError::Forbidden(_) => "forbidden",
+                FlowError::NotFound => "not_found",
                 FlowError::Throttled { .. } => "throttled",
                 FlowError::InvalidInput(_) => "invalid_request",
                 FlowError::PasswordRejected(_) => "password_policy",

@@ -12,8 +12,9 @@ use crate::domain::directory::DirectoryError;
 use crate::domain::licence::LicenceGate;
 use crate::domain::notify::Mailer;
 use crate::domain::secrets::Keys;
-use crate::domain::selfservice::{Deps, Settings};
-use crate::domain::store::StoreError;
+use crate::domain::selfservice::ms;
+use crate::domain::selfservice::{Deps, HelpdeskSettings, Settings};
+use crate::domain::store::{StoreError, ThrottleStore};
 use crate::http::{AppState, Pages, Shared, app};
 use crate::mail::{MailError, SmtpMailer};
 use crate::store::Store;
@@ -98,11 +99,50 @@ fn settings(config: &Config) -> Settings {
         ip_window: t.ip_window,
         email_max_sends: i64::from(t.email_max_sends),
         email_window: t.email_window,
+        helpdesk: HelpdeskSettings {
+            group_dn: config.helpdesk.group_dn.clone(),
+            require_verification: config.helpdesk.require_verification,
+            allow_protected: config.helpdesk.allow_protected.clone(),
+            session_idle: config.helpdesk.session_idle,
+            session_lifetime: config.helpdesk.session_lifetime,
+            verification_lifetime: config.helpdesk.verification_lifetime,
+            temporary_password_length: config.helpdesk.temporary_password_length,
+        },
     }
+}
+
+/// Deletes expired sessions, flows, codes and old throttle counters every ten minutes, so the
+/// tables stay the size of the current traffic.
+fn spawn_pruning(store: Store, keep: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            let now = SystemClock.now_ms();
+            let result = async {
+                let expired = store.prune_expired(now).await?;
+                let counters = ThrottleStore::prune(&store, now - ms(keep)).await?;
+                Ok::<_, StoreError>(expired + counters)
+            }
+            .await;
+            match result {
+                Ok(n) => tracing::debug!(rows = n, "pruned expired state"),
+                Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
+            }
+        }
+    });
 }
 
 pub async fn serve(config: &Config) -> Result<(), StartError> {
     let state = state(config).await?;
+    let t = &config.throttle;
+    spawn_pruning(
+        state.store.clone(),
+        [t.user_window, t.user_block, t.ip_window, t.email_window]
+            .into_iter()
+            .max()
+            .unwrap_or_default(),
+    );
     let addr = config.server.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

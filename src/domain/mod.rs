@@ -6,14 +6,17 @@
 pub mod clock;
 pub mod directory;
 pub mod enrollment;
+pub mod helpdesk;
 pub mod licence;
 pub mod locale;
 pub mod notify;
+pub mod protection;
 pub mod reset;
 pub mod secrets;
 pub mod selfservice;
 pub mod store;
 pub mod totp;
+pub mod verification;
 
 use std::fmt;
 

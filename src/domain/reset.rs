@@ -10,10 +10,10 @@ use secrecy::{ExposeSecret, SecretString};
 use super::ObjectGuid;
 use super::directory::{AccountChange, DirectoryUser};
 use super::notify::MailKind;
-use super::secrets::{self, new_token, normalise_code, token_hash};
+use super::secrets::{new_token, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, ms};
-use super::store::{CodePurpose, MethodKind, PendingCode, ResetFlow};
-use super::totp;
+use super::store::{CodePurpose, MethodKind, ResetFlow};
+use super::verification::Subject;
 
 /// Longest password accepted (AD itself allows 256 characters in unicodePwd).
 pub const MAX_PASSWORD_CHARS: usize = 256;
@@ -34,22 +34,6 @@ pub struct Verified {
 
 pub struct Reset<'a> {
     deps: &'a Deps,
-}
-
-/// A flow that may continue, with the user it is for (if real).
-struct Live {
-    flow: ResetFlow,
-    id_hash: Vec<u8>,
-}
-
-impl Live {
-    /// Throttle key for the person behind the flow: the account, or the login of a decoy.
-    fn user_key(&self) -> String {
-        match &self.flow.user {
-            Some(guid) => format!("user:{guid}"),
-            None => format!("login:{}", self.flow.login),
-        }
-    }
 }
 
 impl<'a> Reset<'a> {
@@ -153,100 +137,17 @@ impl<'a> Reset<'a> {
             .collect())
     }
 
-    async fn live(&self, flow: &str) -> Result<Live, FlowError> {
-        let d = self.deps;
-        let id_hash = token_hash(flow);
-        match d.flows.flow(&id_hash).await? {
-            Some(f)
-                if f.finished_at_ms.is_none()
-                    && f.expires_at_ms > d.now_ms()
-                    && f.failures < d.settings.flow_max_failures =>
-            {
-                Ok(Live { flow: f, id_hash })
-            }
-            _ => Err(FlowError::FlowNotFound),
-        }
+    async fn live(&self, flow: &str) -> Result<Subject, FlowError> {
+        Subject::live(self.deps, token_hash(flow), CodePurpose::ResetEmail)
+            .await?
+            .ok_or(FlowError::FlowNotFound)
     }
 
     /// Mails a code to the user's confirmed address. A decoy does the same work, minus the mail.
     pub async fn send_email_code(&self, flow: &str, client: &Client) -> Result<(), FlowError> {
-        let d = self.deps;
         let live = self.live(flow).await?;
-        let Some(mailer) = &d.mailer else {
-            return Err(FlowError::MailUnavailable);
-        };
-        let now = d.now_ms();
-        let sent = d
-            .throttle
-            .hit(
-                &format!("{}:mail", live.user_key()),
-                now,
-                now - ms(d.settings.email_window),
-            )
-            .await?;
-        if sent > d.settings.email_max_sends {
-            d.audit_throttled(
-                client,
-                live.flow.user.zip(live.flow.sam_account_name.as_deref()),
-                "email_sends",
-            )
-            .await?;
-            return Err(FlowError::Throttled {
-                retry_after: d.settings.email_window,
-            });
-        }
-        let address = match &live.flow.user {
-            Some(guid) => d.confirmed_email(guid).await?,
-            None => None,
-        };
-        let code = secrets::new_email_code();
-        let purpose = CodePurpose::ResetEmail;
-        d.codes
-            .put_code(&PendingCode {
-                purpose,
-                subject: live.id_hash.clone(),
-                code_hash: d.keys.code_hash(purpose.as_str(), &live.id_hash, &code),
-                address: address.clone().unwrap_or_default(),
-                created_at_ms: now,
-                expires_at_ms: now + ms(d.settings.code_lifetime),
-            })
-            .await?;
-        if let Some(to) = address {
-            let mail = super::notify::Mail {
-                to,
-                display_name: None,
-                locale: live.flow.locale.clone(),
-                kind: MailKind::ResetCode {
-                    code: SecretString::from(code.to_string()),
-                },
-            };
-            if let Err(e) = mailer.send(&mail).await {
-                tracing::warn!(error = %e, "reset code not sent");
-                return Err(FlowError::MailUnavailable);
-            }
-        }
-        d.audit(
-            client,
-            Audit {
-                event: "code_sent",
-                outcome: if live.flow.user.is_some() {
-                    "success"
-                } else {
-                    "decoy"
-                },
-                user: live.flow.user,
-                sam_account_name: Some(
-                    live.flow
-                        .sam_account_name
-                        .as_deref()
-                        .unwrap_or(&live.flow.login),
-                ),
-                method: Some(MethodKind::Email),
-                reason: None,
-            },
-        )
-        .await?;
-        Ok(())
+        live.send_code(self.deps, |code| MailKind::ResetCode { code }, client, None)
+            .await
     }
 
     pub async fn verify(
@@ -258,121 +159,14 @@ impl<'a> Reset<'a> {
     ) -> Result<Verified, FlowError> {
         let d = self.deps;
         let live = self.live(flow).await?;
-        d.ip_limit(client, "verify", d.settings.ip_max_verifications)
-            .await?;
-        d.check_block(&live.user_key()).await?;
-
-        let accepted = match method {
-            MethodKind::Totp => self.check_totp(&live, code).await?,
-            MethodKind::Email => self.check_email_code(&live, code).await?,
-        };
-        let sam = live
-            .flow
-            .sam_account_name
-            .clone()
-            .unwrap_or_else(|| live.flow.login.clone());
-        if !accepted {
-            let failures = d.flows.add_flow_failure(&live.id_hash).await?;
-            d.audit(
-                client,
-                Audit {
-                    event: "verification",
-                    outcome: "failure",
-                    user: live.flow.user,
-                    sam_account_name: Some(&sam),
-                    method: Some(method),
-                    reason: Some(if live.flow.user.is_some() {
-                        "wrong_code"
-                    } else {
-                        "decoy"
-                    }),
-                },
-            )
-            .await?;
-            d.user_failure(&live.user_key(), client).await?;
-            return Err(FlowError::InvalidCode {
-                remaining_attempts: (d.settings.flow_max_failures - failures).max(0),
-            });
-        }
-        d.flows
-            .mark_verified(&live.id_hash, method, d.now_ms())
-            .await?;
-        d.audit(
-            client,
-            Audit {
-                event: "verification",
-                outcome: "success",
-                user: live.flow.user,
-                sam_account_name: Some(&sam),
-                method: Some(method),
-                reason: None,
-            },
-        )
-        .await?;
-        let mut verified = live.flow.verified();
-        if !verified.contains(&method) {
-            verified.push(method);
-        }
+        let verified = live.verify(d, method, code, client, None).await?;
         Ok(Verified {
             remaining: d.settings.methods_required.saturating_sub(verified.len()),
         })
     }
 
-    async fn check_totp(&self, live: &Live, code: &str) -> Result<bool, FlowError> {
-        let d = self.deps;
-        let now_secs = u64::try_from(d.now_ms() / 1000).unwrap_or(0);
-        let registered = match &live.flow.user {
-            Some(guid) => d
-                .registrations
-                .methods(guid)
-                .await?
-                .into_iter()
-                .find(|m| m.kind == MethodKind::Totp && m.confirmed_at_ms.is_some())
-                .and_then(|m| m.secret_sealed)
-                .and_then(|sealed| d.keys.open(&sealed, guid.0.as_bytes()))
-                .map(|secret| (*guid, secret)),
-            None => None,
-        };
-        // A decoy (or a user without TOTP) is checked against a random secret: same work, no match.
-        let secret = registered
-            .as_ref()
-            .map_or_else(|| totp::new_secret().to_vec(), |(_, s)| s.to_vec());
-        let step = normalise_code(code, totp::DIGITS)
-            .and_then(|c| totp::matching_step(&secret, &c, now_secs));
-        match (step, registered) {
-            // The step is spent atomically: a replayed code, or the same code racing on two
-            // instances, is refused.
-            (Some(step), Some((guid, _))) => {
-                Ok(d.registrations.advance_totp_step(&guid, step).await?)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn check_email_code(&self, live: &Live, code: &str) -> Result<bool, FlowError> {
-        let d = self.deps;
-        let purpose = CodePurpose::ResetEmail;
-        let pending = d.codes.code(purpose, &live.id_hash).await?;
-        let matches = match (&pending, normalise_code(code, 8)) {
-            (Some(p), Some(code)) => {
-                p.expires_at_ms > d.now_ms()
-                    && d.keys
-                        .code_matches(purpose.as_str(), &live.id_hash, &code, &p.code_hash)
-            }
-            _ => false,
-        };
-        // Decoys store a code too, but for no address: it was never sent, so never matched.
-        match pending {
-            Some(p) if matches && !p.address.is_empty() && live.flow.user.is_some() => Ok(d
-                .codes
-                .take_code(purpose, &live.id_hash, &p.code_hash)
-                .await?),
-            _ => Ok(false),
-        }
-    }
-
     /// The verified flow's user, re-read from AD and still the same account.
-    async fn verified_user(&self, live: &Live) -> Result<DirectoryUser, FlowError> {
+    async fn verified_user(&self, live: &Subject) -> Result<DirectoryUser, FlowError> {
         let d = self.deps;
         let verified = live.flow.verified().len();
         let (Some(guid), Some(sam)) = (&live.flow.user, &live.flow.sam_account_name) else {
@@ -464,7 +258,7 @@ impl<'a> Reset<'a> {
 
     async fn finish(
         &self,
-        live: &Live,
+        live: &Subject,
         user: &DirectoryUser,
         event: &str,
         notification: MailKind,

@@ -109,6 +109,28 @@ pub fn new_email_code() -> Zeroizing<String> {
     Zeroizing::new(format!("{:08}", rand::random_range(0..100_000_000u32)))
 }
 
+/// A temporary password of `len` characters with upper and lower case letters, digits and
+/// symbols (AD's complexity rule asks for three of those), without look-alikes (0/O, 1/l/I) that
+/// an operator reads out on the phone.
+pub fn temporary_password(len: usize) -> Zeroizing<String> {
+    use rand::seq::{IndexedRandom, SliceRandom};
+    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
+    const DIGITS: &[u8] = b"23456789";
+    const SYMBOLS: &[u8] = b"!#%+-=?@_";
+    let all: Vec<u8> = [UPPER, LOWER, DIGITS, SYMBOLS].concat();
+    let mut rng = rand::rng();
+    let mut chars: Vec<u8> = [UPPER, LOWER, DIGITS, SYMBOLS]
+        .iter()
+        .map(|class| *class.choose(&mut rng).expect("non-empty"))
+        .collect();
+    while chars.len() < len.max(4) {
+        chars.push(*all.choose(&mut rng).expect("non-empty"));
+    }
+    chars.shuffle(&mut rng);
+    Zeroizing::new(String::from_utf8(chars).expect("ASCII"))
+}
+
 /// A code as typed: spaces and dashes removed; `None` unless exactly `digits` ASCII digits.
 pub fn normalise_code(typed: &str, digits: usize) -> Option<String> {
     let code: String = typed
@@ -173,6 +195,20 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_eq!(hash, token_hash(&a));
         assert_eq!(hash.len(), 32);
+    }
+
+    #[test]
+    fn temporary_passwords_meet_complexity_and_avoid_look_alikes() {
+        for _ in 0..200 {
+            let p = temporary_password(16);
+            assert_eq!(p.len(), 16);
+            assert!(p.bytes().any(|b| b.is_ascii_uppercase()));
+            assert!(p.bytes().any(|b| b.is_ascii_lowercase()));
+            assert!(p.bytes().any(|b| b.is_ascii_digit()));
+            assert!(p.bytes().any(|b| !b.is_ascii_alphanumeric()));
+            assert!(!p.contains(['0', 'O', '1', 'l', 'I']));
+        }
+        assert_ne!(*temporary_password(16), *temporary_password(16));
     }
 
     #[test]

@@ -33,6 +33,19 @@ pub struct Settings {
     pub ip_window: Duration,
     pub email_max_sends: i64,
     pub email_window: Duration,
+    pub helpdesk: HelpdeskSettings,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct HelpdeskSettings {
+    /// `None`: the helpdesk is off.
+    pub group_dn: Option<String>,
+    pub require_verification: bool,
+    pub allow_protected: Vec<String>,
+    pub session_idle: Duration,
+    pub session_lifetime: Duration,
+    pub verification_lifetime: Duration,
+    pub temporary_password_length: usize,
 }
 
 /// Everything the flows talk to, as traits.
@@ -75,6 +88,11 @@ pub enum FlowError {
     FlowNotFound,
     #[error("verify your identity first")]
     NotVerified,
+    /// Not allowed, whatever the reason (a helpdesk sign-in by a non-member, a protected target).
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no such user")]
+    NotFound,
     #[error("too many attempts; try again later")]
     Throttled { retry_after: Duration },
     #[error("{0}")]
@@ -113,6 +131,16 @@ impl Deps {
     /// Writes an audit row. An audit failure fails the request: acting without a record is
     /// worse than not acting.
     pub async fn audit(&self, client: &Client, a: Audit<'_>) -> Result<(), StoreError> {
+        self.audit_as(client, None, a).await
+    }
+
+    /// An audit row for something `actor` (a helpdesk operator) did, when it was not the user.
+    pub async fn audit_as(
+        &self,
+        client: &Client,
+        actor: Option<&str>,
+        a: Audit<'_>,
+    ) -> Result<(), StoreError> {
         self.audit
             .record(&AuditEvent {
                 at_ms: self.now_ms(),
@@ -120,7 +148,7 @@ impl Deps {
                 outcome: a.outcome.to_owned(),
                 object_guid: a.user,
                 sam_account_name: a.sam_account_name.map(str::to_owned),
-                actor: None,
+                actor: actor.map(str::to_owned),
                 client_ip: client.ip.map(|ip| ip.to_string()),
                 method: a.method.map(|m| m.as_str().to_owned()),
                 reason: a.reason.map(str::to_owned),

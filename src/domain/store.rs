@@ -109,6 +109,9 @@ pub trait AuditLog: Send + Sync {
     async fn since(&self, since_ms: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError>;
     /// The next page: events after the event (`at_ms`, `id`) in the same order.
     async fn after(&self, at_ms: i64, id: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The newest `limit` events about one user, newest first (the helpdesk's user card).
+    async fn for_user(&self, user: &ObjectGuid, limit: i64)
+    -> Result<Vec<AuditRecord>, StoreError>;
 }
 
 /// What a session is for. Helpdesk sessions (operators) come with the helpdesk feature.

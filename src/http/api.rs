@@ -57,6 +57,25 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
     }
 }
 
+/// A JSON body that may be absent (no bytes at all): then `T::default()`.
+pub struct OptionalBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Default> FromRequest<S> for OptionalBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalBody(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalBody)
+            .map_err(|e| ApiError::BadRequest(format!("Invalid JSON body: {e}")))
+    }
+}
+
 /// Who is calling: client address (for throttles and the audit) and language (for mails).
 pub struct Caller(pub Client);
 
@@ -105,8 +124,14 @@ pub struct SignIn {
 
 #[derive(Serialize, ToSchema)]
 pub struct Token {
-    /// Bearer token for the registration calls; valid 15 minutes.
+    /// Bearer token for the following calls.
     token: String,
+}
+
+impl Token {
+    pub fn new(token: String) -> Self {
+        Self { token }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -381,7 +406,10 @@ async fn unlock(
 #[openapi(
     info(title = "sspr-bridge", description = "Self-service password reset for on-premises Active Directory"),
     paths(sign_in, enrollment_status, begin_totp, confirm_totp, begin_email, confirm_email,
-        remove_totp, remove_email, start_reset, send_reset_code, verify, set_password, unlock),
+        remove_totp, remove_email, start_reset, send_reset_code, verify, set_password, unlock,
+        super::helpdesk_api::sign_in, super::helpdesk_api::sign_out, super::helpdesk_api::lookup,
+        super::helpdesk_api::email_code, super::helpdesk_api::verify, super::helpdesk_api::reset,
+        super::helpdesk_api::unlock, super::helpdesk_api::clear),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
 )]

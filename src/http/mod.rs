@@ -2,6 +2,7 @@
 
 pub mod api;
 mod health;
+mod helpdesk_api;
 mod pages;
 
 use std::sync::Arc;
@@ -78,9 +79,10 @@ fn is_self_service(path: &str) -> bool {
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// A strict policy: the pages use no script, and only their own stylesheet.
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-                   frame-ancestors 'none'; base-uri 'none'";
+/// A strict policy: only the pages' own stylesheet and one script file (the helpdesk's copy
+/// button), nothing inline.
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub fn app(state: AppState) -> Router {
     let headers = ServiceBuilder::new()
@@ -120,8 +122,10 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/static/style.css", get(pages::stylesheet))
+        .route("/static/copy.js", get(pages::copy_script))
         .merge(pages::routes(state.clone()))
         .merge(api::routes())
+        .merge(helpdesk_api::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), licence_gate))
         .layer(middleware::from_fn(log_errors))

@@ -49,6 +49,26 @@ impl AuditLog for Store {
         rows.iter().map(record_from_row).collect()
     }
 
+    async fn for_user(
+        &self,
+        user: &ObjectGuid,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, event, outcome, object_guid, sam_account_name, actor, client_ip,
+                 method, reason
+             FROM audit_events
+             WHERE object_guid = $1
+             ORDER BY at_ms DESC, id DESC
+             LIMIT $2",
+        )
+        .bind(user.to_string())
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
     async fn after(&self, at_ms: i64, id: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
         // Keyset pagination in the same (at_ms, id) order as `since`; row values compare
         // lexicographically on both SQLite and PostgreSQL.

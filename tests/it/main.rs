@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod directory;
 mod harness;
+mod helpdesk;
 mod http;
 mod mail;
 mod pages;

@@ -26,7 +26,7 @@ fn unix_now() -> u64 {
 
 /// Waits until at least 3 s remain in the current 30 s step, so a code computed now is judged
 /// in the same step by the server.
-async fn settle_totp_step() -> u64 {
+pub async fn settle_totp_step() -> u64 {
     loop {
         let now = unix_now();
         if now % totp::STEP_SECS < totp::STEP_SECS - 3 {
@@ -53,7 +53,7 @@ fn decode_base32(secret: &str) -> Vec<u8> {
     out
 }
 
-async fn sign_in(app: &TestApp, user: &TestUser) -> String {
+pub async fn sign_in(app: &TestApp, user: &TestUser) -> String {
     let answer = app
         .post(
             "/api/v1/enrollment/session",
@@ -67,7 +67,7 @@ async fn sign_in(app: &TestApp, user: &TestUser) -> String {
 
 /// Registers an authenticator app, confirming with the code of the previous time step (so the
 /// current step stays free for a reset). Returns the raw secret.
-async fn register_totp(app: &TestApp, token: &str) -> Vec<u8> {
+pub async fn register_totp(app: &TestApp, token: &str) -> Vec<u8> {
     let answer = app
         .post("/api/v1/enrollment/totp", json!({}), Some(token))
         .await
@@ -95,7 +95,7 @@ async fn register_totp(app: &TestApp, token: &str) -> Vec<u8> {
 }
 
 /// Registers an email address, reading the confirmation code from the real SMTP server.
-async fn register_email(app: &TestApp, token: &str) -> String {
+pub async fn register_email(app: &TestApp, token: &str) -> String {
     let address = unique_address();
     app.post(
         "/api/v1/enrollment/email",
@@ -164,7 +164,7 @@ async fn verified_flow(app: &TestApp, prefix: &str) -> (TestUser, String) {
     (user, flow)
 }
 
-async fn audit_events(app: &TestApp) -> Vec<(String, String, Option<String>)> {
+pub async fn audit_events(app: &TestApp) -> Vec<(String, String, Option<String>)> {
     let store = sspr_bridge::store::Store::connect(
         &format!("sqlite://{}/sspr.db", app.data.path().display()),
         1,

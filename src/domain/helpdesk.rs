@@ -1,0 +1,543 @@
+//! The helpdesk: operators (members of `helpdesk.group_dn`, nested groups included) look a
+//! caller up, verify them with a registered method, then reset to a temporary password that must
+//! be changed at next logon, unlock, or clear the caller's registrations. The operator never
+//! chooses the password. Everything is audited with the operator as actor.
+
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use super::ObjectGuid;
+use super::directory::{AccountChange, DirectoryUser, PasswordCheck};
+use super::notify::{Mail, MailKind};
+use super::protection::{is_allowed, is_protected};
+use super::secrets::{new_token, temporary_password, token_hash};
+use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
+use super::store::{AuditRecord, CodePurpose, MethodKind, ResetFlow, Session, SessionKind};
+use super::verification::Subject;
+
+/// FILETIME (100 ns ticks since 1601) → Unix ms; `None` for 0 and "never".
+pub fn filetime_ms(filetime: i64) -> Option<i64> {
+    const EPOCH_DIFF_MS: i64 = 11_644_473_600_000;
+    (filetime > 0 && filetime != i64::MAX).then(|| filetime / 10_000 - EPOCH_DIFF_MS)
+}
+
+/// What an operator sees about a caller.
+#[derive(Clone, Debug)]
+pub struct UserCard {
+    pub sam_account_name: String,
+    pub user_principal_name: Option<String>,
+    pub display_name: Option<String>,
+    pub enabled: bool,
+    pub locked: bool,
+    pub locked_since_ms: Option<i64>,
+    pub must_change_password: bool,
+    pub password_last_set_ms: Option<i64>,
+    pub totp: bool,
+    /// The confirmed address, masked.
+    pub email: Option<String>,
+    /// When the earliest active method was confirmed.
+    pub registered_at_ms: Option<i64>,
+    /// The operator may act on this account (not protected, or allow-listed).
+    pub actionable: bool,
+    pub recent_events: Vec<AuditRecord>,
+}
+
+/// What an operator does to an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// A temporary password, shown to the operator or mailed to the user.
+    Reset {
+        deliver_by_email: bool,
+    },
+    Unlock,
+    ClearRegistrations,
+}
+
+impl Action {
+    fn event(self) -> &'static str {
+        match self {
+            Action::Reset { .. } => "helpdesk_reset",
+            Action::Unlock => "helpdesk_unlock",
+            Action::ClearRegistrations => "helpdesk_clear_registrations",
+        }
+    }
+}
+
+/// A signed-in operator.
+pub struct Operator {
+    session: Session,
+}
+
+pub struct Helpdesk<'a> {
+    deps: &'a Deps,
+}
+
+const FORBIDDEN: &str = "Only members of the helpdesk group can sign in here.";
+
+impl<'a> Helpdesk<'a> {
+    pub fn new(deps: &'a Deps) -> Self {
+        Self { deps }
+    }
+
+    /// Signs an operator in. Everyone who may not gets the same answer, whatever the reason.
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &SecretString,
+        client: &Client,
+    ) -> Result<String, FlowError> {
+        let d = self.deps;
+        let h = &d.settings.helpdesk;
+        d.ip_limit(client, "start", d.settings.ip_max_starts)
+            .await?;
+        let refused = || FlowError::Forbidden(FORBIDDEN.to_owned());
+        let Some(group) = &h.group_dn else {
+            return Err(refused());
+        };
+        let user = match d.directory.find_user(login.trim()).await? {
+            Some(u) if !u.is_disabled() => u,
+            other => {
+                self.audit_sign_in(
+                    client,
+                    other.as_ref(),
+                    login,
+                    "failure",
+                    "unknown_or_disabled",
+                )
+                .await?;
+                return Err(refused());
+            }
+        };
+        // Only a valid password: an operator whose own password expired changes it first.
+        let check = d.directory.check_password(&user, password).await?;
+        if check != PasswordCheck::Valid {
+            let reason = format!("{check:?}").to_lowercase();
+            self.audit_sign_in(client, Some(&user), login, "failure", &reason)
+                .await?;
+            return Err(refused());
+        }
+        if !d.directory.is_member_of(&user, group).await? {
+            self.audit_sign_in(
+                client,
+                Some(&user),
+                login,
+                "denied",
+                "not_in_helpdesk_group",
+            )
+            .await?;
+            return Err(refused());
+        }
+        let now = d.now_ms();
+        let (token, hash) = new_token();
+        d.sessions
+            .create_session(&Session {
+                token_hash: hash,
+                kind: SessionKind::Helpdesk,
+                user: user.guid,
+                sam_account_name: user.sam_account_name.clone(),
+                created_at_ms: now,
+                expires_at_ms: now + ms(h.session_lifetime),
+                last_seen_at_ms: now,
+                pending_totp: None,
+                failures: 0,
+            })
+            .await?;
+        self.audit_sign_in(client, Some(&user), login, "success", "")
+            .await?;
+        Ok(token)
+    }
+
+    async fn audit_sign_in(
+        &self,
+        client: &Client,
+        user: Option<&DirectoryUser>,
+        login: &str,
+        outcome: &str,
+        reason: &str,
+    ) -> Result<(), FlowError> {
+        let sam = user.map_or(login, |u| u.sam_account_name.as_str());
+        self.deps
+            .audit_as(
+                client,
+                Some(sam),
+                Audit {
+                    event: "helpdesk_sign_in",
+                    outcome,
+                    user: None,
+                    sam_account_name: None,
+                    method: None,
+                    reason: (!reason.is_empty()).then_some(reason),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The operator behind a token: a helpdesk session that has not expired nor been idle too
+    /// long. Each call counts as activity.
+    pub async fn operator(&self, token: &str) -> Result<Operator, FlowError> {
+        let d = self.deps;
+        let hash = token_hash(token);
+        let now = d.now_ms();
+        let session = match d.sessions.session(&hash, now).await? {
+            Some(s) if s.kind == SessionKind::Helpdesk => s,
+            _ => return Err(FlowError::Unauthorized),
+        };
+        if now - session.last_seen_at_ms > ms(d.settings.helpdesk.session_idle) {
+            d.sessions.delete_session(&hash).await?;
+            return Err(FlowError::Unauthorized);
+        }
+        d.sessions.touch_session(&hash, now).await?;
+        Ok(Operator { session })
+    }
+
+    pub async fn sign_out(&self, token: &str) -> Result<(), FlowError> {
+        self.deps
+            .sessions
+            .delete_session(&token_hash(token))
+            .await?;
+        Ok(())
+    }
+
+    async fn target(&self, id: &str) -> Result<DirectoryUser, FlowError> {
+        self.deps
+            .directory
+            .find_user_by(id.trim(), true)
+            .await?
+            .ok_or(FlowError::NotFound)
+    }
+
+    /// Whether the operator may act on `user`: not protected and not a helpdesk member
+    /// themselves, unless allow-listed.
+    async fn actionable(&self, user: &DirectoryUser) -> Result<bool, FlowError> {
+        let d = self.deps;
+        let h = &d.settings.helpdesk;
+        let directory = d.directory.as_ref();
+        let guarded = is_protected(directory, user).await?
+            || match &h.group_dn {
+                Some(group) => directory.is_member_of(user, group).await?,
+                None => false,
+            };
+        Ok(!guarded || is_allowed(directory, user, &h.allow_protected).await?)
+    }
+
+    pub async fn lookup(
+        &self,
+        token: &str,
+        id: &str,
+        client: &Client,
+    ) -> Result<UserCard, FlowError> {
+        let d = self.deps;
+        let operator = self.operator(token).await?;
+        let user = self.target(id).await?;
+        let methods = d.registrations.methods(&user.guid).await?;
+        let confirmed: Vec<_> = methods
+            .iter()
+            .filter(|m| m.confirmed_at_ms.is_some())
+            .collect();
+        let card = UserCard {
+            sam_account_name: user.sam_account_name.clone(),
+            user_principal_name: user.user_principal_name.clone(),
+            display_name: user.display_name.clone(),
+            enabled: !user.is_disabled(),
+            locked: user.is_locked(),
+            locked_since_ms: filetime_ms(user.lockout_time).filter(|_| user.is_locked()),
+            must_change_password: user.must_change_password(),
+            password_last_set_ms: filetime_ms(user.pwd_last_set),
+            totp: confirmed.iter().any(|m| m.kind == MethodKind::Totp),
+            email: confirmed
+                .iter()
+                .find(|m| m.kind == MethodKind::Email)
+                .and_then(|m| m.address.as_deref())
+                .map(mask_email),
+            registered_at_ms: confirmed.iter().filter_map(|m| m.confirmed_at_ms).min(),
+            actionable: self.actionable(&user).await?,
+            recent_events: d.audit.for_user(&user.guid, 10).await?,
+        };
+        d.audit_as(
+            client,
+            Some(&operator.session.sam_account_name),
+            Audit {
+                event: "helpdesk_lookup",
+                outcome: "success",
+                user: Some(user.guid),
+                sam_account_name: Some(&user.sam_account_name),
+                method: None,
+                reason: None,
+            },
+        )
+        .await?;
+        Ok(card)
+    }
+
+    /// The operator's verification of this caller, created on first use. Keyed by the operator's
+    /// session and the caller, so one operator's check is not another's.
+    async fn verification(
+        &self,
+        operator: &Operator,
+        user: &DirectoryUser,
+        client: &Client,
+    ) -> Result<Subject, FlowError> {
+        let d = self.deps;
+        let id_hash = verification_id(&operator.session.token_hash, &user.guid);
+        let purpose = CodePurpose::HelpdeskEmail;
+        if let Some(subject) = Subject::live(d, id_hash.clone(), purpose).await? {
+            return Ok(subject);
+        }
+        if d.flows.flow(&id_hash).await?.is_some() {
+            // Ended by wrong codes (or expired): a fresh one needs a new session, so an operator
+            // cannot guess codes forever.
+            return Err(FlowError::InvalidCode {
+                remaining_attempts: 0,
+            });
+        }
+        let now = d.now_ms();
+        d.flows
+            .create_flow(&ResetFlow {
+                id_hash: id_hash.clone(),
+                user: Some(user.guid),
+                login: user.sam_account_name.to_lowercase(),
+                sam_account_name: Some(user.sam_account_name.clone()),
+                methods_required: 1,
+                verified_totp_at_ms: None,
+                verified_email_at_ms: None,
+                failures: 0,
+                created_at_ms: now,
+                expires_at_ms: now + ms(d.settings.helpdesk.verification_lifetime),
+                finished_at_ms: None,
+                dc: None,
+                locale: client.locale.clone(),
+            })
+            .await?;
+        Subject::live(d, id_hash, purpose)
+            .await?
+            .ok_or(FlowError::FlowNotFound)
+    }
+
+    /// Mails the caller a code to read back to the operator.
+    pub async fn send_code(&self, token: &str, id: &str, client: &Client) -> Result<(), FlowError> {
+        let d = self.deps;
+        let operator = self.operator(token).await?;
+        let user = self.target(id).await?;
+        if d.confirmed_email(&user.guid).await?.is_none() {
+            return Err(FlowError::InvalidInput(
+                "This user has no confirmed email address.".to_owned(),
+            ));
+        }
+        let subject = self.verification(&operator, &user, client).await?;
+        subject
+            .send_code(
+                d,
+                |code| MailKind::HelpdeskCode { code },
+                client,
+                Some(&operator.session.sam_account_name),
+            )
+            .await
+    }
+
+    pub async fn verify(
+        &self,
+        token: &str,
+        id: &str,
+        method: MethodKind,
+        code: &str,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let operator = self.operator(token).await?;
+        let user = self.target(id).await?;
+        let subject = self.verification(&operator, &user, client).await?;
+        subject
+            .verify(
+                d,
+                method,
+                code,
+                client,
+                Some(&operator.session.sam_account_name),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Acts on the caller's account. Returns the temporary password when it is to be shown to
+    /// the operator (once; it is stored nowhere).
+    pub async fn act(
+        &self,
+        token: &str,
+        id: &str,
+        action: Action,
+        reason: Option<&str>,
+        client: &Client,
+    ) -> Result<Option<SecretString>, FlowError> {
+        let d = self.deps;
+        let h = &d.settings.helpdesk;
+        let operator = self.operator(token).await?;
+        let actor = operator.session.sam_account_name.clone();
+        let user = self.target(id).await?;
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+
+        if !self.actionable(&user).await? {
+            d.audit_as(
+                client,
+                Some(&actor),
+                Audit {
+                    event: action.event(),
+                    outcome: "denied",
+                    user: Some(user.guid),
+                    sam_account_name: Some(&user.sam_account_name),
+                    method: None,
+                    reason: Some("protected_account"),
+                },
+            )
+            .await?;
+            return Err(FlowError::Forbidden(
+                "This account is protected (an administrator or a helpdesk member); the \
+                 helpdesk cannot act on it."
+                    .to_owned(),
+            ));
+        }
+
+        let id_hash = verification_id(&operator.session.token_hash, &user.guid);
+        let verified_by = match Subject::live(d, id_hash, CodePurpose::HelpdeskEmail).await? {
+            Some(s) => s.flow.verified().first().copied(),
+            None => None,
+        };
+        let method = match (verified_by, reason) {
+            (Some(m), _) => m.as_str().to_owned(),
+            (None, _) if h.require_verification => return Err(FlowError::NotVerified),
+            (None, None) => {
+                return Err(FlowError::InvalidInput(
+                    "Verify the caller first, or write the reason for acting without verification."
+                        .to_owned(),
+                ));
+            }
+            (None, Some(_)) => "unverified".to_owned(),
+        };
+
+        let address = d.confirmed_email(&user.guid).await?;
+        let (temporary, notification) = match action {
+            Action::Reset { deliver_by_email } => {
+                if deliver_by_email && address.is_none() {
+                    return Err(FlowError::InvalidInput(
+                        "This user has no confirmed email address to send the password to."
+                            .to_owned(),
+                    ));
+                }
+                let password =
+                    SecretString::from(temporary_password(h.temporary_password_length).to_string());
+                d.directory
+                    .write_account(
+                        &user,
+                        &AccountChange {
+                            new_password: Some(&password),
+                            unlock: true,
+                            must_change: true,
+                        },
+                    )
+                    .await?;
+                (Some(password), MailKind::HelpdeskPasswordReset)
+            }
+            Action::Unlock => {
+                d.directory
+                    .write_account(
+                        &user,
+                        &AccountChange {
+                            unlock: true,
+                            ..AccountChange::default()
+                        },
+                    )
+                    .await?;
+                (None, MailKind::HelpdeskUnlocked)
+            }
+            Action::ClearRegistrations => {
+                d.registrations.remove_all(&user.guid).await?;
+                (None, MailKind::HelpdeskRegistrationsCleared)
+            }
+        };
+        let audit_reason = match reason {
+            Some(r) if method == "unverified" => format!("unverified: {r}"),
+            Some(r) => r.to_owned(),
+            None => String::new(),
+        };
+        d.audit_as(
+            client,
+            Some(&actor),
+            Audit {
+                event: action.event(),
+                outcome: "success",
+                user: Some(user.guid),
+                sam_account_name: Some(&user.sam_account_name),
+                method: None,
+                reason: Some(&format!("verified_by={method}; {audit_reason}")),
+            },
+        )
+        .await?;
+
+        if let (
+            Action::Reset {
+                deliver_by_email: true,
+            },
+            Some(password),
+            Some(to),
+        ) = (action, &temporary, &address)
+        {
+            let mail = Mail {
+                to: to.clone(),
+                display_name: user.display_name.clone(),
+                locale: client.locale.clone(),
+                kind: MailKind::TemporaryPassword {
+                    password: SecretString::from(password.expose_secret().to_owned()),
+                },
+            };
+            let sent = match &d.mailer {
+                Some(mailer) => mailer.send(&mail).await.is_ok(),
+                None => false,
+            };
+            if !sent {
+                // The password is set and must change at next logon; show it rather than lose it.
+                tracing::warn!("temporary password mail not sent; showing it to the operator");
+                return Ok(temporary);
+            }
+            d.notify(
+                address.as_deref(),
+                user.display_name.as_deref(),
+                &client.locale,
+                notification,
+            )
+            .await;
+            return Ok(None);
+        }
+        d.notify(
+            address.as_deref(),
+            user.display_name.as_deref(),
+            &client.locale,
+            notification,
+        )
+        .await;
+        Ok(temporary)
+    }
+}
+
+fn verification_id(session_hash: &[u8], user: &ObjectGuid) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    hasher.update(b"sspr-bridge/helpdesk-verification/v1");
+    hasher.update(session_hash);
+    hasher.update(user.0.as_bytes());
+    hasher.finalize().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filetimes_convert_to_unix_ms() {
+        // 2026-11-01T00:00:00Z
+        assert_eq!(
+            filetime_ms(134_379_648_000_000_000),
+            Some(1_793_491_200_000)
+        );
+        assert_eq!(filetime_ms(0), None);
+        assert_eq!(filetime_ms(i64::MAX), None);
+    }
+}

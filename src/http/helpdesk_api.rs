@@ -1,0 +1,277 @@
+//! `/api/v1/helpdesk`: the helpdesk API. Works whether or not the licence is declared
+//! (administrators may always reset passwords); off while `helpdesk.group_dn` is empty.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::api::{Bearer, Body, Caller, OptionalBody, Token};
+use crate::domain::helpdesk::{Action, Helpdesk, UserCard};
+use crate::domain::store::MethodKind;
+use crate::error::{ApiError, ErrorBody};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/helpdesk/session", post(sign_in).delete(sign_out))
+        .route("/api/v1/helpdesk/users/{id}", get(lookup))
+        .route("/api/v1/helpdesk/users/{id}/email-code", post(email_code))
+        .route("/api/v1/helpdesk/users/{id}/verify", post(verify))
+        .route("/api/v1/helpdesk/users/{id}/reset", post(reset))
+        .route("/api/v1/helpdesk/users/{id}/unlock", post(unlock))
+        .route("/api/v1/helpdesk/users/{id}/enrollment", delete(clear))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct OperatorSignIn {
+    username: String,
+    password: String,
+}
+
+/// A self-service event from the audit table.
+#[derive(Serialize, ToSchema)]
+pub struct Event {
+    /// Unix milliseconds.
+    at_ms: i64,
+    event: String,
+    outcome: String,
+    method: Option<String>,
+    actor: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserStatus {
+    sam_account_name: String,
+    user_principal_name: Option<String>,
+    display_name: Option<String>,
+    enabled: bool,
+    locked: bool,
+    /// Unix milliseconds, when locked.
+    locked_since_ms: Option<i64>,
+    must_change_password: bool,
+    password_last_set_ms: Option<i64>,
+    totp: bool,
+    /// The confirmed address, masked.
+    email: Option<String>,
+    registered_at_ms: Option<i64>,
+    /// Whether the helpdesk may act on this account (protected accounts and helpdesk members
+    /// are refused unless allow-listed).
+    actionable: bool,
+    recent_events: Vec<Event>,
+}
+
+impl From<UserCard> for UserStatus {
+    fn from(c: UserCard) -> Self {
+        UserStatus {
+            sam_account_name: c.sam_account_name,
+            user_principal_name: c.user_principal_name,
+            display_name: c.display_name,
+            enabled: c.enabled,
+            locked: c.locked,
+            locked_since_ms: c.locked_since_ms,
+            must_change_password: c.must_change_password,
+            password_last_set_ms: c.password_last_set_ms,
+            totp: c.totp,
+            email: c.email,
+            registered_at_ms: c.registered_at_ms,
+            actionable: c.actionable,
+            recent_events: c
+                .recent_events
+                .into_iter()
+                .map(|r| Event {
+                    at_ms: r.event.at_ms,
+                    event: r.event.event,
+                    outcome: r.event.outcome,
+                    method: r.event.method,
+                    actor: r.event.actor,
+                    reason: r.event.reason,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CallerCode {
+    /// `totp` or `email`.
+    method: String,
+    code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallerVerified {
+    verified: bool,
+}
+
+#[derive(Deserialize, ToSchema, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Deliver {
+    /// Shown once to the operator in the answer.
+    #[default]
+    Operator,
+    /// Mailed to the user's confirmed address instead.
+    Email,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ResetRequest {
+    /// Why; required when acting without verification (if allowed at all).
+    reason: Option<String>,
+    #[serde(default)]
+    deliver: Deliver,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TemporaryPassword {
+    /// Present when delivered to the operator; shown once, stored nowhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temporary_password: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct Reason {
+    reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/helpdesk/session", tag = "helpdesk", request_body = OperatorSignIn,
+    responses((status = 200, body = Token), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub(super) async fn sign_in(
+    State(s): State<AppState>,
+    Caller(client): Caller,
+    Body(body): Body<OperatorSignIn>,
+) -> Result<Json<Token>, ApiError> {
+    let password = SecretString::from(body.password);
+    let token = Helpdesk::new(&s.deps)
+        .sign_in(&body.username, &password, &client)
+        .await?;
+    Ok(Json(Token::new(token)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/helpdesk/session", tag = "helpdesk",
+    security(("bearer" = [])), responses((status = 204)))]
+pub(super) async fn sign_out(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+) -> Result<StatusCode, ApiError> {
+    Helpdesk::new(&s.deps).sign_out(&token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/helpdesk/users/{id}", tag = "helpdesk",
+    params(("id" = String, Path, description = "sAMAccountName, userPrincipalName or mail")),
+    security(("bearer" = [])),
+    responses((status = 200, body = UserStatus), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn lookup(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<UserStatus>, ApiError> {
+    let card = Helpdesk::new(&s.deps).lookup(&token, &id, &client).await?;
+    Ok(Json(card.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/email-code", tag = "helpdesk",
+    params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 202), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(super) async fn email_code(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    Helpdesk::new(&s.deps)
+        .send_code(&token, &id, &client)
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/verify", tag = "helpdesk",
+    params(("id" = String, Path)), security(("bearer" = [])), request_body = CallerCode,
+    responses((status = 200, body = CallerVerified), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub(super) async fn verify(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+    Body(body): Body<CallerCode>,
+) -> Result<Json<CallerVerified>, ApiError> {
+    let method = MethodKind::parse(&body.method)
+        .ok_or_else(|| ApiError::BadRequest("method must be \"totp\" or \"email\"".to_owned()))?;
+    Helpdesk::new(&s.deps)
+        .verify(&token, &id, method, &body.code, &client)
+        .await?;
+    Ok(Json(CallerVerified { verified: true }))
+}
+
+#[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/reset", tag = "helpdesk",
+    params(("id" = String, Path)), security(("bearer" = [])), request_body = ResetRequest,
+    responses((status = 200, body = TemporaryPassword), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn reset(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+    Body(body): Body<ResetRequest>,
+) -> Result<Json<TemporaryPassword>, ApiError> {
+    let action = Action::Reset {
+        deliver_by_email: body.deliver == Deliver::Email,
+    };
+    let password = Helpdesk::new(&s.deps)
+        .act(&token, &id, action, body.reason.as_deref(), &client)
+        .await?;
+    Ok(Json(TemporaryPassword {
+        temporary_password: password.map(|p| p.expose_secret().to_owned()),
+    }))
+}
+
+async fn act_without_answer(
+    s: &AppState,
+    token: &str,
+    id: &str,
+    action: Action,
+    reason: Reason,
+    client: &crate::domain::selfservice::Client,
+) -> Result<StatusCode, ApiError> {
+    let reason = reason.reason;
+    Helpdesk::new(&s.deps)
+        .act(token, id, action, reason.as_deref(), client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/unlock", tag = "helpdesk",
+    params(("id" = String, Path)), security(("bearer" = [])), request_body = Reason,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn unlock(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+    OptionalBody(body): OptionalBody<Reason>,
+) -> Result<StatusCode, ApiError> {
+    act_without_answer(&s, &token, &id, Action::Unlock, body, &client).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/helpdesk/users/{id}/enrollment", tag = "helpdesk",
+    params(("id" = String, Path)), security(("bearer" = [])), request_body = Reason,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn clear(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+    OptionalBody(body): OptionalBody<Reason>,
+) -> Result<StatusCode, ApiError> {
+    act_without_answer(&s, &token, &id, Action::ClearRegistrations, body, &client).await
+}

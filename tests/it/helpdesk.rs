@@ -1,0 +1,509 @@
+//! The helpdesk API against the real Samba DC and SMTP server: operators in a nested AD group
+//! verify a caller, then reset, unlock or clear registrations.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::json;
+use sspr_bridge::domain::totp;
+
+use crate::client::{Answer, TestApp, contains, test_app};
+use crate::harness::{
+    TestUser, add_member, bind, create_group, create_user, env, read_attr, remove_member,
+    unique_name,
+};
+use crate::mail::{smtp_section, wait_for_mail};
+use crate::selfservice::{register_email, register_totp, settle_totp_step, sign_in};
+
+/// A helpdesk group with a nested tier group holding one operator.
+struct Desk {
+    app: TestApp,
+    group: String,
+    operator: TestUser,
+}
+
+async fn desk(extra: &str) -> Desk {
+    let group = create_group(&unique_name("Helpdesk ")).await;
+    let tier1 = create_group(&unique_name("Tier1 ")).await;
+    add_member(&group, &tier1).await;
+    let operator = create_user("op").await;
+    add_member(&tier1, &operator.dn).await;
+    let app = test_app(&format!(
+        "[licence]\nazure_ad_premium = true\n{}\n[helpdesk]\ngroup_dn = {group:?}\n{extra}",
+        smtp_section()
+    ))
+    .await;
+    Desk {
+        app,
+        group,
+        operator,
+    }
+}
+
+impl Desk {
+    async fn sign_in_as(&self, user: &TestUser, password: &str) -> Answer {
+        self.app
+            .post(
+                "/api/v1/helpdesk/session",
+                json!({"username": user.sam, "password": password}),
+                None,
+            )
+            .await
+    }
+
+    async fn operator_token(&self) -> String {
+        let answer = self
+            .sign_in_as(&self.operator, &self.operator.password)
+            .await
+            .expect(StatusCode::OK);
+        answer.json()["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn post(&self, token: &str, path: &str, body: serde_json::Value) -> Answer {
+        self.app
+            .post(&format!("/api/v1/helpdesk/users/{path}"), body, Some(token))
+            .await
+    }
+}
+
+/// A caller who registered an authenticator app through self-service.
+async fn caller_with_totp(desk: &Desk) -> (TestUser, Vec<u8>) {
+    let user = create_user("call").await;
+    let token = sign_in(&desk.app, &user).await;
+    let secret = register_totp(&desk.app, &token).await;
+    (user, secret)
+}
+
+async fn verify_totp(desk: &Desk, token: &str, user: &TestUser, secret: &[u8]) {
+    let now = settle_totp_step().await;
+    let answer = desk
+        .post(
+            token,
+            &format!("{}/verify", user.sam),
+            json!({"method": "totp", "code": totp::code_at(secret, now)}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(answer.json(), json!({"verified": true}));
+}
+
+#[tokio::test]
+async fn a_nested_group_member_signs_in_and_others_get_the_same_403() {
+    let desk = desk("").await;
+    desk.operator_token().await;
+
+    let outsider = create_user("out").await;
+    let mut bodies = Vec::new();
+    for (user, password) in [
+        (&outsider, outsider.password.as_str()),
+        (&desk.operator, "wrong-password"),
+        (&outsider, ""),
+    ] {
+        let answer = desk
+            .sign_in_as(user, password)
+            .await
+            .expect(StatusCode::FORBIDDEN);
+        assert_eq!(answer.error().error, "forbidden");
+        bodies.push(answer.body);
+    }
+    let unknown = desk
+        .app
+        .post(
+            "/api/v1/helpdesk/session",
+            json!({"username": "nobody-here", "password": "x"}),
+            None,
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    bodies.push(unknown.body);
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+
+    // Without a group configured, the helpdesk is off for everyone.
+    let off = test_app("").await;
+    off.post(
+        "/api/v1/helpdesk/session",
+        json!({"username": desk.operator.sam, "password": desk.operator.password}),
+        None,
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    let _ = desk.group;
+}
+
+#[tokio::test]
+async fn verified_by_totp_the_operator_resets_to_a_temporary_password_that_must_change() {
+    let desk = desk("").await;
+    let (caller, secret) = caller_with_totp(&desk).await;
+    let token = desk.operator_token().await;
+
+    let card = desk
+        .app
+        .get(
+            &format!("/api/v1/helpdesk/users/{}", caller.upn),
+            Some(&token),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(card["sam_account_name"], caller.sam.as_str());
+    assert_eq!(card["totp"], true);
+    assert_eq!(card["enabled"], true);
+    assert_eq!(card["locked"], false);
+    assert_eq!(card["actionable"], true);
+    assert!(card["registered_at_ms"].is_i64());
+    assert!(
+        card["recent_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "enrollment_added")
+    );
+
+    // Not yet verified: refused, AD untouched.
+    let refused = desk
+        .post(
+            &token,
+            &format!("{}/reset", caller.sam),
+            json!({"deliver": "operator"}),
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert_eq!(refused.error().error, "not_verified");
+    bind(&caller.dn, &caller.password).await.expect("untouched");
+
+    verify_totp(&desk, &token, &caller, &secret).await;
+    let answer = desk
+        .post(
+            &token,
+            &format!("{}/reset", caller.sam),
+            json!({"deliver": "operator"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let temporary = answer.json()["temporary_password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(temporary.len(), 16);
+
+    let (rc, text) = bind(&caller.dn, &temporary)
+        .await
+        .expect_err("must change first");
+    assert!(
+        rc == 49 && text.contains("773"),
+        "the temporary password is right but must change: {text}"
+    );
+    assert_eq!(
+        read_attr(&caller.dn, "pwdLastSet").await.as_deref(),
+        Some("0")
+    );
+    assert!(
+        bind(&caller.dn, &caller.password).await.is_err(),
+        "old password fails"
+    );
+
+    let events = crate::selfservice::audit_events(&desk.app).await;
+    assert!(
+        events.iter().any(|(e, o, sam)| e == "helpdesk_reset"
+            && o == "success"
+            && sam.as_deref() == Some(&*caller.sam)),
+        "{events:?}"
+    );
+    let db = desk.app.database_bytes();
+    assert!(
+        !contains(&db, temporary.as_bytes()),
+        "the temporary password is stored nowhere"
+    );
+    let rows = audit_rows(&desk.app).await;
+    assert!(
+        rows.iter().any(|r| r.event == "helpdesk_reset"
+            && r.actor.as_deref() == Some(&*desk.operator.sam)
+            && r.reason
+                .as_deref()
+                .is_some_and(|reason| reason.contains("verified_by=totp"))),
+        "operator identity recorded"
+    );
+}
+
+async fn audit_rows(app: &TestApp) -> Vec<sspr_bridge::domain::store::AuditEvent> {
+    use sspr_bridge::domain::store::AuditLog;
+    let store = sspr_bridge::store::Store::connect(
+        &format!("sqlite://{}/sspr.db", app.data.path().display()),
+        1,
+    )
+    .await
+    .unwrap();
+    let rows = store.since(0, 10_000).await.unwrap();
+    store.close().await;
+    rows.into_iter().map(|r| r.event).collect()
+}
+
+#[tokio::test]
+async fn verified_by_an_emailed_code_the_operator_unlocks_a_real_lockout() {
+    let desk = desk("").await;
+    let caller = create_user("eml").await;
+    let token = sign_in(&desk.app, &caller).await;
+    let address = register_email(&desk.app, &token).await;
+    for _ in 0..6 {
+        let _ = bind(&caller.dn, "wrong-password").await;
+    }
+    assert!(bind(&caller.dn, &caller.password).await.is_err(), "locked");
+
+    let operator = desk.operator_token().await;
+    let card = desk
+        .app
+        .get(
+            &format!("/api/v1/helpdesk/users/{}", caller.sam),
+            Some(&operator),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(card["locked"], true);
+    assert!(card["locked_since_ms"].is_i64());
+    assert!(card["email"].as_str().unwrap().contains("***@mail.test"));
+
+    desk.post(&operator, &format!("{}/email-code", caller.sam), json!({}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let mail = wait_for_mail(&address).await;
+    let code = mail.code_in().expect("helpdesk code mailed");
+    desk.post(
+        &operator,
+        &format!("{}/verify", caller.sam),
+        json!({"method": "email", "code": code}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    desk.post(&operator, &format!("{}/unlock", caller.sam), json!({}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    bind(&caller.dn, &caller.password)
+        .await
+        .expect("unlocked, password unchanged");
+    let notice = wait_for_mail(&address).await;
+    assert!(notice.code_in().is_none());
+}
+
+#[tokio::test]
+async fn clearing_registrations_removes_the_methods() {
+    let desk = desk("").await;
+    let (caller, secret) = caller_with_totp(&desk).await;
+    let operator = desk.operator_token().await;
+    verify_totp(&desk, &operator, &caller, &secret).await;
+    let answer = desk
+        .app
+        .delete(
+            &format!("/api/v1/helpdesk/users/{}/enrollment", caller.sam),
+            Some(&operator),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    let card = desk
+        .app
+        .get(
+            &format!("/api/v1/helpdesk/users/{}", caller.sam),
+            Some(&operator),
+        )
+        .await
+        .json();
+    assert_eq!(card["totp"], false);
+    assert_eq!(card["email"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn protected_accounts_and_helpdesk_members_are_refused_unless_allow_listed() {
+    let domain_admins = format!("CN=Domain Admins,CN=Users,{}", env("SSPR_TEST_BASE_DN"));
+    let admin = create_user("adm").await;
+    add_member(&domain_admins, &admin.dn).await;
+
+    let desk = desk("require_verification = false").await;
+    let operator = desk.operator_token().await;
+    let card = desk
+        .app
+        .get(
+            &format!("/api/v1/helpdesk/users/{}", admin.sam),
+            Some(&operator),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(card["actionable"], false);
+    let refused = desk
+        .post(
+            &operator,
+            &format!("{}/reset", admin.sam),
+            json!({"reason": "caller insists", "deliver": "operator"}),
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert_eq!(refused.error().error, "forbidden");
+    bind(&admin.dn, &admin.password).await.expect("untouched");
+
+    // A fellow helpdesk member is refused too.
+    let colleague = create_user("col").await;
+    add_member(&desk.group, &colleague.dn).await;
+    desk.post(
+        &operator,
+        &format!("{}/unlock", colleague.sam),
+        json!({"reason": "asked"}),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+
+    // Allow-listed by DN: accepted.
+    let allowed = crate::client::test_app(&format!(
+        "{}\n[helpdesk]\ngroup_dn = {:?}\nrequire_verification = false\nallow_protected = [{:?}]",
+        smtp_section(),
+        desk.group,
+        admin.dn
+    ))
+    .await;
+    let token = allowed
+        .post(
+            "/api/v1/helpdesk/session",
+            json!({"username": desk.operator.sam, "password": desk.operator.password}),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answer = allowed
+        .post(
+            &format!("/api/v1/helpdesk/users/{}/reset", admin.sam),
+            json!({"reason": "approved change 42", "deliver": "operator"}),
+            Some(&token),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let temporary = answer.json()["temporary_password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (rc, text) = bind(&admin.dn, &temporary).await.expect_err("must change");
+    assert!(rc == 49 && text.contains("773"), "{text}");
+    remove_member(&domain_admins, &admin.dn).await;
+}
+
+#[tokio::test]
+async fn acting_unverified_needs_a_reason_and_can_be_forbidden() {
+    let strict = desk("").await;
+    let (caller, _) = caller_with_totp(&strict).await;
+    let operator = strict.operator_token().await;
+    let answer = strict
+        .post(
+            &operator,
+            &format!("{}/unlock", caller.sam),
+            json!({"reason": "no phone"}),
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert_eq!(answer.error().error, "not_verified");
+
+    let lenient = desk("require_verification = false").await;
+    let operator = lenient.operator_token().await;
+    let answer = lenient
+        .post(&operator, &format!("{}/unlock", caller.sam), json!({}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert!(answer.error().message.contains("reason"));
+    lenient
+        .post(
+            &operator,
+            &format!("{}/unlock", caller.sam),
+            json!({"reason": "caller lost phone, ID checked in person"}),
+        )
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let rows = audit_rows(&lenient.app).await;
+    assert!(
+        rows.iter().any(|r| r.event == "helpdesk_unlock"
+            && r.reason
+                .as_deref()
+                .is_some_and(|x| x.contains("verified_by=unverified")
+                    && x.contains("unverified: caller lost phone"))),
+        "marked unverified in the audit"
+    );
+}
+
+#[tokio::test]
+async fn a_temporary_password_can_be_mailed_instead_of_shown() {
+    let desk = desk("").await;
+    let caller = create_user("mtp").await;
+    let token = sign_in(&desk.app, &caller).await;
+    let address = register_email(&desk.app, &token).await;
+    let operator = desk.operator_token().await;
+    desk.post(&operator, &format!("{}/email-code", caller.sam), json!({}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let code = wait_for_mail(&address).await.code_in().unwrap();
+    desk.post(
+        &operator,
+        &format!("{}/verify", caller.sam),
+        json!({"method": "email", "code": code}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let answer = desk
+        .post(
+            &operator,
+            &format!("{}/reset", caller.sam),
+            json!({"deliver": "email"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        answer.json().get("temporary_password").is_none(),
+        "not shown to the operator"
+    );
+    let mail = wait_for_mail(&address).await;
+    let temporary = mail
+        .text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 16 && !l.contains(' '))
+        .expect("the temporary password, alone on its line")
+        .to_owned();
+    let (rc, text) = bind(&caller.dn, &temporary).await.expect_err("must change");
+    assert!(rc == 49 && text.contains("773"), "{text}");
+}
+
+#[tokio::test]
+async fn idle_operator_sessions_expire_and_sign_out_works() {
+    let desk = desk("session_idle = \"1s\"").await;
+    let token = desk.operator_token().await;
+    desk.app
+        .get("/api/v1/helpdesk/users/Administrator", Some(&token))
+        .await
+        .expect(StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    desk.app
+        .get("/api/v1/helpdesk/users/Administrator", Some(&token))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+
+    let token = desk.operator_token().await;
+    desk.app
+        .send(crate::client::request(
+            "DELETE",
+            "/api/v1/helpdesk/session",
+            None,
+            Some(&token),
+        ))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    desk.app
+        .get("/api/v1/helpdesk/users/Administrator", Some(&token))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    desk.app
+        .get(
+            "/api/v1/helpdesk/users/no-such-user-x",
+            Some(&desk.operator_token().await),
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+}
