@@ -36,6 +36,7 @@ pub struct Config {
     pub registration: RegistrationConfig,
     pub reset: ResetConfig,
     pub throttle: ThrottleConfig,
+    pub policy: PolicyConfig,
     pub directory: DirectoryConfig,
     pub database: DatabaseConfig,
     pub smtp: Option<SmtpConfig>,
@@ -104,6 +105,16 @@ pub struct ThrottleConfig {
     pub email_max_sends: u32,
     #[serde(with = "humantime_serde")]
     pub email_window: Duration,
+}
+
+/// Checks of new passwords on top of the directory's own policy.
+#[derive(Debug)]
+pub struct PolicyConfig {
+    pub banned_file: Option<PathBuf>,
+    /// The lines of `banned_file`, read at load so `check` reports an unreadable file.
+    pub banned_words: Vec<String>,
+    /// Minimum zxcvbn score, 0 (off) to 4.
+    pub min_strength: u8,
 }
 
 #[derive(Debug)]
@@ -301,6 +312,7 @@ struct Raw {
     registration: RegistrationConfig,
     reset: ResetConfig,
     throttle: ThrottleConfig,
+    policy: RawPolicy,
     directory: RawDirectory,
     database: RawDatabase,
     smtp: RawSmtp,
@@ -338,6 +350,13 @@ struct RawHelpdesk {
     #[serde(with = "humantime_serde")]
     verification_lifetime: Duration,
     temporary_password_length: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    banned_file: String,
+    min_strength: u8,
 }
 
 #[derive(Deserialize)]
@@ -602,6 +621,27 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         );
     }
 
+    if raw.policy.min_strength > 4 {
+        v.problem(
+            "policy.min_strength",
+            "must be a zxcvbn score from 0 (off) to 4; 3 is a good default",
+        );
+    }
+    let banned_file = v.existing_file("policy.banned_file", &raw.policy.banned_file);
+    let banned_words = match &banned_file {
+        Some(path) if path.is_file() => match std::fs::read_to_string(path) {
+            Ok(text) => text.lines().map(str::to_owned).collect(),
+            Err(e) => {
+                v.problem(
+                    "policy.banned_file",
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                Vec::new()
+            }
+        },
+        _ => Vec::new(),
+    };
+
     let d = raw.directory;
     if d.urls.is_empty() {
         v.problem(
@@ -778,6 +818,11 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
             registration: raw.registration,
             reset: raw.reset,
             throttle: raw.throttle,
+            policy: PolicyConfig {
+                banned_file,
+                banned_words,
+                min_strength: raw.policy.min_strength,
+            },
             directory: DirectoryConfig {
                 endpoints,
                 ca_file,
@@ -942,6 +987,30 @@ mod tests {
         for key in ["server.listen", "server.public_url", "smtp.from"] {
             assert!(err.mentions(key), "{key} missing from {err}");
         }
+    }
+
+    #[test]
+    fn policy_defaults_and_bounds() {
+        let config = load("").unwrap();
+        assert_eq!(config.policy.min_strength, 3);
+        assert!(config.policy.banned_file.is_none() && config.policy.banned_words.is_empty());
+        let err = load("[policy]\nmin_strength = 5").unwrap_err();
+        assert!(err.mentions("policy.min_strength"), "{err}");
+        let err = load("[policy]\nbanned_file = \"/nonexistent/banned.txt\"").unwrap_err();
+        assert!(err.mentions("policy.banned_file"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("banned.txt");
+        std::fs::write(&file, "contoso\n# ours\nfabrikam\n").unwrap();
+        let config = load(&format!(
+            "[policy]\nbanned_file = {file:?}\nmin_strength = 0"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.policy.banned_words,
+            ["contoso", "# ours", "fabrikam"]
+        );
+        assert_eq!(config.policy.min_strength, 0);
     }
 
     #[test]

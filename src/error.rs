@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use crate::domain::directory::DirectoryError;
 use crate::domain::licence::LicenceRequired;
+use crate::domain::locale::Locale;
+use crate::domain::policy::Violation;
 use crate::domain::reset::retry_after_secs;
 use crate::domain::selfservice::FlowError;
 use crate::domain::store::StoreError;
@@ -44,6 +46,131 @@ impl From<FlowError> for ApiError {
 pub struct ErrorBody {
     pub error: String,
     pub message: String,
+    /// With `password_policy` only: each rule the new password broke.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<BrokenRule>,
+}
+
+/// A password rule that was broken: a stable id and what to do about it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct BrokenRule {
+    /// `too_short`, `too_long`, `complexity`, `contains_account_name`, `contains_display_name`,
+    /// `banned`, `too_weak`, or (after AD refused the write) `history_or_min_age`.
+    #[schema(example = "too_short")]
+    pub rule: String,
+    #[schema(example = "Use at least 12 characters.")]
+    pub message: String,
+}
+
+impl BrokenRule {
+    pub fn new(violation: &Violation, locale: Locale) -> Self {
+        Self {
+            rule: violation.rule().to_owned(),
+            message: violation_message(violation, locale),
+        }
+    }
+}
+
+/// What a person is told about a broken password rule, in English or Dutch. The API speaks
+/// English; the pages pick the visitor's language.
+pub fn violation_message(violation: &Violation, locale: Locale) -> String {
+    let nl = locale == Locale::Nl;
+    match violation {
+        Violation::TooShort { min } if nl => format!("Gebruik minstens {min} tekens."),
+        Violation::TooShort { min } => format!("Use at least {min} characters."),
+        Violation::TooLong { max } if nl => format!("Een wachtwoord heeft hoogstens {max} tekens."),
+        Violation::TooLong { max } => format!("A password can have at most {max} characters."),
+        Violation::Complexity if nl => "Gebruik minstens drie van deze soorten tekens: \
+            hoofdletters, kleine letters, cijfers, symbolen (zoals ! # of %) en letters uit \
+            schriften zonder hoofdletters."
+            .to_owned(),
+        Violation::Complexity => "Use at least three of these: capital letters, small letters, \
+            digits, symbols (such as ! # or %), and letters from scripts without capitals."
+            .to_owned(),
+        Violation::ContainsAccountName if nl => {
+            "Gebruik uw gebruikersnaam niet in het wachtwoord.".to_owned()
+        }
+        Violation::ContainsAccountName => "Do not use your username in the password.".to_owned(),
+        Violation::ContainsDisplayName if nl => {
+            "Gebruik geen deel van uw naam in het wachtwoord.".to_owned()
+        }
+        Violation::ContainsDisplayName => {
+            "Do not use any part of your name in the password.".to_owned()
+        }
+        Violation::Banned if nl => "Dit is een veelgebruikt wachtwoord, ook als er cijfers of \
+            symbolen bij staan of letters door gelijkende tekens zijn vervangen. Kies een \
+            wachtwoord dat moeilijker te raden is."
+            .to_owned(),
+        Violation::Banned => "This is a commonly used password, even with digits or symbols \
+            added or letters swapped for look-alikes. Choose one that is harder to guess."
+            .to_owned(),
+        Violation::TooWeak { .. } if nl => "Dit wachtwoord is te makkelijk te raden. Maak het \
+            langer, bijvoorbeeld met een paar woorden die niets met elkaar te maken hebben."
+            .to_owned(),
+        Violation::TooWeak { .. } => "This password is too easy to guess. Make it longer, for \
+            instance with a few words that have nothing to do with each other."
+            .to_owned(),
+        Violation::HistoryOrMinAge { history, min_age } => {
+            let history = match (*history, nl) {
+                (0, _) => None,
+                (1, false) => Some("it may be your previous password".to_owned()),
+                (1, true) => Some("misschien is het uw vorige wachtwoord".to_owned()),
+                (n, false) => Some(format!("it may be one of your last {n} passwords")),
+                (n, true) => Some(format!(
+                    "misschien is het een van uw laatste {n} wachtwoorden"
+                )),
+            };
+            let age = (!min_age.is_zero()).then(|| {
+                let age = span(*min_age, locale);
+                if nl {
+                    format!("uw wachtwoord is minder dan {age} geleden gewijzigd")
+                } else {
+                    format!("your password was changed less than {age} ago")
+                }
+            });
+            let reasons = match (history, age) {
+                (Some(h), Some(a)) if nl => format!(": {h}, of {a}"),
+                (Some(h), Some(a)) => format!(": {h}, or {a}"),
+                (Some(one), None) | (None, Some(one)) => format!(": {one}"),
+                (None, None) => String::new(),
+            };
+            if nl {
+                format!(
+                    "Het domein weigert dit wachtwoord, hoewel het aan de vooraf controleerbare \
+                     regels voldoet{reasons}. Kies een ander wachtwoord."
+                )
+            } else {
+                format!(
+                    "The domain refused this password, although it meets the rules that can be \
+                     checked in advance{reasons}. Choose another password."
+                )
+            }
+        }
+    }
+}
+
+/// "2 days", "1 uur", "30 minutes": a policy interval for a person, rounded up.
+fn span(d: std::time::Duration, locale: Locale) -> String {
+    let minutes = d.as_secs().div_ceil(60).max(1);
+    let (n, en, nl) = if minutes % (24 * 60) == 0 {
+        let n = minutes / (24 * 60);
+        (
+            n,
+            if n == 1 { "day" } else { "days" },
+            if n == 1 { "dag" } else { "dagen" },
+        )
+    } else if minutes >= 60 {
+        let n = minutes.div_ceil(60);
+        (n, if n == 1 { "hour" } else { "hours" }, "uur")
+    } else {
+        let n = minutes;
+        let nl = if n == 1 { "minuut" } else { "minuten" };
+        (n, if n == 1 { "minute" } else { "minutes" }, nl)
+    };
+    match locale {
+        Locale::Nl => format!("{n} {nl}"),
+        Locale::En => format!("{n} {en}"),
+    }
 }
 
 /// Attached to error responses so the logging middleware can record what the client is not told.
@@ -134,6 +261,11 @@ impl ApiError {
                     n => format!("The code is wrong or has expired. {n} attempts left."),
                 }
             }
+            ApiError::Flow(FlowError::PasswordRejected(broken)) => broken
+                .iter()
+                .map(|v| violation_message(v, Locale::En))
+                .collect::<Vec<_>>()
+                .join(" "),
             ApiError::Flow(FlowError::Throttled { retry_after }) => format!(
                 "Too many attempts. Try again in {} minutes, or contact the helpdesk.",
                 retry_after.as_secs().div_ceil(60)
@@ -162,9 +294,17 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let rules = match &self {
+            ApiError::Flow(FlowError::PasswordRejected(broken)) => broken
+                .iter()
+                .map(|v| BrokenRule::new(v, Locale::En))
+                .collect(),
+            _ => Vec::new(),
+        };
         let body = ErrorBody {
             error: self.code().to_owned(),
             message: self.message(),
+            rules,
         };
         let mut response = (self.status(), Json(body)).into_response();
         if let ApiError::Flow(FlowError::Throttled { retry_after }) = &self {
@@ -177,5 +317,94 @@ impl IntoResponse for ApiError {
             response.extensions_mut().insert(ErrorCause(cause));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn every_rule_has_a_message_in_both_languages() {
+        let all = [
+            Violation::TooShort { min: 12 },
+            Violation::TooLong { max: 256 },
+            Violation::Complexity,
+            Violation::ContainsAccountName,
+            Violation::ContainsDisplayName,
+            Violation::Banned,
+            Violation::TooWeak { min_strength: 3 },
+            Violation::HistoryOrMinAge {
+                history: 24,
+                min_age: Duration::from_secs(86_400),
+            },
+        ];
+        for v in &all {
+            let en = violation_message(v, Locale::En);
+            let nl = violation_message(v, Locale::Nl);
+            assert!(en.ends_with('.') && nl.ends_with('.'), "{en} / {nl}");
+            assert_ne!(en, nl, "{}", v.rule());
+            assert!(!en.contains("  ") && !nl.contains("  "), "{en} / {nl}");
+        }
+        assert_eq!(
+            violation_message(&all[0], Locale::Nl),
+            "Gebruik minstens 12 tekens."
+        );
+        assert!(violation_message(&all[1], Locale::En).contains("256"));
+    }
+
+    #[test]
+    fn a_refusal_by_ad_names_history_and_minimum_age() {
+        let message = |history, secs, locale| {
+            violation_message(
+                &Violation::HistoryOrMinAge {
+                    history,
+                    min_age: Duration::from_secs(secs),
+                },
+                locale,
+            )
+        };
+        assert_eq!(
+            message(24, 86_400, Locale::En),
+            "The domain refused this password, although it meets the rules that can be checked \
+             in advance: it may be one of your last 24 passwords, or your password was changed \
+             less than 1 day ago. Choose another password."
+        );
+        assert!(message(24, 0, Locale::En).contains("last 24 passwords. Choose"));
+        assert!(
+            message(0, 2 * 86_400, Locale::En)
+                .contains(": your password was changed less than 2 days ago.")
+        );
+        assert!(
+            message(1, 3600, Locale::Nl)
+                .contains("uw vorige wachtwoord, of uw wachtwoord is minder dan 1 uur geleden")
+        );
+        assert!(message(0, 0, Locale::En).contains("in advance. Choose"));
+    }
+
+    #[test]
+    fn intervals_read_naturally() {
+        assert_eq!(span(Duration::from_secs(86_400), Locale::En), "1 day");
+        assert_eq!(span(Duration::from_secs(3 * 86_400), Locale::Nl), "3 dagen");
+        assert_eq!(span(Duration::from_secs(90 * 60), Locale::En), "2 hours");
+        assert_eq!(span(Duration::from_secs(60), Locale::Nl), "1 minuut");
+        assert_eq!(span(Duration::from_secs(1), Locale::En), "1 minute");
+    }
+
+    #[test]
+    fn a_policy_refusal_lists_the_rules() {
+        let error = ApiError::from(FlowError::PasswordRejected(vec![
+            Violation::TooShort { min: 12 },
+            Violation::Banned,
+        ]));
+        assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.code(), "password_policy");
+        assert!(
+            error
+                .message()
+                .starts_with("Use at least 12 characters. This is a commonly")
+        );
     }
 }

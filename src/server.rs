@@ -11,6 +11,7 @@ use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::directory::DirectoryError;
 use crate::domain::licence::LicenceGate;
 use crate::domain::notify::Mailer;
+use crate::domain::policy::{BannedList, PasswordRules};
 use crate::domain::secrets::Keys;
 use crate::domain::selfservice::ms;
 use crate::domain::selfservice::{Deps, HelpdeskSettings, Settings};
@@ -107,6 +108,12 @@ fn settings(config: &Config) -> Settings {
             session_lifetime: config.helpdesk.session_lifetime,
             verification_lifetime: config.helpdesk.verification_lifetime,
             temporary_password_length: config.helpdesk.temporary_password_length,
+        },
+        password_rules: PasswordRules {
+            banned: Arc::new(BannedList::new(
+                config.policy.banned_words.iter().map(String::as_str),
+            )),
+            min_strength: config.policy.min_strength,
         },
     }
 }

@@ -7,6 +7,7 @@ use ldap3::{SearchEntry, ldap_escape};
 
 use crate::domain::ObjectGuid;
 use crate::domain::directory::{DirectoryUser, PasswordCheck};
+use crate::domain::policy::{DOMAIN_PASSWORD_COMPLEX, PasswordPolicy, ad_interval};
 
 /// The `unicodePwd` value: the password in double quotes, UTF-16LE (MS-ADTS 3.1.1.3.1.5). Characters
 /// outside the BMP become surrogate pairs, which AD accepts.
@@ -125,7 +126,7 @@ pub fn sid_string(bytes: &[u8]) -> Option<String> {
     Some(format!("S-{revision}-{authority}{sub_authorities}"))
 }
 
-fn first<'e>(entry: &'e SearchEntry, attr: &str) -> Option<&'e str> {
+pub fn first<'e>(entry: &'e SearchEntry, attr: &str) -> Option<&'e str> {
     entry
         .attrs
         .get(attr)
@@ -159,6 +160,70 @@ pub fn directory_user(entry: &SearchEntry) -> Option<DirectoryUser> {
         member_of: entry.attrs.get("memberOf").cloned().unwrap_or_default(),
         resultant_pso: text("msDS-ResultantPSO"),
     })
+}
+
+/// The password policy attributes of the domain head object (the base of the naming context).
+pub const DOMAIN_POLICY_ATTRIBUTES: &[&str] = &[
+    "minPwdLength",
+    "pwdProperties",
+    "pwdHistoryLength",
+    "minPwdAge",
+    "maxPwdAge",
+    "lockoutThreshold",
+    "lockoutDuration",
+];
+
+/// The same settings on a Password Settings Object (msDS-PasswordSettings); all are mandatory
+/// there, so a PSO needs nothing from the domain.
+pub const PSO_ATTRIBUTES: &[&str] = &[
+    "msDS-MinimumPasswordLength",
+    "msDS-PasswordComplexityEnabled",
+    "msDS-PasswordHistoryLength",
+    "msDS-MinimumPasswordAge",
+    "msDS-MaximumPasswordAge",
+    "msDS-LockoutThreshold",
+    "msDS-LockoutDuration",
+];
+
+/// Reads a policy from `entry` through the attribute names in the order of
+/// [`DOMAIN_POLICY_ATTRIBUTES`]; `None` when the minimum length is missing, which means the
+/// entry could not be read (AD leaves out attributes the reader may not see).
+fn password_policy(
+    entry: &SearchEntry,
+    names: &[&str],
+    complexity: bool,
+    pso: Option<String>,
+) -> Option<PasswordPolicy> {
+    first(entry, names[0])?;
+    let count = |attr| u32::try_from(first_int(entry, attr)).unwrap_or(0);
+    Some(PasswordPolicy {
+        min_length: count(names[0]),
+        complexity,
+        history_length: count(names[2]),
+        min_age: ad_interval(first_int(entry, names[3]), false).unwrap_or_default(),
+        max_age: ad_interval(first_int(entry, names[4]), true),
+        lockout_threshold: count(names[5]),
+        lockout_duration: ad_interval(first_int(entry, names[6]), false),
+        pso,
+    })
+}
+
+/// The domain's password policy from the domain head object.
+pub fn domain_password_policy(entry: &SearchEntry) -> Option<PasswordPolicy> {
+    let properties = first_int(entry, "pwdProperties") as u32;
+    password_policy(
+        entry,
+        DOMAIN_POLICY_ATTRIBUTES,
+        properties & DOMAIN_PASSWORD_COMPLEX != 0,
+        None,
+    )
+}
+
+/// A fine-grained password policy from its PSO entry.
+pub fn pso_password_policy(entry: &SearchEntry) -> Option<PasswordPolicy> {
+    let complexity = first(entry, "msDS-PasswordComplexityEnabled")
+        .is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
+    password_policy(entry, PSO_ATTRIBUTES, complexity, Some(entry.dn.clone()))
 }
 
 /// The hex code AD puts in a diagnostic message: `... AcceptSecurityContext error, data 52e, v4563`
@@ -348,6 +413,89 @@ mod tests {
             .bin_attrs
             .insert("tokenGroups".to_owned(), vec![vec![0xff], vec![1]]);
         assert_eq!(binary_values(&entry, "tokenGroups").len(), 2);
+    }
+
+    fn entry(dn: &str, attrs: &[(&str, &str)]) -> SearchEntry {
+        SearchEntry {
+            dn: dn.to_owned(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+                .collect(),
+            bin_attrs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn domain_policy_is_read_from_the_domain_head() {
+        // As Samba 4.17 provisions it (and the test DC reports it).
+        let head = entry(
+            "DC=sspr,DC=test",
+            &[
+                ("minPwdLength", "7"),
+                ("pwdProperties", "1"),
+                ("pwdHistoryLength", "24"),
+                ("minPwdAge", "-864000000000"),
+                ("maxPwdAge", "-36288000000000"),
+                ("lockoutThreshold", "5"),
+                ("lockoutDuration", "-18000000000"),
+            ],
+        );
+        let policy = domain_password_policy(&head).unwrap();
+        assert_eq!(
+            policy,
+            PasswordPolicy {
+                min_length: 7,
+                complexity: true,
+                history_length: 24,
+                min_age: std::time::Duration::from_secs(86_400),
+                max_age: Some(std::time::Duration::from_secs(42 * 86_400)),
+                lockout_threshold: 5,
+                lockout_duration: Some(std::time::Duration::from_secs(1800)),
+                pso: None,
+            }
+        );
+        // pwdProperties has other bits (e.g. 8, lockout of admins): only bit 1 is complexity.
+        let other = entry("DC=x", &[("minPwdLength", "0"), ("pwdProperties", "8")]);
+        let policy = domain_password_policy(&other).unwrap();
+        assert!(!policy.complexity);
+        assert_eq!(policy.max_age, None, "absent maxPwdAge: no expiry");
+        assert_eq!(domain_password_policy(&entry("DC=x", &[])), None);
+    }
+
+    #[test]
+    fn pso_policy_is_read_from_the_pso() {
+        let pso = entry(
+            "CN=pso1,CN=Password Settings Container,CN=System,DC=sspr,DC=test",
+            &[
+                ("msDS-MinimumPasswordLength", "12"),
+                ("msDS-PasswordComplexityEnabled", "TRUE"),
+                ("msDS-PasswordHistoryLength", "5"),
+                ("msDS-MinimumPasswordAge", "0"),
+                ("msDS-MaximumPasswordAge", "-9223372036854775808"),
+                ("msDS-LockoutThreshold", "0"),
+                ("msDS-LockoutDuration", "-9223372036854775808"),
+            ],
+        );
+        let policy = pso_password_policy(&pso).unwrap();
+        assert_eq!(policy.min_length, 12);
+        assert!(policy.complexity);
+        assert_eq!(policy.history_length, 5);
+        assert_eq!(policy.min_age, std::time::Duration::ZERO);
+        assert_eq!(policy.max_age, None);
+        assert_eq!(
+            policy.lockout_duration, None,
+            "until an administrator unlocks"
+        );
+        assert_eq!(policy.pso.as_deref(), Some(pso.dn.as_str()));
+        let off = entry(
+            "CN=p",
+            &[
+                ("msDS-MinimumPasswordLength", "1"),
+                ("msDS-PasswordComplexityEnabled", "FALSE"),
+            ],
+        );
+        assert!(!pso_password_policy(&off).unwrap().complexity);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::ObjectGuid;
+use super::policy::PasswordPolicy;
 
 /// userAccountControl / msDS-User-Account-Control-Computed bits (MS-ADTS 2.2.16).
 pub mod uac {
@@ -192,6 +193,14 @@ pub trait Directory: Send + Sync {
         user: &DirectoryUser,
         change: &AccountChange<'_>,
     ) -> Result<DcId, DirectoryError>;
+
+    /// The password policy that applies to the user: the resultant fine-grained policy
+    /// (msDS-ResultantPSO) if there is one, else the domain's. Cached briefly.
+    async fn password_policy(&self, user: &DirectoryUser)
+    -> Result<PasswordPolicy, DirectoryError>;
+
+    /// The domain's own password policy, from the domain head object. Cached briefly.
+    async fn domain_password_policy(&self) -> Result<PasswordPolicy, DirectoryError>;
 
     /// Connects to (or reuses a connection to) every configured DC and reports each.
     async fn probe(&self) -> Vec<DcStatus>;

@@ -39,6 +39,8 @@ pub struct UserCard {
     pub registered_at_ms: Option<i64>,
     /// The operator may act on this account (not protected, or allow-listed).
     pub actionable: bool,
+    /// How this operator has verified the caller in this session, if they have.
+    pub verified_by: Option<MethodKind>,
     pub recent_events: Vec<AuditRecord>,
 }
 
@@ -252,7 +254,16 @@ impl<'a> Helpdesk<'a> {
                 .map(mask_email),
             registered_at_ms: confirmed.iter().filter_map(|m| m.confirmed_at_ms).min(),
             actionable: self.actionable(&user).await?,
-            recent_events: d.audit.for_user(&user.guid, 10).await?,
+            verified_by: self.verified_by(&operator, &user).await?,
+            // Operators' own look-ups would crowd out what the caller did.
+            recent_events: d
+                .audit
+                .for_user(&user.guid, 50)
+                .await?
+                .into_iter()
+                .filter(|r| r.event.event != "helpdesk_lookup")
+                .take(10)
+                .collect(),
         };
         d.audit_as(
             client,
@@ -312,6 +323,19 @@ impl<'a> Helpdesk<'a> {
         Subject::live(d, id_hash, purpose)
             .await?
             .ok_or(FlowError::FlowNotFound)
+    }
+
+    async fn verified_by(
+        &self,
+        operator: &Operator,
+        user: &DirectoryUser,
+    ) -> Result<Option<MethodKind>, FlowError> {
+        let id_hash = verification_id(&operator.session.token_hash, &user.guid);
+        Ok(
+            Subject::live(self.deps, id_hash, CodePurpose::HelpdeskEmail)
+                .await?
+                .and_then(|s| s.flow.verified().first().copied()),
+        )
     }
 
     /// Mails the caller a code to read back to the operator.
@@ -397,11 +421,7 @@ impl<'a> Helpdesk<'a> {
             ));
         }
 
-        let id_hash = verification_id(&operator.session.token_hash, &user.guid);
-        let verified_by = match Subject::live(d, id_hash, CodePurpose::HelpdeskEmail).await? {
-            Some(s) => s.flow.verified().first().copied(),
-            None => None,
-        };
+        let verified_by = self.verified_by(&operator, &user).await?;
         let method = match (verified_by, reason) {
             (Some(m), _) => m.as_str().to_owned(),
             (None, _) if h.require_verification => return Err(FlowError::NotVerified),

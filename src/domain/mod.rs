@@ -10,6 +10,7 @@ pub mod helpdesk;
 pub mod licence;
 pub mod locale;
 pub mod notify;
+pub mod policy;
 pub mod protection;
 pub mod reset;
 pub mod secrets;

@@ -8,15 +8,15 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::ObjectGuid;
-use super::directory::{AccountChange, DirectoryUser};
+use super::directory::{AccountChange, DirectoryError, DirectoryUser};
 use super::notify::MailKind;
+use super::policy::{AccountNames, PasswordPolicy, Violation, after_write};
 use super::secrets::{new_token, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, ms};
 use super::store::{CodePurpose, MethodKind, ResetFlow};
 use super::verification::Subject;
 
-/// Longest password accepted (AD itself allows 256 characters in unicodePwd).
-pub const MAX_PASSWORD_CHARS: usize = 256;
+pub use super::policy::MAX_PASSWORD_CHARS;
 
 #[derive(Clone, Debug)]
 pub struct Started {
@@ -30,6 +30,31 @@ pub struct Started {
 pub struct Verified {
     /// Methods still to verify before the password can be set.
     pub remaining: usize,
+}
+
+/// Whose password is checked, owned so the check can run on a blocking thread.
+struct Owner {
+    sam_account_name: String,
+    display_name: Option<String>,
+    mail: Option<String>,
+}
+
+impl Owner {
+    fn of(user: &DirectoryUser) -> Self {
+        Self {
+            sam_account_name: user.sam_account_name.clone(),
+            display_name: user.display_name.clone(),
+            mail: user.mail.clone(),
+        }
+    }
+
+    fn names(&self) -> AccountNames<'_> {
+        AccountNames {
+            sam_account_name: &self.sam_account_name,
+            display_name: self.display_name.as_deref(),
+            mail: self.mail.as_deref(),
+        }
+    }
 }
 
 pub struct Reset<'a> {
@@ -165,18 +190,23 @@ impl<'a> Reset<'a> {
         })
     }
 
+    /// Whether the flow belongs to a real user who verified enough methods.
+    fn is_verified(&self, live: &Subject) -> bool {
+        let required = self
+            .deps
+            .settings
+            .methods_required
+            .max(live.flow.methods_required as usize);
+        live.flow.user.is_some() && live.flow.verified().len() >= required
+    }
+
     /// The verified flow's user, re-read from AD and still the same account.
     async fn verified_user(&self, live: &Subject) -> Result<DirectoryUser, FlowError> {
         let d = self.deps;
-        let verified = live.flow.verified().len();
         let (Some(guid), Some(sam)) = (&live.flow.user, &live.flow.sam_account_name) else {
             return Err(FlowError::NotVerified);
         };
-        if verified
-            < d.settings
-                .methods_required
-                .max(live.flow.methods_required as usize)
-        {
+        if !self.is_verified(live) {
             return Err(FlowError::NotVerified);
         }
         match d.directory.find_user(sam).await? {
@@ -186,6 +216,86 @@ impl<'a> Reset<'a> {
         }
     }
 
+    /// The policy and the names a new password is judged by in this flow. The user's own only
+    /// once verified: before that, and always in a decoy, the domain's policy and the login as
+    /// typed, so the answer tells nobody whether the account exists or has its own policy.
+    async fn password_context(&self, live: &Subject) -> Result<(PasswordPolicy, Owner), FlowError> {
+        let d = self.deps;
+        if self.is_verified(live) {
+            let user = self.verified_user(live).await?;
+            let policy = d.directory.password_policy(&user).await?;
+            return Ok((policy, Owner::of(&user)));
+        }
+        let login = &live.flow.login;
+        let owner = Owner {
+            sam_account_name: login.split('@').next().unwrap_or(login).to_owned(),
+            display_name: None,
+            mail: None,
+        };
+        Ok((d.directory.domain_password_policy().await?, owner))
+    }
+
+    /// The rules a new password must meet in this flow (see `password_context` for whose).
+    pub async fn password_policy(&self, flow: &str) -> Result<PasswordPolicy, FlowError> {
+        let live = self.live(flow).await?;
+        Ok(self.password_context(&live).await?.0)
+    }
+
+    /// The rules `password` breaks in this flow, without writing anything.
+    pub async fn check_password(
+        &self,
+        flow: &str,
+        password: &SecretString,
+        client: &Client,
+    ) -> Result<Vec<Violation>, FlowError> {
+        let d = self.deps;
+        // Each check may cost a directory lookup and zxcvbn's CPU: limited like verifications.
+        d.ip_limit(client, "verify", d.settings.ip_max_verifications)
+            .await?;
+        reject_overlong(password)?;
+        let live = self.live(flow).await?;
+        let (policy, owner) = self.password_context(&live).await?;
+        Ok(self.broken_rules(password, owner, policy).await)
+    }
+
+    /// Runs the checks on a blocking thread: zxcvbn takes milliseconds of CPU.
+    async fn broken_rules(
+        &self,
+        password: &SecretString,
+        owner: Owner,
+        policy: PasswordPolicy,
+    ) -> Vec<Violation> {
+        let rules = self.deps.settings.password_rules.clone();
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || {
+            rules.check(password.expose_secret(), owner.names(), &policy)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    async fn audit_refusal(
+        &self,
+        user: &DirectoryUser,
+        reason: &str,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        self.deps
+            .audit(
+                client,
+                Audit {
+                    event: "password_reset",
+                    outcome: "failure",
+                    user: Some(user.guid),
+                    sam_account_name: Some(&user.sam_account_name),
+                    method: None,
+                    reason: Some(reason),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_password(
         &self,
         flow: &str,
@@ -193,19 +303,21 @@ impl<'a> Reset<'a> {
         client: &Client,
     ) -> Result<(), FlowError> {
         let d = self.deps;
-        let length = new_password.expose_secret().chars().count();
-        if length == 0 {
-            return Err(FlowError::PasswordRejected(
-                "Type a new password.".to_owned(),
-            ));
-        }
-        if length > MAX_PASSWORD_CHARS {
-            return Err(FlowError::PasswordRejected(format!(
-                "A password can have at most {MAX_PASSWORD_CHARS} characters."
-            )));
-        }
+        // Bounds first, before any lookup or zxcvbn (which is superlinear in the length).
+        reject_overlong(new_password)?;
         let live = self.live(flow).await?;
         let user = self.verified_user(&live).await?;
+        let policy = d.directory.password_policy(&user).await?;
+        // The flow stays open after a refusal: the user may try another password.
+        let broken = self
+            .broken_rules(new_password, Owner::of(&user), policy.clone())
+            .await;
+        if !broken.is_empty() {
+            let refused = FlowError::PasswordRejected(broken);
+            self.audit_refusal(&user, &refused.to_string(), client)
+                .await?;
+            return Err(refused);
+        }
         let change = AccountChange {
             new_password: Some(new_password),
             unlock: d.settings.unlock_on_reset,
@@ -224,21 +336,15 @@ impl<'a> Reset<'a> {
                 .await
             }
             Err(e) => {
-                let reason = e.to_string();
-                d.audit(
-                    client,
-                    Audit {
-                        event: "password_reset",
-                        outcome: "failure",
-                        user: Some(user.guid),
-                        sam_account_name: Some(&user.sam_account_name),
-                        method: None,
-                        reason: Some(&reason),
-                    },
-                )
-                .await?;
-                // The flow stays open: the user may try another password.
-                Err(e.into())
+                self.audit_refusal(&user, &e.to_string(), client).await?;
+                match e {
+                    // Every rule that can be checked in advance passed: what AD still refuses
+                    // for is history or minimum age.
+                    DirectoryError::PolicyViolation { .. } => {
+                        Err(FlowError::PasswordRejected(vec![after_write(&policy)]))
+                    }
+                    e => Err(e.into()),
+                }
             }
         }
     }
@@ -293,4 +399,14 @@ impl<'a> Reset<'a> {
 /// How long a client should wait before trying again, for `Retry-After`.
 pub fn retry_after_secs(d: Duration) -> u64 {
     d.as_secs().max(1)
+}
+
+/// Refuses a password longer than AD accepts, before any other work.
+fn reject_overlong(password: &SecretString) -> Result<(), FlowError> {
+    if password.expose_secret().chars().count() > MAX_PASSWORD_CHARS {
+        return Err(FlowError::PasswordRejected(vec![Violation::TooLong {
+            max: MAX_PASSWORD_CHARS,
+        }]));
+    }
+    Ok(())
 }

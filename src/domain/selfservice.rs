@@ -9,6 +9,7 @@ use super::ObjectGuid;
 use super::clock::Clock;
 use super::directory::{Directory, DirectoryError};
 use super::notify::{Mail, MailKind, Mailer};
+use super::policy::{PasswordRules, Violation};
 use super::secrets::Keys;
 use super::store::{
     AuditEvent, AuditLog, CodeStore, FlowStore, MethodKind, RegistrationStore, SessionStore,
@@ -34,6 +35,8 @@ pub struct Settings {
     pub email_max_sends: i64,
     pub email_window: Duration,
     pub helpdesk: HelpdeskSettings,
+    /// What a new password is checked against besides the directory's policy.
+    pub password_rules: PasswordRules,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -97,9 +100,10 @@ pub enum FlowError {
     Throttled { retry_after: Duration },
     #[error("{0}")]
     InvalidInput(String),
-    /// Length bounds, checked before anything is sent to AD.
-    #[error("{0}")]
-    PasswordRejected(String),
+    /// The new password breaks these rules (checked before anything is sent to AD, or, for
+    /// history and minimum age, refused by AD). Never empty.
+    #[error("the new password breaks the password policy: {}", rule_ids(.0))]
+    PasswordRejected(Vec<Violation>),
     /// An email method was asked for but no mail server is configured, or it failed.
     #[error("email is not available right now")]
     MailUnavailable,
@@ -107,6 +111,14 @@ pub enum FlowError {
     Directory(#[from] DirectoryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn rule_ids(broken: &[Violation]) -> String {
+    broken
+        .iter()
+        .map(Violation::rule)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn ms(d: Duration) -> i64 {

@@ -16,10 +16,11 @@ use utoipa::{OpenApi, ToSchema};
 use super::AppState;
 use super::pages::Locale;
 use crate::domain::enrollment::Enrollment;
+use crate::domain::locale::Locale as Language;
 use crate::domain::reset::Reset;
 use crate::domain::selfservice::Client;
 use crate::domain::store::MethodKind;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, BrokenRule, ErrorBody};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -41,6 +42,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/reset/{flow}/verify", post(verify))
         .route("/api/v1/reset/{flow}/password", post(set_password))
         .route("/api/v1/reset/{flow}/unlock", post(unlock))
+        .route("/api/v1/reset/{flow}/policy", get(password_policy))
+        .route("/api/v1/password/check", post(check_password))
 }
 
 /// A JSON body whose rejection (bad JSON, wrong type, missing field) is an [`ApiError`].
@@ -192,6 +195,42 @@ pub struct Verified {
 #[derive(Deserialize, ToSchema)]
 pub struct NewPassword {
     new_password: String,
+}
+
+/// The rules a new password must meet. Before the flow is verified (and for an unknown user)
+/// these are the domain's own rules, so the answer reveals nothing about the account.
+#[derive(Serialize, ToSchema)]
+pub struct AppliedPolicy {
+    min_length: u32,
+    /// AD complexity: three of upper case, lower case, digits, symbols and letters without
+    /// case; and not the username or a part of the display name.
+    complexity: bool,
+    /// Earlier passwords that may not be used again (AD checks this only when writing).
+    history: u32,
+    /// Days a password must be kept before it can be changed again (may be a fraction).
+    min_age_days: f64,
+    /// Days after which the password expires; null when it never does.
+    max_age_days: Option<f64>,
+    /// Common passwords (and `policy.banned_file`) are refused, also with substitutions and
+    /// digits or symbols around them.
+    banned_list: bool,
+    /// Minimum zxcvbn strength score, 0 (off) to 4.
+    min_strength: u8,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordCandidate {
+    /// A reset flow id.
+    flow: String,
+    password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PasswordVerdict {
+    /// Whether the password meets every rule that can be checked in advance (AD still checks
+    /// history when it is written).
+    ok: bool,
+    broken: Vec<BrokenRule>,
 }
 
 /// An empty JSON object, for calls that take no arguments.
@@ -402,15 +441,61 @@ async fn unlock(
     Ok(StatusCode::NO_CONTENT)
 }
 
+fn days(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() / 86_400.0
+}
+
+#[utoipa::path(get, path = "/api/v1/reset/{flow}/policy", tag = "reset",
+    params(("flow" = String, Path)),
+    responses((status = 200, body = AppliedPolicy), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn password_policy(
+    State(s): State<AppState>,
+    Path(flow): Path<String>,
+) -> Result<Json<AppliedPolicy>, ApiError> {
+    let policy = Reset::new(&s.deps).password_policy(&flow).await?;
+    Ok(Json(AppliedPolicy {
+        min_length: policy.min_length,
+        complexity: policy.complexity,
+        history: policy.history_length,
+        min_age_days: days(policy.min_age),
+        max_age_days: policy.max_age.map(days),
+        banned_list: true,
+        min_strength: s.deps.settings.password_rules.min_strength,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/password/check", tag = "reset", request_body = PasswordCandidate,
+    responses((status = 200, body = PasswordVerdict), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn check_password(
+    State(s): State<AppState>,
+    Caller(client): Caller,
+    Body(body): Body<PasswordCandidate>,
+) -> Result<Json<PasswordVerdict>, ApiError> {
+    let password = SecretString::from(body.password);
+    let broken = Reset::new(&s.deps)
+        .check_password(&body.flow, &password, &client)
+        .await?;
+    Ok(Json(PasswordVerdict {
+        ok: broken.is_empty(),
+        broken: broken
+            .iter()
+            .map(|v| BrokenRule::new(v, Language::En))
+            .collect(),
+    }))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sspr-bridge", description = "Self-service password reset for on-premises Active Directory"),
     paths(sign_in, enrollment_status, begin_totp, confirm_totp, begin_email, confirm_email,
         remove_totp, remove_email, start_reset, send_reset_code, verify, set_password, unlock,
+        password_policy, check_password,
         super::helpdesk_api::sign_in, super::helpdesk_api::sign_out, super::helpdesk_api::lookup,
         super::helpdesk_api::email_code, super::helpdesk_api::verify, super::helpdesk_api::reset,
         super::helpdesk_api::unlock, super::helpdesk_api::clear),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, BrokenRule)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

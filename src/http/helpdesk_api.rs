@@ -62,6 +62,8 @@ pub struct UserStatus {
     /// Whether the helpdesk may act on this account (protected accounts and helpdesk members
     /// are refused unless allow-listed).
     actionable: bool,
+    /// `totp` or `email` once this operator has verified the caller in this session.
+    verified_by: Option<String>,
     recent_events: Vec<Event>,
 }
 
@@ -80,6 +82,7 @@ impl From<UserCard> for UserStatus {
             email: c.email,
             registered_at_ms: c.registered_at_ms,
             actionable: c.actionable,
+            verified_by: c.verified_by.map(|m| m.as_str().to_owned()),
             recent_events: c
                 .recent_events
                 .into_iter()

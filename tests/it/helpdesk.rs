@@ -172,6 +172,21 @@ async fn verified_by_totp_the_operator_resets_to_a_temporary_password_that_must_
     bind(&caller.dn, &caller.password).await.expect("untouched");
 
     verify_totp(&desk, &token, &caller, &secret).await;
+    let card = desk
+        .app
+        .get(&format!("/api/v1/helpdesk/users/{}", caller.sam), Some(&token))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(card["verified_by"], "totp");
+    assert!(
+        card["recent_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["event"] != "helpdesk_lookup"),
+        "operators' look-ups do not crowd the caller's events"
+    );
     let answer = desk
         .post(
             &token,

@@ -127,7 +127,7 @@ async fn start(app: &TestApp, login: &str) -> (StatusCode, Value) {
     (status, answer.json())
 }
 
-async fn start_flow(app: &TestApp, login: &str) -> String {
+pub async fn start_flow(app: &TestApp, login: &str) -> String {
     let (status, body) = start(app, login).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["flow"].as_str().unwrap().to_owned()
@@ -142,7 +142,7 @@ async fn verify(app: &TestApp, flow: &str, method: &str, code: &str) -> crate::c
     .await
 }
 
-async fn set_password(app: &TestApp, flow: &str, password: &str) -> crate::client::Answer {
+pub async fn set_password(app: &TestApp, flow: &str, password: &str) -> crate::client::Answer {
     app.post(
         &format!("/api/v1/reset/{flow}/password"),
         json!({"new_password": password}),
@@ -152,7 +152,7 @@ async fn set_password(app: &TestApp, flow: &str, password: &str) -> crate::clien
 }
 
 /// A new user with an authenticator app, and a reset flow verified with its current code.
-async fn verified_flow(app: &TestApp, prefix: &str) -> (TestUser, String) {
+pub async fn verified_flow(app: &TestApp, prefix: &str) -> (TestUser, String) {
     let user = create_user(prefix).await;
     let token = sign_in(app, &user).await;
     let secret = register_totp(app, &token).await;

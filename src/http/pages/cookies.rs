@@ -1,8 +1,9 @@
 //! The pages' browser state, all in cookies:
 //!
-//! - `sspr_session`: the registration session token; `sspr_flow`: the reset/unlock flow id. Both
-//!   are bearer secrets, so they are `HttpOnly; SameSite=Strict` and never appear in a URL (URLs
-//!   end up in logs, history and Referer headers).
+//! - `sspr_session`: the registration session token; `sspr_flow`: the reset/unlock flow id;
+//!   `sspr_helpdesk`: a helpdesk operator's session token. All are bearer secrets, so they are
+//!   `HttpOnly; SameSite=Strict` and never appear in a URL (URLs end up in logs, history and
+//!   Referer headers).
 //! - `sspr_csrf`: a random double-submit token. Every page form carries it in a hidden `csrf`
 //!   field; [`guard_forms`] refuses any POST whose field does not equal the cookie, before a
 //!   handler runs. SameSite=Strict already keeps the bearer cookies off cross-site POSTs; the
@@ -21,6 +22,7 @@ use crate::http::AppState;
 
 pub const SESSION: &str = "sspr_session";
 pub const FLOW: &str = "sspr_flow";
+pub const HELPDESK: &str = "sspr_helpdesk";
 pub const CSRF: &str = "sspr_csrf";
 pub const LANG: &str = "lang";
 

@@ -2,11 +2,12 @@
 //! compiled in; the texts live in `locales/*.toml`, one file per language.
 //!
 //! The pages drive the same domain flows as `/api/v1`; what they add is browser state in cookies
-//! (see [`cookies`]): the registration session and the reset flow are bearer secrets, so they
-//! travel in `HttpOnly; SameSite=Strict` cookies and never in a URL, and every POST carries a
-//! double-submit CSRF token.
+//! (see [`cookies`]): the registration session, the reset flow and the helpdesk session are
+//! bearer secrets, so they travel in `HttpOnly; SameSite=Strict` cookies and never in a URL, and
+//! every POST carries a double-submit CSRF token.
 
 mod cookies;
+mod helpdesk;
 mod register;
 mod reply;
 mod reset;
@@ -99,6 +100,11 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "reset_password.html",
     "unlock_confirm.html",
     "done.html",
+    "helpdesk_off.html",
+    "helpdesk_signin.html",
+    "helpdesk.html",
+    "helpdesk_confirm.html",
+    "helpdesk_password.html",
 ];
 
 const CATALOGS: &[(Locale, &str)] = &[
@@ -196,6 +202,8 @@ pub struct Visitor {
     session: Option<String>,
     /// The reset or unlock flow id (`sspr_flow`).
     flow: Option<String>,
+    /// A helpdesk operator's session token (`sspr_helpdesk`).
+    helpdesk: Option<String>,
 }
 
 impl FromRequestParts<AppState> for Visitor {
@@ -216,16 +224,18 @@ impl FromRequestParts<AppState> for Visitor {
             csrf,
             session: bearer(cookies::SESSION),
             flow: bearer(cookies::FLOW),
+            helpdesk: bearer(cookies::HELPDESK),
         })
     }
 }
 
-/// The self-service pages and the home page, with their cookie layers.
+/// The self-service pages, the helpdesk and the home page, with their cookie layers.
 pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .merge(register::routes())
         .merge(reset::routes())
+        .merge(helpdesk::routes(state.clone()))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             cookies::guard_forms,
@@ -257,6 +267,17 @@ pub async fn stylesheet() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../../static/style.css"),
+    )
+}
+
+/// The helpdesk's "Copy" button, the only script: the CSP allows no inline one.
+pub async fn copy_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../../static/copy.js"),
     )
 }
 
@@ -312,6 +333,9 @@ mod tests {
                         unlock => flag, methods => ["totp", "email"], offered => "totp,email",
                         email_sent => flag, heading => flag.then_some("flow_ended_title"),
                         alert => context! { kind => "error", text => "x", restart => "/reset", helpdesk => true },
+                        id => "jdoe", verified => flag.then_some("totp"), require_verification => flag,
+                        action => if flag { "reset" } else { "clear-registrations" }, reason => "",
+                        password => "Tmp-Pass-23456789", card => helpdesk::sample_card(flag),
                     };
                     let response = pages.render(StatusCode::OK, name, locale, page);
                     assert_eq!(response.status(), StatusCode::OK, "{name} in {locale:?}");
@@ -328,6 +352,7 @@ mod tests {
             include_str!("register.rs"),
             include_str!("reset.rs"),
             include_str!("reply.rs"),
+            include_str!("helpdesk.rs"),
         ];
         let mut named = 0;
         for source in sources {

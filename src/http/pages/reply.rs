@@ -8,13 +8,14 @@ use serde::Serialize;
 
 use super::{Locale, Pages, Visitor};
 use crate::domain::directory::DirectoryError;
+use crate::domain::policy::Violation;
 use crate::domain::reset::{MAX_PASSWORD_CHARS, retry_after_secs};
 use crate::domain::selfservice::FlowError;
 use crate::error::{ApiError, ErrorCause};
 
 /// The sections of the site; each page belongs to one, whose start page the language switch and
 /// "start again" links lead to.
-pub const SECTIONS: [&str; 3] = ["/register", "/reset", "/unlock"];
+pub const SECTIONS: [&str; 4] = ["/register", "/reset", "/unlock", super::helpdesk::HERE];
 
 pub struct Reply {
     status: StatusCode,
@@ -32,6 +33,8 @@ struct Alert {
     error: bool,
     key: &'static str,
     params: Vec<(&'static str, String)>,
+    /// Password rules broken, listed under the text in the reader's language.
+    rules: Vec<Violation>,
     /// Show a link back to the section's start.
     restart: bool,
     /// Show the helpdesk link: self-service cannot help here.
@@ -42,6 +45,7 @@ struct Alert {
 struct ShownAlert<'a> {
     kind: &'static str,
     text: String,
+    items: Vec<String>,
     restart: Option<&'a str>,
     helpdesk: bool,
 }
@@ -87,6 +91,7 @@ impl Reply {
             error: false,
             key,
             params: Vec::new(),
+            rules: Vec::new(),
             restart: false,
             helpdesk: false,
         });
@@ -100,6 +105,7 @@ impl Reply {
             error: true,
             key,
             params: Vec::new(),
+            rules: Vec::new(),
             restart: false,
             helpdesk: false,
         });
@@ -115,6 +121,7 @@ impl Reply {
             error: true,
             key: detail,
             params: Vec::new(),
+            rules: Vec::new(),
             restart: false,
             helpdesk: false,
         };
@@ -151,7 +158,11 @@ impl Reply {
                 alert.helpdesk = true;
                 self.retry_after = Some(retry_after_secs(*retry_after));
             }
-            ApiError::Flow(FlowError::InvalidInput(_) | FlowError::PasswordRejected(_)) => {
+            ApiError::Flow(FlowError::PasswordRejected(rules)) => {
+                alert.key = "error_password_rules";
+                alert.rules.clone_from(rules);
+            }
+            ApiError::Flow(FlowError::InvalidInput(_)) => {
                 alert.params.push(("max", MAX_PASSWORD_CHARS.to_string()));
             }
             ApiError::Flow(FlowError::MailUnavailable) => {
@@ -225,8 +236,14 @@ impl Pages {
             ShownAlert {
                 kind: if a.error { "error" } else { "success" },
                 text,
+                items: a
+                    .rules
+                    .iter()
+                    .map(|v| crate::error::violation_message(v, locale))
+                    .collect(),
                 restart: a.restart.then_some(reply.here),
-                helpdesk: a.helpdesk,
+                // Operators are the helpdesk: "contact the helpdesk" is no advice for them.
+                helpdesk: a.helpdesk && reply.here != super::helpdesk::HERE,
             }
         });
         let vars = context! {
@@ -262,6 +279,7 @@ mod tests {
         assert_eq!(section("/unlock"), "/unlock");
         assert_eq!(section("/register/remove/totp"), "/register");
         assert_eq!(section("/resets"), "/");
+        assert_eq!(section("/helpdesk/user/reset"), "/helpdesk");
     }
 
     /// The status and Dutch page for `error`.

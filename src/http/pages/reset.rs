@@ -257,12 +257,8 @@ async fn set_password(
         let reply = retry.problem(StatusCode::BAD_REQUEST, "error_passwords_differ");
         return s.pages.show(&visitor, reply);
     }
-    // The domain refuses an empty or overlong password before AD sees it; say which.
-    let detail = if form.new_password.is_empty() {
-        "error_password_empty"
-    } else {
-        "error_password_too_long"
-    };
+    // Broken rules (empty and overlong included) come back listed; this key is the fallback.
+    let detail = "error_password_policy";
     let password = SecretString::from(form.new_password);
     let result = async {
         Reset::new(&s.deps)

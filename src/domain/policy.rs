@@ -1,0 +1,569 @@
+//! The password policy: what AD will demand of a new password (the domain's policy, or the
+//! fine-grained one that applies to the user), and the checks run before anything is written, so
+//! a refusal can name the rule that was broken. AD refuses with one opaque code for every rule.
+//!
+//! Two of AD's rules cannot be checked in advance: password history and minimum age (the hashes
+//! and the time of the last change are not readable). [`after_write`] explains a refusal that
+//! passed every check here in those terms.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest password accepted (AD itself allows 256 characters in unicodePwd).
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+/// pwdProperties bit DOMAIN_PASSWORD_COMPLEX (MS-SAMR 2.2.1.6).
+pub const DOMAIN_PASSWORD_COMPLEX: u32 = 1;
+
+/// The rules AD applies to a user's new password, from the domain head object or from the
+/// user's resultant Password Settings Object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    pub min_length: u32,
+    pub complexity: bool,
+    /// How many previous passwords AD remembers and refuses.
+    pub history_length: u32,
+    /// How long after a change the password may not be changed again.
+    pub min_age: Duration,
+    /// `None`: passwords do not expire.
+    pub max_age: Option<Duration>,
+    /// Wrong passwords that lock the account; 0 = never locked.
+    pub lockout_threshold: u32,
+    /// `None`: locked until an administrator unlocks.
+    pub lockout_duration: Option<Duration>,
+    /// The DN of the fine-grained policy (PSO) these rules come from; `None` for the domain's.
+    pub pso: Option<String>,
+}
+
+/// An AD interval attribute (minPwdAge, lockoutDuration, msDS-MaximumPasswordAge, …): a
+/// negative count of 100 ns ticks. `i64::MIN` (0x8000000000000000) means "never" / "forever"
+/// and gives `None`; so does 0 where `zero_is_never` (maxPwdAge = 0 means no expiry).
+pub fn ad_interval(ticks: i64, zero_is_never: bool) -> Option<Duration> {
+    if ticks == i64::MIN || (ticks == 0 && zero_is_never) {
+        return None;
+    }
+    let ticks = ticks.unsigned_abs();
+    Some(Duration::from_secs(ticks / 10_000_000) + Duration::from_nanos(ticks % 10_000_000 * 100))
+}
+
+/// A rule a new password broke, with what is needed to explain it. The `rule` ids are stable:
+/// clients and pages key on them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    TooShort {
+        min: u32,
+    },
+    TooLong {
+        max: usize,
+    },
+    /// Fewer than three of the five character categories.
+    Complexity,
+    ContainsAccountName,
+    ContainsDisplayName,
+    /// A common password, or one from `policy.banned_file`, after normalisation.
+    Banned,
+    /// zxcvbn's score is below `policy.min_strength`.
+    TooWeak {
+        min_strength: u8,
+    },
+    /// AD refused a password that passed every check above: what remains is history and
+    /// minimum age, which only AD can check.
+    HistoryOrMinAge {
+        history: u32,
+        min_age: Duration,
+    },
+}
+
+impl Violation {
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Violation::TooShort { .. } => "too_short",
+            Violation::TooLong { .. } => "too_long",
+            Violation::Complexity => "complexity",
+            Violation::ContainsAccountName => "contains_account_name",
+            Violation::ContainsDisplayName => "contains_display_name",
+            Violation::Banned => "banned",
+            Violation::TooWeak { .. } => "too_weak",
+            Violation::HistoryOrMinAge { .. } => "history_or_min_age",
+        }
+    }
+}
+
+/// The explanation of a policy refusal from AD for a password that passed [`PasswordRules::check`].
+pub fn after_write(policy: &PasswordPolicy) -> Violation {
+    Violation::HistoryOrMinAge {
+        history: policy.history_length,
+        min_age: policy.min_age,
+    }
+}
+
+/// Whose password it is: the names complexity and strength are judged against.
+#[derive(Clone, Copy, Debug)]
+pub struct AccountNames<'a> {
+    pub sam_account_name: &'a str,
+    pub display_name: Option<&'a str>,
+    pub mail: Option<&'a str>,
+}
+
+/// The delimiters AD splits a display name on before looking for its parts in a password
+/// ("Password must meet complexity requirements").
+const DISPLAY_NAME_DELIMITERS: [char; 7] = [',', '.', '-', '_', ' ', '#', '\t'];
+
+/// Names shorter than this are not looked for in a password (AD's rule).
+const MIN_NAME_CHARS: usize = 3;
+
+/// The checks of this service on top of AD's: the banned list and a minimum strength.
+#[derive(Clone, Debug)]
+pub struct PasswordRules {
+    pub banned: Arc<BannedList>,
+    /// Minimum zxcvbn score, 0 (off) to 4.
+    pub min_strength: u8,
+}
+
+impl PasswordRules {
+    /// Every rule `password` breaks, in a stable order; empty if it may be written. Pure, but
+    /// zxcvbn costs a few milliseconds: async callers run it on a blocking thread.
+    pub fn check(
+        &self,
+        password: &str,
+        names: AccountNames<'_>,
+        policy: &PasswordPolicy,
+    ) -> Vec<Violation> {
+        let mut broken = Vec::new();
+        let length = password.chars().count();
+        // An empty password is refused whatever the policy says.
+        let min = policy.min_length.max(1);
+        if length < min as usize {
+            broken.push(Violation::TooShort { min });
+        }
+        if length > MAX_PASSWORD_CHARS {
+            // Nothing else is judged of a password that can never be written.
+            broken.push(Violation::TooLong {
+                max: MAX_PASSWORD_CHARS,
+            });
+            return broken;
+        }
+        if length == 0 {
+            return broken;
+        }
+        if policy.complexity {
+            if categories(password) < 3 {
+                broken.push(Violation::Complexity);
+            }
+            if contains_account_name(password, names.sam_account_name) {
+                broken.push(Violation::ContainsAccountName);
+            }
+            if names
+                .display_name
+                .is_some_and(|name| contains_display_name(password, name))
+            {
+                broken.push(Violation::ContainsDisplayName);
+            }
+        }
+        if self.banned.contains(password) {
+            broken.push(Violation::Banned);
+        }
+        if self.min_strength > 0 && strength(password, names) < self.min_strength {
+            broken.push(Violation::TooWeak {
+                min_strength: self.min_strength,
+            });
+        }
+        broken
+    }
+}
+
+/// How many of AD's five character categories occur: upper case, lower case, digits 0–9,
+/// the listed symbols, and letters without case (e.g. CJK). Other characters (spaces, currency
+/// signs) count for none.
+fn categories(password: &str) -> usize {
+    const SYMBOLS: &str = "~!@#$%^&*_-+=`|\\(){}[]:;\"'<>,.?/";
+    let mut seen = [false; 5];
+    for c in password.chars() {
+        if c.is_uppercase() {
+            seen[0] = true;
+        } else if c.is_lowercase() {
+            seen[1] = true;
+        } else if c.is_ascii_digit() {
+            seen[2] = true;
+        } else if SYMBOLS.contains(c) {
+            seen[3] = true;
+        } else if c.is_alphabetic() {
+            seen[4] = true;
+        }
+    }
+    seen.iter().filter(|s| **s).count()
+}
+
+fn contains_ignoring_case(password: &str, part: &str) -> bool {
+    part.chars().count() >= MIN_NAME_CHARS && password.to_lowercase().contains(&part.to_lowercase())
+}
+
+/// The whole sAMAccountName, not its parts, is looked for.
+fn contains_account_name(password: &str, sam_account_name: &str) -> bool {
+    contains_ignoring_case(password, sam_account_name)
+}
+
+fn contains_display_name(password: &str, display_name: &str) -> bool {
+    display_name
+        .split(DISPLAY_NAME_DELIMITERS)
+        .any(|token| contains_ignoring_case(password, token))
+}
+
+/// zxcvbn's score 0–4, with the user's names as words an attacker would try first.
+fn strength(password: &str, names: AccountNames<'_>) -> u8 {
+    let mut inputs = vec![names.sam_account_name];
+    if let Some(name) = names.display_name {
+        inputs.push(name);
+        inputs.extend(
+            name.split(DISPLAY_NAME_DELIMITERS)
+                .filter(|t| !t.is_empty()),
+        );
+    }
+    if let Some(mail) = names.mail {
+        inputs.push(mail);
+        inputs.extend(mail.split_once('@').map(|(local, _)| local));
+    }
+    u8::from(zxcvbn::zxcvbn(password, &inputs).score())
+}
+
+/// Common passwords, compiled in; `policy.banned_file` adds an organisation's own.
+const BUILT_IN: &str = include_str!("banned.txt");
+
+/// Characters that stand in for a letter in the usual substitutions, and the letter. `l` and `i`
+/// become one letter because `1`, `!` and `|` stand for either; that a banned word matches a
+/// few more look-alikes is harmless.
+fn fold(c: char) -> char {
+    match c {
+        '@' | '4' => 'a',
+        '3' => 'e',
+        '1' | '!' | '|' | 'l' => 'i',
+        '0' => 'o',
+        '$' | '5' => 's',
+        '7' => 't',
+        c => c,
+    }
+}
+
+fn is_substitute(c: char) -> bool {
+    fold(c) != c && c != 'l'
+}
+
+/// How many substitute characters at either end of a password may belong to the word (`@dmin`,
+/// `welcom3`) rather than to the digits and symbols around it.
+const MAX_EDGE_SUBSTITUTES: usize = 3;
+
+/// Banned passwords, stored normalised: lower case, substitutions folded, digits and symbols at
+/// either end removed. `P@ssw0rd2024!`, `password` and `Pa$$word1` are then one entry.
+#[derive(Clone, Default)]
+pub struct BannedList {
+    words: HashSet<String>,
+}
+
+impl std::fmt::Debug for BannedList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BannedList({} words)", self.words.len())
+    }
+}
+
+impl BannedList {
+    /// The built-in list plus `extra` lines (one password each; `#` starts a comment line).
+    pub fn new<'a>(extra: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut list = Self::default();
+        for line in BUILT_IN.lines().chain(extra) {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(word) = core(line) {
+                list.words.insert(word);
+            }
+        }
+        list
+    }
+
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Whether `password`, normalised, is a banned word. A substitute at either end may be part
+    /// of the word or of the padding, so each reading is tried.
+    pub fn contains(&self, password: &str) -> bool {
+        let chars: Vec<char> = password.to_lowercase().chars().collect();
+        let Some(first) = chars.iter().position(|c| c.is_alphabetic()) else {
+            return false;
+        };
+        let last = chars
+            .iter()
+            .rposition(|c| c.is_alphabetic())
+            .unwrap_or(first);
+        let before = chars[..first]
+            .iter()
+            .rev()
+            .take_while(|c| is_substitute(**c))
+            .take(MAX_EDGE_SUBSTITUTES)
+            .count();
+        let after = chars[last + 1..]
+            .iter()
+            .take_while(|c| is_substitute(**c))
+            .take(MAX_EDGE_SUBSTITUTES)
+            .count();
+        (0..=before).any(|b| {
+            (0..=after).any(|a| {
+                let word: String = chars[first - b..=last + a]
+                    .iter()
+                    .map(|c| fold(*c))
+                    .collect();
+                self.words.contains(&word)
+            })
+        })
+    }
+}
+
+/// A banned entry's normal form: the part from the first to the last letter, lower case,
+/// substitutions folded. `None` for entries with fewer than three letters, which would ban
+/// nothing a length rule does not.
+fn core(entry: &str) -> Option<String> {
+    let lower = entry.to_lowercase();
+    let word = lower.trim_matches(|c: char| !c.is_alphabetic());
+    (word.chars().count() >= MIN_NAME_CHARS).then(|| word.chars().map(fold).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(min_length: u32, complexity: bool) -> PasswordPolicy {
+        PasswordPolicy {
+            min_length,
+            complexity,
+            history_length: 24,
+            min_age: Duration::ZERO,
+            max_age: Some(Duration::from_secs(42 * 86_400)),
+            lockout_threshold: 5,
+            lockout_duration: Some(Duration::from_secs(1800)),
+            pso: None,
+        }
+    }
+
+    fn rules(min_strength: u8) -> PasswordRules {
+        PasswordRules {
+            banned: Arc::new(BannedList::new(["contoso"])),
+            min_strength,
+        }
+    }
+
+    const JDOE: AccountNames<'static> = AccountNames {
+        sam_account_name: "jdoe",
+        display_name: Some("Johnson, Paul-Erik"),
+        mail: Some("p.johnson@example.com"),
+    };
+
+    fn broken(password: &str) -> Vec<&'static str> {
+        rules(3)
+            .check(password, JDOE, &policy(7, true))
+            .iter()
+            .map(Violation::rule)
+            .collect()
+    }
+
+    #[test]
+    fn ad_intervals_are_negative_ticks() {
+        // What Samba and AD store for 42 days, 30 minutes, 1 day.
+        assert_eq!(
+            ad_interval(-36_288_000_000_000, true),
+            Some(Duration::from_secs(42 * 86_400))
+        );
+        assert_eq!(
+            ad_interval(-18_000_000_000, false),
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!(
+            ad_interval(-864_000_000_000, false),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(ad_interval(-15, false), Some(Duration::from_nanos(1500)));
+        assert_eq!(ad_interval(i64::MIN, false), None);
+        assert_eq!(ad_interval(0, true), None);
+        assert_eq!(ad_interval(0, false), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_good_password_breaks_nothing() {
+        assert_eq!(broken("Velvet-Harbour-Tram-82"), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn length_bounds() {
+        assert_eq!(
+            rules(0).check("Ab1!", JDOE, &policy(7, true)),
+            vec![Violation::TooShort { min: 7 }]
+        );
+        // Empty is too short even where the policy allows it.
+        assert_eq!(
+            rules(0).check("", JDOE, &policy(0, false)),
+            vec![Violation::TooShort { min: 1 }]
+        );
+        let long = "Aa1!".repeat(65);
+        assert_eq!(
+            rules(3).check(&long, JDOE, &policy(7, true)),
+            vec![Violation::TooLong { max: 256 }]
+        );
+        assert!(
+            rules(0)
+                .check(&"Zq8-".repeat(64), JDOE, &policy(7, true))
+                .is_empty(),
+            "256 is allowed"
+        );
+        // Characters, not bytes.
+        assert!(
+            !rules(0)
+                .check("Äöü-ßé1", JDOE, &policy(7, true))
+                .contains(&Violation::TooShort { min: 7 })
+        );
+    }
+
+    #[test]
+    fn complexity_needs_three_of_five_categories() {
+        assert_eq!(categories("abcdefgh"), 1);
+        assert_eq!(categories("abcDEF12"), 3);
+        assert_eq!(categories("abc def 12"), 2, "a space is no symbol");
+        assert_eq!(
+            categories("abc€€€12"),
+            2,
+            "currency signs count for nothing"
+        );
+        assert_eq!(categories("ÄÖÜäöü12"), 3, "accented letters have a case");
+        assert_eq!(
+            categories("中文中文ab12"),
+            3,
+            "letters without case are a category"
+        );
+        assert_eq!(categories("Ab1!中"), 5);
+        assert_eq!(broken("horse staple battery"), vec!["complexity"]);
+        let off = rules(0).check("horse staple battery", JDOE, &policy(7, false));
+        assert!(off.is_empty(), "{off:?}");
+    }
+
+    #[test]
+    fn names_are_refused_case_insensitively_when_complexity_is_on() {
+        assert_eq!(broken("Velvet-JDOE-Tram-82"), vec!["contains_account_name"]);
+        // Display name tokens: "Johnson", "Paul", "Erik".
+        assert_eq!(broken("Velvet-paul-Tram-82"), vec!["contains_display_name"]);
+        // Tokens under three characters are not looked for; the account name is looked for whole.
+        let short = AccountNames {
+            sam_account_name: "jd",
+            display_name: Some("Li Wu"),
+            mail: None,
+        };
+        assert!(
+            rules(0)
+                .check("Velvet-jd-Li-Wu-82", short, &policy(7, true))
+                .is_empty()
+        );
+        assert!(
+            rules(0)
+                .check("Velvet-JDOE-Tram-82", JDOE, &policy(7, false))
+                .is_empty()
+        );
+        assert!(contains_display_name("x#Tab\tName", "a\tname"));
+    }
+
+    #[test]
+    fn banned_words_are_matched_after_normalisation() {
+        let banned = BannedList::new(["Contoso"]);
+        for password in [
+            "password",
+            "P@ssw0rd2024!",
+            "Pa$$w0rd",
+            "Welcome1!",
+            "Qwerty123!",
+            "w3lc0m3",
+            "@dmin2024",
+            "1etmein",
+            "Summer2025!",
+            "!!Winter99",
+            "CONTOSO#1",
+            "c0nt0$0",
+            "Wachtwoord1!",
+        ] {
+            assert!(banned.contains(password), "{password} should be banned");
+        }
+        for password in [
+            "Velvet-Harbour-Tram-82",
+            "passwords are long",
+            "my password is safe",
+            "12345678",
+            "!!!!",
+            "",
+            "xpassword",
+        ] {
+            assert!(
+                !banned.contains(password),
+                "{password} should not be banned"
+            );
+        }
+        assert_eq!(broken("P@ssw0rd2024!")[0], "banned");
+    }
+
+    #[test]
+    fn built_in_list_is_modest_and_every_line_counts() {
+        let list = BannedList::new([]);
+        assert!((200..2000).contains(&list.len()), "{}", list.len());
+        for line in BUILT_IN
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            assert!(core(line).is_some(), "{line:?} bans nothing");
+            assert!(list.contains(line), "{line:?}");
+        }
+        assert!(!BannedList::new(["# a comment", "", "ab"]).contains("comment"));
+    }
+
+    #[test]
+    fn weak_passwords_are_too_weak() {
+        // Long enough and complex, but the user's own name with the usual decoration.
+        assert_eq!(
+            rules(3).check("Johnson1!", JDOE, &policy(7, false)),
+            vec![Violation::TooWeak { min_strength: 3 }]
+        );
+        assert!(
+            rules(0)
+                .check("Johnson1!", JDOE, &policy(7, false))
+                .is_empty()
+        );
+        assert!(broken("Velvet-Harbour-Tram-82").is_empty());
+    }
+
+    #[test]
+    fn every_broken_rule_is_named() {
+        assert_eq!(
+            broken("jdoe1"),
+            vec![
+                "too_short",
+                "complexity",
+                "contains_account_name",
+                "too_weak"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refusal_after_the_checks_is_history_or_age() {
+        let mut p = policy(7, true);
+        p.min_age = Duration::from_secs(86_400);
+        let v = after_write(&p);
+        assert_eq!(v.rule(), "history_or_min_age");
+        assert_eq!(
+            v,
+            Violation::HistoryOrMinAge {
+                history: 24,
+                min_age: Duration::from_secs(86_400)
+            }
+        );
+    }
+}
