@@ -5,7 +5,8 @@
 # Reuses the repository's harness, copied into the image below /opt/sspr:
 #   certs/make-certs.sh   the demo PKI in $SSPR_CERT_DIR; the DC certificate gets the extra
 #                         subjectAltNames $SSPR_DC_CERT_SANS (the name clients use: `dc`)
-#   scripts/lib/dc.sh     dc_provision: domain SSPR.TEST in $SSPR_DC_STATE/dc, on first start only
+#   scripts/lib/dc.sh     dc_provision: domain SSPR.TEST in $SSPR_DC_STATE/dc, on first start only;
+#                         dc_create_service_account: svc-sspr with the README's delegated rights
 # then, on every start: makes samba listen on the container's addresses (dc.sh provisions a DC
 # for 127.0.0.1 only), creates the demo users and groups of scripts/demo if missing, writes the
 # files the sspr-bridge container reads to $SSPR_SECRETS_DIR, and runs samba in the foreground.
@@ -16,7 +17,7 @@
 #   SSPR_CERT_DIR=/certs            volume, mounted read-only by sspr-bridge: ca.pem, dc.pem, ...
 #                                   (keys are 0600 root, unreadable there)
 #   SSPR_SECRETS_DIR=/secrets       volume, mounted read-only by sspr-bridge (directory 0750):
-#                                     bind_password  the Administrator password, copied on every start
+#                                     bind_password  svc-sspr's password, copied on every start
 #                                     secret_key     security.secret_key, generated once
 #   SSPR_SERVICE_UID=10001          owner of those two files: the uid of the sspr-bridge image
 #   SSPR_DC_CERT_SANS="DNS:dc"      extra subjectAltNames of the DC certificate (space-separated
@@ -74,9 +75,9 @@ write_secrets() {
     mkdir -p "$secrets"
     chown "0:$service_uid" "$secrets"
     chmod 0750 "$secrets"
-    # The demo binds as the domain Administrator, as scripts/demo does; in production use a
-    # delegated service account (see README). Copied on every start: the DC volume may be new.
-    install -m 0400 -o "$service_uid" -g "$service_uid" "$dc/admin_password" "$secrets/bind_password"
+    # The service binds as the delegated account svc-sspr, as scripts/demo does. Copied on every
+    # start: the DC volume may be new.
+    install -m 0400 -o "$service_uid" -g "$service_uid" "$dc/service_password" "$secrets/bind_password"
     if [[ ! -s $secrets/secret_key ]]; then
         # 32 random bytes in standard base64, exactly what `sspr-bridge gen-key` prints.
         (umask 077 && openssl rand -base64 32 >"$secrets/secret_key.tmp")
@@ -91,6 +92,7 @@ write_secrets() {
 mkdir -p "$state"
 timed "certificates" make_certs
 timed "samba provision" dc_provision "$dc" "$certs"
+timed "service account" dc_create_service_account "$dc"
 conf=$(dc_smb_conf "$dc")
 if [[ ${SSPR_DC_DEMO_OBJECTS:-1} == 1 ]]; then
     timed "demo users and groups" dc_create_demo_objects "$dc"
@@ -108,7 +110,8 @@ if [[ ${SSPR_DC_DEMO_OBJECTS:-1} == 1 ]]; then
         printf '    %-10s %-18s %-16s %s\n' "$sam" "$pw" "$given $sn" "$mail" >&2
     done
 fi
-log "Administrator password: $dc/admin_password (and $secrets/bind_password)"
+log "Administrator password: $dc/admin_password"
+log "the service binds as $SSPR_DC_SERVICE_DN (password: $dc/service_password, $secrets/bind_password)"
 
 if [[ $# -gt 0 ]]; then
     exec "$@"

@@ -6,8 +6,10 @@
 #   DIR/etc/smb.conf      the provisioned config (SSPR_TEST_SMB_CONF)
 #   DIR/private, state, cache, run, ncalrpc ...
 #   DIR/admin_password    Administrator password (mode 600, no trailing newline)
+#   DIR/service_password  the delegated service account's password (dc_create_service_account)
 #   DIR/samba.log         samba's output;  DIR/samba.pid  root process (= process group)
 #   DIR/.provisioned      marker written after a complete provision
+#   DIR/.service_account  marker written once the service account has its rights
 #
 # Samba listens on 127.0.0.1/::1 only (interfaces = lo) unless SSPR_DC_INTERFACES says
 # otherwise, and runs just the LDAP service (LDAP 389 with StartTLS, LDAPS 636), with our
@@ -18,6 +20,15 @@ SSPR_DC_REALM=SSPR.TEST
 SSPR_DC_DOMAIN=SSPR
 SSPR_DC_BASE_DN="DC=sspr,DC=test"
 SSPR_DC_ADMIN_DN="CN=Administrator,CN=Users,DC=sspr,DC=test"
+# The account sspr-bridge binds as: no group memberships beyond Domain Users, only the rights
+# the README's "Least privilege for the service account" lists, granted on the container the
+# users live in (CN=Users here; an OU in a real domain). It lives outside that container, so
+# the delegation does not cover itself.
+SSPR_DC_SERVICE_SAM=svc-sspr
+SSPR_DC_SERVICE_OU="OU=Service Accounts,$SSPR_DC_BASE_DN"
+# shellcheck disable=SC2034  # used by services.sh, scripts/demo, docker/samba-dc
+SSPR_DC_SERVICE_DN="CN=$SSPR_DC_SERVICE_SAM,$SSPR_DC_SERVICE_OU"
+SSPR_DC_USERS_DN="CN=Users,$SSPR_DC_BASE_DN"
 SSPR_DC_START_TIMEOUT=${SSPR_DC_START_TIMEOUT:-90}
 # Where a newly provisioned DC listens: smb.conf `interfaces` (with bind interfaces only), or
 # '*' for every address of the machine - for a DC in a container (docker/samba-dc), which
@@ -36,6 +47,7 @@ SSPR_DEMO_USERS=(
 
 dc_smb_conf() { echo "$1/etc/smb.conf"; }
 dc_admin_password() { cat "$1/admin_password"; }
+dc_service_password() { cat "$1/service_password"; }
 dc_ca_file() { sed -n 's/^[[:space:]]*tls cafile = //p' "$(dc_smb_conf "$1")"; }
 
 # A random password that satisfies AD complexity (upper, lower, digit, symbol; >= 7).
@@ -194,4 +206,68 @@ _dc_ensure_member() { # DIR GROUP MEMBER
         dc_samba_tool "$1" group addmembers "$2" "$3" >/dev/null
         log "added $3 to group $2"
     fi
+}
+
+# The delegation, as SDDL ACEs (MS-ADTS 5.1.3.2 control access rights, schemaIDGUIDs):
+_DC_RIGHT_RESET_PASSWORD=00299570-246d-11d0-a768-00aa006e0529    # User-Force-Change-Password
+_DC_RIGHT_UNEXPIRE_PASSWORD=ccc2dc7d-a6ad-4a7a-8846-c04e3cc53501 # Unexpire-Password
+_DC_ATTR_LOCKOUT_TIME=28630ebf-41d5-11d1-a9c1-0000f80367c1
+_DC_ATTR_PWD_LAST_SET=bf967a0a-0de6-11d0-a285-00aa003049e2
+_DC_CLASS_USER=bf967aba-0de6-11d0-a285-00aa003049e2
+
+# dc_service_account_aces SID: the ACEs for the users' container. CIIO + inherited object type
+# user: they apply to every user object below it, not to the container itself.
+dc_service_account_aces() {
+    local sid=$1
+    printf '(OA;CIIO;CR;%s;%s;%s)' "$_DC_RIGHT_RESET_PASSWORD" "$_DC_CLASS_USER" "$sid"
+    printf '(OA;CIIO;WP;%s;%s;%s)' "$_DC_ATTR_LOCKOUT_TIME" "$_DC_CLASS_USER" "$sid"
+    printf '(OA;CIIO;WP;%s;%s;%s)' "$_DC_ATTR_PWD_LAST_SET" "$_DC_CLASS_USER" "$sid"
+}
+# dc_service_account_domain_ace SID: the ACE for the domain head.
+dc_service_account_domain_ace() {
+    printf '(OA;;CR;%s;;%s)' "$_DC_RIGHT_UNEXPIRE_PASSWORD" "$1"
+}
+# dc_service_account_pso_ace SID: read every fine-grained password policy (by default only
+# Domain Admins may), so the service can check new passwords against them in advance.
+dc_service_account_pso_ace() {
+    printf '(A;CIIO;RP;;;%s)' "$1"
+}
+
+# dc_create_service_account DIR: the delegated service account $SSPR_DC_SERVICE_DN with a
+# random password in DIR/service_password (0600), and its rights on $SSPR_DC_USERS_DN, the
+# domain head and the Password Settings Container. No-op once done. Works whether samba runs
+# or not.
+dc_create_service_account() {
+    local dir=$1 sid
+    [[ -f $dir/.service_account && -s $dir/service_password ]] && return 0
+    local pw out
+    pw=$(_dc_gen_password)
+    (umask 077 && printf '%s' "$pw" >"$dir/service_password.tmp")
+    # Create first, look only if that fails: every samba-tool call costs a quarter second.
+    if ! out=$(dc_samba_tool "$dir" ou create "$SSPR_DC_SERVICE_OU" 2>&1) \
+            && ! grep -qxF "$SSPR_DC_SERVICE_OU" <<<"$(dc_samba_tool "$dir" ou list --full-dn)"; then
+        die "dc_create_service_account: cannot create $SSPR_DC_SERVICE_OU: $out"
+    fi
+    if ! out=$(dc_samba_tool "$dir" user create "$SSPR_DC_SERVICE_SAM" "$pw" \
+            --userou="${SSPR_DC_SERVICE_OU%,"$SSPR_DC_BASE_DN"}" \
+            --description="sspr-bridge service account (delegated rights, see README)" 2>&1); then
+        # An earlier attempt stopped half-way: give the account the password written now.
+        grep -qxF "$SSPR_DC_SERVICE_SAM" <<<"$(dc_samba_tool "$dir" user list)" \
+            || die "dc_create_service_account: cannot create $SSPR_DC_SERVICE_SAM: $out"
+        dc_samba_tool "$dir" user setpassword "$SSPR_DC_SERVICE_SAM" --newpassword="$pw" >/dev/null
+    fi
+    dc_samba_tool "$dir" user setexpiry "$SSPR_DC_SERVICE_SAM" --noexpiry >/dev/null
+    mv -f "$dir/service_password.tmp" "$dir/service_password"
+    sid=$(dc_samba_tool "$dir" user show "$SSPR_DC_SERVICE_SAM" --attributes=objectSid \
+        | sed -n 's/^objectSid: //p')
+    [[ $sid == S-1-5-21-* ]] || die "dc_create_service_account: no objectSid for $SSPR_DC_SERVICE_SAM"
+    # dsacl set skips an ACE the object already has, so a repeated run adds nothing.
+    dc_samba_tool "$dir" dsacl set --objectdn="$SSPR_DC_USERS_DN" \
+        --sddl="$(dc_service_account_aces "$sid")" >/dev/null
+    dc_samba_tool "$dir" dsacl set --objectdn="$SSPR_DC_BASE_DN" \
+        --sddl="$(dc_service_account_domain_ace "$sid")" >/dev/null
+    dc_samba_tool "$dir" dsacl set --objectdn="CN=Password Settings Container,CN=System,$SSPR_DC_BASE_DN" \
+        --sddl="$(dc_service_account_pso_ace "$sid")" >/dev/null
+    touch "$dir/.service_account"
+    log "created service account $SSPR_DC_SERVICE_SAM with delegated rights on $SSPR_DC_USERS_DN"
 }

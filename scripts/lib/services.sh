@@ -11,6 +11,7 @@ services_up() {
     local root=$1
     timed "certificates" "$SSPR_REPO_ROOT/certs/make-certs.sh" "$root/certs" >/dev/null
     timed "samba provision" dc_provision "$root/dc" "$root/certs"
+    timed "service account" dc_create_service_account "$root/dc"
     timed "samba start (to LDAPS ready)" dc_start "$root/dc"
     local pg_port smtp_port
     pg_port=$(free_port "${SSPR_TEST_PG_PORT:-55432}")
@@ -27,6 +28,8 @@ services_up() {
         "SSPR_TEST_BASE_DN=$SSPR_DC_BASE_DN"
         "SSPR_TEST_ADMIN_DN=$SSPR_DC_ADMIN_DN"
         "SSPR_TEST_ADMIN_PASSWORD=$(dc_admin_password "$root/dc")"
+        "SSPR_TEST_SERVICE_DN=$SSPR_DC_SERVICE_DN"
+        "SSPR_TEST_SERVICE_PASSWORD=$(dc_service_password "$root/dc")"
         "SSPR_TEST_SMB_CONF=$(dc_smb_conf "$root/dc")"
         "SSPR_TEST_POSTGRES_URL=postgres://sspr@127.0.0.1:$pg_port/sspr"
         "SSPR_TEST_SMTP_HOST=127.0.0.1"

@@ -21,7 +21,9 @@ pub fn env(name: &str) -> String {
     })
 }
 
-/// A configuration for the test DC, layered like production: defaults, then `extra` TOML.
+/// A configuration for the test DC, layered like production: defaults, then `extra` TOML. The
+/// service binds as the delegated account `svc-sspr` (scripts/lib/dc.sh), as in production;
+/// fixtures are made as Administrator ([`admin`]).
 pub fn config(extra: &str) -> Config {
     try_config(extra).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -51,8 +53,8 @@ fn try_config_layers(extra: &[&str]) -> Result<Config, sspr_bridge::config::Conf
         url = env("SSPR_TEST_LDAPS_URL"),
         ca = env("SSPR_TEST_CA_FILE"),
         base = env("SSPR_TEST_BASE_DN"),
-        bind_dn = env("SSPR_TEST_ADMIN_DN"),
-        bind_pw = env("SSPR_TEST_ADMIN_PASSWORD"),
+        bind_dn = env("SSPR_TEST_SERVICE_DN"),
+        bind_pw = env("SSPR_TEST_SERVICE_PASSWORD"),
     );
     // The extra layers come later, so they may override any of the above.
     let mut layers = vec![base];
