@@ -1,19 +1,24 @@
-//! `sspr-bridge check`: one line per dependency, OK or FAIL with the reason.
+//! `sspr-bridge check`: one line per dependency, OK or FAIL with the reason; WARN for what works
+//! but should not be so.
 
 use std::fmt;
 use std::time::Instant;
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::Config;
+use crate::config::{Config, PolicyHints};
 use crate::directory::LdapDirectory;
-use crate::domain::directory::Directory;
+use crate::domain::directory::{AccountChange, Directory, DirectoryError, DirectoryUser};
+use crate::domain::protection::{is_privileged_sid, is_protected};
+use crate::domain::secrets::temporary_password;
 use crate::mail::SmtpTransport;
 use crate::store::Store;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Ok,
+    /// Works, but should be changed; does not fail the exit code.
+    Warn,
     Fail,
     Skip,
 }
@@ -29,6 +34,7 @@ impl fmt::Display for Line {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let status = match self.status {
             Status::Ok => "OK",
+            Status::Warn => "WARN",
             Status::Fail => "FAIL",
             Status::Skip => "SKIP",
         };
@@ -91,7 +97,9 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
                 || "the system store".to_owned(),
                 |p| p.display().to_string(),
             );
+            let mut any_up = false;
             for dc in directory.probe().await {
+                any_up |= dc.result.is_ok();
                 match dc.result {
                     Ok(health) => push(line(
                         Status::Ok,
@@ -110,6 +118,23 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
                     )),
                     Err(e) => push(line(Status::Fail, "dc", format!("{}: {e}", dc.url))),
                 }
+            }
+            if any_up {
+                let bind_dn = &config.directory.bind_dn;
+                let service = account(&directory, bind_dn).await;
+                push(privilege(&directory, bind_dn, &service).await);
+                // With policy hints AD applies the minimum password age to a reset, so a test
+                // account reset on every run would be refused from the second run on.
+                let directory = directory.with_policy_hints(PolicyHints::Off);
+                let service = service.ok().flatten();
+                push(
+                    self_test(
+                        &directory,
+                        config.directory.self_test_user.as_deref(),
+                        service.as_ref(),
+                    )
+                    .await,
+                );
             }
         }
         Err(e) => push(line(Status::Fail, "dc", e.to_string())),
@@ -139,4 +164,252 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
         }
     }
     lines
+}
+
+/// A user named by DN, or by sAMAccountName or userPrincipalName below `base_dn`; a bind name
+/// may also be `DOMAIN\sAMAccountName`.
+async fn account(
+    directory: &LdapDirectory,
+    id: &str,
+) -> Result<Option<DirectoryUser>, DirectoryError> {
+    if id.contains('=') {
+        directory.find_user_at(id).await
+    } else {
+        directory
+            .find_user(id.rsplit('\\').next().unwrap_or(id))
+            .await
+    }
+}
+
+/// Whether the service account holds more than the delegation it needs.
+async fn privilege(
+    directory: &LdapDirectory,
+    bind_dn: &str,
+    service: &Result<Option<DirectoryUser>, DirectoryError>,
+) -> Line {
+    const SUBJECT: &str = "account";
+    let service = match service {
+        Ok(Some(service)) => service,
+        Ok(None) => {
+            return line(
+                Status::Skip,
+                SUBJECT,
+                format!("{bind_dn} is not readable as a user: its groups are not checked"),
+            );
+        }
+        Err(e) => {
+            return line(
+                Status::Warn,
+                SUBJECT,
+                format!("cannot read {bind_dn} to check its groups: {e}"),
+            );
+        }
+    };
+    match directory.group_sids(service).await {
+        Ok(sids) if sids.iter().any(|sid| is_privileged_sid(sid)) => line(
+            Status::Warn,
+            SUBJECT,
+            format!(
+                "{}: the service account is a member of a privileged group; grant the \
+                 delegation in the README instead",
+                service.dn
+            ),
+        ),
+        Ok(_) => line(
+            Status::Ok,
+            SUBJECT,
+            format!("{}: in no privileged group", service.dn),
+        ),
+        Err(e) => line(
+            Status::Warn,
+            SUBJECT,
+            format!("cannot read the groups of {}: {e}", service.dn),
+        ),
+    }
+}
+
+/// A step of the self-test, for the message when it fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Reset,
+    ReadBack,
+    ForceChange,
+    Unlock,
+}
+
+const SELF_TEST: &str = "self-test";
+
+/// Proves the service account's rights on `directory.self_test_user` by doing what the flows do:
+/// a password reset (after which pwdLastSet must not be 0), pwdLastSet = 0, lockoutTime = 0.
+async fn self_test(
+    directory: &LdapDirectory,
+    id: Option<&str>,
+    service: Option<&DirectoryUser>,
+) -> Line {
+    let Some(id) = id else {
+        return line(
+            Status::Skip,
+            SELF_TEST,
+            "directory.self_test_user is empty: the service account's rights are not tried",
+        );
+    };
+    let fail = |detail: String| line(Status::Fail, SELF_TEST, detail);
+    let user = match account(directory, id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return fail(format!("directory.self_test_user {id}: no such user")),
+        Err(e) => return fail(format!("directory.self_test_user {id}: {e}")),
+    };
+    if service.is_some_and(|s| s.guid == user.guid) {
+        return fail(format!(
+            "directory.self_test_user {id} is the service account itself; name a dedicated test \
+             account"
+        ));
+    }
+    // Never reset an administrator: a service account with too many rights could.
+    match is_protected(directory, &user).await {
+        Ok(false) => {}
+        Ok(true) => {
+            return fail(format!(
+                "{} is a protected account (adminCount=1 or a privileged group) and is not \
+                 reset; name a dedicated, unprivileged test account",
+                user.dn
+            ));
+        }
+        Err(e) => return fail(format!("cannot read the groups of {}: {e}", user.dn)),
+    }
+    let outcome = exercise(directory, &user).await;
+    self_test_verdict(&user.dn, outcome)
+}
+
+/// What the flows do to an account, in turn: a reset (pwdLastSet read right after it), a forced
+/// change, an unlock. The account is left with a password nobody knows, to be changed at next
+/// logon.
+async fn exercise(
+    directory: &LdapDirectory,
+    user: &DirectoryUser,
+) -> Result<Option<i64>, (Step, DirectoryError)> {
+    let at = |step| move |e| (step, e);
+    let password = SecretString::from(temporary_password(32).to_string());
+    let reset = AccountChange {
+        new_password: Some(&password),
+        ..AccountChange::default()
+    };
+    directory
+        .write_account(user, &reset)
+        .await
+        .map_err(at(Step::Reset))?;
+    let after = directory
+        .find_user_at(&user.dn)
+        .await
+        .map_err(at(Step::ReadBack))?;
+    let force_change = AccountChange {
+        must_change: true,
+        ..AccountChange::default()
+    };
+    directory
+        .write_account(user, &force_change)
+        .await
+        .map_err(at(Step::ForceChange))?;
+    let unlock = AccountChange {
+        unlock: true,
+        ..AccountChange::default()
+    };
+    directory
+        .write_account(user, &unlock)
+        .await
+        .map_err(at(Step::Unlock))?;
+    Ok(after.map(|u| u.pwd_last_set))
+}
+
+fn self_test_verdict(dn: &str, outcome: Result<Option<i64>, (Step, DirectoryError)>) -> Line {
+    let fail = |detail: String| line(Status::Fail, SELF_TEST, detail);
+    match outcome {
+        Ok(Some(0)) => fail(format!(
+            "the service account lacks the Unexpire Password right: AD wrote the new password \
+             already expired (pwdLastSet 0 after resetting {dn})"
+        )),
+        Ok(Some(pwd_last_set)) => line(
+            Status::Ok,
+            SELF_TEST,
+            format!(
+                "{dn}: reset, forced to change and unlocked as the service account; the reset \
+                 left the password unexpired (pwdLastSet {pwd_last_set})"
+            ),
+        ),
+        Ok(None) => fail(format!("{dn} could not be read back after the reset")),
+        Err((step, e)) => {
+            let missing = match step {
+                Step::ForceChange => "write access to pwdLastSet",
+                Step::Reset => "the Reset Password right",
+                Step::Unlock => "write access to lockoutTime",
+                Step::ReadBack => return fail(format!("cannot read {dn} back: {e}")),
+            };
+            match e {
+                DirectoryError::InsufficientRights { detail } => fail(format!(
+                    "the service account lacks {missing} on {dn} ({detail})"
+                )),
+                e => fail(format!("{dn}: {e}")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DN: &str = "CN=sspr-selftest,OU=Staff,DC=example,DC=com";
+
+    fn rights(step: Step) -> Result<Option<i64>, (Step, DirectoryError)> {
+        Err((
+            step,
+            DirectoryError::InsufficientRights {
+                detail: "00002098: insufficient access rights".to_owned(),
+            },
+        ))
+    }
+
+    #[test]
+    fn an_expired_reset_means_no_unexpire_password_right() {
+        let l = self_test_verdict(DN, Ok(Some(0)));
+        assert_eq!(l.status, Status::Fail);
+        assert!(
+            l.detail.contains("lacks the Unexpire Password right"),
+            "{l}"
+        );
+        let l = self_test_verdict(DN, Ok(Some(134_400_774_029_831_280)));
+        assert_eq!(l.status, Status::Ok, "{l}");
+    }
+
+    #[test]
+    fn a_refused_write_names_the_missing_right() {
+        for (step, right) in [
+            (Step::ForceChange, "pwdLastSet"),
+            (Step::Reset, "the Reset Password right on CN=sspr-selftest"),
+            (Step::Unlock, "lockoutTime"),
+        ] {
+            let l = self_test_verdict(DN, rights(step));
+            assert_eq!(l.status, Status::Fail);
+            assert!(l.detail.contains(right), "{l}");
+        }
+        let l = self_test_verdict(
+            DN,
+            Err((
+                Step::Reset,
+                DirectoryError::PolicyViolation {
+                    detail: "too short".to_owned(),
+                },
+            )),
+        );
+        assert!(
+            !l.detail.contains("lacks") && l.detail.contains("too short"),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn warn_is_printed_as_such() {
+        let l = line(Status::Warn, "account", "x");
+        assert!(l.to_string().starts_with("WARN  account"), "{l}");
+    }
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::directory::DirectoryError;
+use crate::domain::scope::Scope;
 
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -37,6 +38,7 @@ pub struct Config {
     pub reset: ResetConfig,
     pub throttle: ThrottleConfig,
     pub policy: PolicyConfig,
+    pub notify: NotifyConfig,
     pub directory: DirectoryConfig,
     pub database: DatabaseConfig,
     pub smtp: Option<SmtpConfig>,
@@ -76,6 +78,20 @@ pub struct RegistrationConfig {
     #[serde(with = "humantime_serde")]
     pub session_lifetime: Duration,
     pub totp_issuer: String,
+    /// A method confirmed longer ago than this many days no longer counts for a reset until the
+    /// user confirms it again; 0 = never.
+    pub reconfirm_days: u16,
+    /// `remind` mails an unregistered user at most once per this interval.
+    #[serde(with = "humantime_serde")]
+    pub remind_interval: Duration,
+}
+
+impl RegistrationConfig {
+    /// `reconfirm_days` as a duration; `None` when confirmations never go stale.
+    pub fn reconfirm_after(&self) -> Option<Duration> {
+        (self.reconfirm_days > 0)
+            .then(|| Duration::from_secs(u64::from(self.reconfirm_days) * 86_400))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +131,16 @@ pub struct PolicyConfig {
     pub banned_words: Vec<String>,
     /// Minimum zxcvbn score, 0 (off) to 4.
     pub min_strength: u8,
+    /// Who may use self-service.
+    pub scope: Scope,
+    /// Protected accounts that may use self-service anyway: user or group DNs.
+    pub allow_protected: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct NotifyConfig {
+    /// Told of every self-service reset of a protected account.
+    pub admins: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -124,6 +150,8 @@ pub struct DirectoryConfig {
     pub base_dn: String,
     pub bind_dn: String,
     pub bind_password: SecretString,
+    /// The account `check` resets to prove the service account's rights; `None` = no self-test.
+    pub self_test_user: Option<String>,
     pub user_filter: String,
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -313,6 +341,7 @@ struct Raw {
     reset: ResetConfig,
     throttle: ThrottleConfig,
     policy: RawPolicy,
+    notify: RawNotify,
     directory: RawDirectory,
     database: RawDatabase,
     smtp: RawSmtp,
@@ -357,6 +386,15 @@ struct RawHelpdesk {
 struct RawPolicy {
     banned_file: String,
     min_strength: u8,
+    scope: String,
+    group_dn: String,
+    allow_protected: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    admins: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -370,6 +408,7 @@ struct RawDirectory {
     bind_password: String,
     #[serde(default)]
     bind_password_file: Option<PathBuf>,
+    self_test_user: String,
     user_filter: String,
     #[serde(with = "humantime_serde")]
     timeout: Duration,
@@ -590,6 +629,10 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
             "registration.session_lifetime",
             raw.registration.session_lifetime,
         ),
+        (
+            "registration.remind_interval",
+            raw.registration.remind_interval,
+        ),
         ("reset.flow_lifetime", raw.reset.flow_lifetime),
         ("reset.code_lifetime", raw.reset.code_lifetime),
         ("throttle.user_window", raw.throttle.user_window),
@@ -613,6 +656,12 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         if value == 0 {
             v.problem(key, "must be at least 1");
         }
+    }
+    if raw.registration.reconfirm_days > 730 {
+        v.problem(
+            "registration.reconfirm_days",
+            "must be 0 (never) or a number of days from 1 to 730",
+        );
     }
     if raw.registration.totp_issuer.trim().is_empty() {
         v.problem(
@@ -641,6 +690,49 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         },
         _ => Vec::new(),
     };
+
+    let group_dn = raw.policy.group_dn.trim();
+    let scope = match raw.policy.scope.as_str() {
+        "all" => Some(Scope::All),
+        "group" => Some(Scope::Group(group_dn.to_owned())),
+        "none" => Some(Scope::Nobody),
+        _ => {
+            v.problem(
+                "policy.scope",
+                "must be \"all\", \"group\" (the members of policy.group_dn) or \"none\"",
+            );
+            None
+        }
+    };
+    match &scope {
+        Some(Scope::Group(_)) if group_dn.is_empty() => v.problem(
+            "policy.group_dn",
+            "is required when policy.scope = \"group\": the DN of the group whose members \
+             (nested groups included) may use self-service, e.g. \
+             \"CN=SSPR Users,OU=Groups,DC=example,DC=com\"",
+        ),
+        Some(Scope::Group(_)) if !group_dn.contains('=') => v.problem(
+            "policy.group_dn",
+            "must be a distinguished name, e.g. \"CN=SSPR Users,OU=Groups,DC=example,DC=com\"",
+        ),
+        Some(Scope::All | Scope::Nobody) if !group_dn.is_empty() => v.problem(
+            "policy.group_dn",
+            "is only used with policy.scope = \"group\": set that scope, or leave group_dn empty",
+        ),
+        _ => {}
+    }
+    if raw
+        .policy
+        .allow_protected
+        .iter()
+        .any(|dn| !dn.contains('='))
+    {
+        v.problem(
+            "policy.allow_protected",
+            "must list distinguished names of users or groups, e.g. \
+             [\"CN=Jane Admin,OU=Admins,DC=example,DC=com\"]",
+        );
+    }
 
     let d = raw.directory;
     if d.urls.is_empty() {
@@ -758,6 +850,21 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         })
     };
 
+    for address in &raw.notify.admins {
+        if address.trim().parse::<lettre::Address>().is_err() {
+            v.problem(
+                "notify.admins",
+                format!("{address:?} is not a mail address; list addresses such as \"it-security@example.com\""),
+            );
+        }
+    }
+    if !raw.notify.admins.is_empty() && smtp.is_none() {
+        v.problem(
+            "notify.admins",
+            "needs a mail server: set smtp.host and smtp.from",
+        );
+    }
+
     let key_text = v.secret(
         "security.secret_key",
         raw.security.secret_key,
@@ -822,6 +929,16 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 banned_file,
                 banned_words,
                 min_strength: raw.policy.min_strength,
+                scope: scope.unwrap_or_default(),
+                allow_protected: raw.policy.allow_protected,
+            },
+            notify: NotifyConfig {
+                admins: raw
+                    .notify
+                    .admins
+                    .iter()
+                    .map(|a| a.trim().to_owned())
+                    .collect(),
             },
             directory: DirectoryConfig {
                 endpoints,
@@ -829,6 +946,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 base_dn: d.base_dn,
                 bind_dn: d.bind_dn,
                 bind_password: SecretString::from(bind_password),
+                self_test_user: Some(d.self_test_user.trim().to_owned()).filter(|u| !u.is_empty()),
                 user_filter: filter.to_owned(),
                 timeout: d.timeout,
                 connect_timeout: d.connect_timeout,
@@ -1011,6 +1129,90 @@ mod tests {
             ["contoso", "# ours", "fabrikam"]
         );
         assert_eq!(config.policy.min_strength, 0);
+    }
+
+    #[test]
+    fn reconfirmation_and_reminder_settings() {
+        let config = load("").unwrap();
+        assert_eq!(config.registration.reconfirm_after(), None);
+        assert_eq!(
+            config.registration.remind_interval,
+            Duration::from_secs(30 * 86_400)
+        );
+        let config =
+            load("[registration]\nreconfirm_days = 730\nremind_interval = \"7d\"").unwrap();
+        assert_eq!(
+            config.registration.reconfirm_after(),
+            Some(Duration::from_secs(730 * 86_400))
+        );
+        let err = load("[registration]\nreconfirm_days = 731").unwrap_err();
+        assert!(err.mentions("registration.reconfirm_days"), "{err}");
+        let err = load("[registration]\nreconfirm_days = -1").unwrap_err();
+        assert!(err.to_string().contains("reconfirm_days"), "{err}");
+        let err = load("[registration]\nremind_interval = \"0s\"").unwrap_err();
+        assert!(err.mentions("registration.remind_interval"), "{err}");
+    }
+
+    #[test]
+    fn scope_and_protected_accounts() {
+        let config = load("").unwrap();
+        assert_eq!(config.policy.scope, Scope::All);
+        assert!(config.policy.allow_protected.is_empty() && config.notify.admins.is_empty());
+        let group = "CN=SSPR Users,OU=Groups,DC=example,DC=com";
+        let config = load(&format!(
+            "[policy]\nscope = \"group\"\ngroup_dn = {group:?}\n\
+             allow_protected = [\"CN=Jane,DC=example,DC=com\"]"
+        ))
+        .unwrap();
+        assert_eq!(config.policy.scope, Scope::Group(group.to_owned()));
+        assert_eq!(config.policy.allow_protected, ["CN=Jane,DC=example,DC=com"]);
+        assert_eq!(
+            load("[policy]\nscope = \"none\"").unwrap().policy.scope,
+            Scope::Nobody
+        );
+
+        for (bad, key, says) in [
+            ("scope = \"some\"", "policy.scope", "\"group\""),
+            ("scope = \"group\"", "policy.group_dn", "is required"),
+            (
+                "scope = \"group\"\ngroup_dn = \"SSPR Users\"",
+                "policy.group_dn",
+                "distinguished",
+            ),
+            (
+                "group_dn = \"CN=x,DC=y\"",
+                "policy.group_dn",
+                "only used with",
+            ),
+            (
+                "allow_protected = [\"jdoe\"]",
+                "policy.allow_protected",
+                "distinguished",
+            ),
+        ] {
+            let err = load(&format!("[policy]\n{bad}")).unwrap_err();
+            assert!(err.mentions(key), "{bad}: {err}");
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn admins_to_notify_are_mail_addresses_and_need_a_mail_server() {
+        let smtp = "[smtp]\nhost = \"mail\"\nfrom = \"sspr@example.com\"\n";
+        let config = load(&format!(
+            "{smtp}[notify]\nadmins = [\" sec@example.com\", \"it@example.com\"]"
+        ))
+        .unwrap();
+        assert_eq!(config.notify.admins, ["sec@example.com", "it@example.com"]);
+        let err = load(&format!("{smtp}[notify]\nadmins = [\"Security Team\"]")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"Security Team\" is not a mail address"),
+            "{err}"
+        );
+        let err = load("[notify]\nadmins = [\"sec@example.com\"]").unwrap_err();
+        assert!(err.mentions("notify.admins"), "{err}");
+        assert!(err.to_string().contains("smtp.host"), "{err}");
     }
 
     #[test]

@@ -195,7 +195,9 @@ impl ApiError {
                     StatusCode::BAD_REQUEST
                 }
                 FlowError::FlowNotFound => StatusCode::NOT_FOUND,
-                FlowError::NotVerified | FlowError::Forbidden(_) => StatusCode::FORBIDDEN,
+                FlowError::NotVerified | FlowError::Forbidden(_) | FlowError::NotInScope(_) => {
+                    StatusCode::FORBIDDEN
+                }
                 FlowError::NotFound => StatusCode::NOT_FOUND,
                 FlowError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
                 FlowError::PasswordRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -225,6 +227,7 @@ impl ApiError {
                 FlowError::FlowNotFound => "flow_not_found",
                 FlowError::NotVerified => "not_verified",
                 FlowError::Forbidden(_) => "forbidden",
+                FlowError::NotInScope(_) => "not_in_scope",
                 FlowError::NotFound => "not_found",
                 FlowError::Throttled { .. } => "throttled",
                 FlowError::InvalidInput(_) => "invalid_request",
@@ -391,6 +394,25 @@ mod tests {
         assert_eq!(span(Duration::from_secs(90 * 60), Locale::En), "2 hours");
         assert_eq!(span(Duration::from_secs(60), Locale::Nl), "1 minuut");
         assert_eq!(span(Duration::from_secs(1), Locale::En), "1 minute");
+    }
+
+    #[test]
+    fn an_account_out_of_scope_is_told_so() {
+        use crate::domain::scope::Exclusion;
+        let error = ApiError::from(FlowError::NotInScope(Exclusion::OutOfScope));
+        assert_eq!(error.status(), StatusCode::FORBIDDEN);
+        assert_eq!(error.code(), "not_in_scope");
+        assert_eq!(
+            error.message(),
+            "Self-service is not enabled for your account; please contact the helpdesk."
+        );
+        let error = ApiError::from(FlowError::NotInScope(Exclusion::Protected));
+        assert_eq!(error.code(), "not_in_scope");
+        assert!(
+            error
+                .message()
+                .contains("not available for administrator accounts")
+        );
     }
 
     #[test]

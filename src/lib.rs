@@ -11,5 +11,6 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod mail;
+pub mod reminders;
 pub mod server;
 pub mod store;

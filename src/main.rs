@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sspr_bridge::config::{Config, ConfigError, LogFormat, SecretKey, Sources};
+use sspr_bridge::reminders::{self, Batch, BatchArgs};
 use sspr_bridge::{audit_export, check, server};
 use tracing_subscriber::EnvFilter;
 
@@ -39,6 +40,21 @@ enum Command {
         since: std::time::SystemTime,
         #[arg(long, value_enum, default_value = "csv")]
         format: audit_export::Format,
+    },
+    /// Email the users in scope who have registered no verification method (to their AD `mail`),
+    /// at most once per registration.remind_interval each.
+    Remind {
+        #[command(flatten)]
+        batch: BatchArgs,
+    },
+    /// Email the users whose AD password expires within one of the given numbers of days, once
+    /// per threshold and password, with a link to the reset page.
+    NotifyExpiry {
+        /// Thresholds in days before the expiry, e.g. 14,7,1.
+        #[arg(long, required = true, value_delimiter = ',', value_parser = reminders::parse_day)]
+        days: Vec<u32>,
+        #[command(flatten)]
+        batch: BatchArgs,
     },
 }
 
@@ -106,6 +122,10 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
+            Command::Remind { batch } => run_batch(&config, &Batch::Remind, &batch).await,
+            Command::NotifyExpiry { days, batch } => {
+                run_batch(&config, &Batch::NotifyExpiry { days }, &batch).await
+            }
             Command::GenKey => unreachable!("handled before the configuration is read"),
         }
     })
@@ -131,6 +151,19 @@ async fn audit(
     let count = audit_export::export(&store, since, format, &mut out).await?;
     store.close().await;
     Ok(count)
+}
+
+/// `remind` and `notify-expiry`: fails when a mail could not be sent, so a scheduler notices.
+async fn run_batch(config: &Config, batch: &Batch, args: &BatchArgs) -> ExitCode {
+    let stdout = std::io::stdout();
+    match reminders::run(config, batch, args, &mut stdout.lock()).await {
+        Ok(report) if report.failed == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("reminders failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn config_failure(command: &Command, error: &ConfigError) -> ExitCode {

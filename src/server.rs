@@ -12,6 +12,7 @@ use crate::domain::directory::DirectoryError;
 use crate::domain::licence::LicenceGate;
 use crate::domain::notify::Mailer;
 use crate::domain::policy::{BannedList, PasswordRules};
+use crate::domain::scope::Eligibility;
 use crate::domain::secrets::Keys;
 use crate::domain::selfservice::ms;
 use crate::domain::selfservice::{Deps, HelpdeskSettings, Settings};
@@ -115,6 +116,12 @@ fn settings(config: &Config) -> Settings {
             )),
             min_strength: config.policy.min_strength,
         },
+        eligibility: Eligibility {
+            scope: config.policy.scope.clone(),
+            allow_protected: config.policy.allow_protected.clone(),
+        },
+        admin_addresses: config.notify.admins.clone(),
+        reconfirm_after: config.registration.reconfirm_after(),
     }
 }
 

@@ -87,6 +87,14 @@ pub fn member_of_filter(group_dn: &str) -> String {
     )
 }
 
+/// Every enabled account matching `base_filter`, and, when given, in `group_dn` directly or
+/// through nested groups: what the batch commands read. Bit 2 of userAccountControl is
+/// ACCOUNTDISABLE, tested with LDAP_MATCHING_RULE_BIT_AND (1.2.840.113556.1.4.803).
+pub fn enabled_users_filter(base_filter: &str, group_dn: Option<&str>) -> String {
+    let member_of = group_dn.map(member_of_filter).unwrap_or_default();
+    format!("(&{base_filter}(!(userAccountControl:1.2.840.113556.1.4.803:=2)){member_of})")
+}
+
 /// The values of an attribute as bytes. ldap3 files an attribute under `attrs` when every value
 /// happens to be valid UTF-8 (a GUID or SID sometimes is) and under `bin_attrs` otherwise; the
 /// bytes are the same either way.
@@ -333,6 +341,19 @@ mod tests {
         assert_eq!(
             member_of_filter("CN=Grp (x)\\, test*,CN=Users,DC=sspr,DC=test"),
             "(memberOf:1.2.840.113556.1.4.1941:=CN=Grp \\28x\\29\\5c, test\\2a,CN=Users,DC=sspr,DC=test)"
+        );
+    }
+
+    #[test]
+    fn enabled_users_filter_adds_the_group_when_given() {
+        assert_eq!(
+            enabled_users_filter("(objectClass=user)", None),
+            "(&(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"
+        );
+        assert_eq!(
+            enabled_users_filter("(objectClass=user)", Some("CN=G*,DC=x")),
+            "(&(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2))\
+             (memberOf:1.2.840.113556.1.4.1941:=CN=G\\2a,DC=x))"
         );
     }
 

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Mod, Scope, SearchEntry, SearchOptions};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -40,6 +41,8 @@ pub struct LdapDirectory {
 /// a read per keystroke of a password check, short enough that a changed policy shows soon.
 const POLICY_CACHE: Duration = Duration::from_secs(60);
 const DOMAIN_POLICY: &str = "domain";
+/// Entries per page of a paged search; AD's default MaxPageSize is 1000.
+const PAGE_SIZE: i32 = 500;
 
 impl LdapDirectory {
     /// Reads the CA file and prepares a pool per DC; no connection is opened until needed.
@@ -131,6 +134,32 @@ impl LdapDirectory {
         {
             Ok(entries) => Ok(entries.first().and_then(codec::pso_password_policy)),
             // noSuchObject: what AD answers for an object the reader may not see.
+            Err(DirectoryError::Other { rc: 32, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The same directory with another `directory.policy_hints` setting.
+    #[must_use]
+    pub fn with_policy_hints(mut self, policy_hints: PolicyHints) -> Self {
+        self.policy_hints = policy_hints;
+        self
+    }
+
+    /// The user entry at `dn`, wherever it is (also outside `base_dn`, as a service account often
+    /// is); `None` if there is none or the service account may not see it.
+    pub async fn find_user_at(&self, dn: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        match self
+            .search(
+                dn,
+                Scope::Base,
+                "(objectClass=user)",
+                codec::USER_ATTRIBUTES,
+                1,
+            )
+            .await
+        {
+            Ok(entries) => Ok(entries.first().and_then(codec::directory_user)),
             Err(DirectoryError::Other { rc: 32, .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -245,6 +274,46 @@ impl Directory for LdapDirectory {
             return Ok(None);
         };
         Ok(codec::directory_user(entry))
+    }
+
+    async fn users(&self, group_dn: Option<&str>) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        let filter = codec::enabled_users_filter(&self.user_filter, group_dn);
+        let (mut conn, dc) = self.checkout().await?;
+        let read = async {
+            let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+                Box::new(EntriesOnly::new()),
+                Box::new(PagedResults::new(PAGE_SIZE)),
+            ];
+            let mut stream = conn
+                .with_timeout(self.timeout)
+                .streaming_search_with(
+                    adapters,
+                    &self.base_dn,
+                    Scope::Subtree,
+                    &filter,
+                    codec::USER_ATTRIBUTES.to_vec(),
+                )
+                .await?;
+            let mut users = Vec::new();
+            while let Some(entry) = stream.next().await? {
+                let entry = SearchEntry::construct(entry);
+                match codec::directory_user(&entry) {
+                    Some(user) => users.push(user),
+                    None => tracing::warn!(dn = %entry.dn, "an account without objectGUID or sAMAccountName; skipped"),
+                }
+            }
+            stream.finish().await.success()?;
+            Ok(users)
+        }
+        .await
+        .map_err(|e| from_ldap(dc.url(), e));
+        match read {
+            Ok(users) => Ok(users),
+            Err(e) => {
+                Self::discard_if_broken(conn, &e);
+                Err(e)
+            }
+        }
     }
 
     async fn is_member_of(

@@ -167,6 +167,11 @@ pub trait Directory: Send + Sync {
         or_mail: bool,
     ) -> Result<Option<DirectoryUser>, DirectoryError>;
 
+    /// Every enabled user matching `directory.user_filter` under the base DN and, when
+    /// `group_dn` is given, in that group directly or through nested groups. Read a page at a
+    /// time, so a domain of any size is read whole (a plain search stops at the DC's MaxPageSize).
+    async fn users(&self, group_dn: Option<&str>) -> Result<Vec<DirectoryUser>, DirectoryError>;
+
     /// Whether the user is a member of `group_dn`, directly or through nested groups
     /// (LDAP_MATCHING_RULE_IN_CHAIN, 1.2.840.113556.1.4.1941).
     async fn is_member_of(

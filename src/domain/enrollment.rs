@@ -17,6 +17,9 @@ pub struct Status {
     pub totp: bool,
     /// The confirmed address, masked.
     pub email: Option<String>,
+    /// A confirmed method is older than `registration.reconfirm_days`: it does not count for a
+    /// reset until confirmed again.
+    pub reconfirm_due: bool,
 }
 
 pub struct Enrollment<'a> {
@@ -75,6 +78,28 @@ impl<'a> Enrollment<'a> {
                 return Err(FlowError::InvalidCredentials);
             }
         };
+        // Judged only now: whether self-service is for an account is told only to someone who
+        // proved its password.
+        let standing = d
+            .settings
+            .eligibility
+            .standing(d.directory.as_ref(), signed_in)
+            .await?;
+        if let Some(why) = standing.excluded {
+            d.audit(
+                client,
+                Audit {
+                    event: "sign_in",
+                    outcome: "denied",
+                    user: Some(signed_in.guid),
+                    sam_account_name: Some(&signed_in.sam_account_name),
+                    method: None,
+                    reason: Some(why.reason()),
+                },
+            )
+            .await?;
+            return Err(FlowError::NotInScope(why));
+        }
         let now = d.now_ms();
         let (token, hash) = new_token();
         d.sessions
@@ -142,11 +167,15 @@ impl<'a> Enrollment<'a> {
                 .iter()
                 .find(|m| m.kind == kind && m.confirmed_at_ms.is_some())
         };
+        let (now, max_age) = (self.deps.now_ms(), self.deps.settings.reconfirm_after);
         Ok(Status {
             totp: confirmed(MethodKind::Totp).is_some(),
             email: confirmed(MethodKind::Email)
                 .and_then(|m| m.address.as_deref())
                 .map(mask_email),
+            reconfirm_due: methods
+                .iter()
+                .any(|m| m.confirmed_at_ms.is_some() && !m.is_current(now, max_age)),
         })
     }
 
@@ -209,6 +238,64 @@ impl<'a> Enrollment<'a> {
             .set_pending_totp(&session.token_hash, None)
             .await?;
         self.method_added(&session, MethodKind::Totp, client).await
+    }
+
+    /// Confirms the registered authenticator app again with a current code (spent like any
+    /// other), so it counts for resets for another `registration.reconfirm_days`. An email
+    /// address is confirmed again by adding it again.
+    pub async fn reconfirm_totp(
+        &self,
+        token: &str,
+        code: &str,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let session = self.session(token).await?;
+        let secret = d
+            .registrations
+            .methods(&session.user)
+            .await?
+            .into_iter()
+            .find(|m| m.kind == MethodKind::Totp && m.confirmed_at_ms.is_some())
+            .and_then(|m| m.secret_sealed)
+            .and_then(|sealed| d.keys.open(&sealed, session.user.0.as_bytes()));
+        let Some(secret) = secret else {
+            return Err(FlowError::InvalidInput(
+                "There is no authenticator app to confirm; add one.".to_owned(),
+            ));
+        };
+        let now = d.now_ms();
+        let now_secs = u64::try_from(now / 1000).unwrap_or(0);
+        let step = normalise_code(code, totp::DIGITS)
+            .and_then(|c| totp::matching_step(&secret, &c, now_secs));
+        // Spent atomically, as in a reset: a code seen once is never accepted again.
+        let spent = match step {
+            Some(step) => {
+                d.registrations
+                    .advance_totp_step(&session.user, step)
+                    .await?
+            }
+            None => false,
+        };
+        if !spent {
+            return Err(self.wrong_code(&session, MethodKind::Totp, client).await?);
+        }
+        d.registrations
+            .reconfirm_method(&session.user, MethodKind::Totp, now)
+            .await?;
+        d.audit(
+            client,
+            Audit {
+                event: "enrollment_reconfirmed",
+                outcome: "success",
+                user: Some(session.user),
+                sam_account_name: Some(&session.sam_account_name),
+                method: Some(MethodKind::Totp),
+                reason: None,
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     /// Mails a code to `address`; the address becomes active once the code is typed back.

@@ -39,6 +39,19 @@ pub enum MailKind {
     HelpdeskPasswordReset,
     HelpdeskUnlocked,
     HelpdeskRegistrationsCleared,
+    /// To `notify.admins`: a protected account (allow-listed in `policy.allow_protected`) reset
+    /// its password through self-service. Names the account; never a password or a code.
+    ProtectedAccountReset {
+        account: String,
+    },
+    /// Batch reminders (`sspr-bridge remind`, `notify-expiry`), never a password or a code: set
+    /// up a verification method; the password expires soon.
+    RegistrationReminder,
+    PasswordExpiry {
+        /// Whole days left, rounded up.
+        days_left: u32,
+        expires_at: std::time::SystemTime,
+    },
 }
 
 #[derive(Clone, Debug)]

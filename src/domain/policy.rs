@@ -90,6 +90,21 @@ impl Violation {
     }
 }
 
+/// A rule a new password must meet, shown before the user types one: what
+/// [`PasswordRules::check`] and AD will hold it to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    MinLength(u32),
+    /// Three of the five character categories.
+    Complexity,
+    /// Not the account name nor a part of the display name (part of AD's complexity rule).
+    NoNames,
+    /// Not one of the last `n` passwords.
+    NotRecent(u32),
+    NotBanned,
+    MinStrength(u8),
+}
+
 /// The explanation of a policy refusal from AD for a password that passed [`PasswordRules::check`].
 pub fn after_write(policy: &PasswordPolicy) -> Violation {
     Violation::HistoryOrMinAge {
@@ -122,6 +137,24 @@ pub struct PasswordRules {
 }
 
 impl PasswordRules {
+    /// The rules a new password is held to under `policy`, in the order `check` judges them
+    /// (history last: only AD checks it).
+    pub fn requirements(&self, policy: &PasswordPolicy) -> Vec<Requirement> {
+        let mut rules = vec![Requirement::MinLength(policy.min_length.max(1))];
+        if policy.complexity {
+            rules.extend([Requirement::Complexity, Requirement::NoNames]);
+        }
+        // The built-in list always applies.
+        rules.push(Requirement::NotBanned);
+        if self.min_strength > 0 {
+            rules.push(Requirement::MinStrength(self.min_strength));
+        }
+        if policy.history_length > 0 {
+            rules.push(Requirement::NotRecent(policy.history_length));
+        }
+        rules
+    }
+
     /// Every rule `password` breaks, in a stable order; empty if it may be written. Pure, but
     /// zxcvbn costs a few milliseconds: async callers run it on a blocking thread.
     pub fn check(
@@ -369,6 +402,25 @@ mod tests {
             .iter()
             .map(Violation::rule)
             .collect()
+    }
+
+    #[test]
+    fn requirements_follow_the_policy_and_the_rules() {
+        use Requirement::*;
+        assert_eq!(
+            rules(3).requirements(&policy(7, true)),
+            [
+                MinLength(7),
+                Complexity,
+                NoNames,
+                NotBanned,
+                MinStrength(3),
+                NotRecent(24)
+            ]
+        );
+        let mut lax = policy(0, false);
+        lax.history_length = 0;
+        assert_eq!(rules(0).requirements(&lax), [MinLength(1), NotBanned]);
     }
 
     #[test]

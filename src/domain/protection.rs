@@ -30,33 +30,29 @@ pub fn is_privileged_sid(sid: &str) -> bool {
                 .is_some_and(|rid| DOMAIN_RIDS.contains(&rid)))
 }
 
-/// adminCount=1, or a member (nested included) of a privileged group.
+/// adminCount=1, or a member (nested included) of a privileged group. The groups are read even
+/// when adminCount already answers, so an administrator takes no longer to judge than anyone.
 pub async fn is_protected(
     directory: &dyn Directory,
     user: &DirectoryUser,
 ) -> Result<bool, DirectoryError> {
-    if user.admin_count {
-        return Ok(true);
-    }
-    Ok(directory
-        .group_sids(user)
-        .await?
-        .iter()
-        .any(|sid| is_privileged_sid(sid)))
+    let sids = directory.group_sids(user).await?;
+    Ok(user.admin_count || sids.iter().any(|sid| is_privileged_sid(sid)))
 }
 
 /// Whether `user` is on an allow-list of user DNs and group DNs (nested membership counts).
+/// Every entry is looked up, also after a match, for the same reason.
 pub async fn is_allowed(
     directory: &dyn Directory,
     user: &DirectoryUser,
     allow: &[String],
 ) -> Result<bool, DirectoryError> {
+    let mut allowed = false;
     for dn in allow {
-        if dn.eq_ignore_ascii_case(&user.dn) || directory.is_member_of(user, dn).await? {
-            return Ok(true);
-        }
+        let member = directory.is_member_of(user, dn).await?;
+        allowed |= member || dn.eq_ignore_ascii_case(&user.dn);
     }
-    Ok(false)
+    Ok(allowed)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::ObjectGuid;
 use super::directory::{AccountChange, DirectoryError, DirectoryUser};
 use super::notify::MailKind;
-use super::policy::{AccountNames, PasswordPolicy, Violation, after_write};
+use super::policy::{AccountNames, PasswordPolicy, Requirement, Violation, after_write};
 use super::secrets::{new_token, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, ms};
 use super::store::{CodePurpose, MethodKind, ResetFlow};
@@ -92,13 +92,22 @@ impl<'a> Reset<'a> {
             .as_ref()
             .map_or(ObjectGuid(uuid::Uuid::nil()), |u| u.guid);
         let registered = self.usable_methods(&lookup).await?;
-        let (eligible, reason) = match &user {
-            None => (None, Some("unknown_user")),
-            Some(u) if u.is_disabled() => (None, Some("disabled")),
-            Some(_) if registered.len() < d.settings.methods_required => {
+        // Judged for every login too (an unknown one against a stand-in): out of scope and
+        // protected accounts get a decoy, like unknown ones.
+        let excluded = d
+            .settings
+            .eligibility
+            .judge(d.directory.as_ref(), user.as_ref())
+            .await?
+            .and_then(|s| s.excluded);
+        let (eligible, reason) = match (&user, excluded) {
+            (None, _) => (None, Some("unknown_user")),
+            (Some(u), _) if u.is_disabled() => (None, Some("disabled")),
+            (Some(_), Some(why)) => (None, Some(why.reason())),
+            (Some(_), None) if registered.len() < d.settings.methods_required => {
                 (None, Some("not_registered"))
             }
-            Some(u) => (Some(u), None),
+            (Some(u), None) => (Some(u), None),
         };
         let key = match eligible {
             Some(u) => format!("user:{}", u.guid),
@@ -148,16 +157,15 @@ impl<'a> Reset<'a> {
         })
     }
 
-    /// Confirmed methods a user can verify with here.
+    /// Confirmed methods, not due for re-confirmation, that a user can verify with here.
     async fn usable_methods(&self, user: &ObjectGuid) -> Result<Vec<MethodKind>, FlowError> {
         let offered = self.offered_methods();
         Ok(self
             .deps
-            .registrations
-            .methods(user)
+            .current_methods(user)
             .await?
             .into_iter()
-            .filter(|m| m.confirmed_at_ms.is_some() && offered.contains(&m.kind))
+            .filter(|m| offered.contains(&m.kind))
             .map(|m| m.kind)
             .collect())
     }
@@ -200,8 +208,9 @@ impl<'a> Reset<'a> {
         live.flow.user.is_some() && live.flow.verified().len() >= required
     }
 
-    /// The verified flow's user, re-read from AD and still the same account.
-    async fn verified_user(&self, live: &Subject) -> Result<DirectoryUser, FlowError> {
+    /// The verified flow's user, re-read from AD: still the same account, and still allowed
+    /// self-service. With whether it is protected (and so allow-listed).
+    async fn verified_user(&self, live: &Subject) -> Result<(DirectoryUser, bool), FlowError> {
         let d = self.deps;
         let (Some(guid), Some(sam)) = (&live.flow.user, &live.flow.sam_account_name) else {
             return Err(FlowError::NotVerified);
@@ -209,11 +218,21 @@ impl<'a> Reset<'a> {
         if !self.is_verified(live) {
             return Err(FlowError::NotVerified);
         }
-        match d.directory.find_user(sam).await? {
-            Some(user) if user.guid == *guid && !user.is_disabled() => Ok(user),
+        let user = match d.directory.find_user(sam).await? {
+            Some(user) if user.guid == *guid && !user.is_disabled() => user,
             // Renamed, deleted, replaced or disabled since the flow started.
-            _ => Err(FlowError::FlowNotFound),
+            _ => return Err(FlowError::FlowNotFound),
+        };
+        let standing = d
+            .settings
+            .eligibility
+            .standing(d.directory.as_ref(), &user)
+            .await?;
+        if standing.excluded.is_some() {
+            // Taken out of scope, or made an administrator, since the flow started.
+            return Err(FlowError::FlowNotFound);
         }
+        Ok((user, standing.protected))
     }
 
     /// The policy and the names a new password is judged by in this flow. The user's own only
@@ -222,7 +241,7 @@ impl<'a> Reset<'a> {
     async fn password_context(&self, live: &Subject) -> Result<(PasswordPolicy, Owner), FlowError> {
         let d = self.deps;
         if self.is_verified(live) {
-            let user = self.verified_user(live).await?;
+            let (user, _) = self.verified_user(live).await?;
             let policy = d.directory.password_policy(&user).await?;
             return Ok((policy, Owner::of(&user)));
         }
@@ -239,6 +258,12 @@ impl<'a> Reset<'a> {
     pub async fn password_policy(&self, flow: &str) -> Result<PasswordPolicy, FlowError> {
         let live = self.live(flow).await?;
         Ok(self.password_context(&live).await?.0)
+    }
+
+    /// The rules a new password must meet in this flow, to show before one is typed.
+    pub async fn requirements(&self, flow: &str) -> Result<Vec<Requirement>, FlowError> {
+        let policy = self.password_policy(flow).await?;
+        Ok(self.deps.settings.password_rules.requirements(&policy))
     }
 
     /// The rules `password` breaks in this flow, without writing anything.
@@ -306,7 +331,7 @@ impl<'a> Reset<'a> {
         // Bounds first, before any lookup or zxcvbn (which is superlinear in the length).
         reject_overlong(new_password)?;
         let live = self.live(flow).await?;
-        let user = self.verified_user(&live).await?;
+        let (user, protected) = self.verified_user(&live).await?;
         let policy = d.directory.password_policy(&user).await?;
         // The flow stays open after a refusal: the user may try another password.
         let broken = self
@@ -333,7 +358,11 @@ impl<'a> Reset<'a> {
                     MailKind::PasswordReset,
                     client,
                 )
-                .await
+                .await?;
+                if protected {
+                    self.tell_admins(&live, &user).await;
+                }
+                Ok(())
             }
             Err(e) => {
                 self.audit_refusal(&user, &e.to_string(), client).await?;
@@ -352,7 +381,7 @@ impl<'a> Reset<'a> {
     pub async fn unlock(&self, flow: &str, client: &Client) -> Result<(), FlowError> {
         let d = self.deps;
         let live = self.live(flow).await?;
-        let user = self.verified_user(&live).await?;
+        let (user, _) = self.verified_user(&live).await?;
         let change = AccountChange {
             unlock: true,
             ..AccountChange::default()
@@ -393,6 +422,18 @@ impl<'a> Reset<'a> {
         )
         .await;
         Ok(())
+    }
+
+    /// A protected account reset its own password (it is allow-listed, or it would not have got
+    /// here): the administrators hear of each one, in the language of the flow.
+    async fn tell_admins(&self, live: &Subject, user: &DirectoryUser) {
+        let d = self.deps;
+        for address in &d.settings.admin_addresses {
+            let kind = MailKind::ProtectedAccountReset {
+                account: user.sam_account_name.clone(),
+            };
+            d.notify(Some(address), None, &live.flow.locale, kind).await;
+        }
     }
 }
 

@@ -10,10 +10,11 @@ use super::clock::Clock;
 use super::directory::{Directory, DirectoryError};
 use super::notify::{Mail, MailKind, Mailer};
 use super::policy::{PasswordRules, Violation};
+use super::scope::{Eligibility, Exclusion};
 use super::secrets::Keys;
 use super::store::{
-    AuditEvent, AuditLog, CodeStore, FlowStore, MethodKind, RegistrationStore, SessionStore,
-    StoreError, ThrottleStore,
+    AuditEvent, AuditLog, CodeStore, EnrolledMethod, FlowStore, MethodKind, RegistrationStore,
+    SessionStore, StoreError, ThrottleStore,
 };
 
 /// Settings of the flows, taken from the configuration.
@@ -37,6 +38,13 @@ pub struct Settings {
     pub helpdesk: HelpdeskSettings,
     /// What a new password is checked against besides the directory's policy.
     pub password_rules: PasswordRules,
+    /// A method confirmed longer ago than this no longer counts for a reset
+    /// (`registration.reconfirm_days`); `None`: confirmations never go stale.
+    pub reconfirm_after: Option<Duration>,
+    /// Who may use self-service.
+    pub eligibility: Eligibility,
+    /// Who is told of each self-service reset of a (allow-listed) protected account.
+    pub admin_addresses: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -94,6 +102,9 @@ pub enum FlowError {
     /// Not allowed, whatever the reason (a helpdesk sign-in by a non-member, a protected target).
     #[error("{0}")]
     Forbidden(String),
+    /// The password was right, but self-service is not for this account.
+    #[error("{0}")]
+    NotInScope(Exclusion),
     #[error("no such user")]
     NotFound,
     #[error("too many attempts; try again later")]
@@ -262,6 +273,18 @@ impl Deps {
         if let Err(e) = mailer.send(&mail).await {
             tracing::warn!(error = %e, "notification not sent");
         }
+    }
+
+    /// The user's methods that count for a reset now: confirmed, and not due for
+    /// re-confirmation.
+    pub async fn current_methods(
+        &self,
+        user: &ObjectGuid,
+    ) -> Result<Vec<EnrolledMethod>, StoreError> {
+        let now = self.now_ms();
+        let mut methods = self.registrations.methods(user).await?;
+        methods.retain(|m| m.is_current(now, self.settings.reconfirm_after));
+        Ok(methods)
     }
 
     /// The user's confirmed email address, if any.

@@ -42,6 +42,20 @@ pub struct EnrolledMethod {
     pub created_at_ms: i64,
 }
 
+impl EnrolledMethod {
+    /// Whether the method counts for a reset at `now_ms`: confirmed, and, when confirmations go
+    /// stale after `max_age` (`registration.reconfirm_days`), confirmed within it.
+    pub fn is_current(&self, now_ms: i64, max_age: Option<std::time::Duration>) -> bool {
+        match (self.confirmed_at_ms, max_age) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(at), Some(age)) => {
+                at >= now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
+            }
+        }
+    }
+}
+
 /// What happened, for the audit table. Never holds a password, a code or a secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEvent {
@@ -100,6 +114,14 @@ pub trait RegistrationStore: Send + Sync {
     /// the stored one. Returns false when the step was already used (a replay), so two instances
     /// racing on the same code cannot both accept it.
     async fn advance_totp_step(&self, user: &ObjectGuid, step: i64) -> Result<bool, StoreError>;
+    /// Sets `confirmed_at_ms` of the user's confirmed method of `kind` to `at_ms` (the user
+    /// proved again that they hold it). Returns false when there is no such confirmed method.
+    async fn reconfirm_method(
+        &self,
+        user: &ObjectGuid,
+        kind: MethodKind,
+        at_ms: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -292,4 +314,59 @@ pub trait ThrottleStore: Send + Sync {
     async fn blocked_until(&self, key: &str, now_ms: i64) -> Result<Option<i64>, StoreError>;
     /// Deletes events and blocks that ended before `before_ms`.
     async fn prune(&self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// A mail a batch command (`remind`, `notify-expiry`) sends a user, recorded so that it goes out
+/// only as often as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub user: ObjectGuid,
+    /// e.g. `registration_reminder`, `password_expiry`.
+    pub kind: String,
+    /// What makes one notice of a kind different from another (for an expiry warning: the
+    /// threshold and the password's pwdLastSet); empty when the kind has one per user.
+    pub key: String,
+    pub sent_at_ms: i64,
+}
+
+#[async_trait]
+pub trait NoticeLog: Send + Sync {
+    /// When the notice (user, kind, key) was last sent, if ever.
+    async fn notice_sent_at(
+        &self,
+        user: &ObjectGuid,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Records `notice` as sent unless the same (user, kind, key) was sent at or after
+    /// `since_ms` (`i64::MIN`: ever). True when recorded, and only then may the mail go out:
+    /// atomic, so two runs at once send it once.
+    async fn claim_notice(&self, notice: &Notice, since_ms: i64) -> Result<bool, StoreError>;
+    /// Withdraws a claimed notice whose mail could not be sent, so the next run tries again.
+    async fn release_notice(&self, notice: &Notice) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_method_is_current_while_confirmed_within_the_limit() {
+        let method = |confirmed_at_ms| EnrolledMethod {
+            kind: MethodKind::Totp,
+            address: None,
+            secret_sealed: None,
+            last_step: None,
+            confirmed_at_ms,
+            created_at_ms: 0,
+        };
+        let day = Duration::from_secs(86_400);
+        let now = 10 * 86_400_000;
+        assert!(!method(None).is_current(now, None), "pending");
+        assert!(method(Some(0)).is_current(now, None), "never stale");
+        assert!(method(Some(now - 86_400_000)).is_current(now, Some(day)));
+        assert!(!method(Some(now - 86_400_001)).is_current(now, Some(day)));
+    }
 }

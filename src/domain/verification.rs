@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use super::notify::{Mail, MailKind};
 use super::secrets::{self, normalise_code};
 use super::selfservice::{Audit, Client, Deps, FlowError, ms};
-use super::store::{CodePurpose, MethodKind, PendingCode, ResetFlow};
+use super::store::{CodePurpose, EnrolledMethod, MethodKind, PendingCode, ResetFlow};
 use super::totp;
 
 /// A verification in progress (a reset flow, or an operator's check of a caller), known to be
@@ -54,6 +54,27 @@ impl Subject {
             .unwrap_or(&self.flow.login)
     }
 
+    /// The user's confirmed method of `kind`, if it may be used here. A self-service reset
+    /// takes it only while it is not due for re-confirmation (`registration.reconfirm_days`);
+    /// a helpdesk operator, who judges the caller too, takes any confirmed one.
+    async fn method(
+        &self,
+        d: &Deps,
+        kind: MethodKind,
+    ) -> Result<Option<EnrolledMethod>, FlowError> {
+        let Some(guid) = &self.flow.user else {
+            return Ok(None);
+        };
+        let methods = if self.purpose == CodePurpose::ResetEmail {
+            d.current_methods(guid).await?
+        } else {
+            d.registrations.methods(guid).await?
+        };
+        Ok(methods
+            .into_iter()
+            .find(|m| m.kind == kind && m.confirmed_at_ms.is_some()))
+    }
+
     /// Mails a code to the user's confirmed address, as `kind` says. A decoy does the same work,
     /// minus the mail.
     pub async fn send_code(
@@ -82,10 +103,10 @@ impl Subject {
                 retry_after: d.settings.email_window,
             });
         }
-        let address = match &self.flow.user {
-            Some(guid) => d.confirmed_email(guid).await?,
-            None => None,
-        };
+        let address = self
+            .method(d, MethodKind::Email)
+            .await?
+            .and_then(|m| m.address);
         let code = secrets::new_email_code();
         d.codes
             .put_code(&PendingCode {
@@ -199,12 +220,9 @@ impl Subject {
     async fn check_totp(&self, d: &Deps, code: &str) -> Result<bool, FlowError> {
         let now_secs = u64::try_from(d.now_ms() / 1000).unwrap_or(0);
         let registered = match &self.flow.user {
-            Some(guid) => d
-                .registrations
-                .methods(guid)
+            Some(guid) => self
+                .method(d, MethodKind::Totp)
                 .await?
-                .into_iter()
-                .find(|m| m.kind == MethodKind::Totp && m.confirmed_at_ms.is_some())
                 .and_then(|m| m.secret_sealed)
                 .and_then(|sealed| d.keys.open(&sealed, guid.0.as_bytes()))
                 .map(|secret| (*guid, secret)),

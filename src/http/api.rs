@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
             post(begin_totp).delete(remove_totp),
         )
         .route("/api/v1/enrollment/totp/confirm", post(confirm_totp))
+        .route("/api/v1/enrollment/totp/reconfirm", post(reconfirm_totp))
         .route(
             "/api/v1/enrollment/email",
             post(begin_email).delete(remove_email),
@@ -142,6 +143,9 @@ pub struct EnrollmentStatus {
     totp: bool,
     /// The confirmed address, masked (`a***@example.com`), or null.
     email: Option<String>,
+    /// A method was confirmed longer ago than `registration.reconfirm_days`: it does not count
+    /// for a reset until confirmed again (`totp/reconfirm`, or add the email address again).
+    reconfirm_due: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -244,7 +248,9 @@ fn method(name: &str) -> Result<MethodKind, ApiError> {
 
 #[utoipa::path(post, path = "/api/v1/enrollment/session", tag = "enrollment",
     request_body = SignIn,
-    responses((status = 200, body = Token), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Token), (status = 401, body = ErrorBody),
+        (status = 403, description = "not_in_scope: the password is right, but self-service is not for this account", body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 async fn sign_in(
     State(s): State<AppState>,
     Caller(client): Caller,
@@ -268,6 +274,7 @@ async fn enrollment_status(
     Ok(Json(EnrollmentStatus {
         totp: status.totp,
         email: status.email,
+        reconfirm_due: status.reconfirm_due,
     }))
 }
 
@@ -297,6 +304,21 @@ async fn confirm_totp(
 ) -> Result<StatusCode, ApiError> {
     Enrollment::new(&s.deps)
         .confirm_totp(&token, &body.code, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/enrollment/totp/reconfirm", tag = "enrollment",
+    security(("bearer" = [])), request_body = Code,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn reconfirm_totp(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Body(body): Body<Code>,
+) -> Result<StatusCode, ApiError> {
+    Enrollment::new(&s.deps)
+        .reconfirm_totp(&token, &body.code, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -489,7 +511,8 @@ async fn check_password(
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sspr-bridge", description = "Self-service password reset for on-premises Active Directory"),
-    paths(sign_in, enrollment_status, begin_totp, confirm_totp, begin_email, confirm_email,
+    paths(sign_in, enrollment_status, begin_totp, confirm_totp, reconfirm_totp, begin_email,
+        confirm_email,
         remove_totp, remove_email, start_reset, send_reset_code, verify, set_password, unlock,
         password_policy, check_password,
         super::helpdesk_api::sign_in, super::helpdesk_api::sign_out, super::helpdesk_api::lookup,

@@ -37,6 +37,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/mail/notice.html"),
     ),
     (
+        "reminder.txt",
+        include_str!("../../templates/mail/reminder.txt"),
+    ),
+    (
+        "reminder.html",
+        include_str!("../../templates/mail/reminder.html"),
+    ),
+    (
         "password.txt",
         include_str!("../../templates/mail/password.txt"),
     ),
@@ -72,6 +80,9 @@ struct Catalog {
     helpdesk_password_reset: NoticeTexts,
     helpdesk_unlocked: NoticeTexts,
     helpdesk_registrations_cleared: LinkNoticeTexts,
+    protected_account_reset: AdminNoticeTexts,
+    registration_reminder: ReminderTexts,
+    password_expiry: ExpiryTexts,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -115,6 +126,37 @@ struct PasswordTexts {
 struct NoticeTexts {
     subject: String,
     body: String,
+}
+
+/// A notice to the administrators about an account, with its own closing line.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct AdminNoticeTexts {
+    subject: String,
+    body: String,
+    closing: String,
+}
+
+/// A reminder from a batch command: what to do, a link labelled `action`, then notes.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct ReminderTexts {
+    subject: String,
+    body: String,
+    action: String,
+    notes: Vec<String>,
+}
+
+/// The password expiry reminder: a [`ReminderTexts`] whose body says how long is left.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct ExpiryTexts {
+    subject: String,
+    body: String,
+    days_one: String,
+    days_other: String,
+    action: String,
+    notes: Vec<String>,
 }
 
 /// A notice that sends the reader somewhere: `action` labels the link.
@@ -164,6 +206,9 @@ pub struct Templates {
     /// The registration page under `public_url`, plain and escaped like `public_url_html`.
     register_url: String,
     register_url_html: String,
+    /// The reset page under `public_url`, likewise.
+    reset_url: String,
+    reset_url_html: String,
     organisation: Option<String>,
     code_lifetime: Duration,
 }
@@ -195,6 +240,7 @@ impl Templates {
             })
             .collect();
         let register_url = page_url(public_url, "register");
+        let reset_url = page_url(public_url, "reset");
         Self {
             env,
             catalogs,
@@ -202,6 +248,8 @@ impl Templates {
             public_url_html: escape_for_attribute(public_url.as_str()),
             register_url_html: escape_for_attribute(register_url.as_str()),
             register_url: register_url.to_string(),
+            reset_url_html: escape_for_attribute(reset_url.as_str()),
+            reset_url: reset_url.to_string(),
             organisation: organisation.filter(|o| !o.trim().is_empty()),
             code_lifetime: DEFAULT_CODE_LIFETIME,
         }
@@ -267,6 +315,35 @@ impl Templates {
                     })
                     .render(t, at)?
             }
+            MailKind::ProtectedAccountReset { account } => {
+                let texts = &t.protected_account_reset;
+                Notice::to_admins(texts, account, &texts.closing).render(t, at)?
+            }
+            MailKind::RegistrationReminder => {
+                let texts = &t.registration_reminder;
+                let link = link(&texts.action, &self.register_url, &self.register_url_html);
+                reminder(texts, &texts.subject, texts.body.clone(), link)
+            }
+            MailKind::PasswordExpiry {
+                days_left,
+                expires_at,
+            } => {
+                let texts = &t.password_expiry;
+                let left = match days_left {
+                    0 | 1 => texts.days_one.clone(),
+                    days => fill(&texts.days_other, |name| {
+                        (name == "days").then(|| days.to_string())
+                    })?,
+                };
+                let when = t.when(*expires_at)?;
+                let body = fill(&texts.body, |name| match name {
+                    "left" => Some(left.clone()),
+                    "when" => Some(when.clone()),
+                    _ => None,
+                })?;
+                let link = link(&texts.action, &self.reset_url, &self.reset_url_html);
+                reminder(texts, &texts.subject, body, link)
+            }
         };
         let ctx = context! { ..context! { subject }, ..specific, ..common };
         let part = |extension: &str| {
@@ -331,6 +408,30 @@ fn password_context<'a>(
     ))
 }
 
+/// A link after a mail's body: `label`, then the URL (plain, and escaped for an attribute).
+fn link(label: &str, url: &str, url_html: &str) -> Value {
+    context! {
+        label,
+        url,
+        url_html => Value::from_safe_string(url_html.to_owned()),
+    }
+}
+
+/// Template, subject and values of a reminder: `body` (its placeholders filled), the link, and
+/// the notes in `texts`.
+fn reminder<'a>(
+    texts: &impl Serialize,
+    subject: &'a str,
+    body: String,
+    link: Value,
+) -> (&'static str, &'a str, Value) {
+    (
+        "reminder",
+        subject,
+        context! { m => Value::from_serialize(texts), body, link },
+    )
+}
+
 /// The texts of a notification.
 trait NoticeKind: Serialize {
     fn subject(&self) -> &str;
@@ -348,6 +449,12 @@ impl NoticeKind for LinkNoticeTexts {
     }
 }
 
+impl NoticeKind for AdminNoticeTexts {
+    fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
 /// A notification: what happened and when, never a password or a code.
 struct Notice<'a, T> {
     texts: &'a T,
@@ -355,6 +462,10 @@ struct Notice<'a, T> {
     by_helpdesk: bool,
     method: Option<MethodKind>,
     link: Option<Value>,
+    /// The account a notice to the administrators is about.
+    account: Option<&'a str>,
+    /// Replaces the closing line `by_helpdesk` chooses.
+    closing: Option<&'a str>,
 }
 
 impl<'a, T: NoticeKind> Notice<'a, T> {
@@ -365,6 +476,8 @@ impl<'a, T: NoticeKind> Notice<'a, T> {
             by_helpdesk: false,
             method: None,
             link: None,
+            account: None,
+            closing: None,
         }
     }
 
@@ -372,6 +485,15 @@ impl<'a, T: NoticeKind> Notice<'a, T> {
     fn by_helpdesk(texts: &'a T) -> Self {
         Notice {
             by_helpdesk: true,
+            ..Notice::by_user(texts)
+        }
+    }
+
+    /// Of something that happened to `account`, for the administrators.
+    fn to_admins(texts: &'a T, account: &'a str, closing: &'a str) -> Self {
+        Notice {
+            account: Some(account),
+            closing: Some(closing),
             ..Notice::by_user(texts)
         }
     }
@@ -389,10 +511,10 @@ impl<'a, T: NoticeKind> Notice<'a, T> {
     }
 
     fn render(self, t: &Catalog, at: SystemTime) -> Result<(&'static str, &'a str, Value), Error> {
-        let closing = if self.by_helpdesk {
-            &t.common.if_not_asked
-        } else {
-            &t.common.if_not_you
+        let closing = match self.closing {
+            Some(closing) => closing,
+            None if self.by_helpdesk => &t.common.if_not_asked,
+            None => &t.common.if_not_you,
         };
         Ok((
             "notice",
@@ -401,6 +523,7 @@ impl<'a, T: NoticeKind> Notice<'a, T> {
                 m => self.texts,
                 when => t.when(at)?,
                 method => self.method.map(|m| t.method(m)),
+                account => self.account,
                 closing,
                 link => self.link,
             },
@@ -521,7 +644,23 @@ mod tests {
             MailKind::HelpdeskPasswordReset,
             MailKind::HelpdeskUnlocked,
             MailKind::HelpdeskRegistrationsCleared,
+            MailKind::ProtectedAccountReset {
+                account: "adm-jdoe".to_owned(),
+            },
+            MailKind::RegistrationReminder,
+            MailKind::PasswordExpiry {
+                days_left: 7,
+                expires_at: at() + Duration::from_secs(7 * 86_400),
+            },
         ]
+    }
+
+    /// Mails from the batch commands: no closing line, as nothing happened to the account.
+    fn is_reminder(kind: &MailKind) -> bool {
+        matches!(
+            kind,
+            MailKind::RegistrationReminder | MailKind::PasswordExpiry { .. }
+        )
     }
 
     fn mail(kind: MailKind, locale: &str, display_name: Option<&str>) -> Mail {
@@ -645,7 +784,11 @@ mod tests {
         for language in Language::ALL {
             let t = templates.catalog(language);
             let (by_user, by_helpdesk) = (&t.common.if_not_you, &t.common.if_not_asked);
-            for kind in every_kind().into_iter().filter(|k| !is_code(k)) {
+            for kind in every_kind()
+                .into_iter()
+                .filter(|k| !is_code(k) && !is_reminder(k))
+                .filter(|k| !matches!(k, MailKind::ProtectedAccountReset { .. }))
+            {
                 let r = render(kind.clone(), language.tag());
                 let helpdesk = matches!(
                     kind,
@@ -735,6 +878,65 @@ mod tests {
     }
 
     #[test]
+    fn reminders_link_to_their_page_and_say_how_long_is_left() {
+        let templates = templates();
+        let render = |kind, locale| templates.render(&mail(kind, locale, None), at()).unwrap();
+        let r = render(MailKind::RegistrationReminder, "en");
+        assert_eq!(r.subject, "Set up password self-service for your account");
+        assert!(
+            r.text
+                .contains("\n\nSet it up at:\nhttps://sspr.example.com/register\n\nTo be safe,"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.html
+                .contains("<a href=\"https://sspr.example.com/register\""),
+            "{}",
+            r.html
+        );
+        let expiry = |days_left, locale| {
+            let kind = MailKind::PasswordExpiry {
+                days_left,
+                expires_at: at() + Duration::from_secs(u64::from(days_left) * 86_400),
+            };
+            render(kind, locale)
+        };
+        let r = expiry(14, "en");
+        assert_eq!(r.subject, "Your password expires soon");
+        assert!(
+            r.text.contains(
+                "The password of your account expires in 14 days, at 09:41 UTC on 28 March 2025."
+            ),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .contains("Choose a new password at:\nhttps://sspr.example.com/reset\n"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.html
+                .contains("<a href=\"https://sspr.example.com/reset\""),
+            "{}",
+            r.html
+        );
+        assert!(
+            expiry(1, "en").text.contains("expires within a day, at"),
+            "one day"
+        );
+        assert!(
+            expiry(7, "nl")
+                .text
+                .contains("verloopt over 7 dagen, op 21 maart 2025 om 09:41 UTC."),
+            "{}",
+            expiry(7, "nl").text
+        );
+    }
+
+    #[test]
     fn the_helpdesk_code_mail_is_for_a_call_the_user_made() {
         let r = templates()
             .render(
@@ -804,6 +1006,34 @@ mod tests {
              This message was sent automatically by the password self-service. Replies are not read.\n\
              Password self-service: https://sspr.example.com/"
         );
+    }
+
+    #[test]
+    fn the_protected_account_notice_names_the_account_for_the_administrators() {
+        let kind = MailKind::ProtectedAccountReset {
+            account: "adm-<jdoe>".to_owned(),
+        };
+        let r = templates().render(&mail(kind, "en", None), at()).unwrap();
+        assert_eq!(
+            r.subject,
+            "The password of a protected account was reset through self-service"
+        );
+        assert!(
+            r.text.starts_with(
+                "Hello,\n\nAt 09:41 UTC on 14 March 2025, the password of adm-<jdoe> was reset \
+                 through self-service."
+            ),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .contains("\n\nIf the account's owner did not do this, disable the account"),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("contact the helpdesk"), "{}", r.text);
+        assert!(r.html.contains("adm-&lt;jdoe&gt;"), "{}", r.html);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod codes;
 mod database_url;
 mod error;
 mod flows;
+mod notices;
 mod registrations;
 mod sessions;
 mod throttle;

@@ -90,6 +90,27 @@ impl RegistrationStore for Store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn reconfirm_method(
+        &self,
+        user: &ObjectGuid,
+        kind: MethodKind,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        // Only the confirmation time changes: the TOTP step stays where `advance_totp_step` put
+        // it, whatever raced in between.
+        let done = sqlx::query(
+            "UPDATE enrollment_methods SET confirmed_at_ms = $1, updated_at_ms = $2
+             WHERE object_guid = $3 AND kind = $4 AND confirmed_at_ms IS NOT NULL",
+        )
+        .bind(at_ms)
+        .bind(self.now_ms())
+        .bind(user.to_string())
+        .bind(kind.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 fn method_from_row(row: &AnyRow) -> Result<EnrolledMethod, StoreError> {

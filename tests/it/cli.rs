@@ -1,18 +1,35 @@
 //! The `sspr-bridge` binary: `check`, `gen-key`, `migrate` and `serve`, as an operator runs them,
 //! against the real DC, SMTP server and databases.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::env;
+use crate::harness::{self, env};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sspr-bridge");
 
-/// A config file for the test DC and SMTP server, plus `extra` lines appended per section.
+/// A config file for the test DC and SMTP server, bound as the delegated service account, plus
+/// `extra` lines appended per section.
 fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    write_config_as(
+        dir,
+        &env("SSPR_TEST_SERVICE_DN"),
+        &env("SSPR_TEST_SERVICE_PASSWORD"),
+        extra,
+    )
+}
+
+/// Like [`write_config`], bound as `bind_dn`.
+fn write_config_as(
+    dir: &Path,
+    bind_dn: &str,
+    bind_password: &str,
+    extra: &str,
+) -> std::path::PathBuf {
     let path = dir.join("sspr-bridge.toml");
     let ca = env("SSPR_TEST_CA_FILE");
     let body = format!(
@@ -37,8 +54,7 @@ from = "sspr-bridge <no-reply@sspr.test>"
 "#,
         url = env("SSPR_TEST_LDAPS_URL"),
         base = env("SSPR_TEST_BASE_DN"),
-        bind_dn = env("SSPR_TEST_ADMIN_DN"),
-        pw_file = write_secret(dir, "bind_password", &env("SSPR_TEST_ADMIN_PASSWORD")),
+        pw_file = write_secret(dir, "bind_password", bind_password),
         data = dir.display(),
         smtp_host = env("SSPR_TEST_SMTP_HOST"),
         smtp_port = env("SSPR_TEST_SMTP_PORT"),
@@ -113,6 +129,159 @@ fn check_reports_every_dependency_ok_against_the_real_components() {
         !text.contains(&env("SSPR_TEST_ADMIN_PASSWORD")),
         "no secret printed"
     );
+}
+
+/// `check` with `config` and a secret key, plus `envs`: its output and its stdout.
+fn check_line(config: &Path, envs: &[(&str, &str)]) -> (Output, String) {
+    let key = gen_key();
+    let mut all = vec![("SSPR__SECURITY__SECRET_KEY", key.as_str())];
+    all.extend_from_slice(envs);
+    let output = run(&["--config", config.to_str().unwrap(), "check"], &all);
+    let text = stdout(&output);
+    (output, text)
+}
+
+fn line_for<'t>(text: &'t str, subject: &str) -> &'t str {
+    text.lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(subject))
+        .unwrap_or_else(|| panic!("no {subject} line:\n{text}"))
+}
+
+#[test]
+fn check_warns_when_the_service_account_is_privileged() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = write_config_as(
+        dir.path(),
+        &env("SSPR_TEST_ADMIN_DN"),
+        &env("SSPR_TEST_ADMIN_PASSWORD"),
+        "",
+    );
+    let (output, text) = check_line(&admin, &[]);
+    let account = line_for(&text, "account");
+    assert!(
+        account.starts_with("WARN ")
+            && account.contains("CN=Administrator")
+            && account.contains("the service account is a member of a privileged group")
+            && account.contains("README"),
+        "{account}"
+    );
+    assert!(output.status.success(), "a warning does not fail: {text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (output, text) = check_line(&write_config(dir.path(), ""), &[]);
+    assert!(output.status.success(), "{text}");
+    let account = line_for(&text, "account");
+    assert!(
+        account.starts_with("OK ") && account.contains("svc-sspr"),
+        "{account}"
+    );
+    assert!(!text.contains("WARN"), "{text}");
+    let self_test = line_for(&text, "self-test");
+    assert!(self_test.starts_with("SKIP"), "off by default: {self_test}");
+}
+
+/// The pwdLastSet an OK self-test line reports.
+fn reported_pwd_last_set(line: &str) -> i64 {
+    line.split("(pwdLastSet ")
+        .nth(1)
+        .and_then(|rest| rest.trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("no pwdLastSet in {line}"))
+}
+
+#[tokio::test]
+async fn check_self_test_resets_the_test_account_as_the_service_account() {
+    let user = harness::create_user("chk").await;
+    // Disabled, as a dedicated test account should be: a reset works all the same.
+    harness::set_attr(&user.dn, "userAccountControl", "514").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    for id in [user.dn.as_str(), user.sam.as_str()] {
+        let (output, text) = check_line(&config, &[("SSPR__DIRECTORY__SELF_TEST_USER", id)]);
+        assert!(output.status.success(), "{text}");
+        let self_test = line_for(&text, "self-test");
+        assert!(
+            self_test.starts_with("OK ") && self_test.contains(&user.dn),
+            "{self_test}"
+        );
+        assert_ne!(
+            reported_pwd_last_set(self_test),
+            0,
+            "the reset left the password unexpired"
+        );
+        assert_eq!(
+            harness::read_attr(&user.dn, "pwdLastSet").await.as_deref(),
+            Some("0"),
+            "then it was forced to change"
+        );
+    }
+    harness::set_attr(&user.dn, "userAccountControl", "512").await;
+    assert!(
+        harness::bind(&user.dn, &user.password).await.is_err(),
+        "the password was reset"
+    );
+}
+
+#[tokio::test]
+async fn check_self_test_fails_where_the_rights_were_not_delegated() {
+    // An OU outside CN=Users, where scripts/lib/dc.sh granted svc-sspr nothing.
+    let base = env("SSPR_TEST_BASE_DN");
+    let ou = format!("OU={},{base}", harness::unique_name("nodeleg"));
+    let sam = harness::unique_name("chk");
+    let dn = format!("CN={sam},{ou}");
+    let set = |v: &str| HashSet::from([v.as_bytes().to_vec()]);
+    let mut ldap = harness::admin().await;
+    ldap.add(
+        &ou,
+        vec![(b"objectClass".to_vec(), set("organizationalUnit"))],
+    )
+    .await
+    .and_then(ldap3::LdapResult::success)
+    .expect("create OU");
+    ldap.add(
+        &dn,
+        vec![
+            (b"objectClass".to_vec(), set("user")),
+            (b"sAMAccountName".to_vec(), set(&sam)),
+        ],
+    )
+    .await
+    .and_then(ldap3::LdapResult::success)
+    .expect("create user");
+    let _ = ldap.unbind().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let (output, text) = check_line(&config, &[("SSPR__DIRECTORY__SELF_TEST_USER", &dn)]);
+    assert!(!output.status.success(), "{text}");
+    let self_test = line_for(&text, "self-test");
+    assert!(
+        self_test.starts_with("FAIL")
+            && self_test.contains("lacks the Reset Password right on")
+            && self_test.contains(&dn),
+        "{self_test}"
+    );
+}
+
+#[tokio::test]
+async fn check_self_test_refuses_protected_and_unknown_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    for (id, expected) in [
+        (env("SSPR_TEST_ADMIN_DN"), "protected account"),
+        ("no-such-user-xyz".to_owned(), "no such user"),
+        (env("SSPR_TEST_SERVICE_DN"), "the service account itself"),
+    ] {
+        let (output, text) = check_line(&config, &[("SSPR__DIRECTORY__SELF_TEST_USER", &id)]);
+        assert!(!output.status.success(), "{text}");
+        let self_test = line_for(&text, "self-test");
+        assert!(
+            self_test.starts_with("FAIL") && self_test.contains(expected),
+            "{self_test}"
+        );
+    }
+    harness::bind(&env("SSPR_TEST_ADMIN_DN"), &env("SSPR_TEST_ADMIN_PASSWORD"))
+        .await
+        .expect("Administrator keeps its password");
 }
 
 #[test]

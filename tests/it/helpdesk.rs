@@ -174,7 +174,10 @@ async fn verified_by_totp_the_operator_resets_to_a_temporary_password_that_must_
     verify_totp(&desk, &token, &caller, &secret).await;
     let card = desk
         .app
-        .get(&format!("/api/v1/helpdesk/users/{}", caller.sam), Some(&token))
+        .get(
+            &format!("/api/v1/helpdesk/users/{}", caller.sam),
+            Some(&token),
+        )
         .await
         .expect(StatusCode::OK)
         .json();

@@ -339,6 +339,19 @@ async fn register_totp(browser: &mut Browser<'_>, overview: &Answer) -> Vec<u8> 
     secret
 }
 
+/// The items of the password step's list of rules.
+fn password_rules(page: &Answer) -> Vec<String> {
+    let at = page
+        .body
+        .find("id=\"password-rules\"")
+        .unwrap_or_else(|| panic!("no rules listed: {}", page.body));
+    let list = &page.body[at..at + page.body[at..].find("</ul>").unwrap()];
+    list.split("<li>")
+        .skip(1)
+        .map(|item| unescape(&item[..item.find("</li>").unwrap()]))
+        .collect()
+}
+
 /// The attribute `name` of the first tag that contains `marker`.
 pub fn attr_of_tag(html: &str, marker: &str, name: &str) -> String {
     let at = html.find(marker).unwrap_or_else(|| panic!("no {marker}"));
@@ -425,6 +438,21 @@ async fn totp_registration_then_reset_through_the_pages() {
 
     let password = verify_totp(&mut visit, &wrong, "/reset", &secret).await;
     assert_page(&password, StatusCode::OK, "Choose a new password");
+    // The rules that apply, listed before anything is typed: the test DC's policy and ours.
+    let rules = password_rules(&password);
+    for rule in [
+        "Use at least 7 characters.",
+        "Use at least three of these: capital letters",
+        "Do not use your username or any part of your name.",
+        "Do not use any of your last 24 passwords again.",
+        "Do not use a commonly used password",
+        "Make it hard to guess",
+    ] {
+        assert!(
+            rules.iter().any(|r| r.starts_with(rule)),
+            "{rule} not in {rules:?}"
+        );
+    }
     assert_eq!(
         password
             .body
@@ -464,6 +492,11 @@ async fn totp_registration_then_reset_through_the_pages() {
         refused.body
     );
     assert!(refused.body.contains("action=\"/reset/password\""));
+    assert_eq!(
+        password_rules(&refused),
+        rules,
+        "still listed after a refusal"
+    );
     bind(&user.dn, &user.password).await.expect("untouched");
 
     let done = visit

@@ -37,13 +37,13 @@ async fn samba_tool(args: &[&str]) -> String {
 }
 
 /// A fine-grained password policy, deleted when dropped (also when the test fails).
-struct Pso {
+pub struct Pso {
     name: String,
 }
 
 impl Pso {
     /// Creates a PSO with a unique name and applies it to the group (by its sAMAccountName).
-    async fn for_group(group_dn: &str, options: &[&str]) -> Self {
+    pub async fn for_group(group_dn: &str, options: &[&str]) -> Self {
         let pso = Self {
             name: unique_name("pso"),
         };

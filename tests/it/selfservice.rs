@@ -188,7 +188,10 @@ async fn totp_registration_then_reset_end_to_end() {
         .get("/api/v1/enrollment", Some(&token))
         .await
         .expect(StatusCode::OK);
-    assert_eq!(status.json(), json!({"totp": false, "email": null}));
+    assert_eq!(
+        status.json(),
+        json!({"totp": false, "email": null, "reconfirm_due": false})
+    );
 
     let secret = register_totp(&app, &token).await;
     let status = app
@@ -644,6 +647,7 @@ async fn the_openapi_document_describes_every_route() {
         "/api/v1/enrollment",
         "/api/v1/enrollment/totp",
         "/api/v1/enrollment/totp/confirm",
+        "/api/v1/enrollment/totp/reconfirm",
         "/api/v1/enrollment/email",
         "/api/v1/enrollment/email/confirm",
         "/api/v1/reset",

@@ -7,8 +7,9 @@ use std::net::TcpListener;
 use sqlx::{AnyConnection, Connection, Executor, PgConnection};
 use sspr_bridge::domain::ObjectGuid;
 use sspr_bridge::domain::store::{
-    AuditEvent, AuditLog, CodePurpose, CodeStore, EnrolledMethod, FlowStore, MethodKind,
-    PendingCode, RegistrationStore, ResetFlow, Session, SessionKind, SessionStore, ThrottleStore,
+    AuditEvent, AuditLog, CodePurpose, CodeStore, EnrolledMethod, FlowStore, MethodKind, Notice,
+    NoticeLog, PendingCode, RegistrationStore, ResetFlow, Session, SessionKind, SessionStore,
+    ThrottleStore,
 };
 use sspr_bridge::store::{Backend, FLOW_RETENTION_MS, Store, UNAVAILABLE};
 
@@ -145,6 +146,9 @@ on_both_backends!(
     blocks_extend_but_never_shorten,
     throttle_prune,
     prune_expired_keeps_what_is_still_needed,
+    reconfirming_moves_only_the_confirmation,
+    notices_are_claimed_once_per_interval,
+    racing_runs_claim_a_notice_once,
 );
 
 fn guid() -> ObjectGuid {
@@ -1058,4 +1062,131 @@ async fn prune_expired_keeps_what_is_still_needed(db: &TestDb) {
         "not throttles"
     );
     assert_eq!(store.prune_expired(now).await.unwrap(), 0);
+}
+
+async fn reconfirming_moves_only_the_confirmation(db: &TestDb) {
+    let store = db.store().await;
+    let user = guid();
+    assert!(
+        !store
+            .reconfirm_method(&user, MethodKind::Totp, T0)
+            .await
+            .unwrap()
+    );
+    store.put_method(&user, "jdoe", &totp()).await.unwrap();
+    store
+        .put_method(&user, "jdoe", &pending_email())
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .reconfirm_method(&user, MethodKind::Email, T0)
+            .await
+            .unwrap(),
+        "a pending method is confirmed by its code, not reconfirmed"
+    );
+    assert!(
+        store
+            .reconfirm_method(&user, MethodKind::Totp, T0)
+            .await
+            .unwrap()
+    );
+    let methods = store.methods(&user).await.unwrap();
+    assert_eq!(methods[0], pending_email());
+    assert_eq!(
+        methods[1],
+        EnrolledMethod {
+            confirmed_at_ms: Some(T0),
+            ..totp()
+        }
+    );
+}
+
+fn notice(user: ObjectGuid, key: &str, sent_at_ms: i64) -> Notice {
+    Notice {
+        user,
+        kind: "password_expiry".into(),
+        key: key.into(),
+        sent_at_ms,
+    }
+}
+
+async fn notices_are_claimed_once_per_interval(db: &TestDb) {
+    let store = db.store().await;
+    let (user, other) = (guid(), guid());
+    let sent_at = |user, key: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .notice_sent_at(&user, "password_expiry", key)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(sent_at(user, "7:1").await, None);
+    assert!(
+        store
+            .claim_notice(&notice(user, "7:1", T0), i64::MIN)
+            .await
+            .unwrap()
+    );
+    assert_eq!(sent_at(user, "7:1").await, Some(T0));
+    // Once ever (i64::MIN): never again; other keys and users are their own.
+    assert!(
+        !store
+            .claim_notice(&notice(user, "7:1", T0 + 1), i64::MIN)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_notice(&notice(user, "7:2", T0), i64::MIN)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_notice(&notice(other, "7:1", T0), i64::MIN)
+            .await
+            .unwrap()
+    );
+    // Once per interval: again only when the last one is older than `since`.
+    assert!(
+        !store
+            .claim_notice(&notice(user, "7:1", T0 + 10), T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_notice(&notice(user, "7:1", T0 + 10), T0 + 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(sent_at(user, "7:1").await, Some(T0 + 10));
+    // A release takes back only the claim it names.
+    store
+        .release_notice(&notice(user, "7:1", T0))
+        .await
+        .unwrap();
+    assert_eq!(sent_at(user, "7:1").await, Some(T0 + 10));
+    store
+        .release_notice(&notice(user, "7:1", T0 + 10))
+        .await
+        .unwrap();
+    assert_eq!(sent_at(user, "7:1").await, None);
+    assert_eq!(sent_at(other, "7:1").await, Some(T0));
+}
+
+async fn racing_runs_claim_a_notice_once(db: &TestDb) {
+    let instances = [db.store().await, db.store().await];
+    let user = guid();
+    let claimed = race(&instances, 8, move |store, i| async move {
+        store
+            .claim_notice(&notice(user, "14:1", T0 + i as i64), T0)
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(claimed.iter().filter(|c| **c).count(), 1, "{claimed:?}");
 }

@@ -326,6 +326,7 @@ mod tests {
                 for flag in [false, true] {
                     let page = context! {
                         csrf => "token", here => "/reset", username => "jdoe", totp => flag,
+                        reconfirm_due => flag,
                         email => flag.then_some("j***@example.test"), setup => flag,
                         qr => "data:image/svg+xml;base64,", otpauth_uri => "otpauth://totp/x",
                         secret => "ABCD EFGH", step => if flag { "code" } else { "address" },
@@ -336,6 +337,7 @@ mod tests {
                         id => "jdoe", verified => flag.then_some("totp"), require_verification => flag,
                         action => if flag { "reset" } else { "clear-registrations" }, reason => "",
                         password => "Tmp-Pass-23456789", card => helpdesk::sample_card(flag),
+                        rules => flag.then_some(["Use at least 7 characters."]),
                     };
                     let response = pages.render(StatusCode::OK, name, locale, page);
                     assert_eq!(response.status(), StatusCode::OK, "{name} in {locale:?}");

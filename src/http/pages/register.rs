@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route(HERE, get(start).post(sign_in))
         .route("/register/totp", step(post(begin_totp)))
         .route("/register/totp/confirm", step(post(confirm_totp)))
+        .route("/register/totp/reconfirm", step(post(reconfirm_totp)))
         .route("/register/email", get(email_form).post(begin_email))
         .route("/register/email/confirm", step(post(confirm_email)))
         .route(
@@ -93,6 +94,7 @@ async fn overview(s: &AppState, token: &str) -> Result<Reply, FlowError> {
     Ok(page("register.html").vars(context! {
         totp => status.totp,
         email => status.email,
+        reconfirm_due => status.reconfirm_due,
     }))
 }
 
@@ -200,6 +202,30 @@ async fn confirm_totp(
             let retry = page("register_totp.html").vars(context! { setup => false });
             refused(&s, &visitor, retry, e, "error_totp_not_started")
         }
+    }
+}
+
+async fn reconfirm_totp(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<Code>,
+) -> Response {
+    let token = match session(&visitor) {
+        Ok(token) => token,
+        Err(e) => return refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    };
+    let enrollment = Enrollment::new(&s.deps);
+    match enrollment
+        .reconfirm_totp(token, &form.code, &visitor.client)
+        .await
+    {
+        Ok(()) => changed(&s, &visitor, token, "notice_reconfirmed").await,
+        // The overview again, with its re-confirm form under the error; a session the wrong
+        // code ended sends the user to sign in.
+        Err(e) => match overview(&s, token).await {
+            Ok(retry) => refused(&s, &visitor, retry, e, "error_totp_not_started"),
+            Err(_) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+        },
     }
 }
 

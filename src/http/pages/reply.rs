@@ -10,6 +10,7 @@ use super::{Locale, Pages, Visitor};
 use crate::domain::directory::DirectoryError;
 use crate::domain::policy::Violation;
 use crate::domain::reset::{MAX_PASSWORD_CHARS, retry_after_secs};
+use crate::domain::scope::Exclusion;
 use crate::domain::selfservice::FlowError;
 use crate::error::{ApiError, ErrorCause};
 
@@ -141,6 +142,13 @@ impl Reply {
             ApiError::Flow(FlowError::FlowNotFound) => {
                 alert.key = "error_flow_ended";
                 alert.restart = true;
+                alert.helpdesk = true;
+            }
+            ApiError::Flow(FlowError::NotInScope(why)) => {
+                alert.key = match why {
+                    Exclusion::OutOfScope => "error_not_in_scope",
+                    Exclusion::Protected => "error_protected_account",
+                };
                 alert.helpdesk = true;
             }
             ApiError::Flow(FlowError::NotVerified) => {
@@ -319,6 +327,11 @@ mod tests {
             body.contains("href=\"&#x2f;reset\""),
             "a start-again link: {body}"
         );
+
+        let (status, body) = shown(FlowError::NotInScope(Exclusion::Protected));
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("beheerdersaccounts"), "{body}");
+        assert!(body.contains("https:&#x2f;&#x2f;help.example"), "{body}");
 
         let (status, body) = shown(FlowError::Directory(DirectoryError::PolicyViolation {
             detail: "0000052D: secret detail".into(),

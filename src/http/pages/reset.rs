@@ -14,7 +14,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::cookies::{self, FLOW};
-use super::{Reply, Visitor, back_to_start};
+use super::{Locale, Pages, Reply, Visitor, back_to_start};
+use crate::domain::policy::Requirement;
 use crate::domain::reset::Reset;
 use crate::domain::selfservice::FlowError;
 use crate::domain::store::MethodKind;
@@ -114,6 +115,42 @@ fn verify_page(purpose: Purpose, methods: &[&str], email_sent: bool) -> Reply {
 
 fn flow(visitor: &Visitor) -> Result<&str, FlowError> {
     visitor.flow.as_deref().ok_or(FlowError::FlowNotFound)
+}
+
+/// The password step, listing the rules that apply before anything is typed.
+async fn password_page(s: &AppState, visitor: &Visitor) -> Reply {
+    let requirements = async { Reset::new(&s.deps).requirements(flow(visitor)?).await }.await;
+    let rules: Vec<String> = match requirements {
+        Ok(list) => list
+            .iter()
+            .map(|r| requirement_text(&s.pages, visitor.locale, r))
+            .collect(),
+        // The page then shows the general hint; the password is still checked in full.
+        Err(e) => {
+            tracing::debug!(error = %e, "password rules not listed");
+            Vec::new()
+        }
+    };
+    Purpose::Reset
+        .page("reset_password.html")
+        .vars(context! { rules })
+}
+
+fn requirement_text(pages: &Pages, locale: Locale, rule: &Requirement) -> String {
+    let (key, n) = match rule {
+        Requirement::MinLength(n) => ("rule_min_length", Some(*n)),
+        Requirement::Complexity => ("rule_complexity", None),
+        Requirement::NoNames => ("rule_no_names", None),
+        Requirement::NotRecent(1) => ("rule_not_recent_one", None),
+        Requirement::NotRecent(n) => ("rule_not_recent", Some(*n)),
+        Requirement::NotBanned => ("rule_not_banned", None),
+        Requirement::MinStrength(_) => ("rule_strength", None),
+    };
+    let text = pages.text(locale, key);
+    match n {
+        Some(n) => text.replace("{n}", &n.to_string()),
+        None => text,
+    }
 }
 
 /// Shows `error` on `reply`; an error that ended the flow shows "start again" instead and forgets
@@ -225,7 +262,7 @@ async fn verify(
     match result {
         Ok(verified) if verified.remaining == 0 => {
             let next = match purpose {
-                Purpose::Reset => purpose.page("reset_password.html"),
+                Purpose::Reset => password_page(&s, &visitor).await,
                 Purpose::Unlock => purpose.page("unlock_confirm.html"),
             };
             s.pages.show(&visitor, next.notice("notice_verified"))
@@ -252,9 +289,10 @@ async fn set_password(
     Form(form): Form<NewPassword>,
 ) -> Response {
     let purpose = Purpose::Reset;
-    let retry = purpose.page("reset_password.html");
     if form.new_password != form.confirm_password {
-        let reply = retry.problem(StatusCode::BAD_REQUEST, "error_passwords_differ");
+        let reply = password_page(&s, &visitor)
+            .await
+            .problem(StatusCode::BAD_REQUEST, "error_passwords_differ");
         return s.pages.show(&visitor, reply);
     }
     // Broken rules (empty and overlong included) come back listed; this key is the fallback.
@@ -268,7 +306,10 @@ async fn set_password(
     .await;
     match result {
         Ok(()) => finished(&s, &visitor, purpose),
-        Err(e) => refused(&s, &visitor, purpose, retry, e, detail),
+        Err(e) => {
+            let retry = password_page(&s, &visitor).await;
+            refused(&s, &visitor, purpose, retry, e, detail)
+        }
     }
 }
 
@@ -304,11 +345,39 @@ fn finished(s: &AppState, visitor: &Visitor, purpose: Purpose) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::offered;
+    use super::*;
 
     #[test]
     fn offered_methods_keep_only_known_ones() {
         assert_eq!(offered("totp,email"), ["totp", "email"]);
         assert_eq!(offered("email,<script>,"), ["email"]);
+    }
+
+    #[test]
+    fn every_requirement_reads_well_in_every_language() {
+        let pages = Pages::new(None, true, false);
+        let all = [
+            Requirement::MinLength(7),
+            Requirement::Complexity,
+            Requirement::NoNames,
+            Requirement::NotRecent(1),
+            Requirement::NotRecent(24),
+            Requirement::NotBanned,
+            Requirement::MinStrength(3),
+        ];
+        for locale in Locale::ALL {
+            for rule in &all {
+                let text = requirement_text(&pages, locale, rule);
+                assert!(text.ends_with('.') && !text.contains('{'), "{text}");
+            }
+        }
+        assert_eq!(
+            requirement_text(&pages, Locale::En, &all[0]),
+            "Use at least 7 characters."
+        );
+        assert_eq!(
+            requirement_text(&pages, Locale::Nl, &all[4]),
+            "Gebruik geen van uw laatste 24 wachtwoorden opnieuw."
+        );
     }
 }

@@ -1,0 +1,332 @@
+//! Who may use self-service: the accounts `policy.scope` names, minus protected accounts
+//! (administrators, see [`super::protection`]) unless `policy.allow_protected` lists them.
+
+use std::fmt;
+
+use super::ObjectGuid;
+use super::directory::{Directory, DirectoryError, DirectoryUser};
+use super::protection::{is_allowed, is_protected};
+
+/// Whose accounts self-service is for (`policy.scope`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Every account the directory search finds.
+    #[default]
+    All,
+    /// Members of this group, nested membership included.
+    Group(String),
+    /// Nobody: registration, reset and unlock answer as for unknown users.
+    Nobody,
+}
+
+/// The rules that decide whether an account may use self-service.
+#[derive(Clone, Debug, Default)]
+pub struct Eligibility {
+    pub scope: Scope,
+    /// Protected accounts that may use self-service anyway: DNs of users or of groups.
+    pub allow_protected: Vec<String>,
+}
+
+/// Why an account may not use self-service. Only told to someone who proved the password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exclusion {
+    OutOfScope,
+    Protected,
+}
+
+impl Exclusion {
+    /// For the audit.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Exclusion::OutOfScope => "out_of_scope",
+            Exclusion::Protected => "protected_account",
+        }
+    }
+}
+
+impl fmt::Display for Exclusion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Exclusion::OutOfScope => {
+                "self-service is not enabled for your account; please contact the helpdesk"
+            }
+            Exclusion::Protected => {
+                "self-service is not available for administrator accounts; please contact the \
+                 helpdesk"
+            }
+        })
+    }
+}
+
+/// What the rules say about one account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Standing {
+    pub excluded: Option<Exclusion>,
+    /// A protected account (allow-listed, if not excluded): its resets are reported to
+    /// `notify.admins`.
+    pub protected: bool,
+}
+
+impl Eligibility {
+    /// Judges the account a login matched. For a login that matched none, the same directory
+    /// questions are asked about a stand-in, so that an unknown login costs a reset start the
+    /// same round trips as a known one; the answers (and any error: AD may refuse such a search)
+    /// are discarded, and the result is `None`.
+    pub async fn judge(
+        &self,
+        directory: &dyn Directory,
+        user: Option<&DirectoryUser>,
+    ) -> Result<Option<Standing>, DirectoryError> {
+        match user {
+            Some(user) => self.standing(directory, user).await.map(Some),
+            None => {
+                let _ = self.standing(directory, &stand_in()).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Every question is asked for every account, whatever the earlier answers, so the time a
+    /// start takes tells nothing about the account.
+    pub async fn standing(
+        &self,
+        directory: &dyn Directory,
+        user: &DirectoryUser,
+    ) -> Result<Standing, DirectoryError> {
+        let in_scope = match &self.scope {
+            Scope::All => true,
+            Scope::Group(dn) => directory.is_member_of(user, dn).await?,
+            Scope::Nobody => false,
+        };
+        let protected = is_protected(directory, user).await?;
+        let allowed = is_allowed(directory, user, &self.allow_protected).await?;
+        let excluded = if protected && !allowed {
+            Some(Exclusion::Protected)
+        } else if !in_scope {
+            Some(Exclusion::OutOfScope)
+        } else {
+            None
+        };
+        Ok(Standing {
+            excluded,
+            protected,
+        })
+    }
+}
+
+/// An account that is none: the empty DN names the rootDSE, which every DC answers a base
+/// search on, so the stand-in's searches take a round trip like a real account's.
+fn stand_in() -> DirectoryUser {
+    DirectoryUser {
+        guid: ObjectGuid(uuid::Uuid::nil()),
+        dn: String::new(),
+        sam_account_name: String::new(),
+        user_principal_name: None,
+        display_name: None,
+        mail: None,
+        user_account_control: 0,
+        computed_account_control: 0,
+        lockout_time: 0,
+        pwd_last_set: 0,
+        account_expires: 0,
+        admin_count: false,
+        member_of: Vec::new(),
+        resultant_pso: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::domain::directory::{AccountChange, DcId, DcStatus, PasswordCheck};
+    use crate::domain::policy::PasswordPolicy;
+
+    const STAFF: &str = "CN=Staff,DC=x";
+    const DOMAIN_ADMINS_SID: &str = "S-1-5-21-1-2-3-512";
+
+    /// Members of groups by DN and SID; records every question.
+    #[derive(Default)]
+    struct Groups {
+        /// (member DN, group DN): nested membership already resolved.
+        member_of: Vec<(&'static str, &'static str)>,
+        sids: Vec<(&'static str, &'static str)>,
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl Groups {
+        fn asked(&self) -> usize {
+            std::mem::take(&mut *self.asked.lock().unwrap()).len()
+        }
+    }
+
+    #[async_trait]
+    impl Directory for Groups {
+        async fn find_user_by(
+            &self,
+            _: &str,
+            _: bool,
+        ) -> Result<Option<DirectoryUser>, DirectoryError> {
+            unreachable!()
+        }
+
+        async fn users(&self, _: Option<&str>) -> Result<Vec<DirectoryUser>, DirectoryError> {
+            unreachable!()
+        }
+
+        async fn is_member_of(
+            &self,
+            user: &DirectoryUser,
+            group_dn: &str,
+        ) -> Result<bool, DirectoryError> {
+            self.asked
+                .lock()
+                .unwrap()
+                .push(format!("member {group_dn}"));
+            Ok(self.member_of.contains(&(user.dn.as_str(), group_dn)))
+        }
+
+        async fn group_sids(&self, user: &DirectoryUser) -> Result<Vec<String>, DirectoryError> {
+            self.asked.lock().unwrap().push("sids".into());
+            Ok(self
+                .sids
+                .iter()
+                .filter(|(dn, _)| *dn == user.dn)
+                .map(|(_, sid)| (*sid).to_owned())
+                .collect())
+        }
+
+        async fn check_password(
+            &self,
+            _: &DirectoryUser,
+            _: &SecretString,
+        ) -> Result<PasswordCheck, DirectoryError> {
+            unreachable!()
+        }
+
+        async fn write_account(
+            &self,
+            _: &DirectoryUser,
+            _: &AccountChange<'_>,
+        ) -> Result<DcId, DirectoryError> {
+            unreachable!()
+        }
+
+        async fn password_policy(
+            &self,
+            _: &DirectoryUser,
+        ) -> Result<PasswordPolicy, DirectoryError> {
+            unreachable!()
+        }
+
+        async fn domain_password_policy(&self) -> Result<PasswordPolicy, DirectoryError> {
+            unreachable!()
+        }
+
+        async fn probe(&self) -> Vec<DcStatus> {
+            unreachable!()
+        }
+    }
+
+    fn user(dn: &str, admin_count: bool) -> DirectoryUser {
+        DirectoryUser {
+            dn: dn.to_owned(),
+            admin_count,
+            ..stand_in()
+        }
+    }
+
+    fn rules(scope: Scope, allow: &[&str]) -> Eligibility {
+        Eligibility {
+            scope,
+            allow_protected: allow.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn scope_protection_and_the_allow_list_decide() {
+        let directory = Groups {
+            member_of: vec![("CN=ann", STAFF), ("CN=adm", STAFF)],
+            sids: vec![("CN=adm", DOMAIN_ADMINS_SID)],
+            ..Groups::default()
+        };
+        let excluded = |rules: Eligibility, dn: &'static str, admin_count: bool| {
+            let directory = &directory;
+            async move {
+                let standing = rules
+                    .standing(directory, &user(dn, admin_count))
+                    .await
+                    .unwrap();
+                standing.excluded
+            }
+        };
+        let group = || Scope::Group(STAFF.to_owned());
+        assert_eq!(
+            excluded(rules(Scope::All, &[]), "CN=bob", false).await,
+            None
+        );
+        assert_eq!(excluded(rules(group(), &[]), "CN=ann", false).await, None);
+        assert_eq!(
+            excluded(rules(group(), &[]), "CN=bob", false).await,
+            Some(Exclusion::OutOfScope)
+        );
+        assert_eq!(
+            excluded(rules(Scope::Nobody, &[]), "CN=ann", false).await,
+            Some(Exclusion::OutOfScope)
+        );
+        // Protected by group or by adminCount, unless allow-listed by DN or by group.
+        assert_eq!(
+            excluded(rules(group(), &[]), "CN=adm", false).await,
+            Some(Exclusion::Protected)
+        );
+        assert_eq!(
+            excluded(rules(Scope::All, &[]), "CN=bob", true).await,
+            Some(Exclusion::Protected)
+        );
+        assert_eq!(
+            excluded(rules(group(), &["cn=ADM"]), "CN=adm", false).await,
+            None
+        );
+        assert_eq!(
+            excluded(rules(group(), &[STAFF]), "CN=adm", false).await,
+            None
+        );
+        // Allow-listed, but out of scope.
+        assert_eq!(
+            excluded(rules(Scope::Nobody, &[STAFF]), "CN=adm", false).await,
+            Some(Exclusion::OutOfScope)
+        );
+        let standing = rules(Scope::All, &["CN=adm"])
+            .standing(&directory, &user("CN=adm", false))
+            .await
+            .unwrap();
+        assert!(standing.protected && standing.excluded.is_none());
+    }
+
+    #[tokio::test]
+    async fn every_login_costs_the_same_questions() {
+        let directory = Groups {
+            member_of: vec![("CN=adm", STAFF)],
+            sids: vec![("CN=adm", DOMAIN_ADMINS_SID)],
+            ..Groups::default()
+        };
+        let rules = rules(
+            Scope::Group(STAFF.to_owned()),
+            &["CN=adm", "CN=Admins,DC=x"],
+        );
+        let mut counts = Vec::new();
+        for (login, admin_count) in [("CN=adm", true), ("CN=adm", false), ("CN=bob", false)] {
+            let found = user(login, admin_count);
+            let standing = rules.judge(&directory, Some(&found)).await.unwrap();
+            assert!(standing.is_some());
+            counts.push(directory.asked());
+        }
+        assert_eq!(rules.judge(&directory, None).await.unwrap(), None);
+        counts.push(directory.asked());
+        assert_eq!(counts, [4, 4, 4, 4]);
+    }
+}
