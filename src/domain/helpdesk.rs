@@ -493,40 +493,17 @@ impl<'a> Helpdesk<'a> {
         )
         .await?;
 
-        if let (
-            Action::Reset {
-                deliver_by_email: true,
-            },
-            Some(password),
-            Some(to),
-        ) = (action, &temporary, &address)
-        {
-            let mail = Mail {
-                to: to.clone(),
-                display_name: user.display_name.clone(),
-                locale: client.locale.clone(),
-                kind: MailKind::TemporaryPassword {
-                    password: SecretString::from(password.expose_secret().to_owned()),
+        // The password mail first, then the notice of what the helpdesk did.
+        let shown = match (action, temporary, &address) {
+            (
+                Action::Reset {
+                    deliver_by_email: true,
                 },
-            };
-            let sent = match &d.mailer {
-                Some(mailer) => mailer.send(&mail).await.is_ok(),
-                None => false,
-            };
-            if !sent {
-                // The password is set and must change at next logon; show it rather than lose it.
-                tracing::warn!("temporary password mail not sent; showing it to the operator");
-                return Ok(temporary);
-            }
-            d.notify(
-                address.as_deref(),
-                user.display_name.as_deref(),
-                &client.locale,
-                notification,
-            )
-            .await;
-            return Ok(None);
-        }
+                Some(password),
+                Some(to),
+            ) => self.mail_temporary(&user, to, password, client).await,
+            (_, temporary, _) => temporary,
+        };
         d.notify(
             address.as_deref(),
             user.display_name.as_deref(),
@@ -534,7 +511,36 @@ impl<'a> Helpdesk<'a> {
             notification,
         )
         .await;
-        Ok(temporary)
+        Ok(shown)
+    }
+
+    /// Mails the temporary password; if that fails, returns it so the operator can tell the
+    /// caller (it is already set and must be changed at next logon, so losing it helps nobody).
+    async fn mail_temporary(
+        &self,
+        user: &DirectoryUser,
+        to: &str,
+        password: SecretString,
+        client: &Client,
+    ) -> Option<SecretString> {
+        let mail = Mail {
+            to: to.to_owned(),
+            display_name: user.display_name.clone(),
+            locale: client.locale.clone(),
+            kind: MailKind::TemporaryPassword {
+                password: SecretString::from(password.expose_secret().to_owned()),
+            },
+        };
+        let sent = match &self.deps.mailer {
+            Some(mailer) => mailer.send(&mail).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            None
+        } else {
+            tracing::warn!("temporary password mail not sent; showing it to the operator");
+            Some(password)
+        }
     }
 }
 

@@ -16,13 +16,13 @@ use crate::mail::{smtp_section, wait_for_mail};
 use crate::selfservice::{register_email, register_totp, settle_totp_step, sign_in};
 
 /// A helpdesk group with a nested tier group holding one operator.
-struct Desk {
-    app: TestApp,
-    group: String,
-    operator: TestUser,
+pub struct Desk {
+    pub app: TestApp,
+    pub group: String,
+    pub operator: TestUser,
 }
 
-async fn desk(extra: &str) -> Desk {
+pub async fn desk(extra: &str) -> Desk {
     let group = create_group(&unique_name("Helpdesk ")).await;
     let tier1 = create_group(&unique_name("Tier1 ")).await;
     add_member(&group, &tier1).await;
@@ -67,7 +67,7 @@ impl Desk {
 }
 
 /// A caller who registered an authenticator app through self-service.
-async fn caller_with_totp(desk: &Desk) -> (TestUser, Vec<u8>) {
+pub async fn caller_with_totp(desk: &Desk) -> (TestUser, Vec<u8>) {
     let user = create_user("call").await;
     let token = sign_in(&desk.app, &user).await;
     let secret = register_totp(&desk.app, &token).await;

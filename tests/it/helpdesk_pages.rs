@@ -5,42 +5,12 @@
 use axum::http::{StatusCode, header};
 use sspr_bridge::domain::totp;
 
-use crate::client::{Answer, TestApp, test_app};
-use crate::harness::{
-    TestUser, add_member, bind, create_group, create_user, read_attr, unique_name,
-};
-use crate::mail::{smtp_section, wait_for_mail};
+use crate::client::{Answer, test_app};
+use crate::harness::{add_member, bind, create_group, create_user, read_attr, unique_name};
+use crate::helpdesk::{Desk, caller_with_totp, desk};
+use crate::mail::wait_for_mail;
 use crate::pages::{Browser, alert, assert_page, attr_of_tag, unescape};
-use crate::selfservice::{register_email, register_totp, settle_totp_step, sign_in};
-
-/// A helpdesk group with a nested tier group holding one operator. The app has the licence, only
-/// because the callers register through self-service.
-struct Desk {
-    app: TestApp,
-    operator: TestUser,
-}
-
-async fn desk(extra: &str) -> Desk {
-    let group = create_group(&unique_name("Helpdesk ")).await;
-    let tier1 = create_group(&unique_name("Tier1 ")).await;
-    add_member(&group, &tier1).await;
-    let operator = create_user("hop").await;
-    add_member(&tier1, &operator.dn).await;
-    let app = test_app(&format!(
-        "[licence]\nazure_ad_premium = true\n{}\n[helpdesk]\ngroup_dn = {group:?}\n{extra}",
-        smtp_section()
-    ))
-    .await;
-    Desk { app, operator }
-}
-
-/// A caller who registered an authenticator app through self-service; returns the raw secret.
-async fn caller_with_totp(app: &TestApp) -> (TestUser, Vec<u8>) {
-    let user = create_user("hcl").await;
-    let token = sign_in(app, &user).await;
-    let secret = register_totp(app, &token).await;
-    (user, secret)
-}
+use crate::selfservice::{register_email, settle_totp_step, sign_in};
 
 /// Signs in on `/helpdesk` as `user`; returns the answer.
 async fn sign_in_as(browser: &mut Browser<'_>, login: &str, password: &str) -> Answer {
@@ -84,7 +54,7 @@ fn fact(html: &str, id: &str) -> String {
 #[tokio::test]
 async fn verified_by_totp_an_operator_resets_and_reads_the_temporary_password_once() {
     let desk = desk("").await;
-    let (caller, secret) = caller_with_totp(&desk.app).await;
+    let (caller, secret) = caller_with_totp(&desk).await;
     let (mut browser, search) = operator_signs_in(&desk).await;
     let cookie = browser
         .set_cookies
@@ -365,7 +335,7 @@ async fn a_non_member_sees_the_same_refusal_as_a_wrong_password() {
 #[tokio::test]
 async fn helpdesk_posts_need_the_csrf_token_and_unverified_actions_a_reason() {
     let desk = desk("require_verification = false").await;
-    let (caller, _) = caller_with_totp(&desk.app).await;
+    let (caller, _) = caller_with_totp(&desk).await;
 
     // A sign-in without the token: refused before anything happens.
     let mut forger = Browser::new(&desk.app);

@@ -3,7 +3,6 @@
 //! DC and SMTP server.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -13,6 +12,7 @@ use sspr_bridge::domain::totp;
 use crate::client::{Answer, TestApp, test_app};
 use crate::harness::{TestUser, bind, create_user};
 use crate::mail::{smtp_section, unique_address, wait_for_mail};
+use crate::selfservice::{decode_base32, settle_totp_step};
 
 const LICENSED: &str = "[licence]\nazure_ad_premium = true\n";
 
@@ -250,42 +250,6 @@ pub fn alert(answer: &Answer) -> String {
         .unwrap_or_else(|| panic!("no alert in {}", answer.body));
     let end = at + answer.body[at..].find("</div>").unwrap();
     unescape(&answer.body[at..end])
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Waits until at least 3 s remain in the current 30 s step, so a code computed now is judged
-/// in the same step by the server.
-async fn settle_totp_step() -> u64 {
-    loop {
-        let now = unix_now();
-        if now % totp::STEP_SECS < totp::STEP_SECS - 3 {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn decode_base32(secret: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut bits = 0u64;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in secret.bytes().filter(|c| *c != b'=') {
-        let v = alphabet.iter().position(|a| *a == c).expect("base32") as u64;
-        bits = (bits << 5) | v;
-        n += 5;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    out
 }
 
 /// Signs in on `/register`; returns the overview page.

@@ -36,7 +36,7 @@ pub async fn settle_totp_step() -> u64 {
     }
 }
 
-fn decode_base32(secret: &str) -> Vec<u8> {
+pub fn decode_base32(secret: &str) -> Vec<u8> {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut bits = 0u64;
     let mut n = 0;
