@@ -14,6 +14,7 @@ use url::Url;
 
 use crate::domain::directory::DirectoryError;
 use crate::domain::scope::Scope;
+use crate::http::Cidr;
 
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -44,6 +45,7 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub security: SecurityConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug)]
@@ -52,6 +54,16 @@ pub struct ServerConfig {
     pub public_url: Url,
     pub body_limit: usize,
     pub request_timeout: Duration,
+    /// `None`: plain HTTP (behind a reverse proxy that terminates TLS).
+    pub tls: Option<TlsFiles>,
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// `server.tls_cert` and `server.tls_key`, checked to exist and to parse as a matching pair.
+#[derive(Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug)]
@@ -290,6 +302,14 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// `/metrics`: on the main listener only with the bearer token; on `listen` (an address of its
+/// own) with the token if one is set.
+#[derive(Debug)]
+pub struct MetricsConfig {
+    pub token: Option<SecretString>,
+    pub listen: Option<SocketAddr>,
+}
+
 /// Everything wrong with a configuration, each naming its key and how to fix it.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -347,6 +367,7 @@ struct Raw {
     smtp: RawSmtp,
     security: RawSecurity,
     log: RawLog,
+    metrics: RawMetrics,
 }
 
 #[derive(Deserialize)]
@@ -357,6 +378,9 @@ struct RawServer {
     body_limit: usize,
     #[serde(with = "humantime_serde")]
     request_timeout: Duration,
+    tls_cert: String,
+    tls_key: String,
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -461,6 +485,15 @@ struct RawLog {
     level: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    token: String,
+    #[serde(default)]
+    token_file: Option<PathBuf>,
+    listen: String,
+}
+
 impl Config {
     pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
         use config::{Environment, File, FileFormat};
@@ -486,6 +519,7 @@ impl Config {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("directory.urls")
+                    .with_list_parse_key("server.trusted_proxies")
                     .try_parsing(true),
             );
         }
@@ -548,6 +582,43 @@ impl Validator {
     }
 }
 
+/// Both TLS files or neither; they must load as a matching pair, and the public URL must then be
+/// https, since this listener speaks nothing else.
+fn server_tls(v: &mut Validator, raw: &RawServer, public_url: &Url) -> Option<TlsFiles> {
+    let cert = v.existing_file("server.tls_cert", &raw.tls_cert);
+    let key = v.existing_file("server.tls_key", &raw.tls_key);
+    let (cert, key) = match (cert, key) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) => return None,
+        (Some(_), None) => {
+            v.problem(
+                "server.tls_key",
+                "must be set together with server.tls_cert",
+            );
+            return None;
+        }
+        (None, Some(_)) => {
+            v.problem(
+                "server.tls_cert",
+                "must be set together with server.tls_key",
+            );
+            return None;
+        }
+    };
+    if cert.is_file() && key.is_file() {
+        if let Err(e) = crate::server::tls_config(&cert, &key) {
+            v.problem(e.key(), e.to_string());
+        }
+    }
+    if public_url.scheme() != "https" {
+        v.problem(
+            "server.public_url",
+            "must be https when server.tls_cert and server.tls_key are set",
+        );
+    }
+    Some(TlsFiles { cert, key })
+}
+
 fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let mut v = Validator::default();
 
@@ -574,6 +645,18 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
     if raw.server.body_limit < 1024 {
         v.problem("server.body_limit", "must be at least 1024 bytes");
     }
+    let tls = server_tls(&mut v, &raw.server, &public_url);
+    let trusted_proxies = raw
+        .server
+        .trusted_proxies
+        .iter()
+        .filter_map(|entry| {
+            entry
+                .parse::<Cidr>()
+                .map_err(|message| v.problem("server.trusted_proxies", message))
+                .ok()
+        })
+        .collect();
 
     let helpdesk_url = (!raw.helpdesk.url.trim().is_empty()).then(|| raw.helpdesk.url.clone());
     if let Some(url) = &helpdesk_url {
@@ -899,6 +982,21 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         );
     }
 
+    let metrics_token = v.secret("metrics.token", raw.metrics.token, raw.metrics.token_file);
+    let metrics_listen = match raw.metrics.listen.trim() {
+        "" => None,
+        text => match text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                v.problem(
+                    "metrics.listen",
+                    "must be an address and port such as \"127.0.0.1:9090\", or empty",
+                );
+                None
+            }
+        },
+    };
+
     match secret_key {
         Some(secret_key) if v.problems.is_empty() => Ok(Config {
             source: None,
@@ -907,6 +1005,8 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 public_url,
                 body_limit: raw.server.body_limit,
                 request_timeout: raw.server.request_timeout,
+                tls,
+                trusted_proxies,
             },
             licence: LicenceConfig {
                 azure_ad_premium: raw.licence.azure_ad_premium,
@@ -963,6 +1063,10 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
             log: LogConfig {
                 format: raw.log.format,
                 level: raw.log.level,
+            },
+            metrics: MetricsConfig {
+                token: metrics_token.map(SecretString::from),
+                listen: metrics_listen,
             },
         }),
         _ => Err(ConfigError {
@@ -1042,6 +1146,41 @@ mod tests {
     }
 
     #[test]
+    fn tls_files_come_in_pairs_that_parse_and_need_an_https_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not PEM").unwrap();
+        let junk = junk.display();
+        let err = load(&format!("[server]\ntls_cert = \"{junk}\"")).unwrap_err();
+        assert!(err.mentions("server.tls_key"), "{err}");
+        let err = load(&format!(
+            "[server]\ntls_cert = \"{junk}\"\ntls_key = \"{junk}\"\n\
+             public_url = \"https://sspr.example.com\""
+        ))
+        .unwrap_err();
+        assert!(err.mentions("server.tls_cert"), "{err}");
+        assert!(!err.mentions("server.public_url"), "{err}");
+        let err = load("[server]\ntls_cert = \"/nonexistent.pem\"\ntls_key = \"/nonexistent.key\"")
+            .unwrap_err();
+        assert!(
+            err.mentions("server.tls_cert") && err.mentions("server.tls_key"),
+            "{err}"
+        );
+        assert!(
+            err.mentions("server.public_url"),
+            "http with TLS here: {err}"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidrs() {
+        let config = load("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]").unwrap();
+        assert_eq!(config.server.trusted_proxies.len(), 2);
+        let err = load("[server]\ntrusted_proxies = [\"proxy.example.com\"]").unwrap_err();
+        assert!(err.mentions("server.trusted_proxies"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let err = load("[server]\nlisten_port = 1").unwrap_err();
         assert!(err.to_string().contains("listen_port"), "{err}");
@@ -1074,6 +1213,25 @@ mod tests {
         let key = SecretKey::generate_base64();
         let config = load(&format!("[security]\nsecret_key = \"{key}\"")).unwrap();
         assert_ne!(config.security.secret_key.bytes(), &[0u8; 32]);
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_take_a_token_file_and_an_address() {
+        let config = load("").unwrap();
+        assert!(config.metrics.token.is_none() && config.metrics.listen.is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "scrape\n").unwrap();
+        let config = load(&format!(
+            "[metrics]\ntoken_file = {file:?}\nlisten = \"127.0.0.1:9090\""
+        ))
+        .unwrap();
+        assert_eq!(config.metrics.token.unwrap().expose_secret(), "scrape");
+        assert_eq!(config.metrics.listen, Some(([127, 0, 0, 1], 9090).into()));
+
+        let err = load("[metrics]\nlisten = \"localhost\"").unwrap_err();
+        assert!(err.mentions("metrics.listen"), "{err}");
     }
 
     #[test]

@@ -1,9 +1,18 @@
 //! Wiring: from a validated [`Config`] to a running service.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::serve::{Listener, ListenerExt};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use secrecy::ExposeSecret;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use crate::config::Config;
 use crate::directory::LdapDirectory;
@@ -17,7 +26,7 @@ use crate::domain::secrets::Keys;
 use crate::domain::selfservice::ms;
 use crate::domain::selfservice::{Deps, HelpdeskSettings, Settings};
 use crate::domain::store::{StoreError, ThrottleStore};
-use crate::http::{AppState, Pages, Shared, app};
+use crate::http::{AppState, Pages, Shared, TrustedProxies, app};
 use crate::mail::{MailError, SmtpMailer};
 use crate::store::Store;
 
@@ -29,6 +38,8 @@ pub enum StartError {
     Directory(#[from] DirectoryError),
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsFileError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -63,7 +74,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         flows: shared_store.clone(),
         codes: shared_store.clone(),
         throttle: shared_store.clone(),
-        audit: shared_store,
+        audit: Arc::new(crate::metrics::MeteredAudit(shared_store)),
         mailer,
         clock,
         keys: Arc::new(Keys::new(config.security.secret_key.bytes())),
@@ -80,6 +91,9 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         ),
         body_limit: config.server.body_limit,
         request_timeout: config.server.request_timeout,
+        metrics_token: config.metrics.token.clone(),
+        trusted_proxies: Arc::new(TrustedProxies::new(config.server.trusted_proxies.clone())),
+        hsts: config.server.public_url.scheme() == "https",
     }))
 }
 
@@ -157,23 +171,43 @@ pub async fn serve(config: &Config) -> Result<(), StartError> {
             .max()
             .unwrap_or_default(),
     );
+    if let Some(addr) = config.metrics.listen {
+        crate::http::metrics::spawn_listener(&config.metrics)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+    }
     let addr = config.server.listen;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Listen { addr, source })?;
+    let listen_error = |source| StartError::Listen { addr, source };
+    let tls = match &config.server.tls {
+        Some(files) => Some(tls_config(&files.cert, &files.key)?),
+        None => None,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
     tracing::info!(
         %addr,
+        https = tls.is_some(),
         public_url = %config.server.public_url,
         self_service = config.licence.azure_ad_premium,
         "sspr-bridge listening"
     );
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|source| StartError::Listen { addr, source })?;
+    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(tls) => {
+            // `tap_io` is what lends a custom listener axum's `ConnectInfo<SocketAddr>`.
+            let listener = TlsListener::new(listener, tls)
+                .map_err(listen_error)?
+                .tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
+    .map_err(listen_error)?;
     tracing::info!("sspr-bridge stopped");
     Ok(())
 }
@@ -196,4 +230,111 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFileError {
+    #[error("{path}: {message}")]
+    Cert { path: String, message: String },
+    #[error("{path}: {message}")]
+    Key { path: String, message: String },
+    #[error("the certificate and the key do not belong together: {0}")]
+    Mismatch(rustls::Error),
+}
+
+impl TlsFileError {
+    /// The configuration key the problem is about.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Cert { .. } => "server.tls_cert",
+            Self::Key { .. } | Self::Mismatch(_) => "server.tls_key",
+        }
+    }
+}
+
+/// HTTPS from `server.tls_cert` (PEM chain, leaf first) and `server.tls_key` (PEM, PKCS#8, PKCS#1
+/// or SEC1): TLS 1.2 and 1.3 with the ring provider, HTTP/1.1 announced by ALPN.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsFileError> {
+    let cert_error = |message: String| TlsFileError::Cert {
+        path: cert.display().to_string(),
+        message,
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| cert_error(format!("not a PEM certificate file ({e})")))?;
+    if chain.is_empty() {
+        return Err(cert_error("holds no PEM certificate".to_owned()));
+    }
+    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsFileError::Key {
+        path: key.display().to_string(),
+        message: format!("not a PEM private key ({e})"),
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    .map_err(TlsFileError::Mismatch)?
+    .with_no_client_auth()
+    .with_single_cert(chain, private_key)
+    .map_err(TlsFileError::Mismatch)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A client gets this long to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts TCP connections and runs their TLS handshakes concurrently, so a slow or silent
+/// client cannot hold up the others; axum only sees finished handshakes.
+struct TlsListener {
+    local_addr: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+impl TlsListener {
+    fn new(mut tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+        let local_addr = tcp.local_addr()?;
+        let acceptor = TlsAcceptor::from(config);
+        let (done, ready) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                // Ends once axum has dropped the listener (graceful shutdown).
+                let (stream, peer) = tokio::select! {
+                    () = done.closed() => return,
+                    accepted = Listener::accept(&mut tcp) => accepted,
+                };
+                let acceptor = acceptor.clone();
+                let done = done.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = done.send((tls, peer)).await;
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self { local_addr, ready })
+    }
+}
+
+impl Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accepting task only stops after this listener is gone.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local_addr)
+    }
 }

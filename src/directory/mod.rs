@@ -22,6 +22,7 @@ use crate::domain::directory::{
     PasswordCheck,
 };
 use crate::domain::policy::PasswordPolicy;
+use crate::metrics;
 use errors::{from_ldap, from_result};
 use pool::{Connector, Dc, PooledLdap};
 
@@ -179,6 +180,7 @@ impl LdapDirectory {
             match dc.get().await {
                 Ok(conn) => return Ok((conn, dc)),
                 Err(e) => {
+                    metrics::directory_error(&e);
                     tracing::warn!(dc = dc.url(), error = %e, "domain controller failed, trying the next");
                     failures.push(e);
                 }
@@ -205,6 +207,7 @@ impl LdapDirectory {
         size_limit: i32,
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
         let (mut conn, dc) = self.checkout().await?;
+        let started = Instant::now();
         let result = conn
             .with_search_options(SearchOptions::new().sizelimit(size_limit))
             .with_timeout(self.timeout)
@@ -212,6 +215,7 @@ impl LdapDirectory {
             .await
             .and_then(ldap3::SearchResult::success)
             .map_err(|e| from_ldap(dc.url(), e));
+        metrics::directory_operation(dc.url(), "search", started, &result);
         match result {
             Ok((entries, _)) => Ok(entries
                 .into_iter()
@@ -279,6 +283,7 @@ impl Directory for LdapDirectory {
     async fn users(&self, group_dn: Option<&str>) -> Result<Vec<DirectoryUser>, DirectoryError> {
         let filter = codec::enabled_users_filter(&self.user_filter, group_dn);
         let (mut conn, dc) = self.checkout().await?;
+        let started = Instant::now();
         let read = async {
             let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
                 Box::new(EntriesOnly::new()),
@@ -307,6 +312,7 @@ impl Directory for LdapDirectory {
         }
         .await
         .map_err(|e| from_ldap(dc.url(), e));
+        metrics::directory_operation(dc.url(), "search", started, &read);
         match read {
             Ok(users) => Ok(users),
             Err(e) => {
@@ -370,11 +376,13 @@ impl Directory for LdapDirectory {
             let mut ldap = match dc.connector.connect().await {
                 Ok(ldap) => ldap,
                 Err(e) => {
+                    metrics::directory_error(&e);
                     failures.push(e);
                     continue;
                 }
             };
             let url = dc.url();
+            let started = Instant::now();
             let outcome = ldap
                 .simple_bind(&user.dn, password.expose_secret())
                 .await
@@ -384,6 +392,7 @@ impl Directory for LdapDirectory {
                     49 => Ok(codec::password_check(codec::bind_data_code(&result.text))),
                     _ => Err(from_result(&result)),
                 });
+            metrics::directory_operation(url, "bind", started, &outcome);
             let _ = ldap.unbind().await;
             return outcome;
         }
@@ -432,6 +441,7 @@ impl Directory for LdapDirectory {
                 None => {}
             }
         }
+        let started = Instant::now();
         let result = conn
             .with_timeout(self.timeout)
             .modify(&user.dn, mods)
@@ -444,6 +454,7 @@ impl Directory for LdapDirectory {
                     Err(from_result(&r))
                 }
             });
+        metrics::directory_operation(dc.url(), "modify", started, &result);
         match result {
             Ok(()) => Ok(DcId(dc.url().to_owned())),
             Err(e) => {

@@ -15,6 +15,7 @@ use super::codec::supported_policy_hints;
 use super::errors::{from_ldap, from_result};
 use crate::config::DcEndpoint;
 use crate::domain::directory::DirectoryError;
+use crate::metrics::{self, PoolUsage};
 
 /// Opens connections to one DC.
 pub struct Connector {
@@ -69,11 +70,14 @@ impl Connector {
     async fn connect_as_service(&self) -> Result<Ldap, DirectoryError> {
         let mut ldap = self.connect().await?;
         let url = &self.endpoint.url;
+        let started = Instant::now();
         let result = ldap
             .with_timeout(self.timeout)
             .simple_bind(&self.bind_dn, self.bind_password.expose_secret())
             .await
-            .map_err(|e| from_ldap(url, e))?;
+            .map_err(|e| from_ldap(url, e));
+        metrics::directory_operation(url, "bind", started, &result);
+        let result = result?;
         if result.rc != 0 {
             return Err(DirectoryError::ServiceBind {
                 url: url.clone(),
@@ -93,7 +97,7 @@ impl Connector {
 /// One domain controller: its pool and whether it recently failed.
 pub struct Dc {
     pub connector: Arc<Connector>,
-    pool: Pool<ServiceConnections>,
+    pool: Arc<Pool<ServiceConnections>>,
     /// The policy hints OID this DC supports, if any; read from its rootDSE once.
     policy_hints: tokio::sync::OnceCell<Option<&'static str>>,
     down_until: Mutex<Option<Instant>>,
@@ -114,6 +118,9 @@ impl Dc {
             .recycle_timeout(Some(connector.timeout))
             .build()
             .expect("a runtime is set, so timeouts are allowed");
+        let pool = Arc::new(pool);
+        let usage: Arc<dyn PoolUsage> = pool.clone();
+        metrics::watch_pool(&connector.endpoint.url, Arc::downgrade(&usage));
         Self {
             connector,
             pool,
@@ -133,12 +140,15 @@ impl Dc {
         ldap: &mut Ldap,
     ) -> Result<Option<&'static str>, DirectoryError> {
         let url = self.url();
-        let (entries, _) = ldap
+        let started = Instant::now();
+        let result = ldap
             .with_timeout(self.connector.timeout)
             .search("", Scope::Base, "(objectClass=*)", vec!["supportedControl"])
             .await
             .and_then(ldap3::SearchResult::success)
-            .map_err(|e| from_ldap(url, e))?;
+            .map_err(|e| from_ldap(url, e));
+        metrics::directory_operation(url, "search", started, &result);
+        let (entries, _) = result?;
         let controls = entries
             .into_iter()
             .next()
@@ -206,6 +216,13 @@ impl Dc {
                 })
             }
         }
+    }
+}
+
+impl PoolUsage for Pool<ServiceConnections> {
+    fn in_use(&self) -> usize {
+        let status = self.status();
+        status.size.saturating_sub(status.available)
     }
 }
 

@@ -2,6 +2,7 @@
 //! shapes; the OpenAPI document at `/api/v1/openapi.json` describes them.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
@@ -13,8 +14,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use super::AppState;
 use super::pages::Locale;
+use super::{AppState, TrustedProxies};
 use crate::domain::enrollment::Enrollment;
 use crate::domain::locale::Locale as Language;
 use crate::domain::reset::Reset;
@@ -87,10 +88,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
+        let ip = match (peer, parts.extensions.get::<Arc<TrustedProxies>>()) {
+            (Some(peer), Some(proxies)) => Some(proxies.client_ip(peer, &parts.headers)),
+            _ => peer,
+        };
         Ok(Caller(Client {
             ip,
             locale: Locale::from_parts(parts).tag().to_owned(),

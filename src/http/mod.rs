@@ -3,17 +3,19 @@
 pub mod api;
 mod health;
 mod helpdesk_api;
+pub mod metrics;
 mod pages;
+mod proxy;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
@@ -28,6 +30,7 @@ use crate::domain::selfservice::Deps;
 use crate::error::{ApiError, ErrorCause};
 use crate::store::Store;
 pub use pages::Pages;
+pub use proxy::{Cidr, TrustedProxies};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -42,6 +45,12 @@ pub struct Shared {
     pub pages: Pages,
     pub body_limit: usize,
     pub request_timeout: Duration,
+    /// `metrics.token`: `/metrics` on this listener needs it and answers 404 without one.
+    pub metrics_token: Option<secrecy::SecretString>,
+    /// Where `Caller` may believe `X-Forwarded-For`.
+    pub trusted_proxies: Arc<TrustedProxies>,
+    /// `server.public_url` is https: browsers are told to never use plain HTTP again.
+    pub hsts: bool,
 }
 
 impl AppState {
@@ -106,7 +115,14 @@ pub fn app(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
-        ));
+        ))
+        // Whether TLS ends here or at a proxy: the public URL is what browsers see.
+        .option_layer(state.hsts.then(|| {
+            SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            )
+        }));
 
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
         let id = request
@@ -126,6 +142,7 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::routes(state.clone()))
         .merge(api::routes())
         .merge(helpdesk_api::routes())
+        .merge(metrics::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), licence_gate))
         .layer(middleware::from_fn(log_errors))
@@ -138,6 +155,7 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
         .layer(trace)
         .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
+        .layer(Extension(state.trusted_proxies.clone()))
         .with_state(state)
 }
 

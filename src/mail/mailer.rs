@@ -46,8 +46,12 @@ impl SmtpMailer {
 
     /// Like [`Mailer::send`], keeping whether a failure is permanent.
     pub async fn deliver(&self, mail: &Mail) -> Result<(), SendError> {
-        let message = self.composer.compose(mail)?;
-        self.transport.send(message).await
+        let sent = match self.composer.compose(mail) {
+            Ok(message) => self.transport.send(message).await,
+            Err(e) => Err(e),
+        };
+        crate::metrics::mail(&mail.kind, sent.is_ok());
+        sent
     }
 }
 

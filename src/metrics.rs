@@ -1,0 +1,338 @@
+//! Prometheus metrics, served at `/metrics` in the text format.
+//!
+//! One process-wide set, like the Prometheus clients of other languages: the directory pools and
+//! the mailer are built in several places (service, `check`, batches, tests) and each records
+//! here without being handed a registry. The domain does not know about it: its events are
+//! counted from the audit rows it writes anyway ([`MeteredAudit`]), which already name every
+//! flow, verification and throttle hit, and never carry a secret.
+
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::domain::ObjectGuid;
+use crate::domain::directory::DirectoryError;
+use crate::domain::notify::MailKind;
+use crate::domain::store::{AuditEvent, AuditLog, AuditRecord, StoreError};
+
+type Labels = Vec<(&'static str, String)>;
+
+/// What `prometheus-client` writes: OpenMetrics text, which Prometheus negotiates and parses.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+struct Metrics {
+    registry: Registry,
+    flows_started: Family<Labels, Counter>,
+    flows_completed: Family<Labels, Counter>,
+    verifications: Family<Labels, Counter>,
+    throttle_hits: Family<Labels, Counter>,
+    directory_errors: Family<Labels, Counter>,
+    directory_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    pool_in_use: Family<Labels, Gauge>,
+    mails: Family<Labels, Counter>,
+    /// Live pools by DC URL, read when scraped (several apps over one DC in tests).
+    pools: Mutex<Vec<(String, Weak<dyn PoolUsage>)>>,
+}
+
+/// A connection pool that can say how many of its connections are checked out.
+pub trait PoolUsage: Send + Sync {
+    fn in_use(&self) -> usize;
+}
+
+fn operation_histogram() -> Histogram {
+    // 5 ms to ~10 s: a password write on an open connection takes ~33 ms, a fresh TLS bind ~55 ms.
+    Histogram::new(exponential_buckets(0.005, 2.0, 12))
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let mut registry = Registry::with_prefix("sspr");
+    let m = Metrics {
+        registry: Registry::default(),
+        flows_started: Family::default(),
+        flows_completed: Family::default(),
+        verifications: Family::default(),
+        throttle_hits: Family::default(),
+        directory_errors: Family::default(),
+        directory_seconds: Family::new_with_constructor(operation_histogram),
+        pool_in_use: Family::default(),
+        mails: Family::default(),
+        pools: Mutex::new(Vec::new()),
+    };
+    registry.register(
+        "flows_started",
+        "Reset and unlock flows started, real (an eligible user) or decoy",
+        m.flows_started.clone(),
+    );
+    registry.register(
+        "flows_completed",
+        "Passwords reset and accounts unlocked, by self-service or the helpdesk",
+        m.flows_completed.clone(),
+    );
+    registry.register(
+        "verifications",
+        "Identity verifications by method and outcome",
+        m.verifications.clone(),
+    );
+    registry.register(
+        "throttle_hits",
+        "Requests refused by a throttle, by reason",
+        m.throttle_hits.clone(),
+    );
+    registry.register(
+        "directory_errors",
+        "Failed directory operations by kind of error",
+        m.directory_errors.clone(),
+    );
+    registry.register(
+        "directory_operation_seconds",
+        "Duration of LDAP operations per domain controller",
+        m.directory_seconds.clone(),
+    );
+    registry.register(
+        "directory_pool_connections_in_use",
+        "Pooled service-account connections checked out, per domain controller",
+        m.pool_in_use.clone(),
+    );
+    registry.register(
+        "mails",
+        "Mails handed to the SMTP server (sent) or not (failed), by kind",
+        m.mails.clone(),
+    );
+    // A family shows only once it has a sample: the flows' counters start at zero, so that a
+    // dashboard has a series (and a rate) from the first scrape.
+    for kind in ["real", "decoy"] {
+        let _ = m
+            .flows_started
+            .get_or_create(&vec![("kind", kind.to_owned())]);
+    }
+    for kind in ["reset", "unlock", "helpdesk_reset", "helpdesk_unlock"] {
+        let _ = m
+            .flows_completed
+            .get_or_create(&vec![("kind", kind.to_owned())]);
+    }
+    Metrics { registry, ..m }
+});
+
+/// Everything in the Prometheus text format.
+pub fn render() -> String {
+    let m = &*METRICS;
+    {
+        let mut pools = m.pools.lock().expect("not poisoned");
+        pools.retain(|(_, pool)| pool.strong_count() > 0);
+        let mut totals: Vec<(&str, usize)> = Vec::new();
+        for (url, pool) in pools.iter() {
+            let in_use = pool.upgrade().map_or(0, |p| p.in_use());
+            match totals.iter_mut().find(|(u, _)| u == url) {
+                Some((_, total)) => *total += in_use,
+                None => totals.push((url, in_use)),
+            }
+        }
+        for (url, in_use) in totals {
+            m.pool_in_use
+                .get_or_create(&vec![("dc", url.to_owned())])
+                .set(i64::try_from(in_use).unwrap_or(i64::MAX));
+        }
+    }
+    let mut out = String::new();
+    encode(&mut out, &m.registry).expect("writing to a String cannot fail");
+    out
+}
+
+/// Reports a DC's pool in `directory_pool_connections_in_use` for as long as it lives.
+pub fn watch_pool(dc: &str, pool: Weak<dyn PoolUsage>) {
+    METRICS
+        .pools
+        .lock()
+        .expect("not poisoned")
+        .push((dc.to_owned(), pool));
+}
+
+/// The name of a [`DirectoryError`] variant, as the `kind` label.
+pub fn directory_error_kind(error: &DirectoryError) -> &'static str {
+    match error {
+        DirectoryError::PolicyViolation { .. } => "policy_violation",
+        DirectoryError::WrongOldPassword => "wrong_old_password",
+        DirectoryError::InsecureChannel => "insecure_channel",
+        DirectoryError::InsufficientRights { .. } => "insufficient_rights",
+        DirectoryError::InsecureTransport { .. } => "insecure_transport",
+        DirectoryError::PolicyHintsUnsupported { .. } => "policy_hints_unsupported",
+        DirectoryError::Tls { .. } => "tls",
+        DirectoryError::ServiceBind { .. } => "service_bind",
+        DirectoryError::Unavailable { .. } => "unavailable",
+        DirectoryError::Other { .. } => "other",
+    }
+}
+
+/// A directory error, counted by kind.
+pub fn directory_error(error: &DirectoryError) {
+    METRICS
+        .directory_errors
+        .get_or_create(&vec![("kind", directory_error_kind(error).to_owned())])
+        .inc();
+}
+
+/// One LDAP operation (`search`, `bind`, `modify`) on `dc` that began at `started`; a failure is
+/// also counted by kind.
+pub fn directory_operation<T>(
+    dc: &str,
+    operation: &'static str,
+    started: Instant,
+    result: &Result<T, DirectoryError>,
+) {
+    METRICS
+        .directory_seconds
+        .get_or_create(&vec![
+            ("dc", dc.to_owned()),
+            ("operation", operation.to_owned()),
+        ])
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(e) = result {
+        directory_error(e);
+    }
+}
+
+/// A mail handed to the SMTP server, or not.
+pub fn mail(kind: &MailKind, sent: bool) {
+    let kind = match kind {
+        MailKind::EnrollmentCode { .. } => "enrollment_code",
+        MailKind::ResetCode { .. } => "reset_code",
+        MailKind::PasswordReset => "password_reset",
+        MailKind::AccountUnlocked => "account_unlocked",
+        MailKind::MethodAdded { .. } => "method_added",
+        MailKind::MethodRemoved { .. } => "method_removed",
+        MailKind::HelpdeskCode { .. } => "helpdesk_code",
+        MailKind::TemporaryPassword { .. } => "temporary_password",
+        MailKind::HelpdeskPasswordReset => "helpdesk_password_reset",
+        MailKind::HelpdeskUnlocked => "helpdesk_unlocked",
+        MailKind::HelpdeskRegistrationsCleared => "helpdesk_registrations_cleared",
+        MailKind::ProtectedAccountReset { .. } => "protected_account_reset",
+        MailKind::RegistrationReminder => "registration_reminder",
+        MailKind::PasswordExpiry { .. } => "password_expiry",
+    };
+    let outcome = if sent { "sent" } else { "failed" };
+    METRICS
+        .mails
+        .get_or_create(&vec![
+            ("kind", kind.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ])
+        .inc();
+}
+
+/// Counts the flows' events from their audit rows, then writes them.
+pub struct MeteredAudit(pub Arc<dyn AuditLog>);
+
+fn count(event: &AuditEvent) {
+    let m = &*METRICS;
+    let label = |name: &'static str, value: &str| (name, value.to_owned());
+    match (event.event.as_str(), event.outcome.as_str()) {
+        ("flow_started", outcome) => {
+            let kind = if outcome == "success" {
+                "real"
+            } else {
+                "decoy"
+            };
+            m.flows_started
+                .get_or_create(&vec![label("kind", kind)])
+                .inc();
+        }
+        // A second request that found the flow already finished changed nothing new.
+        (_, "success") if event.reason.as_deref() == Some("concurrent_request") => {}
+        (
+            kind @ ("password_reset" | "unlock" | "helpdesk_reset" | "helpdesk_unlock"),
+            "success",
+        ) => {
+            let kind = kind.strip_prefix("password_").unwrap_or(kind);
+            m.flows_completed
+                .get_or_create(&vec![label("kind", kind)])
+                .inc();
+        }
+        ("verification", outcome) => {
+            let method = event.method.as_deref().unwrap_or("none");
+            m.verifications
+                .get_or_create(&vec![label("method", method), label("outcome", outcome)])
+                .inc();
+        }
+        ("throttled", _) => {
+            // The reason may go on with the throttled key (`user_blocked user:…`): not a label.
+            let reason = event
+                .reason
+                .as_deref()
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or("unknown");
+            m.throttle_hits
+                .get_or_create(&vec![label("reason", reason)])
+                .inc();
+        }
+        _ => {}
+    }
+}
+
+#[async_trait]
+impl AuditLog for MeteredAudit {
+    async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.0.record(event).await?;
+        count(event);
+        Ok(())
+    }
+
+    async fn since(&self, since_ms: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        self.0.since(since_ms, limit).await
+    }
+
+    async fn after(&self, at_ms: i64, id: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        self.0.after(at_ms, id, limit).await
+    }
+
+    async fn for_user(
+        &self,
+        user: &ObjectGuid,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.0.for_user(user, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event: &str, outcome: &str, reason: Option<&str>) -> AuditEvent {
+        AuditEvent {
+            at_ms: 0,
+            event: event.to_owned(),
+            outcome: outcome.to_owned(),
+            object_guid: None,
+            sam_account_name: Some("jdoe".to_owned()),
+            actor: None,
+            client_ip: Some("192.0.2.7".to_owned()),
+            method: None,
+            reason: reason.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn labels_carry_no_user_key_or_address() {
+        count(&event(
+            "throttled",
+            "denied",
+            Some("user_blocked user:4f1d-guid"),
+        ));
+        count(&event("flow_started", "decoy", Some("unknown_user")));
+        let text = render();
+        assert!(
+            text.contains("sspr_throttle_hits_total{reason=\"user_blocked\"} "),
+            "{text}"
+        );
+        for private in ["4f1d-guid", "jdoe", "192.0.2.7"] {
+            assert!(!text.contains(private), "{private} in {text}");
+        }
+    }
+}
