@@ -10,11 +10,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{self, env};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sspr-bridge");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_sspr-bridge");
 
 /// A config file for the test DC and SMTP server, bound as the delegated service account, plus
 /// `extra` lines appended per section.
-fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+pub(crate) fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
     write_config_as(
         dir,
         &env("SSPR_TEST_SERVICE_DN"),
@@ -82,7 +82,7 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn gen_key() -> String {
+pub(crate) fn gen_key() -> String {
     let output = run(&["gen-key"], &[]);
     assert!(output.status.success());
     stdout(&output).trim().to_owned()

@@ -1,7 +1,8 @@
-//! Drives the whole app in-process (`http::app`) over the real DC, a real SQLite file and, when
-//! asked, the real SMTP server.
+//! Drives the whole app in-process (`http::app`) over the real DC, a real database (a SQLite file
+//! or a PostgreSQL schema, see [`test_app`]) and, when asked, the real SMTP server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -12,30 +13,34 @@ use sspr_bridge::error::ErrorBody;
 use sspr_bridge::http::app;
 use tower::ServiceExt;
 
-use crate::harness;
+use crate::harness::{self, TestDatabase};
 
 pub struct TestApp {
     pub router: axum::Router,
-    pub data: tempfile::TempDir,
     /// The client address requests come from (throttles key on it).
     pub ip: SocketAddr,
+    /// Shared by every instance built over it; declared last, so it is dropped after the router.
+    pub database: Arc<TestDatabase>,
 }
 
-/// An app over the test DC with a fresh SQLite database; `extra` TOML layers on top.
+/// An app over the test DC with a fresh database on the backend `SSPR_TEST_DATABASE` names
+/// (SQLite unless it says `postgres`); `extra` TOML layers on top.
 pub async fn test_app(extra: &str) -> TestApp {
-    let data = tempfile::tempdir().unwrap();
+    test_app_on(Arc::new(TestDatabase::from_env().await), extra).await
+}
+
+/// Another instance of the service over `database`, which may be shared with other instances.
+pub async fn test_app_on(database: Arc<TestDatabase>, extra: &str) -> TestApp {
     let config = harness::config_layers(&[
-        &format!(
-            "[database]\nurl = \"sqlite://{}/sspr.db\"\n[helpdesk]\nurl = \"mailto:helpdesk@example.test\"\n",
-            data.path().display()
-        ),
+        &database.section(),
+        "[helpdesk]\nurl = \"mailto:helpdesk@example.test\"\n",
         extra,
     ]);
     let state = sspr_bridge::server::state(&config).await.expect("state");
     TestApp {
         router: app(state),
-        data,
         ip: SocketAddr::from(([127, 0, 0, 1], 40000 + rand::random_range(0..20000u16))),
+        database,
     }
 }
 
@@ -87,17 +92,6 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str, bearer: Option<&str>) -> Answer {
         self.send(request("DELETE", path, None, bearer)).await
-    }
-
-    /// The bytes of the SQLite database and its write-ahead log, for secret scans.
-    pub fn database_bytes(&self) -> Vec<u8> {
-        let mut all = Vec::new();
-        for name in ["sspr.db", "sspr.db-wal"] {
-            if let Ok(bytes) = std::fs::read(self.data.path().join(name)) {
-                all.extend(bytes);
-            }
-        }
-        all
     }
 }
 

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use secrecy::SecretString;
+use sqlx::{Connection, Executor, PgConnection};
 use sspr_bridge::config::{Config, Sources};
 use sspr_bridge::directory::{codec::unicode_pwd_value, tls::client_config};
+use sspr_bridge::store::{Backend, Store};
 
 /// A variable `scripts/test` exports; a missing one fails the test with directions.
 pub fn env(name: &str) -> String {
@@ -274,4 +276,167 @@ pub async fn read_binary_attr(dn: &str, attr: &str) -> Option<Vec<u8>> {
     sspr_bridge::directory::codec::binary_values(&entry, attr)
         .first()
         .map(|bytes| bytes.to_vec())
+}
+
+/// Which database `SSPR_TEST_DATABASE` asks the app tests to run on: `sqlite` (the default) or
+/// `postgres` (a fresh schema of the server at `SSPR_TEST_POSTGRES_URL`).
+pub fn test_backend() -> Backend {
+    match std::env::var("SSPR_TEST_DATABASE").as_deref() {
+        Err(_) | Ok("" | "sqlite") => Backend::Sqlite,
+        Ok("postgres") => Backend::Postgres,
+        Ok(other) => panic!("SSPR_TEST_DATABASE={other:?}: expected sqlite or postgres"),
+    }
+}
+
+/// A database no other test uses: a SQLite file in a temporary directory, or a schema of the test
+/// PostgreSQL server that the URL puts first in `search_path`. Dropped with it, unless the test
+/// failed: then the directory or `sspr_test_*` schema is left for inspection.
+pub struct TestDatabase {
+    /// What the app is configured with.
+    pub url: String,
+    place: Place,
+}
+
+enum Place {
+    Dir(tempfile::TempDir),
+    Schema { server_url: String, schema: String },
+}
+
+impl TestDatabase {
+    /// On the backend `SSPR_TEST_DATABASE` names.
+    pub async fn from_env() -> TestDatabase {
+        TestDatabase::fresh(test_backend()).await
+    }
+
+    pub async fn fresh(backend: Backend) -> TestDatabase {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                TestDatabase {
+                    url: format!("sqlite://{}/sspr.db", dir.path().display()),
+                    place: Place::Dir(dir),
+                }
+            }
+            Backend::Postgres => {
+                let (url, schema) = create_postgres_schema().await;
+                TestDatabase {
+                    url,
+                    place: Place::Schema {
+                        server_url: env("SSPR_TEST_POSTGRES_URL"),
+                        schema,
+                    },
+                }
+            }
+        }
+    }
+
+    /// A `[database]` configuration layer naming this database.
+    pub fn section(&self) -> String {
+        format!("[database]\nurl = {:?}\n", self.url)
+    }
+
+    /// A store on this database, for reading what the app wrote through the store's own API.
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.url, 2)
+            .await
+            .expect("open the test database")
+    }
+
+    /// Everything the database holds, for secret scans. SQLite: the bytes of the file and its
+    /// write-ahead log (freed pages included). PostgreSQL: every column of every table in the
+    /// schema, `bytea` as its bytes and anything else as its text form.
+    pub async fn contents(&self) -> Vec<u8> {
+        match &self.place {
+            Place::Dir(dir) => ["sspr.db", "sspr.db-wal"]
+                .iter()
+                .filter_map(|name| std::fs::read(dir.path().join(name)).ok())
+                .flatten()
+                .collect(),
+            Place::Schema { .. } => {
+                let mut conn = PgConnection::connect(&self.url).await.unwrap();
+                let columns: Vec<(String, String, String)> = sqlx::query_as(
+                    "SELECT table_name::text, column_name::text, data_type::text
+                     FROM information_schema.columns WHERE table_schema = current_schema()
+                     ORDER BY table_name, ordinal_position",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+                assert!(!columns.is_empty(), "no tables in the test schema");
+                let mut all = Vec::new();
+                for (table, column, data_type) in columns {
+                    if data_type == "bytea" {
+                        let sql = format!("SELECT \"{column}\" FROM \"{table}\"");
+                        let values: Vec<Option<Vec<u8>>> =
+                            sqlx::query_scalar(&sql).fetch_all(&mut conn).await.unwrap();
+                        all.extend(values.into_iter().flatten().flatten());
+                    } else {
+                        let sql = format!("SELECT \"{column}\"::text FROM \"{table}\"");
+                        let values: Vec<Option<String>> =
+                            sqlx::query_scalar(&sql).fetch_all(&mut conn).await.unwrap();
+                        all.extend(values.into_iter().flatten().flat_map(String::into_bytes));
+                    }
+                    all.push(b'\n');
+                }
+                conn.close().await.unwrap();
+                all
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Place::Schema { server_url, schema } = &self.place else {
+            return;
+        };
+        if std::thread::panicking() {
+            return;
+        }
+        // Drop cannot await, and the test's runtime may be single-threaded: drop the schema from
+        // a thread of its own. A lock held by a task of the dropped app (which cannot run while
+        // this thread is joined) must not hang the test, hence the lock timeout.
+        let (server_url, name) = (server_url.clone(), schema.clone());
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(drop_postgres_schema(&server_url, &name, "5s"))
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("test schema {schema} left behind: {e}");
+        }
+    }
+}
+
+/// Creates an `sspr_test_*` schema on the test PostgreSQL server and returns a URL whose
+/// unqualified names (sqlx's `_sqlx_migrations` included) resolve in it, and its name.
+pub async fn create_postgres_schema() -> (String, String) {
+    let server_url = env("SSPR_TEST_POSTGRES_URL");
+    let schema = format!("sspr_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect(&server_url).await.unwrap();
+    conn.execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let mut url = url::Url::parse(&server_url).unwrap();
+    url.query_pairs_mut()
+        .append_pair("options", &format!("-c search_path={schema}"));
+    (url.into(), schema)
+}
+
+/// Drops a schema made by [`create_postgres_schema`], waiting at most `lock_timeout` for locks.
+pub async fn drop_postgres_schema(
+    server_url: &str,
+    schema: &str,
+    lock_timeout: &str,
+) -> Result<(), sqlx::Error> {
+    let mut conn = PgConnection::connect(server_url).await?;
+    conn.execute(format!("SET lock_timeout = '{lock_timeout}'").as_str())
+        .await?;
+    conn.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await?;
+    conn.close().await
 }

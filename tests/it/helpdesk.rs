@@ -227,7 +227,7 @@ async fn verified_by_totp_the_operator_resets_to_a_temporary_password_that_must_
             && sam.as_deref() == Some(&*caller.sam)),
         "{events:?}"
     );
-    let db = desk.app.database_bytes();
+    let db = desk.app.database.contents().await;
     assert!(
         !contains(&db, temporary.as_bytes()),
         "the temporary password is stored nowhere"
@@ -245,12 +245,7 @@ async fn verified_by_totp_the_operator_resets_to_a_temporary_password_that_must_
 
 async fn audit_rows(app: &TestApp) -> Vec<sspr_bridge::domain::store::AuditEvent> {
     use sspr_bridge::domain::store::AuditLog;
-    let store = sspr_bridge::store::Store::connect(
-        &format!("sqlite://{}/sspr.db", app.data.path().display()),
-        1,
-    )
-    .await
-    .unwrap();
+    let store = app.database.store().await;
     let rows = store.since(0, 10_000).await.unwrap();
     store.close().await;
     rows.into_iter().map(|r| r.event).collect()

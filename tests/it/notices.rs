@@ -35,10 +35,8 @@ async fn app(extra: &str) -> TestApp {
 /// The configuration the commands run with: the app's database, the test SMTP server.
 fn config(app: &TestApp, extra: &str) -> Config {
     harness::config_layers(&[
-        &format!(
-            "[server]\npublic_url = {PUBLIC_URL:?}\n[database]\nurl = \"sqlite://{}/sspr.db\"\n",
-            app.data.path().display()
-        ),
+        &format!("[server]\npublic_url = {PUBLIC_URL:?}\n"),
+        &app.database.section(),
         &smtp_section(),
         extra,
     ])
@@ -247,10 +245,7 @@ async fn the_binary_lists_reminders_in_a_dry_run_and_sends_none() {
                 "SSPR__DIRECTORY__BIND_PASSWORD",
                 env("SSPR_TEST_SERVICE_PASSWORD"),
             ),
-            (
-                "SSPR__DATABASE__URL",
-                format!("sqlite://{}/sspr.db", app.data.path().display()),
-            ),
+            ("SSPR__DATABASE__URL", app.database.url.clone()),
             ("SSPR__SMTP__HOST", env("SSPR_TEST_SMTP_HOST")),
             ("SSPR__SMTP__PORT", env("SSPR_TEST_SMTP_PORT")),
             ("SSPR__SMTP__CA_FILE", env("SSPR_TEST_CA_FILE")),
@@ -381,8 +376,7 @@ async fn notify_expiry_warns_once_per_threshold_and_password() {
 /// Moves every confirmation of the user's methods `days` into the past, as time would.
 async fn age_registration(app: &TestApp, user: &TestUser, days: i64) {
     sqlx::any::install_default_drivers();
-    let url = format!("sqlite://{}/sspr.db", app.data.path().display());
-    let mut conn = AnyConnection::connect(&url).await.unwrap();
+    let mut conn = AnyConnection::connect(&app.database.url).await.unwrap();
     let done = sqlx::query(
         "UPDATE enrollment_methods SET confirmed_at_ms = confirmed_at_ms - $1
          WHERE sam_account_name = $2",

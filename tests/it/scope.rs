@@ -28,10 +28,7 @@ fn scope_group(group_dn: &str) -> String {
 
 /// A `[database]` layer for the database of `app`, so two configurations share registrations.
 fn same_database(app: &TestApp) -> String {
-    format!(
-        "[database]\nurl = \"sqlite://{}/sspr.db\"\n",
-        app.data.path().display()
-    )
+    app.database.section()
 }
 
 async fn try_sign_in(app: &TestApp, user: &TestUser, password: &str) -> Answer {

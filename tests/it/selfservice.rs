@@ -133,7 +133,7 @@ pub async fn start_flow(app: &TestApp, login: &str) -> String {
     body["flow"].as_str().unwrap().to_owned()
 }
 
-async fn verify(app: &TestApp, flow: &str, method: &str, code: &str) -> crate::client::Answer {
+pub async fn verify(app: &TestApp, flow: &str, method: &str, code: &str) -> crate::client::Answer {
     app.post(
         &format!("/api/v1/reset/{flow}/verify"),
         json!({"method": method, "code": code}),
@@ -165,13 +165,8 @@ pub async fn verified_flow(app: &TestApp, prefix: &str) -> (TestUser, String) {
 }
 
 pub async fn audit_events(app: &TestApp) -> Vec<(String, String, Option<String>)> {
-    let store = sspr_bridge::store::Store::connect(
-        &format!("sqlite://{}/sspr.db", app.data.path().display()),
-        1,
-    )
-    .await
-    .unwrap();
     use sspr_bridge::domain::store::AuditLog;
+    let store = app.database.store().await;
     let rows = store.since(0, 10_000).await.unwrap();
     store.close().await;
     rows.into_iter()
@@ -261,7 +256,7 @@ async fn totp_registration_then_reset_end_to_end() {
         );
     }
 
-    let db = app.database_bytes();
+    let db = app.database.contents().await;
     for secret_text in [
         code.as_bytes(),
         user.password.as_bytes(),
@@ -319,7 +314,7 @@ async fn email_registration_then_reset_end_to_end_with_notifications() {
     verify(&app, &flow2, "email", &code)
         .await
         .expect(StatusCode::BAD_REQUEST);
-    let db = app.database_bytes();
+    let db = app.database.contents().await;
     assert!(!contains(&db, code.as_bytes()), "codes are stored hashed");
 }
 

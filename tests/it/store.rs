@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 
-use sqlx::{AnyConnection, Connection, Executor, PgConnection};
+use sqlx::{AnyConnection, Connection};
 use sspr_bridge::domain::ObjectGuid;
 use sspr_bridge::domain::store::{
     AuditEvent, AuditLog, CodePurpose, CodeStore, EnrolledMethod, FlowStore, MethodKind, Notice,
@@ -39,26 +39,14 @@ impl TestDb {
     }
 
     async fn postgres() -> TestDb {
-        let server_url = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
-            panic!(
-                "{POSTGRES_URL_VAR} is not set: run the PostgreSQL store tests through \
-                 scripts/test, which starts PostgreSQL and sets it"
-            )
-        });
-        let schema = format!("sspr_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = PgConnection::connect(&server_url).await.unwrap();
-        conn.execute(format!("CREATE SCHEMA {schema}").as_str())
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        // Unqualified names, sqlx's `_sqlx_migrations` included, then resolve in the new schema.
-        let mut url = url::Url::parse(&server_url).unwrap();
-        url.query_pairs_mut()
-            .append_pair("options", &format!("-c search_path={schema}"));
+        let (url, schema) = crate::harness::create_postgres_schema().await;
         TestDb {
             backend: Backend::Postgres,
-            url: url.into(),
-            cleanup: Cleanup::Schema { server_url, schema },
+            url,
+            cleanup: Cleanup::Schema {
+                server_url: crate::harness::env(POSTGRES_URL_VAR),
+                schema,
+            },
         }
     }
 
@@ -83,11 +71,9 @@ impl TestDb {
         match self.cleanup {
             Cleanup::Dir(dir) => dir.close().unwrap(),
             Cleanup::Schema { server_url, schema } => {
-                let mut conn = PgConnection::connect(&server_url).await.unwrap();
-                conn.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+                crate::harness::drop_postgres_schema(&server_url, &schema, "30s")
                     .await
                     .unwrap();
-                conn.close().await.unwrap();
             }
         }
     }
