@@ -411,25 +411,16 @@ impl<'a> Enrollment<'a> {
         // Told before removal, so a removed address still hears that it was removed.
         let address = d.confirmed_email(&session.user).await?;
         if d.registrations.remove_method(&session.user, kind).await? {
-            d.audit(
+            let notice = MailKind::MethodRemoved { method: kind };
+            self.method_changed(
+                &session,
+                kind,
+                "enrollment_removed",
+                address,
+                notice,
                 client,
-                Audit {
-                    event: "enrollment_removed",
-                    outcome: "success",
-                    user: Some(session.user),
-                    sam_account_name: Some(&session.sam_account_name),
-                    method: Some(kind),
-                    reason: None,
-                },
             )
             .await?;
-            d.notify(
-                address.as_deref(),
-                None,
-                &client.locale,
-                MailKind::MethodRemoved { method: kind },
-            )
-            .await;
         }
         Ok(())
     }
@@ -495,11 +486,27 @@ impl<'a> Enrollment<'a> {
         method: MethodKind,
         client: &Client,
     ) -> Result<(), FlowError> {
+        let address = self.deps.confirmed_email(&session.user).await?;
+        let notice = MailKind::MethodAdded { method };
+        self.method_changed(session, method, "enrollment_added", address, notice, client)
+            .await
+    }
+
+    /// Audits a registration change and tells the user at `address`.
+    async fn method_changed(
+        &self,
+        session: &Session,
+        method: MethodKind,
+        event: &str,
+        address: Option<String>,
+        notice: MailKind,
+        client: &Client,
+    ) -> Result<(), FlowError> {
         let d = self.deps;
         d.audit(
             client,
             Audit {
-                event: "enrollment_added",
+                event,
                 outcome: "success",
                 user: Some(session.user),
                 sam_account_name: Some(&session.sam_account_name),
@@ -508,14 +515,8 @@ impl<'a> Enrollment<'a> {
             },
         )
         .await?;
-        let address = d.confirmed_email(&session.user).await?;
-        d.notify(
-            address.as_deref(),
-            None,
-            &client.locale,
-            MailKind::MethodAdded { method },
-        )
-        .await;
+        d.notify(address.as_deref(), None, &client.locale, notice)
+            .await;
         Ok(())
     }
 }
