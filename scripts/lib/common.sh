@@ -80,6 +80,7 @@ SSPR_APT_PACKAGES=(
     ldap-utils                                    # ldapsearch for readiness checks / debugging
     postgresql                                    # initdb/pg_ctl/psql under /usr/lib/postgresql/*/bin
     python3 python3-aiosmtpd                      # SMTP sink
+    python3-yaml                                  # docker-compose.yml syntax check (no Docker engine here)
     openssl ca-certificates                       # test PKI
     procps iproute2 util-linux                    # pgrep, ss, setsid/runuser
 )
