@@ -6,7 +6,7 @@ use secrecy::SecretString;
 
 use super::directory::DirectoryUser;
 use super::notify::MailKind;
-use super::secrets::{self, new_token, normalise_code, token_hash};
+use super::secrets::{self, normalise_code, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
 use super::store::{CodePurpose, EnrolledMethod, MethodKind, PendingCode, Session, SessionKind};
 use super::totp;
@@ -100,20 +100,12 @@ impl<'a> Enrollment<'a> {
             .await?;
             return Err(FlowError::NotInScope(why));
         }
-        let now = d.now_ms();
-        let (token, hash) = new_token();
-        d.sessions
-            .create_session(&Session {
-                token_hash: hash,
-                kind: SessionKind::Enrollment,
-                user: signed_in.guid,
-                sam_account_name: signed_in.sam_account_name.clone(),
-                created_at_ms: now,
-                expires_at_ms: now + ms(d.settings.session_lifetime),
-                last_seen_at_ms: now,
-                pending_totp: None,
-                failures: 0,
-            })
+        let token = d
+            .open_session(
+                SessionKind::Enrollment,
+                signed_in,
+                d.settings.session_lifetime,
+            )
             .await?;
         d.audit(
             client,
@@ -212,10 +204,7 @@ impl<'a> Enrollment<'a> {
             .keys
             .open(sealed, session.user.0.as_bytes())
             .ok_or_else(|| FlowError::InvalidInput("Add the authenticator app again.".into()))?;
-        let now_secs = u64::try_from(d.now_ms() / 1000).unwrap_or(0);
-        let step = normalise_code(code, totp::DIGITS)
-            .and_then(|c| totp::matching_step(&secret, &c, now_secs));
-        let Some(step) = step else {
+        let Some(step) = totp::typed_step(&secret, code, d.now_ms()) else {
             return Err(self.wrong_code(&session, MethodKind::Totp, client).await?);
         };
         let now = d.now_ms();
@@ -265,9 +254,7 @@ impl<'a> Enrollment<'a> {
             ));
         };
         let now = d.now_ms();
-        let now_secs = u64::try_from(now / 1000).unwrap_or(0);
-        let step = normalise_code(code, totp::DIGITS)
-            .and_then(|c| totp::matching_step(&secret, &c, now_secs));
+        let step = totp::typed_step(&secret, code, now);
         // Spent atomically, as in a reset: a code seen once is never accepted again.
         let spent = match step {
             Some(step) => {

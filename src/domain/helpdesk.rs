@@ -10,7 +10,7 @@ use super::ObjectGuid;
 use super::directory::{AccountChange, DirectoryUser, PasswordCheck};
 use super::notify::{Mail, MailKind};
 use super::protection::{is_allowed, is_protected};
-use super::secrets::{new_token, temporary_password, token_hash};
+use super::secrets::{temporary_password, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
 use super::store::{AuditRecord, CodePurpose, MethodKind, ResetFlow, Session, SessionKind};
 use super::verification::Subject;
@@ -129,20 +129,8 @@ impl<'a> Helpdesk<'a> {
             .await?;
             return Err(refused());
         }
-        let now = d.now_ms();
-        let (token, hash) = new_token();
-        d.sessions
-            .create_session(&Session {
-                token_hash: hash,
-                kind: SessionKind::Helpdesk,
-                user: user.guid,
-                sam_account_name: user.sam_account_name.clone(),
-                created_at_ms: now,
-                expires_at_ms: now + ms(h.session_lifetime),
-                last_seen_at_ms: now,
-                pending_totp: None,
-                failures: 0,
-            })
+        let token = d
+            .open_session(SessionKind::Helpdesk, &user, h.session_lifetime)
             .await?;
         self.audit_sign_in(client, Some(&user), login, "success", "")
             .await?;

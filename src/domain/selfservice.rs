@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use super::ObjectGuid;
 use super::clock::Clock;
-use super::directory::{Directory, DirectoryError};
+use super::directory::{Directory, DirectoryError, DirectoryUser};
 use super::notify::{Mail, MailKind, Mailer};
 use super::policy::{PasswordRules, Violation};
 use super::scope::{Eligibility, Exclusion};
-use super::secrets::Keys;
+use super::secrets::{Keys, new_token};
 use super::store::{
     AuditEvent, AuditLog, CodeStore, EnrolledMethod, FlowStore, MethodKind, RegistrationStore,
-    SessionStore, StoreError, ThrottleStore,
+    Session, SessionKind, SessionStore, StoreError, ThrottleStore,
 };
 
 /// Settings of the flows, taken from the configuration.
@@ -285,6 +285,32 @@ impl Deps {
         let mut methods = self.registrations.methods(user).await?;
         methods.retain(|m| m.is_current(now, self.settings.reconfirm_after));
         Ok(methods)
+    }
+
+    /// Opens a session of `kind` for `user`, ending after `lifetime`; returns the bearer token
+    /// (only its hash is stored).
+    pub async fn open_session(
+        &self,
+        kind: SessionKind,
+        user: &DirectoryUser,
+        lifetime: Duration,
+    ) -> Result<String, StoreError> {
+        let now = self.now_ms();
+        let (token, hash) = new_token();
+        self.sessions
+            .create_session(&Session {
+                token_hash: hash,
+                kind,
+                user: user.guid,
+                sam_account_name: user.sam_account_name.clone(),
+                created_at_ms: now,
+                expires_at_ms: now + ms(lifetime),
+                last_seen_at_ms: now,
+                pending_totp: None,
+                failures: 0,
+            })
+            .await?;
+        Ok(token)
     }
 
     /// The user's confirmed email address, if any.

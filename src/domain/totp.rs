@@ -73,6 +73,14 @@ pub fn matching_step(secret: &[u8], code: &str, now_unix_secs: u64) -> Option<i6
     matched
 }
 
+/// The time step of a code as the user typed it (spaces and dashes allowed), judged at
+/// `now_ms`; `None` for anything that is not a current code.
+pub fn typed_step(secret: &[u8], typed: &str, now_ms: i64) -> Option<i64> {
+    let now_secs = u64::try_from(now_ms / 1000).unwrap_or(0);
+    crate::domain::secrets::normalise_code(typed, DIGITS)
+        .and_then(|code| matching_step(secret, &code, now_secs))
+}
+
 /// The code for a time, for tests and the benchmark (an authenticator app in code).
 pub fn code_at(secret: &[u8], unix_secs: u64) -> String {
     totp(secret, "x", "x").generate(unix_secs)

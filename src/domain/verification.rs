@@ -218,7 +218,6 @@ impl Subject {
     }
 
     async fn check_totp(&self, d: &Deps, code: &str) -> Result<bool, FlowError> {
-        let now_secs = u64::try_from(d.now_ms() / 1000).unwrap_or(0);
         let registered = match &self.flow.user {
             Some(guid) => self
                 .method(d, MethodKind::Totp)
@@ -232,8 +231,7 @@ impl Subject {
         let secret = registered
             .as_ref()
             .map_or_else(|| totp::new_secret().to_vec(), |(_, s)| s.to_vec());
-        let step = normalise_code(code, totp::DIGITS)
-            .and_then(|c| totp::matching_step(&secret, &c, now_secs));
+        let step = totp::typed_step(&secret, code, d.now_ms());
         match (step, registered) {
             // The step is spent atomically: a replayed code, or the same code racing on two
             // instances, is refused.
