@@ -170,6 +170,21 @@ pub struct DirectoryConfig {
     pub pool_size: usize,
     pub retry_down_after: Duration,
     pub policy_hints: PolicyHints,
+    pub balance: Balance,
+    pub write_affinity: Duration,
+}
+
+/// How work is spread over several domain controllers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Each account has a home DC, chosen by hashing its name over the DCs that answer: every
+    /// read, bind and write for it goes there, so a flow never reads a DC that has not yet
+    /// received its own write. Accounts, and so the load, spread over all DCs; every instance
+    /// of the service makes the same choice.
+    ByUser,
+    /// The first DC that answers takes everything; the others are for failover.
+    InOrder,
 }
 
 /// Whether password resets carry LDAP_SERVER_POLICY_HINTS, which makes AD apply password history
@@ -442,6 +457,9 @@ struct RawDirectory {
     #[serde(with = "humantime_serde")]
     retry_down_after: Duration,
     policy_hints: PolicyHints,
+    balance: Balance,
+    #[serde(with = "humantime_serde")]
+    write_affinity: Duration,
 }
 
 #[derive(Deserialize)]
@@ -1053,6 +1071,8 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 pool_size: d.pool_size,
                 retry_down_after: d.retry_down_after,
                 policy_hints: d.policy_hints,
+                balance: d.balance,
+                write_affinity: d.write_affinity,
             },
             database: DatabaseConfig {
                 url: SecretString::from(db_url),

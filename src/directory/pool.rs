@@ -184,7 +184,7 @@ impl Dc {
             .is_some_and(|until| until > now)
     }
 
-    fn set_down(&self, down: bool) {
+    pub(super) fn set_down(&self, down: bool) {
         *self.down_until.lock().expect("not poisoned") =
             down.then(|| Instant::now() + self.retry_down_after);
     }
