@@ -37,6 +37,8 @@ struct Metrics {
     directory_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     pool_in_use: Family<Labels, Gauge>,
     mails: Family<Labels, Counter>,
+    http_requests: Family<Labels, Counter>,
+    http_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     /// Live pools by DC URL, read when scraped (several apps over one DC in tests).
     pools: Mutex<Vec<(String, Weak<dyn PoolUsage>)>>,
 }
@@ -44,6 +46,11 @@ struct Metrics {
 /// A connection pool that can say how many of its connections are checked out.
 pub trait PoolUsage: Send + Sync {
     fn in_use(&self) -> usize;
+}
+
+fn request_histogram() -> Histogram {
+    // 1 ms to ~16 s: a TOTP check answers in about a millisecond, a reset waits for the DC.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
 fn operation_histogram() -> Histogram {
@@ -63,6 +70,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         directory_seconds: Family::new_with_constructor(operation_histogram),
         pool_in_use: Family::default(),
         mails: Family::default(),
+        http_requests: Family::default(),
+        http_seconds: Family::new_with_constructor(request_histogram),
         pools: Mutex::new(Vec::new()),
     };
     registry.register(
@@ -104,6 +113,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "mails",
         "Mails handed to the SMTP server (sent) or not (failed), by kind",
         m.mails.clone(),
+    );
+    registry.register(
+        "http_requests",
+        "HTTP requests answered, by route, method and status",
+        m.http_requests.clone(),
+    );
+    registry.register(
+        "http_request_duration_seconds",
+        "Time to answer an HTTP request, by route and method",
+        m.http_seconds.clone(),
     );
     // A family shows only once it has a sample: the flows' counters start at zero, so that a
     // dashboard has a series (and a rate) from the first scrape.
@@ -196,6 +215,25 @@ pub fn directory_operation<T>(
     if let Err(e) = result {
         directory_error(e);
     }
+}
+
+/// One HTTP request to `route` (the route's pattern, such as `/api/v1/reset/{flow}/verify`,
+/// never the path itself, which may hold a token) answered with `status`.
+pub fn http_request(route: &str, method: &str, status: u16, started: Instant) {
+    let m = &*METRICS;
+    m.http_requests
+        .get_or_create(&vec![
+            ("route", route.to_owned()),
+            ("method", method.to_owned()),
+            ("status", status.to_string()),
+        ])
+        .inc();
+    m.http_seconds
+        .get_or_create(&vec![
+            ("route", route.to_owned()),
+            ("method", method.to_owned()),
+        ])
+        .observe(started.elapsed().as_secs_f64());
 }
 
 /// A mail handed to the SMTP server, or not.

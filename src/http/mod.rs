@@ -10,7 +10,7 @@ mod proxy;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -143,6 +143,8 @@ pub fn app(state: AppState) -> Router {
         .merge(api::routes())
         .merge(helpdesk_api::routes())
         .merge(metrics::routes())
+        // Only matched routes: a path nobody routes is not worth a series of its own.
+        .route_layer(middleware::from_fn(count_request))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), licence_gate))
         .layer(middleware::from_fn(log_errors))
@@ -174,6 +176,20 @@ async fn licence_gate(State(state): State<AppState>, request: Request, next: Nex
         }
         _ => next.run(request).await,
     }
+}
+
+/// Counts and times each request by the pattern of its route.
+async fn count_request(route: MatchedPath, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    crate::metrics::http_request(
+        route.as_str(),
+        method.as_str(),
+        response.status().as_u16(),
+        started,
+    );
+    response
 }
 
 /// Logs what error responses did not tell the client.

@@ -129,6 +129,36 @@ async fn flows_directory_latency_and_pools_are_counted() {
         after.contains("sspr_directory_pool_connections_in_use{dc=\"ldap"),
         "{after}"
     );
+
+    // Requests by route pattern: a flow id or token in a path never becomes a label.
+    let requests = |text: &str, route: &str, status: &str| {
+        sample(
+            text,
+            "sspr_http_requests_total{",
+            &[
+                &format!("route=\"{route}\""),
+                &format!("status=\"{status}\""),
+            ],
+        )
+    };
+    let password = "/api/v1/reset/{flow}/password";
+    assert!(
+        requests(&after, password, "204") >= requests(&before, password, "204") + 1.0,
+        "{after}"
+    );
+    assert!(
+        requests(&after, "/api/v1/reset", "201") >= requests(&before, "/api/v1/reset", "201") + 2.0,
+        "{after}"
+    );
+    assert!(!after.contains(&flow), "a flow id leaked into a label");
+    assert!(
+        sample(
+            &after,
+            "sspr_http_request_duration_seconds_count{",
+            &[&format!("route=\"{password}\"")]
+        ) >= 1.0,
+        "{after}"
+    );
 }
 
 fn free_port() -> u16 {
