@@ -75,14 +75,19 @@ make_temp_dir() {
 }
 
 # ---------------------------------------------------------------- dependencies
-SSPR_APT_PACKAGES=(
+# What a Samba AD DC needs, natively and in docker/samba-dc/Dockerfile (scripts/check-docker
+# holds the two to the same list).
+SSPR_DC_APT_PACKAGES=(
     samba samba-dsdb-modules samba-vfs-modules samba-ad-provision  # AD DC, samba-tool
     ldap-utils                                    # ldapsearch for readiness checks / debugging
+    openssl ca-certificates                       # test PKI
+    procps iproute2 util-linux                    # pgrep, ss, setsid/runuser, ip
+)
+SSPR_APT_PACKAGES=(
+    "${SSPR_DC_APT_PACKAGES[@]}"
     postgresql                                    # initdb/pg_ctl/psql under /usr/lib/postgresql/*/bin
     python3 python3-aiosmtpd                      # SMTP sink
     python3-yaml                                  # docker-compose.yml syntax check (no Docker engine here)
-    openssl ca-certificates                       # test PKI
-    procps iproute2 util-linux                    # pgrep, ss, setsid/runuser
 )
 _pkg_installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
 
