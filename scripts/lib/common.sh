@@ -88,6 +88,7 @@ SSPR_APT_PACKAGES=(
     postgresql                                    # initdb/pg_ctl/psql under /usr/lib/postgresql/*/bin
     python3 python3-aiosmtpd                      # SMTP sink
     python3-yaml                                  # docker-compose.yml syntax check (no Docker engine here)
+    chromium chromium-driver                      # browser tests (tests/it/browser.rs), headless
 )
 _pkg_installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
 

@@ -1,0 +1,905 @@
+//! The pages in a real browser: Debian's headless Chromium, driven through chromedriver, against
+//! the app served on a loopback port over the real DC, database and SMTP server. Every flow runs
+//! in English and in Dutch, picked by the browser's own Accept-Language.
+//!
+//! Every page visited is saved as a full-page screenshot (at the desktop width and at 320 px) to
+//! `target/browser-screenshots/<lang>/<flow>-<NN>-<page>.png`, and [`Browser::check`] asserts
+//! basic accessibility on it: fields and buttons have an accessible name, Tab reaches every
+//! control in page order with a visible focus ring (3:1 against its background), and nothing
+//! scrolls sideways at 320 px. After a wrong code, the error must sit in a live region
+//! (`role="alert"` or `aria-live`) and the title must start with "Error:".
+//!
+//! Needs the Debian packages `chromium` and `chromium-driver` (scripts/lib/common.sh installs
+//! them); without them these tests fail, they do not skip.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use base64::Engine;
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use sspr_bridge::domain::locale::Locale;
+use totp_rs::{Algorithm, Secret, TOTP};
+
+use crate::client::{TestApp, test_app};
+use crate::harness::{TestUser, bind, create_user, read_attr};
+use crate::helpdesk::{caller_with_totp, desk};
+use crate::mail::{smtp_section, wait_for_mail};
+use crate::selfservice::{register_email, settle_totp_step, sign_in};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// How long to wait for chromedriver, a page or an element before failing.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// The window the pages are used and screenshotted in, and the narrowest one they must fit.
+const DESKTOP: (u32, u32) = (1024, 768);
+const NARROW: u32 = 320;
+
+/// An https public URL makes cookies `Secure`, as in production; Chromium takes them from
+/// loopback over plain http.
+const PUBLIC_URL: &str = "https://sspr.example.test/";
+
+/// Licensed, mailing through the test SMTP server.
+fn config() -> String {
+    format!(
+        "[licence]\nazure_ad_premium = true\n[server]\npublic_url = {PUBLIC_URL:?}\n{}",
+        smtp_section()
+    )
+}
+
+// ------------------------------------------------------------------------------------ the tests
+
+#[tokio::test]
+async fn register_an_authenticator_app_then_reset_the_password_in_english() {
+    register_then_reset(Locale::En).await;
+}
+
+#[tokio::test]
+async fn register_an_authenticator_app_then_reset_the_password_in_dutch() {
+    register_then_reset(Locale::Nl).await;
+}
+
+#[tokio::test]
+async fn unlock_a_locked_account_with_an_emailed_code_in_english() {
+    unlock_with_an_emailed_code(Locale::En).await;
+}
+
+#[tokio::test]
+async fn unlock_a_locked_account_with_an_emailed_code_in_dutch() {
+    unlock_with_an_emailed_code(Locale::Nl).await;
+}
+
+#[tokio::test]
+async fn helpdesk_resets_a_verified_caller_in_english() {
+    helpdesk_reset(Locale::En).await;
+}
+
+#[tokio::test]
+async fn helpdesk_resets_a_verified_caller_in_dutch() {
+    helpdesk_reset(Locale::Nl).await;
+}
+
+/// Registration of an authenticator app (its key read off the page, the code computed with
+/// totp-rs), then a reset with it in a fresh visit.
+async fn register_then_reset(locale: Locale) {
+    let app = test_app(&config()).await;
+    let site = Site::serve(&app).await;
+    let user = create_user("brw").await;
+    let mut browser = Browser::launch(&site, locale).await;
+
+    browser.open("register", "/register").await;
+    browser.check("signin").await;
+    browser.fill("#username", &user.sam).await;
+    browser.fill("#password", &user.password).await;
+    browser.submit("form[action='/register'] button").await;
+    browser.check("overview").await;
+    browser.assert_text("status_totp_no").await;
+    let cookies = browser.client.get_all_cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "sspr_session")
+        .expect("a session cookie");
+    assert_eq!(
+        (session.secure(), session.http_only()),
+        (Some(true), Some(true)),
+        "kept although Secure on plain http (loopback): {session}"
+    );
+
+    browser.submit("form[action='/register/totp'] button").await;
+    browser.check("totp-setup").await;
+    let manual = browser.text("#totp-secret").await;
+    let secret = Secret::Encoded(manual.split_whitespace().collect())
+        .to_bytes()
+        .unwrap_or_else(|e| panic!("the key on the page is base32: {manual:?}: {e:?}"));
+    let totp = TOTP::new(Algorithm::SHA1, 6, 1, 30, secret, None, String::new()).unwrap();
+    let uri = browser.attr("a[href^='otpauth:']", "href").await;
+    assert_eq!(
+        TOTP::from_url(&uri).expect("an otpauth URI").secret,
+        totp.secret,
+        "the link and the typed key are the same key"
+    );
+
+    browser.fill("#code", "000000").await;
+    browser
+        .submit("form[action='/register/totp/confirm'] button")
+        .await;
+    browser.check("wrong-code").await;
+    browser.assert_error_announced("error_code_attempts").await;
+
+    // The previous step's code, so that the current one stays free for the reset below.
+    let now = settle_totp_step().await;
+    browser.fill("#code", &totp.generate(now - totp.step)).await;
+    browser
+        .submit("form[action='/register/totp/confirm'] button")
+        .await;
+    browser.check("registered").await;
+    browser.assert_text("notice_totp_added").await;
+    browser.assert_text("status_totp_yes").await;
+    let token = sign_in(&app, &user).await;
+    let enrollment = app.get("/api/v1/enrollment", Some(&token)).await;
+    assert_eq!(
+        enrollment.json()["totp"],
+        json!(true),
+        "{}",
+        enrollment.body
+    );
+
+    // The reset, in a new visit (the registration session is not needed).
+    browser.forget_cookies().await;
+    browser.open("reset", "/reset").await;
+    browser.check("start").await;
+    browser.fill("#username", &user.sam).await;
+    browser.submit("form[action='/reset'] button").await;
+    browser.check("verify").await;
+    browser.fill("#totp-code", "000000").await;
+    browser.submit("form[action='/reset/verify'] button").await;
+    browser.check("wrong-code").await;
+    browser.assert_error_announced("error_code_attempts").await;
+
+    let now = settle_totp_step().await;
+    browser.fill("#totp-code", &totp.generate(now)).await;
+    browser.submit("form[action='/reset/verify'] button").await;
+    browser.check("password").await;
+    let new_password = format!("Browser-{}-Pw7!", locale.tag());
+    browser.fill("#new-password", &new_password).await;
+    browser.fill("#confirm-password", &new_password).await;
+    browser
+        .submit("form[action='/reset/password'] button")
+        .await;
+    browser.check("done").await;
+    browser.assert_text("reset_done_title").await;
+
+    bind(&user.dn, &new_password)
+        .await
+        .expect("the new password binds");
+    let (rc, _) = bind(&user.dn, &user.password)
+        .await
+        .expect_err("the old password fails");
+    assert_eq!(rc, 49);
+}
+
+/// A real lockout (bad binds past the DC's threshold of 5), unlocked through the pages with a
+/// code mailed to the registered address and read back from the Maildir.
+async fn unlock_with_an_emailed_code(locale: Locale) {
+    let app = test_app(&config()).await;
+    let site = Site::serve(&app).await;
+    let user = create_user("brl").await;
+    let token = sign_in(&app, &user).await;
+    let address = register_email(&app, &token).await;
+    lock_out(&user).await;
+    let mut browser = Browser::launch(&site, locale).await;
+
+    browser.open("unlock", "/unlock").await;
+    browser.check("start").await;
+    browser.fill("#username", &user.upn).await;
+    browser.submit("form[action='/unlock'] button").await;
+    browser.check("verify").await;
+    browser.submit("form[action='/unlock/email'] button").await;
+    browser.check("code-sent").await;
+    browser.assert_text("notice_reset_code_sent").await;
+    let code = wait_for_mail(&address)
+        .await
+        .code_in()
+        .expect("a code mailed");
+
+    browser.fill("#email-code", "00000000").await;
+    browser.submit("form:has(#email-code) button").await;
+    browser.check("wrong-code").await;
+    browser.assert_error_announced("error_code_attempts").await;
+    browser.fill("#email-code", &code).await;
+    browser.submit("form:has(#email-code) button").await;
+    browser.check("confirm").await;
+    let (_, text) = bind(&user.dn, &user.password)
+        .await
+        .expect_err("still locked until confirmed");
+    assert!(text.contains("data 775"), "{text}");
+    browser
+        .submit("form[action='/unlock/confirm'] button")
+        .await;
+    browser.check("done").await;
+    browser.assert_text("unlock_done_title").await;
+
+    bind(&user.dn, &user.password)
+        .await
+        .expect("unlocked, with the same password");
+    assert_eq!(
+        read_attr(&user.dn, "lockoutTime").await.as_deref(),
+        Some("0")
+    );
+    let notice = wait_for_mail(&address).await;
+    assert!(
+        notice.code_in().is_none(),
+        "the unlock notice carries no code"
+    );
+}
+
+/// An operator signs in on the helpdesk page, finds the caller, verifies their authenticator
+/// code (a wrong one first) and resets to a temporary password that must be changed.
+async fn helpdesk_reset(locale: Locale) {
+    // desk() licenses the app and adds the SMTP server; this lands after its [helpdesk].
+    let desk = desk(&format!("[server]\npublic_url = {PUBLIC_URL:?}")).await;
+    let (caller, secret) = caller_with_totp(&desk).await;
+    let site = Site::serve(&desk.app).await;
+    let mut browser = Browser::launch(&site, locale).await;
+
+    browser.open("helpdesk", "/helpdesk").await;
+    browser.check("signin").await;
+    browser.fill("#username", &desk.operator.sam).await;
+    browser.fill("#password", &desk.operator.password).await;
+    browser.submit("form[action='/helpdesk'] button").await;
+    browser.check("search").await;
+    browser.fill("#caller-id", &caller.sam).await;
+    browser.submit("form[action='/helpdesk/user'] button").await;
+    browser.check("card").await;
+    browser.assert_text("helpdesk_verify_first").await;
+
+    browser.fill("#caller-totp", "000000").await;
+    browser
+        .submit("form[action='/helpdesk/user/verify'] button")
+        .await;
+    browser.check("wrong-code").await;
+    browser.assert_error_announced("error_code_attempts").await;
+    let totp = TOTP::new(Algorithm::SHA1, 6, 1, 30, secret, None, String::new()).unwrap();
+    let now = settle_totp_step().await;
+    browser.fill("#caller-totp", &totp.generate(now)).await;
+    browser
+        .submit("form[action='/helpdesk/user/verify'] button")
+        .await;
+    browser.check("verified").await;
+    browser.assert_text("helpdesk_verified_totp").await;
+
+    browser
+        .submit("form[action='/helpdesk/user/reset'] button")
+        .await;
+    browser.check("confirm").await;
+    assert_eq!(
+        browser.prop("#deliver-operator", "checked").await,
+        "true",
+        "shown to the operator unless they choose otherwise"
+    );
+    browser
+        .submit("form[action='/helpdesk/user/reset/confirm'] button")
+        .await;
+    browser.check("temporary-password").await;
+    browser.assert_text("helpdesk_password_hint").await;
+    let temporary = browser.prop("#temporary-password", "value").await;
+    assert_eq!(temporary.len(), 16, "{temporary}");
+
+    let (rc, text) = bind(&caller.dn, &temporary)
+        .await
+        .expect_err("the temporary password must be changed first");
+    assert!(
+        rc == 49 && text.contains("data 773"),
+        "right password, must change at next logon: {rc} {text}"
+    );
+    let (rc, text) = bind(&caller.dn, &caller.password)
+        .await
+        .expect_err("the old password fails");
+    assert!(rc == 49 && text.contains("data 52e"), "{rc} {text}");
+}
+
+/// Bad binds past the test DC's lockout threshold (5); asserts the account is locked.
+async fn lock_out(user: &TestUser) {
+    for _ in 0..6 {
+        let _ = bind(&user.dn, "wrong-password").await;
+    }
+    let (rc, text) = bind(&user.dn, &user.password)
+        .await
+        .expect_err("locked out");
+    assert!(rc == 49 && text.contains("data 775"), "{rc} {text}");
+}
+
+// ---------------------------------------------------------------------------- the app served
+
+/// The app on a loopback TCP port, as `serve` runs it (with the peer address as connect info).
+struct Site {
+    base: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Site {
+    async fn serve(app: &TestApp) -> Site {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let service = app
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, service).await.expect("serve");
+        });
+        Site { base, server }
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+// ----------------------------------------------------------------------------- the browser
+
+/// chromedriver in a process group of its own, with the Chromium it starts: the whole group is
+/// killed on drop, also when a test panics.
+struct Driver {
+    child: Child,
+    port: u16,
+    /// Chromium's profile; removed after the processes are gone.
+    profile: tempfile::TempDir,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
+            assert!(
+                Path::new(path).exists(),
+                "{path} is missing: the browser tests need the Debian packages chromium and \
+                 chromium-driver (apt-get install chromium chromium-driver; scripts/test \
+                 installs them); {package} provides {path}"
+            );
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = std::os::unix::process::CommandExt::process_group(
+            Command::new(CHROMEDRIVER)
+                .arg("--port=0")
+                .arg(format!(
+                    "--log-path={}",
+                    profile.path().join("chromedriver.log").display()
+                ))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+            0,
+        )
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {CHROMEDRIVER}: {e}"));
+        // chromedriver announces the port it picked; the rest of its output is drained so that
+        // it never blocks on a full pipe.
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if let Some(port) = line
+                    .trim()
+                    .strip_prefix("ChromeDriver was started successfully on port ")
+                {
+                    let _ = tx.send(port.trim_end_matches('.').parse::<u16>());
+                }
+            }
+        });
+        let port = match rx.recv_timeout(PATIENCE) {
+            Ok(Ok(port)) => port,
+            other => {
+                let _ = child.kill();
+                panic!("chromedriver did not announce its port: {other:?}");
+            }
+        };
+        Driver {
+            child,
+            port,
+            profile,
+        }
+    }
+
+    fn capabilities(&self, locale: Locale) -> Capabilities {
+        let accept_language = match locale {
+            Locale::En => "en-GB,en",
+            Locale::Nl => "nl-NL,nl",
+        };
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            // Containers often give /dev/shm 64 MB, too little for Chromium.
+            "--disable-dev-shm-usage",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain([
+            format!(
+                "--user-data-dir={}",
+                self.profile.path().join("chromium").display()
+            ),
+            format!("--lang={}", locale.tag()),
+            format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
+        ])
+        .collect::<Vec<_>>();
+        let capabilities = json!({
+            "browserName": "chrome",
+            "pageLoadStrategy": "normal",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": args,
+                "prefs": {
+                    "intl": {"accept_languages": accept_language},
+                    // No password manager: its prompts and leak checks are not the pages'.
+                    "credentials_enable_service": false,
+                    "profile": {
+                        "password_manager_enabled": false,
+                        "password_manager_leak_detection": false,
+                    },
+                },
+            },
+        });
+        capabilities.as_object().unwrap().clone()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The group's id is chromedriver's pid (process_group(0)); Chromium runs in it too.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Chromium session on [`Site`], in one language, naming its screenshots after the flow.
+struct Browser {
+    client: Client,
+    base: String,
+    locale: Locale,
+    texts: HashMap<String, String>,
+    flow: &'static str,
+    pages: u32,
+    /// Declared last: dropped (killed) after the client.
+    _driver: Driver,
+}
+
+impl Browser {
+    async fn launch(site: &Site, locale: Locale) -> Browser {
+        let driver = Driver::start();
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(driver.capabilities(locale))
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+            .unwrap_or_else(|e| panic!("a Chromium session through chromedriver: {e}"));
+        // A headless window may not count as focused yet when the first key arrives, and then
+        // `:focus` styles do not apply; the checks need them.
+        client
+            .issue_cmd(Cdp(
+                "Emulation.setFocusEmulationEnabled",
+                json!({"enabled": true}),
+            ))
+            .await
+            .unwrap();
+        let catalog = match locale {
+            Locale::En => include_str!("../../locales/en.toml"),
+            Locale::Nl => include_str!("../../locales/nl.toml"),
+        };
+        Browser {
+            client,
+            base: site.base.clone(),
+            locale,
+            texts: toml::from_str(catalog).unwrap(),
+            flow: "",
+            pages: 0,
+            _driver: driver,
+        }
+    }
+
+    /// The catalog text `key` in the browser's language.
+    fn t(&self, key: &str) -> &str {
+        self.texts
+            .get(key)
+            .unwrap_or_else(|| panic!("no text {key}"))
+    }
+
+    /// Starts `flow` (for the screenshots' names) by opening `path`.
+    async fn open(&mut self, flow: &'static str, path: &str) {
+        self.flow = flow;
+        self.pages = 0;
+        let dir = self.screenshot_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{flow}-"))
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+        self.wait_for_load().await;
+    }
+
+    async fn forget_cookies(&self) {
+        self.client.delete_all_cookies().await.unwrap();
+    }
+
+    async fn element(&self, css: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on {}: {e}", self.flow))
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let field = self.element(css).await;
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.element(css).await.text().await.unwrap()
+    }
+
+    async fn attr(&self, css: &str, name: &str) -> String {
+        self.element(css)
+            .await
+            .attr(name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{css} has no {name}"))
+    }
+
+    async fn prop(&self, css: &str, name: &str) -> String {
+        self.element(css)
+            .await
+            .prop(name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{css} has no {name}"))
+    }
+
+    /// Clicks the button and waits until the page it leads to has loaded.
+    async fn submit(&self, button: &str) {
+        let button = self.element(button).await;
+        self.js("document.documentElement.dataset.leaving = '1'", vec![])
+            .await;
+        button.click().await.unwrap();
+        self.wait_for_load().await;
+    }
+
+    async fn wait_for_load(&self) {
+        let started = Instant::now();
+        loop {
+            // Fails while the next document is being committed: just ask again.
+            let loaded = self
+                .client
+                .execute(
+                    "return document.readyState === 'complete' \
+                     && document.documentElement.dataset.leaving === undefined",
+                    vec![],
+                )
+                .await;
+            if matches!(loaded, Ok(Value::Bool(true))) {
+                return;
+            }
+            if started.elapsed() > PATIENCE {
+                let url = self.client.current_url().await;
+                panic!(
+                    "{}: no page loaded within {PATIENCE:?} after page {} ({url:?}): {loaded:?}",
+                    self.flow, self.pages
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client
+            .execute(script, args)
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Asserts that the page shows the catalog text `key` (placeholders cut off).
+    async fn assert_text(&self, key: &str) {
+        let wanted = self.t(key).split('{').next().unwrap().trim().to_owned();
+        let shown = self.js("return document.body.innerText", vec![]).await;
+        assert!(
+            shown.as_str().unwrap().contains(&wanted),
+            "{key} ({wanted:?}) not on the page: {shown}"
+        );
+    }
+
+    /// Asserts that the error `key` is shown in a live region, so a screen reader announces it,
+    /// and that the page's title starts with "Error:".
+    async fn assert_error_announced(&self, key: &str) {
+        let wanted = self.t(key).split('{').next().unwrap().trim().to_owned();
+        let announced = self.js(ANNOUNCED, vec![json!(wanted)]).await;
+        assert_eq!(
+            announced,
+            json!(true),
+            "{key} ({wanted:?}) not in a visible role=alert / aria-live region"
+        );
+        // A live region present at load is not announced by every screen reader; the title is.
+        let title = self.js("return document.title", vec![]).await;
+        let prefix = self.t("error_title_prefix");
+        assert!(
+            title.as_str().unwrap().starts_with(prefix),
+            "the title says there was an error: {title}"
+        );
+    }
+
+    fn screenshot_dir(&self) -> PathBuf {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+            .join("browser-screenshots")
+            .join(self.locale.tag())
+    }
+
+    /// A full-page PNG of what the browser shows now.
+    async fn screenshot(&self, name: &str) {
+        // At least the window's width: capturing beyond the viewport drops the scrollbar.
+        let size = self
+            .js(
+                "const d = document.documentElement; \
+                 return [Math.max(d.scrollWidth, window.innerWidth), d.scrollHeight]",
+                vec![],
+            )
+            .await;
+        let shot = self
+            .client
+            .issue_cmd(Cdp(
+                "Page.captureScreenshot",
+                json!({
+                    "format": "png",
+                    "captureBeyondViewport": true,
+                    "clip": {"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1},
+                }),
+            ))
+            .await
+            .unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("screenshot data"))
+            .unwrap();
+        std::fs::write(self.screenshot_dir().join(name), png).unwrap();
+    }
+
+    /// Screenshots the page and asserts the accessibility basics on it (see the module docs).
+    async fn check(&mut self, page: &str) {
+        self.pages += 1;
+        let name = format!("{}-{:02}-{page}", self.flow, self.pages);
+        let lang = self
+            .js("return document.documentElement.lang", vec![])
+            .await;
+        assert_eq!(
+            lang,
+            json!(self.locale.tag()),
+            "{name}: the page's language"
+        );
+        self.screenshot(&format!("{name}.png")).await;
+
+        let problems = self.js(STATIC_CHECKS, vec![]).await;
+        assert_eq!(problems, json!([]), "{name}: accessibility problems");
+
+        // Tab through the page from its start; every control must get the focus, visibly, in
+        // the order of the page.
+        let stops = self.js(MARK_TAB_STOPS, vec![]).await.as_u64().unwrap();
+        let mut tabs = KeyActions::new("keyboard".into());
+        for _ in 0..stops + 2 {
+            tabs = tabs
+                .then(KeyAction::Down {
+                    value: Key::Tab.into(),
+                })
+                .then(KeyAction::Up {
+                    value: Key::Tab.into(),
+                });
+        }
+        self.client.perform_actions(tabs).await.unwrap();
+        self.client.release_actions().await.unwrap();
+        let focus = self.js(FOCUS_PROBLEMS, vec![]).await;
+        assert_eq!(focus, json!([]), "{name}: keyboard problems");
+
+        // Readable at 320 px: nothing wider than the window.
+        self.client
+            .set_window_size(NARROW, DESKTOP.1)
+            .await
+            .unwrap();
+        let fit = self.js(FITS, vec![]).await;
+        assert_eq!(
+            fit["width"],
+            json!(NARROW),
+            "{name}: the window is {NARROW} px wide"
+        );
+        assert_eq!(
+            fit["scrolls"],
+            json!(false),
+            "{name}: scrolls sideways at {NARROW} px: {fit}"
+        );
+        self.screenshot(&format!("{name}-{NARROW}px.png")).await;
+        self.client
+            .set_window_size(DESKTOP.0, DESKTOP.1)
+            .await
+            .unwrap();
+    }
+}
+
+/// A Chrome DevTools command through chromedriver: full-page screenshots, focus emulation.
+#[derive(Debug)]
+struct Cdp(&'static str, Value);
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.expect("a session")
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (Method, Option<String>) {
+        let body = json!({"cmd": self.0, "params": self.1});
+        (Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Page-wide checks: every visible field, button and link has an accessible name (label for,
+/// wrapping label, aria-label, aria-labelledby; text for buttons and links), images have alt
+/// text, ids are unique (labels point at them), one h1, a title. Returns the problems found.
+const STATIC_CHECKS: &str = r#"
+const visible = el => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+const text = el => (el ? el.textContent.replace(/\s+/g, ' ').trim() : '');
+const tag = el => el.outerHTML.slice(0, 200);
+const ariaName = el => (el.getAttribute('aria-label') || '').trim()
+  || (el.getAttribute('aria-labelledby') || '').split(/\s+/).filter(Boolean)
+       .map(id => text(document.getElementById(id))).join('');
+const problems = [];
+for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+  if (!visible(el)) continue;
+  const byFor = el.id && [...document.querySelectorAll('label')].some(l => l.htmlFor === el.id && text(l));
+  if (!(byFor || text(el.closest('label')) || ariaName(el))) problems.push('no accessible name: ' + tag(el));
+}
+for (const el of document.querySelectorAll('button, a[href]')) {
+  if (visible(el) && !text(el) && !ariaName(el)) problems.push('no accessible name: ' + tag(el));
+}
+for (const img of document.querySelectorAll('img:not([alt])')) problems.push('image without alt: ' + tag(img));
+const ids = new Map();
+for (const el of document.querySelectorAll('[id]')) ids.set(el.id, (ids.get(el.id) || 0) + 1);
+for (const [id, n] of ids) if (n > 1) problems.push('id used ' + n + ' times: ' + id);
+const h1 = document.querySelectorAll('h1').length;
+if (h1 !== 1) problems.push(h1 + ' h1 headings');
+if (!document.title.trim()) problems.push('no title');
+return problems;
+"#;
+
+/// Numbers the page's tab stops in page order (a radio group is one stop) and starts a log of
+/// focus changes. Returns the number of stops. Run on a freshly loaded page, where nothing has
+/// had the focus yet, so the first Tab goes to the first stop.
+const MARK_TAB_STOPS: &str = r#"
+const visible = el => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+// Controls count whatever their tabindex (-1 takes one out of keyboard reach); anything else
+// only when made focusable.
+const controls = [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea, [tabindex]')]
+  .filter(el => visible(el) && !el.disabled
+    && (el.matches('a[href], button, input, select, textarea') || el.tabIndex >= 0));
+const groups = new Map();
+let stops = 0;
+for (const el of controls) {
+  const group = el.type === 'radio' && el.name ? el.name : null;
+  if (group && groups.has(group)) { el.dataset.tabStop = groups.get(group); continue; }
+  el.dataset.tabStop = stops;
+  if (group) groups.set(group, stops);
+  stops += 1;
+}
+// WCAG 1.4.11: a focus outline must contrast 3:1 with the background around it.
+const rgb = color => (color.match(/[\d.]+/g) || []).map(Number);
+const luminance = ([r, g, b]) => {
+  const linear = v => (v /= 255) <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+  return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+};
+const contrast = (a, b) => {
+  const [light, dark] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (light + 0.05) / (dark + 0.05);
+};
+const backdrop = el => {
+  for (let node = el.parentElement; node; node = node.parentElement) {
+    const color = rgb(getComputedStyle(node).backgroundColor);
+    if (color.length === 3 || color[3] > 0) return color;
+  }
+  return [255, 255, 255];
+};
+window.__focusLog = [];
+document.addEventListener('focusin', event => {
+  const el = event.target;
+  const style = getComputedStyle(el);
+  const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
+  const ratio = outline ? contrast(rgb(style.outlineColor), backdrop(el)) : 0;
+  window.__focusLog.push({
+    stop: el.dataset.tabStop === undefined ? null : Number(el.dataset.tabStop),
+    tag: el.outerHTML.slice(0, 200),
+    visible: visible(el),
+    ring: outline ? ratio >= 3 : style.boxShadow !== 'none',
+    ratio: Math.round(ratio * 10) / 10,
+    focused: el.matches(':focus'),
+  });
+});
+window.__tabStops = stops;
+return stops;
+"#;
+
+/// What the Tab presses revealed: stops never reached, reached out of page order, focused
+/// without a visible focus ring, or focus on something invisible.
+const FOCUS_PROBLEMS: &str = r#"
+const log = window.__focusLog;
+const problems = [];
+const first = [];
+for (const entry of log) {
+  if (!entry.visible) problems.push('focus on an invisible element: ' + entry.tag);
+  if (entry.stop === null) continue;
+  if (!entry.ring) problems.push('no visible focus (outline contrast ' + entry.ratio + ':1): ' + entry.tag + (entry.focused ? '' : ' (:focus did not apply)'));
+  if (!first.includes(entry.stop)) first.push(entry.stop);
+}
+for (let stop = 0; stop < window.__tabStops; stop++) {
+  if (!first.includes(stop)) {
+    const el = document.querySelector('[data-tab-stop="' + stop + '"]');
+    problems.push('never reached with Tab: ' + el.outerHTML.slice(0, 200));
+  }
+}
+if (first.some((stop, i) => i > 0 && stop < first[i - 1])) problems.push('focus order ' + first.join(',') + ' is not the page order');
+document.activeElement && document.activeElement.blur();
+return [...new Set(problems)];
+"#;
+
+/// The window's width, whether the page scrolls sideways in it, and (to say why) the elements
+/// that reach past its right edge.
+const FITS: &str = r#"
+const page = document.documentElement;
+const scrolls = page.scrollWidth > page.clientWidth;
+const wider = scrolls
+  ? [...document.body.querySelectorAll('*')]
+      .filter(el => el.getBoundingClientRect().right > page.clientWidth)
+      .map(el => el.outerHTML.slice(0, 120))
+  : [];
+return {width: window.innerWidth, scrollWidth: page.scrollWidth, clientWidth: page.clientWidth, scrolls, wider};
+"#;
+
+/// Whether a visible `role="alert"` or `aria-live` region contains the text.
+const ANNOUNCED: &str = r#"
+const wanted = arguments[0];
+return [...document.querySelectorAll('[role=alert], [aria-live]')]
+  .filter(el => el.getAttribute('aria-live') !== 'off' && el.getClientRects().length > 0)
+  .some(el => el.textContent.replace(/\s+/g, ' ').includes(wanted));
+"#;
