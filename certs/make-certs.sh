@@ -5,15 +5,19 @@
 #
 # OUT_DIR defaults to certs/generated (ignored by git). Produces:
 #   ca.pem / ca.key         test CA ("sspr-bridge Test CA")
-#   dc.pem / dc.key         LDAPS/StartTLS certificate for the Samba DC, signed by ca
-#                           SANs: DNS:dc1.sspr.test DNS:localhost IP:127.0.0.1 + extras
+#   dc.pem / dc.key         LDAPS/StartTLS certificate for the first Samba DC (dc1), signed by ca
+#                           SANs: DNS:dc1.sspr.test DNS:localhost IP:127.0.0.1
+#                           + IP:$SSPR_DC1_ADDRESS (when set to another address) + extras
+#   dc2.pem / dc2.key       the same for the second DC (dc2, joined to dc1's domain)
+#                           SANs: DNS:dc2.sspr.test IP:$SSPR_DC2_ADDRESS (default 127.0.0.2)
 #   smtp.pem / smtp.key     STARTTLS certificate for the SMTP sink, signed by ca
 #                           SANs: DNS:localhost IP:127.0.0.1
 #   other-ca.pem            an unrelated CA (its key is discarded), used by tests that
 #                           prove a certificate from the wrong CA is refused
 #
-# Idempotent: existing files are kept. If the CA itself is (re)generated, every
-# leaf certificate is regenerated too, so the set is always consistent.
+# Idempotent: existing files are kept, except a DC certificate that lacks one of the SANs
+# asked for now (the addresses changed), which is reissued by the same CA. If the CA itself is
+# (re)generated, every leaf certificate is regenerated too, so the set is always consistent.
 # FOR TESTS AND DEMOS ONLY - see certs/README.md.
 set -euo pipefail
 
@@ -75,6 +79,22 @@ EOF
         -extfile "$work/leaf.ext" -out "$4" 2>/dev/null
 }
 
+# lacks_sans CERT SANS: true if CERT is missing or lacks one of the comma-separated SANS.
+lacks_sans() {
+    local have want
+    [[ -s $1 ]] || return 0
+    have=$(openssl x509 -in "$1" -noout -ext subjectAltName 2>/dev/null \
+        | tail -n +2 | tr ',' '\n' | sed -e 's/^[[:space:]]*//' -e 's/^IP Address:/IP:/')
+    for want in ${2//,/ }; do
+        grep -qxF "$want" <<<"$have" || return 0
+    done
+    return 1
+}
+
+# The DCs' addresses: scripts/lib/dc.sh reads the same variables, with the same defaults.
+dc1_address=${SSPR_DC1_ADDRESS:-127.0.0.1}
+dc2_address=${SSPR_DC2_ADDRESS:-127.0.0.2}
+
 regen_leaves=0
 if [[ ! -s "$out/ca.pem" || ! -s "$out/ca.key" ]]; then
     make_ca "sspr-bridge Test CA" "$out/ca.key" "$out/ca.pem"
@@ -82,11 +102,18 @@ if [[ ! -s "$out/ca.pem" || ! -s "$out/ca.key" ]]; then
     echo "make-certs.sh: generated test CA in $out"
 fi
 
-if [[ $regen_leaves == 1 || ! -s "$out/dc.pem" || ! -s "$out/dc.key" ]]; then
-    sans="DNS:dc1.sspr.test,DNS:localhost,IP:127.0.0.1"
-    for s in "${extra_sans[@]}"; do sans+=",$s"; done
+sans="DNS:dc1.sspr.test,DNS:localhost,IP:127.0.0.1"
+[[ $dc1_address != 127.0.0.1 ]] && sans+=",IP:$dc1_address"
+for s in "${extra_sans[@]}"; do sans+=",$s"; done
+if [[ $regen_leaves == 1 || ! -s "$out/dc.key" ]] || lacks_sans "$out/dc.pem" "$sans"; then
     make_leaf "dc1.sspr.test" "$sans" "$out/dc.key" "$out/dc.pem"
     echo "make-certs.sh: generated DC certificate ($sans)"
+fi
+
+sans="DNS:dc2.sspr.test,IP:$dc2_address"
+if [[ $regen_leaves == 1 || ! -s "$out/dc2.key" ]] || lacks_sans "$out/dc2.pem" "$sans"; then
+    make_leaf "dc2.sspr.test" "$sans" "$out/dc2.key" "$out/dc2.pem"
+    echo "make-certs.sh: generated second DC certificate ($sans)"
 fi
 
 if [[ $regen_leaves == 1 || ! -s "$out/smtp.pem" || ! -s "$out/smtp.key" ]]; then
@@ -100,5 +127,5 @@ if [[ ! -s "$out/other-ca.pem" ]]; then
 fi
 
 # Samba refuses a TLS key that is readable by anyone but its owner.
-chmod 600 "$out/ca.key" "$out/dc.key" "$out/smtp.key"
-chmod 644 "$out/ca.pem" "$out/dc.pem" "$out/smtp.pem" "$out/other-ca.pem"
+chmod 600 "$out/ca.key" "$out/dc.key" "$out/dc2.key" "$out/smtp.key"
+chmod 644 "$out/ca.pem" "$out/dc.pem" "$out/dc2.pem" "$out/smtp.pem" "$out/other-ca.pem"

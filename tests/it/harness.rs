@@ -90,19 +90,29 @@ impl TestUser {
     }
 }
 
-/// A fresh LDAPS connection to the test DC, not bound.
-pub async fn connect() -> Ldap {
+/// A fresh LDAPS connection to the DC at `url` (verified with the test CA), not bound.
+pub async fn connect_at(url: &str) -> Ldap {
+    try_connect_at(url)
+        .await
+        .unwrap_or_else(|e| panic!("LDAPS connection to the test DC at {url}: {e}"))
+}
+
+/// Like [`connect_at`], for a DC that may be down.
+pub async fn try_connect_at(url: &str) -> Result<Ldap, ldap3::LdapError> {
     let tls = client_config(Some(env("SSPR_TEST_CA_FILE").as_ref())).expect("test CA");
     let settings = LdapConnSettings::new().set_config(Arc::clone(&tls));
-    let (conn, ldap) = LdapConnAsync::with_settings(settings, &env("SSPR_TEST_LDAPS_URL"))
-        .await
-        .expect("LDAPS connection to the test DC");
+    let (conn, ldap) = LdapConnAsync::with_settings(settings, url).await?;
     ldap3::drive!(conn);
-    ldap
+    Ok(ldap)
 }
 
 pub async fn admin() -> Ldap {
-    let mut ldap = connect().await;
+    admin_at(&env("SSPR_TEST_LDAPS_URL")).await
+}
+
+/// A connection to the DC at `url`, bound as Administrator.
+pub async fn admin_at(url: &str) -> Ldap {
+    let mut ldap = connect_at(url).await;
     ldap.simple_bind(&env("SSPR_TEST_ADMIN_DN"), &env("SSPR_TEST_ADMIN_PASSWORD"))
         .await
         .and_then(ldap3::LdapResult::success)
@@ -112,7 +122,12 @@ pub async fn admin() -> Ldap {
 
 /// Binds as `dn` on a fresh connection: Ok on success, else the result code and message.
 pub async fn bind(dn: &str, password: &str) -> Result<(), (u32, String)> {
-    let mut ldap = connect().await;
+    bind_at(&env("SSPR_TEST_LDAPS_URL"), dn, password).await
+}
+
+/// [`bind`] at the DC at `url`.
+pub async fn bind_at(url: &str, dn: &str, password: &str) -> Result<(), (u32, String)> {
+    let mut ldap = connect_at(url).await;
     let result = ldap
         .simple_bind(dn, password)
         .await
