@@ -487,7 +487,7 @@ impl Directory for LdapDirectory {
         let key = account_key(&user.sam_account_name);
         let mut failures = Vec::new();
         for dc in self.candidates(Route::Account(&key)) {
-            let mut ldap = match dc.connector.connect().await {
+            let mut ldap = match dc.connect_unpooled().await {
                 Ok(ldap) => ldap,
                 Err(e) => {
                     metrics::directory_error(&e);

@@ -96,7 +96,7 @@ impl Connector {
 
 /// One domain controller: its pool and whether it recently failed.
 pub struct Dc {
-    pub connector: Arc<Connector>,
+    connector: Arc<Connector>,
     pool: Arc<Pool<ServiceConnections>>,
     /// The policy hints OID this DC supports, if any; read from its rootDSE once.
     policy_hints: tokio::sync::OnceCell<Option<&'static str>>,
@@ -187,6 +187,14 @@ impl Dc {
     pub(super) fn set_down(&self, down: bool) {
         *self.down_until.lock().expect("not poisoned") =
             down.then(|| Instant::now() + self.retry_down_after);
+    }
+
+    /// A new, unbound connection outside the pool, for a bind as a user. A failure to connect
+    /// marks the DC down, as it does for the pool, so the next user's bind does not wait for it.
+    pub async fn connect_unpooled(&self) -> Result<Ldap, DirectoryError> {
+        let result = self.connector.connect().await;
+        self.set_down(result.is_err());
+        result
     }
 
     /// A pooled, bound connection. A failure to connect marks the DC down for a while.

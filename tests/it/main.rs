@@ -4,6 +4,7 @@
 mod browser;
 mod cli;
 mod client;
+mod dcs;
 mod directory;
 mod harness;
 mod helpdesk;
@@ -12,6 +13,7 @@ mod http;
 mod https;
 mod mail;
 mod metrics;
+mod multidc;
 mod notices;
 mod pages;
 mod policy;
