@@ -28,6 +28,10 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Flow(FlowError),
+    /// Refused below the handlers: a body over `server.body_limit` (413), a method the route
+    /// does not take (405), a request over `server.request_timeout` (503).
+    #[error("refused by the HTTP layer: {0}")]
+    Http(StatusCode),
 }
 
 impl From<FlowError> for ApiError {
@@ -183,9 +187,12 @@ impl ApiError {
             ApiError::LicenceRequired(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Http(status) => *status,
             ApiError::Directory(e) => match e {
                 DirectoryError::PolicyViolation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                DirectoryError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                DirectoryError::Unavailable { .. } | DirectoryError::WriteUnconfirmed { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 _ => StatusCode::BAD_GATEWAY,
             },
             ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -214,9 +221,17 @@ impl ApiError {
             ApiError::LicenceRequired(_) => "licence_required",
             ApiError::NotFound => "not_found",
             ApiError::BadRequest(_) => "invalid_request",
+            ApiError::Http(status) => match *status {
+                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+                StatusCode::SERVICE_UNAVAILABLE => "timeout",
+                s if s.is_server_error() => "internal_error",
+                _ => "invalid_request",
+            },
             ApiError::Directory(e) => match e {
                 DirectoryError::PolicyViolation { .. } => "password_policy",
                 DirectoryError::Unavailable { .. } => "directory_unavailable",
+                DirectoryError::WriteUnconfirmed { .. } => "write_unconfirmed",
                 _ => "directory_error",
             },
             ApiError::Store(_) => "storage_unavailable",
@@ -244,6 +259,17 @@ impl ApiError {
             ApiError::LicenceRequired(e) => e.to_string(),
             ApiError::NotFound => "There is nothing at this address.".to_owned(),
             ApiError::BadRequest(m) => m.clone(),
+            ApiError::Http(status) => match *status {
+                StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.".to_owned(),
+                StatusCode::METHOD_NOT_ALLOWED => {
+                    "This address does not take that method.".to_owned()
+                }
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    "The request took too long. Please try again in a minute.".to_owned()
+                }
+                s if s.is_server_error() => "Something went wrong. Please try again.".to_owned(),
+                _ => "The request is not valid.".to_owned(),
+            },
             ApiError::Directory(DirectoryError::PolicyViolation { .. }) => {
                 "The new password does not meet the domain's password policy. Choose another one."
                     .to_owned()
@@ -251,6 +277,12 @@ impl ApiError {
             ApiError::Directory(DirectoryError::Unavailable { .. }) | ApiError::Store(_) => {
                 "The service cannot reach the directory or its database right now. Please try \
                  again in a minute."
+                    .to_owned()
+            }
+            ApiError::Directory(DirectoryError::WriteUnconfirmed { .. }) => {
+                "The directory stopped answering while the change was being written, so it may \
+                 or may not have been made. In a few minutes, try signing in (with the new \
+                 password, if you chose one); if that does not work, try again."
                     .to_owned()
             }
             ApiError::Directory(_) => {

@@ -4,10 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sspr_bridge::config::{Config, ConfigError, LogFormat, SecretKey, Sources};
+use sspr_bridge::config::{Config, ConfigError, SecretKey, Sources};
 use sspr_bridge::reminders::{self, Batch, BatchArgs};
 use sspr_bridge::{audit_export, check, server};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -74,7 +73,8 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return config_failure(&cli.command, &e),
     };
-    init_tracing(&config);
+    // Nothing has installed a subscriber yet, so this cannot fail.
+    let _ = sspr_bridge::logging::init(&config.log, std::io::stderr);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -176,15 +176,4 @@ fn config_failure(command: &Command, error: &ConfigError) -> ExitCode {
         eprintln!("{error}");
     }
     ExitCode::from(2)
-}
-
-fn init_tracing(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Human => builder.init(),
-    }
 }

@@ -185,6 +185,7 @@ pub fn directory_error_kind(error: &DirectoryError) -> &'static str {
         DirectoryError::Tls { .. } => "tls",
         DirectoryError::ServiceBind { .. } => "service_bind",
         DirectoryError::Unavailable { .. } => "unavailable",
+        DirectoryError::WriteUnconfirmed { .. } => "write_unconfirmed",
         DirectoryError::Other { .. } => "other",
     }
 }
@@ -238,22 +239,7 @@ pub fn http_request(route: &str, method: &str, status: u16, started: Instant) {
 
 /// A mail handed to the SMTP server, or not.
 pub fn mail(kind: &MailKind, sent: bool) {
-    let kind = match kind {
-        MailKind::EnrollmentCode { .. } => "enrollment_code",
-        MailKind::ResetCode { .. } => "reset_code",
-        MailKind::PasswordReset => "password_reset",
-        MailKind::AccountUnlocked => "account_unlocked",
-        MailKind::MethodAdded { .. } => "method_added",
-        MailKind::MethodRemoved { .. } => "method_removed",
-        MailKind::HelpdeskCode { .. } => "helpdesk_code",
-        MailKind::TemporaryPassword { .. } => "temporary_password",
-        MailKind::HelpdeskPasswordReset => "helpdesk_password_reset",
-        MailKind::HelpdeskUnlocked => "helpdesk_unlocked",
-        MailKind::HelpdeskRegistrationsCleared => "helpdesk_registrations_cleared",
-        MailKind::ProtectedAccountReset { .. } => "protected_account_reset",
-        MailKind::RegistrationReminder => "registration_reminder",
-        MailKind::PasswordExpiry { .. } => "password_expiry",
-    };
+    let kind = kind.label();
     let outcome = if sent { "sent" } else { "failed" };
     METRICS
         .mails
@@ -281,8 +267,6 @@ fn count(event: &AuditEvent) {
                 .get_or_create(&vec![label("kind", kind)])
                 .inc();
         }
-        // A second request that found the flow already finished changed nothing new.
-        (_, "success") if event.reason.as_deref() == Some("concurrent_request") => {}
         (
             kind @ ("password_reset" | "unlock" | "helpdesk_reset" | "helpdesk_unlock"),
             "success",

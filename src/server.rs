@@ -79,6 +79,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         clock,
         keys: Arc::new(Keys::new(config.security.secret_key.bytes())),
         settings: settings(config),
+        stand_in: Default::default(),
     };
     Ok(AppState::new(Shared {
         licence,

@@ -11,13 +11,21 @@ pg_bindir() {
 
 _pg_as() { (cd / && runuser -u postgres -- "$@"); }
 
-# pg_start DIR PORT: initdb (first time only), start, wait, create role+db sspr.
-# Registers pg_stop for script exit. URL: postgres://sspr@127.0.0.1:PORT/sspr
+# pg_start DIR PORT: pg_spawn, with pg_stop registered for script exit.
+# URL: postgres://sspr@127.0.0.1:PORT/sspr
 pg_start() {
+    mkdir -p "$1"
+    on_exit pg_stop "$(cd "$1" && pwd)"   # a no-op until the server has started
+    pg_spawn "$1" "$2"
+}
+
+# pg_spawn DIR PORT: initdb (first time only), start, wait, create role+db sspr; registers no
+# stop, so scripts/pg-ctl can start a server that outlives it.
+pg_spawn() {
     local dir=$1 port=$2 bin
     bin=$(pg_bindir)
     id -u postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
-    port_in_use "$port" && die "pg_start: port $port is already in use"
+    port_in_use "$port" && die "pg_spawn: port $port is already in use"
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     mkdir -p "$dir/run"
@@ -42,7 +50,6 @@ EOF
     fi
     _pg_as "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "-p $port" -w -t 60 start >/dev/null \
         || { tail -n 30 "$dir/postgres.log" >&2; die "PostgreSQL failed to start (log: $dir/postgres.log)"; }
-    on_exit pg_stop "$dir"
     wait_until 30 "PostgreSQL on 127.0.0.1:$port" "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" \
         || die "PostgreSQL not ready (log: $dir/postgres.log)"
     local psql=("$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir/run" -p "$port" -U postgres -d postgres)
@@ -52,6 +59,8 @@ EOF
     fi
 }
 
+# pg_stop DIR: stop at once (-m immediate: no shutdown checkpoint, clients cut off, as in a
+# crash; the next start recovers from the WAL).
 pg_stop() {
     local dir=$1 bin
     [[ -f $dir/data/postmaster.pid ]] || return 0

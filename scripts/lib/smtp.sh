@@ -3,11 +3,19 @@
 # with CERT_DIR/smtp.pem (signed by the test CA) but not required, every message
 # stored as one file in the Maildir MAILDIR/new/. Requires common.sh.
 
-# smtp_start DIR PORT CERT_DIR [MAILDIR]: DIR holds smtp.log/smtp.pid; MAILDIR defaults
-# to DIR/maildir. Registers smtp_stop for script exit.
+# smtp_start DIR PORT CERT_DIR [MAILDIR]: smtp_spawn, with smtp_stop registered for script exit.
 smtp_start() {
+    mkdir -p "$1"
+    on_exit smtp_stop "$(cd "$1" && pwd)"   # a no-op until the sink has started
+    smtp_spawn "$@"
+}
+
+# smtp_spawn DIR PORT CERT_DIR [MAILDIR]: start the sink and wait until it is ready; DIR holds
+# smtp.log/smtp.pid; MAILDIR defaults to DIR/maildir. Registers no stop, so scripts/smtp-ctl
+# can start a sink that outlives it.
+smtp_spawn() {
     local dir=$1 port=$2 certs=$3 maildir=${4:-$1/maildir}
-    port_in_use "$port" && die "smtp_start: port $port is already in use"
+    port_in_use "$port" && die "smtp_spawn: port $port is already in use"
     mkdir -p "$dir" "$maildir"/{new,cur,tmp}
     dir=$(cd "$dir" && pwd)
     maildir=$(cd "$maildir" && pwd)
@@ -18,7 +26,6 @@ smtp_start() {
         "$SSPR_PYTHON" -m aiosmtpd -n -u -l "127.0.0.1:$port" \
         --tlscert "$certs/smtp.pem" --tlskey "$certs/smtp.key" --no-requiretls \
         -c aiosmtpd.handlers.Mailbox "$maildir"
-    on_exit smtp_stop "$dir"
     local pid
     pid=$(cat "$dir/smtp.pid")
     local deadline=$(( $(now_ms) + 30000 ))

@@ -75,6 +75,26 @@ pub fn from_ldap(url: &str, error: LdapError) -> DirectoryError {
     }
 }
 
+/// A failed write (a modify), as [`from_ldap`] says, except when the request may have reached
+/// the DC and only its answer is missing (the connection broke, or no answer came in time): the
+/// DC may have applied it, so the write is unconfirmed rather than failed.
+pub fn from_ldap_write(url: &str, error: LdapError) -> DirectoryError {
+    match error {
+        LdapError::LdapResult { .. } | LdapError::OpSend { .. } => from_ldap(url, error),
+        LdapError::Timeout { .. }
+        | LdapError::ResultRecv { .. }
+        | LdapError::IdScrubSend { .. }
+        | LdapError::EndOfStream
+        | LdapError::Io { .. } => DirectoryError::WriteUnconfirmed {
+            detail: match from_ldap(url, error) {
+                DirectoryError::Unavailable { detail } => detail,
+                other => other.to_string(),
+            },
+        },
+        other => from_ldap(url, other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +142,28 @@ mod tests {
         assert!(matches!(
             from_result(&result(32, "0000208D: NameErr")),
             DirectoryError::Other { rc: 32, .. }
+        ));
+    }
+
+    #[test]
+    fn a_write_without_an_answer_is_unconfirmed_but_an_answer_is_not() {
+        let url = "ldaps://dc2:636";
+        let lost = from_ldap_write(url, LdapError::EndOfStream);
+        assert_eq!(
+            lost,
+            DirectoryError::WriteUnconfirmed {
+                detail: "ldaps://dc2:636: connection lost".to_owned()
+            }
+        );
+        // The DC's own answer is never "unconfirmed", whatever it says.
+        assert!(matches!(
+            from_ldap_write(
+                url,
+                LdapError::LdapResult {
+                    result: result(52, "")
+                }
+            ),
+            DirectoryError::Unavailable { .. }
         ));
     }
 }

@@ -26,7 +26,7 @@ use crate::domain::directory::{
 };
 use crate::domain::policy::PasswordPolicy;
 use crate::metrics;
-use errors::{from_ldap, from_result};
+use errors::{from_ldap, from_ldap_write, from_result};
 use pool::{Connector, Dc, PooledLdap};
 
 pub struct LdapDirectory {
@@ -261,7 +261,10 @@ impl LdapDirectory {
 
     /// Connections that failed mid-operation are not returned to the pool.
     fn discard_if_broken(conn: PooledLdap, error: &DirectoryError) {
-        if matches!(error, DirectoryError::Unavailable { .. }) {
+        if matches!(
+            error,
+            DirectoryError::Unavailable { .. } | DirectoryError::WriteUnconfirmed { .. }
+        ) {
             let _ = PooledLdap::take(conn);
         }
     }
@@ -562,7 +565,7 @@ impl Directory for LdapDirectory {
             .with_timeout(self.timeout)
             .modify(&user.dn, mods)
             .await
-            .map_err(|e| from_ldap(dc.url(), e))
+            .map_err(|e| from_ldap_write(dc.url(), e))
             .and_then(|r| {
                 if r.rc == 0 {
                     Ok(())
@@ -577,6 +580,10 @@ impl Directory for LdapDirectory {
                 Ok(DcId(dc.url().to_owned()))
             }
             Err(e) => {
+                if matches!(e, DirectoryError::WriteUnconfirmed { .. }) {
+                    // It may be there: the account's work stays with this DC, as after a write.
+                    self.remember_write(route, dc);
+                }
                 Self::discard_if_broken(conn, &e);
                 Err(e)
             }

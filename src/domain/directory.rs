@@ -147,6 +147,11 @@ pub enum DirectoryError {
     /// No domain controller answered in time, or a connection was lost.
     #[error("the directory is unavailable: {detail}")]
     Unavailable { detail: String },
+    /// A write reached the DC (or may have), but its answer did not come back: the connection
+    /// broke or the DC stopped answering. The DC may or may not have applied it; a modify is
+    /// atomic, so it applied entirely or not at all.
+    #[error("the directory did not confirm the write: {detail}")]
+    WriteUnconfirmed { detail: String },
     #[error("the directory answered with result {rc}: {detail}")]
     Other { rc: u32, detail: String },
 }

@@ -307,18 +307,17 @@ impl<'a> Enrollment<'a> {
         let code = secrets::new_email_code();
         let now = d.now_ms();
         let purpose = CodePurpose::EnrollEmail;
-        d.codes
-            .put_code(&PendingCode {
-                purpose,
-                subject: session.token_hash.clone(),
-                code_hash: d
-                    .keys
-                    .code_hash(purpose.as_str(), &session.token_hash, &code),
-                address: address.to_owned(),
-                created_at_ms: now,
-                expires_at_ms: now + ms(d.settings.code_lifetime),
-            })
-            .await?;
+        let pending = PendingCode {
+            purpose,
+            subject: session.token_hash.clone(),
+            code_hash: d
+                .keys
+                .code_hash(purpose.as_str(), &session.token_hash, &code),
+            address: address.to_owned(),
+            created_at_ms: now,
+            expires_at_ms: now + ms(d.settings.code_lifetime),
+        };
+        d.codes.put_code(&pending).await?;
         let mail = super::notify::Mail {
             to: address.to_owned(),
             display_name: None,
@@ -329,6 +328,8 @@ impl<'a> Enrollment<'a> {
         };
         if let Err(e) = mailer.send(&mail).await {
             tracing::warn!(error = %e, "enrollment code not sent");
+            let who = (Some(session.user), session.sam_account_name.as_str());
+            d.code_not_sent(&pending, who, client, None).await;
             return Err(FlowError::MailUnavailable);
         }
         Ok(())
@@ -502,8 +503,15 @@ impl<'a> Enrollment<'a> {
             },
         )
         .await?;
-        d.notify(address.as_deref(), None, &client.locale, notice)
-            .await;
+        d.notify(
+            client,
+            (session.user, &session.sam_account_name),
+            address.as_deref(),
+            None,
+            &client.locale,
+            notice,
+        )
+        .await;
         Ok(())
     }
 }

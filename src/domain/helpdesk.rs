@@ -467,7 +467,9 @@ impl<'a> Helpdesk<'a> {
             Some(r) => r.to_owned(),
             None => String::new(),
         };
-        d.audit_as(
+        // Done: a database failure from here on is logged, not reported, or the operator would
+        // not see the temporary password that the account now has.
+        d.audit_done(
             client,
             Some(&actor),
             Audit {
@@ -479,7 +481,7 @@ impl<'a> Helpdesk<'a> {
                 reason: Some(&format!("verified_by={method}; {audit_reason}")),
             },
         )
-        .await?;
+        .await;
 
         // The password mail first, then the notice of what the helpdesk did.
         let shown = match (action, temporary, &address) {
@@ -493,6 +495,8 @@ impl<'a> Helpdesk<'a> {
             (_, temporary, _) => temporary,
         };
         d.notify(
+            client,
+            (user.guid, &user.sam_account_name),
             address.as_deref(),
             user.display_name.as_deref(),
             &client.locale,

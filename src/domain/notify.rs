@@ -54,6 +54,28 @@ pub enum MailKind {
     },
 }
 
+impl MailKind {
+    /// A stable name for metrics and the audit; never a code or a password.
+    pub fn label(&self) -> &'static str {
+        match self {
+            MailKind::EnrollmentCode { .. } => "enrollment_code",
+            MailKind::ResetCode { .. } => "reset_code",
+            MailKind::PasswordReset => "password_reset",
+            MailKind::AccountUnlocked => "account_unlocked",
+            MailKind::MethodAdded { .. } => "method_added",
+            MailKind::MethodRemoved { .. } => "method_removed",
+            MailKind::HelpdeskCode { .. } => "helpdesk_code",
+            MailKind::TemporaryPassword { .. } => "temporary_password",
+            MailKind::HelpdeskPasswordReset => "helpdesk_password_reset",
+            MailKind::HelpdeskUnlocked => "helpdesk_unlocked",
+            MailKind::HelpdeskRegistrationsCleared => "helpdesk_registrations_cleared",
+            MailKind::ProtectedAccountReset { .. } => "protected_account_reset",
+            MailKind::RegistrationReminder => "registration_reminder",
+            MailKind::PasswordExpiry { .. } => "password_expiry",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Mail {
     pub to: String,

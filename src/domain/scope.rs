@@ -2,6 +2,7 @@
 //! (administrators, see [`super::protection`]) unless `policy.allow_protected` lists them.
 
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 use super::ObjectGuid;
 use super::directory::{Directory, DirectoryError, DirectoryUser};
@@ -69,18 +70,20 @@ pub struct Standing {
 
 impl Eligibility {
     /// Judges the account a login matched. For a login that matched none, the same directory
-    /// questions are asked about a stand-in, so that an unknown login costs a reset start the
-    /// same round trips as a known one; the answers (and any error: AD may refuse such a search)
-    /// are discarded, and the result is `None`.
+    /// questions are asked about `stand_in` (a real account, or else the rootDSE), so that an
+    /// unknown login costs a reset start the same round trips as a known one; the answers (and
+    /// any error: AD may refuse such a search) are discarded, and the result is `None`.
     pub async fn judge(
         &self,
         directory: &dyn Directory,
         user: Option<&DirectoryUser>,
+        stand_in: Option<&DirectoryUser>,
     ) -> Result<Option<Standing>, DirectoryError> {
         match user {
             Some(user) => self.standing(directory, user).await.map(Some),
             None => {
-                let _ = self.standing(directory, &stand_in()).await;
+                let root = root_stand_in();
+                let _ = self.standing(directory, stand_in.unwrap_or(&root)).await;
                 Ok(None)
             }
         }
@@ -114,9 +117,31 @@ impl Eligibility {
     }
 }
 
+/// The account a reset start for an unknown login looks up and judges in its place: the last
+/// one a start found on this instance, or `krbtgt` (in every domain, and never renamed) until
+/// then. Nothing about it is answered or recorded.
+#[derive(Debug, Default)]
+pub struct StandIn(Mutex<Option<String>>);
+
+impl StandIn {
+    /// A login no account has: `.invalid` is reserved (RFC 2606), and a sAMAccountName has at
+    /// most 20 characters.
+    pub const NOBODY: &'static str = "sspr-bridge-nobody@stand-in.invalid";
+
+    pub fn remember(&self, sam_account_name: &str) {
+        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *last = Some(sam_account_name.to_owned());
+    }
+
+    pub fn login(&self) -> String {
+        let last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        last.clone().unwrap_or_else(|| "krbtgt".to_owned())
+    }
+}
+
 /// An account that is none: the empty DN names the rootDSE, which every DC answers a base
 /// search on, so the stand-in's searches take a round trip like a real account's.
-fn stand_in() -> DirectoryUser {
+fn root_stand_in() -> DirectoryUser {
     DirectoryUser {
         guid: ObjectGuid(uuid::Uuid::nil()),
         dn: String::new(),
@@ -236,7 +261,7 @@ mod tests {
         DirectoryUser {
             dn: dn.to_owned(),
             admin_count,
-            ..stand_in()
+            ..root_stand_in()
         }
     }
 
@@ -321,11 +346,11 @@ mod tests {
         let mut counts = Vec::new();
         for (login, admin_count) in [("CN=adm", true), ("CN=adm", false), ("CN=bob", false)] {
             let found = user(login, admin_count);
-            let standing = rules.judge(&directory, Some(&found)).await.unwrap();
+            let standing = rules.judge(&directory, Some(&found), None).await.unwrap();
             assert!(standing.is_some());
             counts.push(directory.asked());
         }
-        assert_eq!(rules.judge(&directory, None).await.unwrap(), None);
+        assert_eq!(rules.judge(&directory, None, None).await.unwrap(), None);
         counts.push(directory.asked());
         assert_eq!(counts, [4, 4, 4, 4]);
     }

@@ -10,11 +10,11 @@ use super::clock::Clock;
 use super::directory::{Directory, DirectoryError, DirectoryUser};
 use super::notify::{Mail, MailKind, Mailer};
 use super::policy::{PasswordRules, Violation};
-use super::scope::{Eligibility, Exclusion};
+use super::scope::{Eligibility, Exclusion, StandIn};
 use super::secrets::{Keys, new_token};
 use super::store::{
-    AuditEvent, AuditLog, CodeStore, EnrolledMethod, FlowStore, MethodKind, RegistrationStore,
-    Session, SessionKind, SessionStore, StoreError, ThrottleStore,
+    AuditEvent, AuditLog, CodeStore, EnrolledMethod, FlowStore, MethodKind, PendingCode,
+    RegistrationStore, Session, SessionKind, SessionStore, StoreError, ThrottleStore,
 };
 
 /// Settings of the flows, taken from the configuration.
@@ -74,6 +74,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<Keys>,
     pub settings: Settings,
+    /// What a reset start for an unknown login judges in its place.
+    pub stand_in: Arc<StandIn>,
 }
 
 /// Who is asking: for throttles, the audit and the language of mails.
@@ -158,25 +160,50 @@ impl Deps {
     }
 
     /// An audit row for something `actor` (a helpdesk operator) did, when it was not the user.
+    /// A row the database does not take (it is down or read-only) is written to the log instead,
+    /// at error level, so the event is on record somewhere.
     pub async fn audit_as(
         &self,
         client: &Client,
         actor: Option<&str>,
         a: Audit<'_>,
     ) -> Result<(), StoreError> {
-        self.audit
-            .record(&AuditEvent {
-                at_ms: self.now_ms(),
-                event: a.event.to_owned(),
-                outcome: a.outcome.to_owned(),
-                object_guid: a.user,
-                sam_account_name: a.sam_account_name.map(str::to_owned),
-                actor: actor.map(str::to_owned),
-                client_ip: client.ip.map(|ip| ip.to_string()),
-                method: a.method.map(|m| m.as_str().to_owned()),
-                reason: a.reason.map(str::to_owned),
-            })
-            .await
+        let event = AuditEvent {
+            at_ms: self.now_ms(),
+            event: a.event.to_owned(),
+            outcome: a.outcome.to_owned(),
+            object_guid: a.user,
+            sam_account_name: a.sam_account_name.map(str::to_owned),
+            actor: actor.map(str::to_owned),
+            client_ip: client.ip.map(|ip| ip.to_string()),
+            method: a.method.map(|m| m.as_str().to_owned()),
+            reason: a.reason.map(str::to_owned),
+        };
+        let written = self.audit.record(&event).await;
+        if let Err(e) = &written {
+            tracing::error!(
+                audit.at_ms = event.at_ms,
+                audit.event = %event.event,
+                audit.outcome = %event.outcome,
+                audit.object_guid = event.object_guid.map(|g| g.to_string()),
+                audit.sam_account_name = event.sam_account_name,
+                audit.actor = event.actor,
+                audit.client_ip = event.client_ip,
+                audit.method = event.method,
+                audit.reason = event.reason,
+                error = %e,
+                "audit row not written; the event is recorded in this log line instead"
+            );
+        }
+        written
+    }
+
+    /// Audits what AD has already done. A failure to write the row cannot undo it, so it is not
+    /// passed on (the event goes to the log, see [`Self::audit_as`]): the user is told the truth,
+    /// that the change was made.
+    pub async fn audit_done(&self, client: &Client, actor: Option<&str>, a: Audit<'_>) {
+        // Logged by audit_as; nothing else to do.
+        let _ = self.audit_as(client, actor, a).await;
     }
 
     /// The audit row of a throttle hit.
@@ -252,10 +279,14 @@ impl Deps {
         Ok(false)
     }
 
-    /// Sends a notification if a mail server is configured; a failure is logged, not fatal:
-    /// the change itself already happened and was audited.
+    /// Sends a notification about `user` (its objectGUID and sAMAccountName) if a mail server is
+    /// configured. A failure is not fatal (the change itself already happened and was audited)
+    /// but is logged and audited as a failed `notification`, so an owner who was never told of a
+    /// change to their account shows up in the audit.
     pub async fn notify(
         &self,
+        client: &Client,
+        user: (ObjectGuid, &str),
         to: Option<&str>,
         display_name: Option<&str>,
         locale: &str,
@@ -264,6 +295,7 @@ impl Deps {
         let (Some(mailer), Some(to)) = (&self.mailer, to) else {
             return;
         };
+        let label = kind.label();
         let mail = Mail {
             to: to.to_owned(),
             display_name: display_name.map(str::to_owned),
@@ -271,8 +303,45 @@ impl Deps {
             kind,
         };
         if let Err(e) = mailer.send(&mail).await {
-            tracing::warn!(error = %e, "notification not sent");
+            tracing::warn!(error = %e, kind = label, "notification not sent");
+            let failed = Audit {
+                event: "notification",
+                outcome: "failure",
+                user: Some(user.0),
+                sam_account_name: Some(user.1),
+                method: None,
+                reason: Some(label),
+            };
+            self.audit_done(client, None, failed).await;
         }
+    }
+
+    /// After the mail of `code` failed: withdraws the code, so none is left that nobody received
+    /// (it replaced the previous one, as every resend does, and the user is told to ask again),
+    /// and audits the failed `code_sent` for `who` (objectGUID, if a real user, and name).
+    pub async fn code_not_sent(
+        &self,
+        code: &PendingCode,
+        who: (Option<ObjectGuid>, &str),
+        client: &Client,
+        actor: Option<&str>,
+    ) {
+        let withdrawn = self
+            .codes
+            .take_code(code.purpose, &code.subject, &code.code_hash)
+            .await;
+        if let Err(e) = withdrawn {
+            tracing::warn!(error = %e, "an unsent code could not be withdrawn");
+        }
+        let failed = Audit {
+            event: "code_sent",
+            outcome: "failure",
+            user: who.0,
+            sam_account_name: Some(who.1),
+            method: Some(MethodKind::Email),
+            reason: Some("mail_unavailable"),
+        };
+        self.audit_done(client, actor, failed).await;
     }
 
     /// The user's methods that count for a reset now: confirmed, and not due for

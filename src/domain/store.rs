@@ -277,6 +277,9 @@ pub trait FlowStore: Send + Sync {
     async fn add_flow_failure(&self, id_hash: &[u8]) -> Result<i64, StoreError>;
     /// Marks the flow finished; true only for the first caller (single use across instances).
     async fn finish_flow(&self, id_hash: &[u8], at_ms: i64) -> Result<bool, StoreError>;
+    /// Undoes the [`Self::finish_flow`] made at `at_ms` (the write it guarded failed), so the flow
+    /// can be tried again; a flow finished at another time is left alone.
+    async fn reopen_flow(&self, id_hash: &[u8], at_ms: i64) -> Result<(), StoreError>;
     async fn set_flow_dc(&self, id_hash: &[u8], dc: &str) -> Result<(), StoreError>;
 }
 

@@ -58,11 +58,21 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
         Json::<T>::from_request(req, state)
             .await
             .map(|Json(v)| Body(v))
-            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+            .map_err(|rejection| body_rejected(rejection.status(), rejection.body_text()))
     }
 }
 
-/// A JSON body that may be absent (no bytes at all): then `T::default()`.
+/// A body over the limit is 413, whether the limit layer saw it coming (`Content-Length`) or it
+/// ran out while reading (chunked); any other unreadable body is 400 `invalid_request`.
+fn body_rejected(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::Http(status)
+    } else {
+        ApiError::BadRequest(text)
+    }
+}
+
+/// A JSON body that may be absent (no bytes at all, or `null`): then `T::default()`.
 pub struct OptionalBody<T>(pub T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned + Default> FromRequest<S> for OptionalBody<T> {
@@ -71,12 +81,12 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Default> FromRequest<S> fo
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+            .map_err(|rejection| body_rejected(rejection.status(), rejection.body_text()))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(T::default()));
         }
-        serde_json::from_slice(&bytes)
-            .map(OptionalBody)
+        serde_json::from_slice::<Option<T>>(&bytes)
+            .map(|body| OptionalBody(body.unwrap_or_default()))
             .map_err(|e| ApiError::BadRequest(format!("Invalid JSON body: {e}")))
     }
 }
@@ -126,8 +136,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
 #[derive(Deserialize, ToSchema)]
 pub struct SignIn {
     /// sAMAccountName or userPrincipalName.
+    #[schema(example = "jdoe")]
     username: String,
     /// The current AD password.
+    #[schema(example = "Current-Password-1")]
     password: String,
 }
 
@@ -164,16 +176,21 @@ pub struct TotpProvisioning {
 
 #[derive(Deserialize, ToSchema)]
 pub struct Code {
+    /// Spaces and dashes are ignored.
+    #[schema(example = "123456")]
     code: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct Address {
+    #[schema(example = "jdoe@example.com")]
     address: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct StartReset {
+    /// sAMAccountName or userPrincipalName.
+    #[schema(example = "jdoe")]
     username: String,
 }
 
@@ -187,10 +204,22 @@ pub struct Flow {
     methods: Vec<&'static str>,
 }
 
+/// A verification method, as the API names it.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum MethodName {
+    Totp,
+    Email,
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct Verify {
+    // Documented as the enum, parsed by `method()`: an unknown one gets the API's own message.
     /// `totp` or `email`.
+    #[schema(value_type = MethodName)]
     method: String,
+    /// 6 digits from the authenticator app, or the 8 mailed; spaces and dashes are ignored.
+    #[schema(example = "123456")]
     code: String,
 }
 
@@ -203,6 +232,7 @@ pub struct Verified {
 
 #[derive(Deserialize, ToSchema)]
 pub struct NewPassword {
+    #[schema(example = "Correct-Horse-Battery-9")]
     new_password: String,
 }
 
@@ -331,7 +361,7 @@ async fn reconfirm_totp(
 #[utoipa::path(post, path = "/api/v1/enrollment/email", tag = "enrollment",
     security(("bearer" = [])), request_body = Address,
     responses((status = 202), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 429, body = ErrorBody), (status = 503, description = "`mail_unavailable`: the code could not be mailed (none is kept); or `directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn begin_email(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -407,13 +437,15 @@ async fn start_reset(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/reset/{flow}/email", tag = "reset", request_body = Empty,
+#[utoipa::path(post, path = "/api/v1/reset/{flow}/email", tag = "reset", request_body = Option<Empty>,
     params(("flow" = String, Path)),
-    responses((status = 202), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 202), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, description = "`mail_unavailable`: the code could not be mailed (none is kept); or `directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn send_reset_code(
     State(s): State<AppState>,
     Path(flow): Path<String>,
     Caller(client): Caller,
+    OptionalBody(Empty {}): OptionalBody<Empty>,
 ) -> Result<StatusCode, ApiError> {
     Reset::new(&s.deps).send_email_code(&flow, &client).await?;
     Ok(StatusCode::ACCEPTED)
@@ -442,7 +474,7 @@ async fn verify(
 #[utoipa::path(post, path = "/api/v1/reset/{flow}/password", tag = "reset", request_body = NewPassword,
     params(("flow" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 503, description = "`write_unconfirmed`: AD did not answer the write, which it applied whole or not at all (try the new password; the flow stays open for another try); or `directory_unavailable`, `storage_unavailable`, `timeout`: nothing was changed, try again later", body = ErrorBody)))]
 async fn set_password(
     State(s): State<AppState>,
     Path(flow): Path<String>,
@@ -456,13 +488,15 @@ async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/reset/{flow}/unlock", tag = "reset", request_body = Empty,
+#[utoipa::path(post, path = "/api/v1/reset/{flow}/unlock", tag = "reset", request_body = Option<Empty>,
     params(("flow" = String, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, description = "`write_unconfirmed`: AD did not answer the write, which it applied whole or not at all (try the new password; the flow stays open for another try); or `directory_unavailable`, `storage_unavailable`, `timeout`: nothing was changed, try again later", body = ErrorBody)))]
 async fn unlock(
     State(s): State<AppState>,
     Path(flow): Path<String>,
     Caller(client): Caller,
+    OptionalBody(Empty {}): OptionalBody<Empty>,
 ) -> Result<StatusCode, ApiError> {
     Reset::new(&s.deps).unlock(&flow, &client).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -494,7 +528,8 @@ async fn password_policy(
 
 #[utoipa::path(post, path = "/api/v1/password/check", tag = "reset", request_body = PasswordCandidate,
     responses((status = 200, body = PasswordVerdict), (status = 404, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+        (status = 422, description = "password_policy: longer than AD accepts, not checked further", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn check_password(
     State(s): State<AppState>,
     Caller(client): Caller,
@@ -524,9 +559,76 @@ async fn check_password(
         super::helpdesk_api::email_code, super::helpdesk_api::verify, super::helpdesk_api::reset,
         super::helpdesk_api::unlock, super::helpdesk_api::clear),
     components(schemas(ErrorBody, BrokenRule)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonResponses)
 )]
 pub struct ApiDoc;
+
+/// The answers any operation of a kind can give, added where an operation does not document
+/// them itself: a body that is not the documented JSON, a missing or expired session, the
+/// licence gate, and a dependency that is down or too slow.
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in &mut openapi.paths.paths {
+            let self_service = !path.starts_with("/api/v1/helpdesk");
+            let operations = [item.get.as_mut(), item.post.as_mut(), item.delete.as_mut()];
+            for operation in operations.into_iter().flatten() {
+                let mut common = Vec::new();
+                if operation.request_body.is_some() {
+                    common.push((
+                        "400",
+                        "`invalid_request`: the body is not the documented JSON, or not sent as \
+                         `application/json`",
+                    ));
+                    common.push(("413", "`payload_too_large`: over `server.body_limit`"));
+                }
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    common.push(("401", "`unauthorized`: no session, or it expired"));
+                }
+                if self_service {
+                    common.push((
+                        "403",
+                        "`licence_required`: self-service is off until the licence is declared",
+                    ));
+                }
+                common.push((
+                    "503",
+                    "`directory_unavailable`, `storage_unavailable` or `timeout`: try again later",
+                ));
+                let responses = &mut operation.responses.responses;
+                for (status, description) in common {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error_response(description).into());
+                }
+                // Every throttled answer says when to come back.
+                if let Some(utoipa::openapi::RefOr::T(throttled)) = responses.get_mut("429") {
+                    throttled.headers.insert(
+                        "Retry-After".to_owned(),
+                        utoipa::openapi::HeaderBuilder::new()
+                            .schema(<u64 as utoipa::PartialSchema>::schema())
+                            .description(Some("Seconds to wait before trying again."))
+                            .build(),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
 
 struct BearerAuth;
 
@@ -543,4 +645,69 @@ impl utoipa::Modify for BearerAuth {
 
 async fn openapi() -> Response {
     Json(ApiDoc::openapi()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+    use utoipa::OpenApi;
+
+    use super::ApiDoc;
+
+    fn operations(doc: &Value) -> Vec<(String, &Value)> {
+        doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .iter()
+                    .map(move |(method, op)| (format!("{method} {path}"), op))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let ops = operations(&doc);
+        let ids: BTreeSet<&str> = ops
+            .iter()
+            .map(|(_, op)| op["operationId"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), ops.len(), "{ids:?}");
+    }
+
+    #[test]
+    fn every_error_answer_is_documented_with_the_error_body() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for (name, op) in operations(&doc) {
+            let responses = op["responses"].as_object().unwrap();
+            assert!(responses.contains_key("503"), "{name}");
+            if op.get("requestBody").is_some() {
+                assert!(
+                    responses.contains_key("400") && responses.contains_key("413"),
+                    "{name}"
+                );
+            }
+            if op.get("security").is_some() {
+                assert!(responses.contains_key("401"), "{name}");
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{name} {status}"
+                    );
+                }
+            }
+            if let Some(throttled) = responses.get("429") {
+                assert!(throttled["headers"]["Retry-After"].is_object(), "{name}");
+            }
+        }
+    }
 }

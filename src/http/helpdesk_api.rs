@@ -101,7 +101,9 @@ impl From<UserCard> for UserStatus {
 
 #[derive(Deserialize, ToSchema)]
 pub struct CallerCode {
+    // Documented as the enum, parsed by hand: an unknown one gets the API's own message.
     /// `totp` or `email`.
+    #[schema(value_type = super::api::MethodName)]
     method: String,
     code: String,
 }
@@ -141,7 +143,8 @@ pub struct Reason {
     reason: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/helpdesk/session", tag = "helpdesk", request_body = OperatorSignIn,
+#[utoipa::path(post, path = "/api/v1/helpdesk/session", tag = "helpdesk",
+    operation_id = "helpdesk_sign_in", request_body = OperatorSignIn,
     responses((status = 200, body = Token), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(super) async fn sign_in(
     State(s): State<AppState>,
@@ -156,16 +159,22 @@ pub(super) async fn sign_in(
 }
 
 #[utoipa::path(delete, path = "/api/v1/helpdesk/session", tag = "helpdesk",
+    operation_id = "helpdesk_sign_out",
     security(("bearer" = [])), responses((status = 204)))]
 pub(super) async fn sign_out(
     State(s): State<AppState>,
     Bearer(token): Bearer,
 ) -> Result<StatusCode, ApiError> {
-    Helpdesk::new(&s.deps).sign_out(&token).await?;
+    let helpdesk = Helpdesk::new(&s.deps);
+    // Only an operator's own live session: any other token is answered like on every other
+    // operator call, and a registration session's token cannot end that session here.
+    helpdesk.operator(&token).await?;
+    helpdesk.sign_out(&token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/helpdesk/users/{id}", tag = "helpdesk",
+    operation_id = "helpdesk_lookup",
     params(("id" = String, Path, description = "sAMAccountName, userPrincipalName or mail")),
     security(("bearer" = [])),
     responses((status = 200, body = UserStatus), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -180,6 +189,7 @@ pub(super) async fn lookup(
 }
 
 #[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/email-code", tag = "helpdesk",
+    operation_id = "helpdesk_email_code",
     params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 202), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -196,6 +206,7 @@ pub(super) async fn email_code(
 }
 
 #[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/verify", tag = "helpdesk",
+    operation_id = "helpdesk_verify",
     params(("id" = String, Path)), security(("bearer" = [])), request_body = CallerCode,
     responses((status = 200, body = CallerVerified), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
@@ -215,6 +226,7 @@ pub(super) async fn verify(
 }
 
 #[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/reset", tag = "helpdesk",
+    operation_id = "helpdesk_reset",
     params(("id" = String, Path)), security(("bearer" = [])), request_body = ResetRequest,
     responses((status = 200, body = TemporaryPassword), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -252,7 +264,8 @@ async fn act_without_answer(
 }
 
 #[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/unlock", tag = "helpdesk",
-    params(("id" = String, Path)), security(("bearer" = [])), request_body = Reason,
+    operation_id = "helpdesk_unlock",
+    params(("id" = String, Path)), security(("bearer" = [])), request_body = Option<Reason>,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn unlock(
@@ -266,7 +279,8 @@ pub(super) async fn unlock(
 }
 
 #[utoipa::path(delete, path = "/api/v1/helpdesk/users/{id}/enrollment", tag = "helpdesk",
-    params(("id" = String, Path)), security(("bearer" = [])), request_body = Reason,
+    operation_id = "helpdesk_clear",
+    params(("id" = String, Path)), security(("bearer" = [])), request_body = Option<Reason>,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn clear(

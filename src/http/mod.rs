@@ -130,8 +130,14 @@ pub fn app(state: AppState) -> Router {
             .get::<RequestId>()
             .and_then(|id| id.header_value().to_str().ok())
             .unwrap_or("-");
-        // The path only: a query string is no place for secrets, but never log one if it is.
-        tracing::info_span!("request", id, method = %request.method(), path = request.uri().path())
+        // The route's pattern (`/api/v1/reset/{flow}/verify`), as in the metrics: a flow id is a
+        // bearer secret, stored only as a hash. The path itself only where no route matched, and
+        // never the query string: no place for secrets, but never log one if it is.
+        let path = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| request.uri().path(), MatchedPath::as_str);
+        tracing::info_span!("request", id, method = %request.method(), path)
     });
 
     Router::new()
@@ -148,12 +154,14 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), licence_gate))
         .layer(middleware::from_fn(log_errors))
-        .layer(headers)
         .layer(RequestBodyLimitLayer::new(state.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             state.request_timeout,
         ))
+        .layer(middleware::from_fn(api_error_bodies))
+        // Outside the limit and the timeout, so their answers carry the headers too.
+        .layer(headers)
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
         .layer(trace)
         .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
@@ -203,6 +211,27 @@ async fn log_errors(request: Request, next: Next) -> Response {
         }
     }
     response
+}
+
+/// Every error answer under `/api/` has an [`crate::error::ErrorBody`], also the refusals made
+/// below the handlers, which come with an empty or plain-text body of their own: a body over the
+/// limit (413), a request over the timeout (503), a method the route does not take (405).
+async fn api_error_bodies(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let mut rendered = ApiError::Http(status).into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        rendered.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    rendered
 }
 
 async fn not_found() -> ApiError {

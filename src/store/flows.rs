@@ -101,6 +101,18 @@ impl FlowStore for Store {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn reopen_flow(&self, id_hash: &[u8], at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE reset_flows SET finished_at_ms = NULL
+             WHERE id_hash = $1 AND finished_at_ms = $2",
+        )
+        .bind(id_hash)
+        .bind(at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn set_flow_dc(&self, id_hash: &[u8], dc: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE reset_flows SET dc = $1 WHERE id_hash = $2")
             .bind(dc)
@@ -167,6 +179,25 @@ mod tests {
             ..decoy()
         };
         assert_eq!(store.flow(&[2; 32]).await.unwrap(), Some(expected));
+    }
+
+    #[tokio::test]
+    async fn a_flow_reopens_only_from_the_finish_it_names() {
+        let store = memory_store().await;
+        store.create_flow(&decoy()).await.unwrap();
+        assert!(store.finish_flow(&[2; 32], 5_000).await.unwrap());
+        store.reopen_flow(&[2; 32], 4_000).await.unwrap();
+        assert!(
+            !store.finish_flow(&[2; 32], 6_000).await.unwrap(),
+            "not reopened"
+        );
+        store.reopen_flow(&[2; 32], 5_000).await.unwrap();
+        assert!(
+            store.finish_flow(&[2; 32], 7_000).await.unwrap(),
+            "reopened"
+        );
+        let flow = store.flow(&[2; 32]).await.unwrap().unwrap();
+        assert_eq!(flow.finished_at_ms, Some(7_000));
     }
 
     #[tokio::test]

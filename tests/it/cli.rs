@@ -10,8 +10,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{self, env};
 
-pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_sspr-bridge");
-
 /// A config file for the test DC and SMTP server, bound as the delegated service account, plus
 /// `extra` lines appended per section.
 pub(crate) fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
@@ -70,12 +68,14 @@ fn write_secret(dir: &Path, name: &str, value: &str) -> std::path::PathBuf {
 }
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).env_remove("SSPR_CONFIG");
+    let mut cmd = harness::service_command();
+    cmd.args(args);
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    cmd.output().expect("run sspr-bridge")
+    let output = cmd.output().expect("run sspr-bridge");
+    harness::keep_service_log("cli", &output.stderr);
+    output
 }
 
 fn stdout(output: &Output) -> String {
@@ -85,7 +85,9 @@ fn stdout(output: &Output) -> String {
 pub(crate) fn gen_key() -> String {
     let output = run(&["gen-key"], &[]);
     assert!(output.status.success());
-    stdout(&output).trim().to_owned()
+    let key = stdout(&output).trim().to_owned();
+    harness::remember_secret("secret-key", &key);
+    key
 }
 
 #[test]
@@ -403,7 +405,7 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
     let addr = format!("127.0.0.1:{port}");
     let config = write_config(dir.path(), "");
     let key = gen_key();
-    let mut child = Command::new(BIN)
+    let mut child = harness::service_command()
         .args(["--config", config.to_str().unwrap(), "serve"])
         .env("SSPR__SECURITY__SECRET_KEY", &key)
         .env("SSPR__SERVER__LISTEN", &addr)
@@ -446,6 +448,7 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
     })
     .await
     .unwrap();
+    harness::keep_service_log("serve", output.1.as_bytes());
     assert!(output.0.success(), "clean exit: {}", output.1);
     assert!(output.1.contains("shutting down"), "{}", output.1);
     assert!(!output.1.contains(&key), "the secret key is never logged");

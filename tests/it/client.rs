@@ -4,9 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sspr_bridge::error::ErrorBody;
@@ -37,11 +39,115 @@ pub async fn test_app_on(database: Arc<TestDatabase>, extra: &str) -> TestApp {
         extra,
     ]);
     let state = sspr_bridge::server::state(&config).await.expect("state");
+    let mut router = app(state);
+    if harness::secrets_listed() {
+        router = router.layer(middleware::from_fn(list_secrets));
+    }
     TestApp {
-        router: app(state),
+        router,
         ip: SocketAddr::from(([127, 0, 0, 1], 40000 + rand::random_range(0..20000u16))),
         database,
     }
+}
+
+/// Lists every secret that crosses the app's edge (see [`harness::remember_secret`]): the
+/// passwords and codes sent to it, in JSON or forms, and the session tokens, flow ids, TOTP
+/// secrets and temporary passwords it hands out, in JSON, pages and cookies. So every test,
+/// whether it calls the API, submits pages or drives a browser, lists what it used.
+async fn list_secrets(request: Request<Body>, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let (sent, body) = peek(body).await;
+    if let Some(bytes) = sent {
+        for (name, value) in fields(&parts.headers, &bytes) {
+            match name.as_str() {
+                "password" | "new_password" | "confirm_password" | "current_password" => {
+                    harness::remember_secret("password", &value);
+                }
+                "code" => harness::remember_secret("code", &value),
+                _ => {}
+            }
+        }
+    }
+    let response = next.run(Request::from_parts(parts, body)).await;
+
+    let (parts, body) = response.into_parts();
+    for cookie in parts.headers.get_all(header::SET_COOKIE) {
+        let pair = cookie
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("");
+        match pair.split_once('=') {
+            Some(("sspr_session" | "sspr_helpdesk", token)) => {
+                harness::remember_secret("session-token", token);
+            }
+            Some(("sspr_flow", flow)) => harness::remember_secret("flow-id", flow),
+            _ => {}
+        }
+    }
+    let (answered, body) = peek(body).await;
+    if let Some(bytes) = answered {
+        for (name, value) in fields(&parts.headers, &bytes) {
+            match name.as_str() {
+                "token" => harness::remember_secret("session-token", &value),
+                "flow" => harness::remember_secret("flow-id", &value),
+                "secret" => harness::remember_secret("totp-secret", &value),
+                "temporary_password" => harness::remember_secret("password", &value),
+                _ => {}
+            }
+        }
+        // The manual key of the authenticator set-up page (grouped by fours) and the
+        // helpdesk's temporary password.
+        let page = String::from_utf8_lossy(&bytes);
+        if page.contains("id=\"totp-secret\"") {
+            let grouped = crate::pages::text_of(&page, "totp-secret");
+            harness::remember_secret("totp-secret", &grouped.replace(char::is_whitespace, ""));
+        }
+        let temporary = "id=\"temporary-password\"";
+        if page.contains(temporary) {
+            let password = crate::pages::attr_of_tag(&page, temporary, "value");
+            harness::remember_secret("password", &password);
+        }
+    }
+    Response::from_parts(parts, body)
+}
+
+/// The bytes of a body of known size (up to 1 MiB), and the body again, unchanged. Others, like a
+/// test's streaming or endless body, are passed on untouched and unread.
+async fn peek(body: Body) -> (Option<Bytes>, Body) {
+    let size = axum::body::HttpBody::size_hint(&body).exact();
+    if size.is_none_or(|n| n > 1 << 20) {
+        return (None, body);
+    }
+    match body.collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            (Some(bytes.clone()), Body::from(bytes))
+        }
+        Err(e) => {
+            let failing = futures::stream::once(async move { Err::<Bytes, _>(e) });
+            (None, Body::from_stream(failing))
+        }
+    }
+}
+
+/// The string fields of a JSON object or an urlencoded form.
+fn fields(headers: &HeaderMap, bytes: &[u8]) -> Vec<(String, String)> {
+    if let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(bytes) {
+        return object
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.as_str()?.to_owned())))
+            .collect();
+    }
+    let form = headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .starts_with(b"application/x-www-form-urlencoded")
+    });
+    if !form {
+        return Vec::new();
+    }
+    url::form_urlencoded::parse(bytes).into_owned().collect()
 }
 
 pub struct Answer {

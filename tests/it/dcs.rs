@@ -10,13 +10,17 @@
 //!
 //! A test that uses DC2 holds [`exclusive`] for its whole run: it may stop DC2, replicate to it,
 //! or rely on something not having reached it yet, and any of these breaks another such test
-//! running at the same time. Only DC2 can be stopped: ~160 tests use DC1 concurrently.
+//! running at the same time, in this test run or in another one against the same environment
+//! (engineers running tests side by side). Only DC2 can be stopped: ~160 tests use DC1
+//! concurrently.
 
 use std::collections::HashSet;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ldap3::{Mod, Scope};
 use sspr_bridge::directory::codec::unicode_pwd_value;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Mutex, MutexGuard};
 
 pub use crate::harness::bind_at;
@@ -55,24 +59,32 @@ pub fn dc2_url() -> String {
 static DC2: Mutex<()> = Mutex::const_new(());
 /// Set while a test has DC2 stopped, so that [`Exclusive`] can start it again if that test fails.
 static DC2_STOPPED: AtomicBool = AtomicBool::new(false);
+/// Set while a test has DC2 frozen, so that [`Exclusive`] can thaw it if that test fails.
+static DC2_FROZEN: AtomicBool = AtomicBool::new(false);
 
 /// The right to use DC2 for as long as it lives (see the module documentation).
 pub struct Exclusive {
     _guard: MutexGuard<'static, ()>,
+    /// Holds the lock across processes: `flock` on a file in DC2's directory, kept by a `cat`
+    /// that ends when its stdin closes (when this is dropped, or the test process dies).
+    _across_processes: tokio::process::Child,
 }
 
 impl Drop for Exclusive {
     /// A test that panicked between [`stop_dc`] and [`start_dc`] must not leave DC2 down for the
     /// next one. Blocking is fine here: it happens only then, and the lock is still held.
     fn drop(&mut self) {
-        if DC2_STOPPED.swap(false, Ordering::SeqCst) {
+        for (flag, undo) in [(&DC2_FROZEN, "thaw"), (&DC2_STOPPED, "start")] {
+            if !flag.swap(false, Ordering::SeqCst) {
+                continue;
+            }
             match std::process::Command::new(dc_ctl())
-                .args(["start", "dc2"])
+                .args([undo, "dc2"])
                 .output()
             {
                 Ok(out) if out.status.success() => {}
                 Ok(out) => eprintln!(
-                    "could not start DC2 again: {}",
+                    "could not {undo} DC2 again: {}",
                     String::from_utf8_lossy(&out.stderr)
                 ),
                 Err(e) => eprintln!("could not run {}: {e}", dc_ctl()),
@@ -81,10 +93,28 @@ impl Drop for Exclusive {
     }
 }
 
-/// Waits until no other test uses DC2, then holds it until the guard is dropped.
+/// Waits until no other test uses DC2, in this process or another, then holds it until the
+/// guard is dropped.
 pub async fn exclusive() -> Exclusive {
+    let guard = DC2.lock().await;
+    let lock_file = format!("{}/.tests-exclusive.lock", env("SSPR_TEST_DC2_DIR"));
+    let mut holder = tokio::process::Command::new("flock")
+        .args(["--exclusive", "--no-fork", &lock_file])
+        .args(["sh", "-c", "echo locked && exec cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("flock (util-linux)");
+    let mut answer = String::new();
+    BufReader::new(holder.stdout.take().expect("piped"))
+        .read_line(&mut answer)
+        .await
+        .expect("flock answers");
+    assert_eq!(answer.trim(), "locked", "flock {lock_file}");
     Exclusive {
-        _guard: DC2.lock().await,
+        _guard: guard,
+        _across_processes: holder,
     }
 }
 
@@ -99,6 +129,31 @@ pub async fn stop_dc(which: Dc) {
     assert_held();
     DC2_STOPPED.store(true, Ordering::SeqCst);
     dc_ctl_run(&["stop", which.name()]).await;
+}
+
+/// Kills DC2's samba (its whole process group) with SIGKILL, as a crash would: no shutdown, and
+/// a write in progress is cut off. Returns once its processes are gone; [`start_dc`] brings it
+/// back.
+pub async fn kill_dc(which: Dc) {
+    assert_eq!(which, Dc::Dc2, "only DC2 can be killed");
+    assert_held();
+    DC2_STOPPED.store(true, Ordering::SeqCst);
+    dc_ctl_run(&["kill", which.name()]).await;
+}
+
+/// Freezes DC2 (SIGSTOP): it keeps its port and its connections but answers nothing, as a hung
+/// server or a link that drops packets does. [`thaw_dc`] lets it go on where it stopped.
+pub async fn freeze_dc(which: Dc) {
+    assert_eq!(which, Dc::Dc2, "only DC2 can be frozen");
+    assert_held();
+    DC2_FROZEN.store(true, Ordering::SeqCst);
+    dc_ctl_run(&["freeze", which.name()]).await;
+}
+
+/// Lets a frozen DC2 run again (SIGCONT).
+pub async fn thaw_dc(which: Dc) {
+    dc_ctl_run(&["thaw", which.name()]).await;
+    DC2_FROZEN.store(false, Ordering::SeqCst);
 }
 
 /// Starts a stopped DC again and waits until it answers an authenticated LDAPS search (about a
@@ -137,6 +192,7 @@ pub async fn exists_at(url: &str, dn: &str) -> bool {
 /// Resets the password of `dn` on the DC at `url` as Administrator (an administrative reset of
 /// unicodePwd, as the service does).
 pub async fn set_password_at(url: &str, dn: &str, password: &str) {
+    harness::remember_secret("password", password);
     let mut ldap = admin_at(url).await;
     ldap.modify(
         dn,

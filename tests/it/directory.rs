@@ -22,6 +22,7 @@ async fn find(dir: &LdapDirectory, login: &str) -> DirectoryUser {
 
 async fn reset(dir: &LdapDirectory, user: &TestUser, password: &str) -> Result<(), DirectoryError> {
     let found = find(dir, &user.sam).await;
+    harness::remember_secret("password", password);
     let secret = SecretString::from(password.to_owned());
     dir.write_account(
         &found,
@@ -177,6 +178,7 @@ async fn reset_can_force_a_change_at_next_logon_in_the_same_write() {
     let dir = directory("");
     let user = create_user("must").await;
     let found = find(&dir, &user.sam).await;
+    harness::remember_secret("password", "Temporary-Pass-77");
     let secret = SecretString::from("Temporary-Pass-77".to_owned());
     dir.write_account(
         &found,
@@ -322,6 +324,7 @@ async fn a_dead_first_dc_fails_over_to_the_second() {
     ));
     let user = create_user("fo").await;
     let found = find(&dir, &user.sam).await;
+    harness::remember_secret("password", "Failed-Over-Pass-3");
     let secret = SecretString::from("Failed-Over-Pass-3".to_owned());
     let dc = dir
         .write_account(

@@ -3,13 +3,19 @@
 //! once with `scripts/env-up` and `source` the exports it prints.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, Once};
 
+use futures::FutureExt;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use secrecy::SecretString;
 use sqlx::{Connection, Executor, PgConnection};
-use sspr_bridge::config::{Config, Sources};
+use sspr_bridge::config::{Config, LogConfig, LogFormat, Sources};
 use sspr_bridge::directory::{codec::unicode_pwd_value, tls::client_config};
 use sspr_bridge::store::{Backend, Store};
 
@@ -39,7 +45,11 @@ pub fn try_config(extra: &str) -> Result<Config, sspr_bridge::config::ConfigErro
     try_config_layers(&[extra])
 }
 
+/// The key every test configuration has, unless a layer replaces it.
+const SECRET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 fn try_config_layers(extra: &[&str]) -> Result<Config, sspr_bridge::config::ConfigError> {
+    keep_logs();
     let base = format!(
         r#"
         [directory]
@@ -50,7 +60,7 @@ fn try_config_layers(extra: &[&str]) -> Result<Config, sspr_bridge::config::Conf
         bind_password = {bind_pw:?}
         timeout = "10s"
         [security]
-        secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+        secret_key = {SECRET_KEY:?}
         "#,
         url = env("SSPR_TEST_LDAPS_URL"),
         ca = env("SSPR_TEST_CA_FILE"),
@@ -151,6 +161,7 @@ pub async fn create_user(prefix: &str) -> TestUser {
     let upn = format!("{sam}@{realm}");
     let dn = format!("CN={sam},CN=Users,{}", env("SSPR_TEST_BASE_DN"));
     let password = format!("Initial-{}-Pw1!", rand::random::<u16>());
+    remember_secret("password", &password);
     let mut ldap = admin().await;
     let set = |v: &str| HashSet::from([v.as_bytes().to_vec()]);
     let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = vec![
@@ -314,7 +325,12 @@ pub struct TestDatabase {
 
 enum Place {
     Dir(tempfile::TempDir),
-    Schema { server_url: String, schema: String },
+    Schema {
+        server_url: String,
+        schema: String,
+    },
+    /// The database of a PostgreSQL server the test started for itself; that test removes it.
+    OwnServer,
 }
 
 impl TestDatabase {
@@ -324,6 +340,7 @@ impl TestDatabase {
     }
 
     pub async fn fresh(backend: Backend) -> TestDatabase {
+        keep_logs();
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -345,6 +362,15 @@ impl TestDatabase {
         }
     }
 
+    /// The database at `url`, of a PostgreSQL server the test started for itself (e.g. to
+    /// restart it, which the shared one must not be); nothing is dropped with it.
+    pub fn on_own_server(url: String) -> TestDatabase {
+        TestDatabase {
+            url,
+            place: Place::OwnServer,
+        }
+    }
+
     /// A `[database]` configuration layer naming this database.
     pub fn section(&self) -> String {
         format!("[database]\nurl = {:?}\n", self.url)
@@ -358,16 +384,18 @@ impl TestDatabase {
     }
 
     /// Everything the database holds, for secret scans. SQLite: the bytes of the file and its
-    /// write-ahead log (freed pages included). PostgreSQL: every column of every table in the
-    /// schema, `bytea` as its bytes and anything else as its text form.
+    /// write-ahead log (freed pages included). PostgreSQL: every value of every table in the
+    /// schema, one per line, `bytea` as its bytes and anything else as its text form.
     pub async fn contents(&self) -> Vec<u8> {
         match &self.place {
-            Place::Dir(dir) => ["sspr.db", "sspr.db-wal"]
+            // The log first: should the last connection close between the two reads, its
+            // checkpoint moves pages from the log into the file, never the other way.
+            Place::Dir(dir) => ["sspr.db-wal", "sspr.db"]
                 .iter()
                 .filter_map(|name| std::fs::read(dir.path().join(name)).ok())
                 .flatten()
                 .collect(),
-            Place::Schema { .. } => {
+            Place::Schema { .. } | Place::OwnServer => {
                 let mut conn = PgConnection::connect(&self.url).await.unwrap();
                 let columns: Vec<(String, String, String)> = sqlx::query_as(
                     "SELECT table_name::text, column_name::text, data_type::text
@@ -380,18 +408,27 @@ impl TestDatabase {
                 assert!(!columns.is_empty(), "no tables in the test schema");
                 let mut all = Vec::new();
                 for (table, column, data_type) in columns {
-                    if data_type == "bytea" {
+                    let values: Vec<Vec<u8>> = if data_type == "bytea" {
                         let sql = format!("SELECT \"{column}\" FROM \"{table}\"");
                         let values: Vec<Option<Vec<u8>>> =
                             sqlx::query_scalar(&sql).fetch_all(&mut conn).await.unwrap();
-                        all.extend(values.into_iter().flatten().flatten());
+                        values.into_iter().flatten().collect()
                     } else {
                         let sql = format!("SELECT \"{column}\"::text FROM \"{table}\"");
                         let values: Vec<Option<String>> =
                             sqlx::query_scalar(&sql).fetch_all(&mut conn).await.unwrap();
-                        all.extend(values.into_iter().flatten().flat_map(String::into_bytes));
+                        values
+                            .into_iter()
+                            .flatten()
+                            .map(String::into_bytes)
+                            .collect()
+                    };
+                    // One value per line: two values never run together into a third (ids 1
+                    // to 6 into "123456", a code a test made up).
+                    for value in values {
+                        all.extend(value);
+                        all.push(b'\n');
                     }
-                    all.push(b'\n');
                 }
                 conn.close().await.unwrap();
                 all
@@ -402,33 +439,83 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let Place::Schema { server_url, schema } = &self.place else {
-            return;
+        let dump_dir = std::env::var_os("SSPR_TEST_DB_DUMP_DIR");
+        let drop_schema = match &self.place {
+            // Left behind for inspection when the test failed.
+            Place::Schema { server_url, schema } if !std::thread::panicking() => {
+                Some((server_url.as_str(), schema.as_str()))
+            }
+            _ => None,
         };
-        if std::thread::panicking() {
+        if dump_dir.is_none() && drop_schema.is_none() {
             return;
         }
-        // Drop cannot await, and the test's runtime may be single-threaded: drop the schema from
-        // a thread of its own. A lock held by a task of the dropped app (which cannot run while
-        // this thread is joined) must not hang the test, hence the lock timeout.
-        let (server_url, name) = (server_url.clone(), schema.clone());
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(drop_postgres_schema(&server_url, &name, "5s"))
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
+        // Drop cannot await, and the test's runtime may be single-threaded: work from a thread of
+        // its own. A lock held by a task of the dropped app (which cannot run while this thread
+        // is joined) must not hang the test, hence the timeouts.
+        let this = &*self;
+        let dropped = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap()
+                        .block_on(async {
+                            if let Some(dir) = &dump_dir {
+                                // A database never migrated, or a server the test stopped, is
+                                // not worth a failure here; its schema is still dropped.
+                                let dumped = AssertUnwindSafe(this.dump(Path::new(dir)));
+                                if dumped.catch_unwind().await.is_err() {
+                                    eprintln!("test database {} not dumped", this.url);
+                                }
+                            }
+                            match drop_schema {
+                                Some((url, name)) => drop_postgres_schema(url, name, "5s").await,
+                                None => Ok(()),
+                            }
+                        })
+                })
+                .join()
+        });
+        if let (Ok(Err(e)), Some((_, schema))) = (dropped, drop_schema) {
             eprintln!("test schema {schema} left behind: {e}");
         }
+    }
+}
+
+impl TestDatabase {
+    /// Writes [`TestDatabase::contents`] to a file of its own in `dir`, for
+    /// `scripts/check-secrets` to search once the suite is done (the database itself is gone
+    /// by then).
+    async fn dump(&self, dir: &Path) {
+        let (kind, contents) = match &self.place {
+            Place::Dir(_) => ("sqlite", self.contents().await),
+            Place::Schema { .. } | Place::OwnServer => {
+                let read =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), self.contents());
+                match read.await {
+                    Ok(contents) => ("postgres", contents),
+                    Err(_) => {
+                        eprintln!("test database {} not dumped: locked for 10 s", self.url);
+                        return;
+                    }
+                }
+            }
+        };
+        if contents.is_empty() {
+            return;
+        }
+        let path = dir.join(format!("{kind}-{}.bin", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, contents)
+            .unwrap_or_else(|e| panic!("dump the test database to {}: {e}", path.display()));
     }
 }
 
 /// Creates an `sspr_test_*` schema on the test PostgreSQL server and returns a URL whose
 /// unqualified names (sqlx's `_sqlx_migrations` included) resolve in it, and its name.
 pub async fn create_postgres_schema() -> (String, String) {
+    keep_logs();
     let server_url = env("SSPR_TEST_POSTGRES_URL");
     let schema = format!("sspr_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = PgConnection::connect(&server_url).await.unwrap();
@@ -454,4 +541,111 @@ pub async fn drop_postgres_schema(
     conn.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
         .await?;
     conn.close().await
+}
+
+// ------------------------------------------------------------------- evidence for check-secrets
+//
+// `scripts/test` sets three variables, and `scripts/check-secrets` searches, after the whole
+// suite, the logs (SSPR_TEST_LOG_FILE, SSPR_TEST_LOG_DIR) and the database dumps
+// (SSPR_TEST_DB_DUMP_DIR, see `TestDatabase`'s drop) for every secret listed in
+// SSPR_TEST_SECRETS_FILE. Unset, nothing is logged, kept or listed.
+
+/// The filter of the kept logs: all the service says, and what the libraries it drives say at
+/// debug level (sqlx logs every statement there, ldap3 and rustls through the `log` crate).
+pub const KEPT_LOG_LEVEL: &str = "debug,sspr_bridge=trace,tower_http=trace,axum=trace";
+
+/// When `SSPR_TEST_LOG_FILE` names a file, everything the in-process app (and this test binary)
+/// logs is appended to it as JSON lines, exactly as `log.format = "json"` writes them, at
+/// [`KEPT_LOG_LEVEL`]. Called by every configuration and database the harness makes, so the
+/// subscriber is in place before any service code runs.
+pub fn keep_logs() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        // The configuration's own secrets, which the service holds from the start.
+        for var in ["SSPR_TEST_SERVICE_PASSWORD", "SSPR_TEST_ADMIN_PASSWORD"] {
+            remember_secret("bind-password", &std::env::var(var).unwrap_or_default());
+        }
+        remember_secret("secret-key", SECRET_KEY);
+        let Some(file) = appended("SSPR_TEST_LOG_FILE") else {
+            return;
+        };
+        let config = LogConfig {
+            format: LogFormat::Json,
+            level: KEPT_LOG_LEVEL.to_owned(),
+        };
+        sspr_bridge::logging::init(&config, Mutex::new(file))
+            .expect("no other log subscriber in the test binary");
+    });
+}
+
+/// The filter of service processes whose logs are kept: all the service says, its libraries at
+/// info. Not [`KEPT_LOG_LEVEL`]: tests read a process's standard error only once it has exited,
+/// and a pipe holds 64 KiB; the in-process app logs the libraries' debug lines for the same code.
+pub const KEPT_PROCESS_LOG_LEVEL: &str = "info,sspr_bridge=trace,tower_http=trace,axum=trace";
+
+/// The `sspr-bridge` binary as the suite starts it: with no `SSPR_CONFIG` from the caller's
+/// shell and, when the suite keeps logs, at [`KEPT_PROCESS_LOG_LEVEL`] (the format stays the
+/// test's). Hand what it wrote to standard error to [`keep_service_log`].
+pub fn service_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sspr-bridge"));
+    command.env_remove("SSPR_CONFIG");
+    if std::env::var_os("SSPR_TEST_LOG_DIR").is_some() {
+        command.env("SSPR__LOG__LEVEL", KEPT_PROCESS_LOG_LEVEL);
+    }
+    command
+}
+
+/// Keeps the standard error of a process from [`service_command`] in `SSPR_TEST_LOG_DIR`, one
+/// file per process, `what` (e.g. `serve`) in its name.
+pub fn keep_service_log(what: &str, stderr: &[u8]) {
+    let Some(dir) = std::env::var_os("SSPR_TEST_LOG_DIR") else {
+        return;
+    };
+    if stderr.is_empty() {
+        return;
+    }
+    let path = Path::new(&dir).join(format!("{what}-{}.log", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, stderr)
+        .unwrap_or_else(|e| panic!("keep a service log in {}: {e}", path.display()));
+}
+
+/// The file `var` names, opened for appending; `None` if `var` is not set.
+fn appended(var: &str) -> Option<File> {
+    let path = std::env::var_os(var)?;
+    let file = OpenOptions::new().create(true).append(true).open(&path);
+    Some(file.unwrap_or_else(|e| panic!("{var}={}: {e}", Path::new(&path).display())))
+}
+
+/// Whether the suite lists the secrets it uses ([`remember_secret`]).
+pub fn secrets_listed() -> bool {
+    std::env::var_os("SSPR_TEST_SECRETS_FILE").is_some()
+}
+
+/// Lists `value` in `SSPR_TEST_SECRETS_FILE` (once per value) as a secret of `kind` that the
+/// service's logs and database must never contain. `password`, `code`, `totp-secret` (as base32),
+/// `session-token`, `flow-id` (both stored only as hashes), `bind-password`, `secret-key`.
+pub fn remember_secret(kind: &str, value: &str) {
+    /// The file, and what is listed in it already.
+    type Listed = Mutex<(File, HashSet<String>)>;
+    static LIST: LazyLock<Option<Listed>> = LazyLock::new(|| {
+        let file = appended("SSPR_TEST_SECRETS_FILE")?;
+        Some(Mutex::new((file, HashSet::new())))
+    });
+    let Some(list) = LIST.as_ref() else {
+        return;
+    };
+    if value.is_empty() {
+        return;
+    }
+    let mut list = list
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (file, seen) = &mut *list;
+    if seen.insert(format!("{kind}\0{value}")) {
+        let mut line = serde_json::json!({"kind": kind, "value": value}).to_string();
+        line.push('\n');
+        // One write per line: processes sharing the file (O_APPEND) never interleave lines.
+        file.write_all(line.as_bytes())
+            .expect("append to SSPR_TEST_SECRETS_FILE");
+    }
 }

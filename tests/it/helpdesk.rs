@@ -512,6 +512,18 @@ async fn idle_operator_sessions_expire_and_sign_out_works() {
         .get("/api/v1/helpdesk/users/Administrator", Some(&token))
         .await
         .expect(StatusCode::UNAUTHORIZED);
+    // Signing out takes a live operator session, like every other operator call.
+    let again = desk
+        .app
+        .send(crate::client::request(
+            "DELETE",
+            "/api/v1/helpdesk/session",
+            None,
+            Some(&token),
+        ))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(again.error().error, "unauthorized");
     desk.app
         .get(
             "/api/v1/helpdesk/users/no-such-user-x",

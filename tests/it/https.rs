@@ -14,9 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::cli::{BIN, gen_key, write_config};
+use crate::cli::{gen_key, write_config};
 use crate::client::{TestApp, request, test_app};
-use crate::harness::env;
+use crate::harness::{self, env};
 
 const HSTS: &str = "strict-transport-security: max-age=31536000; includeSubDomains";
 
@@ -74,9 +74,8 @@ fn free_port() -> u16 {
 /// `serve` with the test certificate on `port`.
 fn serve_https(config: &Path, port: u16, key: &str) -> Child {
     let (cert, tls_key) = server_cert_files();
-    Command::new(BIN)
+    harness::service_command()
         .args(["--config", config.to_str().unwrap(), "serve"])
-        .env_remove("SSPR_CONFIG")
         .env("SSPR__SECURITY__SECRET_KEY", key)
         .env("SSPR__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env(
@@ -104,6 +103,7 @@ async fn stop(mut child: Child) -> (std::process::ExitStatus, String) {
             if let Some(status) = child.try_wait().unwrap() {
                 let mut err = String::new();
                 std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                harness::keep_service_log("serve-https", err.as_bytes());
                 return (status, err);
             }
             if Instant::now() > deadline {

@@ -42,11 +42,22 @@ pub struct Received {
 impl Received {
     /// The code of a code mail: the line of the text part that is nothing but 8 digits.
     pub fn code_in(&self) -> Option<String> {
-        self.text
+        let code = self
+            .text
             .lines()
             .map(str::trim)
-            .find(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()))
-            .map(str::to_owned)
+            .find(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()))?;
+        harness::remember_secret("code", code);
+        Some(code.to_owned())
+    }
+
+    /// What a code or password mail shows in large monospace (its HTML part has one such span):
+    /// the line of the text part that the span holds.
+    fn shown_value(&self) -> Option<&str> {
+        let at = self.html.find("monospace;")?;
+        let start = at + self.html[at..].find("\">")? + 2;
+        let shown = self.html[start..start + self.html[start..].find("</span>")?].trim();
+        self.text.lines().map(str::trim).find(|l| *l == shown)
     }
 
     /// The first header called `name` (any case), unfolded and trimmed.
@@ -152,14 +163,23 @@ fn decode(bytes: &[u8]) -> Option<Received> {
             _ => None,
         })
     };
-    Some(Received {
+    let received = Received {
         to: to.address()?.to_owned(),
         to_name: to.name().map(str::to_owned),
         subject: message.subject().unwrap_or_default().to_owned(),
         text: part(false).unwrap_or_default(),
         html: part(true).unwrap_or_default(),
         raw: String::from_utf8_lossy(bytes).into_owned(),
-    })
+    };
+    // Codes and temporary passwords reach tests this way, also those a test reads itself.
+    match received.shown_value() {
+        Some(code) if code.bytes().all(|b| b.is_ascii_digit()) => {
+            harness::remember_secret("code", code);
+        }
+        Some(password) => harness::remember_secret("password", password),
+        None => {}
+    }
+    Some(received)
 }
 
 /// The test DC's configuration with the test SMTP server, `smtp_overrides` (TOML keys) replacing
@@ -184,13 +204,17 @@ fn mailer(config: &Config) -> SmtpMailer {
 }
 
 fn code() -> String {
-    format!("{:08}", rand::random::<u32>() % 100_000_000)
+    let code = format!("{:08}", rand::random::<u32>() % 100_000_000);
+    harness::remember_secret("code", &code);
+    code
 }
 
 /// A temporary password like the helpdesk's: letters, digits and symbols, none that HTML escapes
 /// (so it reads back from the HTML part as is), never a line of digits alone.
 fn password() -> String {
-    format!("Tp#{:016x}!Zq", rand::random::<u64>())
+    let password = format!("Tp#{:016x}!Zq", rand::random::<u64>());
+    harness::remember_secret("password", &password);
+    password
 }
 
 /// Each kind, with its subject in English and Dutch.

@@ -9,6 +9,7 @@ use crate::selfservice::{set_password, verified_flow};
 const TOKEN: &str = "scrape-me-7f3a";
 
 async fn app() -> TestApp {
+    crate::harness::remember_secret("metrics-token", TOKEN);
     test_app(&format!(
         "[licence]\nazure_ad_premium = true\n[metrics]\ntoken = \"{TOKEN}\"\n"
     ))
@@ -193,9 +194,8 @@ async fn serve_logs_json_lines_with_the_request_id_and_serves_metrics_apart() {
         ),
     );
     let key = crate::cli::gen_key();
-    let mut child = Command::new(crate::cli::BIN)
+    let mut child = crate::harness::service_command()
         .args(["--config", config.to_str().unwrap(), "serve"])
-        .env_remove("SSPR_CONFIG")
         .env("SSPR__SECURITY__SECRET_KEY", &key)
         .env("SSPR__SERVER__LISTEN", &addr)
         .stdout(Stdio::null())
@@ -238,6 +238,7 @@ async fn serve_logs_json_lines_with_the_request_id_and_serves_metrics_apart() {
     })
     .await
     .unwrap();
+    crate::harness::keep_service_log("serve-metrics", stderr.as_bytes());
 
     let lines: Vec<serde_json::Value> = stderr
         .lines()

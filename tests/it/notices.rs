@@ -3,7 +3,6 @@
 //! restricted to a group holding only this test's users.
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -233,9 +232,8 @@ async fn remind_mails_unregistered_users_once_per_interval() {
 async fn the_binary_lists_reminders_in_a_dry_run_and_sends_none() {
     let app = app("").await;
     let (group, users) = group_of(&["remb"]).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_sspr-bridge"))
+    let output = harness::service_command()
         .args(["remind", "--dry-run", "--group", &group, "--lang", "nl"])
-        .env_remove("SSPR_CONFIG")
         .envs([
             ("SSPR__DIRECTORY__URLS", env("SSPR_TEST_LDAPS_URL")),
             ("SSPR__DIRECTORY__CA_FILE", env("SSPR_TEST_CA_FILE")),
@@ -257,6 +255,7 @@ async fn the_binary_lists_reminders_in_a_dry_run_and_sends_none() {
         ])
         .output()
         .expect("run sspr-bridge");
+    harness::keep_service_log("remind", &output.stderr);
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -273,7 +272,7 @@ async fn the_binary_lists_reminders_in_a_dry_run_and_sends_none() {
     );
     assert_no_mail(&ad_mail(&users[0]), Duration::from_millis(500)).await;
 
-    let bad = Command::new(env!("CARGO_BIN_EXE_sspr-bridge"))
+    let bad = harness::service_command()
         .args(["notify-expiry", "--days", "14,0"])
         .output()
         .unwrap();

@@ -184,6 +184,10 @@ impl Reply {
                 alert.key = "error_unavailable";
                 alert.helpdesk = true;
             }
+            ApiError::Directory(DirectoryError::WriteUnconfirmed { .. }) => {
+                alert.key = "error_write_unconfirmed";
+                alert.helpdesk = true;
+            }
             _ => {
                 alert.key = "error_directory";
                 alert.helpdesk = true;

@@ -1,0 +1,77 @@
+"""What scripts/api-fuzz needs before schemathesis runs, made through the API itself.
+
+    python3 api_fuzz_sessions.py BASE_URL USER PASSWORD OPERATOR OPERATOR_PASSWORD
+
+Signs USER in to registration and registers an authenticator app for them, signs OPERATOR in to
+the helpdesk, and starts a reset flow for USER (a real flow, not a decoy, as USER is now
+registered). Prints user_token=, operator_token= and flow= lines. Standard library only.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import struct
+import sys
+import time
+import urllib.request
+
+
+def call(base, path, body, token=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    request = urllib.request.Request(base + path, json.dumps(body).encode(), headers)
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        raw = answer.read()
+    return json.loads(raw) if raw else None
+
+
+def totp(secret_base32, unix_secs):
+    """RFC 6238: SHA-1, 30 s steps, 6 digits, as the service's authenticator apps."""
+    key = base64.b32decode(secret_base32 + "=" * (-len(secret_base32) % 8))
+    mac = hmac.new(key, struct.pack(">Q", unix_secs // 30), hashlib.sha1).digest()
+    offset = mac[-1] & 15
+    value = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
+    return "%06d" % (value % 10**6)
+
+
+def remember(kind, value):
+    """Lists a secret for scripts/check-secrets, as tests/it/harness.rs does (under scripts/test)."""
+    path = os.environ.get("SSPR_TEST_SECRETS_FILE")
+    if path and value:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"kind": kind, "value": value}) + "\n")
+
+
+def main():
+    base, user, password, operator, operator_password = sys.argv[1:]
+    token = call(base, "/api/v1/enrollment/session", {"username": user, "password": password})[
+        "token"
+    ]
+    secret = call(base, "/api/v1/enrollment/totp", {}, token)["secret"]
+    # The previous step's code (inside the ±1 step window), so the current step stays unspent.
+    code = totp(secret, int(time.time()) - 30)
+    call(base, "/api/v1/enrollment/totp/confirm", {"code": code}, token)
+    operator_token = call(
+        base,
+        "/api/v1/helpdesk/session",
+        {"username": operator, "password": operator_password},
+    )["token"]
+    flow = call(base, "/api/v1/reset", {"username": user})["flow"]
+    for kind, value in [
+        ("password", password),
+        ("password", operator_password),
+        ("session-token", token),
+        ("totp-secret", secret),
+        ("code", code),
+        ("session-token", operator_token),
+        ("flow-id", flow),
+    ]:
+        remember(kind, value)
+    print(f"user_token={token}\noperator_token={operator_token}\nflow={flow}")
+
+
+if __name__ == "__main__":
+    main()
