@@ -244,6 +244,10 @@ pub fn bind_data_code(message: &str) -> Option<u32> {
 
 pub fn leading_code(message: &str) -> Option<u32> {
     let hex = message.trim_start().get(..8)?;
+    // from_str_radix also takes a sign, and "+0000052" is no code (fuzz/corpus/ad_answers).
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
     u32::from_str_radix(hex, 16).ok()
 }
 
@@ -531,6 +535,12 @@ mod tests {
         assert_eq!(password_check(None), PasswordCheck::Wrong);
         assert_eq!(leading_code("0000052D: Constraint violation"), Some(0x52d));
         assert_eq!(leading_code("short"), None);
+        // fuzz/corpus/ad_answers/signed-leading-code
+        assert_eq!(leading_code("+0000052: not a code"), None);
+        assert_eq!(
+            readable_reason("+0000052: not a code"),
+            "+0000052: not a code"
+        );
     }
 
     #[test]

@@ -65,7 +65,12 @@ pub fn matching_step(secret: &[u8], code: &str, now_unix_secs: u64) -> Option<i6
     let now_step = now_unix_secs / STEP_SECS;
     let mut matched = None;
     for step in [now_step.saturating_sub(1), now_step, now_step + 1] {
-        let expected = totp.generate(step * STEP_SECS);
+        // Found by fuzzing (fuzz/corpus/typed_code): in the last step of u64 time, step now+1
+        // would start past u64::MAX (an overflow panic, or a wrapped time in release builds).
+        let Some(start) = step.checked_mul(STEP_SECS) else {
+            continue;
+        };
+        let expected = totp.generate(start);
         if bool::from(expected.as_bytes().ct_eq(code.as_bytes())) {
             matched = Some(step as i64);
         }
@@ -110,6 +115,17 @@ mod tests {
         assert_eq!(matching_step(SEED, &code, now - 30), Some(step));
         assert_eq!(matching_step(SEED, &code, now + 60), None);
         assert_eq!(matching_step(SEED, "000000", now), None);
+    }
+
+    #[test]
+    fn the_end_of_time_has_no_next_step() {
+        // fuzz/corpus/typed_code/crash-overflow-at-u64-max: the clock at u64::MAX seconds.
+        let now = u64::MAX;
+        let step = (now / STEP_SECS) as i64;
+        assert_eq!(matching_step(SEED, &code_at(SEED, now), now), Some(step));
+        assert_eq!(matching_step(SEED, "000000", now), None);
+        let before = now - STEP_SECS;
+        assert_eq!(matching_step(SEED, &code_at(SEED, now), before), Some(step));
     }
 
     #[test]
