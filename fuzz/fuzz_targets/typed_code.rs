@@ -39,8 +39,8 @@ fuzz_target!(|data: &[u8]| {
     let expected = reference_code(typed, 6).and_then(|code| {
         [now_step.saturating_sub(1), now_step, now_step + 1]
             .into_iter()
-            .filter(|step| code_at(secret, step * STEP_SECS) == code)
-            .last()
+            .rev()
+            .find(|step| code_at(secret, step * STEP_SECS) == code)
     });
     assert_eq!(
         typed_step(secret, typed, now_ms),
