@@ -76,8 +76,9 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens a pool of at most `max_connections` to `sqlite://PATH` (created with its directory
-    /// if missing), `postgres://…` or `postgresql://…`, and checks that one connection works.
+    /// Opens a pool of at most `max_connections` to `postgres://…` or `postgresql://…`, or of one
+    /// connection to `sqlite://PATH` (created with its directory if missing), and checks that one
+    /// connection works.
     ///
     /// `sqlite::memory:` gives a private in-memory database for tests. It lives inside a single
     /// connection, so the pool is held to one connection that is never recycled.
@@ -108,7 +109,13 @@ impl Store {
                 .max_lifetime(None);
         }
         if url.backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _| Box::pin(configure_sqlite(conn)));
+            // SQLite has one writer at a time. A second pooled connection that wants to write
+            // meanwhile is refused and retries from SQLite's busy handler, which sleeps 1, 2, 5,
+            // 10 ms and longer between tries; with one connection the short queries take turns
+            // without sleeping (measured with benches/flows, see docs/benchmarks.md).
+            options = options
+                .max_connections(1)
+                .after_connect(|conn, _| Box::pin(configure_sqlite(conn)));
         }
         // `connect` opens one connection before returning (unlike `connect_lazy`), so a wrong
         // URL or an unreachable server is reported at startup and the first SQLite connection
