@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use ldap3::{Mod, Scope, SearchEntry};
+use ldap3::Mod;
 use serde_json::json;
 use sspr_bridge::domain::secrets::token_hash;
 use sspr_bridge::domain::store::{AuditEvent, AuditLog, CodePurpose, CodeStore, FlowStore};
@@ -102,18 +102,7 @@ async fn lock_out_on_dc2(user: &TestUser) {
 
 /// An attribute of `dn` on DC2, read as Administrator.
 async fn read_on_dc2(dn: &str, attr: &str) -> Option<String> {
-    let mut ldap = admin_at(&Dc::Dc2.url()).await;
-    let (entries, _) = ldap
-        .search(dn, Scope::Base, "(objectClass=*)", vec![attr])
-        .await
-        .and_then(ldap3::SearchResult::success)
-        .expect("read on DC2");
-    let _ = ldap.unbind().await;
-    entries
-        .into_iter()
-        .next()
-        .map(SearchEntry::construct)
-        .and_then(|e| e.attrs.get(attr).and_then(|v| v.first().cloned()))
+    crate::harness::read_attr_at(&Dc::Dc2.url(), dn, attr).await
 }
 
 /// Unlocks `dn` on DC2 as Administrator (lockoutTime = 0), leaving its password alone.

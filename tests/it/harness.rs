@@ -208,7 +208,12 @@ pub async fn set_attr(dn: &str, attr: &str, value: &str) {
 
 /// Reads one attribute as Administrator.
 pub async fn read_attr(dn: &str, attr: &str) -> Option<String> {
-    let mut ldap = admin().await;
+    read_attr_at(&env("SSPR_TEST_LDAPS_URL"), dn, attr).await
+}
+
+/// Reads one attribute as Administrator on the DC at `url`.
+pub async fn read_attr_at(url: &str, dn: &str, attr: &str) -> Option<String> {
+    let mut ldap = admin_at(url).await;
     let (entries, _) = ldap
         .search(dn, Scope::Base, "(objectClass=*)", vec![attr])
         .await
