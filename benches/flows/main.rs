@@ -102,7 +102,7 @@ struct Args {
     /// Also write the results as Markdown to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
-    /// Passed by `cargo bench`; ignored.
+    /// Passed by `cargo bench`: without it, the program runs as a test and does nothing.
     #[arg(long, hide = true)]
     bench: bool,
 }
@@ -124,6 +124,12 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("--hello") {
         return service::serve_hello(argv.get(2).map_or("127.0.0.1:0", String::as_str));
+    }
+    if !argv.iter().any(|a| a == "--bench") {
+        // `cargo test --all-targets` (scripts/test) runs bench targets too, with the test
+        // harness's arguments; `cargo bench` passes --bench. As a test there is nothing to do.
+        eprintln!("flows is a benchmark: run it with scripts/bench or cargo bench --bench flows");
+        return ExitCode::SUCCESS;
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
