@@ -494,11 +494,11 @@ impl<'a> Helpdesk<'a> {
             ) => self.mail_temporary(&user, to, password, client).await,
             (_, temporary, _) => temporary,
         };
-        d.notify(
+        // `address` was read before the action: after a clear it is told it was removed.
+        d.notify_owner(
             client,
-            (user.guid, &user.sam_account_name),
+            &user,
             address.as_deref(),
-            user.display_name.as_deref(),
             &client.locale,
             notification,
         )

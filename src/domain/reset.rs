@@ -509,19 +509,8 @@ impl<'a> Reset<'a> {
             reason: None,
         };
         d.audit_done(client, None, done).await;
-        let address = d.confirmed_email(&user.guid).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "no notification: the address cannot be read");
-            None
-        });
-        d.notify(
-            client,
-            (user.guid, &user.sam_account_name),
-            address.as_deref(),
-            user.display_name.as_deref(),
-            &live.flow.locale,
-            notification,
-        )
-        .await;
+        d.notify_owner(client, user, None, &live.flow.locale, notification)
+            .await;
     }
 
     /// A protected account reset its own password (it is allow-listed, or it would not have got

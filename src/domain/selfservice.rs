@@ -45,6 +45,8 @@ pub struct Settings {
     pub eligibility: Eligibility,
     /// Who is told of each self-service reset of a (allow-listed) protected account.
     pub admin_addresses: Vec<String>,
+    /// How long a one-time registration code stays valid (`registration.code_lifetime`).
+    pub registration_code_lifetime: Duration,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -316,6 +318,37 @@ impl Deps {
         }
     }
 
+    /// Tells the owner of `user` about a change to their account: at their confirmed address and
+    /// at AD's `mail` (so a user who registered only an authenticator app hears of it too), and at
+    /// `also` (an address that was just replaced or removed, so its owner learns of it). Each
+    /// address once, whatever its case. A failure to read the confirmed address still lets the
+    /// others be told.
+    pub async fn notify_owner(
+        &self,
+        client: &Client,
+        user: &DirectoryUser,
+        also: Option<&str>,
+        locale: &str,
+        kind: MailKind,
+    ) {
+        let confirmed = self.confirmed_email(&user.guid).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the confirmed address cannot be read; told elsewhere");
+            None
+        });
+        let candidates = [confirmed.as_deref(), user.mail.as_deref(), also];
+        for to in owner_addresses(&candidates) {
+            self.notify(
+                client,
+                (user.guid, &user.sam_account_name),
+                Some(to),
+                user.display_name.as_deref(),
+                locale,
+                kind.clone(),
+            )
+            .await;
+        }
+    }
+
     /// After the mail of `code` failed: withdraws the code, so none is left that nobody received
     /// (it replaced the previous one, as every resend does, and the user is told to ask again),
     /// and audits the failed `code_sent` for `who` (objectGUID, if a real user, and name).
@@ -394,6 +427,17 @@ impl Deps {
     }
 }
 
+/// The distinct non-empty addresses among `candidates`, in order, compared without case.
+fn owner_addresses<'a>(candidates: &[Option<&'a str>]) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for address in candidates.iter().flatten().map(|a| a.trim()) {
+        if !address.is_empty() && !seen.iter().any(|s| s.eq_ignore_ascii_case(address)) {
+            seen.push(address);
+        }
+    }
+    seen
+}
+
 /// `a***@example.com`: enough for the user to recognise, too little to harvest.
 pub fn mask_email(address: &str) -> String {
     match address.split_once('@') {
@@ -408,6 +452,21 @@ pub fn mask_email(address: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_owner_is_told_once_at_each_address() {
+        let candidates = [
+            Some("alice@example.com"),
+            Some("Alice@Example.com"),
+            None,
+            Some(" "),
+            Some("old@example.com"),
+        ];
+        assert_eq!(
+            owner_addresses(&candidates),
+            ["alice@example.com", "old@example.com"]
+        );
+    }
 
     #[test]
     fn masked_addresses_keep_the_first_letter_and_the_domain() {
