@@ -96,6 +96,9 @@ pub struct RegistrationConfig {
     /// `remind` mails an unregistered user at most once per this interval.
     #[serde(with = "humantime_serde")]
     pub remind_interval: Duration,
+    /// How long a one-time registration code from the helpdesk stays valid.
+    #[serde(with = "humantime_serde")]
+    pub code_lifetime: Duration,
 }
 
 impl RegistrationConfig {
@@ -734,6 +737,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
             "registration.remind_interval",
             raw.registration.remind_interval,
         ),
+        ("registration.code_lifetime", raw.registration.code_lifetime),
         ("reset.flow_lifetime", raw.reset.flow_lifetime),
         ("reset.code_lifetime", raw.reset.code_lifetime),
         ("throttle.user_window", raw.throttle.user_window),

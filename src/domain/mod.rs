@@ -12,6 +12,7 @@ pub mod locale;
 pub mod notify;
 pub mod policy;
 pub mod protection;
+pub mod registration_code;
 pub mod reminders;
 pub mod reset;
 pub mod scope;

@@ -220,6 +220,8 @@ pub enum CodePurpose {
     ResetEmail,
     /// A helpdesk operator verifying a caller (subject: operator session + target user).
     HelpdeskEmail,
+    /// A one-time registration code the helpdesk gave a caller (subject: the user's objectGUID).
+    RegistrationCode,
 }
 
 impl CodePurpose {
@@ -228,6 +230,7 @@ impl CodePurpose {
             CodePurpose::EnrollEmail => "enroll_email",
             CodePurpose::ResetEmail => "reset_email",
             CodePurpose::HelpdeskEmail => "helpdesk_email",
+            CodePurpose::RegistrationCode => "registration_code",
         }
     }
 }
