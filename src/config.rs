@@ -99,6 +99,17 @@ pub struct RegistrationConfig {
     /// How long a one-time registration code from the helpdesk stays valid.
     #[serde(with = "humantime_serde")]
     pub code_lifetime: Duration,
+    /// Where a user may register their first method with the AD password alone; from anywhere
+    /// else the first one takes a registration code. Empty: anywhere.
+    #[serde(deserialize_with = "cidr_list")]
+    pub allowed_networks: Vec<Cidr>,
+}
+
+fn cidr_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Cidr>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|entry| entry.parse::<Cidr>().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 impl RegistrationConfig {
@@ -541,6 +552,7 @@ impl Config {
                     .list_separator(",")
                     .with_list_parse_key("directory.urls")
                     .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("registration.allowed_networks")
                     .try_parsing(true),
             );
         }

@@ -209,6 +209,9 @@ impl ApiError {
                 FlowError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
                 FlowError::PasswordRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 FlowError::MailUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                FlowError::PasswordChangeRequired | FlowError::StepUpRequired => {
+                    StatusCode::FORBIDDEN
+                }
                 FlowError::Directory(_) | FlowError::Store(_) => {
                     unreachable!("unwrapped by From<FlowError>")
                 }
@@ -248,6 +251,8 @@ impl ApiError {
                 FlowError::InvalidInput(_) => "invalid_request",
                 FlowError::PasswordRejected(_) => "password_policy",
                 FlowError::MailUnavailable => "mail_unavailable",
+                FlowError::PasswordChangeRequired => "password_change_required",
+                FlowError::StepUpRequired => "step_up_required",
                 FlowError::Directory(_) | FlowError::Store(_) => "internal_error",
             },
         }

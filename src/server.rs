@@ -138,6 +138,7 @@ fn settings(config: &Config) -> Settings {
         admin_addresses: config.notify.admins.clone(),
         reconfirm_after: config.registration.reconfirm_after(),
         registration_code_lifetime: config.registration.code_lifetime,
+        registration_networks: config.registration.allowed_networks.clone(),
     }
 }
 

@@ -47,6 +47,9 @@ pub struct Settings {
     pub admin_addresses: Vec<String>,
     /// How long a one-time registration code stays valid (`registration.code_lifetime`).
     pub registration_code_lifetime: Duration,
+    /// Where a first method needs only the AD password (`registration.allowed_networks`);
+    /// empty: anywhere.
+    pub registration_networks: Vec<crate::http::Cidr>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -122,6 +125,17 @@ pub enum FlowError {
     /// An email method was asked for but no mail server is configured, or it failed.
     #[error("email is not available right now")]
     MailUnavailable,
+    /// The password was right but AD requires a new one first (773 must change, 532 expired):
+    /// a temporary password set by the helpdesk must not become a way to register methods.
+    #[error(
+        "your password must be changed before you can register methods; change it first (for \
+         example at your next Windows sign-in), then come back with the new one"
+    )]
+    PasswordChangeRequired,
+    /// The user has a confirmed method (or, from outside `registration.allowed_networks`, none
+    /// yet): this session must prove one, or redeem a registration code, before changing any.
+    #[error("confirm it is you with a method you already registered first")]
+    StepUpRequired,
     #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error(transparent)]
@@ -410,6 +424,7 @@ impl Deps {
                 last_seen_at_ms: now,
                 pending_totp: None,
                 failures: 0,
+                stepped_up_at_ms: None,
             })
             .await?;
         Ok(token)

@@ -166,37 +166,14 @@ impl Subject {
         client: &Client,
         actor: Option<&str>,
     ) -> Result<Vec<MethodKind>, FlowError> {
-        d.ip_limit(client, "verify", d.settings.ip_max_verifications)
-            .await?;
-        d.check_block(&self.user_key()).await?;
+        self.before_check(d, client).await?;
 
         let accepted = match method {
             MethodKind::Totp => self.check_totp(d, code).await?,
             MethodKind::Email => self.check_email_code(d, code).await?,
         };
         if !accepted {
-            let failures = d.flows.add_flow_failure(&self.id_hash).await?;
-            d.audit_as(
-                client,
-                actor,
-                Audit {
-                    event: "verification",
-                    outcome: "failure",
-                    user: self.flow.user,
-                    sam_account_name: Some(self.sam()),
-                    method: Some(method),
-                    reason: Some(if self.flow.user.is_some() {
-                        "wrong_code"
-                    } else {
-                        "decoy"
-                    }),
-                },
-            )
-            .await?;
-            d.user_failure(&self.user_key(), client).await?;
-            return Err(FlowError::InvalidCode {
-                remaining_attempts: (d.settings.flow_max_failures - failures).max(0),
-            });
+            return Err(self.wrong_code(d, Some(method), client, actor).await?);
         }
         d.flows
             .mark_verified(&self.id_hash, method, d.now_ms())
@@ -219,6 +196,46 @@ impl Subject {
             verified.push(method);
         }
         Ok(verified)
+    }
+
+    /// The limits every typed code meets first: per address, and the user's block.
+    pub async fn before_check(&self, d: &Deps, client: &Client) -> Result<(), FlowError> {
+        d.ip_limit(client, "verify", d.settings.ip_max_verifications)
+            .await?;
+        d.check_block(&self.user_key()).await
+    }
+
+    /// Counts a wrong code (of `method`, or a registration code when `None`) against the
+    /// verification and the user, and audits it. Returns the error to answer with.
+    pub async fn wrong_code(
+        &self,
+        d: &Deps,
+        method: Option<MethodKind>,
+        client: &Client,
+        actor: Option<&str>,
+    ) -> Result<FlowError, FlowError> {
+        let failures = d.flows.add_flow_failure(&self.id_hash).await?;
+        d.audit_as(
+            client,
+            actor,
+            Audit {
+                event: "verification",
+                outcome: "failure",
+                user: self.flow.user,
+                sam_account_name: Some(self.sam()),
+                method,
+                reason: Some(if self.flow.user.is_some() {
+                    "wrong_code"
+                } else {
+                    "decoy"
+                }),
+            },
+        )
+        .await?;
+        d.user_failure(&self.user_key(), client).await?;
+        Ok(FlowError::InvalidCode {
+            remaining_attempts: (d.settings.flow_max_failures - failures).max(0),
+        })
     }
 
     async fn check_totp(&self, d: &Deps, code: &str) -> Result<bool, FlowError> {

@@ -177,6 +177,10 @@ impl Reply {
                 alert.key = "error_mail_unavailable";
                 alert.helpdesk = true;
             }
+            ApiError::Flow(FlowError::PasswordChangeRequired) => {
+                alert.key = "error_password_change_required";
+            }
+            ApiError::Flow(FlowError::StepUpRequired) => alert.key = "error_step_up_required",
             ApiError::Directory(DirectoryError::PolicyViolation { .. }) => {
                 alert.key = "error_password_policy";
             }
