@@ -22,4 +22,5 @@ mod policy;
 mod scaleout;
 mod scope;
 mod selfservice;
+mod stepup;
 mod store;
