@@ -40,6 +40,7 @@ impl From<FlowError> for ApiError {
         match e {
             FlowError::Directory(e) => ApiError::Directory(e),
             FlowError::Store(e) => ApiError::Store(e),
+            FlowError::LicenceRequired(e) => ApiError::LicenceRequired(e),
             e => ApiError::Flow(e),
         }
     }
@@ -212,7 +213,7 @@ impl ApiError {
                 FlowError::PasswordChangeRequired | FlowError::StepUpRequired => {
                     StatusCode::FORBIDDEN
                 }
-                FlowError::Directory(_) | FlowError::Store(_) => {
+                FlowError::Directory(_) | FlowError::Store(_) | FlowError::LicenceRequired(_) => {
                     unreachable!("unwrapped by From<FlowError>")
                 }
             },
@@ -253,6 +254,7 @@ impl ApiError {
                 FlowError::MailUnavailable => "mail_unavailable",
                 FlowError::PasswordChangeRequired => "password_change_required",
                 FlowError::StepUpRequired => "step_up_required",
+                FlowError::LicenceRequired(_) => "licence_required",
                 FlowError::Directory(_) | FlowError::Store(_) => "internal_error",
             },
         }

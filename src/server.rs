@@ -139,6 +139,7 @@ fn settings(config: &Config) -> Settings {
         reconfirm_after: config.registration.reconfirm_after(),
         registration_code_lifetime: config.registration.code_lifetime,
         registration_networks: config.registration.allowed_networks.clone(),
+        self_service_licensed: config.licence.azure_ad_premium,
     }
 }
 

@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 use super::directory::{DirectoryUser, PasswordCheck};
+use super::licence::LicenceRequired;
 use super::notify::MailKind;
 use super::secrets::{self, normalise_code, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
@@ -95,6 +96,16 @@ pub async fn end_sessions(d: &Deps, user: &DirectoryUser) {
     }
 }
 
+/// What a signed-in user may register.
+enum Right {
+    Full,
+    /// A helpdesk operator whom self-service is not for (the licence is off, or they are out of
+    /// scope): their own authenticator app, the second factor of their helpdesk sign-in.
+    AuthenticatorOnly,
+    /// Why they may not register at all.
+    Refused(FlowError),
+}
+
 /// The id of a session's step-up verification: derived from the session, so each session proves
 /// the user afresh and its wrong codes end it.
 fn step_up_id(session_hash: &[u8]) -> Vec<u8> {
@@ -164,12 +175,11 @@ impl<'a> Enrollment<'a> {
             .await?;
         // Judged only now: whether self-service is for an account is told only to someone who
         // proved its password.
-        let standing = d
-            .settings
-            .eligibility
-            .standing(d.directory.as_ref(), signed_in)
-            .await?;
-        if let Some(why) = standing.excluded {
+        if let Right::Refused(refusal) = self.registration_right(signed_in).await? {
+            let reason = match &refusal {
+                FlowError::NotInScope(why) => why.reason(),
+                _ => "licence_required",
+            };
             d.audit(
                 client,
                 Audit {
@@ -178,11 +188,11 @@ impl<'a> Enrollment<'a> {
                     user: Some(signed_in.guid),
                     sam_account_name: Some(&signed_in.sam_account_name),
                     method: None,
-                    reason: Some(why.reason()),
+                    reason: Some(reason),
                 },
             )
             .await?;
-            return Err(FlowError::NotInScope(why));
+            return Err(refusal);
         }
         let token = d
             .open_session(
@@ -234,6 +244,54 @@ impl<'a> Enrollment<'a> {
             )
             .await?;
         Err(FlowError::PasswordChangeRequired)
+    }
+
+    async fn registration_right(&self, user: &DirectoryUser) -> Result<Right, FlowError> {
+        let d = self.deps;
+        let excluded = if d.settings.self_service_licensed {
+            let standing = d
+                .settings
+                .eligibility
+                .standing(d.directory.as_ref(), user)
+                .await?;
+            match standing.excluded {
+                None => return Ok(Right::Full),
+                Some(why) => FlowError::NotInScope(why),
+            }
+        } else {
+            FlowError::LicenceRequired(LicenceRequired)
+        };
+        let operator = match &d.settings.helpdesk.group_dn {
+            Some(group) => d.directory.is_member_of(user, group).await?,
+            None => false,
+        };
+        Ok(if operator {
+            Right::AuthenticatorOnly
+        } else {
+            Right::Refused(excluded)
+        })
+    }
+
+    /// An email address is a method for self-service only: an operator registering because they
+    /// are one gets an authenticator app (a code mailed to an inbox is no second factor for the
+    /// helpdesk).
+    async fn email_allowed(&self, session: &Session) -> Result<(), FlowError> {
+        let user = self
+            .deps
+            .directory
+            .find_user(&session.sam_account_name)
+            .await?
+            .filter(|u| u.guid == session.user)
+            .ok_or(FlowError::Unauthorized)?;
+        match self.registration_right(&user).await? {
+            Right::Full => Ok(()),
+            Right::AuthenticatorOnly => Err(FlowError::Forbidden(
+                "Helpdesk operators register an authenticator app here; an email address is not \
+                 a second factor for the helpdesk."
+                    .to_owned(),
+            )),
+            Right::Refused(refusal) => Err(refusal),
+        }
     }
 
     /// Ends the session on the server, so a copied token or cookie is worth nothing afterwards.
@@ -573,6 +631,7 @@ impl<'a> Enrollment<'a> {
     ) -> Result<(), FlowError> {
         let d = self.deps;
         let session = self.changing_session(token, client).await?;
+        self.email_allowed(&session).await?;
         let address = address.trim();
         if address.len() > 254 || address.parse::<lettre::Address>().is_err() {
             return Err(FlowError::InvalidInput(
@@ -622,6 +681,7 @@ impl<'a> Enrollment<'a> {
     ) -> Result<(), FlowError> {
         let d = self.deps;
         let session = self.changing_session(token, client).await?;
+        self.email_allowed(&session).await?;
         let purpose = CodePurpose::EnrollEmail;
         let pending = d.codes.code(purpose, &session.token_hash).await?;
         let now = d.now_ms();

@@ -50,6 +50,9 @@ pub struct Settings {
     /// Where a first method needs only the AD password (`registration.allowed_networks`);
     /// empty: anywhere.
     pub registration_networks: Vec<crate::http::Cidr>,
+    /// `licence.azure_ad_premium`: without it, only helpdesk operators may register (their own
+    /// authenticator app).
+    pub self_service_licensed: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -136,6 +139,10 @@ pub enum FlowError {
     /// yet): this session must prove one, or redeem a registration code, before changing any.
     #[error("confirm it is you with a method you already registered first")]
     StepUpRequired,
+    /// Self-service is off (`licence.azure_ad_premium`), and this is not a helpdesk operator
+    /// registering their own authenticator.
+    #[error(transparent)]
+    LicenceRequired(#[from] super::licence::LicenceRequired),
     #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error(transparent)]

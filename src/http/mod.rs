@@ -70,14 +70,10 @@ impl std::ops::Deref for AppState {
 }
 
 /// Paths of the self-service features, which the licence gate covers (sub-paths included).
-const SELF_SERVICE: &[&str] = &[
-    "/register",
-    "/reset",
-    "/unlock",
-    "/api/v1/enrollment",
-    "/api/v1/reset",
-    "/api/v1/password",
-];
+/// Registration (`/register`, `/api/v1/enrollment`) is not listed: helpdesk operators register
+/// their own authenticator there whatever the licence, and the domain answers everyone else
+/// `licence_required` once their password is proven.
+const SELF_SERVICE: &[&str] = &["/reset", "/unlock", "/api/v1/reset", "/api/v1/password"];
 
 fn is_self_service(path: &str) -> bool {
     SELF_SERVICE.iter().any(|prefix| {

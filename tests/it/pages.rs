@@ -818,7 +818,7 @@ async fn dutch_pages_render_dutch_texts_and_the_choice_sticks_across_posts() {
 async fn without_the_licence_the_gate_answers_for_every_page_and_post() {
     let app = test_app("").await;
     let mut browser = Browser::new(&app);
-    for path in ["/register", "/reset/verify", "/unlock/confirm"] {
+    for path in ["/reset/verify", "/unlock/confirm"] {
         let answer = browser.post(path, &[("csrf", "x")]).await;
         assert_page(
             &answer,
@@ -826,4 +826,21 @@ async fn without_the_licence_the_gate_answers_for_every_page_and_post() {
             "Self-service is not available",
         );
     }
+    // Registration stays open for helpdesk operators; anyone else is told once their password
+    // is proven.
+    let form = browser.get("/register").await;
+    assert_page(&form, StatusCode::OK, "autocomplete=\"current-password\"");
+    let user = create_user("pgl").await;
+    let refused = browser
+        .submit(
+            &form,
+            "/register",
+            &[("username", &user.sam), ("password", &user.password)],
+        )
+        .await;
+    assert_page(
+        &refused,
+        StatusCode::FORBIDDEN,
+        "The helpdesk can help you right away.",
+    );
 }

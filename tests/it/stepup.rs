@@ -490,3 +490,60 @@ async fn outside_the_allowed_networks_the_first_method_takes_a_registration_code
     );
     register_totp(&inside, &token).await;
 }
+
+#[tokio::test]
+async fn with_the_licence_off_only_operators_register_and_only_an_authenticator() {
+    let group = harness::create_group(&harness::unique_name("Helpdesk ")).await;
+    let operator = create_user("opr").await;
+    harness::add_member(&group, &operator.dn).await;
+    // No [licence]: self-service is off.
+    let app = test_app(&format!(
+        "{}\n[helpdesk]\ngroup_dn = {group:?}\n",
+        smtp_section()
+    ))
+    .await;
+
+    let user = create_user("nlc").await;
+    let refused = app
+        .post(
+            "/api/v1/enrollment/session",
+            json!({"username": user.sam, "password": user.password}),
+            None,
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert_eq!(refused.error().error, "licence_required");
+    let wrong = app
+        .post(
+            "/api/v1/enrollment/session",
+            json!({"username": user.sam, "password": "wrong-password"}),
+            None,
+        )
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong.error().error,
+        "invalid_credentials",
+        "the password first"
+    );
+    app.post("/api/v1/reset", json!({"username": user.sam}), None)
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert!(methods(&app, &user).await.is_empty());
+
+    let (token, required) = open_session(&app, &operator).await;
+    assert!(!required);
+    let email = app
+        .post(
+            "/api/v1/enrollment/email",
+            json!({"address": unique_address()}),
+            Some(&token),
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert_eq!(email.error().error, "forbidden");
+    register_totp(&app, &token).await;
+    assert_eq!(methods(&app, &operator).await, ["totp"]);
+    // Announced to the operator's AD mail.
+    wait_for_latest(&ad_mail(&operator), "added").await;
+}
