@@ -547,3 +547,66 @@ async fn with_the_licence_off_only_operators_register_and_only_an_authenticator(
     // Announced to the operator's AD mail.
     wait_for_latest(&ad_mail(&operator), "added").await;
 }
+
+/// The attack of issue 11, finding 1, through the helpdesk: the operator resets the caller to a
+/// temporary password (must change). The caller's registration session ends with it, and whoever
+/// reads the temporary password cannot register with it.
+#[tokio::test]
+async fn a_helpdesk_temporary_password_registers_nothing_and_ends_sessions() {
+    let desk = crate::helpdesk::desk("").await;
+    let (caller, secret) = crate::helpdesk::caller_with_totp(&desk).await;
+    let (open, _) = open_session(&desk.app, &caller).await;
+
+    // The operator's sign-in as the helpdesk API has it on this branch.
+    let operator = desk
+        .app
+        .post(
+            "/api/v1/helpdesk/session",
+            json!({"username": desk.operator.sam, "password": desk.operator.password}),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let now = settle_totp_step().await;
+    desk.app
+        .post(
+            &format!("/api/v1/helpdesk/users/{}/verify", caller.sam),
+            json!({"method": "totp", "code": totp::code_at(&secret, now)}),
+            Some(&operator),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let temporary = desk
+        .app
+        .post(
+            &format!("/api/v1/helpdesk/users/{}/reset", caller.sam),
+            json!({"deliver": "operator"}),
+            Some(&operator),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json()["temporary_password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    desk.app
+        .get("/api/v1/enrollment", Some(&open))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    let refused = desk
+        .app
+        .post(
+            "/api/v1/enrollment/session",
+            json!({"username": caller.sam, "password": temporary}),
+            None,
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert_eq!(refused.error().error, "password_change_required");
+    assert_eq!(methods(&desk.app, &caller).await, ["totp"], "nothing added");
+}
