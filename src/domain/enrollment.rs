@@ -449,42 +449,32 @@ impl<'a> Enrollment<'a> {
         let d = self.deps;
         let session = self.session(token).await?;
         let subject = self.step_up_subject(&session, client).await?;
-        let result = match method {
-            StepUpMethod::Totp | StepUpMethod::Email => {
-                let kind = if method == StepUpMethod::Totp {
-                    MethodKind::Totp
-                } else {
-                    MethodKind::Email
-                };
-                match subject.verify(d, kind, code, client, None).await {
-                    Ok(_) => {
-                        d.registrations
-                            .reconfirm_method(&session.user, kind, d.now_ms())
-                            .await?;
-                        Ok(Some(kind))
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            StepUpMethod::RegistrationCode => {
-                subject.before_check(d, client).await?;
-                if registration_code::redeem(d, &session.user, code).await? {
-                    Ok(None)
-                } else {
-                    Err(subject.wrong_code(d, None, client, None).await?)
-                }
-            }
+        let proved = match method {
+            StepUpMethod::Totp => Some(MethodKind::Totp),
+            StepUpMethod::Email => Some(MethodKind::Email),
+            StepUpMethod::RegistrationCode => None,
         };
-        let kind = match result {
-            Ok(kind) => kind,
-            Err(e @ FlowError::InvalidCode { remaining_attempts }) => {
-                if remaining_attempts <= 0 {
-                    d.sessions.delete_session(&session.token_hash).await?;
-                }
-                return Err(e);
-            }
-            Err(e) => return Err(e),
+        let checked = match proved {
+            Some(kind) => subject.verify(d, kind, code, client, None).await.map(drop),
+            None => self.redeem(&subject, &session, code, client).await,
         };
+        if let Err(e) = checked {
+            if matches!(
+                e,
+                FlowError::InvalidCode {
+                    remaining_attempts: 0
+                }
+            ) {
+                // Wrong codes ended the step-up, and with it the session: sign in again.
+                d.sessions.delete_session(&session.token_hash).await?;
+            }
+            return Err(e);
+        }
+        if let Some(kind) = proved {
+            d.registrations
+                .reconfirm_method(&session.user, kind, d.now_ms())
+                .await?;
+        }
         self.stepped_up(&session).await?;
         d.audit(
             client,
@@ -493,12 +483,30 @@ impl<'a> Enrollment<'a> {
                 outcome: "success",
                 user: Some(session.user),
                 sam_account_name: Some(&session.sam_account_name),
-                method: kind,
-                reason: (method == StepUpMethod::RegistrationCode).then_some("registration_code"),
+                method: proved,
+                reason: proved.is_none().then_some("registration_code"),
             },
         )
         .await?;
         Ok(())
+    }
+
+    /// Spends the user's registration code, if `code` is it; a wrong one counts like any wrong
+    /// code.
+    async fn redeem(
+        &self,
+        subject: &Subject,
+        session: &Session,
+        code: &str,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        subject.before_check(d, client).await?;
+        if registration_code::redeem(d, &session.user, code).await? {
+            Ok(())
+        } else {
+            Err(subject.wrong_code(d, None, client, None).await?)
+        }
     }
 
     /// A new TOTP secret for the user to scan; it replaces any earlier one only once confirmed.

@@ -610,3 +610,71 @@ async fn a_helpdesk_temporary_password_registers_nothing_and_ends_sessions() {
     assert_eq!(refused.error().error, "password_change_required");
     assert_eq!(methods(&desk.app, &caller).await, ["totp"], "nothing added");
 }
+
+/// The command itself: prints a code once for a real account, and fails for anything else.
+#[tokio::test]
+async fn the_registration_code_command_prints_a_code_and_audits_it() {
+    use sspr_bridge::domain::store::AuditLog;
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::cli::write_config(dir.path(), "");
+    let key = crate::cli::gen_key();
+    let user = create_user("rcc").await;
+    let run = |login: &str| {
+        let output = harness::service_command()
+            .args(["--config", config.to_str().unwrap(), "migrate"])
+            .env("SSPR__SECURITY__SECRET_KEY", &key)
+            .output()
+            .expect("migrate");
+        assert!(output.status.success());
+        let output = harness::service_command()
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "registration-code",
+                login,
+            ])
+            .env("SSPR__SECURITY__SECRET_KEY", &key)
+            .output()
+            .expect("run sspr-bridge");
+        harness::keep_service_log("registration-code", &output.stderr);
+        output
+    };
+
+    let issued = run(&user.sam);
+    let out = String::from_utf8_lossy(&issued.stdout).into_owned();
+    assert!(issued.status.success(), "{out}");
+    let code = out
+        .split_whitespace()
+        .find(|w| w.len() == 19 && w.matches('-').count() == 3)
+        .unwrap_or_else(|| panic!("no code in {out:?}"))
+        .to_owned();
+    harness::remember_secret("code", &code);
+    assert!(
+        !String::from_utf8_lossy(&issued.stderr).contains(&code),
+        "printed once, never logged"
+    );
+
+    let unknown = run("nobody-of-that-name");
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no enabled account"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+
+    let store = sspr_bridge::store::Store::connect(
+        &format!("sqlite://{}/sspr.db", dir.path().display()),
+        1,
+    )
+    .await
+    .unwrap();
+    let rows = store.since(0, 100).await.unwrap();
+    store.close().await;
+    assert!(
+        rows.iter()
+            .any(|r| r.event.event == "registration_code_issued"
+                && r.event.actor.as_deref() == Some("command-line")
+                && r.event.sam_account_name.as_deref() == Some(&user.sam)),
+        "{rows:?}"
+    );
+}
