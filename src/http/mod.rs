@@ -242,9 +242,15 @@ mod tests {
     fn self_service_paths_include_sub_paths_only() {
         assert!(is_self_service("/reset"));
         assert!(is_self_service("/api/v1/reset/abc/verify"));
-        assert!(is_self_service("/api/v1/enrollment"));
         assert!(!is_self_service("/resets"));
         assert!(!is_self_service("/healthz"));
         assert!(!is_self_service("/api/v1/helpdesk/session"));
+    }
+
+    #[test]
+    fn registration_is_left_to_the_domain() {
+        for path in ["/register", "/register/totp", "/api/v1/enrollment/session"] {
+            assert!(!is_self_service(path), "{path}");
+        }
     }
 }
