@@ -378,7 +378,7 @@ async fn notify_expiry_warns_once_per_threshold_and_password() {
 }
 
 /// Moves every confirmation of the user's methods `days` into the past, as time would.
-async fn age_registration(app: &TestApp, user: &TestUser, days: i64) {
+pub(crate) async fn age_registration(app: &TestApp, user: &TestUser, days: i64) {
     sqlx::any::install_default_drivers();
     let mut conn = AnyConnection::connect(&app.database.url).await.unwrap();
     let done = sqlx::query(

@@ -678,3 +678,36 @@ async fn the_registration_code_command_prints_a_code_and_audits_it() {
         "{rows:?}"
     );
 }
+
+#[tokio::test]
+async fn a_method_due_for_reconfirmation_steps_up_and_counts_again() {
+    let app = app("[registration]\nreconfirm_days = 1\n").await;
+    let user = create_user("srd").await;
+    let (first, _) = open_session(&app, &user).await;
+    let secret = register_totp(&app, &first).await;
+    crate::notices::age_registration(&app, &user, 2).await;
+
+    let (second, required) = open_session(&app, &user).await;
+    assert!(required);
+    let overview = app
+        .get("/api/v1/enrollment", Some(&second))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(overview["reconfirm_due"], true);
+    assert_eq!(
+        overview["step_up_methods"],
+        json!(["totp", "registration_code"])
+    );
+    let now = settle_totp_step().await;
+    step_up(&app, &second, "totp", &totp::code_at(&secret, now))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let overview = app
+        .get("/api/v1/enrollment", Some(&second))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(overview["reconfirm_due"], false, "{overview}");
+    assert_eq!(overview["step_up_required"], false);
+}
