@@ -1217,6 +1217,17 @@ mod tests {
     }
 
     #[test]
+    fn registration_networks_are_addresses_or_cidrs_and_default_to_anywhere() {
+        assert!(load("").unwrap().registration.allowed_networks.is_empty());
+        let config =
+            load("[registration]\nallowed_networks = [\"10.0.0.0/8\", \"2001:db8::/32\"]").unwrap();
+        assert_eq!(config.registration.allowed_networks.len(), 2);
+        let err = load("[registration]\nallowed_networks = [\"10.0.0.0/33\"]").unwrap_err();
+        assert!(err.to_string().contains("allowed_networks"), "{err}");
+        assert!(err.to_string().contains("prefix length"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let err = load("[server]\nlisten_port = 1").unwrap_err();
         assert!(err.to_string().contains("listen_port"), "{err}");
