@@ -10,6 +10,7 @@ mod database_url;
 mod error;
 mod flows;
 mod notices;
+mod outbox;
 mod registrations;
 mod sessions;
 mod throttle;
