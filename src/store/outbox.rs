@@ -172,4 +172,24 @@ mod tests {
         assert_eq!(store.pending_mails().await.unwrap(), 1);
         assert_eq!(store.claim_mail("a", 200_000, 260_000).await.unwrap(), None);
     }
+
+    #[tokio::test]
+    async fn rows_nobody_sent_are_pruned_a_day_after_their_end() {
+        let store = memory_store().await;
+        store.insert_mail(&mail("old", 1_000)).await.unwrap();
+        let mut recent = mail("recent", 1_000);
+        recent.send_by_ms = 700_000;
+        store.insert_mail(&recent).await.unwrap();
+        let day = crate::store::FLOW_RETENTION_MS;
+        assert_eq!(store.prune_expired(600_000 + day).await.unwrap(), 0);
+        assert_eq!(store.prune_expired(600_001 + day).await.unwrap(), 1);
+        let left: Vec<_> = store
+            .mails()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(left, ["recent"]);
+    }
 }

@@ -182,3 +182,52 @@ async fn two_instances_over_one_database_send_each_mail_once() {
         assert_no_mail(address, Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_outbox_shows_in_metrics() {
+    const TOKEN: &str = "scrape-the-outbox-4c1e";
+    crate::harness::remember_secret("metrics-token", TOKEN);
+    let app = test_app(&format!(
+        "{LICENSED}{}[metrics]\ntoken = \"{TOKEN}\"\n",
+        smtp_section()
+    ))
+    .await;
+    let sent = |text: &str| {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("sspr_mails_total{")
+                    && l.contains("kind=\"reset_code\"")
+                    && l.contains("outcome=\"sent\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let scrape = async || {
+        app.get("/metrics", Some(TOKEN))
+            .await
+            .expect(StatusCode::OK)
+            .body
+    };
+    let before = scrape().await;
+    let user = create_user("outboxm").await;
+    let token = sign_in(&app, &user).await;
+    let address = register_email(&app, &token).await;
+    let flow = start_flow(&app, &user.sam).await;
+    app.post(&format!("/api/v1/reset/{flow}/email"), json!({}), None)
+        .await
+        .expect(StatusCode::ACCEPTED);
+    wait_for_mail(&address).await.code_in().expect("a code");
+    // Counted once the server's answer is in, which may come just after the mail is stored.
+    let started = Instant::now();
+    let mut after = scrape().await;
+    while sent(&after) <= sent(&before) {
+        assert!(started.elapsed() < Duration::from_secs(2), "{after}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = scrape().await;
+    }
+    // The gauge is the process's (the suite runs many apps): its value is another test's too.
+    assert!(
+        after.contains("\n# TYPE sspr_outbox_pending gauge\nsspr_outbox_pending "),
+        "{after}"
+    );
+}
