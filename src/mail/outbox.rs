@@ -624,6 +624,62 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_of_mail_opens_as_it_was_sealed_and_only_in_its_own_row() {
+        use crate::domain::store::MethodKind;
+        let keys = Keys::new(&[3; 32]);
+        let code = || SecretString::from("40718263");
+        let kinds = [
+            MailKind::EnrollmentCode { code: code() },
+            MailKind::ResetCode { code: code() },
+            MailKind::HelpdeskCode { code: code() },
+            MailKind::PasswordReset,
+            MailKind::AccountUnlocked,
+            MailKind::MethodAdded {
+                method: MethodKind::Totp,
+            },
+            MailKind::MethodRemoved {
+                method: MethodKind::Email,
+            },
+            MailKind::HelpdeskPasswordReset,
+            MailKind::HelpdeskUnlocked,
+            MailKind::HelpdeskRegistrationsCleared,
+            MailKind::ProtectedAccountReset {
+                account: "jdoe".to_owned(),
+            },
+            MailKind::RegistrationReminder,
+            MailKind::PasswordExpiry {
+                days_left: 3,
+                expires_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            },
+        ];
+        for kind in kinds {
+            let mut queued = code_mail("jan@example.com", false);
+            queued.mail.display_name = Some("Jan de Vries".to_owned());
+            queued.mail.kind = kind;
+            let row = OutboxRow {
+                id: "row-1".to_owned(),
+                body_sealed: seal(&keys, "row-1", &queued),
+                created_at_ms: 0,
+                send_by_ms: 0,
+                next_attempt_at_ms: 0,
+                attempts: 0,
+            };
+            let opened = open(&keys, &row).expect("opens");
+            assert_eq!(format!("{:?}", opened), format!("{:?}", queued));
+            if let (MailKind::ResetCode { code: a }, MailKind::ResetCode { code: b }) =
+                (&opened.mail.kind, &queued.mail.kind)
+            {
+                assert_eq!(a.expose_secret(), b.expose_secret());
+            }
+            let moved = OutboxRow {
+                id: "row-2".to_owned(),
+                ..row
+            };
+            assert!(open(&keys, &moved).is_none(), "bound to its row");
+        }
+    }
+
+    #[test]
     fn backoff_doubles_up_to_a_minute() {
         let waits: Vec<i64> = (1..=8).map(backoff_ms).collect();
         assert_eq!(
