@@ -300,9 +300,9 @@ impl<'a> Enrollment<'a> {
                 "That does not look like an email address.".to_owned(),
             ));
         }
-        let Some(mailer) = &d.mailer else {
+        if d.mailer.is_none() {
             return Err(FlowError::MailUnavailable);
-        };
+        }
         self.email_quota(&session, client).await?;
         let code = secrets::new_email_code();
         let now = d.now_ms();
@@ -326,12 +326,9 @@ impl<'a> Enrollment<'a> {
                 code: SecretString::from(code.to_string()),
             },
         };
-        if let Err(e) = mailer.send(&mail).await {
-            tracing::warn!(error = %e, "enrollment code not sent");
-            let who = (Some(session.user), session.sam_account_name.as_str());
-            d.code_not_sent(&pending, who, client, None).await;
-            return Err(FlowError::MailUnavailable);
-        }
+        let who = (Some(session.user), session.sam_account_name.as_str());
+        d.queue_code(&pending, Some(address.to_owned()), mail, who, client, None)
+            .await?;
         Ok(())
     }
 
