@@ -12,6 +12,7 @@ use super::notify::{Mail, MailKind, Mailer};
 use super::policy::{PasswordRules, Violation};
 use super::scope::{Eligibility, Exclusion, StandIn};
 use super::secrets::{Keys, new_token};
+use super::signin::SignInSettings;
 use super::store::{
     AuditEvent, AuditLog, CodeStore, EnrolledMethod, FlowStore, MethodKind, PendingCode,
     RegistrationStore, Session, SessionKind, SessionStore, StoreError, ThrottleStore,
@@ -45,6 +46,8 @@ pub struct Settings {
     pub eligibility: Eligibility,
     /// Who is told of each self-service reset of a (allow-listed) protected account.
     pub admin_addresses: Vec<String>,
+    /// Sign-ins with the AD password (`throttle.signin_*`).
+    pub signin: SignInSettings,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -124,6 +127,10 @@ pub enum FlowError {
     Directory(#[from] DirectoryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Too many failed sign-ins for this login (`throttle.signin_max_failures`), whether or not
+    /// it names an account.
+    #[error("too many failed sign-ins for this name; try again later, or reset or unlock")]
+    SignInThrottled { retry_after: Duration },
 }
 
 fn rule_ids(broken: &[Violation]) -> String {
