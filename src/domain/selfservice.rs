@@ -253,18 +253,19 @@ impl Deps {
         Ok(())
     }
 
-    /// Refuses while `key` (a user) is blocked.
-    pub async fn check_block(&self, key: &str) -> Result<(), FlowError> {
-        let now = self.now_ms();
-        match self.throttle.blocked_until(key, now).await? {
-            Some(until) => Err(FlowError::Throttled {
-                retry_after: Duration::from_millis(u64::try_from(until - now).unwrap_or(0)),
-            }),
-            None => Ok(()),
-        }
+    /// Whether `key` (a user, or the login of a decoy) is blocked now. A block is met silently
+    /// (a start answers as always, a verification as a wrong code), so that a blocked account
+    /// answers like a name that has none, under every spelling.
+    pub async fn is_blocked(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .throttle
+            .blocked_until(key, self.now_ms())
+            .await?
+            .is_some())
     }
 
-    /// Counts a failed verification for a user; blocks the user once past the limit.
+    /// Counts a failed verification for a user; blocks the user once past the limit. True when
+    /// this failure started the block.
     pub async fn user_failure(&self, key: &str, client: &Client) -> Result<bool, StoreError> {
         let now = self.now_ms();
         let count = self
