@@ -245,6 +245,14 @@ pub async fn sign_in(
         }
     };
     d.throttle.hit(&key, now, since).await?;
+    if started.elapsed() > s.failure_floor {
+        // This answer's time is no longer hidden by the floor.
+        tracing::warn!(
+            took_ms = started.elapsed().as_millis(),
+            "a failed sign-in took longer than throttle.signin_failure_floor; raise it above \
+             the time a bind to the domain controllers takes"
+        );
+    }
     tokio::time::sleep_until(started + s.failure_floor).await;
     Ok(Attempt::Failed { user, failure })
 }
