@@ -25,6 +25,7 @@ use crate::domain::scope::Eligibility;
 use crate::domain::secrets::Keys;
 use crate::domain::selfservice::ms;
 use crate::domain::selfservice::{Deps, HelpdeskSettings, Settings};
+use crate::domain::signin::SignInSettings;
 use crate::domain::store::{StoreError, ThrottleStore};
 use crate::http::{AppState, Pages, Shared, TrustedProxies, app};
 use crate::mail::{MailError, NOTICE_LIFETIME, OutboxSender, SealedOutbox, SmtpMailer};
@@ -165,6 +166,12 @@ fn settings(config: &Config) -> Settings {
         notice_lifetime: NOTICE_LIFETIME,
         reconfirm_after: config.registration.reconfirm_after(),
         registration_code_lifetime: config.registration.code_lifetime,
+        signin: SignInSettings {
+            max_failures: i64::from(t.signin_max_failures),
+            window: t.signin_window,
+            failure_floor: t.signin_failure_floor,
+            domains: SignInSettings::domains_of(&config.directory.base_dn),
+        },
     }
 }
 
@@ -195,10 +202,16 @@ pub async fn serve(config: &Config) -> Result<(), StartError> {
     let t = &config.throttle;
     spawn_pruning(
         state.store.clone(),
-        [t.user_window, t.user_block, t.ip_window, t.email_window]
-            .into_iter()
-            .max()
-            .unwrap_or_default(),
+        [
+            t.user_window,
+            t.user_block,
+            t.ip_window,
+            t.email_window,
+            t.signin_window,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or_default(),
     );
     if let Some(addr) = config.metrics.listen {
         crate::http::metrics::spawn_listener(&config.metrics)

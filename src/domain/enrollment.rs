@@ -8,6 +8,7 @@ use super::directory::DirectoryUser;
 use super::notify::MailKind;
 use super::secrets::{self, normalise_code, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
+use super::signin::{self, Attempt, SignInPurpose};
 use super::store::{CodePurpose, EnrolledMethod, MethodKind, PendingCode, Session, SessionKind};
 use super::totp;
 
@@ -45,39 +46,28 @@ impl<'a> Enrollment<'a> {
         if login.is_empty() || login.chars().count() > 256 {
             return Err(FlowError::InvalidCredentials);
         }
-        let user = d.directory.find_user(login).await?;
-        let (user, check) = match user {
-            Some(user) if !user.is_disabled() => {
-                let check = d.directory.check_password(&user, password).await?;
-                (Some(user), Some(check))
-            }
-            other => (other, None),
-        };
-        let signed_in = match (&user, check) {
-            (Some(user), Some(check)) if check.password_was_right() => user,
-            _ => {
-                let reason = match (&user, check) {
-                    (None, _) => "unknown_user".to_owned(),
-                    (Some(_), None) => "disabled".to_owned(),
-                    (Some(_), Some(check)) => format!("{check:?}").to_lowercase(),
-                };
-                d.audit(
-                    client,
-                    Audit {
-                        event: "sign_in",
-                        outcome: "failure",
-                        user: user.as_ref().map(|u| u.guid),
-                        sam_account_name: Some(
-                            user.as_ref().map_or(login, |u| u.sam_account_name.as_str()),
-                        ),
-                        method: None,
-                        reason: Some(&reason),
-                    },
-                )
-                .await?;
-                return Err(FlowError::InvalidCredentials);
-            }
-        };
+        let signed_in =
+            match signin::sign_in(d, SignInPurpose::SelfService, login, password, client).await? {
+                Attempt::Right(signed_in) => signed_in,
+                Attempt::Failed { user, failure } => {
+                    d.audit(
+                        client,
+                        Audit {
+                            event: "sign_in",
+                            outcome: "failure",
+                            user: user.as_ref().map(|u| u.guid),
+                            sam_account_name: Some(
+                                user.as_ref().map_or(login, |u| u.sam_account_name.as_str()),
+                            ),
+                            method: None,
+                            reason: Some(&failure.reason()),
+                        },
+                    )
+                    .await?;
+                    return Err(FlowError::InvalidCredentials);
+                }
+            };
+        let signed_in = &signed_in.user;
         // Judged only now: whether self-service is for an account is told only to someone who
         // proved its password.
         let standing = d

@@ -57,6 +57,9 @@ pub enum MailKind {
     /// Batch reminders (`sspr-bridge remind`, `notify-expiry`), never a password or a code: set
     /// up a verification method; the password expires soon.
     RegistrationReminder,
+    /// Self-service was blocked for the user after too many wrong codes (`throttle.user_*`):
+    /// the only sign of it anywhere, since the flows meet a block silently.
+    SelfServiceBlocked,
     PasswordExpiry {
         /// Whole days left, rounded up.
         days_left: u32,
@@ -82,6 +85,7 @@ impl MailKind {
             MailKind::ProtectedAccountReset { .. } => "protected_account_reset",
             MailKind::RegistrationReminder => "registration_reminder",
             MailKind::PasswordExpiry { .. } => "password_expiry",
+            MailKind::SelfServiceBlocked => "self_service_blocked",
         }
     }
 }

@@ -12,6 +12,7 @@ use super::notify::{About, Mail, MailKind, Mailer, Outbox, Purpose, Queued};
 use super::policy::{PasswordRules, Violation};
 use super::scope::{Eligibility, Exclusion, StandIn};
 use super::secrets::{Keys, new_token};
+use super::signin::SignInSettings;
 use super::store::{
     AuditEvent, AuditLog, CodeStore, EnrolledMethod, FlowStore, MethodKind, PendingCode,
     RegistrationStore, Session, SessionKind, SessionStore, StoreError, ThrottleStore,
@@ -49,6 +50,8 @@ pub struct Settings {
     pub registration_code_lifetime: Duration,
     /// How long a notification is retried before it is given up.
     pub notice_lifetime: Duration,
+    /// Sign-ins with the AD password (`throttle.signin_*`).
+    pub signin: SignInSettings,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -131,6 +134,10 @@ pub enum FlowError {
     Directory(#[from] DirectoryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Too many failed sign-ins for this login (`throttle.signin_max_failures`), whether or not
+    /// it names an account.
+    #[error("too many failed sign-ins for this name; try again later, or reset or unlock")]
+    SignInThrottled { retry_after: Duration },
 }
 
 fn rule_ids(broken: &[Violation]) -> String {
@@ -253,18 +260,19 @@ impl Deps {
         Ok(())
     }
 
-    /// Refuses while `key` (a user) is blocked.
-    pub async fn check_block(&self, key: &str) -> Result<(), FlowError> {
-        let now = self.now_ms();
-        match self.throttle.blocked_until(key, now).await? {
-            Some(until) => Err(FlowError::Throttled {
-                retry_after: Duration::from_millis(u64::try_from(until - now).unwrap_or(0)),
-            }),
-            None => Ok(()),
-        }
+    /// Whether `key` (a user, or the login of a decoy) is blocked now. A block is met silently
+    /// (a start answers as always, a verification as a wrong code), so that a blocked account
+    /// answers like a name that has none, under every spelling.
+    pub async fn is_blocked(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .throttle
+            .blocked_until(key, self.now_ms())
+            .await?
+            .is_some())
     }
 
-    /// Counts a failed verification for a user; blocks the user once past the limit.
+    /// Counts a failed verification for a user; blocks the user once past the limit. True when
+    /// this failure started the block.
     pub async fn user_failure(&self, key: &str, client: &Client) -> Result<bool, StoreError> {
         let now = self.now_ms();
         let count = self
