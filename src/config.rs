@@ -147,6 +147,11 @@ pub struct ThrottleConfig {
     pub email_max_sends: u32,
     #[serde(with = "humantime_serde")]
     pub email_window: Duration,
+    pub signin_max_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub signin_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub signin_failure_floor: Duration,
 }
 
 /// Checks of new passwords on top of the directory's own policy.
@@ -755,6 +760,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         ("throttle.user_window", raw.throttle.user_window),
         ("throttle.ip_window", raw.throttle.ip_window),
         ("throttle.email_window", raw.throttle.email_window),
+        ("throttle.signin_window", raw.throttle.signin_window),
     ] {
         if value.is_zero() {
             v.problem(key, "must be more than 0, e.g. \"15m\"");
@@ -769,6 +775,10 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
             raw.throttle.ip_max_verifications,
         ),
         ("throttle.email_max_sends", raw.throttle.email_max_sends),
+        (
+            "throttle.signin_max_failures",
+            raw.throttle.signin_max_failures,
+        ),
     ] {
         if value == 0 {
             v.problem(key, "must be at least 1");

@@ -207,7 +207,9 @@ impl ApiError {
                     StatusCode::FORBIDDEN
                 }
                 FlowError::NotFound => StatusCode::NOT_FOUND,
-                FlowError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                FlowError::Throttled { .. } | FlowError::SignInThrottled { .. } => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
                 FlowError::PasswordRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 FlowError::MailUnavailable => StatusCode::SERVICE_UNAVAILABLE,
                 FlowError::PasswordChangeRequired | FlowError::StepUpRequired => {
@@ -248,7 +250,7 @@ impl ApiError {
                 FlowError::Forbidden(_) => "forbidden",
                 FlowError::NotInScope(_) => "not_in_scope",
                 FlowError::NotFound => "not_found",
-                FlowError::Throttled { .. } => "throttled",
+                FlowError::Throttled { .. } | FlowError::SignInThrottled { .. } => "throttled",
                 FlowError::InvalidInput(_) => "invalid_request",
                 FlowError::PasswordRejected(_) => "password_policy",
                 FlowError::MailUnavailable => "mail_unavailable",
@@ -312,6 +314,11 @@ impl ApiError {
                 "Too many attempts. Try again in {} minutes, or contact the helpdesk.",
                 retry_after.as_secs().div_ceil(60)
             ),
+            ApiError::Flow(FlowError::SignInThrottled { retry_after }) => format!(
+                "Too many failed sign-ins with this name. Try again in {} minutes. If you forgot \
+                 your password or your account is locked, reset or unlock it at /reset.",
+                retry_after.as_secs().div_ceil(60)
+            ),
             ApiError::Flow(e) => {
                 let mut m = e.to_string();
                 if let Some(first) = m.get_mut(0..1) {
@@ -349,7 +356,10 @@ impl IntoResponse for ApiError {
             rules,
         };
         let mut response = (self.status(), Json(body)).into_response();
-        if let ApiError::Flow(FlowError::Throttled { retry_after }) = &self {
+        if let ApiError::Flow(
+            FlowError::Throttled { retry_after } | FlowError::SignInThrottled { retry_after },
+        ) = &self
+        {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 retry_after_secs(*retry_after).into(),

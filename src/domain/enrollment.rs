@@ -10,6 +10,7 @@ use super::licence::LicenceRequired;
 use super::notify::MailKind;
 use super::secrets::{self, normalise_code, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
+use super::signin::{self, Attempt, SignInPurpose};
 use super::store::{
     CodePurpose, EnrolledMethod, MethodKind, PendingCode, ResetFlow, Session, SessionKind,
 };
@@ -138,41 +139,30 @@ impl<'a> Enrollment<'a> {
         if login.is_empty() || login.chars().count() > 256 {
             return Err(FlowError::InvalidCredentials);
         }
-        let user = d.directory.find_user(login).await?;
-        let (user, check) = match user {
-            Some(user) if !user.is_disabled() => {
-                let check = d.directory.check_password(&user, password).await?;
-                (Some(user), Some(check))
-            }
-            other => (other, None),
-        };
-        let (signed_in, check) = match (&user, check) {
-            (Some(user), Some(check)) if check.password_was_right() => (user, check),
-            _ => {
-                let reason = match (&user, check) {
-                    (None, _) => "unknown_user".to_owned(),
-                    (Some(_), None) => "disabled".to_owned(),
-                    (Some(_), Some(check)) => format!("{check:?}").to_lowercase(),
-                };
-                d.audit(
-                    client,
-                    Audit {
-                        event: "sign_in",
-                        outcome: "failure",
-                        user: user.as_ref().map(|u| u.guid),
-                        sam_account_name: Some(
-                            user.as_ref().map_or(login, |u| u.sam_account_name.as_str()),
-                        ),
-                        method: None,
-                        reason: Some(&reason),
-                    },
-                )
-                .await?;
-                return Err(FlowError::InvalidCredentials);
-            }
-        };
-        self.refuse_password_change(signed_in, check, client)
+        let signed_in =
+            match signin::sign_in(d, SignInPurpose::SelfService, login, password, client).await? {
+                Attempt::Right(signed_in) => signed_in,
+                Attempt::Failed { user, failure } => {
+                    d.audit(
+                        client,
+                        Audit {
+                            event: "sign_in",
+                            outcome: "failure",
+                            user: user.as_ref().map(|u| u.guid),
+                            sam_account_name: Some(
+                                user.as_ref().map_or(login, |u| u.sam_account_name.as_str()),
+                            ),
+                            method: None,
+                            reason: Some(&failure.reason()),
+                        },
+                    )
+                    .await?;
+                    return Err(FlowError::InvalidCredentials);
+                }
+            };
+        self.refuse_password_change(&signed_in.user, signed_in.check, client)
             .await?;
+        let signed_in = &signed_in.user;
         // Judged only now: whether self-service is for an account is told only to someone who
         // proved its password.
         if let Right::Refused(refusal) = self.registration_right(signed_in).await? {
@@ -501,11 +491,12 @@ impl<'a> Enrollment<'a> {
         client: &Client,
     ) -> Result<(), FlowError> {
         let d = self.deps;
-        subject.before_check(d, client).await?;
-        if registration_code::redeem(d, &session.user, code).await? {
+        // As for any code: not spent during a block, which answers as a wrong code would.
+        let blocked = subject.before_check(d, client).await?;
+        if !blocked && registration_code::redeem(d, &session.user, code).await? {
             Ok(())
         } else {
-            Err(subject.wrong_code(d, None, client, None).await?)
+            Err(subject.wrong_code(d, None, blocked, client, None).await?)
         }
     }
 
@@ -646,9 +637,9 @@ impl<'a> Enrollment<'a> {
                 "That does not look like an email address.".to_owned(),
             ));
         }
-        let Some(mailer) = &d.mailer else {
+        if d.mailer.is_none() {
             return Err(FlowError::MailUnavailable);
-        };
+        }
         self.email_quota(&session, client).await?;
         let code = secrets::new_email_code();
         let now = d.now_ms();
@@ -672,12 +663,9 @@ impl<'a> Enrollment<'a> {
                 code: SecretString::from(code.to_string()),
             },
         };
-        if let Err(e) = mailer.send(&mail).await {
-            tracing::warn!(error = %e, "enrollment code not sent");
-            let who = (Some(session.user), session.sam_account_name.as_str());
-            d.code_not_sent(&pending, who, client, None).await;
-            return Err(FlowError::MailUnavailable);
-        }
+        let who = (Some(session.user), session.sam_account_name.as_str());
+        d.queue_code(&pending, Some(address.to_owned()), mail, who, client, None)
+            .await?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use super::notify::{Mail, MailKind};
 use super::protection::{is_allowed, is_protected};
 use super::secrets::{temporary_password, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
+use super::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
 use super::store::{AuditRecord, CodePurpose, MethodKind, ResetFlow, Session, SessionKind};
 use super::verification::Subject;
 
@@ -96,28 +97,30 @@ impl<'a> Helpdesk<'a> {
         let Some(group) = &h.group_dn else {
             return Err(refused());
         };
-        let user = match d.directory.find_user(login.trim()).await? {
-            Some(u) if !u.is_disabled() => u,
-            other => {
-                self.audit_sign_in(
-                    client,
-                    other.as_ref(),
-                    login,
-                    "failure",
-                    "unknown_or_disabled",
-                )
-                .await?;
+        let user = match signin::sign_in(d, SignInPurpose::Operator, login, password, client)
+            .await?
+        {
+            // Only a valid password: an operator whose own password expired changes it first.
+            Attempt::Right(SignedIn {
+                user,
+                check: PasswordCheck::Valid,
+            }) => user,
+            Attempt::Right(SignedIn { user, check }) => {
+                let reason = format!("{check:?}").to_lowercase();
+                self.audit_sign_in(client, Some(&user), login, "failure", &reason)
+                    .await?;
+                return Err(refused());
+            }
+            Attempt::Failed { user, failure } => {
+                let reason = match failure {
+                    Failure::UnknownUser | Failure::Disabled => "unknown_or_disabled".to_owned(),
+                    other => other.reason(),
+                };
+                self.audit_sign_in(client, user.as_ref(), login, "failure", &reason)
+                    .await?;
                 return Err(refused());
             }
         };
-        // Only a valid password: an operator whose own password expired changes it first.
-        let check = d.directory.check_password(&user, password).await?;
-        if check != PasswordCheck::Valid {
-            let reason = format!("{check:?}").to_lowercase();
-            self.audit_sign_in(client, Some(&user), login, "failure", &reason)
-                .await?;
-            return Err(refused());
-        }
         if !d.directory.is_member_of(&user, group).await? {
             self.audit_sign_in(
                 client,

@@ -18,6 +18,7 @@ pub mod reset;
 pub mod scope;
 pub mod secrets;
 pub mod selfservice;
+pub mod signin;
 pub mod store;
 pub mod totp;
 pub mod verification;

@@ -133,7 +133,14 @@ impl<'a> Reset<'a> {
             Some(u) => format!("user:{}", u.guid),
             None => format!("login:{login}"),
         };
-        d.check_block(&key).await?;
+        // Read for every login, and told to nobody: a blocked account's start answers like any
+        // other (its verifications fail like wrong codes), so no spelling of a name shows a
+        // block. Only the audit notes it.
+        let blocked = d.is_blocked(&key).await?;
+        let reason = match (eligible, blocked) {
+            (Some(_), true) => Some("user_blocked"),
+            _ => reason,
+        };
 
         let now = d.now_ms();
         let (flow_id, id_hash) = new_token();

@@ -430,8 +430,9 @@ async fn reconfirm_totp(
 
 #[utoipa::path(post, path = "/api/v1/enrollment/email", tag = "enrollment",
     security(("bearer" = [])), request_body = Address,
-    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 202), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, description = "`mail_unavailable`: the code could not be mailed (none is kept); or `directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
+    responses((status = 202), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "step_up_required: this session must step up first", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, description = "`mail_unavailable`: no mail server is configured; or `directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn begin_email(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -510,7 +511,7 @@ async fn start_reset(
 #[utoipa::path(post, path = "/api/v1/reset/{flow}/email", tag = "reset", request_body = Option<Empty>,
     params(("flow" = String, Path)),
     responses((status = 202), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
-        (status = 503, description = "`mail_unavailable`: the code could not be mailed (none is kept); or `directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
+        (status = 503, description = "`mail_unavailable`: no mail server is configured; or `directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn send_reset_code(
     State(s): State<AppState>,
     Path(flow): Path<String>,

@@ -51,6 +51,8 @@ pub struct Shared {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// `server.public_url` is https: browsers are told to never use plain HTTP again.
     pub hsts: bool,
+    /// Sends the outbox's mails for as long as this state lives; `None` without `[smtp]`.
+    pub outbox_sender: Option<crate::mail::SenderTask>,
 }
 
 impl AppState {

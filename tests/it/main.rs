@@ -17,6 +17,7 @@ mod mail;
 mod metrics;
 mod multidc;
 mod notices;
+mod outbox;
 mod pages;
 mod policy;
 mod scaleout;
