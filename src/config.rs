@@ -99,6 +99,17 @@ pub struct RegistrationConfig {
     /// How long a one-time registration code from the helpdesk stays valid.
     #[serde(with = "humantime_serde")]
     pub code_lifetime: Duration,
+    /// Where a user may register their first method with the AD password alone; from anywhere
+    /// else the first one takes a registration code. Empty: anywhere.
+    #[serde(deserialize_with = "cidr_list")]
+    pub allowed_networks: Vec<Cidr>,
+}
+
+fn cidr_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Cidr>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|entry| entry.parse::<Cidr>().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 impl RegistrationConfig {
@@ -546,6 +557,7 @@ impl Config {
                     .list_separator(",")
                     .with_list_parse_key("directory.urls")
                     .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("registration.allowed_networks")
                     .try_parsing(true),
             );
         }
@@ -1212,6 +1224,17 @@ mod tests {
         assert_eq!(config.server.trusted_proxies.len(), 2);
         let err = load("[server]\ntrusted_proxies = [\"proxy.example.com\"]").unwrap_err();
         assert!(err.mentions("server.trusted_proxies"), "{err}");
+    }
+
+    #[test]
+    fn registration_networks_are_addresses_or_cidrs_and_default_to_anywhere() {
+        assert!(load("").unwrap().registration.allowed_networks.is_empty());
+        let config =
+            load("[registration]\nallowed_networks = [\"10.0.0.0/8\", \"2001:db8::/32\"]").unwrap();
+        assert_eq!(config.registration.allowed_networks.len(), 2);
+        let err = load("[registration]\nallowed_networks = [\"10.0.0.0/33\"]").unwrap_err();
+        assert!(err.to_string().contains("allowed_networks"), "{err}");
+        assert!(err.to_string().contains("prefix length"), "{err}");
     }
 
     #[test]

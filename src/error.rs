@@ -40,6 +40,7 @@ impl From<FlowError> for ApiError {
         match e {
             FlowError::Directory(e) => ApiError::Directory(e),
             FlowError::Store(e) => ApiError::Store(e),
+            FlowError::LicenceRequired(e) => ApiError::LicenceRequired(e),
             e => ApiError::Flow(e),
         }
     }
@@ -211,7 +212,10 @@ impl ApiError {
                 }
                 FlowError::PasswordRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 FlowError::MailUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-                FlowError::Directory(_) | FlowError::Store(_) => {
+                FlowError::PasswordChangeRequired | FlowError::StepUpRequired => {
+                    StatusCode::FORBIDDEN
+                }
+                FlowError::Directory(_) | FlowError::Store(_) | FlowError::LicenceRequired(_) => {
                     unreachable!("unwrapped by From<FlowError>")
                 }
             },
@@ -250,6 +254,9 @@ impl ApiError {
                 FlowError::InvalidInput(_) => "invalid_request",
                 FlowError::PasswordRejected(_) => "password_policy",
                 FlowError::MailUnavailable => "mail_unavailable",
+                FlowError::PasswordChangeRequired => "password_change_required",
+                FlowError::StepUpRequired => "step_up_required",
+                FlowError::LicenceRequired(_) => "licence_required",
                 FlowError::Directory(_) | FlowError::Store(_) => "internal_error",
             },
         }

@@ -166,6 +166,8 @@ fn settings(config: &Config) -> Settings {
         notice_lifetime: NOTICE_LIFETIME,
         reconfirm_after: config.registration.reconfirm_after(),
         registration_code_lifetime: config.registration.code_lifetime,
+        registration_networks: config.registration.allowed_networks.clone(),
+        self_service_licensed: config.licence.azure_ad_premium,
         signin: SignInSettings {
             max_failures: i64::from(t.signin_max_failures),
             window: t.signin_window,

@@ -446,6 +446,7 @@ impl<'a> Helpdesk<'a> {
                         },
                     )
                     .await?;
+                super::enrollment::end_sessions(d, &user).await;
                 (Some(password), MailKind::HelpdeskPasswordReset)
             }
             Action::Unlock => {

@@ -392,6 +392,7 @@ impl<'a> Reset<'a> {
                 if let Err(e) = d.flows.set_flow_dc(&live.id_hash, &dc.0).await {
                     tracing::warn!(error = %e, "the DC that took the reset is not recorded");
                 }
+                super::enrollment::end_sessions(d, &user).await;
                 self.finish(
                     live,
                     &user,

@@ -48,6 +48,12 @@ pub struct Settings {
     pub admin_addresses: Vec<String>,
     /// How long a one-time registration code stays valid (`registration.code_lifetime`).
     pub registration_code_lifetime: Duration,
+    /// Where a first method needs only the AD password (`registration.allowed_networks`);
+    /// empty: anywhere.
+    pub registration_networks: Vec<crate::http::Cidr>,
+    /// `licence.azure_ad_premium`: without it, only helpdesk operators may register (their own
+    /// authenticator app).
+    pub self_service_licensed: bool,
     /// How long a notification is retried before it is given up.
     pub notice_lifetime: Duration,
     /// Sign-ins with the AD password (`throttle.signin_*`).
@@ -130,6 +136,21 @@ pub enum FlowError {
     /// An email method was asked for but no mail server is configured.
     #[error("email is not available right now")]
     MailUnavailable,
+    /// The password was right but AD requires a new one first (773 must change, 532 expired):
+    /// a temporary password set by the helpdesk must not become a way to register methods.
+    #[error(
+        "your password must be changed before you can register methods; change it first (for \
+         example at your next Windows sign-in), then come back with the new one"
+    )]
+    PasswordChangeRequired,
+    /// The user has a confirmed method (or, from outside `registration.allowed_networks`, none
+    /// yet): this session must prove one, or redeem a registration code, before changing any.
+    #[error("confirm it is you with a method you already registered first")]
+    StepUpRequired,
+    /// Self-service is off (`licence.azure_ad_premium`), and this is not a helpdesk operator
+    /// registering their own authenticator.
+    #[error(transparent)]
+    LicenceRequired(#[from] super::licence::LicenceRequired),
     #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error(transparent)]
@@ -458,6 +479,7 @@ impl Deps {
                 last_seen_at_ms: now,
                 pending_totp: None,
                 failures: 0,
+                stepped_up_at_ms: None,
             })
             .await?;
         Ok(token)

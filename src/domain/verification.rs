@@ -161,43 +161,15 @@ impl Subject {
         client: &Client,
         actor: Option<&str>,
     ) -> Result<Vec<MethodKind>, FlowError> {
-        d.ip_limit(client, "verify", d.settings.ip_max_verifications)
-            .await?;
-        // A block is met silently: the code is checked as always (the same work), and whatever
-        // it was, the answer is that of a wrong code, as for a name without an account. The
-        // owner heard of the block by mail when it began.
-        let blocked = d.is_blocked(&self.user_key()).await?;
+        let blocked = self.before_check(d, client).await?;
         let accepted = match method {
             MethodKind::Totp => self.check_totp(d, code, blocked).await?,
             MethodKind::Email => self.check_email_code(d, code, blocked).await?,
         } && !blocked;
         if !accepted {
-            let failures = d.flows.add_flow_failure(&self.id_hash).await?;
-            d.audit_as(
-                client,
-                actor,
-                Audit {
-                    event: "verification",
-                    outcome: "failure",
-                    user: self.flow.user,
-                    sam_account_name: Some(self.sam()),
-                    method: Some(method),
-                    reason: Some(match (self.flow.user, blocked) {
-                        (None, _) => "decoy",
-                        (Some(_), true) => "user_blocked",
-                        (Some(_), false) => "wrong_code",
-                    }),
-                },
-            )
-            .await?;
-            // While blocked, failures no longer count: the block runs its course from when it
-            // began, and began once.
-            if !blocked && d.user_failure(&self.user_key(), client).await? {
-                self.tell_owner_of_block(d, client).await?;
-            }
-            return Err(FlowError::InvalidCode {
-                remaining_attempts: (d.settings.flow_max_failures - failures).max(0),
-            });
+            return Err(self
+                .wrong_code(d, Some(method), blocked, client, actor)
+                .await?);
         }
         d.flows
             .mark_verified(&self.id_hash, method, d.now_ms())
@@ -220,6 +192,54 @@ impl Subject {
             verified.push(method);
         }
         Ok(verified)
+    }
+
+    /// The limit every typed code meets first (per address), and whether the user is blocked.
+    /// A block is met silently: the code is checked as always (the same work), and whatever it
+    /// was, the answer is that of a wrong code, as for a name without an account. The owner heard
+    /// of the block by mail when it began.
+    pub async fn before_check(&self, d: &Deps, client: &Client) -> Result<bool, FlowError> {
+        d.ip_limit(client, "verify", d.settings.ip_max_verifications)
+            .await?;
+        Ok(d.is_blocked(&self.user_key()).await?)
+    }
+
+    /// Counts a wrong code (of `method`, or a registration code when `None`) against the
+    /// verification and, unless `blocked`, the user, and audits it. Returns the answer.
+    pub async fn wrong_code(
+        &self,
+        d: &Deps,
+        method: Option<MethodKind>,
+        blocked: bool,
+        client: &Client,
+        actor: Option<&str>,
+    ) -> Result<FlowError, FlowError> {
+        let failures = d.flows.add_flow_failure(&self.id_hash).await?;
+        d.audit_as(
+            client,
+            actor,
+            Audit {
+                event: "verification",
+                outcome: "failure",
+                user: self.flow.user,
+                sam_account_name: Some(self.sam()),
+                method,
+                reason: Some(match (self.flow.user, blocked) {
+                    (None, _) => "decoy",
+                    (Some(_), true) => "user_blocked",
+                    (Some(_), false) => "wrong_code",
+                }),
+            },
+        )
+        .await?;
+        // While blocked, failures no longer count: the block runs its course from when it
+        // began, and began once.
+        if !blocked && d.user_failure(&self.user_key(), client).await? {
+            self.tell_owner_of_block(d, client).await?;
+        }
+        Ok(FlowError::InvalidCode {
+            remaining_attempts: (d.settings.flow_max_failures - failures).max(0),
+        })
     }
 
     /// Mails the owner that self-service is blocked for them: the flows never say so. A decoy

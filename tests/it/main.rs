@@ -23,4 +23,5 @@ mod policy;
 mod scaleout;
 mod scope;
 mod selfservice;
+mod stepup;
 mod store;

@@ -183,6 +183,14 @@ impl Reply {
                 alert.key = "error_mail_unavailable";
                 alert.helpdesk = true;
             }
+            ApiError::Flow(FlowError::PasswordChangeRequired) => {
+                alert.key = "error_password_change_required";
+            }
+            ApiError::Flow(FlowError::StepUpRequired) => alert.key = "error_step_up_required",
+            ApiError::LicenceRequired(_) => {
+                alert.key = "licence_body";
+                alert.helpdesk = true;
+            }
             ApiError::Directory(DirectoryError::PolicyViolation { .. }) => {
                 alert.key = "error_password_policy";
             }
