@@ -13,8 +13,8 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::directory::DirectoryError;
+use crate::domain::network::Cidr;
 use crate::domain::scope::Scope;
-use crate::http::Cidr;
 
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 

@@ -9,6 +9,7 @@ pub mod enrollment;
 pub mod helpdesk;
 pub mod licence;
 pub mod locale;
+pub mod network;
 pub mod notify;
 pub mod policy;
 pub mod protection;

@@ -50,7 +50,7 @@ pub struct Settings {
     pub registration_code_lifetime: Duration,
     /// Where a first method needs only the AD password (`registration.allowed_networks`);
     /// empty: anywhere.
-    pub registration_networks: Vec<crate::http::Cidr>,
+    pub registration_networks: Vec<super::network::Cidr>,
     /// `licence.azure_ad_premium`: without it, only helpdesk operators may register (their own
     /// authenticator app).
     pub self_service_licensed: bool,
