@@ -242,27 +242,32 @@ impl Subject {
         })
     }
 
-    /// Mails the owner that self-service is blocked for them: the flows never say so. A decoy
-    /// reads the registrations of the nil GUID, so its blocking request takes as long, and the
-    /// mail leaves in the background, so no answer waits on it.
+    /// Mails the owner that self-service is blocked for them: the flows never say so. It goes
+    /// to the confirmed address and AD's `mail`, so a user who registered only an app hears of
+    /// it too. A decoy reads the registrations of the nil GUID, so its blocking request takes as
+    /// long; the account is read and the mail queued in the background, so no answer waits on
+    /// either.
     async fn tell_owner_of_block(&self, d: &Deps, client: &Client) -> Result<(), FlowError> {
         let guid = self.flow.user.unwrap_or(ObjectGuid(uuid::Uuid::nil()));
-        let address = d.confirmed_email(&guid).await?;
+        let confirmed = d.confirmed_email(&guid).await?;
         let Some(guid) = self.flow.user else {
             return Ok(());
         };
         let (deps, client) = (d.clone(), client.clone());
         let (sam, locale) = (self.sam().to_owned(), self.flow.locale.clone());
         tokio::spawn(async move {
-            deps.notify(
-                &client,
-                (guid, &sam),
-                address.as_deref(),
-                None,
-                &locale,
-                MailKind::SelfServiceBlocked,
-            )
-            .await;
+            let kind = MailKind::SelfServiceBlocked;
+            match deps.directory.find_user(&sam).await {
+                Ok(Some(user)) if user.guid == guid => {
+                    deps.notify_owner(&client, &user, None, &locale, kind).await;
+                }
+                // Renamed or unreachable: the confirmed address at least.
+                _ => {
+                    let owner = (guid, sam.as_str());
+                    deps.notify(&client, owner, confirmed.as_deref(), None, &locale, kind)
+                        .await;
+                }
+            }
         });
         Ok(())
     }

@@ -967,6 +967,9 @@ async fn a_blocked_account_answers_like_an_unknown_name_under_every_spelling() {
     let token = sign_in(&app, &user).await;
     let secret = register_totp(&app, &token).await;
     let address = crate::selfservice::register_email(&app, &token).await;
+    // AD's mail hears of the block too, as an owner who registered only an app would.
+    let ad_mail = crate::mail::unique_address();
+    set_attr(&user.dn, "mail", &ad_mail).await;
     let realm = user.upn.split_once('@').map(|(_, r)| r.to_owned()).unwrap();
     let unknown = unique_name("hnk");
     // Both get blocked the same way: wrong codes under the account name.
@@ -980,6 +983,8 @@ async fn a_blocked_account_answers_like_an_unknown_name_under_every_spelling() {
     let notice = crate::mail::wait_for_mail(&address).await;
     assert!(notice.code_in().is_none(), "{}", notice.text);
     assert!(notice.subject.contains("blocked"), "{}", notice.subject);
+    let at_ad = crate::mail::wait_for_mail(&ad_mail).await;
+    assert!(at_ad.subject.contains("blocked"), "{}", at_ad.subject);
 
     let code = current_code(&secret).await;
     let real = block_answers(&app, &user.sam, &realm, &code).await;
