@@ -82,6 +82,7 @@ pub struct HelpdeskConfig {
     pub session_lifetime: Duration,
     pub verification_lifetime: Duration,
     pub temporary_password_length: usize,
+    pub operator_second_factor: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -421,6 +422,7 @@ struct RawHelpdesk {
     #[serde(with = "humantime_serde")]
     verification_lifetime: Duration,
     temporary_password_length: usize,
+    operator_second_factor: bool,
 }
 
 #[derive(Deserialize)]
@@ -1043,6 +1045,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 session_lifetime: raw.helpdesk.session_lifetime,
                 verification_lifetime: raw.helpdesk.verification_lifetime,
                 temporary_password_length: raw.helpdesk.temporary_password_length,
+                operator_second_factor: raw.helpdesk.operator_second_factor,
             },
             registration: raw.registration,
             reset: raw.reset,

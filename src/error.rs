@@ -212,6 +212,7 @@ impl ApiError {
                 FlowError::Directory(_) | FlowError::Store(_) => {
                     unreachable!("unwrapped by From<FlowError>")
                 }
+                FlowError::SecondFactorRequired => StatusCode::FORBIDDEN,
             },
         }
     }
@@ -249,6 +250,7 @@ impl ApiError {
                 FlowError::PasswordRejected(_) => "password_policy",
                 FlowError::MailUnavailable => "mail_unavailable",
                 FlowError::Directory(_) | FlowError::Store(_) => "internal_error",
+                FlowError::SecondFactorRequired => "second_factor_required",
             },
         }
     }

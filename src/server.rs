@@ -124,6 +124,7 @@ fn settings(config: &Config) -> Settings {
             session_lifetime: config.helpdesk.session_lifetime,
             verification_lifetime: config.helpdesk.verification_lifetime,
             temporary_password_length: config.helpdesk.temporary_password_length,
+            operator_second_factor: config.helpdesk.operator_second_factor,
         },
         password_rules: PasswordRules {
             banned: Arc::new(BannedList::new(

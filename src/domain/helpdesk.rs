@@ -13,6 +13,7 @@ use super::protection::{is_allowed, is_protected};
 use super::secrets::{temporary_password, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
 use super::store::{AuditRecord, CodePurpose, MethodKind, ResetFlow, Session, SessionKind};
+use super::totp;
 use super::verification::Subject;
 
 /// FILETIME (100 ns ticks since 1601) → Unix ms; `None` for 0 and "never".
@@ -86,6 +87,7 @@ impl<'a> Helpdesk<'a> {
         &self,
         login: &str,
         password: &SecretString,
+        code: Option<&str>,
         client: &Client,
     ) -> Result<String, FlowError> {
         let d = self.deps;
@@ -129,12 +131,55 @@ impl<'a> Helpdesk<'a> {
             .await?;
             return Err(refused());
         }
+        self.second_factor(&user, login, code, client).await?;
         let token = d
             .open_session(SessionKind::Helpdesk, &user, h.session_lifetime)
             .await?;
         self.audit_sign_in(client, Some(&user), login, "success", "")
             .await?;
         Ok(token)
+    }
+
+    /// The operator's own authenticator code, when `helpdesk.operator_second_factor` asks for
+    /// it. Only after the password and the group proved who is signing in, so the answer for a
+    /// missing authenticator tells nothing to someone who does not know the password. A wrong or
+    /// replayed code is refused like a wrong password.
+    async fn second_factor(
+        &self,
+        user: &DirectoryUser,
+        login: &str,
+        code: Option<&str>,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        if !d.settings.helpdesk.operator_second_factor {
+            return Ok(());
+        }
+        let secret = d
+            .registrations
+            .methods(&user.guid)
+            .await?
+            .into_iter()
+            .find(|m| m.kind == MethodKind::Totp && m.confirmed_at_ms.is_some())
+            .and_then(|m| m.secret_sealed)
+            .and_then(|sealed| d.keys.open(&sealed, user.guid.0.as_bytes()));
+        let Some(secret) = secret else {
+            self.audit_sign_in(client, Some(user), login, "denied", "no_second_factor")
+                .await?;
+            return Err(FlowError::SecondFactorRequired);
+        };
+        let step = code.and_then(|c| totp::typed_step(&secret, c, d.now_ms()));
+        // The step is spent atomically, so a code read over a shoulder is worth nothing after.
+        let accepted = match step {
+            Some(step) => d.registrations.advance_totp_step(&user.guid, step).await?,
+            None => false,
+        };
+        if !accepted {
+            self.audit_sign_in(client, Some(user), login, "failure", "wrong_second_factor")
+                .await?;
+            return Err(FlowError::Forbidden(FORBIDDEN.to_owned()));
+        }
+        Ok(())
     }
 
     async fn audit_sign_in(

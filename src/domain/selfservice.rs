@@ -59,6 +59,8 @@ pub struct HelpdeskSettings {
     pub session_lifetime: Duration,
     pub verification_lifetime: Duration,
     pub temporary_password_length: usize,
+    /// Operators sign in with their own registered authenticator app besides their password.
+    pub operator_second_factor: bool,
 }
 
 /// Everything the flows talk to, as traits.
@@ -126,6 +128,12 @@ pub enum FlowError {
     Directory(#[from] DirectoryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A helpdesk operator whose password was right has no authenticator app registered, which
+    /// `helpdesk.operator_second_factor` requires.
+    #[error(
+        "operators sign in with a code from their own authenticator app: register one at /register first"
+    )]
+    SecondFactorRequired,
 }
 
 fn rule_ids(broken: &[Violation]) -> String {

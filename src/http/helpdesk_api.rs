@@ -30,6 +30,10 @@ pub fn routes() -> Router<AppState> {
 pub struct OperatorSignIn {
     username: String,
     password: String,
+    /// The current code of the operator's own authenticator app (required while
+    /// `helpdesk.operator_second_factor` is on).
+    #[serde(default)]
+    code: Option<String>,
 }
 
 /// A self-service event from the audit table.
@@ -153,7 +157,7 @@ pub(super) async fn sign_in(
 ) -> Result<Json<Token>, ApiError> {
     let password = SecretString::from(body.password);
     let token = Helpdesk::new(&s.deps)
-        .sign_in(&body.username, &password, &client)
+        .sign_in(&body.username, &password, body.code.as_deref(), &client)
         .await?;
     Ok(Json(Token::new(token)))
 }

@@ -1,6 +1,7 @@
 //! The helpdesk API against the real Samba DC and SMTP server: operators in a nested AD group
 //! verify a caller, then reset, unlock or clear registrations.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -9,17 +10,19 @@ use sspr_bridge::domain::totp;
 
 use crate::client::{Answer, TestApp, contains, test_app};
 use crate::harness::{
-    TestUser, add_member, bind, create_group, create_user, env, read_attr, remove_member,
-    unique_name,
+    TestDatabase, TestUser, add_member, bind, create_group, create_user, env, read_attr,
+    read_binary_attr, remove_member, unique_name,
 };
 use crate::mail::{smtp_section, wait_for_mail};
 use crate::selfservice::{register_email, register_totp, settle_totp_step, sign_in};
 
-/// A helpdesk group with a nested tier group holding one operator.
+/// A helpdesk group with a nested tier group holding one operator, who registered an
+/// authenticator app.
 pub struct Desk {
     pub app: TestApp,
     pub group: String,
     pub operator: TestUser,
+    pub authenticator: Authenticator,
 }
 
 pub async fn desk(extra: &str) -> Desk {
@@ -33,25 +36,97 @@ pub async fn desk(extra: &str) -> Desk {
         smtp_section()
     ))
     .await;
+    let authenticator = Authenticator::new(&operator).await;
+    authenticator.register_in(&app.database).await;
     Desk {
         app,
         group,
         operator,
+        authenticator,
+    }
+}
+
+/// An operator's own authenticator app, confirmed in the registrations store as `/register`
+/// leaves it (the registration itself is proven by the enrollment tests). Hands out each time
+/// step's code once, as a person reading the app would after the service spent the step.
+pub struct Authenticator {
+    secret: Vec<u8>,
+    user: sspr_bridge::domain::ObjectGuid,
+    sam: String,
+    last_step: Mutex<u64>,
+}
+
+impl Authenticator {
+    pub async fn new(user: &TestUser) -> Self {
+        let raw = read_binary_attr(&user.dn, "objectGUID").await.unwrap();
+        Self {
+            secret: totp::new_secret().to_vec(),
+            user: sspr_bridge::domain::ObjectGuid::from_ad_bytes(&raw).unwrap(),
+            sam: user.sam.clone(),
+            last_step: Mutex::new(0),
+        }
+    }
+
+    /// Stores the app as a confirmed method of the operator in `database`.
+    pub async fn register_in(&self, database: &TestDatabase) {
+        use sspr_bridge::domain::store::{EnrolledMethod, MethodKind, RegistrationStore};
+        let config = crate::harness::config("");
+        let keys = sspr_bridge::domain::secrets::Keys::new(config.security.secret_key.bytes());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let method = EnrolledMethod {
+            kind: MethodKind::Totp,
+            address: None,
+            secret_sealed: Some(keys.seal(&self.secret, self.user.0.as_bytes())),
+            last_step: None,
+            confirmed_at_ms: Some(now),
+            created_at_ms: now,
+        };
+        let store = database.store().await;
+        store
+            .put_method(&self.user, &self.sam, &method)
+            .await
+            .unwrap();
+        store.close().await;
+    }
+
+    /// A code of a step the service accepts now (one step of drift either way) and that this
+    /// app has not handed out before; waits for the next step once all three are spent.
+    pub async fn code(&self) -> String {
+        loop {
+            let now = settle_totp_step().await;
+            let current = now / totp::STEP_SECS;
+            let next = {
+                let mut last = self.last_step.lock().unwrap();
+                let step = (*last + 1).max(current - 1);
+                (step <= current + 1).then(|| {
+                    *last = step;
+                    step
+                })
+            };
+            if let Some(step) = next {
+                return totp::code_at(&self.secret, step * totp::STEP_SECS);
+            }
+            tokio::time::sleep(Duration::from_secs(totp::STEP_SECS - now % totp::STEP_SECS)).await;
+        }
     }
 }
 
 impl Desk {
     async fn sign_in_as(&self, user: &TestUser, password: &str) -> Answer {
+        let code = self.authenticator.code().await;
         self.app
             .post(
                 "/api/v1/helpdesk/session",
-                json!({"username": user.sam, "password": password}),
+                json!({"username": user.sam, "password": password, "code": code}),
                 None,
             )
             .await
     }
 
-    async fn operator_token(&self) -> String {
+    pub async fn operator_token(&self) -> String {
         let answer = self
             .sign_in_as(&self.operator, &self.operator.password)
             .await
@@ -128,6 +203,75 @@ async fn a_nested_group_member_signs_in_and_others_get_the_same_403() {
     .await
     .expect(StatusCode::FORBIDDEN);
     let _ = desk.group;
+}
+
+#[tokio::test]
+async fn operators_sign_in_with_their_own_authenticator_once_per_code() {
+    let desk = desk("").await;
+    let sign_in = |user: &TestUser, code: Option<String>| {
+        let mut body = json!({"username": user.sam, "password": user.password});
+        if let Some(code) = code {
+            body["code"] = json!(code);
+        }
+        desk.app.post("/api/v1/helpdesk/session", body, None)
+    };
+
+    // A member with the right password but no authenticator of their own: told to register one.
+    let newcomer = create_user("op2").await;
+    add_member(&desk.group, &newcomer.dn).await;
+    let refused = sign_in(&newcomer, Some("123456".to_owned()))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert_eq!(refused.error().error, "second_factor_required");
+    assert!(refused.error().message.contains("/register"));
+
+    // With one: the current code signs in, once.
+    let code = desk.authenticator.code().await;
+    let token = sign_in(&desk.operator, Some(code.clone()))
+        .await
+        .expect(StatusCode::OK)
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    desk.app
+        .get("/api/v1/helpdesk/users/Administrator", Some(&token))
+        .await
+        .expect(StatusCode::OK);
+    let wrong_password = desk
+        .sign_in_as(&desk.operator, "wrong-password")
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    // A replayed, a wrong and a missing code read exactly like a wrong password.
+    for code in [Some(code), Some("000000".to_owned()), None] {
+        let answer = sign_in(&desk.operator, code.clone())
+            .await
+            .expect(StatusCode::FORBIDDEN);
+        assert_eq!(answer.body, wrong_password.body, "{code:?}");
+    }
+    let rows = audit_rows(&desk.app).await;
+    let sign_ins = |reason: &str| {
+        rows.iter()
+            .filter(|r| r.event == "helpdesk_sign_in" && r.reason.as_deref() == Some(reason))
+            .count()
+    };
+    assert_eq!(sign_ins("no_second_factor"), 1);
+    assert_eq!(sign_ins("wrong_second_factor"), 3);
+
+    // Turned off, the password alone is enough.
+    let relaxed = crate::client::test_app(&format!(
+        "[helpdesk]\ngroup_dn = {:?}\noperator_second_factor = false",
+        desk.group
+    ))
+    .await;
+    relaxed
+        .post(
+            "/api/v1/helpdesk/session",
+            json!({"username": newcomer.sam, "password": newcomer.password}),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
 }
 
 #[tokio::test]
@@ -372,10 +516,15 @@ async fn protected_accounts_and_helpdesk_members_are_refused_unless_allow_listed
         admin.dn
     ))
     .await;
+    desk.authenticator.register_in(&allowed.database).await;
     let token = allowed
         .post(
             "/api/v1/helpdesk/session",
-            json!({"username": desk.operator.sam, "password": desk.operator.password}),
+            json!({
+                "username": desk.operator.sam,
+                "password": desk.operator.password,
+                "code": desk.authenticator.code().await,
+            }),
             None,
         )
         .await

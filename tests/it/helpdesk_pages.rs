@@ -7,27 +7,36 @@ use sspr_bridge::domain::totp;
 
 use crate::client::{Answer, test_app};
 use crate::harness::{add_member, bind, create_group, create_user, read_attr, unique_name};
-use crate::helpdesk::{Desk, caller_with_totp, desk};
+use crate::helpdesk::{Authenticator, Desk, caller_with_totp, desk};
 use crate::mail::wait_for_mail;
 use crate::pages::{Browser, alert, assert_page, attr_of_tag, unescape};
 use crate::selfservice::{register_email, settle_totp_step, sign_in};
 
 /// Signs in on `/helpdesk` as `user`; returns the answer.
-async fn sign_in_as(browser: &mut Browser<'_>, login: &str, password: &str) -> Answer {
+/// Signs in on `/helpdesk` as `user` with an authenticator `code`; returns the answer.
+async fn sign_in_as(browser: &mut Browser<'_>, login: &str, password: &str, code: &str) -> Answer {
     let form = browser.get("/helpdesk").await;
     assert_page(&form, StatusCode::OK, "autocomplete=\"current-password\"");
+    assert_page(&form, StatusCode::OK, "autocomplete=\"one-time-code\"");
     browser
         .submit(
             &form,
             "/helpdesk",
-            &[("username", login), ("password", password)],
+            &[("username", login), ("password", password), ("code", code)],
         )
         .await
 }
 
 async fn operator_signs_in<'a>(desk: &'a Desk) -> (Browser<'a>, Answer) {
     let mut browser = Browser::new(&desk.app);
-    let search = sign_in_as(&mut browser, &desk.operator.sam, &desk.operator.password).await;
+    let code = desk.authenticator.code().await;
+    let search = sign_in_as(
+        &mut browser,
+        &desk.operator.sam,
+        &desk.operator.password,
+        &code,
+    )
+    .await;
     assert_page(&search, StatusCode::OK, "Find a user");
     (browser, search)
 }
@@ -310,7 +319,8 @@ async fn a_non_member_sees_the_same_refusal_as_a_wrong_password() {
         ("nobody-here", "x"),
     ] {
         let mut browser = Browser::new(&desk.app);
-        let refused = sign_in_as(&mut browser, login, password).await;
+        let code = desk.authenticator.code().await;
+        let refused = sign_in_as(&mut browser, login, password, &code).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN, "{login}");
         assert!(!browser.jar.contains_key("sspr_helpdesk"));
         texts.push(alert(&refused));
@@ -345,6 +355,7 @@ async fn helpdesk_posts_need_the_csrf_token_and_unverified_actions_a_reason() {
             &[
                 ("username", &desk.operator.sam),
                 ("password", &desk.operator.password),
+                ("code", &desk.authenticator.code().await),
             ],
         )
         .await;
@@ -431,6 +442,28 @@ async fn the_dutch_page_renders_dutch_and_works_without_the_licence() {
         )
         .await;
     assert!(alert(&refused).contains("Aanmelden geweigerd."));
+    // The right password, but no authenticator app of their own: sent to register one.
+    let unregistered = browser
+        .submit(
+            &form,
+            "/helpdesk",
+            &[
+                ("username", &operator.sam),
+                ("password", &operator.password),
+                ("code", "123456"),
+            ],
+        )
+        .await;
+    assert_eq!(unregistered.status, StatusCode::FORBIDDEN);
+    assert!(
+        alert(&unregistered).contains("eigen authenticator-app"),
+        "{}",
+        alert(&unregistered)
+    );
+    assert!(unregistered.body.contains("href=\"/register\""));
+    assert!(!browser.jar.contains_key("sspr_helpdesk"));
+    let authenticator = Authenticator::new(&operator).await;
+    authenticator.register_in(&app.database).await;
     let search = browser
         .submit(
             &form,
@@ -438,6 +471,7 @@ async fn the_dutch_page_renders_dutch_and_works_without_the_licence() {
             &[
                 ("username", &operator.sam),
                 ("password", &operator.password),
+                ("code", &authenticator.code().await),
             ],
         )
         .await;

@@ -59,6 +59,8 @@ async fn when_configured(State(s): State<AppState>, request: Request, next: Next
 struct SignIn {
     username: String,
     password: String,
+    /// From the operator's own authenticator app.
+    code: String,
 }
 
 /// What the helpdesk forms carry about the caller and the operator's choices.
@@ -246,6 +248,7 @@ fn told(reply: Reply, error: FlowError, detail: &'static str) -> Reply {
             remaining_attempts: 0,
         } => "error_caller_no_attempts",
         FlowError::Forbidden(_) | FlowError::InvalidInput(_) => detail,
+        FlowError::SecondFactorRequired => "error_operator_second_factor",
         _ => return reply.failure(error, detail),
     };
     reply.problem(ApiError::from(error).status(), key)
@@ -344,7 +347,7 @@ async fn sign_in(
 ) -> Response {
     let password = SecretString::from(form.password);
     let signed_in = Helpdesk::new(&s.deps)
-        .sign_in(&form.username, &password, &visitor.client)
+        .sign_in(&form.username, &password, Some(&form.code), &visitor.client)
         .await;
     let reply = match signed_in {
         Ok(token) => search_page("").cookie(cookies::bearer(
@@ -352,7 +355,16 @@ async fn sign_in(
             Some(&token),
             s.pages.secure_cookies,
         )),
-        // Every refusal reads the same, whatever the reason.
+        // Only an operator who proved the password and the group is told to register.
+        Err(FlowError::SecondFactorRequired) => told(
+            page("helpdesk_signin.html").vars(context! {
+                username => &form.username,
+                register_authenticator => true,
+            }),
+            FlowError::SecondFactorRequired,
+            "error_helpdesk_refused",
+        ),
+        // Every other refusal reads the same, whatever the reason.
         Err(e) => told(sign_in_form(&form.username), e, "error_helpdesk_refused"),
     };
     s.pages.show(&visitor, reply)
