@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -83,6 +84,10 @@ pub struct HelpdeskConfig {
     pub verification_lifetime: Duration,
     pub temporary_password_length: usize,
     pub operator_second_factor: bool,
+    pub operator_max_sign_ins: u32,
+    pub operator_max_actions: u32,
+    pub operator_window: Duration,
+    pub membership_recheck: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -423,6 +428,12 @@ struct RawHelpdesk {
     verification_lifetime: Duration,
     temporary_password_length: usize,
     operator_second_factor: bool,
+    operator_max_sign_ins: NonZeroU32,
+    operator_max_actions: NonZeroU32,
+    #[serde(with = "humantime_serde")]
+    operator_window: Duration,
+    #[serde(with = "humantime_serde")]
+    membership_recheck: Duration,
 }
 
 #[derive(Deserialize)]
@@ -707,6 +718,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
             "helpdesk.verification_lifetime",
             raw.helpdesk.verification_lifetime,
         ),
+        ("helpdesk.operator_window", raw.helpdesk.operator_window),
     ] {
         if value.is_zero() {
             v.problem(key, "must be more than 0, e.g. \"15m\"");
@@ -1046,6 +1058,10 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 verification_lifetime: raw.helpdesk.verification_lifetime,
                 temporary_password_length: raw.helpdesk.temporary_password_length,
                 operator_second_factor: raw.helpdesk.operator_second_factor,
+                operator_max_sign_ins: raw.helpdesk.operator_max_sign_ins.get(),
+                operator_max_actions: raw.helpdesk.operator_max_actions.get(),
+                operator_window: raw.helpdesk.operator_window,
+                membership_recheck: raw.helpdesk.membership_recheck,
             },
             registration: raw.registration,
             reset: raw.reset,

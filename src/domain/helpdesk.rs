@@ -92,8 +92,7 @@ impl<'a> Helpdesk<'a> {
     ) -> Result<String, FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
-        d.ip_limit(client, "start", d.settings.ip_max_starts)
-            .await?;
+        self.sign_in_limit(login, client).await?;
         let refused = || FlowError::Forbidden(FORBIDDEN.to_owned());
         let Some(group) = &h.group_dn else {
             return Err(refused());
@@ -134,6 +133,11 @@ impl<'a> Helpdesk<'a> {
         self.second_factor(&user, login, code, client).await?;
         let token = d
             .open_session(SessionKind::Helpdesk, &user, h.session_lifetime)
+            .await?;
+        // The group was just checked.
+        let now = d.now_ms();
+        d.throttle
+            .hit(&membership_key(&token_hash(&token)), now, now)
             .await?;
         self.audit_sign_in(client, Some(&user), login, "success", "")
             .await?;
@@ -222,8 +226,102 @@ impl<'a> Helpdesk<'a> {
             d.sessions.delete_session(&hash).await?;
             return Err(FlowError::Unauthorized);
         }
+        self.recheck_membership(&session, now).await?;
+        self.action_limit(&session, now).await?;
         d.sessions.touch_session(&hash, now).await?;
         Ok(Operator { session })
+    }
+
+    /// Counts a sign-in attempt against the typed login, whether or not it names an account (so
+    /// the limit says nothing about which do). Operators share no limit with the users they help.
+    async fn sign_in_limit(&self, login: &str, client: &Client) -> Result<(), FlowError> {
+        let d = self.deps;
+        let h = &d.settings.helpdesk;
+        let now = d.now_ms();
+        let key = format!("operator:sign_in:{}", login.trim().to_lowercase());
+        let count = d
+            .throttle
+            .hit(&key, now, now - ms(h.operator_window))
+            .await?;
+        if count > h.operator_max_sign_ins {
+            d.audit_throttled(client, None, "operator_sign_ins").await?;
+            return Err(FlowError::Throttled {
+                retry_after: h.operator_window,
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts one request of the operator's account (all their sessions together).
+    async fn action_limit(&self, session: &Session, now: i64) -> Result<(), FlowError> {
+        let d = self.deps;
+        let h = &d.settings.helpdesk;
+        let key = format!("operator:actions:{}", session.user);
+        let count = d
+            .throttle
+            .hit(&key, now, now - ms(h.operator_window))
+            .await?;
+        if count > h.operator_max_actions {
+            let operator = (session.user, session.sam_account_name.as_str());
+            let client = Client {
+                ip: None,
+                locale: String::new(),
+            };
+            d.audit_throttled(&client, Some(operator), "operator_actions")
+                .await?;
+            return Err(FlowError::Throttled {
+                retry_after: h.operator_window,
+            });
+        }
+        Ok(())
+    }
+
+    /// Ends the session of an operator who left the helpdesk group (or whose account was
+    /// disabled or is gone) since it was last checked. The last check is a throttle event under
+    /// the session, so every instance sees it.
+    async fn recheck_membership(&self, session: &Session, now: i64) -> Result<(), FlowError> {
+        let d = self.deps;
+        let h = &d.settings.helpdesk;
+        let key = membership_key(&session.token_hash);
+        if d.throttle
+            .count(&key, now - ms(h.membership_recheck))
+            .await?
+            > 0
+        {
+            return Ok(());
+        }
+        let still_member = match (
+            &h.group_dn,
+            d.directory.find_user(&session.sam_account_name).await?,
+        ) {
+            (Some(group), Some(user)) if user.guid == session.user && !user.is_disabled() => {
+                d.directory.is_member_of(&user, group).await?
+            }
+            _ => false,
+        };
+        if !still_member {
+            d.sessions.delete_session(&session.token_hash).await?;
+            let client = Client {
+                ip: None,
+                locale: String::new(),
+            };
+            d.audit_as(
+                &client,
+                Some(&session.sam_account_name),
+                Audit {
+                    event: "helpdesk_session_ended",
+                    outcome: "denied",
+                    user: Some(session.user),
+                    sam_account_name: Some(&session.sam_account_name),
+                    method: None,
+                    reason: Some("not_in_helpdesk_group"),
+                },
+            )
+            .await?;
+            return Err(FlowError::Unauthorized);
+        }
+        d.throttle.hit(&key, now, now).await?;
+        Ok(())
     }
 
     pub async fn sign_out(&self, token: &str) -> Result<(), FlowError> {
@@ -579,6 +677,12 @@ impl<'a> Helpdesk<'a> {
             Some(password)
         }
     }
+}
+
+/// The throttle key whose events are a session's membership checks.
+fn membership_key(session_hash: &[u8]) -> String {
+    let hex: String = session_hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("operator:member:{hex}")
 }
 
 fn verification_id(session_hash: &[u8], user: &ObjectGuid) -> Vec<u8> {

@@ -61,6 +61,13 @@ pub struct HelpdeskSettings {
     pub temporary_password_length: usize,
     /// Operators sign in with their own registered authenticator app besides their password.
     pub operator_second_factor: bool,
+    /// Sign-in attempts per typed operator login, and requests per operator account, within
+    /// `operator_window`: operators' own limits, apart from the users' per-address ones.
+    pub operator_max_sign_ins: i64,
+    pub operator_max_actions: i64,
+    pub operator_window: Duration,
+    /// How often a live operator session checks again that its operator is still in the group.
+    pub membership_recheck: Duration,
 }
 
 /// Everything the flows talk to, as traits.

@@ -166,8 +166,12 @@ impl Subject {
         client: &Client,
         actor: Option<&str>,
     ) -> Result<Vec<MethodKind>, FlowError> {
-        d.ip_limit(client, "verify", d.settings.ip_max_verifications)
-            .await?;
+        // Operators checking callers have their own limits (helpdesk.operator_max_actions), not
+        // the per-address one of the users they help.
+        if self.purpose != CodePurpose::HelpdeskEmail {
+            d.ip_limit(client, "verify", d.settings.ip_max_verifications)
+                .await?;
+        }
         d.check_block(&self.user_key()).await?;
 
         let accepted = match method {

@@ -21,6 +21,8 @@ use crate::selfservice::{register_email, register_totp, settle_totp_step, sign_i
 pub struct Desk {
     pub app: TestApp,
     pub group: String,
+    /// The nested group the operator is a member of.
+    pub tier: String,
     pub operator: TestUser,
     pub authenticator: Authenticator,
 }
@@ -41,6 +43,7 @@ pub async fn desk(extra: &str) -> Desk {
     Desk {
         app,
         group,
+        tier: tier1,
         operator,
         authenticator,
     }
@@ -680,4 +683,99 @@ async fn idle_operator_sessions_expire_and_sign_out_works() {
         )
         .await
         .expect(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_removed_operator_loses_the_session_at_the_next_check() {
+    let desk = desk("membership_recheck = \"0s\"").await;
+    let token = desk.operator_token().await;
+    let card = |token: String| {
+        let app = &desk.app;
+        async move {
+            app.get("/api/v1/helpdesk/users/Administrator", Some(&token))
+                .await
+        }
+    };
+    card(token.clone()).await.expect(StatusCode::OK);
+    remove_member(&desk.tier, &desk.operator.dn).await;
+    let ended = card(token.clone()).await.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(ended.error().error, "unauthorized");
+    // Ended for good, even once back in the group.
+    add_member(&desk.tier, &desk.operator.dn).await;
+    card(token).await.expect(StatusCode::UNAUTHORIZED);
+    let rows = audit_rows(&desk.app).await;
+    assert!(
+        rows.iter().any(|r| r.event == "helpdesk_session_ended"
+            && r.actor.as_deref() == Some(&*desk.operator.sam)
+            && r.reason.as_deref() == Some("not_in_helpdesk_group")),
+        "{rows:?}"
+    );
+    // Back in the group, a new sign-in works.
+    card(desk.operator_token().await)
+        .await
+        .expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn operators_have_their_own_limits_not_the_users_per_address_ones() {
+    // One sign-in start per address for users; operators at the same address are not held by it.
+    let desk = desk(
+        "operator_max_sign_ins = 3\noperator_max_actions = 4\n[throttle]\nip_max_starts = 1\n\
+         ip_max_verifications = 1",
+    )
+    .await;
+    let (caller, secret) = caller_with_totp(&desk).await;
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(desk.operator_token().await);
+    }
+    let over = desk
+        .app
+        .post(
+            "/api/v1/helpdesk/session",
+            json!({"username": desk.operator.sam, "password": desk.operator.password, "code": "000000"}),
+            None,
+        )
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(over.error().error, "throttled");
+    // Counted per typed login: another name is not held by this one's count.
+    desk.app
+        .post(
+            "/api/v1/helpdesk/session",
+            json!({"username": "nobody-here", "password": "x"}),
+            None,
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+
+    // Requests count per operator account, whichever session makes them; a verification of a
+    // caller is one of them and is not held by the users' per-address limit.
+    verify_totp(&desk, &tokens[0], &caller, &secret).await;
+    for token in &tokens[1..] {
+        desk.app
+            .get(
+                &format!("/api/v1/helpdesk/users/{}", caller.sam),
+                Some(token),
+            )
+            .await
+            .expect(StatusCode::OK);
+    }
+    let lookup = format!("/api/v1/helpdesk/users/{}", caller.sam);
+    desk.app
+        .get(&lookup, Some(&tokens[0]))
+        .await
+        .expect(StatusCode::OK);
+    let over = desk
+        .app
+        .get(&lookup, Some(&tokens[0]))
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(over.error().error, "throttled");
+    let rows = audit_rows(&desk.app).await;
+    assert!(
+        rows.iter()
+            .any(|r| r.event == "throttled" && r.reason.as_deref() == Some("operator_actions")),
+        "{rows:?}"
+    );
 }
