@@ -42,6 +42,8 @@ pub struct UserCard {
     pub actionable: bool,
     /// How this operator has verified the caller in this session, if they have.
     pub verified_by: Option<MethodKind>,
+    /// Until when wrong codes block the user's self-service (Unix ms), if they do.
+    pub blocked_until_ms: Option<i64>,
     pub recent_events: Vec<AuditRecord>,
 }
 
@@ -386,6 +388,10 @@ impl<'a> Helpdesk<'a> {
             registered_at_ms: confirmed.iter().filter_map(|m| m.confirmed_at_ms).min(),
             actionable: self.actionable(&user).await?,
             verified_by: self.verified_by(&operator, &user).await?,
+            blocked_until_ms: d
+                .throttle
+                .blocked_until(&block_key(&user), d.now_ms())
+                .await?,
             // Operators' own look-ups would crowd out what the caller did.
             recent_events: d
                 .audit
@@ -649,6 +655,56 @@ impl<'a> Helpdesk<'a> {
         Ok(shown)
     }
 
+    /// Lifts the self-service block that wrong codes put on the caller, and forgets those
+    /// failures. A block says nothing about who is calling, so a written reason is enough; the
+    /// owner is told, so a lift they did not ask for does not go unnoticed.
+    pub async fn lift_block(
+        &self,
+        token: &str,
+        id: &str,
+        reason: Option<&str>,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let operator = self.operator(token).await?;
+        let actor = operator.session.sam_account_name.as_str();
+        let user = self.target(id).await?;
+        let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) else {
+            return Err(FlowError::InvalidInput(
+                "Write the reason for lifting the block.".to_owned(),
+            ));
+        };
+        let key = block_key(&user);
+        let lifted = d
+            .throttle
+            .lift_block(&key, &format!("{key}:fail"), d.now_ms())
+            .await?;
+        d.audit_as(
+            client,
+            Some(actor),
+            Audit {
+                event: "helpdesk_lift_block",
+                outcome: if lifted { "success" } else { "not_blocked" },
+                user: Some(user.guid),
+                sam_account_name: Some(&user.sam_account_name),
+                method: None,
+                reason: Some(reason),
+            },
+        )
+        .await?;
+        if lifted {
+            d.notify_owner(
+                client,
+                &user,
+                None,
+                &client.locale,
+                MailKind::HelpdeskBlockLifted,
+            )
+            .await;
+        }
+        Ok(())
+    }
+
     /// Mails the temporary password; if that fails, returns it so the operator can tell the
     /// caller (it is already set and must be changed at next logon, so losing it helps nobody).
     async fn mail_temporary(
@@ -677,6 +733,11 @@ impl<'a> Helpdesk<'a> {
             Some(password)
         }
     }
+}
+
+/// The key of the self-service block on a user (see `Subject::user_key`).
+fn block_key(user: &DirectoryUser) -> String {
+    format!("user:{}", user.guid)
 }
 
 /// The throttle key whose events are a session's membership checks.

@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/helpdesk/users/{id}/reset", post(reset))
         .route("/api/v1/helpdesk/users/{id}/unlock", post(unlock))
         .route("/api/v1/helpdesk/users/{id}/enrollment", delete(clear))
+        .route("/api/v1/helpdesk/users/{id}/block", delete(lift_block))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -68,6 +69,9 @@ pub struct UserStatus {
     actionable: bool,
     /// `totp` or `email` once this operator has verified the caller in this session.
     verified_by: Option<String>,
+    /// Until when (Unix milliseconds) too many wrong codes block the user's self-service; null
+    /// when not blocked. `DELETE .../block` lifts it.
+    blocked_until: Option<i64>,
     recent_events: Vec<Event>,
 }
 
@@ -87,6 +91,7 @@ impl From<UserCard> for UserStatus {
             registered_at_ms: c.registered_at_ms,
             actionable: c.actionable,
             verified_by: c.verified_by.map(|m| m.as_str().to_owned()),
+            blocked_until: c.blocked_until_ms,
             recent_events: c
                 .recent_events
                 .into_iter()
@@ -295,4 +300,22 @@ pub(super) async fn clear(
     OptionalBody(body): OptionalBody<Reason>,
 ) -> Result<StatusCode, ApiError> {
     act_without_answer(&s, &token, &id, Action::ClearRegistrations, body, &client).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/helpdesk/users/{id}/block", tag = "helpdesk",
+    operation_id = "helpdesk_lift_block",
+    params(("id" = String, Path)), security(("bearer" = [])), request_body = Reason,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(super) async fn lift_block(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+    OptionalBody(body): OptionalBody<Reason>,
+) -> Result<StatusCode, ApiError> {
+    Helpdesk::new(&s.deps)
+        .lift_block(&token, &id, body.reason.as_deref(), &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -779,3 +779,97 @@ async fn operators_have_their_own_limits_not_the_users_per_address_ones() {
         "{rows:?}"
     );
 }
+
+/// The next mail to `to` whose subject contains `subject`, skipping others (notices the test
+/// does not look at).
+pub async fn mail_titled(to: &str, subject: &str) -> crate::mail::Received {
+    for _ in 0..10 {
+        let mail = wait_for_mail(to).await;
+        if mail.subject.contains(subject) {
+            return mail;
+        }
+    }
+    panic!("no mail to {to} about {subject:?}");
+}
+
+#[tokio::test]
+async fn a_blocked_user_is_shown_on_the_card_and_the_block_lifted_with_a_reason() {
+    let desk = desk("[throttle]\nflow_max_failures = 3\nuser_max_failures = 3").await;
+    let (caller, secret) = caller_with_totp(&desk).await;
+    let ad_mail = format!("{}@mail.test", caller.sam);
+    let flow = crate::selfservice::start_flow(&desk.app, &caller.sam).await;
+    for _ in 0..3 {
+        crate::selfservice::verify(&desk.app, &flow, "totp", "000000")
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+    }
+
+    let operator = desk.operator_token().await;
+    let card_path = format!("/api/v1/helpdesk/users/{}", caller.sam);
+    let card = desk
+        .app
+        .get(&card_path, Some(&operator))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let until = card["blocked_until"].as_i64().expect("blocked");
+    assert!(until > now_ms + 23 * 3_600_000, "{card}");
+
+    let lift = |body: serde_json::Value| {
+        desk.app.send(crate::client::request(
+            "DELETE",
+            &format!("{card_path}/block"),
+            Some(body),
+            Some(&operator),
+        ))
+    };
+    let refused = lift(json!({"reason": "  "}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert!(refused.error().message.contains("reason"));
+    let card = desk.app.get(&card_path, Some(&operator)).await.json();
+    assert!(card["blocked_until"].is_i64(), "still blocked");
+
+    // No verification of the caller needed: a reason is enough.
+    lift(json!({"reason": "caller typed old codes, ticket 4711"}))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let card = desk.app.get(&card_path, Some(&operator)).await.json();
+    assert_eq!(card["blocked_until"], serde_json::Value::Null);
+    let notice = mail_titled(&ad_mail, "self-service block").await;
+    assert!(notice.text.contains("helpdesk lifted"), "{}", notice.text);
+    assert!(notice.code_in().is_none());
+
+    // The failure count went with it: the user resets by themselves again, and two wrong codes
+    // (under the old count a new block) do not stop them.
+    let flow = crate::selfservice::start_flow(&desk.app, &caller.sam).await;
+    for _ in 0..2 {
+        crate::selfservice::verify(&desk.app, &flow, "totp", "000000")
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+    }
+    let now = settle_totp_step().await;
+    crate::selfservice::verify(&desk.app, &flow, "totp", &totp::code_at(&secret, now))
+        .await
+        .expect(StatusCode::OK);
+    crate::selfservice::set_password(&desk.app, &flow, "Lifted-Block-Pass-7")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    bind(&caller.dn, "Lifted-Block-Pass-7")
+        .await
+        .expect("the new password binds");
+    assert!(bind(&caller.dn, &caller.password).await.is_err());
+
+    let rows = audit_rows(&desk.app).await;
+    assert!(
+        rows.iter().any(|r| r.event == "helpdesk_lift_block"
+            && r.outcome == "success"
+            && r.actor.as_deref() == Some(&*desk.operator.sam)
+            && r.reason.as_deref() == Some("caller typed old codes, ticket 4711")),
+        "{rows:?}"
+    );
+}

@@ -494,3 +494,36 @@ async fn the_dutch_page_renders_dutch_and_works_without_the_licence() {
     let post = browser.post("/helpdesk", &[("csrf", "x")]).await;
     assert_eq!(post.status, StatusCode::FORBIDDEN, "CSRF first");
 }
+
+#[tokio::test]
+async fn a_blocked_caller_shows_on_the_card_and_the_operator_lifts_the_block() {
+    let desk = desk("[throttle]\nflow_max_failures = 3\nuser_max_failures = 3").await;
+    let (caller, _) = caller_with_totp(&desk).await;
+    let flow = crate::selfservice::start_flow(&desk.app, &caller.sam).await;
+    for _ in 0..3 {
+        crate::selfservice::verify(&desk.app, &flow, "totp", "000000").await;
+    }
+    let (mut browser, search) = operator_signs_in(&desk).await;
+    let card = find(&mut browser, &search, &caller.sam).await;
+    assert!(
+        fact(&card.body, "card-blocked").starts_with("until "),
+        "{}",
+        fact(&card.body, "card-blocked")
+    );
+    assert_page(
+        &card,
+        StatusCode::OK,
+        "action=\"/helpdesk/user/lift-block\"",
+    );
+
+    let lifted = browser
+        .submit(
+            &card,
+            "/helpdesk/user/lift-block",
+            &[("id", &caller.sam), ("reason", "ticket 4712")],
+        )
+        .await;
+    assert_page(&lifted, StatusCode::OK, "The block is lifted");
+    assert_eq!(fact(&lifted.body, "card-blocked"), "No");
+    assert!(!lifted.body.contains("action=\"/helpdesk/user/lift-block\""));
+}

@@ -38,6 +38,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/helpdesk/user", step(post(look_up)))
         .route("/helpdesk/user/email-code", step(post(send_code)))
         .route("/helpdesk/user/verify", step(post(verify)))
+        .route("/helpdesk/user/lift-block", step(post(lift_block)))
         .route("/helpdesk/user/{action}", step(post(confirm)))
         .route("/helpdesk/user/{action}/confirm", step(post(act)))
         .route_layer(middleware::from_fn_with_state(state, when_configured))
@@ -151,6 +152,7 @@ struct Card {
     email: Option<String>,
     registered_at: Option<Moment>,
     actionable: bool,
+    blocked_until: Option<Moment>,
     events: Vec<Event>,
 }
 
@@ -169,6 +171,7 @@ impl From<UserCard> for Card {
             email: c.email,
             registered_at: c.registered_at_ms.and_then(moment),
             actionable: c.actionable,
+            blocked_until: c.blocked_until_ms.and_then(moment),
             events: c
                 .recent_events
                 .into_iter()
@@ -202,6 +205,7 @@ pub fn sample_card(flag: bool) -> Value {
         registered_at_ms: flag.then_some(1_793_491_200_000),
         actionable: flag,
         verified_by: flag.then_some(MethodKind::Totp),
+        blocked_until_ms: flag.then_some(1_793_491_200_000),
         recent_events: (0..usize::from(flag))
             .map(|id| AuditRecord {
                 id: i64::try_from(id).unwrap_or_default(),
@@ -462,6 +466,43 @@ async fn verify(
                 }
             }
         }
+    };
+    caller_page(
+        &s,
+        &visitor,
+        &form.id,
+        CARD,
+        shown,
+        Value::UNDEFINED,
+        outcome,
+    )
+    .await
+}
+
+/// Lifts the caller's self-service block; a reason is all it takes.
+async fn lift_block(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<CallerForm>,
+) -> Response {
+    let lifted = async {
+        Helpdesk::new(&s.deps)
+            .lift_block(
+                session(&visitor)?,
+                &form.id,
+                Some(&form.reason),
+                &visitor.client,
+            )
+            .await
+    }
+    .await;
+    let shown = Shown {
+        verified: form.verified(),
+        email_sent: false,
+    };
+    let outcome = match lifted {
+        Ok(()) => Outcome::Notice("notice_block_lifted"),
+        Err(e) => Outcome::Failed(e, "error_block_reason_required"),
     };
     caller_page(
         &s,
