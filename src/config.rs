@@ -14,6 +14,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::directory::DirectoryError;
+use crate::domain::helpdesk::CallerCheck;
 use crate::domain::scope::Scope;
 use crate::http::Cidr;
 
@@ -88,6 +89,7 @@ pub struct HelpdeskConfig {
     pub operator_max_actions: u32,
     pub operator_window: Duration,
     pub membership_recheck: Duration,
+    pub verification_methods: Vec<CallerCheck>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -434,6 +436,7 @@ struct RawHelpdesk {
     operator_window: Duration,
     #[serde(with = "humantime_serde")]
     membership_recheck: Duration,
+    verification_methods: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -705,6 +708,19 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         }
     }
 
+    let mut verification_methods = Vec::new();
+    for name in &raw.helpdesk.verification_methods {
+        match CallerCheck::parse(name.trim()) {
+            Some(check) if !verification_methods.contains(&check) => {
+                verification_methods.push(check);
+            }
+            Some(_) => {}
+            None => v.problem(
+                "helpdesk.verification_methods",
+                format!("{name:?} is not one of \"registered\", \"ad_mail\", \"manager\""),
+            ),
+        }
+    }
     if !(12..=128).contains(&raw.helpdesk.temporary_password_length) {
         v.problem(
             "helpdesk.temporary_password_length",
@@ -1062,6 +1078,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 operator_max_actions: raw.helpdesk.operator_max_actions.get(),
                 operator_window: raw.helpdesk.operator_window,
                 membership_recheck: raw.helpdesk.membership_recheck,
+                verification_methods,
             },
             registration: raw.registration,
             reset: raw.reset,

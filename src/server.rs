@@ -129,6 +129,7 @@ fn settings(config: &Config) -> Settings {
             operator_max_actions: i64::from(config.helpdesk.operator_max_actions),
             operator_window: config.helpdesk.operator_window,
             membership_recheck: config.helpdesk.membership_recheck,
+            verification_methods: config.helpdesk.verification_methods.clone(),
         },
         password_rules: PasswordRules {
             banned: Arc::new(BannedList::new(

@@ -22,6 +22,60 @@ pub fn filetime_ms(filetime: i64) -> Option<i64> {
     (filetime > 0 && filetime != i64::MAX).then(|| filetime / 10_000 - EPOCH_DIFF_MS)
 }
 
+/// A way operators may verify callers (`helpdesk.verification_methods`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallerCheck {
+    /// A method the caller registered: their authenticator code, or a code mailed to their
+    /// confirmed address.
+    Registered,
+    /// A code mailed to the account's AD `mail`, for callers who registered nothing.
+    AdMail,
+    /// The caller's AD manager approves by a mailed link.
+    Manager,
+}
+
+impl CallerCheck {
+    pub const ALL: [CallerCheck; 3] = [
+        CallerCheck::Registered,
+        CallerCheck::AdMail,
+        CallerCheck::Manager,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallerCheck::Registered => "registered",
+            CallerCheck::AdMail => "ad_mail",
+            CallerCheck::Manager => "manager",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// How an operator verified a caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifiedBy {
+    Registered(MethodKind),
+    AdMail,
+    Manager,
+}
+
+impl VerifiedBy {
+    pub fn check(self) -> CallerCheck {
+        match self {
+            VerifiedBy::Registered(_) => CallerCheck::Registered,
+            VerifiedBy::AdMail => CallerCheck::AdMail,
+            VerifiedBy::Manager => CallerCheck::Manager,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.check().as_str()
+    }
+}
+
 /// What an operator sees about a caller.
 #[derive(Clone, Debug)]
 pub struct UserCard {
@@ -40,8 +94,10 @@ pub struct UserCard {
     pub registered_at_ms: Option<i64>,
     /// The operator may act on this account (not protected, or allow-listed).
     pub actionable: bool,
+    /// The account's AD `mail`, masked (where an `ad_mail` check sends its code).
+    pub ad_mail: Option<String>,
     /// How this operator has verified the caller in this session, if they have.
-    pub verified_by: Option<MethodKind>,
+    pub verified_by: Option<VerifiedBy>,
     /// Until when wrong codes block the user's self-service (Unix ms), if they do.
     pub blocked_until_ms: Option<i64>,
     pub recent_events: Vec<AuditRecord>,
@@ -387,6 +443,7 @@ impl<'a> Helpdesk<'a> {
                 .map(mask_email),
             registered_at_ms: confirmed.iter().filter_map(|m| m.confirmed_at_ms).min(),
             actionable: self.actionable(&user).await?,
+            ad_mail: ad_mail(&user).map(mask_email),
             verified_by: self.verified_by(&operator, &user).await?,
             blocked_until_ms: d
                 .throttle
@@ -424,10 +481,11 @@ impl<'a> Helpdesk<'a> {
         &self,
         operator: &Operator,
         user: &DirectoryUser,
+        check: CallerCheck,
         client: &Client,
     ) -> Result<Subject, FlowError> {
         let d = self.deps;
-        let id_hash = verification_id(&operator.session.token_hash, &user.guid);
+        let id_hash = verification_id(&operator.session.token_hash, &user.guid, check);
         let purpose = CodePurpose::HelpdeskEmail;
         if let Some(subject) = Subject::live(d, id_hash.clone(), purpose).await? {
             return Ok(subject);
@@ -462,30 +520,93 @@ impl<'a> Helpdesk<'a> {
             .ok_or(FlowError::FlowNotFound)
     }
 
+    /// The verification of `check` this operator is doing of this caller, if one is live.
+    async fn live_check(
+        &self,
+        operator: &Operator,
+        user: &DirectoryUser,
+        check: CallerCheck,
+    ) -> Result<Option<Subject>, FlowError> {
+        let id_hash = verification_id(&operator.session.token_hash, &user.guid, check);
+        Subject::live(self.deps, id_hash, CodePurpose::HelpdeskEmail).await
+    }
+
     async fn verified_by(
         &self,
         operator: &Operator,
         user: &DirectoryUser,
-    ) -> Result<Option<MethodKind>, FlowError> {
-        let id_hash = verification_id(&operator.session.token_hash, &user.guid);
-        Ok(
-            Subject::live(self.deps, id_hash, CodePurpose::HelpdeskEmail)
-                .await?
-                .and_then(|s| s.flow.verified().first().copied()),
-        )
+    ) -> Result<Option<VerifiedBy>, FlowError> {
+        let allowed = &self.deps.settings.helpdesk.verification_methods;
+        for check in CallerCheck::ALL.into_iter().filter(|c| allowed.contains(c)) {
+            let Some(subject) = self.live_check(operator, user, check).await? else {
+                continue;
+            };
+            let verified = subject.flow.verified();
+            let by = match check {
+                CallerCheck::Registered => verified.first().copied().map(VerifiedBy::Registered),
+                CallerCheck::AdMail => verified
+                    .contains(&MethodKind::Email)
+                    .then_some(VerifiedBy::AdMail),
+                CallerCheck::Manager => (!verified.is_empty()).then_some(VerifiedBy::Manager),
+            };
+            if by.is_some() {
+                return Ok(by);
+            }
+        }
+        Ok(None)
     }
 
-    /// Mails the caller a code to read back to the operator.
-    pub async fn send_code(&self, token: &str, id: &str, client: &Client) -> Result<(), FlowError> {
+    /// Refuses a check that `helpdesk.verification_methods` leaves out.
+    fn allowed(&self, check: CallerCheck) -> Result<(), FlowError> {
+        if self
+            .deps
+            .settings
+            .helpdesk
+            .verification_methods
+            .contains(&check)
+        {
+            Ok(())
+        } else {
+            Err(FlowError::Forbidden(format!(
+                "Verifying callers by {} is turned off here (helpdesk.verification_methods).",
+                check.as_str()
+            )))
+        }
+    }
+
+    /// Mails the caller a code to read back to the operator: to their confirmed address
+    /// (`registered`) or to the account's AD `mail` (`ad_mail`).
+    pub async fn send_code(
+        &self,
+        token: &str,
+        id: &str,
+        to: CallerCheck,
+        client: &Client,
+    ) -> Result<(), FlowError> {
         let d = self.deps;
         let operator = self.operator(token).await?;
         let user = self.target(id).await?;
-        if d.confirmed_email(&user.guid).await?.is_none() {
-            return Err(FlowError::InvalidInput(
-                "This user has no confirmed email address.".to_owned(),
-            ));
-        }
-        let subject = self.verification(&operator, &user, client).await?;
+        self.allowed(to)?;
+        let address = match to {
+            CallerCheck::Registered => {
+                if d.confirmed_email(&user.guid).await?.is_none() {
+                    return Err(FlowError::InvalidInput(
+                        "This user has no confirmed email address.".to_owned(),
+                    ));
+                }
+                None
+            }
+            CallerCheck::AdMail => Some(ad_mail(&user).map(str::to_owned).ok_or_else(|| {
+                FlowError::InvalidInput("This user has no mail address in AD.".to_owned())
+            })?),
+            CallerCheck::Manager => {
+                return Err(FlowError::InvalidInput(
+                    "A manager approves by a link, not a code.".to_owned(),
+                ));
+            }
+        };
+        let mut subject = self.verification(&operator, &user, to, client).await?;
+        subject.address = address;
         subject
             .send_code(
                 d,
@@ -507,7 +628,12 @@ impl<'a> Helpdesk<'a> {
         let d = self.deps;
         let operator = self.operator(token).await?;
         let user = self.target(id).await?;
-        let subject = self.verification(&operator, &user, client).await?;
+        let check = match method {
+            MethodKind::Totp => CallerCheck::Registered,
+            MethodKind::Email => self.emailed_check(&operator, &user).await?,
+        };
+        self.allowed(check)?;
+        let subject = self.verification(&operator, &user, check, client).await?;
         subject
             .verify(
                 d,
@@ -518,6 +644,28 @@ impl<'a> Helpdesk<'a> {
             )
             .await?;
         Ok(())
+    }
+
+    /// Which emailed code the operator is reading back: the one sent last, of those not yet
+    /// used; the confirmed address's when none is waiting.
+    async fn emailed_check(
+        &self,
+        operator: &Operator,
+        user: &DirectoryUser,
+    ) -> Result<CallerCheck, FlowError> {
+        let mut latest = (CallerCheck::Registered, i64::MIN);
+        for check in [CallerCheck::Registered, CallerCheck::AdMail] {
+            let id_hash = verification_id(&operator.session.token_hash, &user.guid, check);
+            let pending = self
+                .deps
+                .codes
+                .code(CodePurpose::HelpdeskEmail, &id_hash)
+                .await?;
+            if let Some(code) = pending.filter(|c| c.created_at_ms > latest.1) {
+                latest = (check, code.created_at_ms);
+            }
+        }
+        Ok(latest.0)
     }
 
     /// Acts on the caller's account. Returns the temporary password when it is to be shown to
@@ -746,11 +894,24 @@ fn membership_key(session_hash: &[u8]) -> String {
     format!("operator:member:{hex}")
 }
 
-fn verification_id(session_hash: &[u8], user: &ObjectGuid) -> Vec<u8> {
+/// The AD `mail` of the account, if it has one.
+fn ad_mail(user: &DirectoryUser) -> Option<&str> {
+    user.mail
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+}
+
+/// One verification per operator session, caller and kind of check, so one operator's check is
+/// not another's, and a code mailed to AD `mail` proves `ad_mail`, never `registered`.
+fn verification_id(session_hash: &[u8], user: &ObjectGuid, check: CallerCheck) -> Vec<u8> {
     let mut hasher = Sha256::new();
     hasher.update(b"sspr-bridge/helpdesk-verification/v1");
     hasher.update(session_hash);
     hasher.update(user.0.as_bytes());
+    if check != CallerCheck::Registered {
+        hasher.update(check.as_str().as_bytes());
+    }
     hasher.finalize().to_vec()
 }
 

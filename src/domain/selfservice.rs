@@ -66,6 +66,8 @@ pub struct HelpdeskSettings {
     pub operator_max_sign_ins: i64,
     pub operator_max_actions: i64,
     pub operator_window: Duration,
+    /// How operators may verify callers (`helpdesk.verification_methods`).
+    pub verification_methods: Vec<super::helpdesk::CallerCheck>,
     /// How often a live operator session checks again that its operator is still in the group.
     pub membership_recheck: Duration,
 }

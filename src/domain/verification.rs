@@ -19,6 +19,9 @@ pub struct Subject {
     pub id_hash: Vec<u8>,
     /// What emailed codes for this verification are for.
     pub purpose: CodePurpose,
+    /// Where emailed codes go instead of the confirmed address (the helpdesk's check of the
+    /// account's AD `mail`); `None`: the confirmed address.
+    pub address: Option<String>,
 }
 
 impl Subject {
@@ -36,6 +39,7 @@ impl Subject {
                     flow,
                     id_hash,
                     purpose,
+                    address: None,
                 })
         }))
     }
@@ -106,10 +110,13 @@ impl Subject {
                 retry_after: d.settings.email_window,
             });
         }
-        let address = self
-            .method(d, MethodKind::Email)
-            .await?
-            .and_then(|m| m.address);
+        let address = match &self.address {
+            Some(to) => Some(to.clone()),
+            None => self
+                .method(d, MethodKind::Email)
+                .await?
+                .and_then(|m| m.address),
+        };
         let code = secrets::new_email_code();
         let pending = PendingCode {
             purpose: self.purpose,

@@ -13,7 +13,7 @@ use crate::harness::{
     TestDatabase, TestUser, add_member, bind, create_group, create_user, env, read_attr,
     read_binary_attr, remove_member, unique_name,
 };
-use crate::mail::{smtp_section, wait_for_mail};
+use crate::mail::{assert_no_mail, smtp_section, wait_for_mail};
 use crate::selfservice::{register_email, register_totp, settle_totp_step, sign_in};
 
 /// A helpdesk group with a nested tier group holding one operator, who registered an
@@ -328,7 +328,7 @@ async fn verified_by_totp_the_operator_resets_to_a_temporary_password_that_must_
         .await
         .expect(StatusCode::OK)
         .json();
-    assert_eq!(card["verified_by"], "totp");
+    assert_eq!(card["verified_by"], "registered");
     assert!(
         card["recent_events"]
             .as_array()
@@ -385,7 +385,7 @@ async fn verified_by_totp_the_operator_resets_to_a_temporary_password_that_must_
             && r.actor.as_deref() == Some(&*desk.operator.sam)
             && r.reason
                 .as_deref()
-                .is_some_and(|reason| reason.contains("verified_by=totp"))),
+                .is_some_and(|reason| reason.contains("verified_by=registered"))),
         "operator identity recorded"
     );
 }
@@ -872,4 +872,145 @@ async fn a_blocked_user_is_shown_on_the_card_and_the_block_lifted_with_a_reason(
             && r.reason.as_deref() == Some("caller typed old codes, ticket 4711")),
         "{rows:?}"
     );
+}
+
+/// An operator's app over the desk's group and SMTP server, with or without the licence flag,
+/// on a database of its own where the operator's authenticator is registered too.
+async fn desk_app(desk: &Desk, licence: bool, extra: &str) -> TestApp {
+    let app = test_app(&format!(
+        "[licence]\nazure_ad_premium = {licence}\n{}\n[helpdesk]\ngroup_dn = {:?}\n{extra}",
+        smtp_section(),
+        desk.group
+    ))
+    .await;
+    desk.authenticator.register_in(&app.database).await;
+    app
+}
+
+async fn operator_on(app: &TestApp, desk: &Desk) -> String {
+    app.post(
+        "/api/v1/helpdesk/session",
+        json!({
+            "username": desk.operator.sam,
+            "password": desk.operator.password,
+            "code": desk.authenticator.code().await,
+        }),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK)
+    .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A caller who registered nothing is verified by a code mailed to their AD `mail` and reset to
+/// a temporary password, without a written reason; with the licence flag off as well.
+async fn unregistered_caller_verified_by_ad_mail(licence: bool) {
+    let desk = desk("").await;
+    let app = desk_app(&desk, licence, "").await;
+    let operator = operator_on(&app, &desk).await;
+    let caller = create_user("adm").await;
+    let ad_mail = format!("{}@mail.test", caller.sam);
+    let card_path = format!("/api/v1/helpdesk/users/{}", caller.sam);
+    let post = |path: &str, body: serde_json::Value| {
+        let url = format!("{card_path}/{path}");
+        let (app, operator) = (&app, &operator);
+        async move { app.post(&url, body, Some(operator)).await }
+    };
+
+    let card = app
+        .get(&card_path, Some(&operator))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(card["totp"], false);
+    assert_eq!(card["email"], serde_json::Value::Null);
+    assert_eq!(
+        card["ad_mail"],
+        format!("{}***@mail.test", &caller.sam[..1])
+    );
+    assert_eq!(card["verified_by"], serde_json::Value::Null);
+
+    // Nothing registered to mail, and no such channel.
+    post("email-code", json!({}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    post("email-code", json!({"to": "pager"}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    post("reset", json!({"deliver": "operator"}))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+
+    post("email-code", json!({"to": "ad_mail"}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let mail = wait_for_mail(&ad_mail).await;
+    let code = mail.code_in().expect("a code mailed to AD mail");
+    post("verify", json!({"method": "email", "code": code}))
+        .await
+        .expect(StatusCode::OK);
+    let card = app.get(&card_path, Some(&operator)).await.json();
+    assert_eq!(card["verified_by"], "ad_mail");
+
+    let temporary = post("reset", json!({"deliver": "operator"}))
+        .await
+        .expect(StatusCode::OK)
+        .json()["temporary_password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (rc, text) = bind(&caller.dn, &temporary).await.expect_err("must change");
+    assert!(rc == 49 && text.contains("773"), "{text}");
+    assert!(bind(&caller.dn, &caller.password).await.is_err());
+    let rows = audit_rows(&app).await;
+    assert!(
+        rows.iter().any(|r| r.event == "helpdesk_reset"
+            && r.outcome == "success"
+            && r.reason
+                .as_deref()
+                .is_some_and(|x| x.starts_with("verified_by=ad_mail"))),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unregistered_caller_is_verified_by_a_code_to_ad_mail_and_reset() {
+    unregistered_caller_verified_by_ad_mail(true).await;
+}
+
+#[tokio::test]
+async fn without_the_licence_the_helpdesk_still_verifies_by_ad_mail_and_resets() {
+    unregistered_caller_verified_by_ad_mail(false).await;
+}
+
+#[tokio::test]
+async fn verification_methods_left_out_are_refused() {
+    let desk = desk("").await;
+    let app = desk_app(&desk, true, "verification_methods = [\"registered\"]").await;
+    let operator = operator_on(&app, &desk).await;
+    let caller = create_user("nom").await;
+    let refused = app
+        .post(
+            &format!("/api/v1/helpdesk/users/{}/email-code", caller.sam),
+            json!({"to": "ad_mail"}),
+            Some(&operator),
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert!(refused.error().message.contains("verification_methods"));
+    assert_no_mail(
+        &format!("{}@mail.test", caller.sam),
+        Duration::from_millis(300),
+    )
+    .await;
+
+    let wrong = crate::harness::try_config(
+        "[helpdesk]\nverification_methods = [\"registered\", \"carrier_pigeon\"]",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(wrong.contains("helpdesk.verification_methods"), "{wrong}");
 }

@@ -527,3 +527,38 @@ async fn a_blocked_caller_shows_on_the_card_and_the_operator_lifts_the_block() {
     assert_eq!(fact(&lifted.body, "card-blocked"), "No");
     assert!(!lifted.body.contains("action=\"/helpdesk/user/lift-block\""));
 }
+
+#[tokio::test]
+async fn a_caller_who_registered_nothing_is_verified_by_a_code_to_the_address_in_ad() {
+    let desk = desk("").await;
+    let caller = create_user("hadm").await;
+    let (mut browser, search) = operator_signs_in(&desk).await;
+    let card = find(&mut browser, &search, &caller.sam).await;
+    assert_page(
+        &card,
+        StatusCode::OK,
+        "This user has registered no verification method.",
+    );
+    assert_page(&card, StatusCode::OK, "Email a code to the address in AD");
+    let sent = browser
+        .submit(&card, "/helpdesk/user/email-code", &[("to", "ad_mail")])
+        .await;
+    assert_page(&sent, StatusCode::OK, "A code was emailed to the user.");
+    let code = wait_for_mail(&format!("{}@mail.test", caller.sam))
+        .await
+        .code_in()
+        .expect("code mailed to AD mail");
+    let verified = browser
+        .submit(
+            &sent,
+            "/helpdesk/user/verify",
+            &[("method", "email"), ("code", &code)],
+        )
+        .await;
+    assert_page(
+        &verified,
+        StatusCode::OK,
+        "Yes, with a code mailed to the address in AD",
+    );
+    assert!(verified.body.contains("action=\"/helpdesk/user/reset\""));
+}

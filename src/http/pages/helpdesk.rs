@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cookies::{self, HELPDESK};
 use super::{Locale, Reply, Visitor, back_to_start};
-use crate::domain::helpdesk::{Action, Helpdesk, UserCard};
+use crate::domain::helpdesk::{Action, CallerCheck, Helpdesk, UserCard, VerifiedBy};
 use crate::domain::selfservice::FlowError;
 use crate::domain::store::MethodKind;
 use crate::error::ApiError;
@@ -76,12 +76,29 @@ struct CallerForm {
     code: String,
     /// `operator` or `email`: who gets the temporary password.
     deliver: String,
+    /// `registered` or `ad_mail`: where a verification code goes.
+    to: String,
     reason: String,
 }
 
 impl CallerForm {
-    fn verified(&self) -> Option<MethodKind> {
-        MethodKind::parse(&self.verified)
+    fn verified(&self) -> Option<VerifiedBy> {
+        [
+            VerifiedBy::Registered(MethodKind::Totp),
+            VerifiedBy::Registered(MethodKind::Email),
+            VerifiedBy::AdMail,
+            VerifiedBy::Manager,
+        ]
+        .into_iter()
+        .find(|v| shown_as(*v) == self.verified)
+    }
+}
+
+/// How the page names a verification: by the registered method, when it was one.
+fn shown_as(v: VerifiedBy) -> &'static str {
+    match v {
+        VerifiedBy::Registered(method) => method.as_str(),
+        other => other.as_str(),
     }
 }
 
@@ -150,6 +167,7 @@ struct Card {
     password_last_set: Option<Moment>,
     totp: bool,
     email: Option<String>,
+    ad_mail: Option<String>,
     registered_at: Option<Moment>,
     actionable: bool,
     blocked_until: Option<Moment>,
@@ -169,6 +187,7 @@ impl From<UserCard> for Card {
             password_last_set: c.password_last_set_ms.and_then(moment),
             totp: c.totp,
             email: c.email,
+            ad_mail: c.ad_mail,
             registered_at: c.registered_at_ms.and_then(moment),
             actionable: c.actionable,
             blocked_until: c.blocked_until_ms.and_then(moment),
@@ -204,7 +223,8 @@ pub fn sample_card(flag: bool) -> Value {
         email: flag.then(|| "j***@example.test".into()),
         registered_at_ms: flag.then_some(1_793_491_200_000),
         actionable: flag,
-        verified_by: flag.then_some(MethodKind::Totp),
+        ad_mail: flag.then(|| "j***@example.test".into()),
+        verified_by: flag.then_some(VerifiedBy::Registered(MethodKind::Totp)),
         blocked_until_ms: flag.then_some(1_793_491_200_000),
         recent_events: (0..usize::from(flag))
             .map(|id| AuditRecord {
@@ -272,7 +292,7 @@ fn refused(s: &AppState, visitor: &Visitor, error: FlowError, id: &str) -> Respo
 
 /// What the caller's page shows besides the card.
 struct Shown {
-    verified: Option<MethodKind>,
+    verified: Option<VerifiedBy>,
     /// A code was mailed: show the field for it.
     email_sent: bool,
 }
@@ -313,7 +333,15 @@ async fn caller_page(
     let reply = page(template).vars(context! {
         id => "",
         card,
-        verified => verified.map(MethodKind::as_str),
+        verified => verified.map(shown_as),
+        checks => s
+            .deps
+            .settings
+            .helpdesk
+            .verification_methods
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>(),
         email_sent => shown.email_sent,
         require_verification => s.deps.settings.helpdesk.require_verification,
         ..vars
@@ -405,9 +433,14 @@ async fn send_code(
     visitor: Visitor,
     Form(form): Form<CallerForm>,
 ) -> Response {
+    let to = if form.to == CallerCheck::AdMail.as_str() {
+        CallerCheck::AdMail
+    } else {
+        CallerCheck::Registered
+    };
     let sent = async {
         Helpdesk::new(&s.deps)
-            .send_code(session(&visitor)?, &form.id, &visitor.client)
+            .send_code(session(&visitor)?, &form.id, to, &visitor.client)
             .await
     }
     .await;
@@ -457,7 +490,8 @@ async fn verify(
             .await;
             match verified {
                 Ok(()) => {
-                    shown.verified = Some(method);
+                    shown.verified = (method == MethodKind::Totp)
+                        .then_some(VerifiedBy::Registered(MethodKind::Totp));
                     Outcome::Notice("notice_caller_verified")
                 }
                 Err(e) => {
@@ -616,7 +650,7 @@ fn temporary_password(
 ) -> Response {
     let reply = page("helpdesk_password.html").vars(context! {
         id => &form.id,
-        verified => form.verified().map(MethodKind::as_str),
+        verified => form.verified().map(shown_as),
         password => password.expose_secret(),
     });
     let reply = if mail_failed {
