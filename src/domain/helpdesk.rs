@@ -5,11 +5,13 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use super::ObjectGuid;
 use super::directory::{AccountChange, DirectoryUser, PasswordCheck};
 use super::notify::{Mail, MailKind};
 use super::protection::{is_allowed, is_protected};
+use super::registration_code;
 use super::secrets::{temporary_password, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
 use super::store::{AuditRecord, CodePurpose, MethodKind, ResetFlow, Session, SessionKind};
@@ -668,6 +670,59 @@ impl<'a> Helpdesk<'a> {
         Ok(latest.0)
     }
 
+    /// Refuses (and audits) acting on an account the helpdesk may not touch.
+    async fn refuse_protected(
+        &self,
+        user: &DirectoryUser,
+        event: &str,
+        actor: &str,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        if self.actionable(user).await? {
+            return Ok(());
+        }
+        self.deps
+            .audit_as(
+                client,
+                Some(actor),
+                Audit {
+                    event,
+                    outcome: "denied",
+                    user: Some(user.guid),
+                    sam_account_name: Some(&user.sam_account_name),
+                    method: None,
+                    reason: Some("protected_account"),
+                },
+            )
+            .await?;
+        Err(FlowError::Forbidden(
+            "This account is protected (an administrator or a helpdesk member); the helpdesk \
+             cannot act on it."
+                .to_owned(),
+        ))
+    }
+
+    /// Issues a one-time registration code that stands in for the caller's step-up once (they
+    /// lost every method). A code adds methods that reset the password later, so it takes a
+    /// verified caller whatever `require_verification` says, and never a protected account.
+    pub async fn registration_code(
+        &self,
+        token: &str,
+        id: &str,
+        client: &Client,
+    ) -> Result<Zeroizing<String>, FlowError> {
+        let d = self.deps;
+        let operator = self.operator(token).await?;
+        let actor = operator.session.sam_account_name.as_str();
+        let user = self.target(id).await?;
+        self.refuse_protected(&user, "registration_code_issued", actor, client)
+            .await?;
+        if self.verified_by(&operator, &user).await?.is_none() {
+            return Err(FlowError::NotVerified);
+        }
+        registration_code::issue(d, &user, actor, client).await
+    }
+
     /// Acts on the caller's account. Returns the temporary password when it is to be shown to
     /// the operator (once; it is stored nowhere).
     pub async fn act(
@@ -685,26 +740,8 @@ impl<'a> Helpdesk<'a> {
         let user = self.target(id).await?;
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
 
-        if !self.actionable(&user).await? {
-            d.audit_as(
-                client,
-                Some(&actor),
-                Audit {
-                    event: action.event(),
-                    outcome: "denied",
-                    user: Some(user.guid),
-                    sam_account_name: Some(&user.sam_account_name),
-                    method: None,
-                    reason: Some("protected_account"),
-                },
-            )
+        self.refuse_protected(&user, action.event(), &actor, client)
             .await?;
-            return Err(FlowError::Forbidden(
-                "This account is protected (an administrator or a helpdesk member); the \
-                 helpdesk cannot act on it."
-                    .to_owned(),
-            ));
-        }
 
         let verified_by = self.verified_by(&operator, &user).await?;
         let method = match (verified_by, reason) {

@@ -25,6 +25,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/helpdesk/users/{id}/unlock", post(unlock))
         .route("/api/v1/helpdesk/users/{id}/enrollment", delete(clear))
         .route("/api/v1/helpdesk/users/{id}/block", delete(lift_block))
+        .route(
+            "/api/v1/helpdesk/users/{id}/registration-code",
+            post(registration_code),
+        )
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -351,4 +355,31 @@ pub(super) async fn lift_block(
         .lift_block(&token, &id, body.reason.as_deref(), &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A one-time registration code, shown once.
+#[derive(Serialize, ToSchema)]
+pub struct RegistrationCode {
+    /// `ABCD-EFGH-JKMN-PQRS`; stands in for the caller's step-up once, until
+    /// `registration.code_lifetime` ends. Stored only as a keyed hash.
+    code: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/registration-code", tag = "helpdesk",
+    operation_id = "helpdesk_registration_code",
+    params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = RegistrationCode), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn registration_code(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RegistrationCode>, ApiError> {
+    let code = Helpdesk::new(&s.deps)
+        .registration_code(&token, &id, &client)
+        .await?;
+    Ok(Json(RegistrationCode {
+        code: code.as_str().to_owned(),
+    }))
 }

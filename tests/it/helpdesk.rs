@@ -1014,3 +1014,53 @@ async fn verification_methods_left_out_are_refused() {
     .to_string();
     assert!(wrong.contains("helpdesk.verification_methods"), "{wrong}");
 }
+
+#[tokio::test]
+async fn a_verified_caller_gets_a_one_time_registration_code() {
+    let desk = desk("").await;
+    let (caller, secret) = caller_with_totp(&desk).await;
+    let operator = desk.operator_token().await;
+    let path = format!("{}/registration-code", caller.sam);
+
+    let refused = desk
+        .post(&operator, &path, json!({}))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert_eq!(refused.error().error, "not_verified");
+
+    verify_totp(&desk, &operator, &caller, &secret).await;
+    let code = desk
+        .post(&operator, &path, json!({}))
+        .await
+        .expect(StatusCode::OK)
+        .json()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let groups: Vec<&str> = code.split('-').collect();
+    assert_eq!(groups.len(), 4, "{code}");
+    assert!(groups.iter().all(|g| g.len() == 4), "{code}");
+    let rows = audit_rows(&desk.app).await;
+    assert!(
+        rows.iter().any(|r| r.event == "registration_code_issued"
+            && r.actor.as_deref() == Some(&*desk.operator.sam)
+            && r.sam_account_name.as_deref() == Some(&*caller.sam)),
+        "{rows:?}"
+    );
+    let db = desk.app.database.contents().await;
+    assert!(!contains(&db, code.as_bytes()), "stored only as a hash");
+    assert!(!contains(&db, code.replace('-', "").as_bytes()));
+
+    // A protected account (here a fellow operator) gets none.
+    let colleague = create_user("col").await;
+    add_member(&desk.group, &colleague.dn).await;
+    let refused = desk
+        .post(
+            &operator,
+            &format!("{}/registration-code", colleague.sam),
+            json!({}),
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    assert_eq!(refused.error().error, "forbidden");
+}

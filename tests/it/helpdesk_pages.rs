@@ -528,11 +528,11 @@ async fn a_blocked_caller_shows_on_the_card_and_the_operator_lifts_the_block() {
     assert!(!lifted.body.contains("action=\"/helpdesk/user/lift-block\""));
 }
 
-#[tokio::test]
-async fn a_caller_who_registered_nothing_is_verified_by_a_code_to_the_address_in_ad() {
-    let desk = desk("").await;
+/// Signs in, finds a caller who registered nothing and verifies them by a code mailed to their
+/// AD `mail`; returns the browser and the card that says so.
+async fn verified_by_ad_mail<'a>(desk: &'a Desk) -> (Browser<'a>, Answer) {
     let caller = create_user("hadm").await;
-    let (mut browser, search) = operator_signs_in(&desk).await;
+    let (mut browser, search) = operator_signs_in(desk).await;
     let card = find(&mut browser, &search, &caller.sam).await;
     assert_page(
         &card,
@@ -555,10 +555,31 @@ async fn a_caller_who_registered_nothing_is_verified_by_a_code_to_the_address_in
             &[("method", "email"), ("code", &code)],
         )
         .await;
+    (browser, verified)
+}
+
+#[tokio::test]
+async fn a_caller_who_registered_nothing_is_verified_by_a_code_to_the_address_in_ad() {
+    let desk = desk("").await;
+    let (_, verified) = verified_by_ad_mail(&desk).await;
     assert_page(
         &verified,
         StatusCode::OK,
         "Yes, with a code mailed to the address in AD",
     );
     assert!(verified.body.contains("action=\"/helpdesk/user/reset\""));
+}
+
+#[tokio::test]
+async fn a_verified_caller_is_shown_a_registration_code_once() {
+    let desk = desk("").await;
+    let (mut browser, verified) = verified_by_ad_mail(&desk).await;
+    let issued = browser
+        .submit(&verified, "/helpdesk/user/registration-code", &[])
+        .await;
+    assert_page(&issued, StatusCode::OK, "A registration code was issued.");
+    let code = attr_of_tag(&issued.body, "id=\"registration-code\"", "value");
+    assert_eq!(code.len(), 19, "{code}");
+    let back = browser.submit(&issued, "/helpdesk/user", &[]).await;
+    assert!(!back.body.contains(&code), "shown only once");
 }

@@ -39,6 +39,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/helpdesk/user/email-code", step(post(send_code)))
         .route("/helpdesk/user/verify", step(post(verify)))
         .route("/helpdesk/user/lift-block", step(post(lift_block)))
+        .route(
+            "/helpdesk/user/registration-code",
+            step(post(registration_code)),
+        )
         .route("/helpdesk/user/{action}", step(post(confirm)))
         .route("/helpdesk/user/{action}/confirm", step(post(act)))
         .route_layer(middleware::from_fn_with_state(state, when_configured))
@@ -548,6 +552,49 @@ async fn lift_block(
         outcome,
     )
     .await
+}
+
+/// Issues a registration code and shows it this once, like a temporary password.
+async fn registration_code(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<CallerForm>,
+) -> Response {
+    let issued = async {
+        Helpdesk::new(&s.deps)
+            .registration_code(session(&visitor)?, &form.id, &visitor.client)
+            .await
+    }
+    .await;
+    match issued {
+        Ok(code) => {
+            let reply = page("helpdesk_registration_code.html")
+                .vars(context! {
+                    id => &form.id,
+                    verified => form.verified().map(shown_as),
+                    code => code.as_str(),
+                })
+                .notice("notice_registration_code");
+            s.pages.show(&visitor, reply)
+        }
+        Err(e) => {
+            let shown = Shown {
+                verified: form.verified(),
+                email_sent: false,
+            };
+            let outcome = Outcome::Failed(e, "error_caller_protected");
+            caller_page(
+                &s,
+                &visitor,
+                &form.id,
+                CARD,
+                shown,
+                Value::UNDEFINED,
+                outcome,
+            )
+            .await
+        }
+    }
 }
 
 /// The confirmation step (are you sure?), with the reason field when the caller is unverified.
