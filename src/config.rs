@@ -15,8 +15,8 @@ use url::Url;
 
 use crate::domain::directory::DirectoryError;
 use crate::domain::helpdesk::CallerCheck;
+use crate::domain::network::Cidr;
 use crate::domain::scope::Scope;
-use crate::http::Cidr;
 
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -107,6 +107,17 @@ pub struct RegistrationConfig {
     /// How long a one-time registration code from the helpdesk stays valid.
     #[serde(with = "humantime_serde")]
     pub code_lifetime: Duration,
+    /// Where a user may register their first method with the AD password alone; from anywhere
+    /// else the first one takes a registration code. Empty: anywhere.
+    #[serde(deserialize_with = "cidr_list")]
+    pub allowed_networks: Vec<Cidr>,
+}
+
+fn cidr_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Cidr>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|entry| entry.parse::<Cidr>().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 impl RegistrationConfig {
@@ -144,6 +155,11 @@ pub struct ThrottleConfig {
     pub email_max_sends: u32,
     #[serde(with = "humantime_serde")]
     pub email_window: Duration,
+    pub signin_max_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub signin_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub signin_failure_floor: Duration,
 }
 
 /// Checks of new passwords on top of the directory's own policy.
@@ -557,6 +573,7 @@ impl Config {
                     .list_separator(",")
                     .with_list_parse_key("directory.urls")
                     .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("registration.allowed_networks")
                     .try_parsing(true),
             );
         }
@@ -773,6 +790,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         ("throttle.user_window", raw.throttle.user_window),
         ("throttle.ip_window", raw.throttle.ip_window),
         ("throttle.email_window", raw.throttle.email_window),
+        ("throttle.signin_window", raw.throttle.signin_window),
     ] {
         if value.is_zero() {
             v.problem(key, "must be more than 0, e.g. \"15m\"");
@@ -787,6 +805,10 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
             raw.throttle.ip_max_verifications,
         ),
         ("throttle.email_max_sends", raw.throttle.email_max_sends),
+        (
+            "throttle.signin_max_failures",
+            raw.throttle.signin_max_failures,
+        ),
     ] {
         if value == 0 {
             v.problem(key, "must be at least 1");
@@ -1238,6 +1260,17 @@ mod tests {
         assert_eq!(config.server.trusted_proxies.len(), 2);
         let err = load("[server]\ntrusted_proxies = [\"proxy.example.com\"]").unwrap_err();
         assert!(err.mentions("server.trusted_proxies"), "{err}");
+    }
+
+    #[test]
+    fn registration_networks_are_addresses_or_cidrs_and_default_to_anywhere() {
+        assert!(load("").unwrap().registration.allowed_networks.is_empty());
+        let config =
+            load("[registration]\nallowed_networks = [\"10.0.0.0/8\", \"2001:db8::/32\"]").unwrap();
+        assert_eq!(config.registration.allowed_networks.len(), 2);
+        let err = load("[registration]\nallowed_networks = [\"10.0.0.0/33\"]").unwrap_err();
+        assert!(err.to_string().contains("allowed_networks"), "{err}");
+        assert!(err.to_string().contains("prefix length"), "{err}");
     }
 
     #[test]

@@ -40,6 +40,7 @@ impl From<FlowError> for ApiError {
         match e {
             FlowError::Directory(e) => ApiError::Directory(e),
             FlowError::Store(e) => ApiError::Store(e),
+            FlowError::LicenceRequired(e) => ApiError::LicenceRequired(e),
             e => ApiError::Flow(e),
         }
     }
@@ -206,10 +207,15 @@ impl ApiError {
                     StatusCode::FORBIDDEN
                 }
                 FlowError::NotFound => StatusCode::NOT_FOUND,
-                FlowError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                FlowError::Throttled { .. } | FlowError::SignInThrottled { .. } => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
                 FlowError::PasswordRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 FlowError::MailUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-                FlowError::Directory(_) | FlowError::Store(_) => {
+                FlowError::PasswordChangeRequired | FlowError::StepUpRequired => {
+                    StatusCode::FORBIDDEN
+                }
+                FlowError::Directory(_) | FlowError::Store(_) | FlowError::LicenceRequired(_) => {
                     unreachable!("unwrapped by From<FlowError>")
                 }
                 FlowError::SecondFactorRequired => StatusCode::FORBIDDEN,
@@ -245,10 +251,13 @@ impl ApiError {
                 FlowError::Forbidden(_) => "forbidden",
                 FlowError::NotInScope(_) => "not_in_scope",
                 FlowError::NotFound => "not_found",
-                FlowError::Throttled { .. } => "throttled",
+                FlowError::Throttled { .. } | FlowError::SignInThrottled { .. } => "throttled",
                 FlowError::InvalidInput(_) => "invalid_request",
                 FlowError::PasswordRejected(_) => "password_policy",
                 FlowError::MailUnavailable => "mail_unavailable",
+                FlowError::PasswordChangeRequired => "password_change_required",
+                FlowError::StepUpRequired => "step_up_required",
+                FlowError::LicenceRequired(_) => "licence_required",
                 FlowError::Directory(_) | FlowError::Store(_) => "internal_error",
                 FlowError::SecondFactorRequired => "second_factor_required",
             },
@@ -307,6 +316,11 @@ impl ApiError {
                 "Too many attempts. Try again in {} minutes, or contact the helpdesk.",
                 retry_after.as_secs().div_ceil(60)
             ),
+            ApiError::Flow(FlowError::SignInThrottled { retry_after }) => format!(
+                "Too many failed sign-ins with this name. Try again in {} minutes. If you forgot \
+                 your password or your account is locked, reset or unlock it at /reset.",
+                retry_after.as_secs().div_ceil(60)
+            ),
             ApiError::Flow(e) => {
                 let mut m = e.to_string();
                 if let Some(first) = m.get_mut(0..1) {
@@ -344,7 +358,10 @@ impl IntoResponse for ApiError {
             rules,
         };
         let mut response = (self.status(), Json(body)).into_response();
-        if let ApiError::Flow(FlowError::Throttled { retry_after }) = &self {
+        if let ApiError::Flow(
+            FlowError::Throttled { retry_after } | FlowError::SignInThrottled { retry_after },
+        ) = &self
+        {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 retry_after_secs(*retry_after).into(),

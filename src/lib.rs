@@ -13,6 +13,7 @@ pub mod http;
 pub mod logging;
 pub mod mail;
 pub mod metrics;
+pub mod registration_codes;
 pub mod reminders;
 pub mod server;
 pub mod store;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sspr_bridge::config::{Config, ConfigError, SecretKey, Sources};
+use sspr_bridge::registration_codes;
 use sspr_bridge::reminders::{self, Batch, BatchArgs};
 use sspr_bridge::{audit_export, check, server};
 
@@ -39,6 +40,13 @@ enum Command {
         since: std::time::SystemTime,
         #[arg(long, value_enum, default_value = "csv")]
         format: audit_export::Format,
+    },
+    /// Issue a one-time registration code for USER (sAMAccountName or UPN), printed once: it
+    /// stands in for the step-up at /register, e.g. for the first helpdesk operators. Replaces any
+    /// earlier code of the user; audited with the actor `command-line`.
+    RegistrationCode {
+        /// The account, as its owner signs in.
+        user: String,
     },
     /// Email the users in scope who have registered no verification method (to their AD `mail`),
     /// at most once per registration.remind_interval each.
@@ -122,6 +130,16 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
+            Command::RegistrationCode { user } => {
+                let stdout = std::io::stdout();
+                match registration_codes::run(&config, &user, &mut stdout.lock()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("no registration code issued: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
             Command::Remind { batch } => run_batch(&config, &Batch::Remind, &batch).await,
             Command::NotifyExpiry { days, batch } => {
                 run_batch(&config, &Batch::NotifyExpiry { days }, &batch).await

@@ -37,6 +37,8 @@ struct Metrics {
     directory_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     pool_in_use: Family<Labels, Gauge>,
     mails: Family<Labels, Counter>,
+    outbox_dropped: Family<Labels, Counter>,
+    outbox_pending: Gauge,
     http_requests: Family<Labels, Counter>,
     http_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     /// Live pools by DC URL, read when scraped (several apps over one DC in tests).
@@ -70,6 +72,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         directory_seconds: Family::new_with_constructor(operation_histogram),
         pool_in_use: Family::default(),
         mails: Family::default(),
+        outbox_dropped: Family::default(),
+        outbox_pending: Gauge::default(),
         http_requests: Family::default(),
         http_seconds: Family::new_with_constructor(request_histogram),
         pools: Mutex::new(Vec::new()),
@@ -113,6 +117,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "mails",
         "Mails handed to the SMTP server (sent) or not (failed), by kind",
         m.mails.clone(),
+    );
+    registry.register(
+        "outbox_dropped",
+        "Queued mails never delivered, by kind and reason: expired (a code expired or a \
+         notice's last try passed while the mail server failed), refused (a permanent SMTP \
+         error) or unreadable (sealed under another key)",
+        m.outbox_dropped.clone(),
+    );
+    registry.register(
+        "outbox_pending",
+        "Rows in the mail outbox (waiting, being retried, or a decoy's until its code expires)",
+        m.outbox_pending.clone(),
     );
     registry.register(
         "http_requests",
@@ -248,6 +264,22 @@ pub fn mail(kind: &MailKind, sent: bool) {
             ("outcome", outcome.to_owned()),
         ])
         .inc();
+}
+
+/// A queued mail of `kind` (its label) was dropped undelivered, for `reason`.
+pub fn outbox_dropped(kind: &str, reason: &'static str) {
+    METRICS
+        .outbox_dropped
+        .get_or_create(&vec![
+            ("kind", kind.to_owned()),
+            ("reason", reason.to_owned()),
+        ])
+        .inc();
+}
+
+/// How many rows the outbox holds, as its sender last counted.
+pub fn outbox_pending(rows: i64) {
+    METRICS.outbox_pending.set(rows);
 }
 
 /// Counts the flows' events from their audit rows, then writes them.

@@ -19,15 +19,16 @@ use crate::directory::LdapDirectory;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::directory::DirectoryError;
 use crate::domain::licence::LicenceGate;
-use crate::domain::notify::Mailer;
+use crate::domain::notify::{Mailer, OutboxStore};
 use crate::domain::policy::{BannedList, PasswordRules};
 use crate::domain::scope::Eligibility;
 use crate::domain::secrets::Keys;
 use crate::domain::selfservice::ms;
 use crate::domain::selfservice::{Deps, HelpdeskSettings, Settings};
+use crate::domain::signin::SignInSettings;
 use crate::domain::store::{StoreError, ThrottleStore};
 use crate::http::{AppState, Pages, Shared, TrustedProxies, app};
-use crate::mail::{MailError, SmtpMailer};
+use crate::mail::{MailError, NOTICE_LIFETIME, OutboxSender, SealedOutbox, SmtpMailer};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,14 +60,38 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
     let directory = LdapDirectory::new(&config.directory)?;
     let licence = LicenceGate::new(config.licence.azure_ad_premium);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mailer = match &config.smtp {
+    let smtp_mailer = match &config.smtp {
         Some(smtp) => Some(Arc::new(
             SmtpMailer::new(smtp, &config.server.public_url, None, clock.clone())?
                 .with_code_lifetime(config.reset.code_lifetime),
-        ) as Arc<dyn Mailer>),
+        )),
         None => None,
     };
+    let mailer = smtp_mailer.clone().map(|m| m as Arc<dyn Mailer>);
     let shared_store = Arc::new(store.clone());
+    let keys = Arc::new(Keys::new(config.security.secret_key.bytes()));
+    let audit: Arc<dyn crate::domain::store::AuditLog> =
+        Arc::new(crate::metrics::MeteredAudit(shared_store.clone()));
+    // Shared by the outbox and its sender: a queued mail wakes the sender at once.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let outbox_rows: Arc<dyn OutboxStore> = shared_store.clone();
+    let outbox = SealedOutbox::new(
+        outbox_rows.clone(),
+        keys.clone(),
+        clock.clone(),
+        wake.clone(),
+    );
+    let outbox_sender = smtp_mailer.map(|transport| {
+        OutboxSender::new(
+            outbox_rows,
+            keys.clone(),
+            clock.clone(),
+            transport,
+            audit.clone(),
+            wake,
+        )
+        .spawn()
+    });
     let deps = Deps {
         directory: Arc::new(directory),
         registrations: shared_store.clone(),
@@ -74,10 +99,11 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         flows: shared_store.clone(),
         codes: shared_store.clone(),
         throttle: shared_store.clone(),
-        audit: Arc::new(crate::metrics::MeteredAudit(shared_store)),
+        audit,
         mailer,
+        outbox: Arc::new(outbox),
         clock,
-        keys: Arc::new(Keys::new(config.security.secret_key.bytes())),
+        keys,
         settings: settings(config),
         stand_in: Default::default(),
     };
@@ -95,6 +121,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         metrics_token: config.metrics.token.clone(),
         trusted_proxies: Arc::new(TrustedProxies::new(config.server.trusted_proxies.clone())),
         hsts: config.server.public_url.scheme() == "https",
+        outbox_sender,
     }))
 }
 
@@ -142,8 +169,17 @@ fn settings(config: &Config) -> Settings {
             allow_protected: config.policy.allow_protected.clone(),
         },
         admin_addresses: config.notify.admins.clone(),
+        notice_lifetime: NOTICE_LIFETIME,
         reconfirm_after: config.registration.reconfirm_after(),
         registration_code_lifetime: config.registration.code_lifetime,
+        registration_networks: config.registration.allowed_networks.clone(),
+        self_service_licensed: config.licence.azure_ad_premium,
+        signin: SignInSettings {
+            max_failures: i64::from(t.signin_max_failures),
+            window: t.signin_window,
+            failure_floor: t.signin_failure_floor,
+            domains: SignInSettings::domains_of(&config.directory.base_dn),
+        },
     }
 }
 
@@ -174,10 +210,16 @@ pub async fn serve(config: &Config) -> Result<(), StartError> {
     let t = &config.throttle;
     spawn_pruning(
         state.store.clone(),
-        [t.user_window, t.user_block, t.ip_window, t.email_window]
-            .into_iter()
-            .max()
-            .unwrap_or_default(),
+        [
+            t.user_window,
+            t.user_block,
+            t.ip_window,
+            t.email_window,
+            t.signin_window,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or_default(),
     );
     if let Some(addr) = config.metrics.listen {
         crate::http::metrics::spawn_listener(&config.metrics)

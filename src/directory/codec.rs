@@ -142,7 +142,7 @@ pub fn first<'e>(entry: &'e SearchEntry, attr: &str) -> Option<&'e str> {
         .map(String::as_str)
 }
 
-fn first_int(entry: &SearchEntry, attr: &str) -> i64 {
+pub fn first_int(entry: &SearchEntry, attr: &str) -> i64 {
     first(entry, attr).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
@@ -179,6 +179,7 @@ pub const DOMAIN_POLICY_ATTRIBUTES: &[&str] = &[
     "maxPwdAge",
     "lockoutThreshold",
     "lockoutDuration",
+    "lockOutObservationWindow",
 ];
 
 /// The same settings on a Password Settings Object (msDS-PasswordSettings); all are mandatory
@@ -191,6 +192,7 @@ pub const PSO_ATTRIBUTES: &[&str] = &[
     "msDS-MaximumPasswordAge",
     "msDS-LockoutThreshold",
     "msDS-LockoutDuration",
+    "msDS-LockoutObservationWindow",
 ];
 
 /// Reads a policy from `entry` through the attribute names in the order of
@@ -212,6 +214,9 @@ fn password_policy(
         max_age: ad_interval(first_int(entry, names[4]), true),
         lockout_threshold: count(names[5]),
         lockout_duration: ad_interval(first_int(entry, names[6]), false),
+        // Absent (unreadable) counts as never forgotten: the cautious reading for the guard
+        // that keeps sign-ins from locking accounts.
+        lockout_window: ad_interval(first_int(entry, names[7]), true),
         pso,
     })
 }
@@ -464,6 +469,7 @@ mod tests {
                 ("maxPwdAge", "-36288000000000"),
                 ("lockoutThreshold", "5"),
                 ("lockoutDuration", "-18000000000"),
+                ("lockOutObservationWindow", "-18000000000"),
             ],
         );
         let policy = domain_password_policy(&head).unwrap();
@@ -477,6 +483,7 @@ mod tests {
                 max_age: Some(std::time::Duration::from_secs(42 * 86_400)),
                 lockout_threshold: 5,
                 lockout_duration: Some(std::time::Duration::from_secs(1800)),
+                lockout_window: Some(std::time::Duration::from_secs(1800)),
                 pso: None,
             }
         );

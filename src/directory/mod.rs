@@ -21,8 +21,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Balance, DirectoryConfig, PolicyHints};
 use crate::domain::directory::{
-    AccountChange, DcHealth, DcId, DcStatus, Directory, DirectoryError, DirectoryUser,
-    PasswordCheck,
+    AccountChange, BadPasswords, BindGuard, DcHealth, DcId, DcStatus, Directory, DirectoryError,
+    DirectoryUser, GuardedCheck, PasswordCheck,
 };
 use crate::domain::policy::PasswordPolicy;
 use crate::metrics;
@@ -302,7 +302,77 @@ impl LdapDirectory {
             }
         }
     }
+
+    /// One base-scope read of `attributes` of `dn` on a pooled connection to `dc` itself, not
+    /// to whichever DC answers first: for the attributes a DC keeps to itself.
+    async fn read_at(
+        &self,
+        dc: &Dc,
+        dn: &str,
+        attributes: &[&str],
+    ) -> Result<Option<SearchEntry>, DirectoryError> {
+        let mut conn = dc.get().await?;
+        let started = Instant::now();
+        let result = conn
+            .with_search_options(SearchOptions::new().sizelimit(1))
+            .with_timeout(self.timeout)
+            .search(dn, Scope::Base, "(objectClass=*)", attributes.to_vec())
+            .await
+            .and_then(ldap3::SearchResult::success)
+            .map_err(|e| from_ldap(dc.url(), e));
+        metrics::directory_operation(dc.url(), "search", started, &result);
+        match result {
+            Ok((entries, _)) => Ok(entries
+                .into_iter()
+                .map(SearchEntry::construct)
+                .find(|e| !e.dn.is_empty())),
+            Err(DirectoryError::Other { rc: 32, .. }) => Ok(None),
+            Err(e) => {
+                Self::discard_if_broken(conn, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// A name no account has, under the base DN, new for every decoy bind so that no entry, and
+    /// no lockout counter, can ever be made to answer to it.
+    fn decoy_dn(&self) -> String {
+        format!(
+            "CN=sspr-decoy-{},{}",
+            uuid::Uuid::new_v4().simple(),
+            self.base_dn
+        )
+    }
+
+    /// Binds on a fresh connection to `dc`; the password check as AD answers it.
+    async fn bind_at(
+        dc: &Dc,
+        dn: &str,
+        password: &str,
+    ) -> Result<Result<PasswordCheck, DirectoryError>, DirectoryError> {
+        let mut ldap = dc
+            .connect_unpooled()
+            .await
+            .inspect_err(metrics::directory_error)?;
+        let url = dc.url();
+        let started = Instant::now();
+        let outcome = ldap
+            .simple_bind(dn, password)
+            .await
+            .map_err(|e| from_ldap(url, e))
+            .and_then(|result| match result.rc {
+                0 => Ok(PasswordCheck::Valid),
+                49 => Ok(codec::password_check(codec::bind_data_code(&result.text))),
+                _ => Err(from_result(&result)),
+            });
+        metrics::directory_operation(url, "bind", started, &outcome);
+        let _ = ldap.unbind().await;
+        Ok(outcome)
+    }
 }
+
+/// The attributes a DC keeps of an account's wrong passwords.
+const BAD_PASSWORD_ATTRIBUTES: &[&str] = &["badPwdCount", "badPasswordTime"];
 
 /// Where an operation goes (see [`Balance`]).
 #[derive(Clone, Copy, Debug)]
@@ -512,6 +582,80 @@ impl Directory for LdapDirectory {
             metrics::directory_operation(url, "bind", started, &outcome);
             let _ = ldap.unbind().await;
             return outcome;
+        }
+        Err(combine(failures))
+    }
+
+    async fn check_password_guarded(
+        &self,
+        user: &DirectoryUser,
+        password: &SecretString,
+        may_bind: BindGuard<'_>,
+    ) -> Result<GuardedCheck, DirectoryError> {
+        let policy = self.password_policy(user).await?;
+        let key = account_key(&user.sam_account_name);
+        let mut failures = Vec::new();
+        // The count is read, and the bind made, on the same DC: another DC's count says nothing
+        // about what this bind would do.
+        for dc in self.candidates(Route::Account(&key)) {
+            let bad = match self.read_at(dc, &user.dn, BAD_PASSWORD_ATTRIBUTES).await {
+                Ok(entry) => entry.map_or_else(BadPasswords::default, |e| BadPasswords {
+                    count: u32::try_from(codec::first_int(&e, "badPwdCount")).unwrap_or(0),
+                    last_at: codec::first_int(&e, "badPasswordTime"),
+                }),
+                Err(e) => {
+                    metrics::directory_error(&e);
+                    failures.push(e);
+                    continue;
+                }
+            };
+            // An empty password makes a simple bind "unauthenticated" (RFC 4513 5.1.2), which
+            // succeeds without proving anything: it gets the decoy's bind.
+            let allowed = may_bind(bad, &policy) && !password.expose_secret().is_empty();
+            let outcome = if allowed {
+                Self::bind_at(dc, &user.dn, password.expose_secret()).await
+            } else {
+                let decoy = uuid::Uuid::new_v4().to_string();
+                Self::bind_at(dc, &self.decoy_dn(), &decoy).await
+            };
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    failures.push(e);
+                    continue;
+                }
+            };
+            return match (allowed, password.expose_secret().is_empty()) {
+                (true, _) => outcome.map(GuardedCheck::Checked),
+                (false, true) => outcome.map(|_| GuardedCheck::Checked(PasswordCheck::Wrong)),
+                (false, false) => outcome.map(|_| GuardedCheck::Refused),
+            };
+        }
+        Err(combine(failures))
+    }
+
+    async fn decoy_password_check(&self, login: &str) -> Result<(), DirectoryError> {
+        let key = account_key(login);
+        let mut failures = Vec::new();
+        for dc in self.candidates(Route::Account(&key)) {
+            // The read a real account's check makes, of an entry every domain has, so the DC
+            // does comparable work.
+            if let Err(e) = self
+                .read_at(dc, &self.base_dn, BAD_PASSWORD_ATTRIBUTES)
+                .await
+            {
+                metrics::directory_error(&e);
+                failures.push(e);
+                continue;
+            }
+            let decoy = uuid::Uuid::new_v4().to_string();
+            return match Self::bind_at(dc, &self.decoy_dn(), &decoy).await {
+                Ok(outcome) => outcome.map(|_| ()),
+                Err(e) => {
+                    failures.push(e);
+                    continue;
+                }
+            };
         }
         Err(combine(failures))
     }

@@ -85,6 +85,29 @@ impl PasswordCheck {
     }
 }
 
+/// An account's recent wrong passwords as one domain controller counts them: `badPwdCount` and
+/// `badPasswordTime` are kept per DC and never replicated, so they mean something only for the DC
+/// that takes the next bind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BadPasswords {
+    pub count: u32,
+    /// FILETIME (100 ns since 1601) of the last wrong password; 0 = never.
+    pub last_at: i64,
+}
+
+/// Decides, from what the DC that will take the bind counts and the user's policy, whether a
+/// bind as the user may be tried.
+pub type BindGuard<'a> = &'a (dyn Fn(BadPasswords, &PasswordPolicy) -> bool + Send + Sync);
+
+/// What a guarded password check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardedCheck {
+    /// The bind was made.
+    Checked(PasswordCheck),
+    /// The guard refused: no bind as the user was made, so the account's count is unchanged.
+    Refused,
+}
+
 /// One write to an account, sent as a single LDAP modify so that it applies entirely or not at all.
 #[derive(Debug, Default)]
 pub struct AccountChange<'a> {
@@ -196,6 +219,22 @@ pub trait Directory: Send + Sync {
         user: &DirectoryUser,
         password: &SecretString,
     ) -> Result<PasswordCheck, DirectoryError>;
+
+    /// [`Self::check_password`] that first reads the account's wrong passwords on the DC that
+    /// will take the bind, and binds as the user only when `may_bind` allows it. A refusal costs
+    /// the same connection and a bind that cannot succeed (see
+    /// [`Self::decoy_password_check`]), so it takes as long as a wrong password.
+    async fn check_password_guarded(
+        &self,
+        user: &DirectoryUser,
+        password: &SecretString,
+        may_bind: BindGuard<'_>,
+    ) -> Result<GuardedCheck, DirectoryError>;
+
+    /// The work of a guarded password check where there is no account to check (an unknown or
+    /// disabled login): the same reads and a fresh connection to the DC the login routes to, and
+    /// a bind as a name no account has, which fails without counting against any account.
+    async fn decoy_password_check(&self, login: &str) -> Result<(), DirectoryError>;
 
     /// Applies `change` to the account in one LDAP modify.
     async fn write_account(

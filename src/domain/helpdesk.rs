@@ -14,6 +14,7 @@ use super::protection::{is_allowed, is_protected};
 use super::registration_code;
 use super::secrets::{temporary_password, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
+use super::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
 use super::store::{AuditRecord, CodePurpose, MethodKind, ResetFlow, Session, SessionKind};
 use super::totp;
 use super::verification::Subject;
@@ -157,28 +158,30 @@ impl<'a> Helpdesk<'a> {
         let Some(group) = &h.group_dn else {
             return Err(refused());
         };
-        let user = match d.directory.find_user(login.trim()).await? {
-            Some(u) if !u.is_disabled() => u,
-            other => {
-                self.audit_sign_in(
-                    client,
-                    other.as_ref(),
-                    login,
-                    "failure",
-                    "unknown_or_disabled",
-                )
-                .await?;
+        let user = match signin::sign_in(d, SignInPurpose::Operator, login, password, client)
+            .await?
+        {
+            // Only a valid password: an operator whose own password expired changes it first.
+            Attempt::Right(SignedIn {
+                user,
+                check: PasswordCheck::Valid,
+            }) => user,
+            Attempt::Right(SignedIn { user, check }) => {
+                let reason = format!("{check:?}").to_lowercase();
+                self.audit_sign_in(client, Some(&user), login, "failure", &reason)
+                    .await?;
+                return Err(refused());
+            }
+            Attempt::Failed { user, failure } => {
+                let reason = match failure {
+                    Failure::UnknownUser | Failure::Disabled => "unknown_or_disabled".to_owned(),
+                    other => other.reason(),
+                };
+                self.audit_sign_in(client, user.as_ref(), login, "failure", &reason)
+                    .await?;
                 return Err(refused());
             }
         };
-        // Only a valid password: an operator whose own password expired changes it first.
-        let check = d.directory.check_password(&user, password).await?;
-        if check != PasswordCheck::Valid {
-            let reason = format!("{check:?}").to_lowercase();
-            self.audit_sign_in(client, Some(&user), login, "failure", &reason)
-                .await?;
-            return Err(refused());
-        }
         if !d.directory.is_member_of(&user, group).await? {
             self.audit_sign_in(
                 client,
@@ -292,13 +295,15 @@ impl<'a> Helpdesk<'a> {
         Ok(Operator { session })
     }
 
-    /// Counts a sign-in attempt against the typed login, whether or not it names an account (so
-    /// the limit says nothing about which do). Operators share no limit with the users they help.
+    /// Counts a sign-in attempt, right or wrong, against the typed login, whether or not it names
+    /// an account (so the limit says nothing about which do). Operators share no limit with the
+    /// users they help; their failures are capped apart by `signin::sign_in`.
     async fn sign_in_limit(&self, login: &str, client: &Client) -> Result<(), FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
         let now = d.now_ms();
-        let key = format!("operator:sign_in:{}", login.trim().to_lowercase());
+        let typed = signin::normalise_login(login, &d.settings.signin.domains);
+        let key = format!("operator:sign_in:{typed}");
         let count = d
             .throttle
             .hit(&key, now, now - ms(h.operator_window))
@@ -777,6 +782,7 @@ impl<'a> Helpdesk<'a> {
                         },
                     )
                     .await?;
+                super::enrollment::end_sessions(d, &user).await;
                 (Some(password), MailKind::HelpdeskPasswordReset)
             }
             Action::Unlock => {

@@ -32,6 +32,9 @@ pub struct PasswordPolicy {
     pub lockout_threshold: u32,
     /// `None`: locked until an administrator unlocks.
     pub lockout_duration: Option<Duration>,
+    /// lockOutObservationWindow: a wrong password older than this no longer counts towards the
+    /// threshold (AD starts again at 0). `None`: never forgotten.
+    pub lockout_window: Option<Duration>,
     /// The DN of the fine-grained policy (PSO) these rules come from; `None` for the domain's.
     pub pso: Option<String>,
 }
@@ -379,6 +382,7 @@ mod tests {
             max_age: Some(Duration::from_secs(42 * 86_400)),
             lockout_threshold: 5,
             lockout_duration: Some(Duration::from_secs(1800)),
+            lockout_window: Some(Duration::from_secs(1800)),
             pso: None,
         }
     }

@@ -133,7 +133,14 @@ impl<'a> Reset<'a> {
             Some(u) => format!("user:{}", u.guid),
             None => format!("login:{login}"),
         };
-        d.check_block(&key).await?;
+        // Read for every login, and told to nobody: a blocked account's start answers like any
+        // other (its verifications fail like wrong codes), so no spelling of a name shows a
+        // block. Only the audit notes it.
+        let blocked = d.is_blocked(&key).await?;
+        let reason = match (eligible, blocked) {
+            (Some(_), true) => Some("user_blocked"),
+            _ => reason,
+        };
 
         let now = d.now_ms();
         let (flow_id, id_hash) = new_token();
@@ -385,6 +392,7 @@ impl<'a> Reset<'a> {
                 if let Err(e) = d.flows.set_flow_dc(&live.id_hash, &dc.0).await {
                     tracing::warn!(error = %e, "the DC that took the reset is not recorded");
                 }
+                super::enrollment::end_sessions(d, &user).await;
                 self.finish(
                     live,
                     &user,

@@ -168,7 +168,9 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
-    use crate::domain::directory::{AccountChange, DcId, DcStatus, PasswordCheck};
+    use crate::domain::directory::{
+        AccountChange, BindGuard, DcId, DcStatus, GuardedCheck, PasswordCheck,
+    };
     use crate::domain::policy::PasswordPolicy;
 
     const STAFF: &str = "CN=Staff,DC=x";
@@ -230,6 +232,19 @@ mod tests {
             _: &DirectoryUser,
             _: &SecretString,
         ) -> Result<PasswordCheck, DirectoryError> {
+            unreachable!()
+        }
+
+        async fn check_password_guarded(
+            &self,
+            _: &DirectoryUser,
+            _: &SecretString,
+            _: BindGuard<'_>,
+        ) -> Result<GuardedCheck, DirectoryError> {
+            unreachable!()
+        }
+
+        async fn decoy_password_check(&self, _: &str) -> Result<(), DirectoryError> {
             unreachable!()
         }
 

@@ -8,10 +8,11 @@ use std::time::Duration;
 use super::ObjectGuid;
 use super::clock::Clock;
 use super::directory::{Directory, DirectoryError, DirectoryUser};
-use super::notify::{Mail, MailKind, Mailer};
+use super::notify::{About, Mail, MailKind, Mailer, Outbox, Purpose, Queued};
 use super::policy::{PasswordRules, Violation};
 use super::scope::{Eligibility, Exclusion, StandIn};
 use super::secrets::{Keys, new_token};
+use super::signin::SignInSettings;
 use super::store::{
     AuditEvent, AuditLog, CodeStore, EnrolledMethod, FlowStore, MethodKind, PendingCode,
     RegistrationStore, Session, SessionKind, SessionStore, StoreError, ThrottleStore,
@@ -47,6 +48,16 @@ pub struct Settings {
     pub admin_addresses: Vec<String>,
     /// How long a one-time registration code stays valid (`registration.code_lifetime`).
     pub registration_code_lifetime: Duration,
+    /// Where a first method needs only the AD password (`registration.allowed_networks`);
+    /// empty: anywhere.
+    pub registration_networks: Vec<super::network::Cidr>,
+    /// `licence.azure_ad_premium`: without it, only helpdesk operators may register (their own
+    /// authenticator app).
+    pub self_service_licensed: bool,
+    /// How long a notification is retried before it is given up.
+    pub notice_lifetime: Duration,
+    /// Sign-ins with the AD password (`throttle.signin_*`).
+    pub signin: SignInSettings,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -82,8 +93,11 @@ pub struct Deps {
     pub codes: Arc<dyn CodeStore>,
     pub throttle: Arc<dyn ThrottleStore>,
     pub audit: Arc<dyn AuditLog>,
-    /// `None` when no SMTP server is configured: email methods are then unavailable.
+    /// `None` when no SMTP server is configured: email methods are then unavailable. Only for
+    /// what must not be stored (the helpdesk's temporary password) and the batch commands.
     pub mailer: Option<Arc<dyn Mailer>>,
+    /// Where codes and notifications go (when `mailer` is set): sent in the background.
+    pub outbox: Arc<dyn Outbox>,
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<Keys>,
     pub settings: Settings,
@@ -130,13 +144,32 @@ pub enum FlowError {
     /// history and minimum age, refused by AD). Never empty.
     #[error("the new password breaks the password policy: {}", rule_ids(.0))]
     PasswordRejected(Vec<Violation>),
-    /// An email method was asked for but no mail server is configured, or it failed.
+    /// An email method was asked for but no mail server is configured.
     #[error("email is not available right now")]
     MailUnavailable,
+    /// The password was right but AD requires a new one first (773 must change, 532 expired):
+    /// a temporary password set by the helpdesk must not become a way to register methods.
+    #[error(
+        "your password must be changed before you can register methods; change it first (for \
+         example at your next Windows sign-in), then come back with the new one"
+    )]
+    PasswordChangeRequired,
+    /// The user has a confirmed method (or, from outside `registration.allowed_networks`, none
+    /// yet): this session must prove one, or redeem a registration code, before changing any.
+    #[error("confirm it is you with a method you already registered first")]
+    StepUpRequired,
+    /// Self-service is off (`licence.azure_ad_premium`), and this is not a helpdesk operator
+    /// registering their own authenticator.
+    #[error(transparent)]
+    LicenceRequired(#[from] super::licence::LicenceRequired),
     #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Too many failed sign-ins for this login (`throttle.signin_max_failures`), whether or not
+    /// it names an account.
+    #[error("too many failed sign-ins for this name; try again later, or reset or unlock")]
+    SignInThrottled { retry_after: Duration },
     /// A helpdesk operator whose password was right has no authenticator app registered, which
     /// `helpdesk.operator_second_factor` requires.
     #[error(
@@ -265,18 +298,19 @@ impl Deps {
         Ok(())
     }
 
-    /// Refuses while `key` (a user) is blocked.
-    pub async fn check_block(&self, key: &str) -> Result<(), FlowError> {
-        let now = self.now_ms();
-        match self.throttle.blocked_until(key, now).await? {
-            Some(until) => Err(FlowError::Throttled {
-                retry_after: Duration::from_millis(u64::try_from(until - now).unwrap_or(0)),
-            }),
-            None => Ok(()),
-        }
+    /// Whether `key` (a user, or the login of a decoy) is blocked now. A block is met silently
+    /// (a start answers as always, a verification as a wrong code), so that a blocked account
+    /// answers like a name that has none, under every spelling.
+    pub async fn is_blocked(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .throttle
+            .blocked_until(key, self.now_ms())
+            .await?
+            .is_some())
     }
 
-    /// Counts a failed verification for a user; blocks the user once past the limit.
+    /// Counts a failed verification for a user; blocks the user once past the limit. True when
+    /// this failure started the block.
     pub async fn user_failure(&self, key: &str, client: &Client) -> Result<bool, StoreError> {
         let now = self.now_ms();
         let count = self
@@ -298,10 +332,11 @@ impl Deps {
         Ok(false)
     }
 
-    /// Sends a notification about `user` (its objectGUID and sAMAccountName) if a mail server is
-    /// configured. A failure is not fatal (the change itself already happened and was audited)
-    /// but is logged and audited as a failed `notification`, so an owner who was never told of a
-    /// change to their account shows up in the audit.
+    /// Queues a notification about `user` (its objectGUID and sAMAccountName) if a mail server
+    /// is configured. A failure is not fatal (the change itself already happened and was
+    /// audited) but is logged and audited as a failed `notification`, so an owner who was never
+    /// told of a change to their account shows up in the audit; the outbox's sender does the
+    /// same for a notice it could not deliver within `mail::NOTICE_LIFETIME`.
     pub async fn notify(
         &self,
         client: &Client,
@@ -311,18 +346,24 @@ impl Deps {
         locale: &str,
         kind: MailKind,
     ) {
-        let (Some(mailer), Some(to)) = (&self.mailer, to) else {
+        let (Some(_), Some(to)) = (&self.mailer, to) else {
             return;
         };
         let label = kind.label();
-        let mail = Mail {
-            to: to.to_owned(),
-            display_name: display_name.map(str::to_owned),
-            locale: locale.to_owned(),
-            kind,
+        let queued = Queued {
+            mail: Mail {
+                to: to.to_owned(),
+                display_name: display_name.map(str::to_owned),
+                locale: locale.to_owned(),
+                kind,
+            },
+            purpose: Purpose::Notice,
+            about: About::new(Some(user.0), user.1, None, client.ip),
+            decoy: false,
         };
-        if let Err(e) = mailer.send(&mail).await {
-            tracing::warn!(error = %e, kind = label, "notification not sent");
+        let send_by = self.now_ms() + ms(self.settings.notice_lifetime);
+        if let Err(e) = self.outbox.enqueue(&queued, send_by).await {
+            tracing::warn!(error = %e, kind = label, "notification not queued");
             let failed = Audit {
                 event: "notification",
                 outcome: "failure",
@@ -366,9 +407,37 @@ impl Deps {
         }
     }
 
-    /// After the mail of `code` failed: withdraws the code, so none is left that nobody received
-    /// (it replaced the previous one, as every resend does, and the user is told to ask again),
-    /// and audits the failed `code_sent` for `who` (objectGUID, if a real user, and name).
+    /// Queues the mail of `code` to `to`, or, with no address (an unknown login, or a user
+    /// without a confirmed address), an equal row that is never sent, so both cost the same.
+    /// The mail is dropped unsent once the code expired. `who` is the user's objectGUID (of a
+    /// real user) and name, for the audit row of a mail that never left.
+    pub async fn queue_code(
+        &self,
+        code: &PendingCode,
+        to: Option<String>,
+        mail: Mail,
+        who: (Option<ObjectGuid>, &str),
+        client: &Client,
+        actor: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let decoy = to.is_none();
+        let queued = Queued {
+            mail: Mail {
+                // As long as a typical address, so the sealed row is the same size.
+                to: to.unwrap_or_else(|| "no-one.at.all@example.invalid".to_owned()),
+                ..mail
+            },
+            purpose: Purpose::Code,
+            about: About::new(who.0, who.1, actor, client.ip),
+            decoy,
+        };
+        self.outbox.enqueue(&queued, code.expires_at_ms).await
+    }
+
+    /// After a code's mail failed to be sent directly (the outbox has its own audit, see
+    /// [`Self::queue_code`]): withdraws the code, so none is left that nobody received (it
+    /// replaced the previous one, as every resend does, and the user is told to ask again), and
+    /// audits the failed `code_sent` for `who` (objectGUID, if a real user, and name).
     pub async fn code_not_sent(
         &self,
         code: &PendingCode,
@@ -427,6 +496,7 @@ impl Deps {
                 last_seen_at_ms: now,
                 pending_totp: None,
                 failures: 0,
+                stepped_up_at_ms: None,
             })
             .await?;
         Ok(token)

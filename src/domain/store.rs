@@ -170,6 +170,9 @@ pub struct Session {
     pub pending_totp: Option<Vec<u8>>,
     /// Wrong codes typed in this session.
     pub failures: i64,
+    /// When this session proved one of the user's methods (a step-up, or a method it confirmed);
+    /// until then it may read the user's methods but not change them.
+    pub stepped_up_at_ms: Option<i64>,
 }
 
 /// A password reset or unlock in progress. The flow id is a bearer secret: only its SHA-256 is
@@ -222,6 +225,9 @@ pub enum CodePurpose {
     HelpdeskEmail,
     /// A one-time registration code the helpdesk gave a caller (subject: the user's objectGUID).
     RegistrationCode,
+    /// A registration session proving an existing method before it changes any (subject: the
+    /// session's step-up verification).
+    StepUpEmail,
 }
 
 impl CodePurpose {
@@ -231,6 +237,7 @@ impl CodePurpose {
             CodePurpose::ResetEmail => "reset_email",
             CodePurpose::HelpdeskEmail => "helpdesk_email",
             CodePurpose::RegistrationCode => "registration_code",
+            CodePurpose::StepUpEmail => "step_up_email",
         }
     }
 }
@@ -262,6 +269,15 @@ pub trait SessionStore: Send + Sync {
     /// Adds one wrong code to the session atomically; returns the new count.
     async fn add_session_failure(&self, token_hash: &[u8]) -> Result<i64, StoreError>;
     async fn delete_session(&self, token_hash: &[u8]) -> Result<(), StoreError>;
+    /// Records that the session proved one of the user's methods at `at_ms`.
+    async fn set_stepped_up(&self, token_hash: &[u8], at_ms: i64) -> Result<(), StoreError>;
+    /// Ends every session of `kind` of `user` (a password reset ends the registration sessions
+    /// opened with the old password); returns how many.
+    async fn delete_user_sessions(
+        &self,
+        user: &ObjectGuid,
+        kind: SessionKind,
+    ) -> Result<u64, StoreError>;
 }
 
 #[async_trait]

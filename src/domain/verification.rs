@@ -82,8 +82,8 @@ impl Subject {
             .filter(|_| self.flow.user.is_some()))
     }
 
-    /// Mails a code to the user's confirmed address, as `kind` says. A decoy does the same work,
-    /// minus the mail.
+    /// Queues a code for the user's confirmed address, as `kind` says. A decoy (or a user with
+    /// no confirmed address) does the same work and writes an equal row that is never sent.
     pub async fn send_code(
         &self,
         d: &Deps,
@@ -91,9 +91,9 @@ impl Subject {
         client: &Client,
         actor: Option<&str>,
     ) -> Result<(), FlowError> {
-        let Some(mailer) = &d.mailer else {
+        if d.mailer.is_none() {
             return Err(FlowError::MailUnavailable);
-        };
+        }
         let now = d.now_ms();
         let sent = d
             .throttle
@@ -129,20 +129,15 @@ impl Subject {
             expires_at_ms: now + ms(d.settings.code_lifetime),
         };
         d.codes.put_code(&pending).await?;
-        if let Some(to) = address {
-            let mail = Mail {
-                to,
-                display_name: None,
-                locale: self.flow.locale.clone(),
-                kind: kind(SecretString::from(code.to_string())),
-            };
-            if let Err(e) = mailer.send(&mail).await {
-                tracing::warn!(error = %e, "verification code not sent");
-                let who = (self.flow.user, self.sam());
-                d.code_not_sent(&pending, who, client, actor).await;
-                return Err(FlowError::MailUnavailable);
-            }
-        }
+        let mail = Mail {
+            to: String::new(),
+            display_name: None,
+            locale: self.flow.locale.clone(),
+            kind: kind(SecretString::from(code.to_string())),
+        };
+        let who = (self.flow.user, self.sam());
+        d.queue_code(&pending, address, mail, who, client, actor)
+            .await?;
         d.audit_as(
             client,
             actor,
@@ -173,41 +168,15 @@ impl Subject {
         client: &Client,
         actor: Option<&str>,
     ) -> Result<Vec<MethodKind>, FlowError> {
-        // Operators checking callers have their own limits (helpdesk.operator_max_actions), not
-        // the per-address one of the users they help.
-        if self.purpose != CodePurpose::HelpdeskEmail {
-            d.ip_limit(client, "verify", d.settings.ip_max_verifications)
-                .await?;
-        }
-        d.check_block(&self.user_key()).await?;
-
+        let blocked = self.before_check(d, client).await?;
         let accepted = match method {
-            MethodKind::Totp => self.check_totp(d, code).await?,
-            MethodKind::Email => self.check_email_code(d, code).await?,
-        };
+            MethodKind::Totp => self.check_totp(d, code, blocked).await?,
+            MethodKind::Email => self.check_email_code(d, code, blocked).await?,
+        } && !blocked;
         if !accepted {
-            let failures = d.flows.add_flow_failure(&self.id_hash).await?;
-            d.audit_as(
-                client,
-                actor,
-                Audit {
-                    event: "verification",
-                    outcome: "failure",
-                    user: self.flow.user,
-                    sam_account_name: Some(self.sam()),
-                    method: Some(method),
-                    reason: Some(if self.flow.user.is_some() {
-                        "wrong_code"
-                    } else {
-                        "decoy"
-                    }),
-                },
-            )
-            .await?;
-            d.user_failure(&self.user_key(), client).await?;
-            return Err(FlowError::InvalidCode {
-                remaining_attempts: (d.settings.flow_max_failures - failures).max(0),
-            });
+            return Err(self
+                .wrong_code(d, Some(method), blocked, client, actor)
+                .await?);
         }
         d.flows
             .mark_verified(&self.id_hash, method, d.now_ms())
@@ -232,7 +201,86 @@ impl Subject {
         Ok(verified)
     }
 
-    async fn check_totp(&self, d: &Deps, code: &str) -> Result<bool, FlowError> {
+    /// The limit every typed code meets first (per address), and whether the user is blocked.
+    /// A block is met silently: the code is checked as always (the same work), and whatever it
+    /// was, the answer is that of a wrong code, as for a name without an account. The owner heard
+    /// of the block by mail when it began.
+    pub async fn before_check(&self, d: &Deps, client: &Client) -> Result<bool, FlowError> {
+        // Operators checking callers have their own limits (helpdesk.operator_max_actions), not
+        // the per-address one of the users they help.
+        if self.purpose != CodePurpose::HelpdeskEmail {
+            d.ip_limit(client, "verify", d.settings.ip_max_verifications)
+                .await?;
+        }
+        Ok(d.is_blocked(&self.user_key()).await?)
+    }
+
+    /// Counts a wrong code (of `method`, or a registration code when `None`) against the
+    /// verification and, unless `blocked`, the user, and audits it. Returns the answer.
+    pub async fn wrong_code(
+        &self,
+        d: &Deps,
+        method: Option<MethodKind>,
+        blocked: bool,
+        client: &Client,
+        actor: Option<&str>,
+    ) -> Result<FlowError, FlowError> {
+        let failures = d.flows.add_flow_failure(&self.id_hash).await?;
+        d.audit_as(
+            client,
+            actor,
+            Audit {
+                event: "verification",
+                outcome: "failure",
+                user: self.flow.user,
+                sam_account_name: Some(self.sam()),
+                method,
+                reason: Some(match (self.flow.user, blocked) {
+                    (None, _) => "decoy",
+                    (Some(_), true) => "user_blocked",
+                    (Some(_), false) => "wrong_code",
+                }),
+            },
+        )
+        .await?;
+        // While blocked, failures no longer count: the block runs its course from when it
+        // began, and began once.
+        if !blocked && d.user_failure(&self.user_key(), client).await? {
+            self.tell_owner_of_block(d, client).await?;
+        }
+        Ok(FlowError::InvalidCode {
+            remaining_attempts: (d.settings.flow_max_failures - failures).max(0),
+        })
+    }
+
+    /// Mails the owner that self-service is blocked for them: the flows never say so. A decoy
+    /// reads the registrations of the nil GUID, so its blocking request takes as long, and the
+    /// mail leaves in the background, so no answer waits on it.
+    async fn tell_owner_of_block(&self, d: &Deps, client: &Client) -> Result<(), FlowError> {
+        let guid = self.flow.user.unwrap_or(ObjectGuid(uuid::Uuid::nil()));
+        let address = d.confirmed_email(&guid).await?;
+        let Some(guid) = self.flow.user else {
+            return Ok(());
+        };
+        let (deps, client) = (d.clone(), client.clone());
+        let (sam, locale) = (self.sam().to_owned(), self.flow.locale.clone());
+        tokio::spawn(async move {
+            deps.notify(
+                &client,
+                (guid, &sam),
+                address.as_deref(),
+                None,
+                &locale,
+                MailKind::SelfServiceBlocked,
+            )
+            .await;
+        });
+        Ok(())
+    }
+
+    /// Whether `code` is the user's current TOTP code; spent only when `!blocked`, so a right
+    /// code typed during a block is still good once the block is lifted.
+    async fn check_totp(&self, d: &Deps, code: &str, blocked: bool) -> Result<bool, FlowError> {
         let method = self.method(d, MethodKind::Totp).await?;
         let registered = match (&self.flow.user, method) {
             (Some(guid), Some(method)) => method
@@ -255,14 +303,20 @@ impl Subject {
         match (step, registered) {
             // The step is spent atomically: a replayed code, or the same code racing on two
             // instances, is refused.
-            (Some(step), Some((guid, _))) => {
+            (Some(step), Some((guid, _))) if !blocked => {
                 Ok(d.registrations.advance_totp_step(&guid, step).await?)
             }
             _ => Ok(false),
         }
     }
 
-    async fn check_email_code(&self, d: &Deps, code: &str) -> Result<bool, FlowError> {
+    /// Whether `code` is the pending emailed code; taken only when `!blocked`.
+    async fn check_email_code(
+        &self,
+        d: &Deps,
+        code: &str,
+        blocked: bool,
+    ) -> Result<bool, FlowError> {
         let purpose = self.purpose;
         let pending = d.codes.code(purpose, &self.id_hash).await?;
         let matches = match (&pending, normalise_code(code, 8)) {
@@ -275,10 +329,11 @@ impl Subject {
         };
         // Decoys store a code too, but for no address: it was never sent, so never matched.
         match pending {
-            Some(p) if matches && !p.address.is_empty() && self.flow.user.is_some() => Ok(d
-                .codes
-                .take_code(purpose, &self.id_hash, &p.code_hash)
-                .await?),
+            Some(p) if matches && !blocked && !p.address.is_empty() && self.flow.user.is_some() => {
+                Ok(d.codes
+                    .take_code(purpose, &self.id_hash, &p.code_hash)
+                    .await?)
+            }
             _ => Ok(false),
         }
     }

@@ -16,7 +16,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::pages::Locale;
 use super::{AppState, TrustedProxies};
-use crate::domain::enrollment::Enrollment;
+use crate::domain::enrollment::{Enrollment, StepUpMethod};
 use crate::domain::locale::Locale as Language;
 use crate::domain::reset::Reset;
 use crate::domain::selfservice::Client;
@@ -39,6 +39,8 @@ pub fn routes() -> Router<AppState> {
             post(begin_email).delete(remove_email),
         )
         .route("/api/v1/enrollment/email/confirm", post(confirm_email))
+        .route("/api/v1/enrollment/step-up", post(step_up))
+        .route("/api/v1/enrollment/step-up/email", post(send_step_up_code))
         .route("/api/v1/reset", post(start_reset))
         .route("/api/v1/reset/{flow}/email", post(send_reset_code))
         .route("/api/v1/reset/{flow}/verify", post(verify))
@@ -156,6 +158,25 @@ impl Token {
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct EnrollmentSession {
+    /// Bearer token for the following calls.
+    token: String,
+    /// This session must step up (`POST /api/v1/enrollment/step-up`) before it adds, replaces
+    /// or removes a method.
+    step_up_required: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct StepUp {
+    /// `totp`, `email` (a code from `step-up/email`) or `registration_code` (from the helpdesk).
+    #[schema(example = "totp")]
+    method: String,
+    /// Spaces and dashes are ignored.
+    #[schema(example = "123456")]
+    code: String,
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct EnrollmentStatus {
     totp: bool,
     /// The confirmed address, masked (`a***@example.com`), or null.
@@ -163,6 +184,10 @@ pub struct EnrollmentStatus {
     /// A method was confirmed longer ago than `registration.reconfirm_days`: it does not count
     /// for a reset until confirmed again (`totp/reconfirm`, or add the email address again).
     reconfirm_due: bool,
+    /// This session must step up before it adds, replaces or removes a method.
+    step_up_required: bool,
+    /// What this session can step up with: `totp`, `email`, `registration_code`.
+    step_up_methods: Vec<&'static str>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -283,19 +308,60 @@ fn method(name: &str) -> Result<MethodKind, ApiError> {
 
 #[utoipa::path(post, path = "/api/v1/enrollment/session", tag = "enrollment",
     request_body = SignIn,
-    responses((status = 200, body = Token), (status = 401, body = ErrorBody),
-        (status = 403, description = "not_in_scope: the password is right, but self-service is not for this account", body = ErrorBody),
+    responses((status = 200, body = EnrollmentSession), (status = 401, body = ErrorBody),
+        (status = 403, description = "not_in_scope: the password is right, but self-service is not for this account; password_change_required: AD requires a new password first (must change at next logon, or expired)", body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 async fn sign_in(
     State(s): State<AppState>,
     Caller(client): Caller,
     Body(body): Body<SignIn>,
-) -> Result<Json<Token>, ApiError> {
+) -> Result<Json<EnrollmentSession>, ApiError> {
     let password = SecretString::from(body.password);
-    let token = Enrollment::new(&s.deps)
+    let enrollment = Enrollment::new(&s.deps);
+    let token = enrollment
         .sign_in(&body.username, &password, &client)
         .await?;
-    Ok(Json(Token { token }))
+    let status = enrollment.status(&token, &client).await?;
+    Ok(Json(EnrollmentSession {
+        token,
+        step_up_required: status.step_up_required,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/enrollment/step-up", tag = "enrollment",
+    security(("bearer" = [])), request_body = StepUp,
+    responses((status = 204), (status = 400, description = "invalid_code: wrong, expired, malformed or never sent", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn step_up(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Body(body): Body<StepUp>,
+) -> Result<StatusCode, ApiError> {
+    let method = StepUpMethod::parse(&body.method).ok_or_else(|| {
+        ApiError::BadRequest(
+            "method must be \"totp\", \"email\" or \"registration_code\"".to_owned(),
+        )
+    })?;
+    Enrollment::new(&s.deps)
+        .step_up(&token, method, &body.code, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/enrollment/step-up/email", tag = "enrollment",
+    security(("bearer" = [])),
+    responses((status = 202, description = "a code is on its way to the confirmed address"),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn send_step_up_code(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+) -> Result<StatusCode, ApiError> {
+    Enrollment::new(&s.deps)
+        .send_step_up_code(&token, &client)
+        .await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 #[utoipa::path(get, path = "/api/v1/enrollment", tag = "enrollment",
@@ -304,23 +370,27 @@ async fn sign_in(
 async fn enrollment_status(
     State(s): State<AppState>,
     Bearer(token): Bearer,
+    Caller(client): Caller,
 ) -> Result<Json<EnrollmentStatus>, ApiError> {
-    let status = Enrollment::new(&s.deps).status(&token).await?;
+    let status = Enrollment::new(&s.deps).status(&token, &client).await?;
     Ok(Json(EnrollmentStatus {
         totp: status.totp,
         email: status.email,
         reconfirm_due: status.reconfirm_due,
+        step_up_required: status.step_up_required,
+        step_up_methods: status.step_up_methods.iter().map(|m| m.as_str()).collect(),
     }))
 }
 
 #[utoipa::path(post, path = "/api/v1/enrollment/totp", tag = "enrollment",
     security(("bearer" = [])),
-    responses((status = 200, body = TotpProvisioning), (status = 401, body = ErrorBody)))]
+    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 200, body = TotpProvisioning), (status = 401, body = ErrorBody)))]
 async fn begin_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
+    Caller(client): Caller,
 ) -> Result<Json<TotpProvisioning>, ApiError> {
-    let p = Enrollment::new(&s.deps).begin_totp(&token).await?;
+    let p = Enrollment::new(&s.deps).begin_totp(&token, &client).await?;
     Ok(Json(TotpProvisioning {
         secret: p.secret,
         otpauth_uri: p.otpauth_uri,
@@ -330,7 +400,7 @@ async fn begin_totp(
 
 #[utoipa::path(post, path = "/api/v1/enrollment/totp/confirm", tag = "enrollment",
     security(("bearer" = [])), request_body = Code,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn confirm_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -361,7 +431,8 @@ async fn reconfirm_totp(
 #[utoipa::path(post, path = "/api/v1/enrollment/email", tag = "enrollment",
     security(("bearer" = [])), request_body = Address,
     responses((status = 202), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, description = "`mail_unavailable`: the code could not be mailed (none is kept); or `directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
+        (status = 403, description = "step_up_required: this session must step up first", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, description = "`mail_unavailable`: no mail server is configured; or `directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn begin_email(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -376,7 +447,7 @@ async fn begin_email(
 
 #[utoipa::path(post, path = "/api/v1/enrollment/email/confirm", tag = "enrollment",
     security(("bearer" = [])), request_body = Code,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn confirm_email(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -400,7 +471,7 @@ async fn remove(
 }
 
 #[utoipa::path(delete, path = "/api/v1/enrollment/totp", tag = "enrollment",
-    security(("bearer" = [])), responses((status = 204), (status = 401, body = ErrorBody)))]
+    security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody)))]
 async fn remove_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -410,7 +481,7 @@ async fn remove_totp(
 }
 
 #[utoipa::path(delete, path = "/api/v1/enrollment/email", tag = "enrollment",
-    security(("bearer" = [])), responses((status = 204), (status = 401, body = ErrorBody)))]
+    security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody)))]
 async fn remove_email(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -440,7 +511,7 @@ async fn start_reset(
 #[utoipa::path(post, path = "/api/v1/reset/{flow}/email", tag = "reset", request_body = Option<Empty>,
     params(("flow" = String, Path)),
     responses((status = 202), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
-        (status = 503, description = "`mail_unavailable`: the code could not be mailed (none is kept); or `directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
+        (status = 503, description = "`mail_unavailable`: no mail server is configured; or `directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn send_reset_code(
     State(s): State<AppState>,
     Path(flow): Path<String>,
@@ -552,7 +623,7 @@ async fn check_password(
 #[openapi(
     info(title = "sspr-bridge", description = "Self-service password reset for on-premises Active Directory"),
     paths(sign_in, enrollment_status, begin_totp, confirm_totp, reconfirm_totp, begin_email,
-        confirm_email,
+        confirm_email, step_up, send_step_up_code,
         remove_totp, remove_email, start_reset, send_reset_code, verify, set_password, unlock,
         password_policy, check_password,
         super::helpdesk_api::sign_in, super::helpdesk_api::sign_out, super::helpdesk_api::lookup,

@@ -51,6 +51,8 @@ pub struct Shared {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// `server.public_url` is https: browsers are told to never use plain HTTP again.
     pub hsts: bool,
+    /// Sends the outbox's mails for as long as this state lives; `None` without `[smtp]`.
+    pub outbox_sender: Option<crate::mail::SenderTask>,
 }
 
 impl AppState {
@@ -70,14 +72,10 @@ impl std::ops::Deref for AppState {
 }
 
 /// Paths of the self-service features, which the licence gate covers (sub-paths included).
-const SELF_SERVICE: &[&str] = &[
-    "/register",
-    "/reset",
-    "/unlock",
-    "/api/v1/enrollment",
-    "/api/v1/reset",
-    "/api/v1/password",
-];
+/// Registration (`/register`, `/api/v1/enrollment`) is not listed: helpdesk operators register
+/// their own authenticator there whatever the licence, and the domain answers everyone else
+/// `licence_required` once their password is proven.
+const SELF_SERVICE: &[&str] = &["/reset", "/unlock", "/api/v1/reset", "/api/v1/password"];
 
 fn is_self_service(path: &str) -> bool {
     SELF_SERVICE.iter().any(|prefix| {
@@ -246,9 +244,15 @@ mod tests {
     fn self_service_paths_include_sub_paths_only() {
         assert!(is_self_service("/reset"));
         assert!(is_self_service("/api/v1/reset/abc/verify"));
-        assert!(is_self_service("/api/v1/enrollment"));
         assert!(!is_self_service("/resets"));
         assert!(!is_self_service("/healthz"));
         assert!(!is_self_service("/api/v1/helpdesk/session"));
+    }
+
+    #[test]
+    fn registration_is_left_to_the_domain() {
+        for path in ["/register", "/register/totp", "/api/v1/enrollment/session"] {
+            assert!(!is_self_service(path), "{path}");
+        }
     }
 }

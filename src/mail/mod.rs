@@ -1,8 +1,9 @@
 //! Mail: the lettre SMTP transport (rustls, with `smtp.ca_file` trusted besides the system store),
-//! the templates (text and HTML, English and Dutch) and [`SmtpMailer`], which the flows send
-//! through as a [`crate::domain::notify::Mailer`].
+//! the templates (text and HTML, English and Dutch), [`SmtpMailer`], which sends a mail at once,
+//! and the outbox ([`SealedOutbox`], [`OutboxSender`]) the flows queue their mails in.
 
 mod mailer;
+mod outbox;
 mod templates;
 
 use lettre::transport::smtp::authentication::Credentials;
@@ -12,6 +13,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
 pub use mailer::SmtpMailer;
+pub use outbox::{NOTICE_LIFETIME, OutboxSender, POLL, SealedOutbox, SenderTask, Transport};
 pub use templates::{Rendered, Templates};
 
 use crate::config::{SmtpConfig, SmtpTls};

@@ -84,6 +84,7 @@ struct Catalog {
     protected_account_reset: AdminNoticeTexts,
     registration_reminder: ReminderTexts,
     password_expiry: ExpiryTexts,
+    self_service_blocked: NoticeTexts,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -294,6 +295,9 @@ impl Templates {
             }
             MailKind::PasswordReset => Notice::by_user(&t.password_reset).render(t, at)?,
             MailKind::AccountUnlocked => Notice::by_user(&t.account_unlocked).render(t, at)?,
+            MailKind::SelfServiceBlocked => {
+                Notice::by_user(&t.self_service_blocked).render(t, at)?
+            }
             MailKind::MethodAdded { method } => Notice::by_user(&t.method_added)
                 .method(*method)
                 .render(t, at)?,
@@ -629,6 +633,7 @@ mod tests {
             MailKind::ResetCode { code: code() },
             MailKind::PasswordReset,
             MailKind::AccountUnlocked,
+            MailKind::SelfServiceBlocked,
             MailKind::MethodAdded {
                 method: MethodKind::Totp,
             },

@@ -10,6 +10,7 @@ mod database_url;
 mod error;
 mod flows;
 mod notices;
+mod outbox;
 mod registrations;
 mod sessions;
 mod throttle;
@@ -165,8 +166,8 @@ impl Store {
     }
 
     /// Deletes what ended at `now_ms`: sessions and emailed codes whose `expires_at_ms` is not
-    /// after it (a session is valid only before its end), and reset flows that expired more than
-    /// [`FLOW_RETENTION_MS`] earlier. Returns how many rows were deleted. Throttle counters are
+    /// after it (a session is valid only before its end), and reset flows and outbox mails that
+    /// expired more than [`FLOW_RETENTION_MS`] earlier. Returns how many rows were deleted. Throttle counters are
     /// pruned separately with `ThrottleStore::prune`, whose horizon depends on the windows.
     pub async fn prune_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
         let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
@@ -181,7 +182,16 @@ impl Store {
             .bind(now_ms)
             .execute(&self.pool)
             .await?;
-        Ok(sessions.rows_affected() + flows.rows_affected() + codes.rows_affected())
+        // The sender drops (and audits) an undelivered mail at its `send_by_ms`; a row still
+        // here a day later had no sender (`[smtp]` was removed since): nobody will send it.
+        let mails = sqlx::query("DELETE FROM outbox WHERE send_by_ms < $1")
+            .bind(now_ms.saturating_sub(FLOW_RETENTION_MS))
+            .execute(&self.pool)
+            .await?;
+        Ok(sessions.rows_affected()
+            + flows.rows_affected()
+            + codes.rows_affected()
+            + mails.rows_affected())
     }
 
     fn now_ms(&self) -> i64 {

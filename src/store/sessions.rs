@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, parse_guid};
+use crate::domain::ObjectGuid;
 use crate::domain::store::{Session, SessionKind, SessionStore, StoreError};
 
 #[async_trait]
@@ -12,8 +13,8 @@ impl SessionStore for Store {
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (token_hash, kind, object_guid, sam_account_name, created_at_ms,
-                 expires_at_ms, last_seen_at_ms, pending_totp, failures)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 expires_at_ms, last_seen_at_ms, pending_totp, failures, stepped_up_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(session.token_hash.as_slice())
         .bind(session.kind.as_str())
@@ -24,6 +25,7 @@ impl SessionStore for Store {
         .bind(session.last_seen_at_ms)
         .bind(session.pending_totp.as_deref())
         .bind(session.failures)
+        .bind(session.stepped_up_at_ms)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -32,7 +34,7 @@ impl SessionStore for Store {
     async fn session(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(
             "SELECT token_hash, kind, object_guid, sam_account_name, created_at_ms, expires_at_ms,
-                 last_seen_at_ms, pending_totp, failures
+                 last_seen_at_ms, pending_totp, failures, stepped_up_at_ms
              FROM sessions
              WHERE token_hash = $1 AND expires_at_ms > $2",
         )
@@ -90,6 +92,28 @@ impl SessionStore for Store {
             .await?;
         Ok(())
     }
+
+    async fn set_stepped_up(&self, token_hash: &[u8], at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET stepped_up_at_ms = $1 WHERE token_hash = $2")
+            .bind(at_ms)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user: &ObjectGuid,
+        kind: SessionKind,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE object_guid = $1 AND kind = $2")
+            .bind(user.to_string())
+            .bind(kind.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 fn session_from_row(row: &AnyRow) -> Result<Session, StoreError> {
@@ -113,13 +137,13 @@ fn session_from_row(row: &AnyRow) -> Result<Session, StoreError> {
         last_seen_at_ms: row.try_get("last_seen_at_ms")?,
         pending_totp: row.try_get("pending_totp")?,
         failures: row.try_get("failures")?,
+        stepped_up_at_ms: row.try_get("stepped_up_at_ms")?,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ObjectGuid;
     use crate::store::tests::memory_store;
 
     fn session() -> Session {
@@ -133,6 +157,7 @@ mod tests {
             last_seen_at_ms: 1_000,
             pending_totp: None,
             failures: 0,
+            stepped_up_at_ms: None,
         }
     }
 

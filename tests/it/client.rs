@@ -63,6 +63,11 @@ async fn list_secrets(request: Request<Body>, next: Next) -> Response {
                 "password" | "new_password" | "confirm_password" | "current_password" => {
                     harness::remember_secret("password", &value);
                 }
+                // A registration code (letters and digits) is searched for as text, not as a
+                // number.
+                "code" if value.bytes().any(|b| b.is_ascii_alphabetic()) => {
+                    harness::remember_secret("registration-code", &value);
+                }
                 "code" => harness::remember_secret("code", &value),
                 _ => {}
             }

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use ldap3::Mod;
 use serde_json::json;
 use sspr_bridge::domain::secrets::token_hash;
-use sspr_bridge::domain::store::{AuditEvent, AuditLog, CodePurpose, CodeStore, FlowStore};
+use sspr_bridge::domain::store::{AuditEvent, AuditLog, FlowStore};
 use sspr_bridge::domain::totp;
 use sspr_bridge::store::{ACQUIRE_TIMEOUT, Backend};
 use tokio::sync::Notify;
@@ -25,7 +25,8 @@ use tokio::sync::Notify;
 use crate::client::{Answer, TestApp, test_app, test_app_on};
 use crate::dcs::{Dc, bind_at, exclusive, freeze_dc, kill_dc, replicate, start_dc, thaw_dc};
 use crate::harness::{TestDatabase, TestUser, admin_at, bind, create_user, env, test_backend};
-use crate::mail::{unique_address, wait_for_mail};
+use crate::mail::{assert_no_mail, unique_address, wait_for_mail, wait_for_mail_within};
+use crate::outbox::{SEALED_ROW_LEN, outbox_rows, wait_for_empty_outbox};
 use crate::selfservice::{
     register_email, register_totp, set_password, settle_totp_step, sign_in, start_flow, verify,
 };
@@ -429,9 +430,13 @@ impl Drop for SmtpSink {
 }
 
 #[tokio::test]
-async fn with_the_mail_server_down_codes_fail_clearly_resets_still_work_and_mail_resumes() {
+async fn with_the_mail_server_down_codes_are_accepted_queued_and_sent_once_it_is_back() {
     let sink = SmtpSink::start().await;
-    let app = test_app(&format!("{LICENSED}{}", sink.section())).await;
+    // Two instances over one database: both retry the queued mails, each is sent once.
+    let database = Arc::new(TestDatabase::from_env().await);
+    let config = format!("{LICENSED}{}", sink.section());
+    let app = test_app_on(database.clone(), &config).await;
+    let other_instance = test_app_on(database, &config).await;
     let user = create_user("nomail").await;
     let token = sign_in(&app, &user).await;
     register_totp(&app, &token).await;
@@ -450,43 +455,36 @@ async fn with_the_mail_server_down_codes_fail_clearly_resets_still_work_and_mail
     verify(&app, &flow, "email", &code)
         .await
         .expect(StatusCode::OK);
+    wait_for_empty_outbox(&app, SLACK).await;
 
     sink.down().await;
-    // A code cannot be mailed: the user is told so at once, and no code is left behind.
-    let other = start_flow(&app, &user.sam).await;
+    // The answer does not depend on the mail server: the code is queued, sealed.
+    let other = start_flow(&other_instance, &user.sam).await;
     let started = Instant::now();
-    let refused = app.post(&send_code(&other), json!({}), None).await;
-    assert!(
-        started.elapsed() < SMTP_TIMEOUT + SLACK,
-        "{:?}",
-        started.elapsed()
-    );
-    let error = refused.expect(StatusCode::SERVICE_UNAVAILABLE).error();
-    assert_eq!(error.error, "mail_unavailable");
-    assert_eq!(error.message, "Email is not available right now.");
-    let store = app.database.store().await;
-    let pending = store
-        .code(CodePurpose::ResetEmail, &token_hash(&other))
+    other_instance
+        .post(&send_code(&other), json!({}), None)
         .await
-        .unwrap();
-    assert!(pending.is_none(), "a code nobody received stays behind");
-    store.close().await;
-    // Nor can a new address be confirmed.
-    let refused = app
-        .post(
-            "/api/v1/enrollment/email",
-            json!({"address": unique_address()}),
-            Some(&token),
-        )
-        .await;
+        .expect(StatusCode::ACCEPTED);
+    let took = started.elapsed();
+    eprintln!("a code with the SMTP server down: answered 202 after {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let rows = outbox_rows(&app).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(
-        refused
-            .expect(StatusCode::SERVICE_UNAVAILABLE)
-            .error()
-            .error,
-        "mail_unavailable"
+        rows[0].body_sealed.len(),
+        SEALED_ROW_LEN,
+        "as large as a decoy's"
     );
-    // A reset whose only mail is the notification goes through; the notice's loss is audited.
+    // So is a new address's confirmation.
+    let new_address = unique_address();
+    app.post(
+        "/api/v1/enrollment/email",
+        json!({"address": new_address}),
+        Some(&token),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
+    // A reset whose only mail is the notification goes through.
     set_password(&app, &flow, "Mailless-Reset-Zebra-7!")
         .await
         .expect(StatusCode::NO_CONTENT);
@@ -494,35 +492,90 @@ async fn with_the_mail_server_down_codes_fail_clearly_resets_still_work_and_mail
         .await
         .expect("the new password binds");
     let audit = audit_rows(&app).await;
-    let failed_codes = rows_of(&audit, &user.sam, "code_sent")
-        .into_iter()
-        .filter(|r| r.outcome == "failure")
-        .count();
-    assert_eq!(failed_codes, 2, "the reset code and the enrollment code");
     let reset = rows_of(&audit, &user.sam, "password_reset");
     assert_eq!(reset.len(), 1);
     assert_eq!(reset[0].outcome, "success");
-    let notice = rows_of(&audit, &user.sam, "notification");
-    assert_eq!(notice.len(), 1, "{notice:?}");
-    assert_eq!(
-        (notice[0].outcome.as_str(), notice[0].reason.as_deref()),
-        ("failure", Some("password_reset"))
-    );
+    // Retried meanwhile, with backoff.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rows = outbox_rows(&app).await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().any(|r| r.attempts >= 1), "{rows:?}");
 
-    // Back: the same instance mails again at the first request.
+    // Back: the queued mails leave by themselves, each once, whichever instance takes them.
     sink.up().await;
     let back = Instant::now();
-    app.post(&send_code(&other), json!({}), None)
-        .await
-        .expect(StatusCode::ACCEPTED);
+    let patience = Duration::from_secs(30);
+    let first = wait_for_mail_within(&address, patience).await;
+    let second = wait_for_mail_within(&address, patience).await;
+    let new_code = wait_for_mail_within(&new_address, patience).await;
     eprintln!(
-        "a code mailed {:?} after the SMTP server was back",
+        "queued mails delivered {:?} after the SMTP server was back",
         back.elapsed()
     );
-    let code = wait_for_mail(&address).await.code_in().expect("a code");
-    verify(&app, &other, "email", &code)
+    let (code_mail, notice) = match first.code_in() {
+        Some(_) => (first, second),
+        None => (second, first),
+    };
+    assert!(notice.code_in().is_none(), "the reset notice: {notice:?}");
+    new_code.code_in().expect("the new address's code");
+    let code = code_mail.code_in().expect("the reset code");
+    verify(&other_instance, &other, "email", &code)
         .await
         .expect(StatusCode::OK);
+    wait_for_empty_outbox(&app, SLACK).await;
+    tokio::time::sleep(sspr_bridge::mail::POLL).await;
+    assert_no_mail(&address, Duration::from_millis(300)).await;
+    assert_no_mail(&new_address, Duration::from_millis(100)).await;
+    let audit = audit_rows(&app).await;
+    for event in ["code_sent", "notification"] {
+        let failed: Vec<_> = rows_of(&audit, &user.sam, event)
+            .into_iter()
+            .filter(|r| r.outcome == "failure")
+            .collect();
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_code_that_expires_before_its_mail_can_leave_is_dropped_unsent_and_audited() {
+    let sink = SmtpSink::start().await;
+    let app = test_app(&format!(
+        "{LICENSED}{}[reset]\ncode_lifetime = \"3s\"\n",
+        sink.section()
+    ))
+    .await;
+    let user = create_user("expired").await;
+    let token = sign_in(&app, &user).await;
+    let address = register_email(&app, &token).await;
+    wait_for_empty_outbox(&app, SLACK).await;
+
+    sink.down().await;
+    let flow = start_flow(&app, &user.sam).await;
+    app.post(&format!("/api/v1/reset/{flow}/email"), json!({}), None)
+        .await
+        .expect(StatusCode::ACCEPTED);
+    assert_eq!(outbox_rows(&app).await.len(), 1);
+    // Dropped when the code expires, 3 s on.
+    wait_for_empty_outbox(&app, Duration::from_secs(3) + SLACK).await;
+    sink.up().await;
+    assert_no_mail(&address, sspr_bridge::mail::POLL + Duration::from_secs(1)).await;
+
+    let audit = audit_rows(&app).await;
+    let failed: Vec<_> = rows_of(&audit, &user.sam, "code_sent")
+        .into_iter()
+        .filter(|r| r.outcome == "failure")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].reason.as_deref(), Some("mail_unavailable"));
+    let metrics = sspr_bridge::metrics::render();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sspr_outbox_dropped_total{")
+                && l.contains("kind=\"reset_code\"")
+                && l.contains("reason=\"expired\"")),
+        "{metrics}"
+    );
 }
 
 // ------------------------------------------------------------------------------ the database

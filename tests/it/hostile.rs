@@ -3,7 +3,10 @@
 //! - Enumeration: a reset's start and verify steps answer alike, in status, body and time, for a
 //!   registered user, an unknown name, a user with nothing registered and a disabled user.
 //! - Brute force: a bounded guessing run against one account from one address, spread over two
-//!   instances, is stopped by the throttles at exactly the configured numbers.
+//!   instances, is stopped by the throttles at exactly the configured numbers; a blocked account
+//!   answers like a name without one, under every spelling.
+//! - Sign-ins with the AD password cannot lock an account, are throttled alike for every name,
+//!   and fail in the same time whether or not the name has an account.
 //! - Refusals below the handlers (body too large, wrong method) still answer with `ErrorBody`.
 //!
 //! The timing test compares medians, which the other tests running in parallel would disturb:
@@ -20,16 +23,19 @@ use serde_json::{Value, json};
 use sspr_bridge::domain::totp;
 
 use crate::client::{Answer, TestApp, test_app};
-use crate::harness::{TestUser, bind, create_user, set_attr, unique_name};
-use crate::mail::smtp_section;
+use crate::harness::{
+    TestUser, add_member, bind, create_group, create_user, env, read_attr, set_attr, unique_name,
+};
+use crate::mail::{smtp_section, wait_for_mail};
 use crate::scaleout::{Cluster, current_code, registered_user};
-use crate::selfservice::{register_totp, sign_in, start_flow, verify};
+use crate::selfservice::{register_email, register_totp, sign_in, start_flow, verify};
 
 const LICENSED: &str = "[licence]\nazure_ad_premium = true\n";
 
 /// Throttles far above what the enumeration tests send, so that every answer is the flow's own.
 const UNTHROTTLED: &str = "[throttle]\nip_max_starts = 1000000\nip_max_verifications = 1000000\n\
-                           user_max_failures = 1000000\n";
+                           user_max_failures = 1000000\nsignin_max_failures = 1000000\n\
+                           email_max_sends = 1000000\n";
 
 /// The four kinds of login an attacker cannot tell apart.
 struct Logins {
@@ -237,6 +243,97 @@ async fn start_and_verify_take_the_same_time_for_every_kind_of_login() {
     );
 }
 
+/// Times `measure` for each kind, `rounds` times interleaved, and holds the medians within 10%
+/// of each other, in one of three attempts (see the test above for why three).
+async fn hold_alike(
+    what: &str,
+    kinds: &[&str],
+    rounds: usize,
+    mut measure: impl AsyncFnMut(usize) -> Duration,
+) {
+    const ATTEMPTS: usize = 3;
+    for k in 0..kinds.len() {
+        measure(k).await;
+    }
+    let mut reports = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        let mut samples = vec![Vec::new(); kinds.len()];
+        let mut order: Vec<usize> = (0..kinds.len()).collect();
+        for _ in 0..rounds {
+            order.shuffle(&mut rand::rng());
+            for &k in &order {
+                samples[k].push(measure(k).await);
+            }
+        }
+        let medians: Vec<Duration> = samples.iter_mut().map(|s| median(s)).collect();
+        let line: Vec<String> = kinds
+            .iter()
+            .zip(&medians)
+            .map(|(kind, m)| format!("{kind} {:.2} ms", m.as_secs_f64() * 1000.0))
+            .collect();
+        let spread = spread(&medians);
+        let report = format!(
+            "{what}, medians over {rounds} rounds, attempt {attempt}: {} (spread {:.1}%)",
+            line.join(", "),
+            spread * 100.0
+        );
+        println!("{report}");
+        reports.push(report);
+        if spread < 0.10 {
+            return;
+        }
+    }
+    panic!(
+        "medians differ by 10% or more in every attempt:\n{}",
+        reports.join("\n")
+    );
+}
+
+#[tokio::test]
+#[ignore = "timing: run alone by scripts/test"]
+async fn a_failed_sign_in_takes_the_same_time_for_every_kind_of_login() {
+    // Each failure waits for the floor (400 ms by default), which holds the medians within 1%
+    // of each other: 50 rounds of four kinds, 80 s a path, are plenty.
+    const ROUNDS: usize = 50;
+    let threshold = lockout_threshold().await;
+    let (app, group) = sign_in_app(UNTHROTTLED).await;
+    let real = signing_in_user(&group, "htr").await;
+    let near = signing_in_user(&group, "htn").await;
+    let disabled = signing_in_user(&group, "htd").await;
+    set_attr(&disabled.dn, "userAccountControl", "514").await;
+    let unknown = unique_name("htu");
+    let kinds = ["real", "near_lockout", "unknown", "disabled"];
+    for at in [ENROLLMENT, HELPDESK] {
+        let what = format!("failed sign-in at {}", at.path);
+        hold_alike(&what, &kinds, ROUNDS, async |k| {
+            let login = match k {
+                0 => {
+                    // Each wrong password of the real account is bound: its count starts at 0.
+                    bind(&real.dn, &real.password).await.expect("binds");
+                    &real.sam
+                }
+                1 => {
+                    // One failure from lockout, so the guard refuses it.
+                    while bad_pwd_count(&near).await < threshold - 1 {
+                        let _ = bind(&near.dn, "Wrong-Password-1!").await;
+                    }
+                    &near.sam
+                }
+                2 => &unknown,
+                _ => &disabled.sam,
+            };
+            let t = Instant::now();
+            let answer = sign_in_with(&app, at, login, "Wrong-Password-2!").await;
+            let took = t.elapsed();
+            assert_eq!(answer.status, at.refused, "{}: {}", kinds[k], answer.body);
+            took
+        })
+        .await;
+    }
+    assert_not_locked(&real).await;
+    assert_not_locked(&near).await;
+}
+
 /// What one request of a guessing run got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
@@ -358,6 +455,21 @@ async fn right_code_is_refused(
 /// Hard cap on requests per run: far above where the throttles must stop it.
 const CAP: usize = 60;
 
+/// The right code, now, in a new flow on each instance, is taken by neither while the account
+/// is blocked: it answers as a wrong code does. The password is untouched.
+async fn right_code_meets_the_block(instances: [&TestApp; 2], user: &TestUser, secret: &[u8]) {
+    let code = current_code(secret).await;
+    for instance in instances {
+        let flow = start_flow(instance, &user.sam).await;
+        let answer = verify(instance, &flow, "totp", &code).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+        assert_eq!(answer.error().error, "invalid_code");
+    }
+    bind(&user.dn, &user.password)
+        .await
+        .expect("AD untouched, and not locked out by the guesses");
+}
+
 #[tokio::test]
 async fn guessing_one_account_is_stopped_at_the_flow_and_account_limits_across_instances() {
     const FLOW_MAX: usize = 3;
@@ -370,28 +482,16 @@ async fn guessing_one_account_is_stopped_at_the_flow_and_account_limits_across_i
     let (a, b) = (cluster.instance().await, cluster.instance().await);
     let (user, secret) = registered_user(&a, "hbf").await;
 
-    let (outcomes, flow) = guess_until_refused(&[&a, &b], &user.sam, &secret, CAP).await;
+    let (outcomes, _) = guess_until_refused(&[&a, &b], &user.sam, &secret, CAP).await;
     use Outcome::*;
-    // Three wrong codes end a flow (the fourth guess finds it gone); the seventh wrong code
-    // blocks the account, so the next guess, on a live flow, is refused.
-    let expected = [
-        [Started].as_slice(),
-        &[Wrong; FLOW_MAX],
-        &[FlowEnded, Started],
-        &[Wrong; FLOW_MAX],
-        &[FlowEnded, Started],
-        &[Wrong; USER_MAX - 2 * FLOW_MAX],
-        &[Refused],
-    ]
-    .concat();
+    // Three wrong codes end a flow (the fourth guess finds it gone). The seventh wrong code
+    // blocks the account, silently: the run goes on exactly as before, as it would for a name
+    // without an account, and nothing it sends can succeed any more.
+    let cycle = [[Started].as_slice(), &[Wrong; FLOW_MAX], &[FlowEnded]].concat();
+    let expected: Vec<Outcome> = cycle.iter().copied().cycle().take(CAP).collect();
     assert_eq!(outcomes, expected);
-    assert_eq!(count(&outcomes, Wrong), USER_MAX);
-    // Both instances served the run, and a new start is refused on both.
-    for instance in [&a, &b] {
-        let answer = start(instance, &user.sam).await;
-        assert_eq!(refused(&answer), Refused);
-    }
-    right_code_is_refused([&a, &b], &flow.expect("a live flow"), &user, &secret).await;
+    assert!(count(&outcomes, Wrong) > USER_MAX);
+    right_code_meets_the_block([&a, &b], &user, &secret).await;
 
     let reasons = throttle_reasons(&a).await;
     assert_eq!(
@@ -529,4 +629,388 @@ async fn refusals_below_the_handlers_have_an_error_body() {
         assert_eq!(answer.status, status, "{body:?}: {}", answer.body);
         answer.error();
     }
+}
+
+/// Sending a reset code, timed for a user with a confirmed address (whose mail goes out) and for
+/// every kind of login whose code goes nowhere (a decoy row in the outbox), interleaved.
+#[tokio::test]
+#[ignore = "timing: run alone by scripts/test"]
+async fn sending_a_code_takes_the_same_time_whether_or_not_a_mail_goes_out() {
+    const ROUNDS: usize = 150;
+    const ATTEMPTS: usize = 3;
+    let app = test_app(&format!(
+        "{LICENSED}{}\n{UNTHROTTLED}email_max_sends = 1000000\n",
+        smtp_section()
+    ))
+    .await;
+    let mailed = create_user("hml").await;
+    let address = register_email(&app, &sign_in(&app, &mailed).await).await;
+    let logins = Logins::new(&app).await;
+    let mut kinds = vec![("mailed", mailed.sam.as_str())];
+    kinds.extend(logins.all());
+    let mut flows = Vec::new();
+    for (_, login) in &kinds {
+        flows.push(
+            start(&app, login).await.json()["flow"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let mut sent = 0;
+    let mut timed = async |rounds: usize| {
+        let mut times = vec![Vec::new(); kinds.len()];
+        let mut order: Vec<usize> = (0..kinds.len()).collect();
+        for _ in 0..rounds {
+            order.shuffle(&mut rand::rng());
+            for &k in &order {
+                let t = Instant::now();
+                let answer = app
+                    .post(
+                        &format!("/api/v1/reset/{}/email", flows[k]),
+                        json!({}),
+                        None,
+                    )
+                    .await;
+                times[k].push(t.elapsed());
+                assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+            }
+        }
+        sent += rounds;
+        times.iter_mut().map(|t| median(t)).collect::<Vec<_>>()
+    };
+    timed(10).await;
+    let mut reports = Vec::new();
+    let mut alike = false;
+    for attempt in 1..=ATTEMPTS {
+        let medians = timed(ROUNDS).await;
+        let line: Vec<String> = kinds
+            .iter()
+            .zip(&medians)
+            .map(|((kind, _), m)| format!("{kind} {:.2} ms", m.as_secs_f64() * 1000.0))
+            .collect();
+        let report = format!(
+            "code sends, medians over {ROUNDS} rounds, attempt {attempt}: {} (spread {:.1}%)",
+            line.join(", "),
+            spread(&medians) * 100.0
+        );
+        println!("{report}");
+        reports.push(report);
+        if spread(&medians) < 0.10 {
+            alike = true;
+            break;
+        }
+    }
+    // Every mail arrived (and is taken out of the shared Maildir).
+    for _ in 0..sent {
+        wait_for_mail(&address).await;
+    }
+    assert!(
+        alike,
+        "medians differ by 10% or more in every attempt:\n{}",
+        reports.join("\n")
+    );
+}
+
+/// The test domain's lockout threshold, read from the domain head.
+async fn lockout_threshold() -> u32 {
+    read_attr(&env("SSPR_TEST_BASE_DN"), "lockoutThreshold")
+        .await
+        .and_then(|v| v.parse().ok())
+        .filter(|t| *t > 1)
+        .expect("the test domain locks accounts after a few wrong passwords")
+}
+
+async fn bad_pwd_count(user: &TestUser) -> u32 {
+    read_attr(&user.dn, "badPwdCount")
+        .await
+        .map_or(0, |v| v.parse().expect("a number"))
+}
+
+/// 0 or absent: not locked.
+async fn assert_not_locked(user: &TestUser) {
+    let lockout = read_attr(&user.dn, "lockoutTime").await;
+    assert!(
+        matches!(lockout.as_deref(), None | Some("0")),
+        "{}: lockoutTime {lockout:?}",
+        user.sam
+    );
+}
+
+/// Where each kind of account signs in, and how a refused sign-in answers there.
+#[derive(Clone, Copy)]
+struct SignInPath {
+    path: &'static str,
+    refused: StatusCode,
+    error: &'static str,
+}
+
+const ENROLLMENT: SignInPath = SignInPath {
+    path: "/api/v1/enrollment/session",
+    refused: StatusCode::UNAUTHORIZED,
+    error: "invalid_credentials",
+};
+
+const HELPDESK: SignInPath = SignInPath {
+    path: "/api/v1/helpdesk/session",
+    refused: StatusCode::FORBIDDEN,
+    error: "forbidden",
+};
+
+async fn sign_in_with(app: &TestApp, at: SignInPath, login: &str, password: &str) -> Answer {
+    app.post(
+        at.path,
+        json!({"username": login, "password": password}),
+        None,
+    )
+    .await
+}
+
+/// The helpdesk sign-in of `user` with the right password and a code of the authenticator app
+/// every operator needs (`helpdesk.operator_second_factor`), registered for them here.
+async fn operator_signs_in(app: &TestApp, user: &TestUser) -> Answer {
+    let authenticator = crate::helpdesk::Authenticator::new(user).await;
+    authenticator.register_in(&app.database).await;
+    let body = json!({
+        "username": user.sam,
+        "password": user.password,
+        "code": authenticator.code().await,
+    });
+    app.post(HELPDESK.path, body, None).await
+}
+
+/// An app with self-service and the helpdesk on, and a user who may sign in at both.
+async fn sign_in_app(extra: &str) -> (TestApp, String) {
+    let group = create_group(&unique_name("Hdesk ")).await;
+    let app = test_app(&format!(
+        "{LICENSED}{}\n[helpdesk]\ngroup_dn = {group:?}\n{extra}",
+        smtp_section()
+    ))
+    .await;
+    (app, group)
+}
+
+async fn signing_in_user(group: &str, prefix: &str) -> TestUser {
+    let user = create_user(prefix).await;
+    add_member(group, &user.dn).await;
+    user
+}
+
+#[tokio::test]
+async fn ten_wrong_sign_ins_leave_the_account_unlocked() {
+    let threshold = lockout_threshold().await;
+    // With the default sign-in throttle (5 in 15 minutes).
+    let (app, group) = sign_in_app("").await;
+    for at in [ENROLLMENT, HELPDESK] {
+        let user = signing_in_user(&group, "hlk").await;
+        let mut statuses = Vec::new();
+        for _ in 0..10 {
+            let answer = sign_in_with(&app, at, &user.sam, "Wrong-Password-1!").await;
+            statuses.push(answer.status);
+            if answer.status == at.refused {
+                assert_eq!(answer.error().error, at.error, "{}", answer.body);
+            }
+        }
+        let mut expected = vec![at.refused; 5];
+        expected.extend([StatusCode::TOO_MANY_REQUESTS; 5]);
+        assert_eq!(statuses, expected, "{}", at.path);
+        // The throttle holds the right password too; AD never locked the account.
+        let right = sign_in_with(&app, at, &user.sam, &user.password).await;
+        assert_eq!(
+            right.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            right.body
+        );
+        assert_not_locked(&user).await;
+        assert_eq!(bad_pwd_count(&user).await, threshold - 1, "{}", at.path);
+        bind(&user.dn, &user.password)
+            .await
+            .expect("the right password still binds");
+    }
+
+    // Without the throttle, the guard alone keeps the account unlocked.
+    let (app, group) = sign_in_app("[throttle]\nsignin_max_failures = 1000\n").await;
+    for at in [ENROLLMENT, HELPDESK] {
+        let user = signing_in_user(&group, "hlg").await;
+        for n in 0..10 {
+            let answer = sign_in_with(&app, at, &user.sam, "Wrong-Password-1!").await;
+            assert_eq!(
+                answer.status, at.refused,
+                "{} #{n}: {}",
+                at.path, answer.body
+            );
+        }
+        assert_not_locked(&user).await;
+        assert_eq!(bad_pwd_count(&user).await, threshold - 1, "{}", at.path);
+        // One short of the threshold, even the right password is not tried: it answers as a
+        // wrong one, and the count stays.
+        let right = sign_in_with(&app, at, &user.sam, &user.password).await;
+        assert_eq!(right.status, at.refused, "{}", right.body);
+        assert_eq!(bad_pwd_count(&user).await, threshold - 1, "{}", at.path);
+        // A right password typed at the DC itself clears the count; then the service takes it.
+        bind(&user.dn, &user.password)
+            .await
+            .expect("the right password still binds");
+        let right = if at.path == HELPDESK.path {
+            operator_signs_in(&app, &user).await
+        } else {
+            sign_in_with(&app, at, &user.sam, &user.password).await
+        };
+        assert_eq!(right.status, StatusCode::OK, "{}: {}", at.path, right.body);
+        assert!(right.json()["token"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn an_account_one_failure_from_lockout_is_not_bound() {
+    let threshold = lockout_threshold().await;
+    let (app, group) = sign_in_app("[throttle]\nsignin_max_failures = 1000\n").await;
+    for at in [ENROLLMENT, HELPDESK] {
+        let user = signing_in_user(&group, "hlo").await;
+        for _ in 1..threshold {
+            bind(&user.dn, "Wrong-Password-1!")
+                .await
+                .expect_err("a wrong password");
+        }
+        assert_eq!(bad_pwd_count(&user).await, threshold - 1);
+        for password in ["Wrong-Password-2!", user.password.as_str()] {
+            let answer = sign_in_with(&app, at, &user.sam, password).await;
+            assert_eq!(answer.status, at.refused, "{}: {}", at.path, answer.body);
+            assert_eq!(answer.error().error, at.error);
+        }
+        assert_eq!(
+            bad_pwd_count(&user).await,
+            threshold - 1,
+            "{}: the service made no bind",
+            at.path
+        );
+        assert_not_locked(&user).await;
+        bind(&user.dn, &user.password)
+            .await
+            .expect("the right password still binds");
+    }
+}
+
+#[tokio::test]
+async fn over_the_sign_in_cap_every_name_answers_alike() {
+    const MAX: usize = 3;
+    let (app, group) = sign_in_app(&format!("[throttle]\nsignin_max_failures = {MAX}\n")).await;
+    let user = signing_in_user(&group, "hth").await;
+    let realm = user.upn.split_once('@').map(|(_, r)| r.to_owned()).unwrap();
+    let unknown = unique_name("hnt");
+    let mut refusals = Vec::new();
+    for login in [user.sam.as_str(), unknown.as_str()] {
+        for n in 0..MAX {
+            let answer = sign_in_with(&app, ENROLLMENT, login, "Wrong-Password-1!").await;
+            assert_eq!(
+                answer.status,
+                StatusCode::UNAUTHORIZED,
+                "#{n}: {}",
+                answer.body
+            );
+        }
+        // Every spelling of the name counts as one.
+        let netbios = realm.split('.').next().unwrap().to_uppercase();
+        for spelling in [
+            login.to_owned(),
+            login.to_uppercase(),
+            format!("{login}@{realm}"),
+            format!("{netbios}\\{login}"),
+        ] {
+            let answer = sign_in_with(&app, ENROLLMENT, &spelling, "Wrong-Password-1!").await;
+            assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{spelling}");
+            assert_eq!(answer.error().error, "throttled");
+            assert!(answer.error().message.contains("/reset"), "{}", answer.body);
+            let retry_after = answer.headers[header::RETRY_AFTER].clone();
+            refusals.push((observable(&answer, None), retry_after));
+        }
+    }
+    for seen in &refusals[1..] {
+        assert_eq!(seen, &refusals[0]);
+    }
+    // Audited by the normalised login, with the purpose as the first word (the metric's label).
+    let reasons = throttle_reasons(&app).await;
+    for login in [&user.sam, &unknown] {
+        let reason = format!("signin_user signin:user:{}", login.to_lowercase());
+        assert_eq!(
+            reasons.iter().filter(|r| **r == reason).count(),
+            4,
+            "{reasons:?}"
+        );
+    }
+    // Operators are counted apart: the helpdesk still takes the right password.
+    let answer = operator_signs_in(&app, &user).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_not_locked(&user).await;
+}
+
+/// Statuses and bodies of a start and a wrong code, then of the right code (or, for a name
+/// without an account, another wrong one), under each spelling of `login`.
+async fn block_answers(
+    app: &TestApp,
+    login: &str,
+    realm: &str,
+    code: &str,
+) -> Vec<(StatusCode, Vec<String>, Value, Value)> {
+    let mut seen = Vec::new();
+    for spelling in [
+        login.to_owned(),
+        format!("{login}@{realm}"),
+        login.to_uppercase(),
+        format!("{login}@{realm}").to_uppercase(),
+    ] {
+        let started = start(app, &spelling).await;
+        let flow = started.json()["flow"].as_str().expect("a flow").to_owned();
+        seen.push(observable(&started, Some(&flow)));
+        seen.push(observable(
+            &verify(app, &flow, "totp", "000000").await,
+            None,
+        ));
+        seen.push(observable(&verify(app, &flow, "totp", code).await, None));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_blocked_account_answers_like_an_unknown_name_under_every_spelling() {
+    const USER_MAX: usize = 3;
+    let app = test_app(&format!(
+        "{LICENSED}{}\n[throttle]\nuser_max_failures = {USER_MAX}\nflow_max_failures = 10\n",
+        smtp_section()
+    ))
+    .await;
+    let user = create_user("hbk").await;
+    let token = sign_in(&app, &user).await;
+    let secret = register_totp(&app, &token).await;
+    let address = crate::selfservice::register_email(&app, &token).await;
+    let realm = user.upn.split_once('@').map(|(_, r)| r.to_owned()).unwrap();
+    let unknown = unique_name("hnk");
+    // Both get blocked the same way: wrong codes under the account name.
+    for login in [&user.sam, &unknown] {
+        let flow = start_flow(&app, login).await;
+        for _ in 0..USER_MAX {
+            let answer = verify(&app, &flow, "totp", &wrong_code(&secret)).await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+        }
+    }
+    let notice = crate::mail::wait_for_mail(&address).await;
+    assert!(notice.code_in().is_none(), "{}", notice.text);
+    assert!(notice.subject.contains("blocked"), "{}", notice.subject);
+
+    let code = current_code(&secret).await;
+    let real = block_answers(&app, &user.sam, &realm, &code).await;
+    let decoy = block_answers(&app, &unknown, &realm, &code).await;
+    assert_eq!(real[0].0, StatusCode::CREATED);
+    assert_eq!(real[2].0, StatusCode::BAD_REQUEST);
+    assert_eq!(real[2].3["error"], "invalid_code");
+    assert_eq!(real, decoy);
+    // The right code was not spent by the block: nothing was verified, and AD is untouched.
+    bind(&user.dn, &user.password).await.expect("AD untouched");
+    let reasons = throttle_reasons(&app).await;
+    let blocks: Vec<&String> = reasons
+        .iter()
+        .filter(|r| r.starts_with("user_blocked user:"))
+        .collect();
+    assert_eq!(blocks.len(), 1, "{reasons:?}");
 }

@@ -88,14 +88,19 @@ pub fn smtp_section() -> String {
 /// Waits (up to 5 s) for a mail to `to` and takes it out of the Maildir, so the next call for
 /// the same address returns the next mail, oldest first. Panics if none arrives.
 pub async fn wait_for_mail(to: &str) -> Received {
+    wait_for_mail_within(to, PATIENCE).await
+}
+
+/// [`wait_for_mail`], waiting up to `patience` (for a mail the outbox retries).
+pub async fn wait_for_mail_within(to: &str, patience: Duration) -> Received {
     let started = Instant::now();
     loop {
         if let Some(mail) = take_mail(to) {
             return mail;
         }
         assert!(
-            started.elapsed() < PATIENCE,
-            "no mail to {to} arrived in {}/new within {PATIENCE:?}",
+            started.elapsed() < patience,
+            "no mail to {to} arrived in {}/new within {patience:?}",
             env("SSPR_TEST_MAILDIR")
         );
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -171,6 +171,9 @@ async fn remind_mails_unregistered_users_once_per_interval() {
     };
     let token = sign_in(&app, registered).await;
     register_totp(&app, &token).await;
+    // Every method change is announced at AD `mail` too.
+    let added = wait_for_mail(&ad_mail(registered)).await;
+    assert!(added.subject.contains("added"), "{}", added.subject);
     modify(&no_mail.dn, Mod::Delete(b"mail".to_vec(), HashSet::new())).await;
     let config = config(&app, "[registration]\nremind_interval = \"3s\"\n");
 
@@ -290,6 +293,8 @@ async fn notify_expiry_warns_once_per_threshold_and_password() {
     // The registered user's confirmed address wins over AD `mail`.
     let token = sign_in(&app, registered).await;
     let confirmed = register_email(&app, &token).await;
+    let added = wait_for_mail(&ad_mail(registered)).await;
+    assert!(added.subject.contains("added"), "{}", added.subject);
     // DONT_EXPIRE_PASSWORD, and must change at next logon: no expiry to warn of.
     harness::set_attr(&never.dn, "userAccountControl", "66048").await;
     harness::set_attr(&must_change.dn, "pwdLastSet", "0").await;
@@ -373,7 +378,7 @@ async fn notify_expiry_warns_once_per_threshold_and_password() {
 }
 
 /// Moves every confirmation of the user's methods `days` into the past, as time would.
-async fn age_registration(app: &TestApp, user: &TestUser, days: i64) {
+pub(crate) async fn age_registration(app: &TestApp, user: &TestUser, days: i64) {
     sqlx::any::install_default_drivers();
     let mut conn = AnyConnection::connect(&app.database.url).await.unwrap();
     let done = sqlx::query(

@@ -500,7 +500,7 @@ async fn email_registration_reset_removal_and_sign_out_through_the_pages() {
     let app = app("").await;
     let user = create_user("pge").await;
     let mut browser = Browser::new(&app);
-    let overview = sign_in(&mut browser, &user).await;
+    sign_in(&mut browser, &user).await;
 
     let form = browser.get("/register/email").await;
     let prefilled = forms(&form.body)
@@ -579,6 +579,41 @@ async fn email_registration_reset_removal_and_sign_out_through_the_pages() {
         .await
         .expect("new password binds");
     wait_for_mail(&address).await; // "your password was reset"
+
+    // The reset ended the registration session opened with the old password.
+    let ended = browser.get("/register").await;
+    assert_page(&ended, StatusCode::OK, "autocomplete=\"current-password\"");
+    let user = TestUser {
+        password: "Mailed-Pages-Pass-7".to_owned(),
+        ..user
+    };
+    let overview = sign_in(&mut browser, &user).await;
+    // A new session proves the registered address before it may remove it.
+    assert_page(&overview, StatusCode::OK, "Confirm it is you");
+    assert!(
+        !overview.body.contains("/register/remove/email"),
+        "no change yet"
+    );
+    let asked = browser
+        .submit(&overview, "/register/step-up/email", &[])
+        .await;
+    assert_page(&asked, StatusCode::OK, "we sent a code to it");
+    let code = wait_for_mail(&address)
+        .await
+        .code_in()
+        .expect("step-up code mailed");
+    let stepped = browser
+        .submit(
+            &asked,
+            "/register/step-up",
+            &[("method", "email"), ("code", &code)],
+        )
+        .await;
+    assert_page(
+        &stepped,
+        StatusCode::OK,
+        "Confirmed. You can now change your methods.",
+    );
 
     // Removal takes a confirmation step.
     let confirm = browser.get("/register/remove/email").await;
@@ -783,7 +818,7 @@ async fn dutch_pages_render_dutch_texts_and_the_choice_sticks_across_posts() {
 async fn without_the_licence_the_gate_answers_for_every_page_and_post() {
     let app = test_app("").await;
     let mut browser = Browser::new(&app);
-    for path in ["/register", "/reset/verify", "/unlock/confirm"] {
+    for path in ["/reset/verify", "/unlock/confirm"] {
         let answer = browser.post(path, &[("csrf", "x")]).await;
         assert_page(
             &answer,
@@ -791,4 +826,21 @@ async fn without_the_licence_the_gate_answers_for_every_page_and_post() {
             "Self-service is not available",
         );
     }
+    // Registration stays open for helpdesk operators; anyone else is told once their password
+    // is proven.
+    let form = browser.get("/register").await;
+    assert_page(&form, StatusCode::OK, "autocomplete=\"current-password\"");
+    let user = create_user("pgl").await;
+    let refused = browser
+        .submit(
+            &form,
+            "/register",
+            &[("username", &user.sam), ("password", &user.password)],
+        )
+        .await;
+    assert_page(
+        &refused,
+        StatusCode::FORBIDDEN,
+        "The helpdesk can help you right away.",
+    );
 }

@@ -118,6 +118,7 @@ on_both_backends!(
     ping_and_close,
     sessions_round_trip_every_field,
     sessions_are_never_returned_after_their_end,
+    sessions_step_up_and_end_per_user,
     session_updates,
     racing_session_failures_are_all_counted,
     flows_round_trip_every_field,
@@ -471,6 +472,7 @@ fn session(seed: u8) -> Session {
         last_seen_at_ms: T0 + 10,
         pending_totp: Some((0..=255).rev().collect()),
         failures: 2,
+        stepped_up_at_ms: Some(T0 + 20),
     }
 }
 
@@ -548,6 +550,7 @@ async fn sessions_round_trip_every_field(db: &TestDb) {
         sam_account_name: "helpdesk.op".into(),
         pending_totp: None,
         failures: 0,
+        stepped_up_at_ms: None,
         ..session(2)
     };
     store.create_session(&enrollment).await.unwrap();
@@ -574,6 +577,49 @@ async fn sessions_round_trip_every_field(db: &TestDb) {
         enrollment.user
     );
     assert_eq!(db.scalar(&stored).await, 1);
+}
+
+async fn sessions_step_up_and_end_per_user(db: &TestDb) {
+    let store = db.store().await;
+    let fresh = Session {
+        stepped_up_at_ms: None,
+        ..session(1)
+    };
+    let same_user_other = Session {
+        token_hash: hash(2),
+        ..fresh.clone()
+    };
+    let same_user_helpdesk = Session {
+        token_hash: hash(3),
+        kind: SessionKind::Helpdesk,
+        ..fresh.clone()
+    };
+    let someone_else = session(4);
+    for s in [&fresh, &same_user_other, &same_user_helpdesk, &someone_else] {
+        store.create_session(s).await.unwrap();
+    }
+    let now = T0 + 60_000;
+    store.set_stepped_up(&hash(1), now).await.unwrap();
+    let read = store.session(&hash(1), now).await.unwrap().unwrap();
+    assert_eq!(read.stepped_up_at_ms, Some(now));
+    let other = store.session(&hash(2), now).await.unwrap().unwrap();
+    assert_eq!(other.stepped_up_at_ms, None, "one session's step-up only");
+
+    let ended = store
+        .delete_user_sessions(&fresh.user, SessionKind::Enrollment)
+        .await
+        .unwrap();
+    assert_eq!(ended, 2);
+    assert_eq!(store.session(&hash(1), now).await.unwrap(), None);
+    assert_eq!(store.session(&hash(2), now).await.unwrap(), None);
+    assert!(
+        store.session(&hash(3), now).await.unwrap().is_some(),
+        "other kind kept"
+    );
+    assert!(
+        store.session(&hash(4), now).await.unwrap().is_some(),
+        "other user kept"
+    );
 }
 
 async fn sessions_are_never_returned_after_their_end(db: &TestDb) {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::cookies::{self, SESSION};
 use super::{Reply, Visitor, back_to_start};
-use crate::domain::enrollment::Enrollment;
+use crate::domain::enrollment::{Enrollment, StepUpMethod};
 use crate::domain::selfservice::FlowError;
 use crate::domain::store::MethodKind;
 use crate::http::AppState;
@@ -33,6 +33,8 @@ pub fn routes() -> Router<AppState> {
             "/register/remove/{method}",
             get(confirm_removal).post(remove),
         )
+        .route("/register/step-up", step(post(step_up)))
+        .route("/register/step-up/email", step(post(send_step_up_code)))
         .route("/register/sign-out", step(post(sign_out)))
 }
 
@@ -49,6 +51,13 @@ struct Code {
     code: String,
     /// Shown again above the code field; only display.
     address: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StepUp {
+    method: String,
+    code: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -89,18 +98,26 @@ fn refused(
 }
 
 /// The overview: what is registered, and what can be added or removed.
-async fn overview(s: &AppState, token: &str) -> Result<Reply, FlowError> {
-    let status = Enrollment::new(&s.deps).status(token).await?;
+async fn overview(s: &AppState, visitor: &Visitor, token: &str) -> Result<Reply, FlowError> {
+    let status = Enrollment::new(&s.deps)
+        .status(token, &visitor.client)
+        .await?;
     Ok(page("register.html").vars(context! {
         totp => status.totp,
         email => status.email,
         reconfirm_due => status.reconfirm_due,
+        step_up_required => status.step_up_required,
+        step_up_methods => status
+            .step_up_methods
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>(),
     }))
 }
 
 /// The overview after a change, confirming it.
 async fn changed(s: &AppState, visitor: &Visitor, token: &str, notice: &'static str) -> Response {
-    match overview(s, token).await {
+    match overview(s, visitor, token).await {
         Ok(reply) => s.pages.show(visitor, reply.notice(notice)),
         Err(e) => refused(s, visitor, page("message.html"), e, "error_directory"),
     }
@@ -110,7 +127,7 @@ async fn start(State(s): State<AppState>, visitor: Visitor) -> Response {
     let Some(token) = &visitor.session else {
         return s.pages.show(&visitor, sign_in_form(""));
     };
-    match overview(&s, token).await {
+    match overview(&s, &visitor, token).await {
         Ok(reply) => s.pages.show(&visitor, reply),
         Err(e) => {
             let mut response = refused(&s, &visitor, page("message.html"), e, "error_directory");
@@ -141,7 +158,7 @@ async fn sign_in(
         }
     };
     let cookie = cookies::bearer(SESSION, Some(&signed_in), s.pages.secure_cookies);
-    match overview(&s, &signed_in).await {
+    match overview(&s, &visitor, &signed_in).await {
         Ok(reply) => s.pages.show(&visitor, reply.cookie(cookie)),
         Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
     }
@@ -160,7 +177,7 @@ fn grouped(secret: &str) -> String {
 async fn begin_totp(State(s): State<AppState>, visitor: Visitor) -> Response {
     let result = async {
         Enrollment::new(&s.deps)
-            .begin_totp(session(&visitor)?)
+            .begin_totp(session(&visitor)?, &visitor.client)
             .await
     }
     .await;
@@ -222,10 +239,58 @@ async fn reconfirm_totp(
         Ok(()) => changed(&s, &visitor, token, "notice_reconfirmed").await,
         // The overview again, with its re-confirm form under the error; a session the wrong
         // code ended sends the user to sign in.
-        Err(e) => match overview(&s, token).await {
+        Err(e) => match overview(&s, &visitor, token).await {
             Ok(retry) => refused(&s, &visitor, retry, e, "error_totp_not_started"),
             Err(_) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
         },
+    }
+}
+
+/// The overview again with `error` under it; a session the error ended sends the user to sign in.
+async fn refused_on_overview(
+    s: &AppState,
+    visitor: &Visitor,
+    token: &str,
+    e: FlowError,
+) -> Response {
+    match overview(s, visitor, token).await {
+        Ok(retry) => refused(s, visitor, retry, e, "error_directory"),
+        Err(_) => refused(s, visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+async fn step_up(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<StepUp>,
+) -> Response {
+    let token = match session(&visitor) {
+        Ok(token) => token,
+        Err(e) => return refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    };
+    let Some(method) = StepUpMethod::parse(&form.method) else {
+        return Redirect::to(HERE).into_response();
+    };
+    match Enrollment::new(&s.deps)
+        .step_up(token, method, &form.code, &visitor.client)
+        .await
+    {
+        Ok(()) => changed(&s, &visitor, token, "notice_stepped_up").await,
+        Err(e) => refused_on_overview(&s, &visitor, token, e).await,
+    }
+}
+
+async fn send_step_up_code(State(s): State<AppState>, visitor: Visitor) -> Response {
+    let token = match session(&visitor) {
+        Ok(token) => token,
+        Err(e) => return refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    };
+    match Enrollment::new(&s.deps)
+        .send_step_up_code(token, &visitor.client)
+        .await
+    {
+        Ok(()) => changed(&s, &visitor, token, "notice_stepup_code_sent").await,
+        Err(e) => refused_on_overview(&s, &visitor, token, e).await,
     }
 }
 
@@ -306,7 +371,12 @@ async fn confirm_removal(
     let Some(kind) = MethodKind::parse(&method) else {
         return Redirect::to(HERE).into_response();
     };
-    let result = async { Enrollment::new(&s.deps).status(session(&visitor)?).await }.await;
+    let result = async {
+        Enrollment::new(&s.deps)
+            .status(session(&visitor)?, &visitor.client)
+            .await
+    }
+    .await;
     match result {
         Ok(status) => {
             let reply = page("register_remove.html").vars(context! {

@@ -166,6 +166,12 @@ impl Reply {
                 alert.helpdesk = true;
                 self.retry_after = Some(retry_after_secs(*retry_after));
             }
+            ApiError::Flow(FlowError::SignInThrottled { retry_after }) => {
+                let minutes = retry_after.as_secs().div_ceil(60).max(1);
+                alert.key = "error_signin_throttled";
+                alert.params.push(("minutes", minutes.to_string()));
+                self.retry_after = Some(retry_after_secs(*retry_after));
+            }
             ApiError::Flow(FlowError::PasswordRejected(rules)) => {
                 alert.key = "error_password_rules";
                 alert.rules.clone_from(rules);
@@ -175,6 +181,14 @@ impl Reply {
             }
             ApiError::Flow(FlowError::MailUnavailable) => {
                 alert.key = "error_mail_unavailable";
+                alert.helpdesk = true;
+            }
+            ApiError::Flow(FlowError::PasswordChangeRequired) => {
+                alert.key = "error_password_change_required";
+            }
+            ApiError::Flow(FlowError::StepUpRequired) => alert.key = "error_step_up_required",
+            ApiError::LicenceRequired(_) => {
+                alert.key = "licence_body";
                 alert.helpdesk = true;
             }
             ApiError::Directory(DirectoryError::PolicyViolation { .. }) => {
