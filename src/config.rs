@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::directory::DirectoryError;
+use crate::domain::helpdesk::CallerCheck;
 use crate::domain::network::Cidr;
 use crate::domain::scope::Scope;
 
@@ -82,6 +84,12 @@ pub struct HelpdeskConfig {
     pub session_lifetime: Duration,
     pub verification_lifetime: Duration,
     pub temporary_password_length: usize,
+    pub operator_second_factor: bool,
+    pub operator_max_sign_ins: u32,
+    pub operator_max_actions: u32,
+    pub operator_window: Duration,
+    pub membership_recheck: Duration,
+    pub verification_methods: Vec<CallerCheck>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -437,6 +445,14 @@ struct RawHelpdesk {
     #[serde(with = "humantime_serde")]
     verification_lifetime: Duration,
     temporary_password_length: usize,
+    operator_second_factor: bool,
+    operator_max_sign_ins: NonZeroU32,
+    operator_max_actions: NonZeroU32,
+    #[serde(with = "humantime_serde")]
+    operator_window: Duration,
+    #[serde(with = "humantime_serde")]
+    membership_recheck: Duration,
+    verification_methods: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -709,6 +725,19 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
         }
     }
 
+    let mut verification_methods = Vec::new();
+    for name in &raw.helpdesk.verification_methods {
+        match CallerCheck::parse(name.trim()) {
+            Some(check) if !verification_methods.contains(&check) => {
+                verification_methods.push(check);
+            }
+            Some(_) => {}
+            None => v.problem(
+                "helpdesk.verification_methods",
+                format!("{name:?} is not one of \"registered\", \"ad_mail\", \"manager\""),
+            ),
+        }
+    }
     if !(12..=128).contains(&raw.helpdesk.temporary_password_length) {
         v.problem(
             "helpdesk.temporary_password_length",
@@ -722,6 +751,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
             "helpdesk.verification_lifetime",
             raw.helpdesk.verification_lifetime,
         ),
+        ("helpdesk.operator_window", raw.helpdesk.operator_window),
     ] {
         if value.is_zero() {
             v.problem(key, "must be more than 0, e.g. \"15m\"");
@@ -1065,6 +1095,12 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 session_lifetime: raw.helpdesk.session_lifetime,
                 verification_lifetime: raw.helpdesk.verification_lifetime,
                 temporary_password_length: raw.helpdesk.temporary_password_length,
+                operator_second_factor: raw.helpdesk.operator_second_factor,
+                operator_max_sign_ins: raw.helpdesk.operator_max_sign_ins.get(),
+                operator_max_actions: raw.helpdesk.operator_max_actions.get(),
+                operator_window: raw.helpdesk.operator_window,
+                membership_recheck: raw.helpdesk.membership_recheck,
+                verification_methods,
             },
             registration: raw.registration,
             reset: raw.reset,

@@ -218,6 +218,7 @@ impl ApiError {
                 FlowError::Directory(_) | FlowError::Store(_) | FlowError::LicenceRequired(_) => {
                     unreachable!("unwrapped by From<FlowError>")
                 }
+                FlowError::SecondFactorRequired => StatusCode::FORBIDDEN,
             },
         }
     }
@@ -258,6 +259,7 @@ impl ApiError {
                 FlowError::StepUpRequired => "step_up_required",
                 FlowError::LicenceRequired(_) => "licence_required",
                 FlowError::Directory(_) | FlowError::Store(_) => "internal_error",
+                FlowError::SecondFactorRequired => "second_factor_required",
             },
         }
     }

@@ -151,6 +151,12 @@ fn settings(config: &Config) -> Settings {
             session_lifetime: config.helpdesk.session_lifetime,
             verification_lifetime: config.helpdesk.verification_lifetime,
             temporary_password_length: config.helpdesk.temporary_password_length,
+            operator_second_factor: config.helpdesk.operator_second_factor,
+            operator_max_sign_ins: i64::from(config.helpdesk.operator_max_sign_ins),
+            operator_max_actions: i64::from(config.helpdesk.operator_max_actions),
+            operator_window: config.helpdesk.operator_window,
+            membership_recheck: config.helpdesk.membership_recheck,
+            verification_methods: config.helpdesk.verification_methods.clone(),
         },
         password_rules: PasswordRules {
             banned: Arc::new(BannedList::new(

@@ -2,8 +2,8 @@
 
     python3 api_fuzz_sessions.py BASE_URL USER PASSWORD OPERATOR OPERATOR_PASSWORD
 
-Signs USER in to registration and registers an authenticator app for them, signs OPERATOR in to
-the helpdesk, and starts a reset flow for USER (a real flow, not a decoy, as USER is now
+Signs USER in to registration and registers an authenticator app for them, does the same for
+OPERATOR and signs them in to the helpdesk with a code of that app, and starts a reset flow for USER (a real flow, not a decoy, as USER is now
 registered). Prints user_token=, operator_token= and flow= lines. Standard library only.
 """
 
@@ -45,19 +45,38 @@ def remember(kind, value):
             f.write(json.dumps({"kind": kind, "value": value}) + "\n")
 
 
-def main():
-    base, user, password, operator, operator_password = sys.argv[1:]
-    token = call(base, "/api/v1/enrollment/session", {"username": user, "password": password})[
+def settled_now():
+    """Now, at least 3 s before the next step, so the codes computed from it stay valid."""
+    while int(time.time()) % 30 >= 27:
+        time.sleep(0.5)
+    return int(time.time())
+
+
+def register_totp(base, username, password):
+    """Signs in to registration and registers an authenticator app; returns the session token,
+    the secret and the code that confirmed it."""
+    token = call(base, "/api/v1/enrollment/session", {"username": username, "password": password})[
         "token"
     ]
     secret = call(base, "/api/v1/enrollment/totp", {}, token)["secret"]
     # The previous step's code (inside the ±1 step window), so the current step stays unspent.
-    code = totp(secret, int(time.time()) - 30)
+    code = totp(secret, settled_now() - 30)
     call(base, "/api/v1/enrollment/totp/confirm", {"code": code}, token)
+    return token, secret, code
+
+
+def main():
+    base, user, password, operator, operator_password = sys.argv[1:]
+    token, secret, code = register_totp(base, user, password)
+    # Operators sign in with their own authenticator app (helpdesk.operator_second_factor).
+    operator_enrollment, operator_secret, operator_confirm = register_totp(
+        base, operator, operator_password
+    )
+    operator_code = totp(operator_secret, settled_now())
     operator_token = call(
         base,
         "/api/v1/helpdesk/session",
-        {"username": operator, "password": operator_password},
+        {"username": operator, "password": operator_password, "code": operator_code},
     )["token"]
     flow = call(base, "/api/v1/reset", {"username": user})["flow"]
     for kind, value in [
@@ -66,6 +85,10 @@ def main():
         ("session-token", token),
         ("totp-secret", secret),
         ("code", code),
+        ("session-token", operator_enrollment),
+        ("totp-secret", operator_secret),
+        ("code", operator_confirm),
+        ("code", operator_code),
         ("session-token", operator_token),
         ("flow-id", flow),
     ]:

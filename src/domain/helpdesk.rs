@@ -5,21 +5,78 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use super::ObjectGuid;
 use super::directory::{AccountChange, DirectoryUser, PasswordCheck};
 use super::notify::{Mail, MailKind};
 use super::protection::{is_allowed, is_protected};
+use super::registration_code;
 use super::secrets::{temporary_password, token_hash};
 use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
 use super::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
 use super::store::{AuditRecord, CodePurpose, MethodKind, ResetFlow, Session, SessionKind};
+use super::totp;
 use super::verification::Subject;
 
 /// FILETIME (100 ns ticks since 1601) → Unix ms; `None` for 0 and "never".
 pub fn filetime_ms(filetime: i64) -> Option<i64> {
     const EPOCH_DIFF_MS: i64 = 11_644_473_600_000;
     (filetime > 0 && filetime != i64::MAX).then(|| filetime / 10_000 - EPOCH_DIFF_MS)
+}
+
+/// A way operators may verify callers (`helpdesk.verification_methods`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallerCheck {
+    /// A method the caller registered: their authenticator code, or a code mailed to their
+    /// confirmed address.
+    Registered,
+    /// A code mailed to the account's AD `mail`, for callers who registered nothing.
+    AdMail,
+    /// The caller's AD manager approves by a mailed link.
+    Manager,
+}
+
+impl CallerCheck {
+    pub const ALL: [CallerCheck; 3] = [
+        CallerCheck::Registered,
+        CallerCheck::AdMail,
+        CallerCheck::Manager,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallerCheck::Registered => "registered",
+            CallerCheck::AdMail => "ad_mail",
+            CallerCheck::Manager => "manager",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// How an operator verified a caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifiedBy {
+    Registered(MethodKind),
+    AdMail,
+    Manager,
+}
+
+impl VerifiedBy {
+    pub fn check(self) -> CallerCheck {
+        match self {
+            VerifiedBy::Registered(_) => CallerCheck::Registered,
+            VerifiedBy::AdMail => CallerCheck::AdMail,
+            VerifiedBy::Manager => CallerCheck::Manager,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.check().as_str()
+    }
 }
 
 /// What an operator sees about a caller.
@@ -40,8 +97,12 @@ pub struct UserCard {
     pub registered_at_ms: Option<i64>,
     /// The operator may act on this account (not protected, or allow-listed).
     pub actionable: bool,
+    /// The account's AD `mail`, masked (where an `ad_mail` check sends its code).
+    pub ad_mail: Option<String>,
     /// How this operator has verified the caller in this session, if they have.
-    pub verified_by: Option<MethodKind>,
+    pub verified_by: Option<VerifiedBy>,
+    /// Until when wrong codes block the user's self-service (Unix ms), if they do.
+    pub blocked_until_ms: Option<i64>,
     pub recent_events: Vec<AuditRecord>,
 }
 
@@ -87,12 +148,12 @@ impl<'a> Helpdesk<'a> {
         &self,
         login: &str,
         password: &SecretString,
+        code: Option<&str>,
         client: &Client,
     ) -> Result<String, FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
-        d.ip_limit(client, "start", d.settings.ip_max_starts)
-            .await?;
+        self.sign_in_limit(login, client).await?;
         let refused = || FlowError::Forbidden(FORBIDDEN.to_owned());
         let Some(group) = &h.group_dn else {
             return Err(refused());
@@ -132,12 +193,60 @@ impl<'a> Helpdesk<'a> {
             .await?;
             return Err(refused());
         }
+        self.second_factor(&user, login, code, client).await?;
         let token = d
             .open_session(SessionKind::Helpdesk, &user, h.session_lifetime)
+            .await?;
+        // The group was just checked.
+        let now = d.now_ms();
+        d.throttle
+            .hit(&membership_key(&token_hash(&token)), now, now)
             .await?;
         self.audit_sign_in(client, Some(&user), login, "success", "")
             .await?;
         Ok(token)
+    }
+
+    /// The operator's own authenticator code, when `helpdesk.operator_second_factor` asks for
+    /// it. Only after the password and the group proved who is signing in, so the answer for a
+    /// missing authenticator tells nothing to someone who does not know the password. A wrong or
+    /// replayed code is refused like a wrong password.
+    async fn second_factor(
+        &self,
+        user: &DirectoryUser,
+        login: &str,
+        code: Option<&str>,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        if !d.settings.helpdesk.operator_second_factor {
+            return Ok(());
+        }
+        let secret = d
+            .registrations
+            .methods(&user.guid)
+            .await?
+            .into_iter()
+            .find(|m| m.kind == MethodKind::Totp && m.confirmed_at_ms.is_some())
+            .and_then(|m| m.secret_sealed)
+            .and_then(|sealed| d.keys.open(&sealed, user.guid.0.as_bytes()));
+        let Some(secret) = secret else {
+            self.audit_sign_in(client, Some(user), login, "denied", "no_second_factor")
+                .await?;
+            return Err(FlowError::SecondFactorRequired);
+        };
+        let step = code.and_then(|c| totp::typed_step(&secret, c, d.now_ms()));
+        // The step is spent atomically, so a code read over a shoulder is worth nothing after.
+        let accepted = match step {
+            Some(step) => d.registrations.advance_totp_step(&user.guid, step).await?,
+            None => false,
+        };
+        if !accepted {
+            self.audit_sign_in(client, Some(user), login, "failure", "wrong_second_factor")
+                .await?;
+            return Err(FlowError::Forbidden(FORBIDDEN.to_owned()));
+        }
+        Ok(())
     }
 
     async fn audit_sign_in(
@@ -180,8 +289,104 @@ impl<'a> Helpdesk<'a> {
             d.sessions.delete_session(&hash).await?;
             return Err(FlowError::Unauthorized);
         }
+        self.recheck_membership(&session, now).await?;
+        self.action_limit(&session, now).await?;
         d.sessions.touch_session(&hash, now).await?;
         Ok(Operator { session })
+    }
+
+    /// Counts a sign-in attempt, right or wrong, against the typed login, whether or not it names
+    /// an account (so the limit says nothing about which do). Operators share no limit with the
+    /// users they help; their failures are capped apart by `signin::sign_in`.
+    async fn sign_in_limit(&self, login: &str, client: &Client) -> Result<(), FlowError> {
+        let d = self.deps;
+        let h = &d.settings.helpdesk;
+        let now = d.now_ms();
+        let typed = signin::normalise_login(login, &d.settings.signin.domains);
+        let key = format!("operator:sign_in:{typed}");
+        let count = d
+            .throttle
+            .hit(&key, now, now - ms(h.operator_window))
+            .await?;
+        if count > h.operator_max_sign_ins {
+            d.audit_throttled(client, None, "operator_sign_ins").await?;
+            return Err(FlowError::Throttled {
+                retry_after: h.operator_window,
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts one request of the operator's account (all their sessions together).
+    async fn action_limit(&self, session: &Session, now: i64) -> Result<(), FlowError> {
+        let d = self.deps;
+        let h = &d.settings.helpdesk;
+        let key = format!("operator:actions:{}", session.user);
+        let count = d
+            .throttle
+            .hit(&key, now, now - ms(h.operator_window))
+            .await?;
+        if count > h.operator_max_actions {
+            let operator = (session.user, session.sam_account_name.as_str());
+            let client = Client {
+                ip: None,
+                locale: String::new(),
+            };
+            d.audit_throttled(&client, Some(operator), "operator_actions")
+                .await?;
+            return Err(FlowError::Throttled {
+                retry_after: h.operator_window,
+            });
+        }
+        Ok(())
+    }
+
+    /// Ends the session of an operator who left the helpdesk group (or whose account was
+    /// disabled or is gone) since it was last checked. The last check is a throttle event under
+    /// the session, so every instance sees it.
+    async fn recheck_membership(&self, session: &Session, now: i64) -> Result<(), FlowError> {
+        let d = self.deps;
+        let h = &d.settings.helpdesk;
+        let key = membership_key(&session.token_hash);
+        if d.throttle
+            .count(&key, now - ms(h.membership_recheck))
+            .await?
+            > 0
+        {
+            return Ok(());
+        }
+        let still_member = match (
+            &h.group_dn,
+            d.directory.find_user(&session.sam_account_name).await?,
+        ) {
+            (Some(group), Some(user)) if user.guid == session.user && !user.is_disabled() => {
+                d.directory.is_member_of(&user, group).await?
+            }
+            _ => false,
+        };
+        if !still_member {
+            d.sessions.delete_session(&session.token_hash).await?;
+            let client = Client {
+                ip: None,
+                locale: String::new(),
+            };
+            d.audit_as(
+                &client,
+                Some(&session.sam_account_name),
+                Audit {
+                    event: "helpdesk_session_ended",
+                    outcome: "denied",
+                    user: Some(session.user),
+                    sam_account_name: Some(&session.sam_account_name),
+                    method: None,
+                    reason: Some("not_in_helpdesk_group"),
+                },
+            )
+            .await?;
+            return Err(FlowError::Unauthorized);
+        }
+        d.throttle.hit(&key, now, now).await?;
+        Ok(())
     }
 
     pub async fn sign_out(&self, token: &str) -> Result<(), FlowError> {
@@ -245,7 +450,12 @@ impl<'a> Helpdesk<'a> {
                 .map(mask_email),
             registered_at_ms: confirmed.iter().filter_map(|m| m.confirmed_at_ms).min(),
             actionable: self.actionable(&user).await?,
+            ad_mail: ad_mail(&user).map(mask_email),
             verified_by: self.verified_by(&operator, &user).await?,
+            blocked_until_ms: d
+                .throttle
+                .blocked_until(&block_key(&user), d.now_ms())
+                .await?,
             // Operators' own look-ups would crowd out what the caller did.
             recent_events: d
                 .audit
@@ -278,10 +488,11 @@ impl<'a> Helpdesk<'a> {
         &self,
         operator: &Operator,
         user: &DirectoryUser,
+        check: CallerCheck,
         client: &Client,
     ) -> Result<Subject, FlowError> {
         let d = self.deps;
-        let id_hash = verification_id(&operator.session.token_hash, &user.guid);
+        let id_hash = verification_id(&operator.session.token_hash, &user.guid, check);
         let purpose = CodePurpose::HelpdeskEmail;
         if let Some(subject) = Subject::live(d, id_hash.clone(), purpose).await? {
             return Ok(subject);
@@ -316,30 +527,93 @@ impl<'a> Helpdesk<'a> {
             .ok_or(FlowError::FlowNotFound)
     }
 
+    /// The verification of `check` this operator is doing of this caller, if one is live.
+    async fn live_check(
+        &self,
+        operator: &Operator,
+        user: &DirectoryUser,
+        check: CallerCheck,
+    ) -> Result<Option<Subject>, FlowError> {
+        let id_hash = verification_id(&operator.session.token_hash, &user.guid, check);
+        Subject::live(self.deps, id_hash, CodePurpose::HelpdeskEmail).await
+    }
+
     async fn verified_by(
         &self,
         operator: &Operator,
         user: &DirectoryUser,
-    ) -> Result<Option<MethodKind>, FlowError> {
-        let id_hash = verification_id(&operator.session.token_hash, &user.guid);
-        Ok(
-            Subject::live(self.deps, id_hash, CodePurpose::HelpdeskEmail)
-                .await?
-                .and_then(|s| s.flow.verified().first().copied()),
-        )
+    ) -> Result<Option<VerifiedBy>, FlowError> {
+        let allowed = &self.deps.settings.helpdesk.verification_methods;
+        for check in CallerCheck::ALL.into_iter().filter(|c| allowed.contains(c)) {
+            let Some(subject) = self.live_check(operator, user, check).await? else {
+                continue;
+            };
+            let verified = subject.flow.verified();
+            let by = match check {
+                CallerCheck::Registered => verified.first().copied().map(VerifiedBy::Registered),
+                CallerCheck::AdMail => verified
+                    .contains(&MethodKind::Email)
+                    .then_some(VerifiedBy::AdMail),
+                CallerCheck::Manager => (!verified.is_empty()).then_some(VerifiedBy::Manager),
+            };
+            if by.is_some() {
+                return Ok(by);
+            }
+        }
+        Ok(None)
     }
 
-    /// Mails the caller a code to read back to the operator.
-    pub async fn send_code(&self, token: &str, id: &str, client: &Client) -> Result<(), FlowError> {
+    /// Refuses a check that `helpdesk.verification_methods` leaves out.
+    fn allowed(&self, check: CallerCheck) -> Result<(), FlowError> {
+        if self
+            .deps
+            .settings
+            .helpdesk
+            .verification_methods
+            .contains(&check)
+        {
+            Ok(())
+        } else {
+            Err(FlowError::Forbidden(format!(
+                "Verifying callers by {} is turned off here (helpdesk.verification_methods).",
+                check.as_str()
+            )))
+        }
+    }
+
+    /// Mails the caller a code to read back to the operator: to their confirmed address
+    /// (`registered`) or to the account's AD `mail` (`ad_mail`).
+    pub async fn send_code(
+        &self,
+        token: &str,
+        id: &str,
+        to: CallerCheck,
+        client: &Client,
+    ) -> Result<(), FlowError> {
         let d = self.deps;
         let operator = self.operator(token).await?;
         let user = self.target(id).await?;
-        if d.confirmed_email(&user.guid).await?.is_none() {
-            return Err(FlowError::InvalidInput(
-                "This user has no confirmed email address.".to_owned(),
-            ));
-        }
-        let subject = self.verification(&operator, &user, client).await?;
+        self.allowed(to)?;
+        let address = match to {
+            CallerCheck::Registered => {
+                if d.confirmed_email(&user.guid).await?.is_none() {
+                    return Err(FlowError::InvalidInput(
+                        "This user has no confirmed email address.".to_owned(),
+                    ));
+                }
+                None
+            }
+            CallerCheck::AdMail => Some(ad_mail(&user).map(str::to_owned).ok_or_else(|| {
+                FlowError::InvalidInput("This user has no mail address in AD.".to_owned())
+            })?),
+            CallerCheck::Manager => {
+                return Err(FlowError::InvalidInput(
+                    "A manager approves by a link, not a code.".to_owned(),
+                ));
+            }
+        };
+        let mut subject = self.verification(&operator, &user, to, client).await?;
+        subject.address = address;
         subject
             .send_code(
                 d,
@@ -361,7 +635,12 @@ impl<'a> Helpdesk<'a> {
         let d = self.deps;
         let operator = self.operator(token).await?;
         let user = self.target(id).await?;
-        let subject = self.verification(&operator, &user, client).await?;
+        let check = match method {
+            MethodKind::Totp => CallerCheck::Registered,
+            MethodKind::Email => self.emailed_check(&operator, &user).await?,
+        };
+        self.allowed(check)?;
+        let subject = self.verification(&operator, &user, check, client).await?;
         subject
             .verify(
                 d,
@@ -372,6 +651,81 @@ impl<'a> Helpdesk<'a> {
             )
             .await?;
         Ok(())
+    }
+
+    /// Which emailed code the operator is reading back: the one sent last, of those not yet
+    /// used; the confirmed address's when none is waiting.
+    async fn emailed_check(
+        &self,
+        operator: &Operator,
+        user: &DirectoryUser,
+    ) -> Result<CallerCheck, FlowError> {
+        let mut latest = (CallerCheck::Registered, i64::MIN);
+        for check in [CallerCheck::Registered, CallerCheck::AdMail] {
+            let id_hash = verification_id(&operator.session.token_hash, &user.guid, check);
+            let pending = self
+                .deps
+                .codes
+                .code(CodePurpose::HelpdeskEmail, &id_hash)
+                .await?;
+            if let Some(code) = pending.filter(|c| c.created_at_ms > latest.1) {
+                latest = (check, code.created_at_ms);
+            }
+        }
+        Ok(latest.0)
+    }
+
+    /// Refuses (and audits) acting on an account the helpdesk may not touch.
+    async fn refuse_protected(
+        &self,
+        user: &DirectoryUser,
+        event: &str,
+        actor: &str,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        if self.actionable(user).await? {
+            return Ok(());
+        }
+        self.deps
+            .audit_as(
+                client,
+                Some(actor),
+                Audit {
+                    event,
+                    outcome: "denied",
+                    user: Some(user.guid),
+                    sam_account_name: Some(&user.sam_account_name),
+                    method: None,
+                    reason: Some("protected_account"),
+                },
+            )
+            .await?;
+        Err(FlowError::Forbidden(
+            "This account is protected (an administrator or a helpdesk member); the helpdesk \
+             cannot act on it."
+                .to_owned(),
+        ))
+    }
+
+    /// Issues a one-time registration code that stands in for the caller's step-up once (they
+    /// lost every method). A code adds methods that reset the password later, so it takes a
+    /// verified caller whatever `require_verification` says, and never a protected account.
+    pub async fn registration_code(
+        &self,
+        token: &str,
+        id: &str,
+        client: &Client,
+    ) -> Result<Zeroizing<String>, FlowError> {
+        let d = self.deps;
+        let operator = self.operator(token).await?;
+        let actor = operator.session.sam_account_name.as_str();
+        let user = self.target(id).await?;
+        self.refuse_protected(&user, "registration_code_issued", actor, client)
+            .await?;
+        if self.verified_by(&operator, &user).await?.is_none() {
+            return Err(FlowError::NotVerified);
+        }
+        registration_code::issue(d, &user, actor, client).await
     }
 
     /// Acts on the caller's account. Returns the temporary password when it is to be shown to
@@ -391,26 +745,8 @@ impl<'a> Helpdesk<'a> {
         let user = self.target(id).await?;
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
 
-        if !self.actionable(&user).await? {
-            d.audit_as(
-                client,
-                Some(&actor),
-                Audit {
-                    event: action.event(),
-                    outcome: "denied",
-                    user: Some(user.guid),
-                    sam_account_name: Some(&user.sam_account_name),
-                    method: None,
-                    reason: Some("protected_account"),
-                },
-            )
+        self.refuse_protected(&user, action.event(), &actor, client)
             .await?;
-            return Err(FlowError::Forbidden(
-                "This account is protected (an administrator or a helpdesk member); the \
-                 helpdesk cannot act on it."
-                    .to_owned(),
-            ));
-        }
 
         let verified_by = self.verified_by(&operator, &user).await?;
         let method = match (verified_by, reason) {
@@ -510,6 +846,56 @@ impl<'a> Helpdesk<'a> {
         Ok(shown)
     }
 
+    /// Lifts the self-service block that wrong codes put on the caller, and forgets those
+    /// failures. A block says nothing about who is calling, so a written reason is enough; the
+    /// owner is told, so a lift they did not ask for does not go unnoticed.
+    pub async fn lift_block(
+        &self,
+        token: &str,
+        id: &str,
+        reason: Option<&str>,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let operator = self.operator(token).await?;
+        let actor = operator.session.sam_account_name.as_str();
+        let user = self.target(id).await?;
+        let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) else {
+            return Err(FlowError::InvalidInput(
+                "Write the reason for lifting the block.".to_owned(),
+            ));
+        };
+        let key = block_key(&user);
+        let lifted = d
+            .throttle
+            .lift_block(&key, &format!("{key}:fail"), d.now_ms())
+            .await?;
+        d.audit_as(
+            client,
+            Some(actor),
+            Audit {
+                event: "helpdesk_lift_block",
+                outcome: if lifted { "success" } else { "not_blocked" },
+                user: Some(user.guid),
+                sam_account_name: Some(&user.sam_account_name),
+                method: None,
+                reason: Some(reason),
+            },
+        )
+        .await?;
+        if lifted {
+            d.notify_owner(
+                client,
+                &user,
+                None,
+                &client.locale,
+                MailKind::HelpdeskBlockLifted,
+            )
+            .await;
+        }
+        Ok(())
+    }
+
     /// Mails the temporary password; if that fails, returns it so the operator can tell the
     /// caller (it is already set and must be changed at next logon, so losing it helps nobody).
     async fn mail_temporary(
@@ -540,11 +926,35 @@ impl<'a> Helpdesk<'a> {
     }
 }
 
-fn verification_id(session_hash: &[u8], user: &ObjectGuid) -> Vec<u8> {
+/// The key of the self-service block on a user (see `Subject::user_key`).
+fn block_key(user: &DirectoryUser) -> String {
+    format!("user:{}", user.guid)
+}
+
+/// The throttle key whose events are a session's membership checks.
+fn membership_key(session_hash: &[u8]) -> String {
+    let hex: String = session_hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("operator:member:{hex}")
+}
+
+/// The AD `mail` of the account, if it has one.
+fn ad_mail(user: &DirectoryUser) -> Option<&str> {
+    user.mail
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+}
+
+/// One verification per operator session, caller and kind of check, so one operator's check is
+/// not another's, and a code mailed to AD `mail` proves `ad_mail`, never `registered`.
+fn verification_id(session_hash: &[u8], user: &ObjectGuid, check: CallerCheck) -> Vec<u8> {
     let mut hasher = Sha256::new();
     hasher.update(b"sspr-bridge/helpdesk-verification/v1");
     hasher.update(session_hash);
     hasher.update(user.0.as_bytes());
+    if check != CallerCheck::Registered {
+        hasher.update(check.as_str().as_bytes());
+    }
     hasher.finalize().to_vec()
 }
 

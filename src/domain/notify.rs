@@ -49,6 +49,8 @@ pub enum MailKind {
     HelpdeskPasswordReset,
     HelpdeskUnlocked,
     HelpdeskRegistrationsCleared,
+    /// The helpdesk lifted the self-service block that wrong codes put on the account.
+    HelpdeskBlockLifted,
     /// To `notify.admins`: a protected account (allow-listed in `policy.allow_protected`) reset
     /// its password through self-service. Names the account; never a password or a code.
     ProtectedAccountReset {
@@ -82,6 +84,7 @@ impl MailKind {
             MailKind::HelpdeskPasswordReset => "helpdesk_password_reset",
             MailKind::HelpdeskUnlocked => "helpdesk_unlocked",
             MailKind::HelpdeskRegistrationsCleared => "helpdesk_registrations_cleared",
+            MailKind::HelpdeskBlockLifted => "helpdesk_block_lifted",
             MailKind::ProtectedAccountReset { .. } => "protected_account_reset",
             MailKind::RegistrationReminder => "registration_reminder",
             MailKind::PasswordExpiry { .. } => "password_expiry",

@@ -70,6 +70,17 @@ pub struct HelpdeskSettings {
     pub session_lifetime: Duration,
     pub verification_lifetime: Duration,
     pub temporary_password_length: usize,
+    /// Operators sign in with their own registered authenticator app besides their password.
+    pub operator_second_factor: bool,
+    /// Sign-in attempts per typed operator login, and requests per operator account, within
+    /// `operator_window`: operators' own limits, apart from the users' per-address ones.
+    pub operator_max_sign_ins: i64,
+    pub operator_max_actions: i64,
+    pub operator_window: Duration,
+    /// How operators may verify callers (`helpdesk.verification_methods`).
+    pub verification_methods: Vec<super::helpdesk::CallerCheck>,
+    /// How often a live operator session checks again that its operator is still in the group.
+    pub membership_recheck: Duration,
 }
 
 /// Everything the flows talk to, as traits.
@@ -159,6 +170,12 @@ pub enum FlowError {
     /// it names an account.
     #[error("too many failed sign-ins for this name; try again later, or reset or unlock")]
     SignInThrottled { retry_after: Duration },
+    /// A helpdesk operator whose password was right has no authenticator app registered, which
+    /// `helpdesk.operator_second_factor` requires.
+    #[error(
+        "operators sign in with a code from their own authenticator app: register one at /register first"
+    )]
+    SecondFactorRequired,
 }
 
 fn rule_ids(broken: &[Violation]) -> String {

@@ -334,6 +334,9 @@ pub trait ThrottleStore: Send + Sync {
     async fn block(&self, key: &str, until_ms: i64) -> Result<(), StoreError>;
     /// When the block on `key` ends, if it is blocked at `now_ms`.
     async fn blocked_until(&self, key: &str, now_ms: i64) -> Result<Option<i64>, StoreError>;
+    /// Lifts the block on `key` and forgets every event of `counter` (its failure count), so
+    /// the next failure starts a fresh count. Returns whether a block was in force at `now_ms`.
+    async fn lift_block(&self, key: &str, counter: &str, now_ms: i64) -> Result<bool, StoreError>;
     /// Deletes events and blocks that ended before `before_ms`.
     async fn prune(&self, before_ms: i64) -> Result<u64, StoreError>;
 }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::api::{Bearer, Body, Caller, OptionalBody, Token};
-use crate::domain::helpdesk::{Action, Helpdesk, UserCard};
+use crate::domain::helpdesk::{Action, CallerCheck, Helpdesk, UserCard};
 use crate::domain::store::MethodKind;
 use crate::error::{ApiError, ErrorBody};
 
@@ -24,12 +24,21 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/helpdesk/users/{id}/reset", post(reset))
         .route("/api/v1/helpdesk/users/{id}/unlock", post(unlock))
         .route("/api/v1/helpdesk/users/{id}/enrollment", delete(clear))
+        .route("/api/v1/helpdesk/users/{id}/block", delete(lift_block))
+        .route(
+            "/api/v1/helpdesk/users/{id}/registration-code",
+            post(registration_code),
+        )
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct OperatorSignIn {
     username: String,
     password: String,
+    /// The current code of the operator's own authenticator app (required while
+    /// `helpdesk.operator_second_factor` is on).
+    #[serde(default)]
+    code: Option<String>,
 }
 
 /// A self-service event from the audit table.
@@ -62,8 +71,14 @@ pub struct UserStatus {
     /// Whether the helpdesk may act on this account (protected accounts and helpdesk members
     /// are refused unless allow-listed).
     actionable: bool,
-    /// `totp` or `email` once this operator has verified the caller in this session.
+    /// The account's AD `mail`, masked: where an `ad_mail` code goes.
+    ad_mail: Option<String>,
+    /// How this operator verified the caller in this session: `registered` (a registered
+    /// method), `ad_mail` (a code mailed to AD `mail`) or `manager` (the AD manager approved).
     verified_by: Option<String>,
+    /// Until when (Unix milliseconds) too many wrong codes block the user's self-service; null
+    /// when not blocked. `DELETE .../block` lifts it.
+    blocked_until: Option<i64>,
     recent_events: Vec<Event>,
 }
 
@@ -82,7 +97,9 @@ impl From<UserCard> for UserStatus {
             email: c.email,
             registered_at_ms: c.registered_at_ms,
             actionable: c.actionable,
+            ad_mail: c.ad_mail,
             verified_by: c.verified_by.map(|m| m.as_str().to_owned()),
+            blocked_until: c.blocked_until_ms,
             recent_events: c
                 .recent_events
                 .into_iter()
@@ -106,6 +123,23 @@ pub struct CallerCode {
     #[schema(value_type = super::api::MethodName)]
     method: String,
     code: String,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct EmailCodeRequest {
+    // Documented as the enum, parsed by hand: an unknown one gets the API's own message.
+    /// `registered` (the confirmed address; the default) or `ad_mail` (the AD `mail` attribute).
+    #[schema(value_type = Option<EmailCodeTo>)]
+    to: Option<String>,
+}
+
+/// Where a helpdesk verification code is mailed.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[expect(dead_code, reason = "documents the API; `to` is parsed by hand")]
+pub enum EmailCodeTo {
+    Registered,
+    AdMail,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -153,7 +187,7 @@ pub(super) async fn sign_in(
 ) -> Result<Json<Token>, ApiError> {
     let password = SecretString::from(body.password);
     let token = Helpdesk::new(&s.deps)
-        .sign_in(&body.username, &password, &client)
+        .sign_in(&body.username, &password, body.code.as_deref(), &client)
         .await?;
     Ok(Json(Token::new(token)))
 }
@@ -191,16 +225,28 @@ pub(super) async fn lookup(
 #[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/email-code", tag = "helpdesk",
     operation_id = "helpdesk_email_code",
     params(("id" = String, Path)), security(("bearer" = [])),
+    request_body = Option<EmailCodeRequest>,
     responses((status = 202), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn email_code(
     State(s): State<AppState>,
     Bearer(token): Bearer,
     Caller(client): Caller,
     Path(id): Path<String>,
+    OptionalBody(body): OptionalBody<EmailCodeRequest>,
 ) -> Result<StatusCode, ApiError> {
+    let to = match body.to.as_deref() {
+        None | Some("registered") => CallerCheck::Registered,
+        Some("ad_mail") => CallerCheck::AdMail,
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "to must be \"registered\" or \"ad_mail\"".to_owned(),
+            ));
+        }
+    };
     Helpdesk::new(&s.deps)
-        .send_code(&token, &id, &client)
+        .send_code(&token, &id, to, &client)
         .await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -291,4 +337,49 @@ pub(super) async fn clear(
     OptionalBody(body): OptionalBody<Reason>,
 ) -> Result<StatusCode, ApiError> {
     act_without_answer(&s, &token, &id, Action::ClearRegistrations, body, &client).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/helpdesk/users/{id}/block", tag = "helpdesk",
+    operation_id = "helpdesk_lift_block",
+    params(("id" = String, Path)), security(("bearer" = [])), request_body = Reason,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(super) async fn lift_block(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+    OptionalBody(body): OptionalBody<Reason>,
+) -> Result<StatusCode, ApiError> {
+    Helpdesk::new(&s.deps)
+        .lift_block(&token, &id, body.reason.as_deref(), &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A one-time registration code, shown once.
+#[derive(Serialize, ToSchema)]
+pub struct RegistrationCode {
+    /// `ABCD-EFGH-JKMN-PQRS`; stands in for the caller's step-up once, until
+    /// `registration.code_lifetime` ends. Stored only as a keyed hash.
+    code: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/registration-code", tag = "helpdesk",
+    operation_id = "helpdesk_registration_code",
+    params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = RegistrationCode), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn registration_code(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RegistrationCode>, ApiError> {
+    let code = Helpdesk::new(&s.deps)
+        .registration_code(&token, &id, &client)
+        .await?;
+    Ok(Json(RegistrationCode {
+        code: code.as_str().to_owned(),
+    }))
 }

@@ -80,6 +80,7 @@ struct Catalog {
     helpdesk_password_reset: NoticeTexts,
     helpdesk_unlocked: NoticeTexts,
     helpdesk_registrations_cleared: LinkNoticeTexts,
+    helpdesk_block_lifted: NoticeTexts,
     protected_account_reset: AdminNoticeTexts,
     registration_reminder: ReminderTexts,
     password_expiry: ExpiryTexts,
@@ -318,6 +319,9 @@ impl Templates {
                         url_html => Value::from_safe_string(self.register_url_html.clone()),
                     })
                     .render(t, at)?
+            }
+            MailKind::HelpdeskBlockLifted => {
+                Notice::by_helpdesk(&t.helpdesk_block_lifted).render(t, at)?
             }
             MailKind::ProtectedAccountReset { account } => {
                 let texts = &t.protected_account_reset;
@@ -649,6 +653,7 @@ mod tests {
             MailKind::HelpdeskPasswordReset,
             MailKind::HelpdeskUnlocked,
             MailKind::HelpdeskRegistrationsCleared,
+            MailKind::HelpdeskBlockLifted,
             MailKind::ProtectedAccountReset {
                 account: "adm-jdoe".to_owned(),
             },
@@ -801,6 +806,7 @@ mod tests {
                         | MailKind::HelpdeskPasswordReset
                         | MailKind::HelpdeskUnlocked
                         | MailKind::HelpdeskRegistrationsCleared
+                        | MailKind::HelpdeskBlockLifted
                 );
                 let (says, not) = if helpdesk {
                     (by_helpdesk, by_user)

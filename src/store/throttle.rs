@@ -67,6 +67,25 @@ impl ThrottleStore for Store {
         Ok(until)
     }
 
+    async fn lift_block(&self, key: &str, counter: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let lifted = sqlx::query("DELETE FROM throttle_blocks WHERE key = $1 AND until_ms > $2")
+            .bind(key)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM throttle_blocks WHERE key = $1")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM throttle_events WHERE key = $1")
+            .bind(counter)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(lifted.rows_affected() > 0)
+    }
+
     async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
         let events = sqlx::query("DELETE FROM throttle_events WHERE at_ms < $1")
             .bind(before_ms)

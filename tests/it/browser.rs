@@ -258,6 +258,9 @@ async fn helpdesk_reset(locale: Locale) {
     browser.check("signin").await;
     browser.fill("#username", &desk.operator.sam).await;
     browser.fill("#password", &desk.operator.password).await;
+    browser
+        .fill("#code", &desk.authenticator.code().await)
+        .await;
     browser.submit("form[action='/helpdesk'] button").await;
     browser.check("search").await;
     browser.fill("#caller-id", &caller.sam).await;

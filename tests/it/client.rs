@@ -99,6 +99,8 @@ async fn list_secrets(request: Request<Body>, next: Next) -> Response {
                 "flow" => harness::remember_secret("flow-id", &value),
                 "secret" => harness::remember_secret("totp-secret", &value),
                 "temporary_password" => harness::remember_secret("password", &value),
+                // The helpdesk's one-time registration code.
+                "code" => harness::remember_secret("code", &value),
                 _ => {}
             }
         }
@@ -113,6 +115,11 @@ async fn list_secrets(request: Request<Body>, next: Next) -> Response {
         if page.contains(temporary) {
             let password = crate::pages::attr_of_tag(&page, temporary, "value");
             harness::remember_secret("password", &password);
+        }
+        let registration_code = "id=\"registration-code\"";
+        if page.contains(registration_code) {
+            let code = crate::pages::attr_of_tag(&page, registration_code, "value");
+            harness::remember_secret("code", &code);
         }
     }
     Response::from_parts(parts, body)

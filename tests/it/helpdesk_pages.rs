@@ -7,27 +7,36 @@ use sspr_bridge::domain::totp;
 
 use crate::client::{Answer, test_app};
 use crate::harness::{add_member, bind, create_group, create_user, read_attr, unique_name};
-use crate::helpdesk::{Desk, caller_with_totp, desk};
+use crate::helpdesk::{Authenticator, Desk, caller_with_totp, desk};
 use crate::mail::wait_for_mail;
 use crate::pages::{Browser, alert, assert_page, attr_of_tag, unescape};
 use crate::selfservice::{register_email, settle_totp_step, sign_in};
 
 /// Signs in on `/helpdesk` as `user`; returns the answer.
-async fn sign_in_as(browser: &mut Browser<'_>, login: &str, password: &str) -> Answer {
+/// Signs in on `/helpdesk` as `user` with an authenticator `code`; returns the answer.
+async fn sign_in_as(browser: &mut Browser<'_>, login: &str, password: &str, code: &str) -> Answer {
     let form = browser.get("/helpdesk").await;
     assert_page(&form, StatusCode::OK, "autocomplete=\"current-password\"");
+    assert_page(&form, StatusCode::OK, "autocomplete=\"one-time-code\"");
     browser
         .submit(
             &form,
             "/helpdesk",
-            &[("username", login), ("password", password)],
+            &[("username", login), ("password", password), ("code", code)],
         )
         .await
 }
 
 async fn operator_signs_in<'a>(desk: &'a Desk) -> (Browser<'a>, Answer) {
     let mut browser = Browser::new(&desk.app);
-    let search = sign_in_as(&mut browser, &desk.operator.sam, &desk.operator.password).await;
+    let code = desk.authenticator.code().await;
+    let search = sign_in_as(
+        &mut browser,
+        &desk.operator.sam,
+        &desk.operator.password,
+        &code,
+    )
+    .await;
     assert_page(&search, StatusCode::OK, "Find a user");
     (browser, search)
 }
@@ -310,7 +319,8 @@ async fn a_non_member_sees_the_same_refusal_as_a_wrong_password() {
         ("nobody-here", "x"),
     ] {
         let mut browser = Browser::new(&desk.app);
-        let refused = sign_in_as(&mut browser, login, password).await;
+        let code = desk.authenticator.code().await;
+        let refused = sign_in_as(&mut browser, login, password, &code).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN, "{login}");
         assert!(!browser.jar.contains_key("sspr_helpdesk"));
         texts.push(alert(&refused));
@@ -345,6 +355,7 @@ async fn helpdesk_posts_need_the_csrf_token_and_unverified_actions_a_reason() {
             &[
                 ("username", &desk.operator.sam),
                 ("password", &desk.operator.password),
+                ("code", &desk.authenticator.code().await),
             ],
         )
         .await;
@@ -431,6 +442,28 @@ async fn the_dutch_page_renders_dutch_and_works_without_the_licence() {
         )
         .await;
     assert!(alert(&refused).contains("Aanmelden geweigerd."));
+    // The right password, but no authenticator app of their own: sent to register one.
+    let unregistered = browser
+        .submit(
+            &form,
+            "/helpdesk",
+            &[
+                ("username", &operator.sam),
+                ("password", &operator.password),
+                ("code", "123456"),
+            ],
+        )
+        .await;
+    assert_eq!(unregistered.status, StatusCode::FORBIDDEN);
+    assert!(
+        alert(&unregistered).contains("eigen authenticator-app"),
+        "{}",
+        alert(&unregistered)
+    );
+    assert!(unregistered.body.contains("href=\"/register\""));
+    assert!(!browser.jar.contains_key("sspr_helpdesk"));
+    let authenticator = Authenticator::new(&operator).await;
+    authenticator.register_in(&app.database).await;
     let search = browser
         .submit(
             &form,
@@ -438,6 +471,7 @@ async fn the_dutch_page_renders_dutch_and_works_without_the_licence() {
             &[
                 ("username", &operator.sam),
                 ("password", &operator.password),
+                ("code", &authenticator.code().await),
             ],
         )
         .await;
@@ -459,4 +493,93 @@ async fn the_dutch_page_renders_dutch_and_works_without_the_licence() {
     );
     let post = browser.post("/helpdesk", &[("csrf", "x")]).await;
     assert_eq!(post.status, StatusCode::FORBIDDEN, "CSRF first");
+}
+
+#[tokio::test]
+async fn a_blocked_caller_shows_on_the_card_and_the_operator_lifts_the_block() {
+    let desk = desk("[throttle]\nflow_max_failures = 3\nuser_max_failures = 3").await;
+    let (caller, _) = caller_with_totp(&desk).await;
+    let flow = crate::selfservice::start_flow(&desk.app, &caller.sam).await;
+    for _ in 0..3 {
+        crate::selfservice::verify(&desk.app, &flow, "totp", "000000").await;
+    }
+    let (mut browser, search) = operator_signs_in(&desk).await;
+    let card = find(&mut browser, &search, &caller.sam).await;
+    assert!(
+        fact(&card.body, "card-blocked").starts_with("until "),
+        "{}",
+        fact(&card.body, "card-blocked")
+    );
+    assert_page(
+        &card,
+        StatusCode::OK,
+        "action=\"/helpdesk/user/lift-block\"",
+    );
+
+    let lifted = browser
+        .submit(
+            &card,
+            "/helpdesk/user/lift-block",
+            &[("id", &caller.sam), ("reason", "ticket 4712")],
+        )
+        .await;
+    assert_page(&lifted, StatusCode::OK, "The block is lifted");
+    assert_eq!(fact(&lifted.body, "card-blocked"), "No");
+    assert!(!lifted.body.contains("action=\"/helpdesk/user/lift-block\""));
+}
+
+/// Signs in, finds a caller who registered nothing and verifies them by a code mailed to their
+/// AD `mail`; returns the browser and the card that says so.
+async fn verified_by_ad_mail<'a>(desk: &'a Desk) -> (Browser<'a>, Answer) {
+    let caller = create_user("hadm").await;
+    let (mut browser, search) = operator_signs_in(desk).await;
+    let card = find(&mut browser, &search, &caller.sam).await;
+    assert_page(
+        &card,
+        StatusCode::OK,
+        "This user has registered no verification method.",
+    );
+    assert_page(&card, StatusCode::OK, "Email a code to the address in AD");
+    let sent = browser
+        .submit(&card, "/helpdesk/user/email-code", &[("to", "ad_mail")])
+        .await;
+    assert_page(&sent, StatusCode::OK, "A code was emailed to the user.");
+    let code = wait_for_mail(&format!("{}@mail.test", caller.sam))
+        .await
+        .code_in()
+        .expect("code mailed to AD mail");
+    let verified = browser
+        .submit(
+            &sent,
+            "/helpdesk/user/verify",
+            &[("method", "email"), ("code", &code)],
+        )
+        .await;
+    (browser, verified)
+}
+
+#[tokio::test]
+async fn a_caller_who_registered_nothing_is_verified_by_a_code_to_the_address_in_ad() {
+    let desk = desk("").await;
+    let (_, verified) = verified_by_ad_mail(&desk).await;
+    assert_page(
+        &verified,
+        StatusCode::OK,
+        "Yes, with a code mailed to the address in AD",
+    );
+    assert!(verified.body.contains("action=\"/helpdesk/user/reset\""));
+}
+
+#[tokio::test]
+async fn a_verified_caller_is_shown_a_registration_code_once() {
+    let desk = desk("").await;
+    let (mut browser, verified) = verified_by_ad_mail(&desk).await;
+    let issued = browser
+        .submit(&verified, "/helpdesk/user/registration-code", &[])
+        .await;
+    assert_page(&issued, StatusCode::OK, "A registration code was issued.");
+    let code = attr_of_tag(&issued.body, "id=\"registration-code\"", "value");
+    assert_eq!(code.len(), 19, "{code}");
+    let back = browser.submit(&issued, "/helpdesk/user", &[]).await;
+    assert!(!back.body.contains(&code), "shown only once");
 }

@@ -766,6 +766,19 @@ async fn sign_in_with(app: &TestApp, at: SignInPath, login: &str, password: &str
     .await
 }
 
+/// The helpdesk sign-in of `user` with the right password and a code of the authenticator app
+/// every operator needs (`helpdesk.operator_second_factor`), registered for them here.
+async fn operator_signs_in(app: &TestApp, user: &TestUser) -> Answer {
+    let authenticator = crate::helpdesk::Authenticator::new(user).await;
+    authenticator.register_in(&app.database).await;
+    let body = json!({
+        "username": user.sam,
+        "password": user.password,
+        "code": authenticator.code().await,
+    });
+    app.post(HELPDESK.path, body, None).await
+}
+
 /// An app with self-service and the helpdesk on, and a user who may sign in at both.
 async fn sign_in_app(extra: &str) -> (TestApp, String) {
     let group = create_group(&unique_name("Hdesk ")).await;
@@ -839,7 +852,11 @@ async fn ten_wrong_sign_ins_leave_the_account_unlocked() {
         bind(&user.dn, &user.password)
             .await
             .expect("the right password still binds");
-        let right = sign_in_with(&app, at, &user.sam, &user.password).await;
+        let right = if at.path == HELPDESK.path {
+            operator_signs_in(&app, &user).await
+        } else {
+            sign_in_with(&app, at, &user.sam, &user.password).await
+        };
         assert_eq!(right.status, StatusCode::OK, "{}: {}", at.path, right.body);
         assert!(right.json()["token"].is_string());
     }
@@ -923,7 +940,7 @@ async fn over_the_sign_in_cap_every_name_answers_alike() {
         );
     }
     // Operators are counted apart: the helpdesk still takes the right password.
-    let answer = sign_in_with(&app, HELPDESK, &user.sam, &user.password).await;
+    let answer = operator_signs_in(&app, &user).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_not_locked(&user).await;
 }

@@ -559,20 +559,7 @@ async fn a_helpdesk_temporary_password_registers_nothing_and_ends_sessions() {
     let (caller, secret) = crate::helpdesk::caller_with_totp(&desk).await;
     let (open, _) = open_session(&desk.app, &caller).await;
 
-    // The operator's sign-in as the helpdesk API has it on this branch.
-    let operator = desk
-        .app
-        .post(
-            "/api/v1/helpdesk/session",
-            json!({"username": desk.operator.sam, "password": desk.operator.password}),
-            None,
-        )
-        .await
-        .expect(StatusCode::OK)
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let operator = desk.operator_token().await;
     let now = settle_totp_step().await;
     desk.app
         .post(

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cookies::{self, HELPDESK};
 use super::{Locale, Reply, Visitor, back_to_start};
-use crate::domain::helpdesk::{Action, Helpdesk, UserCard};
+use crate::domain::helpdesk::{Action, CallerCheck, Helpdesk, UserCard, VerifiedBy};
 use crate::domain::selfservice::FlowError;
 use crate::domain::store::MethodKind;
 use crate::error::ApiError;
@@ -38,6 +38,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/helpdesk/user", step(post(look_up)))
         .route("/helpdesk/user/email-code", step(post(send_code)))
         .route("/helpdesk/user/verify", step(post(verify)))
+        .route("/helpdesk/user/lift-block", step(post(lift_block)))
+        .route(
+            "/helpdesk/user/registration-code",
+            step(post(registration_code)),
+        )
         .route("/helpdesk/user/{action}", step(post(confirm)))
         .route("/helpdesk/user/{action}/confirm", step(post(act)))
         .route_layer(middleware::from_fn_with_state(state, when_configured))
@@ -59,6 +64,8 @@ async fn when_configured(State(s): State<AppState>, request: Request, next: Next
 struct SignIn {
     username: String,
     password: String,
+    /// From the operator's own authenticator app.
+    code: String,
 }
 
 /// What the helpdesk forms carry about the caller and the operator's choices.
@@ -73,12 +80,29 @@ struct CallerForm {
     code: String,
     /// `operator` or `email`: who gets the temporary password.
     deliver: String,
+    /// `registered` or `ad_mail`: where a verification code goes.
+    to: String,
     reason: String,
 }
 
 impl CallerForm {
-    fn verified(&self) -> Option<MethodKind> {
-        MethodKind::parse(&self.verified)
+    fn verified(&self) -> Option<VerifiedBy> {
+        [
+            VerifiedBy::Registered(MethodKind::Totp),
+            VerifiedBy::Registered(MethodKind::Email),
+            VerifiedBy::AdMail,
+            VerifiedBy::Manager,
+        ]
+        .into_iter()
+        .find(|v| shown_as(*v) == self.verified)
+    }
+}
+
+/// How the page names a verification: by the registered method, when it was one.
+fn shown_as(v: VerifiedBy) -> &'static str {
+    match v {
+        VerifiedBy::Registered(method) => method.as_str(),
+        other => other.as_str(),
     }
 }
 
@@ -147,8 +171,10 @@ struct Card {
     password_last_set: Option<Moment>,
     totp: bool,
     email: Option<String>,
+    ad_mail: Option<String>,
     registered_at: Option<Moment>,
     actionable: bool,
+    blocked_until: Option<Moment>,
     events: Vec<Event>,
 }
 
@@ -165,8 +191,10 @@ impl From<UserCard> for Card {
             password_last_set: c.password_last_set_ms.and_then(moment),
             totp: c.totp,
             email: c.email,
+            ad_mail: c.ad_mail,
             registered_at: c.registered_at_ms.and_then(moment),
             actionable: c.actionable,
+            blocked_until: c.blocked_until_ms.and_then(moment),
             events: c
                 .recent_events
                 .into_iter()
@@ -199,7 +227,9 @@ pub fn sample_card(flag: bool) -> Value {
         email: flag.then(|| "j***@example.test".into()),
         registered_at_ms: flag.then_some(1_793_491_200_000),
         actionable: flag,
-        verified_by: flag.then_some(MethodKind::Totp),
+        ad_mail: flag.then(|| "j***@example.test".into()),
+        verified_by: flag.then_some(VerifiedBy::Registered(MethodKind::Totp)),
+        blocked_until_ms: flag.then_some(1_793_491_200_000),
         recent_events: (0..usize::from(flag))
             .map(|id| AuditRecord {
                 id: i64::try_from(id).unwrap_or_default(),
@@ -246,6 +276,7 @@ fn told(reply: Reply, error: FlowError, detail: &'static str) -> Reply {
             remaining_attempts: 0,
         } => "error_caller_no_attempts",
         FlowError::Forbidden(_) | FlowError::InvalidInput(_) => detail,
+        FlowError::SecondFactorRequired => "error_operator_second_factor",
         _ => return reply.failure(error, detail),
     };
     reply.problem(ApiError::from(error).status(), key)
@@ -265,7 +296,7 @@ fn refused(s: &AppState, visitor: &Visitor, error: FlowError, id: &str) -> Respo
 
 /// What the caller's page shows besides the card.
 struct Shown {
-    verified: Option<MethodKind>,
+    verified: Option<VerifiedBy>,
     /// A code was mailed: show the field for it.
     email_sent: bool,
 }
@@ -306,7 +337,15 @@ async fn caller_page(
     let reply = page(template).vars(context! {
         id => "",
         card,
-        verified => verified.map(MethodKind::as_str),
+        verified => verified.map(shown_as),
+        checks => s
+            .deps
+            .settings
+            .helpdesk
+            .verification_methods
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>(),
         email_sent => shown.email_sent,
         require_verification => s.deps.settings.helpdesk.require_verification,
         ..vars
@@ -344,7 +383,7 @@ async fn sign_in(
 ) -> Response {
     let password = SecretString::from(form.password);
     let signed_in = Helpdesk::new(&s.deps)
-        .sign_in(&form.username, &password, &visitor.client)
+        .sign_in(&form.username, &password, Some(&form.code), &visitor.client)
         .await;
     let reply = match signed_in {
         Ok(token) => search_page("").cookie(cookies::bearer(
@@ -352,7 +391,16 @@ async fn sign_in(
             Some(&token),
             s.pages.secure_cookies,
         )),
-        // Every refusal reads the same, whatever the reason.
+        // Only an operator who proved the password and the group is told to register.
+        Err(FlowError::SecondFactorRequired) => told(
+            page("helpdesk_signin.html").vars(context! {
+                username => &form.username,
+                register_authenticator => true,
+            }),
+            FlowError::SecondFactorRequired,
+            "error_helpdesk_refused",
+        ),
+        // Every other refusal reads the same, whatever the reason.
         Err(e) => told(sign_in_form(&form.username), e, "error_helpdesk_refused"),
     };
     s.pages.show(&visitor, reply)
@@ -389,9 +437,14 @@ async fn send_code(
     visitor: Visitor,
     Form(form): Form<CallerForm>,
 ) -> Response {
+    let to = if form.to == CallerCheck::AdMail.as_str() {
+        CallerCheck::AdMail
+    } else {
+        CallerCheck::Registered
+    };
     let sent = async {
         Helpdesk::new(&s.deps)
-            .send_code(session(&visitor)?, &form.id, &visitor.client)
+            .send_code(session(&visitor)?, &form.id, to, &visitor.client)
             .await
     }
     .await;
@@ -441,7 +494,8 @@ async fn verify(
             .await;
             match verified {
                 Ok(()) => {
-                    shown.verified = Some(method);
+                    shown.verified = (method == MethodKind::Totp)
+                        .then_some(VerifiedBy::Registered(MethodKind::Totp));
                     Outcome::Notice("notice_caller_verified")
                 }
                 Err(e) => {
@@ -461,6 +515,86 @@ async fn verify(
         outcome,
     )
     .await
+}
+
+/// Lifts the caller's self-service block; a reason is all it takes.
+async fn lift_block(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<CallerForm>,
+) -> Response {
+    let lifted = async {
+        Helpdesk::new(&s.deps)
+            .lift_block(
+                session(&visitor)?,
+                &form.id,
+                Some(&form.reason),
+                &visitor.client,
+            )
+            .await
+    }
+    .await;
+    let shown = Shown {
+        verified: form.verified(),
+        email_sent: false,
+    };
+    let outcome = match lifted {
+        Ok(()) => Outcome::Notice("notice_block_lifted"),
+        Err(e) => Outcome::Failed(e, "error_block_reason_required"),
+    };
+    caller_page(
+        &s,
+        &visitor,
+        &form.id,
+        CARD,
+        shown,
+        Value::UNDEFINED,
+        outcome,
+    )
+    .await
+}
+
+/// Issues a registration code and shows it this once, like a temporary password.
+async fn registration_code(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<CallerForm>,
+) -> Response {
+    let issued = async {
+        Helpdesk::new(&s.deps)
+            .registration_code(session(&visitor)?, &form.id, &visitor.client)
+            .await
+    }
+    .await;
+    match issued {
+        Ok(code) => {
+            let reply = page("helpdesk_registration_code.html")
+                .vars(context! {
+                    id => &form.id,
+                    verified => form.verified().map(shown_as),
+                    code => code.as_str(),
+                })
+                .notice("notice_registration_code");
+            s.pages.show(&visitor, reply)
+        }
+        Err(e) => {
+            let shown = Shown {
+                verified: form.verified(),
+                email_sent: false,
+            };
+            let outcome = Outcome::Failed(e, "error_caller_protected");
+            caller_page(
+                &s,
+                &visitor,
+                &form.id,
+                CARD,
+                shown,
+                Value::UNDEFINED,
+                outcome,
+            )
+            .await
+        }
+    }
 }
 
 /// The confirmation step (are you sure?), with the reason field when the caller is unverified.
@@ -563,7 +697,7 @@ fn temporary_password(
 ) -> Response {
     let reply = page("helpdesk_password.html").vars(context! {
         id => &form.id,
-        verified => form.verified().map(MethodKind::as_str),
+        verified => form.verified().map(shown_as),
         password => password.expose_secret(),
     });
     let reply = if mail_failed {

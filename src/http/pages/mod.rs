@@ -105,6 +105,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "helpdesk.html",
     "helpdesk_confirm.html",
     "helpdesk_password.html",
+    "helpdesk_registration_code.html",
 ];
 
 const CATALOGS: &[(Locale, &str)] = &[
@@ -338,6 +339,8 @@ mod tests {
                         action => if flag { "reset" } else { "clear-registrations" }, reason => "",
                         password => "Tmp-Pass-23456789", card => helpdesk::sample_card(flag),
                         rules => flag.then_some(["Use at least 7 characters."]),
+                        code => "ABCD-EFGH-JKMN-PQRS", register_authenticator => flag,
+                        checks => if flag { vec!["registered", "ad_mail", "manager"] } else { vec![] },
                     };
                     let response = pages.render(StatusCode::OK, name, locale, page);
                     assert_eq!(response.status(), StatusCode::OK, "{name} in {locale:?}");
