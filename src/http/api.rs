@@ -57,11 +57,24 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Json::<T>::from_request(req, state)
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state)
             .await
-            .map(|Json(v)| Body(v))
-            .map_err(|rejection| body_rejected(rejection.status(), rejection.body_text()))
+            .map_err(|rejection| body_rejected(rejection.status(), rejection.body_text()))?;
+        from_object(value).map(Body)
     }
+}
+
+/// serde's derive also reads a struct from a JSON array, its fields in order: `["jdoe"]` would
+/// start a reset, an answer the API documents for no such body. Every documented body is an
+/// object, so only an object is read.
+fn from_object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "Invalid JSON body: expected an object".to_owned(),
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::BadRequest(format!("Invalid JSON body: {e}")))
 }
 
 /// A body over the limit is 413, whether the limit layer saw it coming (`Content-Length`) or it
@@ -87,9 +100,11 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Default> FromRequest<S> fo
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(T::default()));
         }
-        serde_json::from_slice::<Option<T>>(&bytes)
-            .map(|body| OptionalBody(body.unwrap_or_default()))
-            .map_err(|e| ApiError::BadRequest(format!("Invalid JSON body: {e}")))
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Null) => Ok(OptionalBody(T::default())),
+            Ok(value) => from_object(value).map(OptionalBody),
+            Err(e) => Err(ApiError::BadRequest(format!("Invalid JSON body: {e}"))),
+        }
     }
 }
 
