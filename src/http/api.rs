@@ -325,7 +325,8 @@ fn method(name: &str) -> Result<MethodKind, ApiError> {
     request_body = SignIn,
     responses((status = 200, body = EnrollmentSession), (status = 401, body = ErrorBody),
         (status = 403, description = "not_in_scope: the password is right, but self-service is not for this account; password_change_required: AD requires a new password first (must change at next logon, or expired)", body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+        (status = 429, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn sign_in(
     State(s): State<AppState>,
     Caller(client): Caller,
@@ -346,7 +347,8 @@ async fn sign_in(
 #[utoipa::path(post, path = "/api/v1/enrollment/step-up", tag = "enrollment",
     security(("bearer" = [])), request_body = StepUp,
     responses((status = 204), (status = 400, description = "invalid_code: wrong, expired, malformed or never sent", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn step_up(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -367,7 +369,8 @@ async fn step_up(
 #[utoipa::path(post, path = "/api/v1/enrollment/step-up/email", tag = "enrollment",
     security(("bearer" = [])),
     responses((status = 202, description = "a code is on its way to the confirmed address"),
-        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn send_step_up_code(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -381,7 +384,8 @@ async fn send_step_up_code(
 
 #[utoipa::path(get, path = "/api/v1/enrollment", tag = "enrollment",
     security(("bearer" = [])),
-    responses((status = 200, body = EnrollmentStatus), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = EnrollmentStatus), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn enrollment_status(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -399,7 +403,8 @@ async fn enrollment_status(
 
 #[utoipa::path(post, path = "/api/v1/enrollment/totp", tag = "enrollment",
     security(("bearer" = [])),
-    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 200, body = TotpProvisioning), (status = 401, body = ErrorBody)))]
+    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 200, body = TotpProvisioning), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn begin_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -415,7 +420,8 @@ async fn begin_totp(
 
 #[utoipa::path(post, path = "/api/v1/enrollment/totp/confirm", tag = "enrollment",
     security(("bearer" = [])), request_body = Code,
-    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn confirm_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -430,7 +436,8 @@ async fn confirm_totp(
 
 #[utoipa::path(post, path = "/api/v1/enrollment/totp/reconfirm", tag = "enrollment",
     security(("bearer" = [])), request_body = Code,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn reconfirm_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -462,7 +469,8 @@ async fn begin_email(
 
 #[utoipa::path(post, path = "/api/v1/enrollment/email/confirm", tag = "enrollment",
     security(("bearer" = [])), request_body = Code,
-    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn confirm_email(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -486,7 +494,8 @@ async fn remove(
 }
 
 #[utoipa::path(delete, path = "/api/v1/enrollment/totp", tag = "enrollment",
-    security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody)))]
+    security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn remove_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -496,7 +505,8 @@ async fn remove_totp(
 }
 
 #[utoipa::path(delete, path = "/api/v1/enrollment/email", tag = "enrollment",
-    security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody)))]
+    security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn remove_email(
     State(s): State<AppState>,
     Bearer(token): Bearer,
