@@ -18,11 +18,12 @@ import time
 import urllib.request
 
 
-def call(base, path, body, token=None):
-    headers = {"Content-Type": "application/json"}
+def call(base, path, body, token=None, method="POST"):
+    headers = {"Content-Type": "application/json"} if body is not None else {}
     if token:
         headers["Authorization"] = "Bearer " + token
-    request = urllib.request.Request(base + path, json.dumps(body).encode(), headers)
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data, headers, method=method)
     with urllib.request.urlopen(request, timeout=10) as answer:
         raw = answer.read()
     return json.loads(raw) if raw else None
@@ -55,13 +56,19 @@ def settled_now():
 def register_totp(base, username, password):
     """Signs in to registration and registers an authenticator app; returns the session token,
     the secret and the code that confirmed it."""
-    token = call(base, "/api/v1/enrollment/session", {"username": username, "password": password})[
-        "token"
-    ]
+    session = call(base, "/api/v1/enrollment/session", {"username": username, "password": password})
+    token = session["token"]
+    # Only this session may change methods without a step-up: it registers the first one (and
+    # proves it by confirming it). Any later session would get 403 step_up_required on every
+    # changing call, so the fuzzer would reach none of their logic.
+    if session["step_up_required"]:
+        sys.exit(f"the first registration session of {username} asks for a step-up")
     secret = call(base, "/api/v1/enrollment/totp", {}, token)["secret"]
     # The previous step's code (inside the ±1 step window), so the current step stays unspent.
     code = totp(secret, settled_now() - 30)
     call(base, "/api/v1/enrollment/totp/confirm", {"code": code}, token)
+    if call(base, "/api/v1/enrollment", None, token, "GET")["step_up_required"]:
+        sys.exit("the session that registered the authenticator app lost the right to change it")
     return token, secret, code
 
 

@@ -57,11 +57,24 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Json::<T>::from_request(req, state)
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state)
             .await
-            .map(|Json(v)| Body(v))
-            .map_err(|rejection| body_rejected(rejection.status(), rejection.body_text()))
+            .map_err(|rejection| body_rejected(rejection.status(), rejection.body_text()))?;
+        from_object(value).map(Body)
     }
+}
+
+/// serde's derive also reads a struct from a JSON array, its fields in order: `["jdoe"]` would
+/// start a reset, an answer the API documents for no such body. Every documented body is an
+/// object, so only an object is read.
+fn from_object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "Invalid JSON body: expected an object".to_owned(),
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::BadRequest(format!("Invalid JSON body: {e}")))
 }
 
 /// A body over the limit is 413, whether the limit layer saw it coming (`Content-Length`) or it
@@ -87,9 +100,11 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Default> FromRequest<S> fo
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(T::default()));
         }
-        serde_json::from_slice::<Option<T>>(&bytes)
-            .map(|body| OptionalBody(body.unwrap_or_default()))
-            .map_err(|e| ApiError::BadRequest(format!("Invalid JSON body: {e}")))
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Null) => Ok(OptionalBody(T::default())),
+            Ok(value) => from_object(value).map(OptionalBody),
+            Err(e) => Err(ApiError::BadRequest(format!("Invalid JSON body: {e}"))),
+        }
     }
 }
 
@@ -310,7 +325,8 @@ fn method(name: &str) -> Result<MethodKind, ApiError> {
     request_body = SignIn,
     responses((status = 200, body = EnrollmentSession), (status = 401, body = ErrorBody),
         (status = 403, description = "not_in_scope: the password is right, but self-service is not for this account; password_change_required: AD requires a new password first (must change at next logon, or expired)", body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+        (status = 429, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn sign_in(
     State(s): State<AppState>,
     Caller(client): Caller,
@@ -331,7 +347,8 @@ async fn sign_in(
 #[utoipa::path(post, path = "/api/v1/enrollment/step-up", tag = "enrollment",
     security(("bearer" = [])), request_body = StepUp,
     responses((status = 204), (status = 400, description = "invalid_code: wrong, expired, malformed or never sent", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn step_up(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -352,7 +369,8 @@ async fn step_up(
 #[utoipa::path(post, path = "/api/v1/enrollment/step-up/email", tag = "enrollment",
     security(("bearer" = [])),
     responses((status = 202, description = "a code is on its way to the confirmed address"),
-        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn send_step_up_code(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -366,7 +384,8 @@ async fn send_step_up_code(
 
 #[utoipa::path(get, path = "/api/v1/enrollment", tag = "enrollment",
     security(("bearer" = [])),
-    responses((status = 200, body = EnrollmentStatus), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = EnrollmentStatus), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn enrollment_status(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -384,7 +403,8 @@ async fn enrollment_status(
 
 #[utoipa::path(post, path = "/api/v1/enrollment/totp", tag = "enrollment",
     security(("bearer" = [])),
-    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 200, body = TotpProvisioning), (status = 401, body = ErrorBody)))]
+    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 200, body = TotpProvisioning), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn begin_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -400,7 +420,8 @@ async fn begin_totp(
 
 #[utoipa::path(post, path = "/api/v1/enrollment/totp/confirm", tag = "enrollment",
     security(("bearer" = [])), request_body = Code,
-    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn confirm_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -415,7 +436,8 @@ async fn confirm_totp(
 
 #[utoipa::path(post, path = "/api/v1/enrollment/totp/reconfirm", tag = "enrollment",
     security(("bearer" = [])), request_body = Code,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn reconfirm_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -447,7 +469,8 @@ async fn begin_email(
 
 #[utoipa::path(post, path = "/api/v1/enrollment/email/confirm", tag = "enrollment",
     security(("bearer" = [])), request_body = Code,
-    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn confirm_email(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -471,7 +494,8 @@ async fn remove(
 }
 
 #[utoipa::path(delete, path = "/api/v1/enrollment/totp", tag = "enrollment",
-    security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody)))]
+    security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn remove_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
@@ -481,7 +505,8 @@ async fn remove_totp(
 }
 
 #[utoipa::path(delete, path = "/api/v1/enrollment/email", tag = "enrollment",
-    security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody)))]
+    security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 async fn remove_email(
     State(s): State<AppState>,
     Bearer(token): Bearer,

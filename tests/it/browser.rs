@@ -32,10 +32,11 @@ use sspr_bridge::domain::locale::Locale;
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::client::{TestApp, test_app};
-use crate::harness::{TestUser, bind, create_user, read_attr};
+use crate::harness::{TestUser, bind, create_user, read_attr, set_attr};
 use crate::helpdesk::{caller_with_totp, desk};
+use crate::mail::unique_address;
 use crate::mail::{smtp_section, wait_for_mail};
-use crate::selfservice::{register_email, settle_totp_step, sign_in};
+use crate::selfservice::{register_email, register_totp, settle_totp_step, sign_in};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -89,6 +90,161 @@ async fn helpdesk_resets_a_verified_caller_in_english() {
 #[tokio::test]
 async fn helpdesk_resets_a_verified_caller_in_dutch() {
     helpdesk_reset(Locale::Nl).await;
+}
+
+#[tokio::test]
+async fn a_second_visit_steps_up_with_the_authenticator_then_adds_an_email_in_english() {
+    step_up_then_add_an_email(Locale::En).await;
+}
+
+#[tokio::test]
+async fn a_second_visit_steps_up_with_the_authenticator_then_adds_an_email_in_dutch() {
+    step_up_then_add_an_email(Locale::Nl).await;
+}
+
+#[tokio::test]
+async fn a_must_change_password_is_sent_to_change_it_first_in_english() {
+    must_change_password_first(Locale::En).await;
+}
+
+#[tokio::test]
+async fn a_must_change_password_is_sent_to_change_it_first_in_dutch() {
+    must_change_password_first(Locale::Nl).await;
+}
+
+/// Registration controls that must not be offered before a step-up (or at all, to a refused
+/// sign-in).
+const CHANGING_CONTROLS: [&str; 5] = [
+    "form[action='/register/totp']",
+    "a[href='/register/email']",
+    "a[href^='/register/remove']",
+    "form[action='/register/email']",
+    "form[action='/register/totp/confirm']",
+];
+
+/// A user who registered an authenticator app (through the API, in an earlier visit) comes back
+/// to /register: the overview asks for a step-up and offers no change; a wrong authenticator
+/// code is announced; the current one steps up, after which an email address is added with the
+/// code read from the Maildir. AD `mail` (the only address known before) hears of it.
+async fn step_up_then_add_an_email(locale: Locale) {
+    let app = test_app(&config()).await;
+    let site = Site::serve(&app).await;
+    let user = create_user("brs").await;
+    let ad_mail = format!("{}@mail.test", user.sam);
+    let first = sign_in(&app, &user).await;
+    let secret = register_totp(&app, &first).await;
+    // A TOTP-only user is told at AD `mail`; taken here so the next notice there is the new one.
+    let totp_notice = wait_for_mail(&ad_mail).await;
+    assert!(totp_notice.code_in().is_none());
+    let totp = TOTP::new(Algorithm::SHA1, 6, 1, 30, secret, None, String::new()).unwrap();
+    let mut browser = Browser::launch(&site, locale).await;
+
+    browser.open("stepup", "/register").await;
+    browser.check("signin").await;
+    browser.fill("#username", &user.sam).await;
+    browser.fill("#password", &user.password).await;
+    browser.submit("form[action='/register'] button").await;
+    browser.check("step-up").await;
+    browser.assert_text("stepup_title").await;
+    browser.assert_text("status_totp_yes").await;
+    browser.assert_absent(&CHANGING_CONTROLS).await;
+
+    browser.fill("#stepup-totp", "000000").await;
+    browser.submit("form:has(#stepup-totp) button").await;
+    browser.check("wrong-code").await;
+    browser.assert_error_announced("error_code_attempts").await;
+    browser.assert_absent(&CHANGING_CONTROLS).await;
+
+    let now = settle_totp_step().await;
+    let code = totp.generate(now);
+    // Typed in the browser, so the in-process client never sees it to list it.
+    crate::harness::remember_secret("code", &code);
+    browser.fill("#stepup-totp", &code).await;
+    browser.submit("form:has(#stepup-totp) button").await;
+    browser.check("stepped-up").await;
+    browser.assert_text("notice_stepped_up").await;
+
+    browser.submit("a[href='/register/email']").await;
+    browser.check("email").await;
+    let address = unique_address();
+    browser.fill("#address", &address).await;
+    browser
+        .submit("form[action='/register/email'] button")
+        .await;
+    browser.check("email-code").await;
+    let code = wait_for_mail(&address)
+        .await
+        .code_in()
+        .expect("a confirmation code mailed to the new address");
+    browser.fill("#code", &code).await;
+    browser
+        .submit("form[action='/register/email/confirm'] button")
+        .await;
+    browser.check("registered").await;
+    browser.assert_text("notice_email_added").await;
+    browser.assert_text("status_email_yes").await;
+
+    let token = sign_in(&app, &user).await;
+    let overview = app.get("/api/v1/enrollment", Some(&token)).await.json();
+    // The overview masks the address: its first letter and the domain stay.
+    let (local, domain) = address.split_once('@').unwrap();
+    let masked = format!("{}***@{domain}", &local[..1]);
+    assert_eq!(
+        (&overview["totp"], &overview["email"]),
+        (&json!(true), &json!(masked)),
+        "both methods registered: {overview}"
+    );
+    let notice = wait_for_mail(&ad_mail).await;
+    assert!(notice.code_in().is_none(), "a notice carries no code");
+    assert_ne!(
+        notice.text, totp_notice.text,
+        "AD mail hears of the added address"
+    );
+    let confirmation = wait_for_mail(&address).await;
+    assert!(confirmation.code_in().is_none());
+}
+
+/// A user whose password must be changed at next logon (pwdLastSet = 0, AD's 773) is told to
+/// change it first and gets no registration controls; nothing is registered.
+async fn must_change_password_first(locale: Locale) {
+    let app = test_app(&config()).await;
+    let site = Site::serve(&app).await;
+    let user = create_user("brm").await;
+    set_attr(&user.dn, "pwdLastSet", "0").await;
+    let mut browser = Browser::launch(&site, locale).await;
+
+    browser.open("must-change", "/register").await;
+    browser.check("signin").await;
+    browser.fill("#username", &user.sam).await;
+    browser.fill("#password", &user.password).await;
+    browser.submit("form[action='/register'] button").await;
+    browser.check("refused").await;
+    browser
+        .assert_error_announced("error_password_change_required")
+        .await;
+    browser.assert_absent(&CHANGING_CONTROLS).await;
+    browser
+        .assert_absent(&["form[action^='/register/step-up']", "#stepup-totp"])
+        .await;
+    let cookies = browser.client.get_all_cookies().await.unwrap();
+    assert!(
+        cookies.iter().all(|c| c.name() != "sspr_session"),
+        "no registration session: {cookies:?}"
+    );
+
+    let (rc, text) = bind(&user.dn, &user.password)
+        .await
+        .expect_err("AD still wants the password changed");
+    assert!(rc == 49 && text.contains("data 773"), "{rc} {text}");
+    let answer = app
+        .post(
+            "/api/v1/enrollment/session",
+            json!({"username": user.sam, "password": user.password}),
+            None,
+        )
+        .await
+        .expect(axum::http::StatusCode::FORBIDDEN);
+    assert_eq!(answer.error().error, "password_change_required");
 }
 
 /// Registration of an authenticator app (its key read off the page, the code computed with
@@ -641,6 +797,19 @@ impl Browser {
             shown.as_str().unwrap().contains(&wanted),
             "{key} ({wanted:?}) not on the page: {shown}"
         );
+    }
+
+    /// Asserts that none of the elements matching `css` is on the page.
+    async fn assert_absent(&self, css: &[&str]) {
+        for selector in css {
+            let found = self
+                .js(
+                    "return [...document.querySelectorAll(arguments[0])].map(e => e.outerHTML.slice(0, 200))",
+                    vec![json!(selector)],
+                )
+                .await;
+            assert_eq!(found, json!([]), "{}: {selector} is offered", self.flow);
+        }
     }
 
     /// Asserts that the error `key` is shown in a live region, so a screen reader announces it,

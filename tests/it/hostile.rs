@@ -612,6 +612,14 @@ async fn refusals_below_the_handlers_have_an_error_body() {
         .await
         .expect(StatusCode::BAD_REQUEST);
     assert_eq!(answer.error().error, "invalid_request");
+    // serde would read a struct from an array of its fields; every documented body is an object.
+    for body in [json!(["jdoe"]), json!([]), json!("jdoe")] {
+        let answer = app
+            .post("/api/v1/reset", body.clone(), None)
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert_eq!(answer.error().error, "invalid_request", "{body}");
+    }
     // A body documented as optional may be absent, `null` or `{}`; anything else is refused.
     let flow = start_flow(&app, &unique_name("hnb")).await;
     let unlock = format!("/api/v1/reset/{flow}/unlock");
@@ -620,6 +628,7 @@ async fn refusals_below_the_handlers_have_an_error_body() {
         ("null", StatusCode::FORBIDDEN),
         ("{}", StatusCode::FORBIDDEN),
         ("[1]", StatusCode::BAD_REQUEST),
+        ("[]", StatusCode::BAD_REQUEST),
     ] {
         let request = Request::builder()
             .method("POST")
