@@ -380,3 +380,117 @@ async fn a_manager_seen_too_recently_and_other_unfit_managers_are_refused() {
         "{rows:?}"
     );
 }
+
+#[tokio::test]
+async fn the_manager_may_confirm_with_a_code_mailed_to_their_registered_address() {
+    let desk = desk(ANY_AGE).await;
+    let caller = create_user("mcl").await;
+    let manager = create_user("mgr").await;
+    set_attr(&caller.dn, "manager", &manager.dn).await;
+    let session = crate::selfservice::sign_in(&desk.app, &manager).await;
+    let address = crate::selfservice::register_email(&desk.app, &session).await;
+    let operator = desk.operator_token().await;
+    ask(&desk, &operator, &caller)
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let link = approval_link(&manager).await;
+
+    // In Dutch, as the manager's browser asks.
+    let mut browser = Browser::new(&desk.app);
+    browser.accept_language = Some("nl");
+    let page = browser.get(&link).await;
+    assert_page(&page, StatusCode::OK, "Bevestig een beller van de helpdesk");
+    assert!(!page.body.contains("type=\"password\""));
+    assert!(
+        !page.body.contains("id=\"approve-totp\""),
+        "no authenticator registered"
+    );
+    let sent = browser
+        .submit(&page, &link, &[("action", "send_code")])
+        .await;
+    assert_page(
+        &sent,
+        StatusCode::OK,
+        "Er is een code naar uw geregistreerde adres gemaild",
+    );
+    let code = mail_titled(&address, "beller van de helpdesk")
+        .await
+        .code_in()
+        .expect("a code");
+    let done = browser
+        .submit(
+            &sent,
+            &link,
+            &[("action", "approve"), ("method", "email"), ("code", &code)],
+        )
+        .await;
+    assert_page(&done, StatusCode::OK, "u hebt de beller bevestigd");
+    assert_eq!(
+        card(&desk, &operator, &caller).await["verified_by"],
+        "manager"
+    );
+}
+
+#[tokio::test]
+async fn the_card_page_asks_the_manager() {
+    let desk = desk(ANY_AGE).await;
+    let p = pair(&desk).await;
+    let mut browser = Browser::new(&desk.app);
+    let form = browser.get("/helpdesk").await;
+    let code = desk.authenticator.code().await;
+    let search = browser
+        .submit(
+            &form,
+            "/helpdesk",
+            &[
+                ("username", &desk.operator.sam),
+                ("password", &desk.operator.password),
+                ("code", &code),
+            ],
+        )
+        .await;
+    let card = browser
+        .submit(&search, "/helpdesk/user", &[("id", &p.caller.sam)])
+        .await;
+    assert_page(&card, StatusCode::OK, "Ask the manager");
+    let asked = browser
+        .submit(&card, "/helpdesk/user/manager-approval", &[])
+        .await;
+    assert_page(&asked, StatusCode::OK, "manager was emailed a link");
+    approval_link(&p.manager).await;
+
+    // A caller without a manager: the card says why not.
+    let alone = create_user("mcl").await;
+    let card = browser
+        .submit(&asked, "/helpdesk/user", &[("id", &alone.sam)])
+        .await;
+    let refused = browser
+        .submit(&card, "/helpdesk/user/manager-approval", &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(
+        alert(&refused).contains("has no manager in AD"),
+        "{}",
+        alert(&refused)
+    );
+}
+
+#[tokio::test]
+async fn a_managers_mailbox_gets_no_more_links_than_the_mail_limit() {
+    let desk = desk(&format!("{ANY_AGE}\n[throttle]\nemail_max_sends = 2")).await;
+    let p = pair(&desk).await;
+    let operator = desk.operator_token().await;
+    for _ in 0..2 {
+        ask(&desk, &operator, &p.caller)
+            .await
+            .expect(StatusCode::ACCEPTED);
+    }
+    let over = ask(&desk, &operator, &p.caller)
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(over.error().error, "throttled");
+    for _ in 0..2 {
+        approval_link(&p.manager).await;
+    }
+    assert_no_mail(&ad_mail(&p.manager), Duration::from_millis(300)).await;
+}

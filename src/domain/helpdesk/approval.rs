@@ -198,11 +198,23 @@ impl Helpdesk<'_> {
             }
             Err(other) => return Err(other),
         };
+        // A manager's mailbox gets no more approval links than codes (`throttle.email_max_sends`
+        // per `email_window`, counted with the codes mailed to them), however many operators ask.
+        let now = d.now_ms();
+        let mails = format!("user:{}:mail", manager.guid);
+        let window = d.settings.email_window;
+        if d.throttle.hit(&mails, now, now - ms(window)).await? > d.settings.email_max_sends {
+            let who = Some((manager.guid, manager.sam_account_name.as_str()));
+            d.audit_throttled(client, who, "manager_approval_mails")
+                .await?;
+            return Err(FlowError::Throttled {
+                retry_after: window,
+            });
+        }
         // The operator's own check must be live, so the approval has something to mark.
         self.verification(&operator, &user, CallerCheck::Manager, client)
             .await?;
         let (link_token, id_hash) = new_token();
-        let now = d.now_ms();
         let expires = now + ms(APPROVAL_LIFETIME);
         d.flows
             .create_flow(&ResetFlow {
@@ -346,7 +358,9 @@ impl<'a> Approvals<'a> {
 
     /// Mails the manager a code at their confirmed address, to confirm with.
     pub async fn send_code(&self, token: &str, client: &Client) -> Result<(), FlowError> {
-        let (_, subject) = self.live(token).await?;
+        let (_, mut subject) = self.live(token).await?;
+        // In the language of the manager's page, not of the operator who asked.
+        subject.flow.locale.clone_from(&client.locale);
         subject
             .send_code(
                 self.deps,
