@@ -393,9 +393,10 @@ pub(super) async fn registration_code(
 /// that the person on the phone with this operator is the caller, or declines. An approval makes
 /// the card's `verified_by` `manager`. Refused with 409 and its own code when the caller has no
 /// manager (`no_manager`), the manager is disabled (`manager_disabled`), has no AD mail
-/// (`manager_without_mail`), registered no method (`manager_not_registered`) or was set less
-/// than `helpdesk.manager_min_age` ago (`manager_too_recent`); 403 `forbidden` for a protected
-/// caller or when `manager` is not in `helpdesk.verification_methods`.
+/// (`manager_without_mail`), registered no method (`manager_not_registered`), is the operator
+/// asking (`manager_is_operator`) or was set less than `helpdesk.manager_min_age` ago
+/// (`manager_too_recent`); 403 `forbidden` for a protected caller or when `manager` is not in
+/// `helpdesk.verification_methods`.
 #[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/manager-approval", tag = "helpdesk",
     operation_id = "helpdesk_manager_approval",
     params(("id" = String, Path)), security(("bearer" = [])),

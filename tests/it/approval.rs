@@ -372,6 +372,18 @@ async fn a_manager_seen_too_recently_and_other_unfit_managers_are_refused() {
         .expect(StatusCode::CONFLICT);
     assert_eq!(refused.error().error, "manager_not_registered");
 
+    // Nobody vouches for themselves, and an operator is no second person for their own reports.
+    set_attr(&alone.dn, "manager", &alone.dn).await;
+    let refused = ask(&desk, &operator, &alone)
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(refused.error().error, "no_manager");
+    set_attr(&alone.dn, "manager", &desk.operator.dn).await;
+    let refused = ask(&desk, &operator, &alone)
+        .await
+        .expect(StatusCode::CONFLICT);
+    assert_eq!(refused.error().error, "manager_is_operator");
+
     let rows = audit_rows(&desk.app).await;
     assert!(
         rows.iter().any(|r| r.event == "manager_approval_requested"

@@ -70,6 +70,8 @@ pub enum ManagerRefusal {
     ManagerNotRegistered,
     /// The `manager` value changed (or was first seen) less than `helpdesk.manager_min_age` ago.
     ManagerTooRecent,
+    /// The operator asking is the caller's manager.
+    ManagerIsOperator,
 }
 
 impl ManagerRefusal {
@@ -80,6 +82,7 @@ impl ManagerRefusal {
             ManagerRefusal::ManagerWithoutMail => "manager_without_mail",
             ManagerRefusal::ManagerNotRegistered => "manager_not_registered",
             ManagerRefusal::ManagerTooRecent => "manager_too_recent",
+            ManagerRefusal::ManagerIsOperator => "manager_is_operator",
         }
     }
 
@@ -97,6 +100,10 @@ impl ManagerRefusal {
             ManagerRefusal::ManagerTooRecent => {
                 "The user's manager was set too recently (helpdesk.manager_min_age) to vouch for \
                  them; verify the caller another way."
+            }
+            ManagerRefusal::ManagerIsOperator => {
+                "You are this user's manager: another operator must ask, or verify the caller \
+                 another way."
             }
         }
     }
@@ -127,15 +134,24 @@ impl Helpdesk<'_> {
     /// link or the manager cannot vouch for the caller. A `manager` value younger than
     /// `helpdesk.manager_min_age` does not count: by the DC's own change time where it reports
     /// one, else by when this service first saw the value.
-    async fn approving_manager(&self, user: &DirectoryUser) -> Result<DirectoryUser, FlowError> {
+    async fn approving_manager(
+        &self,
+        operator: &Operator,
+        user: &DirectoryUser,
+    ) -> Result<DirectoryUser, FlowError> {
         let d = self.deps;
         let refuse = |r: ManagerRefusal| Err(FlowError::ManagerRefused(r));
         let Some((link, since)) = self.note_manager(user).await? else {
             return refuse(ManagerRefusal::NoManager);
         };
-        let Some(manager) = link.user else {
+        // A user named as their own manager has nobody to vouch for them.
+        let Some(manager) = link.user.filter(|m| m.guid != user.guid) else {
             return refuse(ManagerRefusal::NoManager);
         };
+        // The approval is a second person's word; the operator's own would be none.
+        if manager.guid == operator.session.user {
+            return refuse(ManagerRefusal::ManagerIsOperator);
+        }
         if manager.is_disabled() {
             return refuse(ManagerRefusal::ManagerDisabled);
         }
@@ -189,7 +205,7 @@ impl Helpdesk<'_> {
         if d.mailer.is_none() {
             return Err(FlowError::MailUnavailable);
         }
-        let manager = match self.approving_manager(&user).await {
+        let manager = match self.approving_manager(&operator, &user).await {
             Ok(manager) => manager,
             Err(FlowError::ManagerRefused(refusal)) => {
                 self.audit_request(client, actor, &user, "denied", refusal.code())
@@ -470,6 +486,7 @@ mod tests {
             ManagerRefusal::ManagerWithoutMail,
             ManagerRefusal::ManagerNotRegistered,
             ManagerRefusal::ManagerTooRecent,
+            ManagerRefusal::ManagerIsOperator,
         ];
         let codes: std::collections::HashSet<_> = all.iter().map(|r| r.code()).collect();
         assert_eq!(codes.len(), all.len());

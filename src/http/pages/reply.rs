@@ -195,6 +195,7 @@ impl Reply {
                     ManagerRefusal::ManagerWithoutMail => "error_manager_without_mail",
                     ManagerRefusal::ManagerNotRegistered => "error_manager_not_registered",
                     ManagerRefusal::ManagerTooRecent => "error_manager_too_recent",
+                    ManagerRefusal::ManagerIsOperator => "error_manager_is_operator",
                 };
             }
             ApiError::LicenceRequired(_) => {
