@@ -93,7 +93,17 @@ async fn age(app: &TestApp, sql: &str, ms: i64) {
 
 #[tokio::test]
 async fn the_manager_approves_with_their_authenticator_and_the_operator_resets() {
-    let desk = desk(ANY_AGE).await;
+    const METRICS: &str = "approval-metrics-5e1d";
+    crate::harness::remember_secret("metrics-token", METRICS);
+    let desk = desk(&format!("{ANY_AGE}\n[metrics]\ntoken = \"{METRICS}\"")).await;
+    let approved = || async {
+        let text = desk.app.get("/metrics", Some(METRICS)).await.body;
+        text.lines()
+            .find(|l| l.starts_with("sspr_manager_approvals_total{outcome=\"approved\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let approved_before = approved().await;
     let p = pair(&desk).await;
     let operator = desk.operator_token().await;
     let before = card(&desk, &operator, &p.caller).await;
@@ -127,6 +137,8 @@ async fn the_manager_approves_with_their_authenticator_and_the_operator_resets()
 
     let after = card(&desk, &operator, &p.caller).await;
     assert_eq!(after["verified_by"], "manager");
+    // The counter is the process's: other tests may add to it meanwhile, never take away.
+    assert!(approved().await >= approved_before + 1.0);
 
     // Verified: no written reason needed.
     let temporary = desk
