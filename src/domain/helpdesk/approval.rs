@@ -227,9 +227,6 @@ impl Helpdesk<'_> {
                 retry_after: window,
             });
         }
-        // The operator's own check must be live, so the approval has something to mark.
-        self.verification(&operator, &user, CallerCheck::Manager, client)
-            .await?;
         let (link_token, id_hash) = new_token();
         let expires = now + ms(APPROVAL_LIFETIME);
         d.flows
@@ -412,9 +409,7 @@ impl<'a> Approvals<'a> {
         }
         let (outcome, method) = match answer {
             Answer::Approve { method } => {
-                d.flows
-                    .mark_verified(&approval.check_id_hash, method, now)
-                    .await?;
+                self.verify_check(&approval, method, now, client).await?;
                 ("approved", Some(method))
             }
             Answer::Decline => ("declined", None),
@@ -435,6 +430,48 @@ impl<'a> Approvals<'a> {
         if answer == Answer::Decline {
             self.tell_caller_of_decline(&approval, client).await?;
         }
+        Ok(())
+    }
+
+    /// Marks the operator's `manager` check of the caller verified. The check starts now, so
+    /// the operator has all of `helpdesk.verification_lifetime` to act, however long the manager
+    /// took; one an earlier approval started is only marked again.
+    async fn verify_check(
+        &self,
+        approval: &ManagerApproval,
+        method: MethodKind,
+        now: i64,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let id_hash = &approval.check_id_hash;
+        if d.flows.flow(id_hash).await?.is_none() {
+            let created = d
+                .flows
+                .create_flow(&ResetFlow {
+                    id_hash: id_hash.clone(),
+                    user: Some(approval.caller),
+                    login: approval.caller_sam.to_lowercase(),
+                    sam_account_name: Some(approval.caller_sam.clone()),
+                    methods_required: 1,
+                    verified_totp_at_ms: None,
+                    verified_email_at_ms: None,
+                    failures: 0,
+                    created_at_ms: now,
+                    expires_at_ms: now + ms(d.settings.helpdesk.verification_lifetime),
+                    finished_at_ms: None,
+                    dc: None,
+                    locale: client.locale.clone(),
+                })
+                .await;
+            // Two approvals of one operator's check at once: the other one created it.
+            if let Err(e) = created
+                && d.flows.flow(id_hash).await?.is_none()
+            {
+                return Err(e.into());
+            }
+        }
+        d.flows.mark_verified(id_hash, method, now).await?;
         Ok(())
     }
 
