@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use super::{CallerCheck, Helpdesk, Operator, verification_id};
 use crate::domain::ObjectGuid;
 use crate::domain::directory::{DirectoryUser, ManagerLink};
-use crate::domain::notify::MailKind;
+use crate::domain::notify::{About, Mail, MailKind, Purpose, Queued};
 use crate::domain::secrets::{new_token, token_hash};
 use crate::domain::selfservice::{Audit, Client, Deps, FlowError, ms};
 use crate::domain::store::{CodePurpose, MethodKind, ResetFlow, StoreError};
@@ -260,21 +260,31 @@ impl Helpdesk<'_> {
                 expires_at_ms: expires,
             })
             .await?;
+        // Queued like a notice, but given up with the link: a mail that could only arrive after
+        // the link ended would send the manager to a dead page.
+        let queued = Queued {
+            mail: Mail {
+                to: super::ad_mail(&manager).unwrap_or_default().to_owned(),
+                display_name: manager.display_name.clone(),
+                locale: client.locale.clone(),
+                kind: MailKind::ManagerApprovalRequest {
+                    token: SecretString::from(link_token),
+                    operator: actor.to_owned(),
+                    caller: caller_label(&user.sam_account_name, user.display_name.as_deref()),
+                },
+            },
+            purpose: Purpose::Notice,
+            about: About::new(
+                Some(manager.guid),
+                &manager.sam_account_name,
+                Some(actor),
+                client.ip,
+            ),
+            decoy: false,
+        };
+        d.outbox.enqueue(&queued, expires).await?;
         self.audit_request(client, actor, &user, "success", &manager.sam_account_name)
             .await?;
-        d.notify(
-            client,
-            (manager.guid, &manager.sam_account_name),
-            super::ad_mail(&manager),
-            manager.display_name.as_deref(),
-            &client.locale,
-            MailKind::ManagerApprovalRequest {
-                token: SecretString::from(link_token),
-                operator: actor.to_owned(),
-                caller: caller_label(&user.sam_account_name, user.display_name.as_deref()),
-            },
-        )
-        .await;
         Ok(())
     }
 
