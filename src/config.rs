@@ -90,6 +90,7 @@ pub struct HelpdeskConfig {
     pub operator_window: Duration,
     pub membership_recheck: Duration,
     pub verification_methods: Vec<CallerCheck>,
+    pub manager_min_age: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -453,6 +454,8 @@ struct RawHelpdesk {
     #[serde(with = "humantime_serde")]
     membership_recheck: Duration,
     verification_methods: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    manager_min_age: Duration,
 }
 
 #[derive(Deserialize)]
@@ -1101,6 +1104,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 operator_window: raw.helpdesk.operator_window,
                 membership_recheck: raw.helpdesk.membership_recheck,
                 verification_methods,
+                manager_min_age: raw.helpdesk.manager_min_age,
             },
             registration: raw.registration,
             reset: raw.reset,

@@ -219,6 +219,7 @@ impl ApiError {
                     unreachable!("unwrapped by From<FlowError>")
                 }
                 FlowError::SecondFactorRequired => StatusCode::FORBIDDEN,
+                FlowError::ManagerRefused(_) => StatusCode::CONFLICT,
             },
         }
     }
@@ -260,6 +261,7 @@ impl ApiError {
                 FlowError::LicenceRequired(_) => "licence_required",
                 FlowError::Directory(_) | FlowError::Store(_) => "internal_error",
                 FlowError::SecondFactorRequired => "second_factor_required",
+                FlowError::ManagerRefused(r) => r.code(),
             },
         }
     }

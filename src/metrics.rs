@@ -41,6 +41,7 @@ struct Metrics {
     outbox_pending: Gauge,
     http_requests: Family<Labels, Counter>,
     http_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    manager_approvals: Family<Labels, Counter>,
     /// Live pools by DC URL, read when scraped (several apps over one DC in tests).
     pools: Mutex<Vec<(String, Weak<dyn PoolUsage>)>>,
 }
@@ -67,6 +68,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         flows_started: Family::default(),
         flows_completed: Family::default(),
         verifications: Family::default(),
+        manager_approvals: Family::default(),
         throttle_hits: Family::default(),
         directory_errors: Family::default(),
         directory_seconds: Family::new_with_constructor(operation_histogram),
@@ -92,6 +94,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "verifications",
         "Identity verifications by method and outcome",
         m.verifications.clone(),
+    );
+    registry.register(
+        "manager_approvals",
+        "Helpdesk requests for a caller's manager to approve, and the managers' answers: \
+         requested, refused, approved, declined",
+        m.manager_approvals.clone(),
     );
     registry.register(
         "throttle_hits",
@@ -312,6 +320,16 @@ fn count(event: &AuditEvent) {
             let method = event.method.as_deref().unwrap_or("none");
             m.verifications
                 .get_or_create(&vec![label("method", method), label("outcome", outcome)])
+                .inc();
+        }
+        ("manager_approval_requested" | "manager_approval", outcome) => {
+            let outcome = match outcome {
+                "success" => "requested",
+                "denied" => "refused",
+                other => other,
+            };
+            m.manager_approvals
+                .get_or_create(&vec![label("outcome", outcome)])
                 .inc();
         }
         ("throttled", _) => {

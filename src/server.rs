@@ -100,6 +100,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         codes: shared_store.clone(),
         throttle: shared_store.clone(),
         audit,
+        approvals: shared_store.clone(),
         mailer,
         outbox: Arc::new(outbox),
         clock,
@@ -156,6 +157,7 @@ fn settings(config: &Config) -> Settings {
             operator_max_actions: i64::from(config.helpdesk.operator_max_actions),
             operator_window: config.helpdesk.operator_window,
             membership_recheck: config.helpdesk.membership_recheck,
+            manager_min_age: config.helpdesk.manager_min_age,
             verification_methods: config.helpdesk.verification_methods.clone(),
         },
         password_rules: PasswordRules {

@@ -170,6 +170,42 @@ pub fn directory_user(entry: &SearchEntry) -> Option<DirectoryUser> {
     })
 }
 
+/// When the value `value` of the linked attribute `attr` was last set (Unix ms), from the
+/// entry's `msDS-ReplValueMetaData`: one XML document per value (MS-ADTS 3.1.1.4.5.21, the
+/// `DS_REPL_VALUE_META_DATA` form). `None` when the DC returned none (Samba), or none for that
+/// value. A deleted value (`ftimeDeleted` after 1601) does not count.
+pub fn value_changed_at_ms(entry: &SearchEntry, attr: &str, value: &str) -> Option<i64> {
+    let field = |doc: &str, name: &str| -> Option<String> {
+        let open = format!("<{name}>");
+        let start = doc.find(&open)? + open.len();
+        let end = doc[start..].find(&format!("</{name}>"))? + start;
+        Some(doc[start..end].trim().to_owned())
+    };
+    let ms = |text: &str| -> Option<i64> {
+        let at = humantime::parse_rfc3339(text).ok()?;
+        let since = at.duration_since(std::time::UNIX_EPOCH).ok()?;
+        i64::try_from(since.as_millis()).ok()
+    };
+    entry
+        .attrs
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.split(';').next().unwrap_or(name);
+            name.eq_ignore_ascii_case("msDS-ReplValueMetaData")
+        })
+        .flat_map(|(_, docs)| docs)
+        .filter(|doc| {
+            field(doc, "pszAttributeName").is_some_and(|a| a.eq_ignore_ascii_case(attr))
+                && field(doc, "pszObjectDn").is_some_and(|dn| dn.eq_ignore_ascii_case(value))
+                && field(doc, "ftimeDeleted").is_none_or(|t| t.starts_with("1601-"))
+        })
+        .filter_map(|doc| {
+            let changed = field(doc, "ftimeLastOriginatingChange")?;
+            ms(&changed)
+        })
+        .max()
+}
+
 /// The password policy attributes of the domain head object (the base of the naming context).
 pub const DOMAIN_POLICY_ATTRIBUTES: &[&str] = &[
     "minPwdLength",
@@ -454,6 +490,42 @@ mod tests {
                 .collect(),
             bin_attrs: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_manager_value_change_time_is_read_from_its_metadata() {
+        let meta = |dn: &str, changed: &str, deleted: &str| {
+            format!(
+                "<DS_REPL_VALUE_META_DATA>\n\t<pszAttributeName>manager</pszAttributeName>\n\t\
+                 <pszObjectDn>{dn}</pszObjectDn>\n\t<ftimeDeleted>{deleted}</ftimeDeleted>\n\t\
+                 <ftimeCreated>2020-01-01T00:00:00Z</ftimeCreated>\n\t\
+                 <ftimeLastOriginatingChange>{changed}</ftimeLastOriginatingChange>\n\
+                 </DS_REPL_VALUE_META_DATA>"
+            )
+        };
+        let never = "1601-01-01T00:00:00Z";
+        let mut e = entry("CN=u", &[]);
+        e.attrs.insert(
+            "msDS-ReplValueMetaData".to_owned(),
+            vec![
+                meta(
+                    "CN=Old,DC=x",
+                    "2026-11-30T08:00:00Z",
+                    "2026-12-01T08:00:00Z",
+                ),
+                meta("CN=Boss,DC=x", "2026-12-01T08:00:00Z", never),
+            ],
+        );
+        // 2026-12-01T08:00:00Z
+        assert_eq!(
+            value_changed_at_ms(&e, "manager", "cn=boss,dc=x"),
+            Some(1_796_112_000_000)
+        );
+        assert_eq!(value_changed_at_ms(&e, "manager", "CN=Old,DC=x"), None);
+        assert_eq!(
+            value_changed_at_ms(&entry("CN=u", &[]), "manager", "CN=Boss,DC=x"),
+            None
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Balance, DirectoryConfig, PolicyHints};
 use crate::domain::directory::{
     AccountChange, BadPasswords, BindGuard, DcHealth, DcId, DcStatus, Directory, DirectoryError,
-    DirectoryUser, GuardedCheck, PasswordCheck,
+    DirectoryUser, GuardedCheck, ManagerLink, PasswordCheck,
 };
 use crate::domain::policy::PasswordPolicy;
 use crate::metrics;
@@ -517,6 +517,52 @@ impl Directory for LdapDirectory {
             )
             .await?;
         Ok(entries.len() == 1)
+    }
+
+    async fn manager(&self, user: &DirectoryUser) -> Result<Option<ManagerLink>, DirectoryError> {
+        // msDS-ReplValueMetaData is constructed: a DC returns it only when asked by name, on a
+        // base-scope read.
+        let key = account_key(&user.sam_account_name);
+        let entries = self
+            .search(
+                Route::Account(&key),
+                &user.dn,
+                Scope::Base,
+                "(objectClass=*)",
+                &["manager", "msDS-ReplValueMetaData"],
+                1,
+            )
+            .await?;
+        let Some(dn) = entries
+            .first()
+            .and_then(|e| codec::first(e, "manager"))
+            .map(str::to_owned)
+        else {
+            return Ok(None);
+        };
+        let changed_at_ms = entries
+            .first()
+            .and_then(|e| codec::value_changed_at_ms(e, "manager", &dn));
+        let found = self
+            .search(
+                Route::Account(&key),
+                &dn,
+                Scope::Base,
+                &self.user_filter,
+                codec::USER_ATTRIBUTES,
+                1,
+            )
+            .await;
+        let user = match found {
+            // noSuchObject: the manager's entry is gone (or moved) since the link was set.
+            Err(DirectoryError::Other { rc: 32, .. }) => None,
+            other => other?.first().and_then(codec::directory_user),
+        };
+        Ok(Some(ManagerLink {
+            dn,
+            changed_at_ms,
+            user,
+        }))
     }
 
     async fn group_sids(&self, user: &DirectoryUser) -> Result<Vec<String>, DirectoryError> {

@@ -57,6 +57,17 @@ impl DirectoryUser {
     }
 }
 
+/// A user's AD `manager`, as the user's own entry names it.
+#[derive(Clone, Debug)]
+pub struct ManagerLink {
+    pub dn: String,
+    /// When the value was set (Unix ms), from `msDS-ReplValueMetaData` where the DC returns it
+    /// (Windows AD). Samba 4.17 returns none for this linked attribute: `None` there.
+    pub changed_at_ms: Option<i64>,
+    /// The manager's account; `None` when the DN names no user the service may see.
+    pub user: Option<DirectoryUser>,
+}
+
 /// The answer of a bind as the user, from the data code AD puts in result 49 (invalidCredentials).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PasswordCheck {
@@ -207,6 +218,9 @@ pub trait Directory: Send + Sync {
         user: &DirectoryUser,
         group_dn: &str,
     ) -> Result<bool, DirectoryError>;
+
+    /// The user's AD `manager` and the account it names, if the attribute is set.
+    async fn manager(&self, user: &DirectoryUser) -> Result<Option<ManagerLink>, DirectoryError>;
 
     /// The SIDs (`S-1-5-…`) of every group the user belongs to, nested ones included, from the
     /// constructed `tokenGroups` attribute.

@@ -7,6 +7,13 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+mod approval;
+
+pub use approval::{
+    APPROVAL_LIFETIME, Answer, ApprovalStore, ApprovalView, Approvals, ManagerApproval,
+    ManagerRefusal, caller_label,
+};
+
 use super::ObjectGuid;
 use super::directory::{AccountChange, DirectoryUser, PasswordCheck};
 use super::notify::{Mail, MailKind};
@@ -433,6 +440,12 @@ impl<'a> Helpdesk<'a> {
             .iter()
             .filter(|m| m.confirmed_at_ms.is_some())
             .collect();
+        // Where the DC keeps no change time for `manager`, the service's first sight of the value
+        // is what `helpdesk.manager_min_age` counts from: every look-up records it. The card
+        // itself does not depend on it.
+        if let Err(e) = self.note_manager(&user).await {
+            tracing::warn!(error = %e, "the caller's manager could not be recorded");
+        }
         let card = UserCard {
             sam_account_name: user.sam_account_name.clone(),
             user_principal_name: user.user_principal_name.clone(),

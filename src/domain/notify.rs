@@ -67,6 +67,26 @@ pub enum MailKind {
         days_left: u32,
         expires_at: std::time::SystemTime,
     },
+    /// To the caller's AD manager: a helpdesk operator asks them to confirm who is on the
+    /// phone. Carries the approval link's token (the link is the only way to the approval).
+    ManagerApprovalRequest {
+        #[serde(with = "exposed")]
+        token: SecretString,
+        /// The operator's sAMAccountName.
+        operator: String,
+        /// The caller, as [`crate::domain::helpdesk::caller_label`] names them.
+        caller: String,
+    },
+    /// The code the manager confirms an approval with (never read to anyone).
+    ManagerApprovalCode {
+        #[serde(with = "exposed")]
+        code: SecretString,
+    },
+    /// To the caller's AD `mail`: their manager declined to confirm a helpdesk caller as them.
+    ManagerApprovalDeclined {
+        /// The manager, as [`crate::domain::helpdesk::caller_label`] names people.
+        manager: String,
+    },
 }
 
 impl MailKind {
@@ -89,6 +109,9 @@ impl MailKind {
             MailKind::RegistrationReminder => "registration_reminder",
             MailKind::PasswordExpiry { .. } => "password_expiry",
             MailKind::SelfServiceBlocked => "self_service_blocked",
+            MailKind::ManagerApprovalRequest { .. } => "manager_approval_request",
+            MailKind::ManagerApprovalCode { .. } => "manager_approval_code",
+            MailKind::ManagerApprovalDeclined { .. } => "manager_approval_declined",
         }
     }
 }

@@ -205,6 +205,13 @@ mod tests {
             unreachable!()
         }
 
+        async fn manager(
+            &self,
+            _: &DirectoryUser,
+        ) -> Result<Option<crate::domain::directory::ManagerLink>, DirectoryError> {
+            unreachable!()
+        }
+
         async fn is_member_of(
             &self,
             user: &DirectoryUser,

@@ -81,6 +81,8 @@ pub struct HelpdeskSettings {
     pub verification_methods: Vec<super::helpdesk::CallerCheck>,
     /// How often a live operator session checks again that its operator is still in the group.
     pub membership_recheck: Duration,
+    /// A caller's `manager` set (or first seen) less than this ago cannot approve.
+    pub manager_min_age: Duration,
 }
 
 /// Everything the flows talk to, as traits.
@@ -93,6 +95,7 @@ pub struct Deps {
     pub codes: Arc<dyn CodeStore>,
     pub throttle: Arc<dyn ThrottleStore>,
     pub audit: Arc<dyn AuditLog>,
+    pub approvals: Arc<dyn super::helpdesk::ApprovalStore>,
     /// `None` when no SMTP server is configured: email methods are then unavailable. Only for
     /// what must not be stored (the helpdesk's temporary password) and the batch commands.
     pub mailer: Option<Arc<dyn Mailer>>,
@@ -176,6 +179,9 @@ pub enum FlowError {
         "operators sign in with a code from their own authenticator app: register one at /register first"
     )]
     SecondFactorRequired,
+    /// The helpdesk cannot ask the caller's manager to approve, for this reason.
+    #[error("{}", .0.message())]
+    ManagerRefused(super::helpdesk::ManagerRefusal),
 }
 
 fn rule_ids(broken: &[Violation]) -> String {

@@ -654,7 +654,8 @@ async fn check_password(
         super::helpdesk_api::sign_in, super::helpdesk_api::sign_out, super::helpdesk_api::lookup,
         super::helpdesk_api::email_code, super::helpdesk_api::verify, super::helpdesk_api::reset,
         super::helpdesk_api::unlock, super::helpdesk_api::clear,
-        super::helpdesk_api::lift_block, super::helpdesk_api::registration_code),
+        super::helpdesk_api::lift_block, super::helpdesk_api::registration_code,
+        super::helpdesk_api::manager_approval),
     components(schemas(ErrorBody, BrokenRule)),
     modifiers(&BearerAuth, &CommonResponses)
 )]

@@ -29,6 +29,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/helpdesk/users/{id}/registration-code",
             post(registration_code),
         )
+        .route(
+            "/api/v1/helpdesk/users/{id}/manager-approval",
+            post(manager_approval),
+        )
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -382,4 +386,31 @@ pub(super) async fn registration_code(
     Ok(Json(RegistrationCode {
         code: code.as_str().to_owned(),
     }))
+}
+
+/// Mails the caller's AD manager (at the manager's AD `mail`) a link, valid once for 15 minutes,
+/// to a page that asks for no password: the manager confirms with their own registered method
+/// that the person on the phone with this operator is the caller, or declines. An approval makes
+/// the card's `verified_by` `manager`. Refused with 409 and its own code when the caller has no
+/// manager (`no_manager`), the manager is disabled (`manager_disabled`), has no AD mail
+/// (`manager_without_mail`), registered no method (`manager_not_registered`), is the operator
+/// asking (`manager_is_operator`) or was set less than `helpdesk.manager_min_age` ago
+/// (`manager_too_recent`); 403 `forbidden` for a protected caller or when `manager` is not in
+/// `helpdesk.verification_methods`.
+#[utoipa::path(post, path = "/api/v1/helpdesk/users/{id}/manager-approval", tag = "helpdesk",
+    operation_id = "helpdesk_manager_approval",
+    params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 202), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(super) async fn manager_approval(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    Helpdesk::new(&s.deps)
+        .request_manager_approval(&token, &id, &client)
+        .await?;
+    Ok(StatusCode::ACCEPTED)
 }

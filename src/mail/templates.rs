@@ -85,6 +85,9 @@ struct Catalog {
     registration_reminder: ReminderTexts,
     password_expiry: ExpiryTexts,
     self_service_blocked: NoticeTexts,
+    manager_approval_request: ReminderTexts,
+    manager_approval_code: CodeTexts,
+    manager_approval_declined: NoticeTexts,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -323,6 +326,32 @@ impl Templates {
             MailKind::HelpdeskBlockLifted => {
                 Notice::by_helpdesk(&t.helpdesk_block_lifted).render(t, at)?
             }
+            MailKind::ManagerApprovalRequest {
+                token,
+                operator,
+                caller,
+            } => {
+                let texts = &t.manager_approval_request;
+                let url = approval_url(&self.public_url, token.expose_secret());
+                let body = fill(&texts.body, |name| match name {
+                    "operator" => Some(operator.clone()),
+                    "caller" => Some(caller.clone()),
+                    _ => None,
+                })?;
+                let link = link(
+                    &texts.action,
+                    url.as_str(),
+                    &escape_for_attribute(url.as_str()),
+                );
+                reminder(texts, &texts.subject, body, link)
+            }
+            MailKind::ManagerApprovalCode { code } => {
+                code_context(&t.manager_approval_code, code, self.code_lifetime)
+            }
+            MailKind::ManagerApprovalDeclined { manager } => {
+                let texts = &t.manager_approval_declined;
+                Notice::to_admins(texts, manager, &t.common.if_not_asked).render(t, at)?
+            }
             MailKind::ProtectedAccountReset { account } => {
                 let texts = &t.protected_account_reset;
                 Notice::to_admins(texts, account, &texts.closing).render(t, at)?
@@ -539,6 +568,17 @@ impl<'a, T: NoticeKind> Notice<'a, T> {
     }
 }
 
+/// The approval page of `token` under `public_url` (a string of a parsed URL).
+fn approval_url(public_url: &str, token: &str) -> String {
+    let mut url = Url::parse(public_url).expect("the public URL was parsed before");
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().push("approve").push(token);
+    }
+    url.to_string()
+}
+
 /// `page` (a path without a leading slash) under `public_url`, which may itself have a path.
 fn page_url(public_url: &Url, page: &str) -> Url {
     let mut url = public_url.clone();
@@ -662,6 +702,15 @@ mod tests {
                 days_left: 7,
                 expires_at: at() + Duration::from_secs(7 * 86_400),
             },
+            MailKind::ManagerApprovalRequest {
+                token: SecretString::from("tok-EN_x"),
+                operator: "op-anna".to_owned(),
+                caller: "Jan Jansen (jjansen)".to_owned(),
+            },
+            MailKind::ManagerApprovalCode { code: code() },
+            MailKind::ManagerApprovalDeclined {
+                manager: "mgr-piet".to_owned(),
+            },
         ]
     }
 
@@ -669,7 +718,9 @@ mod tests {
     fn is_reminder(kind: &MailKind) -> bool {
         matches!(
             kind,
-            MailKind::RegistrationReminder | MailKind::PasswordExpiry { .. }
+            MailKind::RegistrationReminder
+                | MailKind::PasswordExpiry { .. }
+                | MailKind::ManagerApprovalRequest { .. }
         )
     }
 
@@ -688,6 +739,7 @@ mod tests {
             MailKind::EnrollmentCode { .. }
                 | MailKind::ResetCode { .. }
                 | MailKind::HelpdeskCode { .. }
+                | MailKind::ManagerApprovalCode { .. }
         )
     }
 
@@ -807,6 +859,7 @@ mod tests {
                         | MailKind::HelpdeskUnlocked
                         | MailKind::HelpdeskRegistrationsCleared
                         | MailKind::HelpdeskBlockLifted
+                        | MailKind::ManagerApprovalDeclined { .. }
                 );
                 let (says, not) = if helpdesk {
                     (by_helpdesk, by_user)

@@ -4,6 +4,7 @@
 //! once: `$1`-style placeholders work on both, and only types both know are bound (`i64`,
 //! `String`, `Vec<u8>` and their `Option`s). The schema lives in `migrations/{sqlite,postgres}`.
 
+mod approvals;
 mod audit;
 mod codes;
 mod database_url;
@@ -184,6 +185,10 @@ impl Store {
             .await?;
         // The sender drops (and audits) an undelivered mail at its `send_by_ms`; a row still
         // here a day later had no sender (`[smtp]` was removed since): nobody will send it.
+        let approvals = sqlx::query("DELETE FROM manager_approvals WHERE expires_at_ms <= $1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
         let mails = sqlx::query("DELETE FROM outbox WHERE send_by_ms < $1")
             .bind(now_ms.saturating_sub(FLOW_RETENTION_MS))
             .execute(&self.pool)
@@ -191,6 +196,7 @@ impl Store {
         Ok(sessions.rows_affected()
             + flows.rows_affected()
             + codes.rows_affected()
+            + approvals.rows_affected()
             + mails.rows_affected())
     }
 

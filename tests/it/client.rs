@@ -56,6 +56,10 @@ pub async fn test_app_on(database: Arc<TestDatabase>, extra: &str) -> TestApp {
 /// whether it calls the API, submits pages or drives a browser, lists what it used.
 async fn list_secrets(request: Request<Body>, next: Next) -> Response {
     let (parts, body) = request.into_parts();
+    // A manager approval link's token travels in the path.
+    if let Some(token) = parts.uri.path().strip_prefix("/approve/") {
+        harness::remember_secret("approval-token", token);
+    }
     let (sent, body) = peek(body).await;
     if let Some(bytes) = sent {
         for (name, value) in fields(&parts.headers, &bytes) {

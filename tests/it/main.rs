@@ -1,6 +1,7 @@
 //! The one integration test binary. It runs against the real components started by `scripts/test`
 //! (a Samba AD DC, PostgreSQL, an SMTP server); see `harness.rs` for what it expects.
 
+mod approval;
 mod browser;
 mod cli;
 mod client;

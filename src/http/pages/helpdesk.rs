@@ -40,6 +40,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/helpdesk/user/verify", step(post(verify)))
         .route("/helpdesk/user/lift-block", step(post(lift_block)))
         .route(
+            "/helpdesk/user/manager-approval",
+            step(post(manager_approval)),
+        )
+        .route(
             "/helpdesk/user/registration-code",
             step(post(registration_code)),
         )
@@ -430,6 +434,39 @@ async fn look_up(
     };
     let vars = Value::UNDEFINED;
     caller_page(&s, &visitor, &form.id, CARD, shown, vars, Outcome::Quiet).await
+}
+
+/// Mails the caller's manager the approval link; the card says so (or why not). The operator
+/// looks the caller up again once the manager answered.
+async fn manager_approval(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<CallerForm>,
+) -> Response {
+    let asked = async {
+        Helpdesk::new(&s.deps)
+            .request_manager_approval(session(&visitor)?, &form.id, &visitor.client)
+            .await
+    }
+    .await;
+    let shown = Shown {
+        verified: form.verified(),
+        email_sent: false,
+    };
+    let outcome = match asked {
+        Ok(()) => Outcome::Notice("notice_helpdesk_manager_asked"),
+        Err(e) => Outcome::Failed(e, "error_manager_forbidden"),
+    };
+    caller_page(
+        &s,
+        &visitor,
+        &form.id,
+        CARD,
+        shown,
+        Value::UNDEFINED,
+        outcome,
+    )
+    .await
 }
 
 async fn send_code(

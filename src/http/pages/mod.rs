@@ -6,6 +6,7 @@
 //! bearer secrets, so they travel in `HttpOnly; SameSite=Strict` cookies and never in a URL, and
 //! every POST carries a double-submit CSRF token.
 
+mod approval;
 mod cookies;
 mod helpdesk;
 mod register;
@@ -106,6 +107,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "helpdesk_confirm.html",
     "helpdesk_password.html",
     "helpdesk_registration_code.html",
+    "approve.html",
 ];
 
 const CATALOGS: &[(Locale, &str)] = &[
@@ -237,6 +239,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(register::routes())
         .merge(reset::routes())
         .merge(helpdesk::routes(state.clone()))
+        .merge(approval::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             cookies::guard_forms,
@@ -341,6 +344,7 @@ mod tests {
                         rules => flag.then_some(["Use at least 7 characters."]),
                         code => "ABCD-EFGH-JKMN-PQRS", register_authenticator => flag,
                         checks => if flag { vec!["registered", "ad_mail", "manager"] } else { vec![] },
+                        operator => "op-anna", caller => "Jan Jansen (jjansen)", token => "t0ken",
                     };
                     let response = pages.render(StatusCode::OK, name, locale, page);
                     assert_eq!(response.status(), StatusCode::OK, "{name} in {locale:?}");
@@ -358,6 +362,7 @@ mod tests {
             include_str!("reset.rs"),
             include_str!("reply.rs"),
             include_str!("helpdesk.rs"),
+            include_str!("approval.rs"),
         ];
         let mut named = 0;
         for source in sources {

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::{Locale, Pages, Visitor};
 use crate::domain::directory::DirectoryError;
+use crate::domain::helpdesk::ManagerRefusal;
 use crate::domain::policy::Violation;
 use crate::domain::reset::{MAX_PASSWORD_CHARS, retry_after_secs};
 use crate::domain::scope::Exclusion;
@@ -187,6 +188,16 @@ impl Reply {
                 alert.key = "error_password_change_required";
             }
             ApiError::Flow(FlowError::StepUpRequired) => alert.key = "error_step_up_required",
+            ApiError::Flow(FlowError::ManagerRefused(why)) => {
+                alert.key = match why {
+                    ManagerRefusal::NoManager => "error_no_manager",
+                    ManagerRefusal::ManagerDisabled => "error_manager_disabled",
+                    ManagerRefusal::ManagerWithoutMail => "error_manager_without_mail",
+                    ManagerRefusal::ManagerNotRegistered => "error_manager_not_registered",
+                    ManagerRefusal::ManagerTooRecent => "error_manager_too_recent",
+                    ManagerRefusal::ManagerIsOperator => "error_manager_is_operator",
+                };
+            }
             ApiError::LicenceRequired(_) => {
                 alert.key = "licence_body";
                 alert.helpdesk = true;

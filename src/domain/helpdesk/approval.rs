@@ -1,0 +1,541 @@
+//! Manager approval: an operator asks the caller's AD `manager` to confirm, through a mailed
+//! link, that the person on the phone is the caller. The page behind the link asks for no
+//! password (a mailed link that asks for one teaches people to fall for phishing); the manager
+//! proves who they are with their own registered method, and approves or declines.
+//!
+//! The link's token is stored only as its hash, which is also the id of the reset flow that holds
+//! the manager's verification: expiry, single use and wrong-code accounting are those of every
+//! verification ([`Subject`]). An approval marks the operator's `manager` check of the caller
+//! verified, which the card shows as `verified_by: "manager"`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use super::{CallerCheck, Helpdesk, Operator, verification_id};
+use crate::domain::ObjectGuid;
+use crate::domain::directory::{DirectoryUser, ManagerLink};
+use crate::domain::notify::{About, Mail, MailKind, Purpose, Queued};
+use crate::domain::secrets::{new_token, token_hash};
+use crate::domain::selfservice::{Audit, Client, Deps, FlowError, ms};
+use crate::domain::store::{CodePurpose, MethodKind, ResetFlow, StoreError};
+use crate::domain::verification::Subject;
+
+/// How long an approval link works.
+pub const APPROVAL_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// One approval link, as stored (never the token itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagerApproval {
+    /// SHA-256 of the link's token; also the id of the manager's verification flow.
+    pub id_hash: Vec<u8>,
+    /// The operator's `manager` check of the caller, marked verified on approval.
+    pub check_id_hash: Vec<u8>,
+    /// The operator's sAMAccountName.
+    pub operator: String,
+    pub caller: ObjectGuid,
+    pub caller_sam: String,
+    pub caller_name: Option<String>,
+    pub manager: ObjectGuid,
+    pub manager_sam: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    async fn create_approval(&self, approval: &ManagerApproval) -> Result<(), StoreError>;
+    async fn approval(&self, id_hash: &[u8]) -> Result<Option<ManagerApproval>, StoreError>;
+    /// Records that `user`'s `manager` is `manager_dn` at `now_ms`, and returns since when the
+    /// service has seen that value: `now_ms` for a value new to it (first sight, or a change).
+    async fn manager_seen_since(
+        &self,
+        user: &ObjectGuid,
+        manager_dn: &str,
+        now_ms: i64,
+    ) -> Result<i64, StoreError>;
+}
+
+/// Why an operator cannot ask the caller's manager. Each has its own error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManagerRefusal {
+    /// The caller's AD `manager` is empty, or names no account the service can see.
+    NoManager,
+    /// The manager's account is disabled.
+    ManagerDisabled,
+    /// The manager's account has no AD `mail` to send the link to.
+    ManagerWithoutMail,
+    /// The manager registered no method to confirm with.
+    ManagerNotRegistered,
+    /// The `manager` value changed (or was first seen) less than `helpdesk.manager_min_age` ago.
+    ManagerTooRecent,
+    /// The operator asking is the caller's manager.
+    ManagerIsOperator,
+}
+
+impl ManagerRefusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            ManagerRefusal::NoManager => "no_manager",
+            ManagerRefusal::ManagerDisabled => "manager_disabled",
+            ManagerRefusal::ManagerWithoutMail => "manager_without_mail",
+            ManagerRefusal::ManagerNotRegistered => "manager_not_registered",
+            ManagerRefusal::ManagerTooRecent => "manager_too_recent",
+            ManagerRefusal::ManagerIsOperator => "manager_is_operator",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            ManagerRefusal::NoManager => "This user has no manager in AD.",
+            ManagerRefusal::ManagerDisabled => "The user's manager's account is disabled.",
+            ManagerRefusal::ManagerWithoutMail => {
+                "The user's manager has no mail address in AD to send the approval link to."
+            }
+            ManagerRefusal::ManagerNotRegistered => {
+                "The user's manager has registered no method to confirm with (an authenticator \
+                 app or an email address)."
+            }
+            ManagerRefusal::ManagerTooRecent => {
+                "The user's manager was set too recently (helpdesk.manager_min_age) to vouch for \
+                 them; verify the caller another way."
+            }
+            ManagerRefusal::ManagerIsOperator => {
+                "You are this user's manager: another operator must ask, or verify the caller \
+                 another way."
+            }
+        }
+    }
+}
+
+/// What the approval page shows the manager.
+#[derive(Clone, Debug)]
+pub struct ApprovalView {
+    pub operator: String,
+    pub caller_sam: String,
+    pub caller_name: Option<String>,
+    pub manager_sam: String,
+    /// The manager's own methods that can confirm.
+    pub totp: bool,
+    pub email: bool,
+    pub expires_at_ms: i64,
+}
+
+/// What the manager does with the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Approve { method: MethodKind },
+    Decline,
+}
+
+impl Helpdesk<'_> {
+    /// The caller's manager, if the service may ask them: refused (with the reason) when the
+    /// link or the manager cannot vouch for the caller. A `manager` value younger than
+    /// `helpdesk.manager_min_age` does not count: by the DC's own change time where it reports
+    /// one, else by when this service first saw the value.
+    async fn approving_manager(
+        &self,
+        operator: &Operator,
+        user: &DirectoryUser,
+    ) -> Result<DirectoryUser, FlowError> {
+        let d = self.deps;
+        let refuse = |r: ManagerRefusal| Err(FlowError::ManagerRefused(r));
+        let Some((link, since)) = self.note_manager(user).await? else {
+            return refuse(ManagerRefusal::NoManager);
+        };
+        // A user named as their own manager has nobody to vouch for them.
+        let Some(manager) = link.user.filter(|m| m.guid != user.guid) else {
+            return refuse(ManagerRefusal::NoManager);
+        };
+        // The approval is a second person's word; the operator's own would be none.
+        if manager.guid == operator.session.user {
+            return refuse(ManagerRefusal::ManagerIsOperator);
+        }
+        if manager.is_disabled() {
+            return refuse(ManagerRefusal::ManagerDisabled);
+        }
+        if super::ad_mail(&manager).is_none() {
+            return refuse(ManagerRefusal::ManagerWithoutMail);
+        }
+        let methods = d.registrations.methods(&manager.guid).await?;
+        if !methods.iter().any(|m| m.confirmed_at_ms.is_some()) {
+            return refuse(ManagerRefusal::ManagerNotRegistered);
+        }
+        if d.now_ms().saturating_sub(since) < ms(d.settings.helpdesk.manager_min_age) {
+            return refuse(ManagerRefusal::ManagerTooRecent);
+        }
+        Ok(manager)
+    }
+
+    /// Reads the caller's `manager` and records the value as seen (for DCs that do not say when
+    /// it changed). Returns it with the time it counts from: the DC's change time where it
+    /// reports one (Windows AD), else the service's first sight of the value (Samba).
+    pub(super) async fn note_manager(
+        &self,
+        user: &DirectoryUser,
+    ) -> Result<Option<(ManagerLink, i64)>, FlowError> {
+        let d = self.deps;
+        let Some(link) = d.directory.manager(user).await? else {
+            return Ok(None);
+        };
+        let seen = d
+            .approvals
+            .manager_seen_since(&user.guid, &link.dn.to_lowercase(), d.now_ms())
+            .await?;
+        let since = link.changed_at_ms.unwrap_or(seen);
+        Ok(Some((link, since)))
+    }
+
+    /// Mails the caller's AD manager a link to approve (or decline) that the operator's caller is
+    /// who they say.
+    pub async fn request_manager_approval(
+        &self,
+        token: &str,
+        id: &str,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let operator = self.operator(token).await?;
+        let actor = operator.session.sam_account_name.as_str();
+        let user = self.target(id).await?;
+        self.allowed(CallerCheck::Manager)?;
+        self.refuse_protected(&user, "manager_approval_requested", actor, client)
+            .await?;
+        if d.mailer.is_none() {
+            return Err(FlowError::MailUnavailable);
+        }
+        let manager = match self.approving_manager(&operator, &user).await {
+            Ok(manager) => manager,
+            Err(FlowError::ManagerRefused(refusal)) => {
+                self.audit_request(client, actor, &user, "denied", refusal.code())
+                    .await?;
+                return Err(FlowError::ManagerRefused(refusal));
+            }
+            Err(other) => return Err(other),
+        };
+        // A manager's mailbox gets no more approval links than codes (`throttle.email_max_sends`
+        // per `email_window`, counted with the codes mailed to them), however many operators ask.
+        let now = d.now_ms();
+        let mails = format!("user:{}:mail", manager.guid);
+        let window = d.settings.email_window;
+        if d.throttle.hit(&mails, now, now - ms(window)).await? > d.settings.email_max_sends {
+            let who = Some((manager.guid, manager.sam_account_name.as_str()));
+            d.audit_throttled(client, who, "manager_approval_mails")
+                .await?;
+            return Err(FlowError::Throttled {
+                retry_after: window,
+            });
+        }
+        let (link_token, id_hash) = new_token();
+        let expires = now + ms(APPROVAL_LIFETIME);
+        d.flows
+            .create_flow(&ResetFlow {
+                id_hash: id_hash.clone(),
+                user: Some(manager.guid),
+                login: manager.sam_account_name.to_lowercase(),
+                sam_account_name: Some(manager.sam_account_name.clone()),
+                methods_required: 1,
+                verified_totp_at_ms: None,
+                verified_email_at_ms: None,
+                failures: 0,
+                created_at_ms: now,
+                expires_at_ms: expires,
+                finished_at_ms: None,
+                dc: None,
+                locale: client.locale.clone(),
+            })
+            .await?;
+        d.approvals
+            .create_approval(&ManagerApproval {
+                id_hash,
+                check_id_hash: check_id(&operator, &user),
+                operator: actor.to_owned(),
+                caller: user.guid,
+                caller_sam: user.sam_account_name.clone(),
+                caller_name: user.display_name.clone(),
+                manager: manager.guid,
+                manager_sam: manager.sam_account_name.clone(),
+                created_at_ms: now,
+                expires_at_ms: expires,
+            })
+            .await?;
+        // Queued like a notice, but given up with the link: a mail that could only arrive after
+        // the link ended would send the manager to a dead page.
+        let queued = Queued {
+            mail: Mail {
+                to: super::ad_mail(&manager).unwrap_or_default().to_owned(),
+                display_name: manager.display_name.clone(),
+                locale: client.locale.clone(),
+                kind: MailKind::ManagerApprovalRequest {
+                    token: SecretString::from(link_token),
+                    operator: actor.to_owned(),
+                    caller: caller_label(&user.sam_account_name, user.display_name.as_deref()),
+                },
+            },
+            purpose: Purpose::Notice,
+            about: About::new(
+                Some(manager.guid),
+                &manager.sam_account_name,
+                Some(actor),
+                client.ip,
+            ),
+            decoy: false,
+        };
+        d.outbox.enqueue(&queued, expires).await?;
+        self.audit_request(client, actor, &user, "success", &manager.sam_account_name)
+            .await?;
+        Ok(())
+    }
+
+    async fn audit_request(
+        &self,
+        client: &Client,
+        actor: &str,
+        user: &DirectoryUser,
+        outcome: &str,
+        reason: &str,
+    ) -> Result<(), FlowError> {
+        self.deps
+            .audit_as(
+                client,
+                Some(actor),
+                Audit {
+                    event: "manager_approval_requested",
+                    outcome,
+                    user: Some(user.guid),
+                    sam_account_name: Some(&user.sam_account_name),
+                    method: None,
+                    reason: Some(reason),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+fn check_id(operator: &Operator, user: &DirectoryUser) -> Vec<u8> {
+    verification_id(
+        &operator.session.token_hash,
+        &user.guid,
+        CallerCheck::Manager,
+    )
+}
+
+/// How mails and pages name the caller: "Display Name (sam)", or the sam alone.
+pub fn caller_label(sam: &str, display_name: Option<&str>) -> String {
+    match display_name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(name) => format!("{name} ({sam})"),
+        None => sam.to_owned(),
+    }
+}
+
+/// The manager's side: what the page behind an approval link does.
+pub struct Approvals<'a> {
+    deps: &'a Deps,
+}
+
+impl<'a> Approvals<'a> {
+    pub fn new(deps: &'a Deps) -> Self {
+        Self { deps }
+    }
+
+    /// The approval behind `token` and the manager's verification, while both may go on;
+    /// otherwise [`FlowError::FlowNotFound`] (unknown, used, declined, expired, or ended by wrong
+    /// codes), the same answer for each.
+    async fn live(&self, token: &str) -> Result<(ManagerApproval, Subject), FlowError> {
+        let d = self.deps;
+        let id_hash = token_hash(token.trim());
+        let approval = d
+            .approvals
+            .approval(&id_hash)
+            .await?
+            .ok_or(FlowError::FlowNotFound)?;
+        let subject = Subject::live(d, id_hash, CodePurpose::HelpdeskEmail)
+            .await?
+            .ok_or(FlowError::FlowNotFound)?;
+        if approval.expires_at_ms <= d.now_ms() {
+            return Err(FlowError::FlowNotFound);
+        }
+        Ok((approval, subject))
+    }
+
+    pub async fn view(&self, token: &str) -> Result<ApprovalView, FlowError> {
+        let (approval, _) = self.live(token).await?;
+        let methods = self.deps.registrations.methods(&approval.manager).await?;
+        let has = |kind| {
+            methods
+                .iter()
+                .any(|m| m.kind == kind && m.confirmed_at_ms.is_some())
+        };
+        Ok(ApprovalView {
+            operator: approval.operator,
+            caller_sam: approval.caller_sam,
+            caller_name: approval.caller_name,
+            manager_sam: approval.manager_sam,
+            totp: has(MethodKind::Totp),
+            email: has(MethodKind::Email),
+            expires_at_ms: approval.expires_at_ms,
+        })
+    }
+
+    /// Mails the manager a code at their confirmed address, to confirm with.
+    pub async fn send_code(&self, token: &str, client: &Client) -> Result<(), FlowError> {
+        let (_, mut subject) = self.live(token).await?;
+        // In the language of the manager's page, not of the operator who asked.
+        subject.flow.locale.clone_from(&client.locale);
+        subject
+            .send_code(
+                self.deps,
+                |code| MailKind::ManagerApprovalCode { code },
+                client,
+                None,
+            )
+            .await
+    }
+
+    /// The manager's answer. Approving takes a code of the manager's own registered method
+    /// (wrong ones count like in any verification, and end the approval); declining takes none
+    /// (the link reached the manager's mailbox, and a refusal grants nothing). Either way the
+    /// link is spent.
+    pub async fn answer(
+        &self,
+        token: &str,
+        answer: Answer,
+        code: &str,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let (approval, subject) = self.live(token).await?;
+        let manager = approval.manager_sam.as_str();
+        if let Answer::Approve { method } = answer {
+            subject
+                .verify(d, method, code, client, Some(manager))
+                .await?;
+        }
+        let now = d.now_ms();
+        if !d.flows.finish_flow(&subject.id_hash, now).await? {
+            return Err(FlowError::FlowNotFound);
+        }
+        let (outcome, method) = match answer {
+            Answer::Approve { method } => {
+                self.verify_check(&approval, method, now, client).await?;
+                ("approved", Some(method))
+            }
+            Answer::Decline => ("declined", None),
+        };
+        d.audit_as(
+            client,
+            Some(manager),
+            Audit {
+                event: "manager_approval",
+                outcome,
+                user: Some(approval.caller),
+                sam_account_name: Some(&approval.caller_sam),
+                method,
+                reason: Some(&format!("operator={}", approval.operator)),
+            },
+        )
+        .await?;
+        if answer == Answer::Decline {
+            self.tell_caller_of_decline(&approval, client).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks the operator's `manager` check of the caller verified. The check starts now, so
+    /// the operator has all of `helpdesk.verification_lifetime` to act, however long the manager
+    /// took; one an earlier approval started is only marked again.
+    async fn verify_check(
+        &self,
+        approval: &ManagerApproval,
+        method: MethodKind,
+        now: i64,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let id_hash = &approval.check_id_hash;
+        if d.flows.flow(id_hash).await?.is_none() {
+            let created = d
+                .flows
+                .create_flow(&ResetFlow {
+                    id_hash: id_hash.clone(),
+                    user: Some(approval.caller),
+                    login: approval.caller_sam.to_lowercase(),
+                    sam_account_name: Some(approval.caller_sam.clone()),
+                    methods_required: 1,
+                    verified_totp_at_ms: None,
+                    verified_email_at_ms: None,
+                    failures: 0,
+                    created_at_ms: now,
+                    expires_at_ms: now + ms(d.settings.helpdesk.verification_lifetime),
+                    finished_at_ms: None,
+                    dc: None,
+                    locale: client.locale.clone(),
+                })
+                .await;
+            // Two approvals of one operator's check at once: the other one created it.
+            if let Err(e) = created
+                && d.flows.flow(id_hash).await?.is_none()
+            {
+                return Err(e.into());
+            }
+        }
+        d.flows.mark_verified(id_hash, method, now).await?;
+        Ok(())
+    }
+
+    /// A decline is told to the caller's AD `mail`: if someone else was on the phone as them,
+    /// the owner learns of it.
+    async fn tell_caller_of_decline(
+        &self,
+        approval: &ManagerApproval,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let d = self.deps;
+        let Some(caller) = d.directory.find_user(&approval.caller_sam).await? else {
+            return Ok(());
+        };
+        if caller.guid != approval.caller {
+            return Ok(());
+        }
+        d.notify(
+            client,
+            (caller.guid, &caller.sam_account_name),
+            super::ad_mail(&caller),
+            caller.display_name.as_deref(),
+            &client.locale,
+            MailKind::ManagerApprovalDeclined {
+                manager: approval.manager_sam.clone(),
+            },
+        )
+        .await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callers_are_named_with_their_account() {
+        assert_eq!(caller_label("jdoe", Some("Jane Doe")), "Jane Doe (jdoe)");
+        assert_eq!(caller_label("jdoe", Some("  ")), "jdoe");
+        assert_eq!(caller_label("jdoe", None), "jdoe");
+    }
+
+    #[test]
+    fn every_refusal_has_its_own_code() {
+        let all = [
+            ManagerRefusal::NoManager,
+            ManagerRefusal::ManagerDisabled,
+            ManagerRefusal::ManagerWithoutMail,
+            ManagerRefusal::ManagerNotRegistered,
+            ManagerRefusal::ManagerTooRecent,
+            ManagerRefusal::ManagerIsOperator,
+        ];
+        let codes: std::collections::HashSet<_> = all.iter().map(|r| r.code()).collect();
+        assert_eq!(codes.len(), all.len());
+    }
+}

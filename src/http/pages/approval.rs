@@ -1,0 +1,134 @@
+//! `/approve/{token}`: the page behind the link a helpdesk operator's request mails to the
+//! caller's AD manager. It asks for no password (a mailed link that asks for one teaches people
+//! to fall for phishing): it names the operator and the caller, and the manager confirms with
+//! their own registered method, or declines. The token in the path is the only key; it works
+//! once, for 15 minutes.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Form, Router};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::{Reply, Visitor};
+use crate::domain::helpdesk::{Answer, ApprovalView, Approvals, caller_label};
+use crate::domain::selfservice::FlowError;
+use crate::domain::store::MethodKind;
+use crate::http::AppState;
+
+/// Where the language switch leads: the link itself cannot be named here, so the page asks to
+/// open it again (in the language just chosen, which a cookie keeps).
+const HERE: &str = "/approve";
+const PAGE: &str = "approve.html";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(HERE, get(reopen))
+        .route("/approve/{token}", get(show).post(answer))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ApprovalForm {
+    /// `approve`, `decline` or `send_code`.
+    action: String,
+    /// `totp` or `email`, for `approve`.
+    method: String,
+    code: String,
+}
+
+async fn reopen(State(s): State<AppState>, visitor: Visitor) -> Response {
+    let reply = Reply::new("message.html")
+        .here(HERE)
+        .vars(context! { heading => "approve_title" })
+        .notice("approve_reopen");
+    s.pages.show(&visitor, reply)
+}
+
+async fn show(State(s): State<AppState>, visitor: Visitor, Path(token): Path<String>) -> Response {
+    let viewed = Approvals::new(&s.deps).view(&token).await;
+    let reply = match viewed {
+        Ok(view) => form(&token, &view, false),
+        Err(e) => ended(e),
+    };
+    shown(&s, &visitor, reply)
+}
+
+async fn answer(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Path(token): Path<String>,
+    Form(f): Form<ApprovalForm>,
+) -> Response {
+    let approvals = Approvals::new(&s.deps);
+    let client = &visitor.client;
+    let done = match (f.action.as_str(), MethodKind::parse(&f.method)) {
+        ("send_code", _) => approvals.send_code(&token, client).await.map(|()| None),
+        ("approve", Some(method)) => approvals
+            .answer(&token, Answer::Approve { method }, &f.code, client)
+            .await
+            .map(|()| Some("approve_done")),
+        ("decline", _) => approvals
+            .answer(&token, Answer::Decline, "", client)
+            .await
+            .map(|()| Some("approve_declined")),
+        _ => Err(FlowError::InvalidInput(String::new())),
+    };
+    let reply = match done {
+        Ok(Some(outcome)) => Reply::new("message.html")
+            .here(HERE)
+            .vars(context! { heading => "approve_title" })
+            .notice(outcome),
+        // A code was mailed: the same page, with the field for it.
+        Ok(None) => match approvals.view(&token).await {
+            Ok(view) => form(&token, &view, true).notice("approve_code_sent"),
+            Err(e) => ended(e),
+        },
+        Err(e @ (FlowError::FlowNotFound | FlowError::Store(_) | FlowError::Directory(_))) => {
+            ended(e)
+        }
+        // A wrong code (counted) or a bad form: the page again, with what went wrong.
+        Err(e) => match approvals.view(&token).await {
+            Ok(view) => {
+                let email_sent = f.method == MethodKind::Email.as_str();
+                form(&token, &view, email_sent).failure(e, "error_form_invalid")
+            }
+            Err(ended_by) => ended(ended_by),
+        },
+    };
+    shown(&s, &visitor, reply)
+}
+
+fn form(token: &str, view: &ApprovalView, email_sent: bool) -> Reply {
+    Reply::new(PAGE).here(HERE).vars(context! {
+        token,
+        operator => &view.operator,
+        caller => caller_label(&view.caller_sam, view.caller_name.as_deref()),
+        totp => view.totp,
+        email => view.email,
+        email_sent,
+    })
+}
+
+/// Unknown, used, declined, expired or ended by wrong codes: all read the same.
+fn ended(error: FlowError) -> Reply {
+    let reply = Reply::new("message.html")
+        .here(HERE)
+        .vars(context! { heading => "approve_title" });
+    match error {
+        FlowError::FlowNotFound => reply.problem(StatusCode::NOT_FOUND, "approve_ended"),
+        other => reply.failure(other, "error_directory"),
+    }
+}
+
+/// The link's token is in this page's address: no other site may see it as a referrer.
+fn shown(s: &AppState, visitor: &Visitor, reply: Reply) -> Response {
+    let mut response = s.pages.show(visitor, reply);
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
