@@ -161,6 +161,8 @@ pub struct ThrottleConfig {
     pub signin_window: Duration,
     #[serde(with = "humantime_serde")]
     pub signin_failure_floor: Duration,
+    /// Per-address throttles count an IPv6 client by this many leading bits, 1 to 128.
+    pub ipv6_prefix: u8,
 }
 
 /// Checks of new passwords on top of the directory's own policy.
@@ -817,6 +819,12 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
             v.problem(key, "must be at least 1");
         }
     }
+    if !(1..=128).contains(&raw.throttle.ipv6_prefix) {
+        v.problem(
+            "throttle.ipv6_prefix",
+            "must be a prefix length from 1 to 128; 64 (one subnet) is a good default",
+        );
+    }
     if raw.registration.reconfirm_days > 730 {
         v.problem(
             "registration.reconfirm_days",
@@ -1406,6 +1414,21 @@ mod tests {
         assert!(err.to_string().contains("reconfirm_days"), "{err}");
         let err = load("[registration]\nremind_interval = \"0s\"").unwrap_err();
         assert!(err.mentions("registration.remind_interval"), "{err}");
+    }
+
+    #[test]
+    fn the_ipv6_throttle_prefix_is_a_prefix_length() {
+        assert_eq!(load("").unwrap().throttle.ipv6_prefix, 64);
+        for ok in [1, 48, 128] {
+            let config = load(&format!("[throttle]\nipv6_prefix = {ok}")).unwrap();
+            assert_eq!(config.throttle.ipv6_prefix, ok);
+        }
+        for bad in ["0", "129"] {
+            let err = load(&format!("[throttle]\nipv6_prefix = {bad}")).unwrap_err();
+            assert!(err.mentions("throttle.ipv6_prefix"), "{bad}: {err}");
+        }
+        let err = load("[throttle]\nipv6_prefix = -1").unwrap_err();
+        assert!(err.to_string().contains("ipv6_prefix"), "{err}");
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub struct ErrorBody {
 /// A password rule that was broken: a stable id and what to do about it.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct BrokenRule {
-    /// `too_short`, `too_long`, `complexity`, `contains_account_name`, `contains_display_name`,
+    /// `too_short`, `too_long`, `control_characters`, `complexity`, `contains_account_name`, `contains_display_name`,
     /// `banned`, `too_weak`, or (after AD refused the write) `history_or_min_age`.
     #[schema(example = "too_short")]
     pub rule: String,
@@ -85,6 +85,12 @@ pub fn violation_message(violation: &Violation, locale: Locale) -> String {
         Violation::TooShort { min } => format!("Use at least {min} characters."),
         Violation::TooLong { max } if nl => format!("Een wachtwoord heeft hoogstens {max} tekens."),
         Violation::TooLong { max } => format!("A password can have at most {max} characters."),
+        Violation::ControlCharacters if nl => "Gebruik geen tabs, regeleinden of andere \
+            onzichtbare stuurtekens: die kunt u bij het aanmelden niet intypen."
+            .to_owned(),
+        Violation::ControlCharacters => "Do not use tabs, line breaks or other invisible control \
+            characters: they cannot be typed when you sign in."
+            .to_owned(),
         Violation::Complexity if nl => "Gebruik minstens drie van deze soorten tekens: \
             hoofdletters, kleine letters, cijfers, symbolen (zoals ! # of %) en letters uit \
             schriften zonder hoofdletters."
@@ -387,6 +393,7 @@ mod tests {
         let all = [
             Violation::TooShort { min: 12 },
             Violation::TooLong { max: 256 },
+            Violation::ControlCharacters,
             Violation::Complexity,
             Violation::ContainsAccountName,
             Violation::ContainsDisplayName,

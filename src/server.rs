@@ -182,6 +182,7 @@ fn settings(config: &Config) -> Settings {
             failure_floor: t.signin_failure_floor,
             domains: SignInSettings::domains_of(&config.directory.base_dn),
         },
+        ipv6_prefix: t.ipv6_prefix,
     }
 }
 

@@ -60,6 +60,10 @@ pub enum Violation {
     TooLong {
         max: usize,
     },
+    /// A control character (Unicode category Cc: NUL, TAB, CR, LF, DEL, C1 controls, …): AD
+    /// stores it, but nobody can type it at a sign-in prompt, so the account could never be
+    /// signed in to.
+    ControlCharacters,
     /// Fewer than three of the five character categories.
     Complexity,
     ContainsAccountName,
@@ -83,6 +87,7 @@ impl Violation {
         match self {
             Violation::TooShort { .. } => "too_short",
             Violation::TooLong { .. } => "too_long",
+            Violation::ControlCharacters => "control_characters",
             Violation::Complexity => "complexity",
             Violation::ContainsAccountName => "contains_account_name",
             Violation::ContainsDisplayName => "contains_display_name",
@@ -98,6 +103,8 @@ impl Violation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Requirement {
     MinLength(u32),
+    /// No control characters (tab, line breaks, NUL, …).
+    NoControlCharacters,
     /// Three of the five character categories.
     Complexity,
     /// Not the account name nor a part of the display name (part of AD's complexity rule).
@@ -143,7 +150,10 @@ impl PasswordRules {
     /// The rules a new password is held to under `policy`, in the order `check` judges them
     /// (history last: only AD checks it).
     pub fn requirements(&self, policy: &PasswordPolicy) -> Vec<Requirement> {
-        let mut rules = vec![Requirement::MinLength(policy.min_length.max(1))];
+        let mut rules = vec![
+            Requirement::MinLength(policy.min_length.max(1)),
+            Requirement::NoControlCharacters,
+        ];
         if policy.complexity {
             rules.extend([Requirement::Complexity, Requirement::NoNames]);
         }
@@ -183,6 +193,9 @@ impl PasswordRules {
         if length == 0 {
             return broken;
         }
+        if has_control_characters(password) {
+            broken.push(Violation::ControlCharacters);
+        }
         if policy.complexity {
             if categories(password) < 3 {
                 broken.push(Violation::Complexity);
@@ -207,6 +220,13 @@ impl PasswordRules {
         }
         broken
     }
+}
+
+/// Whether `password` holds a character of Unicode category Cc (U+0000–U+001F, U+007F–U+009F).
+/// Lone surrogates cannot occur: a Rust string is valid UTF-8, and the JSON and form parsers
+/// refuse them before a password gets here.
+pub fn has_control_characters(password: &str) -> bool {
+    password.chars().any(char::is_control)
 }
 
 /// How many of AD's five character categories occur: upper case, lower case, digits 0–9,
@@ -415,6 +435,7 @@ mod tests {
             rules(3).requirements(&policy(7, true)),
             [
                 MinLength(7),
+                NoControlCharacters,
                 Complexity,
                 NoNames,
                 NotBanned,
@@ -424,7 +445,10 @@ mod tests {
         );
         let mut lax = policy(0, false);
         lax.history_length = 0;
-        assert_eq!(rules(0).requirements(&lax), [MinLength(1), NotBanned]);
+        assert_eq!(
+            rules(0).requirements(&lax),
+            [MinLength(1), NoControlCharacters, NotBanned]
+        );
     }
 
     #[test]
@@ -480,6 +504,52 @@ mod tests {
             !rules(0)
                 .check("Äöü-ßé1", JDOE, &policy(7, true))
                 .contains(&Violation::TooShort { min: 7 })
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused_by_name() {
+        // NUL, TAB, LF, CR, BEL, ESC, DEL and the C1 controls NEL and CSI.
+        for c in [
+            '\0', '\t', '\n', '\r', '\u{7}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9b}',
+        ] {
+            for password in [
+                format!("Velvet-Harbour{c}Tram-82"),
+                format!("{c}Velvet-Harbour-Tram-82"),
+                format!("Velvet-Harbour-Tram-82{c}"),
+            ] {
+                assert!(has_control_characters(&password), "{:?}", c);
+                assert_eq!(
+                    rules(3).check(&password, JDOE, &policy(7, true)),
+                    [Violation::ControlCharacters],
+                    "{c:?}"
+                );
+            }
+        }
+        // Named along with the other rules broken, in a stable place after the length.
+        assert_eq!(
+            broken("ab\tcd"),
+            ["too_short", "control_characters", "complexity", "too_weak"]
+        );
+        // Only Cc: spaces, format characters and letters from other scripts are no controls.
+        for password in [
+            "Velvet Harbour Tram 82",
+            "Velvet\u{a0}Harbour\u{2003}Tram-82",
+            "Velvet\u{200d}Harbour-Tram-82",
+            "Fluwelen-Haven-Tram-82-\u{e9}\u{df}",
+            "\u{5149}\u{5e8}-Velvet-Harbour-82",
+        ] {
+            assert!(!has_control_characters(password), "{password:?}");
+            assert!(
+                !broken(password).contains(&"control_characters"),
+                "{password:?}"
+            );
+        }
+        // Nothing else is judged of a password too long to write.
+        let long = format!("{}\0", "Zq8-".repeat(64));
+        assert_eq!(
+            rules(3).check(&long, JDOE, &policy(7, true)),
+            [Violation::TooLong { max: 256 }]
         );
     }
 

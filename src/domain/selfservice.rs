@@ -58,6 +58,9 @@ pub struct Settings {
     pub notice_lifetime: Duration,
     /// Sign-ins with the AD password (`throttle.signin_*`).
     pub signin: SignInSettings,
+    /// Per-address throttles count an IPv6 client by this prefix (`throttle.ipv6_prefix`):
+    /// one subscriber or host usually holds a whole /64.
+    pub ipv6_prefix: u8,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -184,6 +187,23 @@ pub enum FlowError {
     ManagerRefused(super::helpdesk::ManagerRefusal),
 }
 
+/// What a per-address throttle counts `ip` as: an IPv4 address (also when it comes IPv4-mapped,
+/// `::ffff:a.b.c.d`, from a dual-stack socket) on its own, an IPv6 address by its first
+/// `ipv6_prefix` bits, written `network/prefix`.
+pub fn throttle_address(ip: IpAddr, ipv6_prefix: u8) -> String {
+    let v6 = match ip {
+        IpAddr::V4(v4) => return v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => return v4.to_string(),
+            None => v6,
+        },
+    };
+    let prefix = ipv6_prefix.clamp(1, 128);
+    let mask = u128::MAX << (128 - u32::from(prefix));
+    let network = std::net::Ipv6Addr::from(u128::from(v6) & mask);
+    format!("{network}/{prefix}")
+}
+
 fn rule_ids(broken: &[Violation]) -> String {
     broken
         .iter()
@@ -292,7 +312,14 @@ impl Deps {
         let window = self.settings.ip_window;
         let count = self
             .throttle
-            .hit(&format!("ip:{what}:{ip}"), now, now - ms(window))
+            .hit(
+                &format!(
+                    "ip:{what}:{}",
+                    throttle_address(ip, self.settings.ipv6_prefix)
+                ),
+                now,
+                now - ms(window),
+            )
             .await?;
         if count > max {
             self.audit_throttled(client, None, &format!("ip_{what}"))
@@ -545,6 +572,34 @@ pub fn mask_email(address: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_prefix() {
+        let key = |ip: &str, prefix| throttle_address(ip.parse().unwrap(), prefix);
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff", 64),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(key("2001:db8:1:3::1", 64), key("2001:db8:1:2::1", 64));
+        // A prefix that does not end on a group boundary.
+        assert_eq!(key("2001:db8:1:2ff::1", 56), "2001:db8:1:200::/56");
+        assert_eq!(key("2001:db8:1:1ff::1", 56), "2001:db8:1:100::/56");
+        assert_eq!(key("2001:db8::1", 48), "2001:db8::/48");
+        // The bounds: one address, and half the address space.
+        assert_eq!(key("2001:db8::1", 128), "2001:db8::1/128");
+        assert_eq!(key("2001:db8::2", 128), "2001:db8::2/128");
+        assert_eq!(key("2001:db8::1", 1), "::/1");
+        assert_eq!(key("8001:db8::1", 1), "8000::/1");
+        // IPv4 stays per address, also when it comes IPv4-mapped from a dual-stack socket.
+        assert_eq!(key("192.0.2.7", 64), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7", 64), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7", 1), "192.0.2.7");
+        assert_ne!(key("192.0.2.8", 64), key("192.0.2.7", 64));
+        // The IPv4-compatible form (deprecated) is an IPv6 address like any other.
+        assert_eq!(key("::192.0.2.7", 64), "::/64");
+        assert_eq!(key("::1", 64), "::/64");
+    }
 
     #[test]
     fn the_owner_is_told_once_at_each_address() {

@@ -406,6 +406,7 @@ async fn totp_registration_then_reset_through_the_pages() {
     let rules = password_rules(&password);
     for rule in [
         "Use at least 7 characters.",
+        "Do not use tabs, line breaks or other invisible control characters.",
         "Use at least three of these: capital letters",
         "Do not use your username or any part of your name.",
         "Do not use any of your last 24 passwords again.",
@@ -463,9 +464,28 @@ async fn totp_registration_then_reset_through_the_pages() {
     );
     bind(&user.dn, &user.password).await.expect("untouched");
 
-    let done = visit
+    // A tab (or any control character) is refused by name, in the visitor's language too.
+    let tabbed = visit
         .submit(
             &refused,
+            "/reset/password",
+            &[
+                ("new_password", "Velvet-Harbour\tTram-82"),
+                ("confirm_password", "Velvet-Harbour\tTram-82"),
+            ],
+        )
+        .await;
+    assert_eq!(tabbed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        alert(&tabbed).contains("invisible control characters"),
+        "{}",
+        tabbed.body
+    );
+    bind(&user.dn, &user.password).await.expect("untouched");
+
+    let done = visit
+        .submit(
+            &tabbed,
             "/reset/password",
             &[
                 ("new_password", "Pages-Pass-13!"),

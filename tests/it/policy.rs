@@ -347,6 +347,88 @@ async fn a_check_names_the_broken_rules_and_writes_nothing() {
     assert_eq!(gone.error().error, "flow_not_found");
 }
 
+#[tokio::test]
+async fn control_characters_are_refused_by_name_and_never_reach_ad() {
+    let app = app("").await;
+    let (user, flow) = verified_flow(&app, "ctl").await;
+    for (name, c) in [
+        ("NUL", '\0'),
+        ("TAB", '\t'),
+        ("CR", '\r'),
+        ("LF", '\n'),
+        ("BEL", '\u{7}'),
+    ] {
+        let password = format!("Velvet-Harbour{c}Tram-82");
+        assert_eq!(
+            refused_rules(set_password(&app, &flow, &password).await),
+            ["control_characters"],
+            "{name}"
+        );
+        let verdict = check(&app, &flow, &password)
+            .await
+            .expect(StatusCode::OK)
+            .json();
+        assert_eq!(verdict["ok"], false, "{name}");
+        assert_eq!(
+            verdict["broken"][0]["rule"], "control_characters",
+            "{verdict}"
+        );
+        assert!(
+            verdict["broken"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("control characters"),
+            "{verdict}"
+        );
+        bind(&user.dn, &user.password)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: AD still has the old password: {e:?}"));
+    }
+    // The flow stays open, and without the control character the same password is written.
+    set_password(&app, &flow, "Velvet-HarbourTram-82")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    bind(&user.dn, "Velvet-HarbourTram-82")
+        .await
+        .expect("the new password binds");
+    assert!(
+        bind(&user.dn, &user.password).await.is_err(),
+        "the old one no longer does"
+    );
+}
+
+/// Lone surrogates cannot be in a Rust string: the JSON parser refuses a body with one, so a
+/// password with one is never checked, let alone written.
+#[tokio::test]
+async fn a_lone_surrogate_in_a_password_is_a_bad_request() {
+    let app = app("").await;
+    let (user, flow) = verified_flow(&app, "sur").await;
+    for (path, body) in [
+        (
+            format!("/api/v1/reset/{flow}/password"),
+            r#"{"new_password": "Velvet-Harbour\ud800Tram-82"}"#.to_owned(),
+        ),
+        (
+            "/api/v1/password/check".to_owned(),
+            format!(r#"{{"flow": "{flow}", "password": "Velvet-Harbour\udfffTram-82"}}"#),
+        ),
+    ] {
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri(&path)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let answer = app.send(request).await.expect(StatusCode::BAD_REQUEST);
+        assert_eq!(answer.error().error, "invalid_request", "{path}");
+    }
+    bind(&user.dn, &user.password).await.expect("untouched");
+    // The flow was not spent: a good password is still taken.
+    set_password(&app, &flow, "Velvet-Harbour-Tram-82")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+}
+
 /// Samba 4.17 does not apply password history to an administrative reset, and it does not
 /// support LDAP_SERVER_POLICY_HINTS, which makes Windows DCs do so: a reset back to an earlier
 /// password is accepted. (Against AD with policy hints this is the `history_or_min_age` refusal

@@ -533,6 +533,72 @@ async fn flow_starts_are_limited_per_client_address() {
     assert!(answer.headers.contains_key("retry-after"));
 }
 
+/// Whether a reset start from `ip` is taken (201) or refused by the address limit (429).
+async fn starts_from(app: &mut TestApp, ip: &str) -> StatusCode {
+    app.ip = std::net::SocketAddr::new(ip.parse().unwrap(), 40000);
+    let answer = app
+        .post("/api/v1/reset", json!({"username": "someone"}), None)
+        .await;
+    assert!(
+        [StatusCode::CREATED, StatusCode::TOO_MANY_REQUESTS].contains(&answer.status),
+        "{} {}",
+        answer.status,
+        answer.body
+    );
+    answer.status
+}
+
+#[tokio::test]
+async fn an_ipv6_slash_64_shares_one_budget_and_ipv4_stays_per_address() {
+    const CREATED: StatusCode = StatusCode::CREATED;
+    const REFUSED: StatusCode = StatusCode::TOO_MANY_REQUESTS;
+    let mut app = app("[throttle]\nip_max_starts = 3").await;
+    // Three addresses of one /64 spend one budget of three starts.
+    for ip in [
+        "2001:db8:7:1::1",
+        "2001:db8:7:1:ffff::2",
+        "2001:db8:7:1:a:b:c:d",
+    ] {
+        assert_eq!(starts_from(&mut app, ip).await, CREATED, "{ip}");
+    }
+    for ip in [
+        "2001:db8:7:1::1",
+        "2001:db8:7:1::99",
+        "2001:db8:7:1:ffff:ffff:ffff:ffff",
+    ] {
+        assert_eq!(starts_from(&mut app, ip).await, REFUSED, "{ip}");
+    }
+    // The neighbouring /64 has a budget of its own.
+    assert_eq!(starts_from(&mut app, "2001:db8:7:2::1").await, CREATED);
+    assert_eq!(starts_from(&mut app, "2001:db8:7:0:ffff::1").await, CREATED);
+
+    // IPv4 is per address, and an IPv4-mapped address is that IPv4 address.
+    for _ in 0..2 {
+        assert_eq!(starts_from(&mut app, "192.0.2.10").await, CREATED);
+    }
+    assert_eq!(starts_from(&mut app, "::ffff:192.0.2.10").await, CREATED);
+    assert_eq!(starts_from(&mut app, "192.0.2.10").await, REFUSED);
+    assert_eq!(starts_from(&mut app, "::ffff:192.0.2.10").await, REFUSED);
+    assert_eq!(starts_from(&mut app, "192.0.2.11").await, CREATED);
+}
+
+#[tokio::test]
+async fn an_ipv6_prefix_of_128_counts_each_address() {
+    let mut app = app("[throttle]\nip_max_starts = 1\nipv6_prefix = 128").await;
+    assert_eq!(
+        starts_from(&mut app, "2001:db8:8:1::1").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        starts_from(&mut app, "2001:db8:8:1::2").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        starts_from(&mut app, "2001:db8:8:1::1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
 #[tokio::test]
 async fn expired_codes_are_refused() {
     let app = app("[reset]\ncode_lifetime = \"1s\"").await;

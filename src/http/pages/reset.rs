@@ -139,6 +139,7 @@ async fn password_page(s: &AppState, visitor: &Visitor) -> Reply {
 fn requirement_text(pages: &Pages, locale: Locale, rule: &Requirement) -> String {
     let (key, n) = match rule {
         Requirement::MinLength(n) => ("rule_min_length", Some(*n)),
+        Requirement::NoControlCharacters => ("rule_no_control_characters", None),
         Requirement::Complexity => ("rule_complexity", None),
         Requirement::NoNames => ("rule_no_names", None),
         Requirement::NotRecent(1) => ("rule_not_recent_one", None),
@@ -364,6 +365,7 @@ mod tests {
             Requirement::NotRecent(24),
             Requirement::NotBanned,
             Requirement::MinStrength(3),
+            Requirement::NoControlCharacters,
         ];
         for locale in Locale::ALL {
             for rule in &all {
