@@ -70,6 +70,29 @@ pub enum ExportError {
 
 const PAGE: i64 = 1000;
 
+/// The CSV header, in the order of [`Row`]'s fields.
+const COLUMNS: [&str; 10] = [
+    "id",
+    "time",
+    "event",
+    "outcome",
+    "object_guid",
+    "sam_account_name",
+    "actor",
+    "client_ip",
+    "method",
+    "reason",
+];
+
+/// A cell a spreadsheet would evaluate as a formula gets a leading `'` (OWASP's advice for CSV
+/// injection): logins and reasons can be text anyone typed, such as `=HYPERLINK(...)`.
+fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}").into(),
+        _ => text.into(),
+    }
+}
+
 /// Calls `each` for every event at or after `since_ms`, oldest first, a page at a time so memory
 /// stays flat however long the log is.
 async fn for_each(
@@ -104,26 +127,26 @@ pub async fn export(
     let count = match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record(COLUMNS).map_err(write_err)?;
             let count = for_each(log, since_ms, |r| {
-                w.serialize(Row::new(r)).map_err(write_err)
+                let row = Row::new(r);
+                let id = row.id.to_string();
+                let cells = [
+                    id.as_str(),
+                    &row.time,
+                    row.event,
+                    row.outcome,
+                    &row.object_guid,
+                    row.sam_account_name,
+                    row.actor,
+                    row.client_ip,
+                    row.method,
+                    row.reason,
+                ];
+                w.write_record(cells.iter().map(|c| csv_cell(c).into_owned()))
+                    .map_err(write_err)
             })
             .await?;
-            if count == 0 {
-                // Still a valid CSV file: the header row alone.
-                w.write_record([
-                    "id",
-                    "time",
-                    "event",
-                    "outcome",
-                    "object_guid",
-                    "sam_account_name",
-                    "actor",
-                    "client_ip",
-                    "method",
-                    "reason",
-                ])
-                .map_err(write_err)?;
-            }
             w.flush().map_err(write_err)?;
             count
         }
@@ -148,6 +171,31 @@ pub async fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for bad in [
+            "=HYPERLINK(\"http://x\",\"y\")",
+            "+1",
+            "-1",
+            "@SUM(1+1)",
+            "\tcmd",
+            "\rcmd",
+        ] {
+            assert_eq!(csv_cell(bad), format!("'{bad}"), "{bad:?}");
+        }
+        for fine in [
+            "",
+            "jdoe",
+            "jdoe@sspr.test",
+            "a=b",
+            "10.0.0.1",
+            "'quoted",
+            " =x",
+        ] {
+            assert_eq!(csv_cell(fine), fine, "{fine:?}");
+        }
+    }
 
     #[test]
     fn since_accepts_dates_and_times() {

@@ -192,6 +192,8 @@ pub struct DirectoryConfig {
     pub base_dn: String,
     pub bind_dn: String,
     pub bind_password: SecretString,
+    /// Accounts no action may target, besides `bind_dn` itself (user DNs).
+    pub never_reset: Vec<String>,
     /// The account `check` resets to prove the service account's rights; `None` = no self-test.
     pub self_test_user: Option<String>,
     pub user_filter: String,
@@ -487,6 +489,7 @@ struct RawDirectory {
     bind_password: String,
     #[serde(default)]
     bind_password_file: Option<PathBuf>,
+    never_reset: Vec<String>,
     self_test_user: String,
     user_filter: String,
     #[serde(with = "humantime_serde")]
@@ -1138,6 +1141,12 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 base_dn: d.base_dn,
                 bind_dn: d.bind_dn,
                 bind_password: SecretString::from(bind_password),
+                never_reset: d
+                    .never_reset
+                    .iter()
+                    .map(|dn| dn.trim().to_owned())
+                    .filter(|dn| !dn.is_empty())
+                    .collect(),
                 self_test_user: Some(d.self_test_user.trim().to_owned()).filter(|u| !u.is_empty()),
                 user_filter: filter.to_owned(),
                 timeout: d.timeout,

@@ -169,6 +169,10 @@ fn settings(config: &Config) -> Settings {
         eligibility: Eligibility {
             scope: config.policy.scope.clone(),
             allow_protected: config.policy.allow_protected.clone(),
+            never_reset: std::iter::once(&config.directory.bind_dn)
+                .chain(&config.directory.never_reset)
+                .cloned()
+                .collect(),
         },
         admin_addresses: config.notify.admins.clone(),
         notice_lifetime: NOTICE_LIFETIME,

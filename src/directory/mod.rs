@@ -877,6 +877,7 @@ mod tests {
             base_dn: "DC=example,DC=test".to_owned(),
             bind_dn: "CN=svc,DC=example,DC=test".to_owned(),
             bind_password: SecretString::from("unused"),
+            never_reset: Vec::new(),
             self_test_user: None,
             user_filter: "(objectClass=user)".to_owned(),
             timeout: Duration::from_secs(1),

@@ -413,9 +413,13 @@ impl<'a> Helpdesk<'a> {
     }
 
     /// Whether the operator may act on `user`: not protected and not a helpdesk member
-    /// themselves, unless allow-listed.
+    /// themselves, unless allow-listed; never the service account or a `directory.never_reset`
+    /// account, allow-listed or not.
     async fn actionable(&self, user: &DirectoryUser) -> Result<bool, FlowError> {
         let d = self.deps;
+        if d.settings.eligibility.is_never_reset(user) {
+            return Ok(false);
+        }
         let h = &d.settings.helpdesk;
         let directory = d.directory.as_ref();
         let guarded = is_protected(directory, user).await?

@@ -231,7 +231,11 @@ impl<'a> Reminders<'a> {
     /// register nor reset, so it is not reminded to.
     async fn is_excluded(&self, user: &DirectoryUser) -> Result<bool, DirectoryError> {
         let directory = self.deps.directory.as_ref();
-        let allow = &self.deps.settings.eligibility.allow_protected;
+        let eligibility = &self.deps.settings.eligibility;
+        if eligibility.is_never_reset(user) {
+            return Ok(true);
+        }
+        let allow = &eligibility.allow_protected;
         Ok(is_protected(directory, user).await? && !is_allowed(directory, user, allow).await?)
     }
 

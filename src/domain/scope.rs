@@ -26,6 +26,9 @@ pub struct Eligibility {
     pub scope: Scope,
     /// Protected accounts that may use self-service anyway: DNs of users or of groups.
     pub allow_protected: Vec<String>,
+    /// Accounts no action may ever target, whatever the allow-lists say: the service account
+    /// (`directory.bind_dn`) and `directory.never_reset`. User DNs.
+    pub never_reset: Vec<String>,
 }
 
 /// Why an account may not use self-service. Only told to someone who proved the password.
@@ -103,7 +106,10 @@ impl Eligibility {
         };
         let protected = is_protected(directory, user).await?;
         let allowed = is_allowed(directory, user, &self.allow_protected).await?;
-        let excluded = if protected && !allowed {
+        let excluded = if self.is_never_reset(user) {
+            // Told like an out-of-scope account: a sign-in names no special service account.
+            Some(Exclusion::OutOfScope)
+        } else if protected && !allowed {
             Some(Exclusion::Protected)
         } else if !in_scope {
             Some(Exclusion::OutOfScope)
@@ -115,6 +121,34 @@ impl Eligibility {
             protected,
         })
     }
+}
+
+impl Eligibility {
+    /// Whether `user` is the service account or listed in `directory.never_reset`. Judged on
+    /// the DN the directory returned, so every spelling of a login (sAMAccountName, UPN, any
+    /// case, `DOMAIN\user`) that finds the account is caught.
+    pub fn is_never_reset(&self, user: &DirectoryUser) -> bool {
+        !user.dn.is_empty() && self.never_reset.iter().any(|dn| same_dn(dn, &user.dn))
+    }
+}
+
+/// DNs compared as AD does for these: case-insensitively, and ignoring spaces around the `,`
+/// and `=` separators (`CN=svc, OU=Service` names the same entry as `cn=svc,ou=service`).
+pub fn same_dn(a: &str, b: &str) -> bool {
+    fn canonical(dn: &str) -> String {
+        dn.split(',')
+            .map(|rdn| {
+                rdn.split('=')
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join("=")
+                    .to_lowercase()
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+    let (a, b) = (canonical(a), canonical(b));
+    !a.is_empty() && a == b
 }
 
 /// The account a reset start for an unknown login looks up and judges in its place: the last
@@ -291,6 +325,7 @@ mod tests {
         Eligibility {
             scope,
             allow_protected: allow.iter().map(|s| (*s).to_owned()).collect(),
+            never_reset: Vec::new(),
         }
     }
 
@@ -352,6 +387,26 @@ mod tests {
             .await
             .unwrap();
         assert!(standing.protected && standing.excluded.is_none());
+    }
+
+    #[tokio::test]
+    async fn never_reset_accounts_are_excluded_whatever_the_allow_list() {
+        let directory = Groups::default();
+        let rules = Eligibility {
+            never_reset: vec!["CN=svc, OU=Service,DC=x".to_owned()],
+            ..rules(Scope::All, &["CN=svc,OU=Service,DC=x"])
+        };
+        for dn in ["CN=svc,OU=Service,DC=x", "cn=SVC,ou=service,dc=X"] {
+            let standing = rules.standing(&directory, &user(dn, false)).await.unwrap();
+            assert_eq!(standing.excluded, Some(Exclusion::OutOfScope), "{dn}");
+        }
+        let standing = rules
+            .standing(&directory, &user("CN=svc2,OU=Service,DC=x", false))
+            .await
+            .unwrap();
+        assert_eq!(standing.excluded, None);
+        assert!(!rules.is_never_reset(&root_stand_in()));
+        assert!(!same_dn("", ""));
     }
 
     #[tokio::test]

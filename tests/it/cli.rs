@@ -541,3 +541,108 @@ async fn audit_exports_csv_and_json_from_a_date() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a date"));
 }
+
+#[tokio::test]
+async fn audit_csv_neutralises_formulas() {
+    use sspr_bridge::domain::store::{AuditEvent, AuditLog};
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let key = gen_key();
+    let store = sspr_bridge::store::Store::connect(
+        &format!("sqlite://{}/sspr.db", dir.path().display()),
+        1,
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let typed = [
+        "=HYPERLINK(\"http://x\",\"y\")",
+        "@SUM(1+1)",
+        "+1",
+        "-1",
+        "\tcmd",
+        "jdoe",
+    ];
+    for (i, sam) in typed.iter().enumerate() {
+        store
+            .record(&AuditEvent {
+                at_ms: 1_793_491_200_000 + i as i64,
+                event: "flow_started".into(),
+                outcome: "success".into(),
+                object_guid: None,
+                sam_account_name: Some((*sam).into()),
+                actor: Some("=cmd|' /C calc'!A0".into()),
+                client_ip: Some("192.0.2.7".into()),
+                method: None,
+                reason: Some("-2+3".into()),
+            })
+            .await
+            .unwrap();
+    }
+    store.close().await;
+
+    let env = [("SSPR__SECURITY__SECRET_KEY", key.as_str())];
+    let cfg = config.to_str().unwrap();
+    let out = run(
+        &[
+            "--config",
+            cfg,
+            "audit",
+            "--since",
+            "2026-11-01",
+            "--format",
+            "csv",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), typed.len(), "{text}");
+    for (row, sam) in rows.iter().zip(typed) {
+        for cell in row.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a cell a spreadsheet would evaluate: {cell:?}"
+            );
+        }
+        let got = &row[col("sam_account_name")];
+        if sam == "jdoe" {
+            assert_eq!(got, "jdoe", "plain text is left alone");
+        } else {
+            assert_eq!(got.strip_prefix('\''), Some(sam), "{got:?}");
+        }
+        assert_eq!(&row[col("actor")], "'=cmd|' /C calc'!A0");
+        assert_eq!(&row[col("reason")], "'-2+3");
+        assert_eq!(&row[col("client_ip")], "192.0.2.7");
+    }
+
+    // JSON is for machines: the text stays exactly as recorded.
+    let json = run(
+        &[
+            "--config",
+            cfg,
+            "audit",
+            "--since",
+            "2026-11-01",
+            "--format",
+            "json",
+        ],
+        &env,
+    );
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let sams: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["sam_account_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(sams, typed);
+}

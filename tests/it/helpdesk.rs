@@ -1068,3 +1068,54 @@ async fn a_verified_caller_gets_a_one_time_registration_code() {
         .expect(StatusCode::FORBIDDEN);
     assert_eq!(refused.error().error, "forbidden");
 }
+
+#[tokio::test]
+async fn the_service_account_and_never_reset_accounts_are_refused_under_every_spelling() {
+    let service_dn = env("SSPR_TEST_SERVICE_DN");
+    let service_sam = read_attr(&service_dn, "sAMAccountName").await.unwrap();
+    let listed = create_user("nvr").await;
+    // Allow-listed as well: the exclusion wins over any allow-list.
+    let desk = desk(&format!(
+        "require_verification = false\nallow_protected = [{service_dn:?}, {dn:?}]\n\
+         [directory]\nnever_reset = [{lower:?}]",
+        dn = listed.dn,
+        lower = listed.dn.to_lowercase(),
+    ))
+    .await;
+    let operator = desk.operator_token().await;
+    let set_before = read_attr(&listed.dn, "pwdLastSet").await;
+    for login in [
+        service_sam.clone(),
+        service_sam.to_uppercase(),
+        listed.sam.clone(),
+        listed.upn.to_uppercase(),
+    ] {
+        let card = desk
+            .app
+            .get(&format!("/api/v1/helpdesk/users/{login}"), Some(&operator))
+            .await
+            .expect(StatusCode::OK)
+            .json();
+        assert_eq!(card["actionable"], false, "{login}");
+        for (action, body) in [
+            (
+                "reset",
+                json!({"reason": "caller insists", "deliver": "operator"}),
+            ),
+            ("unlock", json!({"reason": "asked"})),
+        ] {
+            let refused = desk
+                .post(&operator, &format!("{login}/{action}"), body)
+                .await
+                .expect(StatusCode::FORBIDDEN);
+            assert_eq!(refused.error().error, "forbidden", "{login} {action}");
+        }
+    }
+    bind(&service_dn, &env("SSPR_TEST_SERVICE_PASSWORD"))
+        .await
+        .expect("the service account's password is unchanged");
+    bind(&listed.dn, &listed.password)
+        .await
+        .expect("the listed account's password is unchanged");
+    assert_eq!(read_attr(&listed.dn, "pwdLastSet").await, set_before);
+}

@@ -284,3 +284,78 @@ async fn protected_accounts_are_refused_unless_allow_listed_and_admins_hear_of_r
         assert!(!part.contains("Protected-Reset-Pass-2"), "{part}");
     }
 }
+
+#[tokio::test]
+async fn never_reset_accounts_and_the_service_account_get_a_decoy() {
+    let user = create_user("nvr").await;
+    let open = app("").await;
+    let token = sign_in(&open, &user).await;
+    let secret = register_totp(&open, &token).await;
+
+    // The same registrations, now with the account listed (in another case), and allow-listed
+    // as protected too: the exclusion wins.
+    let listed = app(&format!(
+        "{}\n[policy]\nallow_protected = [{dn:?}]\n[directory]\nnever_reset = [{lower:?}]\n",
+        same_database(&open),
+        dn = user.dn,
+        lower = user.dn.to_uppercase(),
+    ))
+    .await;
+    for login in [
+        user.sam.clone(),
+        user.upn.to_uppercase(),
+        format!("SSPR\\{}", user.sam),
+    ] {
+        let refused = listed
+            .post(
+                "/api/v1/enrollment/session",
+                json!({"username": login, "password": user.password}),
+                None,
+            )
+            .await
+            .expect(StatusCode::FORBIDDEN)
+            .error();
+        assert_eq!(refused.error, "not_in_scope", "{login}");
+        assert!(
+            refused.message.contains("not enabled for your account"),
+            "{}",
+            refused.message
+        );
+    }
+    assert_decoy(&listed, &user.sam, &secret).await;
+    assert_decoy(&listed, &user.upn.to_uppercase(), &secret).await;
+    bind(&user.dn, &user.password).await.expect("untouched");
+
+    // The service account itself, with its own right password: refused like an out-of-scope
+    // account, and a reset start answers as for a name nobody has.
+    let service_dn = env("SSPR_TEST_SERVICE_DN");
+    let service_password = env("SSPR_TEST_SERVICE_PASSWORD");
+    let service_sam = crate::harness::read_attr(&service_dn, "sAMAccountName")
+        .await
+        .unwrap();
+    let refused = listed
+        .post(
+            "/api/v1/enrollment/session",
+            json!({"username": service_sam, "password": service_password}),
+            None,
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN)
+        .error();
+    assert_eq!(refused.error, "not_in_scope");
+    let (body, _) = start(&listed, &service_sam.to_uppercase()).await;
+    let (unknown, _) = start(&listed, &unique_name("nobody")).await;
+    assert_eq!(body, unknown);
+    bind(&service_dn, &service_password)
+        .await
+        .expect("the service account's password is unchanged");
+
+    // `listed` writes to the database of `open`.
+    let events = audit_events(&open).await;
+    assert!(
+        events
+            .iter()
+            .any(|(e, o, s)| e == "flow_started" && o == "decoy" && s.as_ref() == Some(&user.sam)),
+        "{events:?}"
+    );
+}
