@@ -59,6 +59,9 @@ pub struct ServerConfig {
     /// `None`: plain HTTP (behind a reverse proxy that terminates TLS).
     pub tls: Option<TlsFiles>,
     pub trusted_proxies: Vec<Cidr>,
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
 }
 
 /// `server.tls_cert` and `server.tls_key`, checked to exist and to parse as a matching pair.
@@ -428,6 +431,10 @@ struct RawServer {
     tls_cert: String,
     tls_key: String,
     trusted_proxies: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    header_timeout: Duration,
+    max_connections: usize,
+    max_connections_per_client: usize,
 }
 
 #[derive(Deserialize)]
@@ -706,6 +713,15 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
     };
     if raw.server.body_limit < 1024 {
         v.problem("server.body_limit", "must be at least 1024 bytes");
+    }
+    if raw.server.header_timeout < Duration::from_secs(1) {
+        v.problem("server.header_timeout", "must be at least 1s");
+    }
+    if raw.server.max_connections == 0 {
+        v.problem("server.max_connections", "must be at least 1");
+    }
+    if raw.server.max_connections_per_client == 0 {
+        v.problem("server.max_connections_per_client", "must be at least 1");
     }
     let tls = server_tls(&mut v, &raw.server, &public_url);
     let trusted_proxies = raw
@@ -1095,6 +1111,9 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 request_timeout: raw.server.request_timeout,
                 tls,
                 trusted_proxies,
+                header_timeout: raw.server.header_timeout,
+                max_connections: raw.server.max_connections,
+                max_connections_per_client: raw.server.max_connections_per_client,
             },
             licence: LicenceConfig {
                 azure_ad_premium: raw.licence.azure_ad_premium,

@@ -6,6 +6,7 @@
 pub mod audit_export;
 pub mod check;
 pub mod config;
+pub mod connections;
 pub mod directory;
 pub mod domain;
 pub mod error;

@@ -42,6 +42,7 @@ struct Metrics {
     http_requests: Family<Labels, Counter>,
     http_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     manager_approvals: Family<Labels, Counter>,
+    connections_refused: Family<Labels, Counter>,
     /// Live pools by DC URL, read when scraped (several apps over one DC in tests).
     pools: Mutex<Vec<(String, Weak<dyn PoolUsage>)>>,
 }
@@ -79,6 +80,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         http_requests: Family::default(),
         http_seconds: Family::new_with_constructor(request_histogram),
         pools: Mutex::new(Vec::new()),
+        connections_refused: Family::default(),
     };
     registry.register(
         "flows_started",
@@ -147,6 +149,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "http_request_duration_seconds",
         "Time to answer an HTTP request, by route and method",
         m.http_seconds.clone(),
+    );
+    registry.register(
+        "connections_refused",
+        "Client connections turned away at a cap, by limit: total (server.max_connections) or \
+         per_client (server.max_connections_per_client)",
+        m.connections_refused.clone(),
     );
     // A family shows only once it has a sample: the flows' counters start at zero, so that a
     // dashboard has a series (and a rate) from the first scrape.
@@ -282,6 +290,16 @@ pub fn outbox_dropped(kind: &str, reason: &'static str) {
             ("kind", kind.to_owned()),
             ("reason", reason.to_owned()),
         ])
+        .inc();
+}
+
+/// A client connection was turned away at `server.max_connections_per_client` (`per_client`) or
+/// at `server.max_connections`.
+pub fn connection_refused(per_client: bool) {
+    let limit = if per_client { "per_client" } else { "total" };
+    METRICS
+        .connections_refused
+        .get_or_create(&vec![("limit", limit.to_owned())])
         .inc();
 }
 

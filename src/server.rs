@@ -3,16 +3,12 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::serve::{Listener, ListenerExt};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use secrecy::ExposeSecret;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::config::Config;
 use crate::directory::LdapDirectory;
@@ -247,24 +243,20 @@ pub async fn serve(config: &Config) -> Result<(), StartError> {
         self_service = config.licence.azure_ad_premium,
         "sspr-bridge listening"
     );
-    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
-        Some(tls) => {
-            // `tap_io` is what lends a custom listener axum's `ConnectInfo<SocketAddr>`.
-            let listener = TlsListener::new(listener, tls)
-                .map_err(listen_error)?
-                .tap_io(|_| {});
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }
-    }
-    .map_err(listen_error)?;
+    let limits = crate::connections::Limits {
+        header_timeout: config.server.header_timeout,
+        max_connections: config.server.max_connections,
+        max_connections_per_client: config.server.max_connections_per_client,
+        trusted_proxies: config.server.trusted_proxies.clone(),
+    };
+    crate::connections::serve(
+        listener,
+        tls.map(TlsAcceptor::from),
+        app(state),
+        limits,
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("sspr-bridge stopped");
     Ok(())
 }
@@ -336,62 +328,4 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
     .map_err(TlsFileError::Mismatch)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// A client gets this long to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Accepts TCP connections and runs their TLS handshakes concurrently, so a slow or silent
-/// client cannot hold up the others; axum only sees finished handshakes.
-struct TlsListener {
-    local_addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
-
-impl TlsListener {
-    fn new(mut tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
-        let local_addr = tcp.local_addr()?;
-        let acceptor = TlsAcceptor::from(config);
-        let (done, ready) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                // Ends once axum has dropped the listener (graceful shutdown).
-                let (stream, peer) = tokio::select! {
-                    () = done.closed() => return,
-                    accepted = Listener::accept(&mut tcp) => accepted,
-                };
-                let acceptor = acceptor.clone();
-                let done = done.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = done.send((tls, peer)).await;
-                        }
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed");
-                        }
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self { local_addr, ready })
-    }
-}
-
-impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(connection) => connection,
-            // The accepting task only stops after this listener is gone.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local_addr)
-    }
 }

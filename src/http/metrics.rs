@@ -1,8 +1,6 @@
 //! `GET /metrics` for Prometheus: on the main listener behind a bearer token (404 without one
 //! configured), and optionally on an address of its own (`metrics.listen`).
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -66,15 +64,19 @@ pub async fn spawn_listener(config: &MetricsConfig) -> std::io::Result<()> {
         get(move |headers: HeaderMap| async move { scrape(token.as_ref(), &headers) }),
     );
     tracing::info!(%addr, "metrics listening");
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        {
-            tracing::error!(%addr, error = %e, "the metrics listener stopped");
-        }
-    });
+    // The same defences as the service's own port, sized for a few scrapers.
+    let limits = crate::connections::Limits {
+        header_timeout: std::time::Duration::from_secs(10),
+        max_connections: 64,
+        max_connections_per_client: 16,
+        trusted_proxies: Vec::new(),
+    };
+    tokio::spawn(crate::connections::serve(
+        listener,
+        None,
+        router,
+        limits,
+        std::future::pending(),
+    ));
     Ok(())
 }

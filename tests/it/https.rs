@@ -73,9 +73,15 @@ fn free_port() -> u16 {
 
 /// `serve` with the test certificate on `port`.
 fn serve_https(config: &Path, port: u16, key: &str) -> Child {
+    serve_https_with(config, port, key, &[])
+}
+
+/// [`serve_https`] with more environment variables.
+fn serve_https_with(config: &Path, port: u16, key: &str, envs: &[(&str, &str)]) -> Child {
     let (cert, tls_key) = server_cert_files();
     harness::service_command()
         .args(["--config", config.to_str().unwrap(), "serve"])
+        .envs(envs.iter().copied())
         .env("SSPR__SECURITY__SECRET_KEY", key)
         .env("SSPR__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env(
@@ -235,4 +241,69 @@ async fn forwarded_for_from_a_trusted_proxy_names_the_client() {
         StatusCode::TOO_MANY_REQUESTS,
         "198.51.100.1 started twice already"
     );
+}
+
+/// Past `server.max_connections_per_client` an HTTPS connection is closed at once, before any
+/// handshake, while other clients are still served.
+#[tokio::test]
+async fn https_connections_past_the_cap_are_closed_without_a_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let port = free_port();
+    let key = gen_key();
+    let child = serve_https_with(
+        &config,
+        port,
+        &key,
+        &[("SSPR__SERVER__MAX_CONNECTIONS_PER_CLIENT", "2")],
+    );
+    let ca = env("SSPR_TEST_CA_FILE");
+    let started = Instant::now();
+    let mut ready = Err("not tried".to_owned());
+    while started.elapsed() < Duration::from_secs(20) {
+        ready = https_get(port, &ca, "/healthz").await;
+        if ready.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status_of(&ready.expect("the service came up")), Some(200));
+
+    // Silent connections from one address: two wait in their handshake, the third is closed.
+    let silent = |_| async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        socket
+            .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .unwrap()
+    };
+    let mut held = Vec::new();
+    for i in 0..2 {
+        held.push(silent(i).await);
+    }
+    let mut third = silent(2).await;
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(2), third.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "the third connection is closed at once, unanswered: {closed:?}"
+    );
+    for stream in &held {
+        let mut buf = [0u8; 64];
+        assert!(
+            matches!(stream.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "the first two are still waiting for their handshake"
+        );
+    }
+    let health = https_get(port, &ca, "/healthz").await.unwrap();
+    assert_eq!(
+        status_of(&health),
+        Some(200),
+        "others are still served: {health}"
+    );
+    drop(held);
+
+    let (status, stderr) = stop(child).await;
+    assert!(status.success(), "clean exit: {stderr}");
 }

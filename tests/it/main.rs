@@ -24,5 +24,6 @@ mod policy;
 mod scaleout;
 mod scope;
 mod selfservice;
+mod slow_clients;
 mod stepup;
 mod store;
