@@ -19,10 +19,12 @@ pg_start() {
     pg_spawn "$1" "$2"
 }
 
-# pg_spawn DIR PORT: initdb (first time only), start, wait, create role+db sspr; registers no
-# stop, so scripts/pg-ctl can start a server that outlives it.
+# pg_spawn DIR PORT [durable]: initdb (first time only), start, wait, create role+db sspr;
+# registers no stop, so scripts/pg-ctl can start a server that outlives it. With "durable" the
+# new cluster commits as production does (fsync, synchronous_commit, full_page_writes on), so a
+# crash loses nothing that was committed.
 pg_spawn() {
-    local dir=$1 port=$2 bin
+    local dir=$1 port=$2 durable=${3:-} bin
     bin=$(pg_bindir)
     id -u postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
     port_in_use "$port" && die "pg_spawn: port $port is already in use"
@@ -47,6 +49,14 @@ synchronous_commit = off
 full_page_writes = off
 max_connections = 200
 EOF
+        if [[ $durable == durable ]]; then
+            cat >>"$dir/data/postgresql.conf" <<'EOF'
+# durable: committed means on disk, as in production (the last setting of a name wins)
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+EOF
+        fi
     fi
     _pg_as "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "-p $port" -w -t 60 start >/dev/null \
         || { tail -n 30 "$dir/postgres.log" >&2; die "PostgreSQL failed to start (log: $dir/postgres.log)"; }

@@ -389,18 +389,24 @@ impl<'a> Reset<'a> {
         };
         match self.claim_and_write(live, &user, &change).await {
             Ok(dc) => {
-                if let Err(e) = d.flows.set_flow_dc(&live.id_hash, &dc.0).await {
-                    tracing::warn!(error = %e, "the DC that took the reset is not recorded");
-                }
-                super::enrollment::end_sessions(d, &user).await;
-                self.finish(
-                    live,
-                    &user,
-                    "password_reset",
-                    MailKind::PasswordReset,
-                    client,
-                )
-                .await;
+                // Side by side, not one after another: a database that died after the write
+                // costs each of these its own acquire timeout, and the user would wait for all.
+                let record_dc = async {
+                    if let Err(e) = d.flows.set_flow_dc(&live.id_hash, &dc.0).await {
+                        tracing::warn!(error = %e, "the DC that took the reset is not recorded");
+                    }
+                };
+                tokio::join!(
+                    record_dc,
+                    super::enrollment::end_sessions(d, &user),
+                    self.finish(
+                        live,
+                        &user,
+                        "password_reset",
+                        MailKind::PasswordReset,
+                        client,
+                    ),
+                );
                 if protected {
                     self.tell_admins(live, &user, client).await;
                 }
@@ -516,9 +522,10 @@ impl<'a> Reset<'a> {
             method: None,
             reason: None,
         };
-        d.audit_done(client, None, done).await;
-        d.notify_owner(client, user, None, &live.flow.locale, notification)
-            .await;
+        tokio::join!(
+            d.audit_done(client, None, done),
+            d.notify_owner(client, user, None, &live.flow.locale, notification),
+        );
     }
 
     /// A protected account reset its own password (it is allow-listed, or it would not have got

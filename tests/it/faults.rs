@@ -1,9 +1,9 @@
 //! Faults (issue 7, the hostile suite): a part the service stands on fails under a running
 //! instance and comes back. A DC killed while passwords are being written, or one that stops
-//! answering; the SMTP server down; PostgreSQL restarted; the SQLite file made read-only. For
-//! each: a clear error for the user (never a 500, never a wait past the configured timeouts), an
-//! audit row wherever the audit can still be written (the log where it cannot), nothing
-//! half-written, and the same instance working again by itself once the part is back.
+//! answering; the SMTP server down; PostgreSQL restarted or killed; the SQLite file made
+//! read-only. For each: a clear error for the user (never a 500, never a wait past the configured
+//! timeouts), an audit row wherever the audit can still be written (the log where it cannot),
+//! nothing half-written, and the same instance working again by itself once the part is back.
 //!
 //! Only parts of the test's own are broken: DC2 (under [`exclusive`]), an SMTP sink and a
 //! PostgreSQL server started for the test (`scripts/smtp-ctl`, `scripts/pg-ctl`), and the test's
@@ -601,6 +601,27 @@ impl OwnPostgres {
         pg
     }
 
+    /// One that commits as production does (`synchronous_commit = on`, `fsync = on`), unlike the
+    /// shared test server: a commit it has confirmed survives a crash.
+    async fn start_durable() -> OwnPostgres {
+        let pg = OwnPostgres {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+        };
+        let dir = pg.dir.path().display().to_string();
+        ctl("pg-ctl", &["start", &dir, &pg.port.to_string(), "durable"]).await;
+        pg
+    }
+
+    /// SIGKILLs the postmaster and its backends: a crash, recovered from the WAL by `up`.
+    async fn crash(&self) {
+        ctl("pg-ctl", &["crash", &self.dir.path().display().to_string()]).await;
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
+    }
+
     fn url(&self) -> String {
         format!("postgres://sspr@127.0.0.1:{}/sspr", self.port)
     }
@@ -715,6 +736,136 @@ async fn postgres_restarted_under_the_service_refuses_cleanly_and_is_used_again(
         .map(|r| r.outcome.as_str())
         .collect();
     assert_eq!(outcomes, ["success"]);
+}
+
+#[tokio::test]
+async fn postgres_killed_mid_flow_leaves_nothing_half_written_and_the_same_instance_recovers() {
+    if test_backend() != Backend::Postgres {
+        eprintln!("skipped: a PostgreSQL fault (SSPR_TEST_DATABASE=postgres runs it)");
+        return;
+    }
+    const RESETS: usize = 6;
+    const APART: Duration = Duration::from_millis(40);
+    let pg = OwnPostgres::start_durable().await;
+    let database = Arc::new(TestDatabase::on_own_server(pg.url()));
+    let app = test_app_on(database, LICENSED).await;
+    let mut users = Vec::with_capacity(RESETS);
+    for _ in 0..RESETS {
+        users.push(create_user("pgcrash").await);
+    }
+    let flows = verified_flows(&app, &users).await;
+    let new = |i: usize| format!("Pg-Crash-{i}-Zebra-7!");
+    let retry = |i: usize| format!("Pg-Retry-{i}-Zebra-7!");
+    let logs = LogLines::default();
+    let _capture = logs.capture();
+
+    // Resets set off APART from each other, the crash among them: some are done before it, some
+    // are caught in the middle (database or AD); the last two start once it is dead.
+    let (crashed, crash_seen) = tokio::sync::watch::channel(false);
+    let resets = futures::future::join_all(flows.iter().enumerate().map(|(i, flow)| {
+        let app = &app;
+        let password = new(i);
+        let mut crash_seen = crash_seen.clone();
+        async move {
+            if i >= RESETS - 2 {
+                crash_seen.wait_for(|c| *c).await.unwrap();
+            } else {
+                tokio::time::sleep(APART * u32::try_from(i).unwrap()).await;
+            }
+            let started = Instant::now();
+            let answer = set_password(app, flow, &password).await;
+            (answer, started.elapsed())
+        }
+    }));
+    let crash = async {
+        tokio::time::sleep(APART * 2 + APART / 2).await;
+        pg.crash().await;
+        crashed.send(true).unwrap();
+    };
+    let (answers, ()) = tokio::join!(resets, crash);
+    let mut refused = Vec::new();
+    for (i, (answer, took)) in answers.iter().enumerate() {
+        eprintln!("reset {i}: {} after {took:?}", answer.status);
+        assert!(
+            *took < ACQUIRE_TIMEOUT + SLACK,
+            "reset {i} answered after {took:?}"
+        );
+        match answer.status {
+            StatusCode::NO_CONTENT => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(
+                    answer.error().error,
+                    "storage_unavailable",
+                    "{}",
+                    answer.body
+                );
+                refused.push(i);
+            }
+            other => panic!("reset {i}: {other} {}", answer.body),
+        }
+    }
+
+    pg.up().await;
+    assert!(
+        pg.log().contains("was not properly shut down"),
+        "no crash recovery: {}",
+        pg.log()
+    );
+    let audit = audit_rows(&app).await;
+    for (i, user) in users.iter().enumerate() {
+        let takes_new = bind(&user.dn, &new(i)).await.is_ok();
+        let takes_old = bind(&user.dn, &user.password).await.is_ok();
+        assert!(
+            takes_new != takes_old,
+            "reset {i}: old password binds {takes_old}, new {takes_new}"
+        );
+        let succeeded = rows_of(&audit, &user.sam, "password_reset")
+            .iter()
+            .filter(|r| r.outcome == "success")
+            .count();
+        if !refused.contains(&i) {
+            assert!(
+                takes_new,
+                "reset {i} answered 204 but AD has the old password"
+            );
+            // AD took it before the crash: the row is in the database, or, when the crash came
+            // between the write and the row, in the log at error level.
+            let logged = logs
+                .text()
+                .lines()
+                .filter(|l| {
+                    l.contains("audit row not written")
+                        && l.contains("password_reset")
+                        && l.contains(&user.sam)
+                })
+                .count();
+            assert_eq!(
+                (succeeded + logged, succeeded.min(logged)),
+                (1, 0),
+                "reset {i} answered 204: its audit row ({succeeded} stored, {logged} logged)"
+            );
+            eprintln!("reset {i}: 204, audit row stored {succeeded}, logged {logged}");
+            continue;
+        }
+        // Refused: the same flow goes through now, on the same instance.
+        set_password(&app, &flows[i], &retry(i))
+            .await
+            .expect(StatusCode::NO_CONTENT);
+        bind(&user.dn, &retry(i))
+            .await
+            .unwrap_or_else(|e| panic!("reset {i} retried: {e:?}"));
+        eprintln!("reset {i}: refused (AD touched: {takes_new}), completed after recovery");
+    }
+
+    // And a flow begun after the crash, from start to end.
+    let fresh = create_user("pgcrash").await;
+    let flows = verified_flows(&app, std::slice::from_ref(&fresh)).await;
+    set_password(&app, &flows[0], "Pg-Fresh-Zebra-7!")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    bind(&fresh.dn, "Pg-Fresh-Zebra-7!").await.expect("written");
+    let audit = audit_rows(&app).await;
+    assert_eq!(rows_of(&audit, &fresh.sam, "password_reset").len(), 1);
 }
 
 /// Marks files immutable (`chattr +i`), which even root cannot write; undone when dropped.
