@@ -644,10 +644,6 @@ impl Drop for OwnPostgres {
 
 #[tokio::test]
 async fn postgres_restarted_under_the_service_refuses_cleanly_and_is_used_again() {
-    if test_backend() != Backend::Postgres {
-        eprintln!("skipped: a PostgreSQL fault (SSPR_TEST_DATABASE=postgres runs it)");
-        return;
-    }
     let pg = OwnPostgres::start().await;
     let database = Arc::new(TestDatabase::on_own_server(pg.url()));
     let app = test_app_on(database, LICENSED).await;
@@ -740,10 +736,6 @@ async fn postgres_restarted_under_the_service_refuses_cleanly_and_is_used_again(
 
 #[tokio::test]
 async fn postgres_killed_mid_flow_leaves_nothing_half_written_and_the_same_instance_recovers() {
-    if test_backend() != Backend::Postgres {
-        eprintln!("skipped: a PostgreSQL fault (SSPR_TEST_DATABASE=postgres runs it)");
-        return;
-    }
     const RESETS: usize = 6;
     const APART: Duration = Duration::from_millis(40);
     let pg = OwnPostgres::start_durable().await;
