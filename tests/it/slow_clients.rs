@@ -151,6 +151,7 @@ fn status(response: &str) -> &str {
 }
 
 #[tokio::test]
+#[ignore = "load: 1,100 connections against one process; run alone by scripts/test"]
 async fn slow_clients_do_not_take_the_service_down() {
     let dir = tempfile::tempdir().unwrap();
     let database = TestDatabase::from_env().await;
