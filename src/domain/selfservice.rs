@@ -246,6 +246,41 @@ impl Deps {
         actor: Option<&str>,
         a: Audit<'_>,
     ) -> Result<(), StoreError> {
+        self.write_audit(client, actor, a, None).await
+    }
+
+    /// An audit row about a login someone typed that matched no account: it names no account,
+    /// and the typed text is kept only as its keyed hash (people type passwords into username
+    /// boxes). `a.sam_account_name` is not used.
+    pub async fn audit_typed_login(
+        &self,
+        client: &Client,
+        actor: Option<&str>,
+        typed: &str,
+        a: Audit<'_>,
+    ) -> Result<(), StoreError> {
+        let hash = self.keys.login_hash(typed);
+        let a = Audit {
+            sam_account_name: None,
+            ..a
+        };
+        self.write_audit(client, actor, a, Some(hash)).await
+    }
+
+    /// The throttle key of a login that names no account (a decoy's): keyed like the audit's
+    /// hash, so the throttle table does not hold typed text either, and counted alike for every
+    /// spelling that normalises to the same text.
+    pub fn login_key(&self, login: &str) -> String {
+        format!("login:{}", self.keys.login_hash(login))
+    }
+
+    async fn write_audit(
+        &self,
+        client: &Client,
+        actor: Option<&str>,
+        a: Audit<'_>,
+        login_hash: Option<String>,
+    ) -> Result<(), StoreError> {
         let event = AuditEvent {
             at_ms: self.now_ms(),
             event: a.event.to_owned(),
@@ -256,6 +291,7 @@ impl Deps {
             client_ip: client.ip.map(|ip| ip.to_string()),
             method: a.method.map(|m| m.as_str().to_owned()),
             reason: a.reason.map(str::to_owned),
+            login_hash,
         };
         let written = self.audit.record(&event).await;
         if let Err(e) = &written {
@@ -265,6 +301,7 @@ impl Deps {
                 audit.outcome = %event.outcome,
                 audit.object_guid = event.object_guid.map(|g| g.to_string()),
                 audit.sam_account_name = event.sam_account_name,
+                audit.login_hash = event.login_hash,
                 audit.actor = event.actor,
                 audit.client_ip = event.client_ip,
                 audit.method = event.method,
