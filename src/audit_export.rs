@@ -73,6 +73,14 @@ impl LoginSearch {
     }
 }
 
+/// `--login`'s text: anything a person may have typed, but not nothing.
+pub fn parse_login(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("give the login as the person typed it, e.g. --login jdoe".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
 /// `2026-11-01` (midnight UTC) or a full RFC 3339 time such as `2026-11-01T08:00:00Z`.
 pub fn parse_since(text: &str) -> Result<SystemTime, String> {
     let text = text.trim();
@@ -257,6 +265,8 @@ mod tests {
         assert!(search("JDOE").matches(&known));
         assert!(!search("jdoe2").matches(&known));
         assert!(!search("jdoe").matches(&row(None, None)));
+        assert!(parse_login(" \t").unwrap_err().contains("--login jdoe"));
+        assert_eq!(parse_login(" Jdoe ").unwrap(), " Jdoe ");
     }
 
     #[test]

@@ -43,7 +43,7 @@ enum Command {
         /// Only the rows about this login, as a person typed it (any case): those of the account
         /// of that sAMAccountName, and those of a typed login that matched no account (stored as
         /// a keyed hash of the text, found by hashing TEXT with security.secret_key).
-        #[arg(long, value_name = "TEXT")]
+        #[arg(long, value_name = "TEXT", value_parser = audit_export::parse_login)]
         login: Option<String>,
     },
     /// Issue a one-time registration code for USER (sAMAccountName or UPN), printed once: it

@@ -213,6 +213,13 @@ async fn an_unknown_login_is_kept_as_its_keyed_hash_and_found_by_the_same_text()
         audit_cli(&app, &["--format", "json", "--login", "Hunter2-Secret"]),
         "[\n]\n"
     );
+    let empty = harness::service_command()
+        .args(["audit", "--since", "2000-01-01", "--login", " "])
+        .output()
+        .unwrap();
+    assert_eq!(empty.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&empty.stderr);
+    assert!(err.contains("--login jdoe"), "{err}");
     let csv = audit_cli(&app, &["--format", "csv"]);
     let header = csv.lines().next().unwrap();
     assert!(header.ends_with(",reason,login_hash"), "{header}");
