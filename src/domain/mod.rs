@@ -3,6 +3,7 @@
 //! [`directory`] and [`store`], so every rule can be unit-tested with in-memory fakes while the
 //! integration tests use the real Samba DC, SMTP server and databases.
 
+pub mod banned;
 pub mod clock;
 pub mod directory;
 pub mod enrollment;
