@@ -487,7 +487,7 @@ mod tests {
         assert!(
             error
                 .message()
-                .starts_with("Use at least 12 characters. This is a commonly")
+                .starts_with("Use at least 12 characters. This password is built on a commonly")
         );
     }
 }
