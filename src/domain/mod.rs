@@ -6,6 +6,10 @@
 pub mod clock;
 pub mod directory;
 pub mod enrollment;
+#[cfg(test)]
+pub mod fakes;
+#[cfg(test)]
+mod flow_tests;
 pub mod helpdesk;
 pub mod licence;
 pub mod locale;
