@@ -144,6 +144,17 @@ impl FakeDirectory {
         });
     }
 
+    /// Makes the account a direct member of `group_dn`.
+    pub fn add_to_group(&self, user: &DirectoryUser, group_dn: &str) {
+        self.with_account(user.guid, |a| a.entry.member_of.push(group_dn.to_owned()));
+    }
+
+    pub fn remove_from_group(&self, user: &DirectoryUser, group_dn: &str) {
+        self.with_account(user.guid, |a| {
+            a.entry.member_of.retain(|m| !same_dn(m, group_dn))
+        });
+    }
+
     pub fn disable(&self, user: &DirectoryUser) {
         self.with_account(user.guid, |a| {
             a.entry.user_account_control |= uac::ACCOUNTDISABLE;
@@ -251,7 +262,14 @@ impl Directory for FakeDirectory {
         group_dn: &str,
     ) -> Result<bool, DirectoryError> {
         self.call("is_member_of");
-        Ok(user.member_of.iter().any(|m| same_dn(m, group_dn)))
+        // Asked of the directory as it is now, not of the entry a flow read earlier.
+        let state = lock(&self.state);
+        let member_of = state
+            .accounts
+            .iter()
+            .find(|a| a.entry.guid == user.guid)
+            .map_or(&user.member_of, |a| &a.entry.member_of);
+        Ok(member_of.iter().any(|m| same_dn(m, group_dn)))
     }
 
     async fn manager(&self, _user: &DirectoryUser) -> Result<Option<ManagerLink>, DirectoryError> {
@@ -439,7 +457,12 @@ pub fn settings() -> Settings {
         registration_networks: Vec::new(),
         self_service_licensed: true,
         notice_lifetime: Duration::from_secs(24 * 60 * 60),
-        signin: SignInSettings::default(),
+        signin: SignInSettings {
+            // Every failed sign-in still waits for it, but a test need not wait 400 ms.
+            failure_floor: Duration::from_millis(20),
+            domains: SignInSettings::domains_of("DC=sspr,DC=test"),
+            ..SignInSettings::default()
+        },
         ipv6_prefix: 64,
     }
 }

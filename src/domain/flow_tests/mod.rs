@@ -1,6 +1,8 @@
 //! The flows' rules on the doubles of [`super::fakes`]: milliseconds each, no Samba. The
 //! integration suite (tests/it/) proves the same flows against the real DC, mail and databases.
 
+mod enrollment;
+mod helpdesk;
 mod reset;
 mod verification;
 
