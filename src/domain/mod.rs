@@ -7,6 +7,10 @@ pub mod banned;
 pub mod clock;
 pub mod directory;
 pub mod enrollment;
+#[cfg(test)]
+pub mod fakes;
+#[cfg(test)]
+mod flow_tests;
 pub mod helpdesk;
 pub mod licence;
 pub mod locale;
