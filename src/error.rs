@@ -108,12 +108,13 @@ pub fn violation_message(violation: &Violation, locale: Locale) -> String {
         Violation::ContainsDisplayName => {
             "Do not use any part of your name in the password.".to_owned()
         }
-        Violation::Banned if nl => "Dit is een veelgebruikt wachtwoord, ook als er cijfers of \
-            symbolen bij staan of letters door gelijkende tekens zijn vervangen. Kies een \
-            wachtwoord dat moeilijker te raden is."
+        Violation::Banned if nl => "Dit wachtwoord is gebouwd op een veelgebruikt wachtwoord \
+            of woord; cijfers, symbolen of gelijkende tekens eromheen verbergen dat niet. Voeg \
+            meer eigen woorden toe of kies een ander wachtwoord."
             .to_owned(),
-        Violation::Banned => "This is a commonly used password, even with digits or symbols \
-            added or letters swapped for look-alikes. Choose one that is harder to guess."
+        Violation::Banned => "This password is built on a commonly used password or word; \
+            digits, symbols or look-alike letters around it don't hide that. Add more words of \
+            your own, or choose another."
             .to_owned(),
         Violation::TooWeak { .. } if nl => "Dit wachtwoord is te makkelijk te raden. Maak het \
             langer, bijvoorbeeld met een paar woorden die niets met elkaar te maken hebben."
@@ -486,7 +487,7 @@ mod tests {
         assert!(
             error
                 .message()
-                .starts_with("Use at least 12 characters. This is a commonly")
+                .starts_with("Use at least 12 characters. This password is built on a commonly")
         );
     }
 }

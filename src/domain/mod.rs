@@ -3,9 +3,14 @@
 //! [`directory`] and [`store`], so every rule can be unit-tested with in-memory fakes while the
 //! integration tests use the real Samba DC, SMTP server and databases.
 
+pub mod banned;
 pub mod clock;
 pub mod directory;
 pub mod enrollment;
+#[cfg(test)]
+pub mod fakes;
+#[cfg(test)]
+mod flow_tests;
 pub mod helpdesk;
 pub mod licence;
 pub mod locale;

@@ -20,6 +20,7 @@ pub struct Keys {
     seal: XChaCha20Poly1305,
     code_mac: Zeroizing<[u8; 32]>,
     login_mac: Zeroizing<[u8; 32]>,
+    csrf_mac: Zeroizing<[u8; 32]>,
 }
 
 /// Bytes of HMAC-SHA256 kept in a login hash: 128 bits, so a collision between two typed logins
@@ -39,6 +40,7 @@ impl Keys {
             seal: XChaCha20Poly1305::new(seal_key.as_ref().into()),
             code_mac: derive(secret_key, b"sspr-bridge/code/v1"),
             login_mac: derive(secret_key, b"sspr-bridge/login/v1"),
+            csrf_mac: derive(secret_key, b"sspr-bridge/csrf/v1"),
         }
     }
 
@@ -110,6 +112,27 @@ impl Keys {
     /// Constant-time comparison of a typed code with the stored hash.
     pub fn code_matches(&self, purpose: &str, subject: &[u8], code: &str, stored: &[u8]) -> bool {
         self.code_hash(purpose, subject, code).ct_eq(stored).into()
+    }
+
+    /// The form token for a browser's CSRF cookie and the bearer cookie of the area it posts to
+    /// (`""` where there is none). Without the server's key nobody can mint one, so a cookie
+    /// planted from a sibling host is useless without a token for the victim's own session.
+    pub fn csrf_token(&self, cookie: &str, bearer: &str) -> String {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(self.csrf_mac.as_ref())
+            .expect("HMAC takes any key");
+        for part in [b"csrf".as_slice(), cookie.as_bytes(), bearer.as_bytes()] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Constant-time check of a posted form token.
+    pub fn csrf_matches(&self, cookie: &str, bearer: &str, sent: &str) -> bool {
+        self.csrf_token(cookie, bearer)
+            .as_bytes()
+            .ct_eq(sent.as_bytes())
+            .into()
     }
 }
 

@@ -272,6 +272,15 @@ async fn register_then_reset(locale: Locale) {
         (Some(true), Some(true)),
         "kept although Secure on plain http (loopback): {session}"
     );
+    // Behind https the CSRF cookie is host-only, so a sibling host cannot plant it.
+    assert!(
+        cookies.iter().any(|c| c.name() == "__Host-sspr_csrf"),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies.iter().all(|c| c.name() != "sspr_csrf"),
+        "{cookies:?}"
+    );
 
     browser.submit("form[action='/register/totp'] button").await;
     browser.check("totp-setup").await;

@@ -9,7 +9,7 @@ use crate::client::{Answer, test_app};
 use crate::harness::{add_member, bind, create_group, create_user, read_attr, unique_name};
 use crate::helpdesk::{Authenticator, Desk, caller_with_totp, desk};
 use crate::mail::wait_for_mail;
-use crate::pages::{Browser, alert, assert_page, attr_of_tag, unescape};
+use crate::pages::{Browser, alert, assert_page, attr_of_tag, csrf_field, unescape};
 use crate::selfservice::{register_email, settle_totp_step, sign_in};
 
 /// Signs in on `/helpdesk` as `user`; returns the answer.
@@ -93,7 +93,7 @@ async fn verified_by_totp_an_operator_resets_and_reads_the_temporary_password_on
     );
 
     // Forged past the hidden buttons: refused, AD untouched.
-    let csrf = browser.jar["sspr_csrf"].clone();
+    let csrf = csrf_field(&card, "/helpdesk/user/verify");
     for path in ["/helpdesk/user/reset", "/helpdesk/user/reset/confirm"] {
         let refused = browser
             .post(

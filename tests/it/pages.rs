@@ -90,6 +90,16 @@ fn forms(html: &str) -> Vec<Form> {
         .collect()
 }
 
+/// The hidden `csrf` value of the form of `page` that posts to `action`.
+pub fn csrf_field(page: &Answer, action: &str) -> String {
+    forms(&page.body)
+        .into_iter()
+        .find(|f| f.action == action)
+        .and_then(|f| f.fields.into_iter().find(|(name, _)| name == "csrf"))
+        .unwrap_or_else(|| panic!("no form for {action} with a token in {}", page.body))
+        .1
+}
+
 /// The text of the element with `id`.
 pub fn text_of(html: &str, id: &str) -> String {
     let at = html
@@ -706,7 +716,7 @@ async fn posts_without_the_right_csrf_token_are_refused_and_change_nothing() {
     let verify = start(&mut browser, "/reset", &user.sam).await;
     let password = verify_totp(&mut browser, &verify, "/reset", &secret).await;
     assert_page(&password, StatusCode::OK, "Choose a new password");
-    let csrf = browser.jar["sspr_csrf"].clone();
+    let csrf = csrf_field(&password, "/reset/password");
     let forged = "A".repeat(csrf.len());
     for fields in [vec![("csrf", forged.as_str())], vec![("csrf", "")], vec![]] {
         let mut fields = fields;
@@ -753,12 +763,157 @@ async fn posts_without_the_right_csrf_token_are_refused_and_change_nothing() {
     );
 }
 
+/// A sibling host can plant cookies for the parent domain. A CSRF cookie it planted, posted with
+/// a field equal to it (plain double-submit), must not pass beside the victim's valid session or
+/// flow.
+#[tokio::test]
+async fn a_planted_csrf_cookie_with_a_matching_field_is_refused_and_changes_nothing() {
+    let app = app("").await;
+    let user = create_user("pgp").await;
+    let mut browser = Browser::new(&app);
+    let overview = sign_in(&mut browser, &user).await;
+    assert!(browser.jar.contains_key("sspr_session"));
+    let own = browser.jar["sspr_csrf"].clone();
+    let planted = "Planted-by-a-sibling-host_0123456789abcdef";
+
+    // The registration area: the session is not ended.
+    browser.jar.insert("sspr_csrf".into(), planted.into());
+    let refused = browser
+        .post("/register/sign-out", &[("csrf", planted)])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(alert(&refused).contains("Nothing was changed"));
+    assert!(browser.jar.contains_key("sspr_session"));
+    browser.jar.insert("sspr_csrf".into(), own.clone());
+    let unchanged = browser.get("/register").await;
+    assert_page(&unchanged, StatusCode::OK, "Your verification methods");
+
+    // The reset area: nothing is written to AD.
+    let secret = register_totp(&mut browser, &overview).await;
+    let verify = start(&mut browser, "/reset", &user.sam).await;
+    let password = verify_totp(&mut browser, &verify, "/reset", &secret).await;
+    assert_page(&password, StatusCode::OK, "Choose a new password");
+    browser.jar.insert("sspr_csrf".into(), planted.into());
+    let refused = browser
+        .post(
+            "/reset/password",
+            &[
+                ("csrf", planted),
+                ("new_password", "Planted-Pass-1!"),
+                ("confirm_password", "Planted-Pass-1!"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(alert(&refused).contains("Nothing was changed"));
+    bind(&user.dn, &user.password).await.expect("AD untouched");
+    assert!(bind(&user.dn, "Planted-Pass-1!").await.is_err());
+
+    // The victim's own form still works.
+    browser.jar.insert("sspr_csrf".into(), own);
+    let done = browser
+        .submit(
+            &password,
+            "/reset/password",
+            &[
+                ("new_password", "Own-Pages-Pass-3!"),
+                ("confirm_password", "Own-Pages-Pass-3!"),
+            ],
+        )
+        .await;
+    assert_page(
+        &done,
+        StatusCode::OK,
+        "You can now sign in with your new password",
+    );
+    bind(&user.dn, "Own-Pages-Pass-3!")
+        .await
+        .expect("new password binds");
+}
+
+/// An attacker's own page gives them a real cookie and token pair; planted in the victim's
+/// browser, it is bound to the attacker's flow, not the victim's.
+#[tokio::test]
+async fn a_token_from_another_users_page_does_not_work_with_this_flow_or_session() {
+    let app = app("").await;
+    let attacker = create_user("pga").await;
+    let victim = create_user("pgv").await;
+
+    let mut theirs = Browser::new(&app);
+    let their_overview = sign_in(&mut theirs, &attacker).await;
+    let their_session_token = csrf_field(&their_overview, "/register/sign-out");
+    let their_verify = start(&mut theirs, "/reset", &attacker.sam).await;
+    let their_flow_token = csrf_field(&their_verify, "/reset/verify");
+    let their_cookie = theirs.jar["sspr_csrf"].clone();
+
+    let mut browser = Browser::new(&app);
+    let overview = sign_in(&mut browser, &victim).await;
+    let own = browser.jar["sspr_csrf"].clone();
+
+    // The registration session: not ended.
+    for cookie in [&their_cookie, &own] {
+        browser.jar.insert("sspr_csrf".into(), cookie.clone());
+        let refused = browser
+            .post("/register/sign-out", &[("csrf", &their_session_token)])
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    }
+    browser.jar.insert("sspr_csrf".into(), own.clone());
+    let unchanged = browser.get("/register").await;
+    assert_page(&unchanged, StatusCode::OK, "Your verification methods");
+
+    // The reset flow: AD is not written.
+    let secret = register_totp(&mut browser, &overview).await;
+    let verify = start(&mut browser, "/reset", &victim.sam).await;
+    let password = verify_totp(&mut browser, &verify, "/reset", &secret).await;
+    assert_page(&password, StatusCode::OK, "Choose a new password");
+    for cookie in [&their_cookie, &own] {
+        browser.jar.insert("sspr_csrf".into(), cookie.clone());
+        let refused = browser
+            .post(
+                "/reset/password",
+                &[
+                    ("csrf", &their_flow_token),
+                    ("new_password", "Crossed-Pass-1!"),
+                    ("confirm_password", "Crossed-Pass-1!"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    }
+    bind(&victim.dn, &victim.password)
+        .await
+        .expect("AD untouched");
+    assert!(bind(&victim.dn, "Crossed-Pass-1!").await.is_err());
+
+    // Each token still works in its own browser.
+    browser.jar.insert("sspr_csrf".into(), own);
+    let done = browser
+        .submit(
+            &password,
+            "/reset/password",
+            &[
+                ("new_password", "Own-Pages-Pass-4!"),
+                ("confirm_password", "Own-Pages-Pass-4!"),
+            ],
+        )
+        .await;
+    assert_page(
+        &done,
+        StatusCode::OK,
+        "You can now sign in with your new password",
+    );
+    let their_start_again = theirs.get("/reset").await;
+    assert_eq!(their_start_again.status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn an_ended_flow_says_start_again_and_links_the_helpdesk() {
     let app = app("").await;
     let mut browser = Browser::new(&app);
     let form = browser.get("/reset").await;
-    // A step without a flow cookie (expired, or never started).
+    // A step without its flow cookie (the browser ended its session, or the flow was finished
+    // in another tab): the form's token was bound to that flow, so it is refused as expired.
     let page = browser
         .submit(&form, "/reset", &[("username", "someone")])
         .await;
@@ -770,11 +925,15 @@ async fn an_ended_flow_says_start_again_and_links_the_helpdesk() {
             &[("method", "totp"), ("code", "123456")],
         )
         .await;
-    assert_eq!(ended.status, StatusCode::NOT_FOUND);
+    assert_eq!(ended.status, StatusCode::FORBIDDEN);
     let text = alert(&ended);
-    assert!(text.contains("expired or ended"), "{text}");
+    assert!(text.contains("expired"), "{text}");
     assert!(text.contains("href=\"/reset\""), "{text}");
-    assert!(text.contains("mailto:helpdesk@example.test"), "{text}");
+    assert!(
+        unescape(&ended.body).contains("mailto:helpdesk@example.test"),
+        "{}",
+        ended.body
+    );
     // The footer links the helpdesk on every page.
     assert!(
         form.body

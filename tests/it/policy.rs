@@ -283,6 +283,50 @@ async fn banned_and_substituted_passwords_are_refused() {
     bind(&user.dn, &user.password).await.expect("untouched");
 }
 
+/// `policy.banned_file` through the real service to the DC: banned words are found inside a
+/// password after normalisation, and a passphrase that holds one passes on the rest.
+#[tokio::test]
+async fn the_custom_banned_file_is_found_inside_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("banned.txt");
+    std::fs::write(&file, "# our own words\ncontoso\nFabrikam\n").unwrap();
+    let custom = app(&format!(
+        "[policy]\nbanned_file = {:?}",
+        file.display().to_string()
+    ))
+    .await;
+    let (user, flow) = verified_flow(&custom, "banf").await;
+    for password in [
+        "C0ntos0Blank12",
+        "xContoso2026!",
+        "Kontoso-2026!",
+        "F@br1kamm-99",
+        "P@ssw0rd-2026-2027!x",
+        "xPassword2026!",
+        "Welkom2026!!Welkom",
+    ] {
+        let rules = refused_rules(set_password(&custom, &flow, password).await);
+        assert!(rules.iter().any(|r| r == "banned"), "{password}: {rules:?}");
+        bind(&user.dn, &user.password)
+            .await
+            .unwrap_or_else(|e| panic!("{password} wrote nothing: {e:?}"));
+    }
+    // The same words without the file are no concern of the built-in list.
+    let plain = app("").await;
+    let (_, other) = verified_flow(&plain, "banp").await;
+    let answer = check(&plain, &other, "xContoso2026!").await.json();
+    assert!(!answer["broken"].to_string().contains("banned"), "{answer}");
+
+    let passphrase = "Contoso-Harbour-Tram-82";
+    set_password(&custom, &flow, passphrase)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    bind(&user.dn, passphrase)
+        .await
+        .expect("a banned word with enough beside it passes");
+    assert!(bind(&user.dn, &user.password).await.is_err());
+}
+
 #[tokio::test]
 async fn a_password_with_the_account_name_is_refused() {
     let app = app("").await;

@@ -4,31 +4,81 @@
 //!   `sspr_helpdesk`: a helpdesk operator's session token. All are bearer secrets, so they are
 //!   `HttpOnly; SameSite=Strict` and never appear in a URL (URLs end up in logs, history and
 //!   Referer headers).
-//! - `sspr_csrf`: a random double-submit token. Every page form carries it in a hidden `csrf`
-//!   field; [`guard_forms`] refuses any POST whose field does not equal the cookie, before a
-//!   handler runs. SameSite=Strict already keeps the bearer cookies off cross-site POSTs; the
-//!   token also covers older browsers and same-site attackers on a sibling host.
+//! - `sspr_csrf` (`__Host-sspr_csrf` behind https): a random per-browser value. Every page form
+//!   carries a hidden `csrf` field holding base64url(HMAC-SHA256(K, "csrf" ‖ that cookie ‖ the
+//!   bearer cookie of the form's area)), K derived from `security.secret_key`. The area's bearer
+//!   is `sspr_session` for `/register`, `sspr_flow` for `/reset` and `/unlock`, `sspr_helpdesk`
+//!   for `/helpdesk`, and nothing elsewhere. [`guard_forms`] recomputes the token and refuses any
+//!   POST whose field differs, before a handler runs.
 //! - `lang`: the language chosen with the `?lang=` switch, so it sticks across POSTs.
+//!
+//! SameSite=Strict already keeps the bearer cookies off cross-site POSTs; the token covers older
+//! browsers and same-site attackers on a sibling host. A sibling host can plant cookies for the
+//! parent domain, so a token equal to the cookie (plain double-submit) would let it forge any
+//! form. Bound with the server's key to the session or flow, a token is worth nothing without
+//! the victim's own bearer secret, which the attacker cannot read. Behind https the `__Host-`
+//! prefix also stops a sibling from planting the CSRF cookie at all (browsers accept it only
+//! from this very host, Secure, Path=/ and without Domain).
+//!
+//! What binding does not stop: forms shown before a session or flow exists (the sign-in and
+//! start pages) can only be bound to the CSRF cookie. A sibling host that plants a pair from its
+//! own visit (its CSRF cookie and the token the service gave it, and possibly its own bearer
+//! cookie) can make the victim's browser post as the attacker: sign in to, or go on with, the
+//! attacker's own session or flow (login CSRF). It cannot act on the victim's session, flow or
+//! account: once the victim holds a bearer cookie, a token minted for any other is refused. A
+//! `__Host-` prefix on the bearer cookies would stop the planting of those too, but renames
+//! cookies that tests and deployments name, so it is not done here.
+
+use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use subtle::ConstantTimeEq;
 
 use super::{Locale, Reply};
+use crate::domain::secrets::Keys;
 use crate::http::AppState;
 
 pub const SESSION: &str = "sspr_session";
 pub const FLOW: &str = "sspr_flow";
 pub const HELPDESK: &str = "sspr_helpdesk";
 pub const CSRF: &str = "sspr_csrf";
+/// The CSRF cookie's name behind https, where browsers take it only from this host.
+pub const CSRF_HOST: &str = "__Host-sspr_csrf";
 pub const LANG: &str = "lang";
 
-/// The CSRF token of this request, for the hidden `csrf` field of its forms.
+/// The name of the CSRF cookie: `__Host-` needs `Secure`, so only behind https.
+pub fn csrf_cookie(secure: bool) -> &'static str {
+    if secure { CSRF_HOST } else { CSRF }
+}
+
+/// The bearer cookie that forms under `path` are bound to, if its area has one.
+pub fn area_bearer(path: &str) -> Option<&'static str> {
+    match super::reply::section(path) {
+        "/register" => Some(SESSION),
+        "/reset" | "/unlock" => Some(FLOW),
+        super::helpdesk::HERE => Some(HELPDESK),
+        _ => None,
+    }
+}
+
+/// What the forms of this request need to mint their `csrf` field: the browser's CSRF cookie,
+/// the bearer cookie of the request's area and the key.
 #[derive(Clone)]
-pub struct CsrfToken(pub String);
+pub struct CsrfToken {
+    cookie: String,
+    pub area: Option<&'static str>,
+    keys: Arc<Keys>,
+}
+
+impl CsrfToken {
+    /// The token for forms posted with `bearer` as the area's bearer cookie (`None`: none).
+    pub fn mint(&self, bearer: Option<&str>) -> String {
+        self.keys.csrf_token(&self.cookie, bearer.unwrap_or(""))
+    }
+}
 
 /// The value of cookie `name`, if the request carries one with a well-formed value.
 pub fn read<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -74,10 +124,17 @@ pub fn bearer(name: &str, value: Option<&str>, secure: bool) -> HeaderValue {
     set(name, value, "Strict", secure)
 }
 
-/// Checks the CSRF token of every POST before its handler runs, and gives every request a token
-/// for the forms it renders (a new cookie if the browser had none).
+/// Checks the CSRF token of every POST before its handler runs, and gives every request what
+/// its forms need for a token (a new cookie if the browser had none).
 pub async fn guard_forms(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let existing = read(request.headers(), CSRF).map(str::to_owned);
+    let secure = state.pages.secure_cookies;
+    let name = csrf_cookie(secure);
+    let existing = read(request.headers(), name).map(str::to_owned);
+    let area = area_bearer(request.uri().path());
+    let bearer = area
+        .and_then(|a| read(request.headers(), a))
+        .map(str::to_owned);
+    let keys = state.deps.keys.clone();
     let locale = Locale::negotiate(&request);
     let (parts, body) = request.into_parts();
     let body = if parts.method == Method::POST {
@@ -87,20 +144,18 @@ pub async fn guard_forms(State(state): State<AppState>, request: Request, next: 
         let sent = url::form_urlencoded::parse(&bytes)
             .find(|(k, _)| k == "csrf")
             .map(|(_, v)| v.into_owned());
-        let valid = match (&existing, &sent) {
-            (Some(cookie), Some(field)) => bool::from(cookie.as_bytes().ct_eq(field.as_bytes())),
-            _ => false,
-        };
-        if !valid {
+        if !form_allowed(
+            &keys,
+            existing.as_deref(),
+            bearer.as_deref(),
+            sent.as_deref(),
+        ) {
             let mut refused = state
                 .pages
                 .show_bare(locale, Reply::forbidden_form(&parts.uri));
             if existing.is_none() {
                 let fresh = crate::domain::secrets::new_token().0;
-                append(
-                    &mut refused,
-                    set(CSRF, Some(&fresh), "Strict", state.pages.secure_cookies),
-                );
+                append(&mut refused, set(name, Some(&fresh), "Strict", secure));
             }
             return refused;
         }
@@ -109,18 +164,32 @@ pub async fn guard_forms(State(state): State<AppState>, request: Request, next: 
         body
     };
     let mut request = Request::from_parts(parts, body);
-    let token = existing
+    let cookie = existing
         .clone()
         .unwrap_or_else(|| crate::domain::secrets::new_token().0);
-    request.extensions_mut().insert(CsrfToken(token.clone()));
+    request.extensions_mut().insert(CsrfToken {
+        cookie: cookie.clone(),
+        area,
+        keys,
+    });
     let mut response = next.run(request).await;
     if existing.is_none() {
-        append(
-            &mut response,
-            set(CSRF, Some(&token), "Strict", state.pages.secure_cookies),
-        );
+        append(&mut response, set(name, Some(&cookie), "Strict", secure));
     }
     response
+}
+
+/// Whether a POST's `csrf` field is the token for its CSRF cookie and its area's bearer cookie.
+fn form_allowed(
+    keys: &Keys,
+    cookie: Option<&str>,
+    bearer: Option<&str>,
+    sent: Option<&str>,
+) -> bool {
+    match (cookie, sent) {
+        (Some(cookie), Some(field)) => keys.csrf_matches(cookie, bearer.unwrap_or(""), field),
+        _ => false,
+    }
 }
 
 /// Keeps the language picked with `?lang=` in a cookie. `SameSite=Lax`: it is no secret, and a
@@ -164,6 +233,102 @@ mod tests {
         assert_eq!(read(&headers, LANG), Some("nl"));
         assert_eq!(read(&headers, CSRF), None);
         assert_eq!(read(&headers, SESSION), None);
+    }
+
+    fn keys() -> Keys {
+        Keys::new(&[5u8; 32])
+    }
+
+    #[test]
+    fn tokens_differ_by_bearer_by_cookie_and_by_key() {
+        let keys = keys();
+        let token = keys.csrf_token("cookie-a", "session-a");
+        assert_eq!(token.len(), 43, "base64url of 32 bytes");
+        assert!(is_token(&token));
+        assert_eq!(token, keys.csrf_token("cookie-a", "session-a"));
+        assert_ne!(token, keys.csrf_token("cookie-a", "session-b"));
+        assert_ne!(token, keys.csrf_token("cookie-b", "session-a"));
+        assert_ne!(token, keys.csrf_token("cookie-a", ""));
+        assert_ne!(
+            token,
+            Keys::new(&[6u8; 32]).csrf_token("cookie-a", "session-a")
+        );
+        // Length-prefixed: moving characters between the parts gives another token.
+        assert_ne!(keys.csrf_token("ab", "c"), keys.csrf_token("a", "bc"),);
+    }
+
+    #[test]
+    fn a_planted_cookie_with_a_field_equal_to_it_is_refused() {
+        let keys = keys();
+        let planted = "Planted-by-a-sibling-host";
+        for bearer in [Some("victims-session"), None] {
+            assert!(!form_allowed(&keys, Some(planted), bearer, Some(planted)));
+        }
+        let minted = keys.csrf_token(planted, "victims-session");
+        assert!(form_allowed(
+            &keys,
+            Some(planted),
+            Some("victims-session"),
+            Some(&minted)
+        ));
+        assert!(!form_allowed(
+            &keys,
+            None,
+            Some("victims-session"),
+            Some(&minted)
+        ));
+        assert!(!form_allowed(
+            &keys,
+            Some(planted),
+            Some("victims-session"),
+            None
+        ));
+        assert!(!form_allowed(
+            &keys,
+            Some(planted),
+            Some("victims-session"),
+            Some("")
+        ));
+    }
+
+    #[test]
+    fn a_token_minted_for_another_session_is_refused() {
+        let keys = keys();
+        let cookie = "Same-browser-cookie";
+        let for_a = keys.csrf_token(cookie, "session-of-a");
+        assert!(form_allowed(
+            &keys,
+            Some(cookie),
+            Some("session-of-a"),
+            Some(&for_a)
+        ));
+        assert!(!form_allowed(
+            &keys,
+            Some(cookie),
+            Some("session-of-b"),
+            Some(&for_a)
+        ));
+        assert!(!form_allowed(&keys, Some(cookie), None, Some(&for_a)));
+        // A token from a pre-session form does not carry over once a session exists.
+        let before = keys.csrf_token(cookie, "");
+        assert!(!form_allowed(
+            &keys,
+            Some(cookie),
+            Some("session-of-a"),
+            Some(&before)
+        ));
+    }
+
+    #[test]
+    fn forms_are_bound_to_the_bearer_of_their_area() {
+        assert_eq!(area_bearer("/register/totp/confirm"), Some(SESSION));
+        assert_eq!(area_bearer("/reset/password"), Some(FLOW));
+        assert_eq!(area_bearer("/unlock/confirm"), Some(FLOW));
+        assert_eq!(area_bearer("/helpdesk/user/reset"), Some(HELPDESK));
+        assert_eq!(area_bearer("/approve/some-token"), None);
+        assert_eq!(area_bearer("/"), None);
+        assert_eq!(csrf_cookie(true), "__Host-sspr_csrf");
+        assert_eq!(csrf_cookie(false), "sspr_csrf");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use minijinja::{Value, context};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::cookies::{self, HELPDESK};
+use super::cookies::HELPDESK;
 use super::{Locale, Reply, Visitor, back_to_start};
 use crate::domain::helpdesk::{Action, CallerCheck, Helpdesk, UserCard, VerifiedBy};
 use crate::domain::selfservice::FlowError;
@@ -291,9 +291,7 @@ fn told(reply: Reply, error: FlowError, detail: &'static str) -> Reply {
 /// to sign in instead, forgetting the cookie.
 fn refused(s: &AppState, visitor: &Visitor, error: FlowError, id: &str) -> Response {
     let reply = match error {
-        FlowError::Unauthorized => {
-            sign_in_form("").cookie(cookies::bearer(HELPDESK, None, s.pages.secure_cookies))
-        }
+        FlowError::Unauthorized => sign_in_form("").bearer(HELPDESK, None),
         _ => search_page(id),
     };
     s.pages.show(visitor, told(reply, error, "error_directory"))
@@ -391,11 +389,7 @@ async fn sign_in(
         .sign_in(&form.username, &password, Some(&form.code), &visitor.client)
         .await;
     let reply = match signed_in {
-        Ok(token) => search_page("").cookie(cookies::bearer(
-            HELPDESK,
-            Some(&token),
-            s.pages.secure_cookies,
-        )),
+        Ok(token) => search_page("").bearer(HELPDESK, Some(&token)),
         // Only an operator who proved the password and the group is told to register.
         Err(FlowError::SecondFactorRequired) => told(
             page("helpdesk_signin.html").vars(context! {
@@ -420,7 +414,7 @@ async fn sign_out(State(s): State<AppState>, visitor: Visitor) -> Response {
     }
     let reply = sign_in_form("")
         .notice("notice_signed_out")
-        .cookie(cookies::bearer(HELPDESK, None, s.pages.secure_cookies));
+        .bearer(HELPDESK, None);
     s.pages.show(&visitor, reply)
 }
 

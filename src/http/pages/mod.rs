@@ -4,7 +4,7 @@
 //! The pages drive the same domain flows as `/api/v1`; what they add is browser state in cookies
 //! (see [`cookies`]): the registration session, the reset flow and the helpdesk session are
 //! bearer secrets, so they travel in `HttpOnly; SameSite=Strict` cookies and never in a URL, and
-//! every POST carries a double-submit CSRF token.
+//! every POST carries a CSRF token bound to the browser's CSRF cookie and to that session or flow.
 
 mod approval;
 mod cookies;
@@ -200,13 +200,25 @@ impl Pages {
 pub struct Visitor {
     pub locale: Locale,
     pub client: Client,
-    csrf: String,
+    csrf: cookies::CsrfToken,
     /// The registration session token (`sspr_session`).
     session: Option<String>,
     /// The reset or unlock flow id (`sspr_flow`).
     flow: Option<String>,
     /// A helpdesk operator's session token (`sspr_helpdesk`).
     helpdesk: Option<String>,
+}
+
+impl Visitor {
+    /// The value of bearer cookie `name` that came with the request.
+    fn bearer(&self, name: &str) -> Option<&str> {
+        match name {
+            cookies::SESSION => self.session.as_deref(),
+            cookies::FLOW => self.flow.as_deref(),
+            cookies::HELPDESK => self.helpdesk.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Visitor {
@@ -217,7 +229,7 @@ impl FromRequestParts<AppState> for Visitor {
         let csrf = parts
             .extensions
             .get::<cookies::CsrfToken>()
-            .map(|t| t.0.clone())
+            .cloned()
             // Only if a page route was added without the CSRF layer: a bug, not a client error.
             .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
         let bearer = |name| cookies::read(&parts.headers, name).map(str::to_owned);

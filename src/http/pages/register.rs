@@ -11,7 +11,7 @@ use minijinja::{Value, context};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::cookies::{self, SESSION};
+use super::cookies::SESSION;
 use super::{Reply, Visitor, back_to_start};
 use crate::domain::enrollment::{Enrollment, StepUpMethod};
 use crate::domain::selfservice::FlowError;
@@ -91,7 +91,7 @@ fn refused(
         FlowError::Unauthorized
         | FlowError::InvalidCode {
             remaining_attempts: 0,
-        } => sign_in_form("").cookie(cookies::bearer(SESSION, None, s.pages.secure_cookies)),
+        } => sign_in_form("").bearer(SESSION, None),
         _ => reply,
     };
     s.pages.show(visitor, reply.failure(error, detail))
@@ -157,9 +157,10 @@ async fn sign_in(
             return s.pages.show(&visitor, reply);
         }
     };
-    let cookie = cookies::bearer(SESSION, Some(&signed_in), s.pages.secure_cookies);
     match overview(&s, &visitor, &signed_in).await {
-        Ok(reply) => s.pages.show(&visitor, reply.cookie(cookie)),
+        Ok(reply) => s
+            .pages
+            .show(&visitor, reply.bearer(SESSION, Some(&signed_in))),
         Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
     }
 }
@@ -420,7 +421,7 @@ async fn sign_out(State(s): State<AppState>, visitor: Visitor) -> Response {
     }
     let reply = sign_in_form("")
         .notice("notice_signed_out")
-        .cookie(cookies::bearer(SESSION, None, s.pages.secure_cookies));
+        .bearer(SESSION, None);
     s.pages.show(&visitor, reply)
 }
 

@@ -1,7 +1,7 @@
 //! What a page handler answers: a template, its variables, a message for the user (an outcome or
 //! a friendly, localized reading of a [`FlowError`]) and the cookies to set.
 
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::Response;
 use minijinja::{Value, context};
 use serde::Serialize;
@@ -25,7 +25,8 @@ pub struct Reply {
     vars: Value,
     here: &'static str,
     alert: Option<Alert>,
-    cookies: Vec<HeaderValue>,
+    /// A bearer cookie to set (`Some`) or clear (`None`) with this answer.
+    bearer: Option<(&'static str, Option<String>)>,
     retry_after: Option<u64>,
     cause: Option<String>,
 }
@@ -60,7 +61,7 @@ impl Reply {
             vars: Value::UNDEFINED,
             here: "/",
             alert: None,
-            cookies: Vec::new(),
+            bearer: None,
             retry_after: None,
             cause: None,
         }
@@ -82,8 +83,10 @@ impl Reply {
         self
     }
 
-    pub fn cookie(mut self, cookie: HeaderValue) -> Self {
-        self.cookies.push(cookie);
+    /// Sets bearer cookie `name` to `value`, or clears it (`None`). The page's forms are then
+    /// bound to the new value, which is what the browser will send with them.
+    pub fn bearer(mut self, name: &'static str, value: Option<&str>) -> Self {
+        self.bearer = Some((name, value.map(str::to_owned)));
         self
     }
 
@@ -256,7 +259,13 @@ pub fn section(path: &str) -> &'static str {
 impl Pages {
     /// Renders a reply for a page request.
     pub fn show(&self, visitor: &Visitor, reply: Reply) -> Response {
-        self.show_with(visitor.locale, &visitor.csrf, reply)
+        let bearer = match (&reply.bearer, visitor.csrf.area) {
+            (Some((name, value)), Some(area)) if *name == area => value.as_deref(),
+            (_, Some(area)) => visitor.bearer(area),
+            (_, None) => None,
+        };
+        let csrf = visitor.csrf.mint(bearer);
+        self.show_with(visitor.locale, &csrf, reply)
     }
 
     /// Renders a reply that has no forms (and so needs no CSRF token).
@@ -291,8 +300,11 @@ impl Pages {
         };
         let mut response = self.render(reply.status, reply.template, locale, vars);
         let headers = response.headers_mut();
-        for cookie in reply.cookies {
-            headers.append(header::SET_COOKIE, cookie);
+        if let Some((name, value)) = &reply.bearer {
+            headers.append(
+                header::SET_COOKIE,
+                super::cookies::bearer(name, value.as_deref(), self.secure_cookies),
+            );
         }
         if let Some(secs) = reply.retry_after {
             headers.insert(header::RETRY_AFTER, secs.into());

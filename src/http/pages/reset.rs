@@ -13,7 +13,7 @@ use minijinja::context;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::cookies::{self, FLOW};
+use super::cookies::FLOW;
 use super::{Locale, Pages, Reply, Visitor, back_to_start};
 use crate::domain::policy::Requirement;
 use crate::domain::reset::Reset;
@@ -172,7 +172,7 @@ fn refused(
         } => purpose
             .page("message.html")
             .vars(context! { heading => "flow_ended_title" })
-            .cookie(cookies::bearer(FLOW, None, s.pages.secure_cookies)),
+            .bearer(FLOW, None),
         _ => reply,
     };
     s.pages.show(visitor, reply.failure(error, detail))
@@ -200,10 +200,9 @@ async fn start(
     {
         Ok(started) => {
             let methods: Vec<&str> = started.methods.iter().map(|m| m.as_str()).collect();
-            let cookie = cookies::bearer(FLOW, Some(&started.flow), s.pages.secure_cookies);
             s.pages.show(
                 &visitor,
-                verify_page(purpose, &methods, false).cookie(cookie),
+                verify_page(purpose, &methods, false).bearer(FLOW, Some(&started.flow)),
             )
         }
         Err(e) => {
@@ -340,7 +339,7 @@ fn finished(s: &AppState, visitor: &Visitor, purpose: Purpose) -> Response {
     let reply = purpose
         .page("done.html")
         .vars(context! { unlock => purpose == Purpose::Unlock })
-        .cookie(cookies::bearer(FLOW, None, s.pages.secure_cookies));
+        .bearer(FLOW, None);
     s.pages.show(visitor, reply)
 }
 
