@@ -144,6 +144,8 @@ impl<'a> Enrollment<'a> {
                 Attempt::Right(signed_in) => signed_in,
                 Attempt::Failed { user, failure } => {
                     let reason = failure.reason();
+                    // Hashed known or not, so a login without an account takes no longer.
+                    let login_hash = d.keys.login_hash(login);
                     let failed = Audit {
                         event: "sign_in",
                         outcome: "failure",
@@ -154,7 +156,10 @@ impl<'a> Enrollment<'a> {
                     };
                     match &user {
                         Some(_) => d.audit(client, failed).await?,
-                        None => d.audit_typed_login(client, None, login, failed).await?,
+                        None => {
+                            d.audit_typed_login(client, None, login_hash, failed)
+                                .await?
+                        }
                     }
                     return Err(FlowError::InvalidCredentials);
                 }

@@ -272,13 +272,19 @@ impl<'a> Helpdesk<'a> {
             method: None,
             reason: (!reason.is_empty()).then_some(reason),
         };
+        // Hashed known or not, so a login without an account takes no longer.
+        let login_hash = self.deps.keys.login_hash(login);
         match user {
             Some(u) => {
                 self.deps
                     .audit_as(client, Some(&u.sam_account_name), a)
                     .await?;
             }
-            None => self.deps.audit_typed_login(client, None, login, a).await?,
+            None => {
+                self.deps
+                    .audit_typed_login(client, None, login_hash, a)
+                    .await?;
+            }
         }
         Ok(())
     }

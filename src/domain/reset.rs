@@ -129,9 +129,12 @@ impl<'a> Reset<'a> {
             }
             (Some(u), None) => (Some(u), None),
         };
+        // Hashed for every login, so one without an account takes no longer: what the throttle
+        // and the audit keep of a login that names none.
+        let login_hash = d.keys.login_hash(&login);
         let key = match eligible {
             Some(u) => format!("user:{}", u.guid),
-            None => d.login_key(&login),
+            None => format!("login:{login_hash}"),
         };
         // Read for every login, and told to nobody: a blocked account's start answers like any
         // other (its verifications fail like wrong codes), so no spelling of a name shows a
@@ -175,7 +178,10 @@ impl<'a> Reset<'a> {
         };
         match &user {
             Some(_) => d.audit(client, started).await?,
-            None => d.audit_typed_login(client, None, &login, started).await?,
+            None => {
+                d.audit_typed_login(client, None, login_hash, started)
+                    .await?
+            }
         }
         Ok(Started {
             flow: flow_id,

@@ -221,7 +221,8 @@ pub async fn sign_in(
             method: None,
             reason: Some(&reason),
         };
-        d.audit_typed_login(client, None, typed, throttled).await?;
+        d.audit_typed_login(client, None, d.keys.login_hash(typed), throttled)
+            .await?;
         return Err(FlowError::SignInThrottled {
             retry_after: s.window,
         });

@@ -46,9 +46,12 @@ impl Subject {
 
     /// Throttle key for the person being verified: the account, or the login of a decoy.
     pub fn user_key(&self, d: &Deps) -> String {
+        // The login of a decoy is kept only as its keyed hash; hashed for a real flow too, so a
+        // decoy takes no longer.
+        let login_hash = d.keys.login_hash(&self.flow.login);
         match &self.flow.user {
             Some(guid) => format!("user:{guid}"),
-            None => d.login_key(&self.flow.login),
+            None => format!("login:{login_hash}"),
         }
     }
 
@@ -61,6 +64,7 @@ impl Subject {
         actor: Option<&str>,
         a: Audit<'_>,
     ) -> Result<(), FlowError> {
+        let login_hash = d.keys.login_hash(&self.flow.login);
         match &self.flow.sam_account_name {
             Some(sam) => {
                 let a = Audit {
@@ -70,8 +74,7 @@ impl Subject {
                 d.audit_as(client, actor, a).await?;
             }
             None => {
-                d.audit_typed_login(client, actor, &self.flow.login, a)
-                    .await?;
+                d.audit_typed_login(client, actor, login_hash, a).await?;
             }
         }
         Ok(())
