@@ -18,3 +18,4 @@ pub mod registration_codes;
 pub mod reminders;
 pub mod server;
 pub mod store;
+pub mod tls;
