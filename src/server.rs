@@ -1,11 +1,8 @@
 //! Wiring: from a validated [`Config`] to a running service.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -26,6 +23,7 @@ use crate::domain::store::{StoreError, ThrottleStore};
 use crate::http::{AppState, Pages, Shared, TrustedProxies, app};
 use crate::mail::{MailError, NOTICE_LIFETIME, OutboxSender, SealedOutbox, SmtpMailer};
 use crate::store::Store;
+use crate::tls::{self, TlsFileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -232,7 +230,7 @@ pub async fn serve(config: &Config) -> Result<(), StartError> {
     let addr = config.server.listen;
     let listen_error = |source| StartError::Listen { addr, source };
     let tls = match &config.server.tls {
-        Some(files) => Some(tls_config(&files.cert, &files.key)?),
+        Some(files) => Some(tls::server_config(&files.cert, &files.key)?),
         None => None,
     };
     let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
@@ -279,53 +277,4 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TlsFileError {
-    #[error("{path}: {message}")]
-    Cert { path: String, message: String },
-    #[error("{path}: {message}")]
-    Key { path: String, message: String },
-    #[error("the certificate and the key do not belong together: {0}")]
-    Mismatch(rustls::Error),
-}
-
-impl TlsFileError {
-    /// The configuration key the problem is about.
-    pub fn key(&self) -> &'static str {
-        match self {
-            Self::Cert { .. } => "server.tls_cert",
-            Self::Key { .. } | Self::Mismatch(_) => "server.tls_key",
-        }
-    }
-}
-
-/// HTTPS from `server.tls_cert` (PEM chain, leaf first) and `server.tls_key` (PEM, PKCS#8, PKCS#1
-/// or SEC1): TLS 1.2 and 1.3 with the ring provider, HTTP/1.1 announced by ALPN.
-pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsFileError> {
-    let cert_error = |message: String| TlsFileError::Cert {
-        path: cert.display().to_string(),
-        message,
-    };
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|e| cert_error(format!("not a PEM certificate file ({e})")))?;
-    if chain.is_empty() {
-        return Err(cert_error("holds no PEM certificate".to_owned()));
-    }
-    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsFileError::Key {
-        path: key.display().to_string(),
-        message: format!("not a PEM private key ({e})"),
-    })?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-    .map_err(TlsFileError::Mismatch)?
-    .with_no_client_auth()
-    .with_single_cert(chain, private_key)
-    .map_err(TlsFileError::Mismatch)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }
