@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sspr_bridge::cli::reminders::{self, Batch, BatchArgs};
+use sspr_bridge::cli::{audit_export, check, registration_codes};
 use sspr_bridge::config::{Config, ConfigError, SecretKey, Sources};
-use sspr_bridge::registration_codes;
-use sspr_bridge::reminders::{self, Batch, BatchArgs};
-use sspr_bridge::{audit_export, check, server};
+use sspr_bridge::server;
 
 #[derive(Parser)]
 #[command(
