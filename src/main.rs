@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sspr_bridge::cli::reminders::{self, Batch, BatchArgs};
-use sspr_bridge::cli::{audit_export, check, registration_codes};
+use sspr_bridge::cli::{self, audit_export, check, registration_codes};
 use sspr_bridge::config::{Config, ConfigError, SecretKey, Sources};
 use sspr_bridge::server;
 
@@ -102,7 +102,7 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
-            Command::Migrate => match migrate(&config).await {
+            Command::Migrate => match cli::migrate(&config).await {
                 Ok(()) => {
                     println!("database {} is up to date", config.database.display_url());
                     ExitCode::SUCCESS
@@ -120,16 +120,20 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
             }
-            Command::Audit { since, format } => match audit(&config, since, format).await {
-                Ok(count) => {
-                    eprintln!("{count} audit events exported");
-                    ExitCode::SUCCESS
+            Command::Audit { since, format } => {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                match audit_export::run(&config, since, format, &mut out).await {
+                    Ok(count) => {
+                        eprintln!("{count} audit events exported");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("audit export failed: {e}");
+                        ExitCode::FAILURE
+                    }
                 }
-                Err(e) => {
-                    eprintln!("audit export failed: {e}");
-                    ExitCode::FAILURE
-                }
-            },
+            }
             Command::RegistrationCode { user } => {
                 let stdout = std::io::stdout();
                 match registration_codes::run(&config, &user, &mut stdout.lock()).await {
@@ -147,28 +151,6 @@ fn main() -> ExitCode {
             Command::GenKey => unreachable!("handled before the configuration is read"),
         }
     })
-}
-
-async fn migrate(config: &Config) -> Result<(), sspr_bridge::domain::store::StoreError> {
-    use secrecy::ExposeSecret;
-    let store = sspr_bridge::store::Store::connect(config.database.url.expose_secret(), 1).await?;
-    store.migrate().await?;
-    store.close().await;
-    Ok(())
-}
-
-async fn audit(
-    config: &Config,
-    since: std::time::SystemTime,
-    format: audit_export::Format,
-) -> Result<u64, Box<dyn std::error::Error>> {
-    use secrecy::ExposeSecret;
-    let store = sspr_bridge::store::Store::connect(config.database.url.expose_secret(), 1).await?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let count = audit_export::export(&store, since, format, &mut out).await?;
-    store.close().await;
-    Ok(count)
 }
 
 /// `remind` and `notify-expiry`: fails when a mail could not be sent, so a scheduler notices.

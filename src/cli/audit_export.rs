@@ -3,9 +3,12 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use secrecy::ExposeSecret;
 use serde::Serialize;
 
+use crate::config::Config;
 use crate::domain::store::{AuditLog, AuditRecord, StoreError};
+use crate::store::Store;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -114,6 +117,19 @@ async fn for_each(
 
 fn write_err(e: impl std::fmt::Display) -> ExportError {
     ExportError::Write(e.to_string())
+}
+
+/// `sspr-bridge audit`: exports from the configured database to `out`; returns how many events.
+pub async fn run(
+    config: &Config,
+    since: SystemTime,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let store = Store::connect(config.database.url.expose_secret(), 1).await?;
+    let count = export(&store, since, format, out).await?;
+    store.close().await;
+    Ok(count)
 }
 
 /// Writes every event at or after `since`; returns how many.
