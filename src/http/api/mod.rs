@@ -14,14 +14,16 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use super::pages::Locale;
-use super::{AppState, TrustedProxies};
+mod helpdesk;
+
 use crate::domain::enrollment::{Enrollment, StepUpMethod};
 use crate::domain::locale::Locale as Language;
 use crate::domain::reset::Reset;
 use crate::domain::selfservice::Client;
 use crate::domain::store::MethodKind;
 use crate::error::{ApiError, BrokenRule, ErrorBody};
+use crate::http::pages::Locale;
+use crate::http::{AppState, TrustedProxies};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -48,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/reset/{flow}/unlock", post(unlock))
         .route("/api/v1/reset/{flow}/policy", get(password_policy))
         .route("/api/v1/password/check", post(check_password))
+        .merge(helpdesk::routes())
 }
 
 /// A JSON body whose rejection (bad JSON, wrong type, missing field) is an [`ApiError`].
@@ -651,11 +654,11 @@ async fn check_password(
         confirm_email, step_up, send_step_up_code,
         remove_totp, remove_email, start_reset, send_reset_code, verify, set_password, unlock,
         password_policy, check_password,
-        super::helpdesk_api::sign_in, super::helpdesk_api::sign_out, super::helpdesk_api::lookup,
-        super::helpdesk_api::email_code, super::helpdesk_api::verify, super::helpdesk_api::reset,
-        super::helpdesk_api::unlock, super::helpdesk_api::clear,
-        super::helpdesk_api::lift_block, super::helpdesk_api::registration_code,
-        super::helpdesk_api::manager_approval),
+        helpdesk::sign_in, helpdesk::sign_out, helpdesk::lookup,
+        helpdesk::email_code, helpdesk::verify, helpdesk::reset,
+        helpdesk::unlock, helpdesk::clear,
+        helpdesk::lift_block, helpdesk::registration_code,
+        helpdesk::manager_approval),
     components(schemas(ErrorBody, BrokenRule)),
     modifiers(&BearerAuth, &CommonResponses)
 )]
