@@ -1,6 +1,7 @@
 //! axum handlers: parse, call the domain, render. Pages and `/api/v1`.
 
 pub mod api;
+mod extract;
 mod health;
 pub mod metrics;
 mod pages;

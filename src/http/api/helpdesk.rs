@@ -9,11 +9,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Bearer, Body, Caller, OptionalBody, Token};
+use super::{Bearer, Body, OptionalBody, Token};
 use crate::domain::helpdesk::{Action, CallerCheck, Helpdesk, UserCard};
 use crate::domain::store::MethodKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::AppState;
+use crate::http::extract::Caller;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -33,13 +33,15 @@ use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{Locale, Reply};
 use crate::domain::secrets::Keys;
 use crate::http::AppState;
+// Every reader of the language needs these, the API too.
+pub use crate::http::extract::{LANG_COOKIE as LANG, read_cookie as read};
 
 pub const SESSION: &str = "sspr_session";
 pub const FLOW: &str = "sspr_flow";
@@ -47,7 +49,6 @@ pub const HELPDESK: &str = "sspr_helpdesk";
 pub const CSRF: &str = "sspr_csrf";
 /// The CSRF cookie's name behind https, where browsers take it only from this host.
 pub const CSRF_HOST: &str = "__Host-sspr_csrf";
-pub const LANG: &str = "lang";
 
 /// The name of the CSRF cookie: `__Host-` needs `Secure`, so only behind https.
 pub fn csrf_cookie(secure: bool) -> &'static str {
@@ -78,27 +79,6 @@ impl CsrfToken {
     pub fn mint(&self, bearer: Option<&str>) -> String {
         self.keys.csrf_token(&self.cookie, bearer.unwrap_or(""))
     }
-}
-
-/// The value of cookie `name`, if the request carries one with a well-formed value.
-pub fn read<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-        .filter(|v| is_token(v))
-}
-
-/// Our values are base64url tokens or language tags: anything else is not ours.
-fn is_token(value: &str) -> bool {
-    (1..=128).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A `Set-Cookie` value: Path=/ and HttpOnly always (no script needs them), `Secure` behind
@@ -216,7 +196,10 @@ fn append(response: &mut Response, cookie: HeaderValue) {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderMap;
+
     use super::*;
+    use crate::http::extract::is_token;
 
     #[test]
     fn cookies_are_read_by_exact_name_and_only_when_well_formed() {
