@@ -8,7 +8,7 @@
 //!   carries a hidden `csrf` field holding base64url(HMAC-SHA256(K, "csrf" ‖ that cookie ‖ the
 //!   bearer cookie of the form's area)), K derived from `security.secret_key`. The area's bearer
 //!   is `sspr_session` for `/register`, `sspr_flow` for `/reset` and `/unlock`, `sspr_helpdesk`
-//!   for `/helpdesk`, and nothing elsewhere. [`guard_forms`] recomputes the token and refuses any
+//!   for `/helpdesk`, and nothing elsewhere. [`guard_forms`](super::layers::guard_forms) recomputes the token and refuses any
 //!   POST whose field differs, before a handler runs.
 //! - `lang`: the language chosen with the `?lang=` switch, so it sticks across POSTs.
 //!
@@ -31,15 +31,10 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderValue;
 
-use super::{Locale, Reply};
+use super::sections;
 use crate::domain::secrets::Keys;
-use crate::http::AppState;
 // Every reader of the language needs these, the API too.
 pub use crate::http::extract::{LANG_COOKIE as LANG, read_cookie as read};
 
@@ -57,10 +52,10 @@ pub fn csrf_cookie(secure: bool) -> &'static str {
 
 /// The bearer cookie that forms under `path` are bound to, if its area has one.
 pub fn area_bearer(path: &str) -> Option<&'static str> {
-    match super::reply::section(path) {
+    match sections::section(path) {
         "/register" => Some(SESSION),
         "/reset" | "/unlock" => Some(FLOW),
-        super::helpdesk::HERE => Some(HELPDESK),
+        sections::HELPDESK => Some(HELPDESK),
         _ => None,
     }
 }
@@ -75,6 +70,10 @@ pub struct CsrfToken {
 }
 
 impl CsrfToken {
+    pub fn new(cookie: String, area: Option<&'static str>, keys: Arc<Keys>) -> Self {
+        Self { cookie, area, keys }
+    }
+
     /// The token for forms posted with `bearer` as the area's bearer cookie (`None`: none).
     pub fn mint(&self, bearer: Option<&str>) -> String {
         self.keys.csrf_token(&self.cookie, bearer.unwrap_or(""))
@@ -104,63 +103,8 @@ pub fn bearer(name: &str, value: Option<&str>, secure: bool) -> HeaderValue {
     set(name, value, "Strict", secure)
 }
 
-/// Checks the CSRF token of every POST before its handler runs, and gives every request what
-/// its forms need for a token (a new cookie if the browser had none).
-pub async fn guard_forms(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let secure = state.pages.secure_cookies;
-    let name = csrf_cookie(secure);
-    let existing = read(request.headers(), name).map(str::to_owned);
-    let area = area_bearer(request.uri().path());
-    let bearer = area
-        .and_then(|a| read(request.headers(), a))
-        .map(str::to_owned);
-    let keys = state.deps.keys.clone();
-    let locale = Locale::negotiate(&request);
-    let (parts, body) = request.into_parts();
-    let body = if parts.method == Method::POST {
-        let Ok(bytes) = to_bytes(body, state.body_limit).await else {
-            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-        };
-        let sent = url::form_urlencoded::parse(&bytes)
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.into_owned());
-        if !form_allowed(
-            &keys,
-            existing.as_deref(),
-            bearer.as_deref(),
-            sent.as_deref(),
-        ) {
-            let mut refused = state
-                .pages
-                .show_bare(locale, Reply::forbidden_form(&parts.uri));
-            if existing.is_none() {
-                let fresh = crate::domain::secrets::new_token().0;
-                append(&mut refused, set(name, Some(&fresh), "Strict", secure));
-            }
-            return refused;
-        }
-        Body::from(bytes)
-    } else {
-        body
-    };
-    let mut request = Request::from_parts(parts, body);
-    let cookie = existing
-        .clone()
-        .unwrap_or_else(|| crate::domain::secrets::new_token().0);
-    request.extensions_mut().insert(CsrfToken {
-        cookie: cookie.clone(),
-        area,
-        keys,
-    });
-    let mut response = next.run(request).await;
-    if existing.is_none() {
-        append(&mut response, set(name, Some(&cookie), "Strict", secure));
-    }
-    response
-}
-
 /// Whether a POST's `csrf` field is the token for its CSRF cookie and its area's bearer cookie.
-fn form_allowed(
+pub fn form_allowed(
     keys: &Keys,
     cookie: Option<&str>,
     bearer: Option<&str>,
@@ -172,31 +116,9 @@ fn form_allowed(
     }
 }
 
-/// Keeps the language picked with `?lang=` in a cookie. `SameSite=Lax`: it is no secret, and a
-/// link from a mail should open in the chosen language.
-pub async fn remember_language(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let chosen = Locale::from_query(request.uri());
-    let mut response = next.run(request).await;
-    if let Some(locale) = chosen {
-        append(
-            &mut response,
-            set(LANG, Some(locale.tag()), "Lax", state.pages.secure_cookies),
-        );
-    }
-    response
-}
-
-fn append(response: &mut Response, cookie: HeaderValue) {
-    response.headers_mut().append(header::SET_COOKIE, cookie);
-}
-
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderMap;
+    use axum::http::{HeaderMap, header};
 
     use super::*;
     use crate::http::extract::is_token;

@@ -9,9 +9,11 @@
 mod approval;
 mod cookies;
 mod helpdesk;
+mod layers;
 mod register;
 mod reply;
 mod reset;
+mod sections;
 
 use std::collections::HashMap;
 
@@ -205,11 +207,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(approval::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            cookies::guard_forms,
+            layers::guard_forms,
         ))
         .layer(middleware::from_fn_with_state(
             state,
-            cookies::remember_language,
+            layers::remember_language,
         ))
 }
 
@@ -218,7 +220,7 @@ async fn back_to_start(uri: Uri) -> Redirect {
     let lang = Locale::from_query(&uri)
         .map(|l| format!("?lang={}", l.tag()))
         .unwrap_or_default();
-    Redirect::to(&format!("{}{lang}", reply::section(uri.path())))
+    Redirect::to(&format!("{}{lang}", sections::section(uri.path())))
 }
 
 async fn home(State(state): State<AppState>, visitor: Visitor) -> Response {
