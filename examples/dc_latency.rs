@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use ldap3::{LdapConnAsync, LdapConnSettings, Mod};
 use secrecy::SecretString;
 use sspr_bridge::config::{Config, Sources};
+use sspr_bridge::directory::LdapDirectory;
 use sspr_bridge::directory::codec::unicode_pwd_value;
-use sspr_bridge::directory::{LdapDirectory, tls::client_config};
 use sspr_bridge::domain::directory::{AccountChange, Directory};
+use sspr_bridge::tls::client_config;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} not set: source /tmp/sspr-test-env.sh"))

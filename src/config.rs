@@ -675,7 +675,7 @@ fn server_tls(v: &mut Validator, raw: &RawServer, public_url: &Url) -> Option<Tl
         }
     };
     if cert.is_file() && key.is_file() {
-        if let Err(e) = crate::server::tls_config(&cert, &key) {
+        if let Err(e) = crate::tls::server_config(&cert, &key) {
             v.problem(e.key(), e.to_string());
         }
     }

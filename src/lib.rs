@@ -3,8 +3,7 @@
 //! A request flows one way: `http` → [`domain`] → ([`directory`] | [`store`]). Nothing below
 //! `http` knows about HTTP; only `store` writes SQL; only `directory` speaks LDAP.
 
-pub mod audit_export;
-pub mod check;
+pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod directory;
@@ -14,7 +13,7 @@ pub mod http;
 pub mod logging;
 pub mod mail;
 pub mod metrics;
-pub mod registration_codes;
-pub mod reminders;
 pub mod server;
 pub mod store;
+pub mod tls;
+pub mod wiring;

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sspr_bridge::cli::reminders::{self, Batch, BatchArgs};
+use sspr_bridge::cli::{self, audit_export, check, registration_codes};
 use sspr_bridge::config::{Config, ConfigError, SecretKey, Sources};
-use sspr_bridge::registration_codes;
-use sspr_bridge::reminders::{self, Batch, BatchArgs};
-use sspr_bridge::{audit_export, check, server};
+use sspr_bridge::server;
 
 #[derive(Parser)]
 #[command(
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
-            Command::Migrate => match migrate(&config).await {
+            Command::Migrate => match cli::migrate(&config).await {
                 Ok(()) => {
                     println!("database {} is up to date", config.database.display_url());
                     ExitCode::SUCCESS
@@ -129,16 +129,20 @@ fn main() -> ExitCode {
                 since,
                 format,
                 login,
-            } => match audit(&config, since, login.as_deref(), format).await {
-                Ok(count) => {
-                    eprintln!("{count} audit events exported");
-                    ExitCode::SUCCESS
+            } => {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                match audit_export::run(&config, since, login.as_deref(), format, &mut out).await {
+                    Ok(count) => {
+                        eprintln!("{count} audit events exported");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("audit export failed: {e}");
+                        ExitCode::FAILURE
+                    }
                 }
-                Err(e) => {
-                    eprintln!("audit export failed: {e}");
-                    ExitCode::FAILURE
-                }
-            },
+            }
             Command::RegistrationCode { user } => {
                 let stdout = std::io::stdout();
                 match registration_codes::run(&config, &user, &mut stdout.lock()).await {
@@ -156,31 +160,6 @@ fn main() -> ExitCode {
             Command::GenKey => unreachable!("handled before the configuration is read"),
         }
     })
-}
-
-async fn migrate(config: &Config) -> Result<(), sspr_bridge::domain::store::StoreError> {
-    use secrecy::ExposeSecret;
-    let store = sspr_bridge::store::Store::connect(config.database.url.expose_secret(), 1).await?;
-    store.migrate().await?;
-    store.close().await;
-    Ok(())
-}
-
-async fn audit(
-    config: &Config,
-    since: std::time::SystemTime,
-    login: Option<&str>,
-    format: audit_export::Format,
-) -> Result<u64, Box<dyn std::error::Error>> {
-    use secrecy::ExposeSecret;
-    let store = sspr_bridge::store::Store::connect(config.database.url.expose_secret(), 1).await?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let keys = sspr_bridge::domain::secrets::Keys::new(config.security.secret_key.bytes());
-    let login = login.map(|typed| audit_export::LoginSearch::new(&keys, typed));
-    let count = audit_export::export(&store, since, login.as_ref(), format, &mut out).await?;
-    store.close().await;
-    Ok(count)
 }
 
 /// `remind` and `notify-expiry`: fails when a mail could not be sent, so a scheduler notices.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapResult, Mod};
 use rustls::ClientConfig;
 use sspr_bridge::directory::codec::unicode_pwd_value;
-use sspr_bridge::directory::tls::client_config;
+use sspr_bridge::tls::client_config;
 
 use crate::load::{Run, closed_loop};
 

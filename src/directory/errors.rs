@@ -4,8 +4,8 @@
 use ldap3::{LdapError, LdapResult};
 
 use super::codec::{leading_code, readable_reason};
-use super::tls::tls_failure;
 use crate::domain::directory::DirectoryError;
+use crate::tls::tls_failure;
 
 /// ERROR_PASSWORD_RESTRICTION: the new password broke the domain's policy.
 const PASSWORD_RESTRICTION: u32 = 0x52d;

@@ -5,7 +5,6 @@
 pub mod codec;
 mod errors;
 mod pool;
-pub mod tls;
 
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
@@ -26,6 +25,7 @@ use crate::domain::directory::{
 };
 use crate::domain::policy::PasswordPolicy;
 use crate::metrics;
+use crate::tls;
 use errors::{from_ldap, from_ldap_write, from_result};
 use pool::{Connector, Dc, PooledLdap};
 

@@ -1,8 +1,8 @@
 //! axum handlers: parse, call the domain, render. Pages and `/api/v1`.
 
 pub mod api;
+mod extract;
 mod health;
-mod helpdesk_api;
 pub mod metrics;
 mod pages;
 mod proxy;
@@ -145,7 +145,6 @@ pub fn app(state: AppState) -> Router {
         .route("/static/copy.js", get(pages::copy_script))
         .merge(pages::routes(state.clone()))
         .merge(api::routes())
-        .merge(helpdesk_api::routes())
         .merge(metrics::routes())
         // Only matched routes: a path nobody routes is not worth a series of its own.
         .route_layer(middleware::from_fn(count_request))

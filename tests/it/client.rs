@@ -38,7 +38,7 @@ pub async fn test_app_on(database: Arc<TestDatabase>, extra: &str) -> TestApp {
         "[helpdesk]\nurl = \"mailto:helpdesk@example.test\"\n",
         extra,
     ]);
-    let state = sspr_bridge::server::state(&config).await.expect("state");
+    let state = sspr_bridge::wiring::state(&config).await.expect("state");
     let mut router = app(state);
     if harness::secrets_listed() {
         router = router.layer(middleware::from_fn(list_secrets));

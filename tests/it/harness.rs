@@ -16,8 +16,9 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use secrecy::SecretString;
 use sqlx::{Connection, Executor, PgConnection};
 use sspr_bridge::config::{Config, LogConfig, LogFormat, Sources};
-use sspr_bridge::directory::{codec::unicode_pwd_value, tls::client_config};
+use sspr_bridge::directory::codec::unicode_pwd_value;
 use sspr_bridge::store::{Backend, Store};
+use sspr_bridge::tls::client_config;
 
 /// A variable `scripts/test` exports; a missing one fails the test with directions.
 pub fn env(name: &str) -> String {

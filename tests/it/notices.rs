@@ -9,11 +9,11 @@ use axum::http::StatusCode;
 use ldap3::Mod;
 use serde_json::json;
 use sqlx::{AnyConnection, Connection};
+use sspr_bridge::cli::reminders::{self, Batch, BatchArgs};
 use sspr_bridge::config::Config;
 use sspr_bridge::directory::codec::unicode_pwd_value;
 use sspr_bridge::domain::reminders::Report;
 use sspr_bridge::domain::totp;
-use sspr_bridge::reminders::{self, Batch, BatchArgs};
 
 use crate::client::{TestApp, test_app};
 use crate::harness::{

@@ -283,7 +283,7 @@ async fn a_step_up_by_emailed_code_is_single_use() {
 async fn issue_code(app: &TestApp, user: &TestUser) -> String {
     let config = harness::config_layers(&[&app.database.section(), &smtp_section()]);
     let mut out = Vec::new();
-    sspr_bridge::registration_codes::run(&config, &user.sam, &mut out)
+    sspr_bridge::cli::registration_codes::run(&config, &user.sam, &mut out)
         .await
         .expect("registration code issued");
     let out = String::from_utf8(out).unwrap();

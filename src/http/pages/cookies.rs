@@ -8,7 +8,7 @@
 //!   carries a hidden `csrf` field holding base64url(HMAC-SHA256(K, "csrf" ‖ that cookie ‖ the
 //!   bearer cookie of the form's area)), K derived from `security.secret_key`. The area's bearer
 //!   is `sspr_session` for `/register`, `sspr_flow` for `/reset` and `/unlock`, `sspr_helpdesk`
-//!   for `/helpdesk`, and nothing elsewhere. [`guard_forms`] recomputes the token and refuses any
+//!   for `/helpdesk`, and nothing elsewhere. [`guard_forms`](super::layers::guard_forms) recomputes the token and refuses any
 //!   POST whose field differs, before a handler runs.
 //! - `lang`: the language chosen with the `?lang=` switch, so it sticks across POSTs.
 //!
@@ -31,15 +31,12 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderValue;
 
-use super::{Locale, Reply};
+use super::sections;
 use crate::domain::secrets::Keys;
-use crate::http::AppState;
+// Every reader of the language needs these, the API too.
+pub use crate::http::extract::{LANG_COOKIE as LANG, read_cookie as read};
 
 pub const SESSION: &str = "sspr_session";
 pub const FLOW: &str = "sspr_flow";
@@ -47,7 +44,6 @@ pub const HELPDESK: &str = "sspr_helpdesk";
 pub const CSRF: &str = "sspr_csrf";
 /// The CSRF cookie's name behind https, where browsers take it only from this host.
 pub const CSRF_HOST: &str = "__Host-sspr_csrf";
-pub const LANG: &str = "lang";
 
 /// The name of the CSRF cookie: `__Host-` needs `Secure`, so only behind https.
 pub fn csrf_cookie(secure: bool) -> &'static str {
@@ -56,10 +52,10 @@ pub fn csrf_cookie(secure: bool) -> &'static str {
 
 /// The bearer cookie that forms under `path` are bound to, if its area has one.
 pub fn area_bearer(path: &str) -> Option<&'static str> {
-    match super::reply::section(path) {
+    match sections::section(path) {
         "/register" => Some(SESSION),
         "/reset" | "/unlock" => Some(FLOW),
-        super::helpdesk::HERE => Some(HELPDESK),
+        sections::HELPDESK => Some(HELPDESK),
         _ => None,
     }
 }
@@ -74,31 +70,14 @@ pub struct CsrfToken {
 }
 
 impl CsrfToken {
+    pub fn new(cookie: String, area: Option<&'static str>, keys: Arc<Keys>) -> Self {
+        Self { cookie, area, keys }
+    }
+
     /// The token for forms posted with `bearer` as the area's bearer cookie (`None`: none).
     pub fn mint(&self, bearer: Option<&str>) -> String {
         self.keys.csrf_token(&self.cookie, bearer.unwrap_or(""))
     }
-}
-
-/// The value of cookie `name`, if the request carries one with a well-formed value.
-pub fn read<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-        .filter(|v| is_token(v))
-}
-
-/// Our values are base64url tokens or language tags: anything else is not ours.
-fn is_token(value: &str) -> bool {
-    (1..=128).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A `Set-Cookie` value: Path=/ and HttpOnly always (no script needs them), `Secure` behind
@@ -124,63 +103,8 @@ pub fn bearer(name: &str, value: Option<&str>, secure: bool) -> HeaderValue {
     set(name, value, "Strict", secure)
 }
 
-/// Checks the CSRF token of every POST before its handler runs, and gives every request what
-/// its forms need for a token (a new cookie if the browser had none).
-pub async fn guard_forms(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let secure = state.pages.secure_cookies;
-    let name = csrf_cookie(secure);
-    let existing = read(request.headers(), name).map(str::to_owned);
-    let area = area_bearer(request.uri().path());
-    let bearer = area
-        .and_then(|a| read(request.headers(), a))
-        .map(str::to_owned);
-    let keys = state.deps.keys.clone();
-    let locale = Locale::negotiate(&request);
-    let (parts, body) = request.into_parts();
-    let body = if parts.method == Method::POST {
-        let Ok(bytes) = to_bytes(body, state.body_limit).await else {
-            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-        };
-        let sent = url::form_urlencoded::parse(&bytes)
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.into_owned());
-        if !form_allowed(
-            &keys,
-            existing.as_deref(),
-            bearer.as_deref(),
-            sent.as_deref(),
-        ) {
-            let mut refused = state
-                .pages
-                .show_bare(locale, Reply::forbidden_form(&parts.uri));
-            if existing.is_none() {
-                let fresh = crate::domain::secrets::new_token().0;
-                append(&mut refused, set(name, Some(&fresh), "Strict", secure));
-            }
-            return refused;
-        }
-        Body::from(bytes)
-    } else {
-        body
-    };
-    let mut request = Request::from_parts(parts, body);
-    let cookie = existing
-        .clone()
-        .unwrap_or_else(|| crate::domain::secrets::new_token().0);
-    request.extensions_mut().insert(CsrfToken {
-        cookie: cookie.clone(),
-        area,
-        keys,
-    });
-    let mut response = next.run(request).await;
-    if existing.is_none() {
-        append(&mut response, set(name, Some(&cookie), "Strict", secure));
-    }
-    response
-}
-
 /// Whether a POST's `csrf` field is the token for its CSRF cookie and its area's bearer cookie.
-fn form_allowed(
+pub fn form_allowed(
     keys: &Keys,
     cookie: Option<&str>,
     bearer: Option<&str>,
@@ -192,31 +116,12 @@ fn form_allowed(
     }
 }
 
-/// Keeps the language picked with `?lang=` in a cookie. `SameSite=Lax`: it is no secret, and a
-/// link from a mail should open in the chosen language.
-pub async fn remember_language(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let chosen = Locale::from_query(request.uri());
-    let mut response = next.run(request).await;
-    if let Some(locale) = chosen {
-        append(
-            &mut response,
-            set(LANG, Some(locale.tag()), "Lax", state.pages.secure_cookies),
-        );
-    }
-    response
-}
-
-fn append(response: &mut Response, cookie: HeaderValue) {
-    response.headers_mut().append(header::SET_COOKIE, cookie);
-}
-
 #[cfg(test)]
 mod tests {
+    use axum::http::{HeaderMap, header};
+
     use super::*;
+    use crate::http::extract::is_token;
 
     #[test]
     fn cookies_are_read_by_exact_name_and_only_when_well_formed() {

@@ -25,7 +25,7 @@ use crate::domain::store::MethodKind;
 use crate::error::ApiError;
 use crate::http::AppState;
 
-pub const HERE: &str = "/helpdesk";
+const HERE: &str = super::sections::HELPDESK;
 
 const CARD: &str = "helpdesk.html";
 const CONFIRM: &str = "helpdesk_confirm.html";

@@ -9,14 +9,16 @@
 mod approval;
 mod cookies;
 mod helpdesk;
+mod layers;
 mod register;
 mod reply;
 mod reset;
+mod sections;
 
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri, header};
 use axum::middleware;
@@ -25,60 +27,11 @@ use axum::routing::get;
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 
 use super::AppState;
-use super::api::Caller;
+use super::extract::Caller;
 use crate::domain::selfservice::Client;
 use reply::Reply;
 
 pub use crate::domain::locale::Locale;
-
-// Negotiation reads HTTP headers, so it lives here rather than in the domain.
-impl Locale {
-    pub fn negotiate(request: &Request) -> Self {
-        Self::from_headers(request.uri(), request.headers())
-    }
-
-    pub fn from_parts(parts: &axum::http::request::Parts) -> Self {
-        Self::from_headers(&parts.uri, &parts.headers)
-    }
-
-    /// The language the `?lang=` switch asks for, if any.
-    fn from_query(uri: &axum::http::Uri) -> Option<Self> {
-        let query = uri.query().unwrap_or("");
-        url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "lang")
-            .and_then(|(_, v)| Self::from_tag(&v))
-    }
-
-    /// `?lang=` (the language switch) wins, then the `lang` cookie, then Accept-Language.
-    fn from_headers(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> Self {
-        let accept_language = headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        Self::from_query(uri)
-            .or_else(|| cookies::read(headers, cookies::LANG).and_then(Self::from_tag))
-            .or_else(|| Self::from_accept_language(accept_language))
-            .unwrap_or(Locale::En)
-    }
-
-    fn from_accept_language(value: &str) -> Option<Self> {
-        value
-            .split(',')
-            .filter_map(|item| {
-                let mut parts = item.split(';');
-                let locale = Self::from_tag(parts.next()?)?;
-                let q = parts
-                    .find_map(|p| p.trim().strip_prefix("q="))
-                    .map_or(Some(1.0), |q| q.parse::<f32>().ok())?;
-                (q > 0.0).then_some((locale, q))
-            })
-            .fold(None, |best: Option<(Locale, f32)>, (l, q)| match best {
-                Some((_, bq)) if bq >= q => best,
-                _ => Some((l, q)),
-            })
-            .map(|(l, _)| l)
-    }
-}
 
 macro_rules! templates {
     ($($name:literal),* $(,)?) => {
@@ -254,11 +207,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(approval::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            cookies::guard_forms,
+            layers::guard_forms,
         ))
         .layer(middleware::from_fn_with_state(
             state,
-            cookies::remember_language,
+            layers::remember_language,
         ))
 }
 
@@ -267,7 +220,7 @@ async fn back_to_start(uri: Uri) -> Redirect {
     let lang = Locale::from_query(&uri)
         .map(|l| format!("?lang={}", l.tag()))
         .unwrap_or_default();
-    Redirect::to(&format!("{}{lang}", reply::section(uri.path())))
+    Redirect::to(&format!("{}{lang}", sections::section(uri.path())))
 }
 
 async fn home(State(state): State<AppState>, visitor: Visitor) -> Response {
@@ -299,21 +252,9 @@ pub async fn copy_script() -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use axum::extract::Request;
 
-    #[test]
-    fn accept_language_picks_the_best_supported() {
-        assert_eq!(
-            Locale::from_accept_language("nl-NL,nl;q=0.9,en;q=0.8"),
-            Some(Locale::Nl)
-        );
-        assert_eq!(
-            Locale::from_accept_language("de-DE,en;q=0.5,nl;q=0.7"),
-            Some(Locale::Nl)
-        );
-        assert_eq!(Locale::from_accept_language("fr"), None);
-        assert_eq!(Locale::from_accept_language("nl;q=0,en"), Some(Locale::En));
-    }
+    use super::*;
 
     #[test]
     fn every_language_has_every_text() {

@@ -6,7 +6,8 @@ use axum::response::Response;
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::{Locale, Pages, Visitor};
+use super::sections::{self, section};
+use super::{Locale, Pages, Visitor, cookies};
 use crate::domain::directory::DirectoryError;
 use crate::domain::helpdesk::ManagerRefusal;
 use crate::domain::policy::Violation;
@@ -14,10 +15,6 @@ use crate::domain::reset::{MAX_PASSWORD_CHARS, retry_after_secs};
 use crate::domain::scope::Exclusion;
 use crate::domain::selfservice::FlowError;
 use crate::error::{ApiError, ErrorCause};
-
-/// The sections of the site; each page belongs to one, whose start page the language switch and
-/// "start again" links lead to.
-pub const SECTIONS: [&str; 4] = ["/register", "/reset", "/unlock", super::helpdesk::HERE];
 
 pub struct Reply {
     status: StatusCode,
@@ -245,17 +242,6 @@ impl Reply {
     }
 }
 
-/// The section a path belongs to (`/` for none).
-pub fn section(path: &str) -> &'static str {
-    SECTIONS
-        .into_iter()
-        .find(|s| {
-            path.strip_prefix(s)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
-        .unwrap_or("/")
-}
-
 impl Pages {
     /// Renders a reply for a page request.
     pub fn show(&self, visitor: &Visitor, reply: Reply) -> Response {
@@ -289,7 +275,7 @@ impl Pages {
                     .collect(),
                 restart: a.restart.then_some(reply.here),
                 // Operators are the helpdesk: "contact the helpdesk" is no advice for them.
-                helpdesk: a.helpdesk && reply.here != super::helpdesk::HERE,
+                helpdesk: a.helpdesk && reply.here != sections::HELPDESK,
             }
         });
         let vars = context! {
@@ -303,7 +289,7 @@ impl Pages {
         if let Some((name, value)) = &reply.bearer {
             headers.append(
                 header::SET_COOKIE,
-                super::cookies::bearer(name, value.as_deref(), self.secure_cookies),
+                cookies::bearer(name, value.as_deref(), self.secure_cookies),
             );
         }
         if let Some(secs) = reply.retry_after {
@@ -321,15 +307,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    #[test]
-    fn paths_belong_to_their_section() {
-        assert_eq!(section("/reset/verify"), "/reset");
-        assert_eq!(section("/unlock"), "/unlock");
-        assert_eq!(section("/register/remove/totp"), "/register");
-        assert_eq!(section("/resets"), "/");
-        assert_eq!(section("/helpdesk/user/reset"), "/helpdesk");
-    }
 
     /// The status and Dutch page for `error`.
     fn shown(error: FlowError) -> (StatusCode, String) {

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use crate::config::Config;
 use crate::domain::reminders::{ReminderError, Reminders, Report, Run};
-use crate::server::{self, StartError};
+use crate::wiring::{self, StartError};
 
 /// What both commands take.
 #[derive(Clone, Debug, clap::Args)]
@@ -58,13 +58,13 @@ pub async fn run(
     args: &BatchArgs,
     out: &mut dyn Write,
 ) -> Result<Report, BatchError> {
-    let state = server::state(config).await?;
+    let wired = wiring::wire(config).await?;
     let run = Run {
         dry_run: args.dry_run,
         group_dn: args.group.clone(),
         locale: args.lang.clone(),
     };
-    let reminders = Reminders::new(&state.deps, &state.store);
+    let reminders = Reminders::new(&wired.deps, &wired.store);
     let result = match batch {
         Batch::Remind => {
             reminders
@@ -73,7 +73,7 @@ pub async fn run(
         }
         Batch::NotifyExpiry { days } => reminders.notify_expiry(days, &run).await,
     };
-    state.store.close().await;
+    wired.store.close().await;
     let report = result?;
     write_report(&report, args.dry_run, out)?;
     Ok(report)

@@ -9,11 +9,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
-use super::api::{Bearer, Body, Caller, OptionalBody, Token};
+use super::{Bearer, Body, OptionalBody, Token};
 use crate::domain::helpdesk::{Action, CallerCheck, Helpdesk, UserCard};
 use crate::domain::store::MethodKind;
 use crate::error::{ApiError, ErrorBody};
+use crate::http::AppState;
+use crate::http::extract::Caller;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -124,7 +125,7 @@ impl From<UserCard> for UserStatus {
 pub struct CallerCode {
     // Documented as the enum, parsed by hand: an unknown one gets the API's own message.
     /// `totp` or `email`.
-    #[schema(value_type = super::api::MethodName)]
+    #[schema(value_type = super::MethodName)]
     method: String,
     code: String,
 }

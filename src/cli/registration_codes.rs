@@ -8,7 +8,7 @@ use std::io::Write;
 use crate::config::Config;
 use crate::domain::registration_code;
 use crate::domain::selfservice::{Client, FlowError};
-use crate::server::{self, StartError};
+use crate::wiring::{self, StartError};
 
 /// The audit's actor for what was done from the command line.
 pub const ACTOR: &str = "command-line";
@@ -28,9 +28,9 @@ pub enum IssueError {
 /// Issues a code for `login` (sAMAccountName or UPN), replacing any earlier one, and writes it
 /// with its expiry to `out`.
 pub async fn run(config: &Config, login: &str, out: &mut dyn Write) -> Result<(), IssueError> {
-    let state = server::state(config).await?;
-    let result = issue(&state.deps, login).await;
-    state.store.close().await;
+    let wired = wiring::wire(config).await?;
+    let result = issue(&wired.deps, login).await;
+    wired.store.close().await;
     let (user, code) = result?;
     writeln!(out, "Registration code for {user}: {}", code.as_str())?;
     writeln!(

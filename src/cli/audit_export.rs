@@ -3,10 +3,13 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use secrecy::ExposeSecret;
 use serde::Serialize;
 
+use crate::config::Config;
 use crate::domain::secrets::Keys;
 use crate::domain::store::{AuditEvent, AuditLog, AuditRecord, StoreError};
+use crate::store::Store;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -153,6 +156,23 @@ async fn for_each(
 
 fn write_err(e: impl std::fmt::Display) -> ExportError {
     ExportError::Write(e.to_string())
+}
+
+/// `sspr-bridge audit`: exports from the configured database to `out` (only the events of the
+/// typed `login`, if given); returns how many events.
+pub async fn run(
+    config: &Config,
+    since: SystemTime,
+    login: Option<&str>,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let store = Store::connect(config.database.url.expose_secret(), 1).await?;
+    let keys = Keys::new(config.security.secret_key.bytes());
+    let login = login.map(|typed| LoginSearch::new(&keys, typed));
+    let count = export(&store, since, login.as_ref(), format, out).await?;
+    store.close().await;
+    Ok(count)
 }
 
 /// Writes every event at or after `since` (only those `login` matches, if given); returns how

@@ -1,31 +1,26 @@
-//! `/api/v1`: the self-service JSON API. Integrations and scripts depend on exactly these
-//! shapes; the OpenAPI document at `/api/v1/openapi.json` describes them.
+//! `/api/v1/enrollment`, `/api/v1/reset` and `/api/v1/password`: registration and the reset and
+//! unlock flows, for the users themselves.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
-use super::pages::Locale;
-use super::{AppState, TrustedProxies};
+use super::{Bearer, Body, MethodName, OptionalBody};
 use crate::domain::enrollment::{Enrollment, StepUpMethod};
 use crate::domain::locale::Locale as Language;
 use crate::domain::reset::Reset;
 use crate::domain::selfservice::Client;
 use crate::domain::store::MethodKind;
 use crate::error::{ApiError, BrokenRule, ErrorBody};
+use crate::http::AppState;
+use crate::http::extract::Caller;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/enrollment/session", post(sign_in))
         .route("/api/v1/enrollment", get(enrollment_status))
         .route(
@@ -50,106 +45,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/password/check", post(check_password))
 }
 
-/// A JSON body whose rejection (bad JSON, wrong type, missing field) is an [`ApiError`].
-pub struct Body<T>(pub T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let Json(value) = Json::<serde_json::Value>::from_request(req, state)
-            .await
-            .map_err(|rejection| body_rejected(rejection.status(), rejection.body_text()))?;
-        from_object(value).map(Body)
-    }
-}
-
-/// serde's derive also reads a struct from a JSON array, its fields in order: `["jdoe"]` would
-/// start a reset, an answer the API documents for no such body. Every documented body is an
-/// object, so only an object is read.
-fn from_object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    if !value.is_object() {
-        return Err(ApiError::BadRequest(
-            "Invalid JSON body: expected an object".to_owned(),
-        ));
-    }
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::BadRequest(format!("Invalid JSON body: {e}")))
-}
-
-/// A body over the limit is 413, whether the limit layer saw it coming (`Content-Length`) or it
-/// ran out while reading (chunked); any other unreadable body is 400 `invalid_request`.
-fn body_rejected(status: StatusCode, text: String) -> ApiError {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::Http(status)
-    } else {
-        ApiError::BadRequest(text)
-    }
-}
-
-/// A JSON body that may be absent (no bytes at all, or `null`): then `T::default()`.
-pub struct OptionalBody<T>(pub T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned + Default> FromRequest<S> for OptionalBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| body_rejected(rejection.status(), rejection.body_text()))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalBody(T::default()));
-        }
-        match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Ok(serde_json::Value::Null) => Ok(OptionalBody(T::default())),
-            Ok(value) => from_object(value).map(OptionalBody),
-            Err(e) => Err(ApiError::BadRequest(format!("Invalid JSON body: {e}"))),
-        }
-    }
-}
-
-/// Who is calling: client address (for throttles and the audit) and language (for mails).
-pub struct Caller(pub Client);
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
-        let ip = match (peer, parts.extensions.get::<Arc<TrustedProxies>>()) {
-            (Some(peer), Some(proxies)) => Some(proxies.client_ip(peer, &parts.headers)),
-            _ => peer,
-        };
-        Ok(Caller(Client {
-            ip,
-            locale: Locale::from_parts(parts).tag().to_owned(),
-        }))
-    }
-}
-
-/// The `Authorization: Bearer …` token of a registration session.
-pub struct Bearer(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for Bearer {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| Bearer(t.trim().to_owned()))
-            .filter(|Bearer(t)| !t.is_empty())
-            .ok_or(ApiError::Flow(
-                crate::domain::selfservice::FlowError::Unauthorized,
-            ))
-    }
-}
-
 #[derive(Deserialize, ToSchema)]
 pub struct SignIn {
     /// sAMAccountName or userPrincipalName.
@@ -158,18 +53,6 @@ pub struct SignIn {
     /// The current AD password.
     #[schema(example = "Current-Password-1")]
     password: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Token {
-    /// Bearer token for the following calls.
-    token: String,
-}
-
-impl Token {
-    pub fn new(token: String) -> Self {
-        Self { token }
-    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -242,14 +125,6 @@ pub struct Flow {
     /// The methods offered; verify with the ones you registered.
     #[schema(value_type = Vec<String>, example = json!(["totp", "email"]))]
     methods: Vec<&'static str>,
-}
-
-/// A verification method, as the API names it.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum MethodName {
-    Totp,
-    Email,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -327,7 +202,7 @@ fn method(name: &str) -> Result<MethodKind, ApiError> {
         (status = 403, description = "not_in_scope: the password is right, but self-service is not for this account; password_change_required: AD requires a new password first (must change at next logon, or expired)", body = ErrorBody),
         (status = 429, body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
-async fn sign_in(
+pub(super) async fn sign_in(
     State(s): State<AppState>,
     Caller(client): Caller,
     Body(body): Body<SignIn>,
@@ -349,7 +224,7 @@ async fn sign_in(
     responses((status = 204), (status = 400, description = "invalid_code: wrong, expired, malformed or never sent", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
-async fn step_up(
+pub(super) async fn step_up(
     State(s): State<AppState>,
     Bearer(token): Bearer,
     Caller(client): Caller,
@@ -371,7 +246,7 @@ async fn step_up(
     responses((status = 202, description = "a code is on its way to the confirmed address"),
         (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
-async fn send_step_up_code(
+pub(super) async fn send_step_up_code(
     State(s): State<AppState>,
     Bearer(token): Bearer,
     Caller(client): Caller,
@@ -386,7 +261,7 @@ async fn send_step_up_code(
     security(("bearer" = [])),
     responses((status = 200, body = EnrollmentStatus), (status = 401, body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
-async fn enrollment_status(
+pub(super) async fn enrollment_status(
     State(s): State<AppState>,
     Bearer(token): Bearer,
     Caller(client): Caller,
@@ -405,7 +280,7 @@ async fn enrollment_status(
     security(("bearer" = [])),
     responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 200, body = TotpProvisioning), (status = 401, body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
-async fn begin_totp(
+pub(super) async fn begin_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
     Caller(client): Caller,
@@ -422,7 +297,7 @@ async fn begin_totp(
     security(("bearer" = [])), request_body = Code,
     responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
-async fn confirm_totp(
+pub(super) async fn confirm_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
     Caller(client): Caller,
@@ -438,7 +313,7 @@ async fn confirm_totp(
     security(("bearer" = [])), request_body = Code,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
-async fn reconfirm_totp(
+pub(super) async fn reconfirm_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
     Caller(client): Caller,
@@ -455,7 +330,7 @@ async fn reconfirm_totp(
     responses((status = 202), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "step_up_required: this session must step up first", body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, description = "`mail_unavailable`: no mail server is configured; or `directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
-async fn begin_email(
+pub(super) async fn begin_email(
     State(s): State<AppState>,
     Bearer(token): Bearer,
     Caller(client): Caller,
@@ -471,7 +346,7 @@ async fn begin_email(
     security(("bearer" = [])), request_body = Code,
     responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
-async fn confirm_email(
+pub(super) async fn confirm_email(
     State(s): State<AppState>,
     Bearer(token): Bearer,
     Caller(client): Caller,
@@ -496,7 +371,7 @@ async fn remove(
 #[utoipa::path(delete, path = "/api/v1/enrollment/totp", tag = "enrollment",
     security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
-async fn remove_totp(
+pub(super) async fn remove_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
     Caller(client): Caller,
@@ -507,7 +382,7 @@ async fn remove_totp(
 #[utoipa::path(delete, path = "/api/v1/enrollment/email", tag = "enrollment",
     security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
-async fn remove_email(
+pub(super) async fn remove_email(
     State(s): State<AppState>,
     Bearer(token): Bearer,
     Caller(client): Caller,
@@ -517,7 +392,7 @@ async fn remove_email(
 
 #[utoipa::path(post, path = "/api/v1/reset", tag = "reset", request_body = StartReset,
     responses((status = 201, body = Flow), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
-async fn start_reset(
+pub(super) async fn start_reset(
     State(s): State<AppState>,
     Caller(client): Caller,
     Body(body): Body<StartReset>,
@@ -537,7 +412,7 @@ async fn start_reset(
     params(("flow" = String, Path)),
     responses((status = 202), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 503, description = "`mail_unavailable`: no mail server is configured; or `directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
-async fn send_reset_code(
+pub(super) async fn send_reset_code(
     State(s): State<AppState>,
     Path(flow): Path<String>,
     Caller(client): Caller,
@@ -551,7 +426,7 @@ async fn send_reset_code(
     params(("flow" = String, Path)),
     responses((status = 200, body = Verified), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
-async fn verify(
+pub(super) async fn verify(
     State(s): State<AppState>,
     Path(flow): Path<String>,
     Caller(client): Caller,
@@ -571,7 +446,7 @@ async fn verify(
     params(("flow" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, description = "`write_unconfirmed`: AD did not answer the write, which it applied whole or not at all (try the new password; the flow stays open for another try); or `directory_unavailable`, `storage_unavailable`, `timeout`: nothing was changed, try again later", body = ErrorBody)))]
-async fn set_password(
+pub(super) async fn set_password(
     State(s): State<AppState>,
     Path(flow): Path<String>,
     Caller(client): Caller,
@@ -588,7 +463,7 @@ async fn set_password(
     params(("flow" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 503, description = "`write_unconfirmed`: AD did not answer the write, which it applied whole or not at all (try the new password; the flow stays open for another try); or `directory_unavailable`, `storage_unavailable`, `timeout`: nothing was changed, try again later", body = ErrorBody)))]
-async fn unlock(
+pub(super) async fn unlock(
     State(s): State<AppState>,
     Path(flow): Path<String>,
     Caller(client): Caller,
@@ -606,7 +481,7 @@ fn days(d: std::time::Duration) -> f64 {
     params(("flow" = String, Path)),
     responses((status = 200, body = AppliedPolicy), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
-async fn password_policy(
+pub(super) async fn password_policy(
     State(s): State<AppState>,
     Path(flow): Path<String>,
 ) -> Result<Json<AppliedPolicy>, ApiError> {
@@ -626,7 +501,7 @@ async fn password_policy(
     responses((status = 200, body = PasswordVerdict), (status = 404, body = ErrorBody),
         (status = 422, description = "password_policy: longer than AD accepts, not checked further", body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn check_password(
+pub(super) async fn check_password(
     State(s): State<AppState>,
     Caller(client): Caller,
     Body(body): Body<PasswordCandidate>,
@@ -642,170 +517,4 @@ async fn check_password(
             .map(|v| BrokenRule::new(v, Language::En))
             .collect(),
     }))
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "sspr-bridge", description = "Self-service password reset for on-premises Active Directory"),
-    paths(sign_in, enrollment_status, begin_totp, confirm_totp, reconfirm_totp, begin_email,
-        confirm_email, step_up, send_step_up_code,
-        remove_totp, remove_email, start_reset, send_reset_code, verify, set_password, unlock,
-        password_policy, check_password,
-        super::helpdesk_api::sign_in, super::helpdesk_api::sign_out, super::helpdesk_api::lookup,
-        super::helpdesk_api::email_code, super::helpdesk_api::verify, super::helpdesk_api::reset,
-        super::helpdesk_api::unlock, super::helpdesk_api::clear,
-        super::helpdesk_api::lift_block, super::helpdesk_api::registration_code,
-        super::helpdesk_api::manager_approval),
-    components(schemas(ErrorBody, BrokenRule)),
-    modifiers(&BearerAuth, &CommonResponses)
-)]
-pub struct ApiDoc;
-
-/// The answers any operation of a kind can give, added where an operation does not document
-/// them itself: a body that is not the documented JSON, a missing or expired session, the
-/// licence gate, and a dependency that is down or too slow.
-struct CommonResponses;
-
-impl utoipa::Modify for CommonResponses {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for (path, item) in &mut openapi.paths.paths {
-            let self_service = !path.starts_with("/api/v1/helpdesk");
-            let operations = [item.get.as_mut(), item.post.as_mut(), item.delete.as_mut()];
-            for operation in operations.into_iter().flatten() {
-                let mut common = Vec::new();
-                if operation.request_body.is_some() {
-                    common.push((
-                        "400",
-                        "`invalid_request`: the body is not the documented JSON, or not sent as \
-                         `application/json`",
-                    ));
-                    common.push(("413", "`payload_too_large`: over `server.body_limit`"));
-                }
-                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
-                    common.push(("401", "`unauthorized`: no session, or it expired"));
-                }
-                if self_service {
-                    common.push((
-                        "403",
-                        "`licence_required`: self-service is off until the licence is declared",
-                    ));
-                }
-                common.push((
-                    "503",
-                    "`directory_unavailable`, `storage_unavailable` or `timeout`: try again later",
-                ));
-                let responses = &mut operation.responses.responses;
-                for (status, description) in common {
-                    responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| error_response(description).into());
-                }
-                // Every throttled answer says when to come back.
-                if let Some(utoipa::openapi::RefOr::T(throttled)) = responses.get_mut("429") {
-                    throttled.headers.insert(
-                        "Retry-After".to_owned(),
-                        utoipa::openapi::HeaderBuilder::new()
-                            .schema(<u64 as utoipa::PartialSchema>::schema())
-                            .description(Some("Seconds to wait before trying again."))
-                            .build(),
-                    );
-                }
-            }
-        }
-    }
-}
-
-fn error_response(description: &str) -> utoipa::openapi::Response {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build()
-}
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-async fn openapi() -> Response {
-    Json(ApiDoc::openapi()).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use serde_json::Value;
-    use utoipa::OpenApi;
-
-    use super::ApiDoc;
-
-    fn operations(doc: &Value) -> Vec<(String, &Value)> {
-        doc["paths"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .flat_map(|(path, item)| {
-                item.as_object()
-                    .unwrap()
-                    .iter()
-                    .map(move |(method, op)| (format!("{method} {path}"), op))
-            })
-            .collect()
-    }
-
-    #[test]
-    fn operation_ids_are_unique() {
-        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
-        let ops = operations(&doc);
-        let ids: BTreeSet<&str> = ops
-            .iter()
-            .map(|(_, op)| op["operationId"].as_str().unwrap())
-            .collect();
-        assert_eq!(ids.len(), ops.len(), "{ids:?}");
-    }
-
-    #[test]
-    fn every_error_answer_is_documented_with_the_error_body() {
-        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
-        for (name, op) in operations(&doc) {
-            let responses = op["responses"].as_object().unwrap();
-            assert!(responses.contains_key("503"), "{name}");
-            if op.get("requestBody").is_some() {
-                assert!(
-                    responses.contains_key("400") && responses.contains_key("413"),
-                    "{name}"
-                );
-            }
-            if op.get("security").is_some() {
-                assert!(responses.contains_key("401"), "{name}");
-            }
-            for (status, response) in responses {
-                if status.starts_with('4') || status.starts_with('5') {
-                    assert_eq!(
-                        response["content"]["application/json"]["schema"]["$ref"],
-                        "#/components/schemas/ErrorBody",
-                        "{name} {status}"
-                    );
-                }
-            }
-            if let Some(throttled) = responses.get("429") {
-                assert!(throttled["headers"]["Retry-After"].is_object(), "{name}");
-            }
-        }
-    }
 }

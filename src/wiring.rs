@@ -1,0 +1,199 @@
+//! The composition root: from a validated [`Config`] to the domain's [`Deps`], which every
+//! command that reaches the domain uses, and for `serve` on to the HTTP [`AppState`]. Only `serve`
+//! starts the outbox's sender: a batch command sends its mails itself and must not deliver the
+//! service's queue on the side.
+
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+
+use crate::config::Config;
+use crate::directory::LdapDirectory;
+use crate::domain::clock::{Clock, SystemClock};
+use crate::domain::directory::DirectoryError;
+use crate::domain::licence::LicenceGate;
+use crate::domain::notify::{Mailer, OutboxStore};
+use crate::domain::policy::{BannedList, PasswordRules};
+use crate::domain::scope::Eligibility;
+use crate::domain::secrets::Keys;
+use crate::domain::selfservice::{Deps, HelpdeskSettings, Settings};
+use crate::domain::signin::SignInSettings;
+use crate::domain::store::{AuditLog, StoreError};
+use crate::http::{AppState, Pages, Shared, TrustedProxies};
+use crate::mail::{MailError, NOTICE_LIFETIME, OutboxSender, SealedOutbox, SmtpMailer};
+use crate::metrics::MeteredAudit;
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("directory: {0}")]
+    Directory(#[from] DirectoryError),
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
+}
+
+/// The domain's dependencies, and the store behind most of them (for what only the store does,
+/// and to close it).
+pub struct Wired {
+    pub deps: Deps,
+    pub store: Store,
+    /// Delivers the outbox's mails once spawned; `None` without `[smtp]`.
+    outbox_sender: Option<OutboxSender>,
+}
+
+/// Connects the store (applying pending migrations) and prepares the directory pools; DCs are
+/// contacted on first use, so the service starts (and reports not-ready) while they are down.
+pub async fn wire(config: &Config) -> Result<Wired, StartError> {
+    let store = Store::connect(
+        config.database.url.expose_secret(),
+        config.database.max_connections,
+    )
+    .await?;
+    store.migrate().await?;
+    let directory = LdapDirectory::new(&config.directory)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let smtp_mailer = match &config.smtp {
+        Some(smtp) => Some(Arc::new(
+            SmtpMailer::new(smtp, &config.server.public_url, None, clock.clone())?
+                .with_code_lifetime(config.reset.code_lifetime),
+        )),
+        None => None,
+    };
+    let mailer = smtp_mailer.clone().map(|m| m as Arc<dyn Mailer>);
+    let shared_store = Arc::new(store.clone());
+    let keys = Arc::new(Keys::new(config.security.secret_key.bytes()));
+    let audit: Arc<dyn AuditLog> = Arc::new(MeteredAudit(shared_store.clone()));
+    // Shared by the outbox and its sender: a queued mail wakes the sender at once.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let outbox_rows: Arc<dyn OutboxStore> = shared_store.clone();
+    let outbox = SealedOutbox::new(
+        outbox_rows.clone(),
+        keys.clone(),
+        clock.clone(),
+        wake.clone(),
+    );
+    let outbox_sender = smtp_mailer.map(|transport| {
+        OutboxSender::new(
+            outbox_rows,
+            keys.clone(),
+            clock.clone(),
+            transport,
+            audit.clone(),
+            wake,
+        )
+    });
+    let deps = Deps {
+        directory: Arc::new(directory),
+        registrations: shared_store.clone(),
+        sessions: shared_store.clone(),
+        flows: shared_store.clone(),
+        codes: shared_store.clone(),
+        throttle: shared_store.clone(),
+        audit,
+        approvals: shared_store.clone(),
+        mailer,
+        outbox: Arc::new(outbox),
+        clock,
+        keys,
+        settings: settings(config),
+        stand_in: Default::default(),
+    };
+    Ok(Wired {
+        deps,
+        store,
+        outbox_sender,
+    })
+}
+
+/// [`wire`], the outbox's sender started, and what the HTTP layer adds.
+pub async fn state(config: &Config) -> Result<AppState, StartError> {
+    let Wired {
+        deps,
+        store,
+        outbox_sender,
+    } = wire(config).await?;
+    let licence = LicenceGate::new(config.licence.azure_ad_premium);
+    let outbox_sender = outbox_sender.map(OutboxSender::spawn);
+    Ok(AppState::new(Shared {
+        licence,
+        deps,
+        store,
+        pages: Pages::new(
+            config.helpdesk.url.clone(),
+            licence.self_service_enabled(),
+            config.server.public_url.scheme() == "https",
+        ),
+        body_limit: config.server.body_limit,
+        request_timeout: config.server.request_timeout,
+        metrics_token: config.metrics.token.clone(),
+        trusted_proxies: Arc::new(TrustedProxies::new(config.server.trusted_proxies.clone())),
+        hsts: config.server.public_url.scheme() == "https",
+        outbox_sender,
+    }))
+}
+
+fn settings(config: &Config) -> Settings {
+    let t = &config.throttle;
+    Settings {
+        session_lifetime: config.registration.session_lifetime,
+        totp_issuer: config.registration.totp_issuer.clone(),
+        methods_required: usize::from(config.reset.methods_required),
+        unlock_on_reset: config.reset.unlock_on_reset,
+        flow_lifetime: config.reset.flow_lifetime,
+        code_lifetime: config.reset.code_lifetime,
+        flow_max_failures: i64::from(t.flow_max_failures),
+        user_max_failures: i64::from(t.user_max_failures),
+        user_window: t.user_window,
+        user_block: t.user_block,
+        ip_max_starts: i64::from(t.ip_max_starts),
+        ip_max_verifications: i64::from(t.ip_max_verifications),
+        ip_window: t.ip_window,
+        email_max_sends: i64::from(t.email_max_sends),
+        email_window: t.email_window,
+        helpdesk: HelpdeskSettings {
+            group_dn: config.helpdesk.group_dn.clone(),
+            require_verification: config.helpdesk.require_verification,
+            allow_protected: config.helpdesk.allow_protected.clone(),
+            session_idle: config.helpdesk.session_idle,
+            session_lifetime: config.helpdesk.session_lifetime,
+            verification_lifetime: config.helpdesk.verification_lifetime,
+            temporary_password_length: config.helpdesk.temporary_password_length,
+            operator_second_factor: config.helpdesk.operator_second_factor,
+            operator_max_sign_ins: i64::from(config.helpdesk.operator_max_sign_ins),
+            operator_max_actions: i64::from(config.helpdesk.operator_max_actions),
+            operator_window: config.helpdesk.operator_window,
+            membership_recheck: config.helpdesk.membership_recheck,
+            manager_min_age: config.helpdesk.manager_min_age,
+            verification_methods: config.helpdesk.verification_methods.clone(),
+        },
+        password_rules: PasswordRules {
+            banned: Arc::new(BannedList::new(
+                config.policy.banned_words.iter().map(String::as_str),
+            )),
+            min_strength: config.policy.min_strength,
+        },
+        eligibility: Eligibility {
+            scope: config.policy.scope.clone(),
+            allow_protected: config.policy.allow_protected.clone(),
+            never_reset: std::iter::once(&config.directory.bind_dn)
+                .chain(&config.directory.never_reset)
+                .cloned()
+                .collect(),
+        },
+        admin_addresses: config.notify.admins.clone(),
+        notice_lifetime: NOTICE_LIFETIME,
+        reconfirm_after: config.registration.reconfirm_after(),
+        registration_code_lifetime: config.registration.code_lifetime,
+        registration_networks: config.registration.allowed_networks.clone(),
+        self_service_licensed: config.licence.azure_ad_premium,
+        signin: SignInSettings {
+            max_failures: i64::from(t.signin_max_failures),
+            window: t.signin_window,
+            failure_floor: t.signin_failure_floor,
+            domains: SignInSettings::domains_of(&config.directory.base_dn),
+        },
+        ipv6_prefix: t.ipv6_prefix,
+    }
+}
