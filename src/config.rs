@@ -70,9 +70,9 @@ pub struct ServerConfig {
     pub body_limit: usize,
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    #[serde(deserialize_with = "de::optional_path")]
+    #[serde(deserialize_with = "de::optional")]
     tls_cert: Option<PathBuf>,
-    #[serde(deserialize_with = "de::optional_path")]
+    #[serde(deserialize_with = "de::optional")]
     tls_key: Option<PathBuf>,
     /// `None`: plain HTTP (behind a reverse proxy that terminates TLS).
     #[serde(skip)]
@@ -213,7 +213,7 @@ pub struct ThrottleConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
-    #[serde(deserialize_with = "de::optional_path")]
+    #[serde(deserialize_with = "de::optional")]
     pub banned_file: Option<PathBuf>,
     /// The lines of `banned_file`, read at load so `check` reports an unreadable file.
     #[serde(skip)]
@@ -248,7 +248,7 @@ pub struct DirectoryConfig {
     pub starttls: bool,
     #[serde(skip)]
     pub endpoints: Vec<DcEndpoint>,
-    #[serde(deserialize_with = "de::optional_path")]
+    #[serde(deserialize_with = "de::optional")]
     pub ca_file: Option<PathBuf>,
     #[serde(deserialize_with = "de::required_dn")]
     pub base_dn: String,
@@ -376,11 +376,11 @@ pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
-    #[serde(deserialize_with = "de::optional_path")]
+    #[serde(deserialize_with = "de::optional")]
     pub ca_file: Option<PathBuf>,
-    #[serde(deserialize_with = "de::optional_text")]
+    #[serde(deserialize_with = "de::optional")]
     pub username: Option<String>,
-    #[serde(deserialize_with = "de::optional_secret")]
+    #[serde(deserialize_with = "de::optional")]
     pub password: Option<SecretString>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
@@ -398,7 +398,7 @@ pub struct SecurityConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSecurity {
-    #[serde(deserialize_with = "de::optional_secret")]
+    #[serde(deserialize_with = "de::optional")]
     secret_key: Option<SecretString>,
     #[serde(default)]
     secret_key_file: Option<PathBuf>,
@@ -453,7 +453,7 @@ pub struct LogConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
-    #[serde(deserialize_with = "de::optional_secret")]
+    #[serde(deserialize_with = "de::optional")]
     pub token: Option<SecretString>,
     #[serde(default)]
     token_file: Option<PathBuf>,

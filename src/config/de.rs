@@ -2,7 +2,6 @@
 //! message that says what is allowed, and the config layer puts the key in front of it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -136,11 +135,16 @@ pub fn contact_link<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
     }
 }
 
-/// A path, or empty for none. Whether the file exists is checked after parsing, so that every
-/// key that names a missing file is reported.
-pub fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+/// A path, text or secret, or empty for none (the empty default in config/default.toml). A
+/// file's existence, and a secret's `_file` form, are checked after parsing, so that every
+/// problem is reported.
+pub fn optional<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: From<String>,
+{
     let text = String::deserialize(d)?;
-    Ok((!text.is_empty()).then(|| PathBuf::from(text)))
+    Ok((!text.is_empty()).then(|| T::from(text)))
 }
 
 /// Trimmed text, or empty for none.
@@ -148,21 +152,6 @@ pub fn optional_trimmed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String
     let text = String::deserialize(d)?;
     let text = text.trim();
     Ok((!text.is_empty()).then(|| text.to_owned()))
-}
-
-/// Text as given, or empty for none.
-pub fn optional_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let text = String::deserialize(d)?;
-    Ok((!text.is_empty()).then_some(text))
-}
-
-/// A secret given inline, or empty for none (it may still come from the `_file` key).
-pub fn optional_secret<'de, D>(d: D) -> Result<Option<SecretString>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    let text = String::deserialize(d)?;
-    Ok((!text.is_empty()).then(|| SecretString::from(text)))
 }
 
 /// A distinguished name the service cannot work without.
