@@ -1,7 +1,7 @@
 //! Configuration: `config/default.toml` (compiled in) ← `--config FILE` ← `SSPR__SECTION__KEY`
 //! environment variables. Each section is deserialised strictly (unknown keys are errors) into
-//! its real types, so a bad value is reported under its own key; [`Checks`] then applies the rules
-//! that span several keys or read files. Secrets print as `[REDACTED]` in Debug.
+//! its real types, so a bad value is reported under its own key; `rules::Checks` then applies
+//! the rules that span several keys or read files. Secrets print as `[REDACTED]` in Debug.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -57,7 +57,7 @@ pub struct Config {
 }
 
 // Each section mirrors its table in config/default.toml; `deny_unknown_fields` turns typos into
-// errors. Fields marked `skip` are derived from others by [`Checks`].
+// errors. Fields marked `skip` are derived from others by `rules::Checks`.
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -394,7 +394,7 @@ pub struct SecurityConfig {
     pub secret_key: SecretKey,
 }
 
-/// `[security]` as written: the key inline or in a file, decoded by [`Checks`].
+/// `[security]` as written: the key inline or in a file, decoded by `rules::Checks`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSecurity {
