@@ -1,10 +1,10 @@
 //! Configuration: `config/default.toml` (compiled in) ← `--config FILE` ← `SSPR__SECTION__KEY`
-//! environment variables. The raw layer is deserialised strictly (unknown keys are errors), then
-//! validated into [`Config`], whose secrets print as `[REDACTED]` in Debug.
+//! environment variables. Each section is deserialised strictly (unknown keys are errors) into
+//! its real types, so a bad value is reported under its own key; `rules::Checks` then applies
+//! the rules that span several keys or read files. Secrets print as `[REDACTED]` in Debug.
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,6 +17,11 @@ use crate::domain::directory::DirectoryError;
 use crate::domain::helpdesk::CallerCheck;
 use crate::domain::network::Cidr;
 use crate::domain::scope::Scope;
+
+mod de;
+mod rules;
+
+use rules::Checks;
 
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -44,23 +49,41 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub directory: DirectoryConfig,
     pub database: DatabaseConfig,
+    /// `None` when `smtp.host` is empty.
     pub smtp: Option<SmtpConfig>,
     pub security: SecurityConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
 }
 
-#[derive(Debug)]
+// Each section mirrors its table in config/default.toml; `deny_unknown_fields` turns typos into
+// errors. Fields marked `skip` are derived from others by `rules::Checks`.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerConfig {
+    #[serde(deserialize_with = "de::socket_addr")]
     pub listen: SocketAddr,
+    #[serde(deserialize_with = "de::public_url")]
     pub public_url: Url,
+    #[serde(deserialize_with = "de::body_limit")]
     pub body_limit: usize,
+    #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    #[serde(deserialize_with = "de::optional")]
+    tls_cert: Option<PathBuf>,
+    #[serde(deserialize_with = "de::optional")]
+    tls_key: Option<PathBuf>,
     /// `None`: plain HTTP (behind a reverse proxy that terminates TLS).
+    #[serde(skip)]
     pub tls: Option<TlsFiles>,
+    #[serde(deserialize_with = "de::networks")]
     pub trusted_proxies: Vec<Cidr>,
+    #[serde(deserialize_with = "de::header_timeout")]
     pub header_timeout: Duration,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub max_connections: usize,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub max_connections_per_client: usize,
 }
 
@@ -71,57 +94,67 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LicenceConfig {
     pub azure_ad_premium: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HelpdeskConfig {
+    #[serde(deserialize_with = "de::contact_link")]
     pub url: Option<String>,
     /// `None`: the helpdesk is off.
+    #[serde(deserialize_with = "de::optional_trimmed")]
     pub group_dn: Option<String>,
     pub require_verification: bool,
+    #[serde(deserialize_with = "de::distinguished_names")]
     pub allow_protected: Vec<String>,
+    #[serde(deserialize_with = "de::positive_duration")]
     pub session_idle: Duration,
+    #[serde(deserialize_with = "de::positive_duration")]
     pub session_lifetime: Duration,
+    #[serde(deserialize_with = "de::positive_duration")]
     pub verification_lifetime: Duration,
+    #[serde(deserialize_with = "de::temporary_password_length")]
     pub temporary_password_length: usize,
     pub operator_second_factor: bool,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub operator_max_sign_ins: u32,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub operator_max_actions: u32,
+    #[serde(deserialize_with = "de::positive_duration")]
     pub operator_window: Duration,
+    #[serde(with = "humantime_serde")]
     pub membership_recheck: Duration,
+    #[serde(deserialize_with = "de::caller_checks")]
     pub verification_methods: Vec<CallerCheck>,
+    #[serde(with = "humantime_serde")]
     pub manager_min_age: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationConfig {
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "de::positive_duration")]
     pub session_lifetime: Duration,
+    #[serde(deserialize_with = "de::totp_issuer")]
     pub totp_issuer: String,
     /// A method confirmed longer ago than this many days no longer counts for a reset until the
     /// user confirms it again; 0 = never.
+    #[serde(deserialize_with = "de::reconfirm_days")]
     pub reconfirm_days: u16,
     /// `remind` mails an unregistered user at most once per this interval.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "de::positive_duration")]
     pub remind_interval: Duration,
     /// How long a one-time registration code from the helpdesk stays valid.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "de::positive_duration")]
     pub code_lifetime: Duration,
     /// Where a user may register their first method with the AD password alone; from anywhere
     /// else the first one takes a registration code. Empty: anywhere.
-    #[serde(deserialize_with = "cidr_list")]
+    #[serde(deserialize_with = "de::networks")]
     pub allowed_networks: Vec<Cidr>,
-}
-
-fn cidr_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Cidr>, D::Error> {
-    Vec::<String>::deserialize(deserializer)?
-        .iter()
-        .map(|entry| entry.parse::<Cidr>().map_err(serde::de::Error::custom))
-        .collect()
 }
 
 impl RegistrationConfig {
@@ -135,77 +168,115 @@ impl RegistrationConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResetConfig {
+    #[serde(deserialize_with = "de::methods_required")]
     pub methods_required: u8,
     pub unlock_on_reset: bool,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "de::positive_duration")]
     pub flow_lifetime: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "de::positive_duration")]
     pub code_lifetime: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThrottleConfig {
+    #[serde(deserialize_with = "de::at_least_one")]
     pub flow_max_failures: u32,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub user_max_failures: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "de::positive_duration")]
     pub user_window: Duration,
     #[serde(with = "humantime_serde")]
     pub user_block: Duration,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub ip_max_starts: u32,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub ip_max_verifications: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "de::positive_duration")]
     pub ip_window: Duration,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub email_max_sends: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "de::positive_duration")]
     pub email_window: Duration,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub signin_max_failures: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "de::positive_duration")]
     pub signin_window: Duration,
     #[serde(with = "humantime_serde")]
     pub signin_failure_floor: Duration,
     /// Per-address throttles count an IPv6 client by this many leading bits, 1 to 128.
+    #[serde(deserialize_with = "de::ipv6_prefix")]
     pub ipv6_prefix: u8,
 }
 
 /// Checks of new passwords on top of the directory's own policy.
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
+    #[serde(deserialize_with = "de::optional")]
     pub banned_file: Option<PathBuf>,
     /// The lines of `banned_file`, read at load so `check` reports an unreadable file.
+    #[serde(skip)]
     pub banned_words: Vec<String>,
     /// Minimum zxcvbn score, 0 (off) to 4.
+    #[serde(deserialize_with = "de::min_strength")]
     pub min_strength: u8,
-    /// Who may use self-service.
+    /// Who may use self-service; the group's DN comes from `group_dn`.
+    #[serde(deserialize_with = "de::scope")]
     pub scope: Scope,
+    #[serde(deserialize_with = "de::optional_trimmed")]
+    group_dn: Option<String>,
     /// Protected accounts that may use self-service anyway: user or group DNs.
+    #[serde(deserialize_with = "de::distinguished_names")]
     pub allow_protected: Vec<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     /// Told of every self-service reset of a protected account.
+    #[serde(deserialize_with = "de::addresses")]
     pub admins: Vec<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DirectoryConfig {
+    /// The domain controllers as configured; [`Self::endpoints`] is what connects.
+    #[serde(deserialize_with = "de::dc_urls")]
+    pub urls: Vec<String>,
+    pub starttls: bool,
+    #[serde(skip)]
     pub endpoints: Vec<DcEndpoint>,
+    #[serde(deserialize_with = "de::optional")]
     pub ca_file: Option<PathBuf>,
+    #[serde(deserialize_with = "de::required_dn")]
     pub base_dn: String,
+    #[serde(deserialize_with = "de::required_dn")]
     pub bind_dn: String,
+    #[serde(deserialize_with = "de::secret")]
     pub bind_password: SecretString,
+    #[serde(default)]
+    pub bind_password_file: Option<PathBuf>,
     /// Accounts no action may target, besides `bind_dn` itself (user DNs).
+    #[serde(deserialize_with = "de::trimmed_list")]
     pub never_reset: Vec<String>,
     /// The account `check` resets to prove the service account's rights; `None` = no self-test.
+    #[serde(deserialize_with = "de::optional_trimmed")]
     pub self_test_user: Option<String>,
+    #[serde(deserialize_with = "de::ldap_filter")]
     pub user_filter: String,
+    #[serde(deserialize_with = "de::positive_duration")]
     pub timeout: Duration,
+    #[serde(deserialize_with = "de::positive_duration")]
     pub connect_timeout: Duration,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub pool_size: usize,
+    #[serde(with = "humantime_serde")]
     pub retry_down_after: Duration,
     pub policy_hints: PolicyHints,
     pub balance: Balance,
+    #[serde(with = "humantime_serde")]
     pub write_affinity: Duration,
 }
 
@@ -275,10 +346,16 @@ impl DcEndpoint {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// May hold a password; shown masked.
+    /// May hold a password; shown masked. Empty: SQLite in `data_dir`.
+    #[serde(deserialize_with = "de::secret")]
     pub url: SecretString,
+    #[serde(default)]
+    url_file: Option<PathBuf>,
+    data_dir: PathBuf,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub max_connections: u32,
 }
 
@@ -293,21 +370,38 @@ pub enum SmtpTls {
     None,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
+    #[serde(deserialize_with = "de::optional")]
     pub ca_file: Option<PathBuf>,
+    #[serde(deserialize_with = "de::optional")]
     pub username: Option<String>,
+    #[serde(deserialize_with = "de::optional")]
     pub password: Option<SecretString>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     pub from: String,
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
 }
 
 #[derive(Debug)]
 pub struct SecurityConfig {
     pub secret_key: SecretKey,
+}
+
+/// `[security]` as written: the key inline or in a file, decoded by `rules::Checks`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    #[serde(deserialize_with = "de::optional")]
+    secret_key: Option<SecretString>,
+    #[serde(default)]
+    secret_key_file: Option<PathBuf>,
 }
 
 /// The 32-byte key that encrypts secrets at rest.
@@ -346,17 +440,24 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub format: LogFormat,
+    #[serde(deserialize_with = "de::log_filter")]
     pub level: String,
 }
 
 /// `/metrics`: on the main listener only with the bearer token; on `listen` (an address of its
 /// own) with the token if one is set.
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
+    #[serde(deserialize_with = "de::optional")]
     pub token: Option<SecretString>,
+    #[serde(default)]
+    token_file: Option<PathBuf>,
+    #[serde(deserialize_with = "de::optional_socket_addr")]
     pub listen: Option<SocketAddr>,
 }
 
@@ -399,167 +500,23 @@ impl ConfigError {
     }
 }
 
-// The raw layer mirrors config/default.toml exactly; `deny_unknown_fields` turns typos into errors.
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
-    server: RawServer,
-    licence: RawLicence,
-    helpdesk: RawHelpdesk,
+    server: ServerConfig,
+    licence: LicenceConfig,
+    helpdesk: HelpdeskConfig,
     registration: RegistrationConfig,
     reset: ResetConfig,
     throttle: ThrottleConfig,
-    policy: RawPolicy,
-    notify: RawNotify,
-    directory: RawDirectory,
-    database: RawDatabase,
-    smtp: RawSmtp,
+    policy: PolicyConfig,
+    notify: NotifyConfig,
+    directory: DirectoryConfig,
+    database: DatabaseConfig,
+    smtp: SmtpConfig,
     security: RawSecurity,
-    log: RawLog,
-    metrics: RawMetrics,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: String,
-    public_url: String,
-    body_limit: usize,
-    #[serde(with = "humantime_serde")]
-    request_timeout: Duration,
-    tls_cert: String,
-    tls_key: String,
-    trusted_proxies: Vec<String>,
-    #[serde(with = "humantime_serde")]
-    header_timeout: Duration,
-    max_connections: usize,
-    max_connections_per_client: usize,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLicence {
-    azure_ad_premium: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHelpdesk {
-    url: String,
-    group_dn: String,
-    require_verification: bool,
-    allow_protected: Vec<String>,
-    #[serde(with = "humantime_serde")]
-    session_idle: Duration,
-    #[serde(with = "humantime_serde")]
-    session_lifetime: Duration,
-    #[serde(with = "humantime_serde")]
-    verification_lifetime: Duration,
-    temporary_password_length: usize,
-    operator_second_factor: bool,
-    operator_max_sign_ins: NonZeroU32,
-    operator_max_actions: NonZeroU32,
-    #[serde(with = "humantime_serde")]
-    operator_window: Duration,
-    #[serde(with = "humantime_serde")]
-    membership_recheck: Duration,
-    verification_methods: Vec<String>,
-    #[serde(with = "humantime_serde")]
-    manager_min_age: Duration,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPolicy {
-    banned_file: String,
-    min_strength: u8,
-    scope: String,
-    group_dn: String,
-    allow_protected: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNotify {
-    admins: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDirectory {
-    urls: Vec<String>,
-    starttls: bool,
-    ca_file: String,
-    base_dn: String,
-    bind_dn: String,
-    bind_password: String,
-    #[serde(default)]
-    bind_password_file: Option<PathBuf>,
-    never_reset: Vec<String>,
-    self_test_user: String,
-    user_filter: String,
-    #[serde(with = "humantime_serde")]
-    timeout: Duration,
-    #[serde(with = "humantime_serde")]
-    connect_timeout: Duration,
-    pool_size: usize,
-    #[serde(with = "humantime_serde")]
-    retry_down_after: Duration,
-    policy_hints: PolicyHints,
-    balance: Balance,
-    #[serde(with = "humantime_serde")]
-    write_affinity: Duration,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDatabase {
-    url: String,
-    #[serde(default)]
-    url_file: Option<PathBuf>,
-    data_dir: PathBuf,
-    max_connections: u32,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSmtp {
-    host: String,
-    port: u16,
-    tls: SmtpTls,
-    ca_file: String,
-    username: String,
-    password: String,
-    #[serde(default)]
-    password_file: Option<PathBuf>,
-    from: String,
-    #[serde(with = "humantime_serde")]
-    timeout: Duration,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSecurity {
-    secret_key: String,
-    #[serde(default)]
-    secret_key_file: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    format: LogFormat,
-    level: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMetrics {
-    token: String,
-    #[serde(default)]
-    token_file: Option<PathBuf>,
-    listen: String,
+    log: LogConfig,
+    metrics: MetricsConfig,
 }
 
 impl Config {
@@ -592,609 +549,108 @@ impl Config {
                     .try_parsing(true),
             );
         }
-        let raw: Raw = builder
-            .build()
+        let mut checks = Checks::default();
+        let raw = parse(builder, &mut checks.problems);
+        match raw.and_then(|raw| checks.config(raw)) {
+            Some(mut config) if checks.problems.is_empty() => {
+                config.source = sources.file.clone();
+                Ok(config)
+            }
+            _ => Err(ConfigError {
+                problems: checks.problems,
+            }),
+        }
+    }
+}
+
+/// Deserialises the layers into sections. Serde stops at the first bad value, so to report every
+/// one, each is noted under its key and replaced by its default before the next attempt; the
+/// rules across keys then still run on what is left. `None` when the text is no configuration at
+/// all (a syntax error, an unknown key), which is noted under `config`.
+fn parse(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+    problems: &mut Vec<Problem>,
+) -> Option<Raw> {
+    use config::{File, FileFormat, Value, ValueKind};
+
+    let defaults = config::Config::builder()
+        .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+        .build()
+        .expect("the compiled-in defaults parse");
+    let mut builder = builder;
+    // Each round replaces one more bad value by its default, which parses, so the rounds end;
+    // a problem seen twice ends them too.
+    loop {
+        let error = match builder
+            .build_cloned()
             .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError::single("config", e.to_string()))?;
-        let mut config = validate(raw)?;
-        config.source = sources.file.clone();
-        Ok(config)
-    }
-}
-
-/// Collects problems instead of stopping at the first, so one run shows everything to fix.
-#[derive(Default)]
-struct Validator {
-    problems: Vec<Problem>,
-}
-
-impl Validator {
-    fn problem(&mut self, key: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            key: key.to_owned(),
-            message: message.into(),
+        {
+            Ok(raw) => return Some(raw),
+            Err(error) => error,
+        };
+        let problem = Problem::from_layers(error);
+        if problems.contains(&problem) {
+            return None;
+        }
+        let default = defaults.get::<Value>(&problem.key).ok().or_else(|| {
+            let key = problem.key.strip_suffix("_file")?;
+            defaults.get::<Value>(key).ok()?;
+            Some(Value::new(None, ValueKind::Nil))
         });
-    }
-
-    /// A secret given inline (`key`) or in a file (`key_file`), not both.
-    fn secret(&mut self, key: &str, inline: String, file: Option<PathBuf>) -> Option<String> {
-        match (inline.is_empty(), file) {
-            (true, None) => None,
-            (false, None) => Some(inline),
-            (false, Some(_)) => {
-                self.problem(key, format!("set either {key} or {key}_file, not both"));
-                None
+        let retry = match default {
+            Some(value) if problem.key.contains('.') => {
+                builder.set_override(&problem.key, value).ok()
             }
-            (true, Some(path)) => match std::fs::read_to_string(&path) {
-                // A trailing newline from `echo secret > file` is not part of the secret.
-                Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_owned()),
-                Err(e) => {
-                    self.problem(
-                        &format!("{key}_file"),
-                        format!("cannot read {}: {e}", path.display()),
-                    );
-                    None
-                }
-            },
-        }
-    }
-
-    fn existing_file(&mut self, key: &str, value: &str) -> Option<PathBuf> {
-        if value.is_empty() {
-            return None;
-        }
-        let path = PathBuf::from(value);
-        if !path.is_file() {
-            self.problem(key, format!("{value} does not exist or is not a file"));
-        }
-        Some(path)
+            _ => None,
+        };
+        problems.push(problem);
+        builder = retry?;
     }
 }
 
-/// Both TLS files or neither; they must load as a matching pair, and the public URL must then be
-/// https, since this listener speaks nothing else.
-fn server_tls(v: &mut Validator, raw: &RawServer, public_url: &Url) -> Option<TlsFiles> {
-    let cert = v.existing_file("server.tls_cert", &raw.tls_cert);
-    let key = v.existing_file("server.tls_key", &raw.tls_key);
-    let (cert, key) = match (cert, key) {
-        (Some(cert), Some(key)) => (cert, key),
-        (None, None) => return None,
-        (Some(_), None) => {
-            v.problem(
-                "server.tls_key",
-                "must be set together with server.tls_cert",
-            );
-            return None;
-        }
-        (None, Some(_)) => {
-            v.problem(
-                "server.tls_cert",
-                "must be set together with server.tls_key",
-            );
-            return None;
-        }
-    };
-    if cert.is_file() && key.is_file() {
-        if let Err(e) = crate::tls::server_config(&cert, &key) {
-            v.problem(e.key(), e.to_string());
-        }
-    }
-    if public_url.scheme() != "https" {
-        v.problem(
-            "server.public_url",
-            "must be https when server.tls_cert and server.tls_key are set",
-        );
-    }
-    Some(TlsFiles { cert, key })
-}
-
-fn validate(raw: Raw) -> Result<Config, ConfigError> {
-    let mut v = Validator::default();
-
-    let listen = raw.server.listen.parse().unwrap_or_else(|_| {
-        v.problem(
-            "server.listen",
-            format!(
-                "{:?} is not an address:port such as 0.0.0.0:8080",
-                raw.server.listen
-            ),
-        );
-        SocketAddr::from(([127, 0, 0, 1], 8080))
-    });
-    let public_url = match Url::parse(&raw.server.public_url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
-        _ => {
-            v.problem(
-                "server.public_url",
-                "must be the http(s) URL users reach the service at, e.g. https://sspr.example.com",
-            );
-            Url::parse("http://localhost").expect("static URL")
-        }
-    };
-    if raw.server.body_limit < 1024 {
-        v.problem("server.body_limit", "must be at least 1024 bytes");
-    }
-    if raw.server.header_timeout < Duration::from_secs(1) {
-        v.problem("server.header_timeout", "must be at least 1s");
-    }
-    if raw.server.max_connections == 0 {
-        v.problem("server.max_connections", "must be at least 1");
-    }
-    if raw.server.max_connections_per_client == 0 {
-        v.problem("server.max_connections_per_client", "must be at least 1");
-    }
-    let tls = server_tls(&mut v, &raw.server, &public_url);
-    let trusted_proxies = raw
-        .server
-        .trusted_proxies
-        .iter()
-        .filter_map(|entry| {
-            entry
-                .parse::<Cidr>()
-                .map_err(|message| v.problem("server.trusted_proxies", message))
-                .ok()
-        })
-        .collect();
-
-    let helpdesk_url = (!raw.helpdesk.url.trim().is_empty()).then(|| raw.helpdesk.url.clone());
-    if let Some(url) = &helpdesk_url {
-        if !matches!(
-            Url::parse(url).map(|u| u.scheme().to_owned()).as_deref(),
-            Ok("https" | "http" | "mailto" | "tel")
-        ) {
-            v.problem(
-                "helpdesk.url",
-                "must be an https:, http:, mailto: or tel: link",
-            );
-        }
-    }
-
-    let mut verification_methods = Vec::new();
-    for name in &raw.helpdesk.verification_methods {
-        match CallerCheck::parse(name.trim()) {
-            Some(check) if !verification_methods.contains(&check) => {
-                verification_methods.push(check);
-            }
-            Some(_) => {}
-            None => v.problem(
-                "helpdesk.verification_methods",
-                format!("{name:?} is not one of \"registered\", \"ad_mail\", \"manager\""),
-            ),
-        }
-    }
-    if !(12..=128).contains(&raw.helpdesk.temporary_password_length) {
-        v.problem(
-            "helpdesk.temporary_password_length",
-            "must be between 12 and 128 characters",
-        );
-    }
-    for (key, value) in [
-        ("helpdesk.session_idle", raw.helpdesk.session_idle),
-        ("helpdesk.session_lifetime", raw.helpdesk.session_lifetime),
-        (
-            "helpdesk.verification_lifetime",
-            raw.helpdesk.verification_lifetime,
-        ),
-        ("helpdesk.operator_window", raw.helpdesk.operator_window),
-    ] {
-        if value.is_zero() {
-            v.problem(key, "must be more than 0, e.g. \"15m\"");
-        }
-    }
-    if raw
-        .helpdesk
-        .allow_protected
-        .iter()
-        .any(|dn| !dn.contains('='))
-    {
-        v.problem(
-            "helpdesk.allow_protected",
-            "must list distinguished names, e.g. [\"CN=IT Staff,OU=Groups,DC=example,DC=com\"]",
-        );
-    }
-
-    if !matches!(raw.reset.methods_required, 1 | 2) {
-        v.problem(
-            "reset.methods_required",
-            "must be 1 or 2 (2 means two different methods)",
-        );
-    }
-    for (key, value) in [
-        (
-            "registration.session_lifetime",
-            raw.registration.session_lifetime,
-        ),
-        (
-            "registration.remind_interval",
-            raw.registration.remind_interval,
-        ),
-        ("registration.code_lifetime", raw.registration.code_lifetime),
-        ("reset.flow_lifetime", raw.reset.flow_lifetime),
-        ("reset.code_lifetime", raw.reset.code_lifetime),
-        ("throttle.user_window", raw.throttle.user_window),
-        ("throttle.ip_window", raw.throttle.ip_window),
-        ("throttle.email_window", raw.throttle.email_window),
-        ("throttle.signin_window", raw.throttle.signin_window),
-    ] {
-        if value.is_zero() {
-            v.problem(key, "must be more than 0, e.g. \"15m\"");
-        }
-    }
-    for (key, value) in [
-        ("throttle.flow_max_failures", raw.throttle.flow_max_failures),
-        ("throttle.user_max_failures", raw.throttle.user_max_failures),
-        ("throttle.ip_max_starts", raw.throttle.ip_max_starts),
-        (
-            "throttle.ip_max_verifications",
-            raw.throttle.ip_max_verifications,
-        ),
-        ("throttle.email_max_sends", raw.throttle.email_max_sends),
-        (
-            "throttle.signin_max_failures",
-            raw.throttle.signin_max_failures,
-        ),
-    ] {
-        if value == 0 {
-            v.problem(key, "must be at least 1");
-        }
-    }
-    if !(1..=128).contains(&raw.throttle.ipv6_prefix) {
-        v.problem(
-            "throttle.ipv6_prefix",
-            "must be a prefix length from 1 to 128; 64 (one subnet) is a good default",
-        );
-    }
-    if raw.registration.reconfirm_days > 730 {
-        v.problem(
-            "registration.reconfirm_days",
-            "must be 0 (never) or a number of days from 1 to 730",
-        );
-    }
-    if raw.registration.totp_issuer.trim().is_empty() {
-        v.problem(
-            "registration.totp_issuer",
-            "must name the service, e.g. \"Contoso IT\"",
-        );
-    }
-
-    if raw.policy.min_strength > 4 {
-        v.problem(
-            "policy.min_strength",
-            "must be a zxcvbn score from 0 (off) to 4; 3 is a good default",
-        );
-    }
-    let banned_file = v.existing_file("policy.banned_file", &raw.policy.banned_file);
-    let banned_words = match &banned_file {
-        Some(path) if path.is_file() => match std::fs::read_to_string(path) {
-            Ok(text) => text.lines().map(str::to_owned).collect(),
-            Err(e) => {
-                v.problem(
-                    "policy.banned_file",
-                    format!("cannot read {}: {e}", path.display()),
-                );
-                Vec::new()
-            }
-        },
-        _ => Vec::new(),
-    };
-
-    let group_dn = raw.policy.group_dn.trim();
-    let scope = match raw.policy.scope.as_str() {
-        "all" => Some(Scope::All),
-        "group" => Some(Scope::Group(group_dn.to_owned())),
-        "none" => Some(Scope::Nobody),
-        _ => {
-            v.problem(
-                "policy.scope",
-                "must be \"all\", \"group\" (the members of policy.group_dn) or \"none\"",
-            );
-            None
-        }
-    };
-    match &scope {
-        Some(Scope::Group(_)) if group_dn.is_empty() => v.problem(
-            "policy.group_dn",
-            "is required when policy.scope = \"group\": the DN of the group whose members \
-             (nested groups included) may use self-service, e.g. \
-             \"CN=SSPR Users,OU=Groups,DC=example,DC=com\"",
-        ),
-        Some(Scope::Group(_)) if !group_dn.contains('=') => v.problem(
-            "policy.group_dn",
-            "must be a distinguished name, e.g. \"CN=SSPR Users,OU=Groups,DC=example,DC=com\"",
-        ),
-        Some(Scope::All | Scope::Nobody) if !group_dn.is_empty() => v.problem(
-            "policy.group_dn",
-            "is only used with policy.scope = \"group\": set that scope, or leave group_dn empty",
-        ),
-        _ => {}
-    }
-    if raw
-        .policy
-        .allow_protected
-        .iter()
-        .any(|dn| !dn.contains('='))
-    {
-        v.problem(
-            "policy.allow_protected",
-            "must list distinguished names of users or groups, e.g. \
-             [\"CN=Jane Admin,OU=Admins,DC=example,DC=com\"]",
-        );
-    }
-
-    let d = raw.directory;
-    if d.urls.is_empty() {
-        v.problem(
-            "directory.urls",
-            "list at least one domain controller, e.g. [\"ldaps://dc1.example.com:636\"]",
-        );
-    }
-    let mut endpoints = Vec::new();
-    for url in &d.urls {
-        match DcEndpoint::parse(url, d.starttls) {
-            Ok(e) => endpoints.push(e),
-            Err(DirectoryError::InsecureTransport { url }) => v.problem(
-                "directory.urls",
+impl Problem {
+    /// A value that failed to deserialise, under its key (`section.key`, a list's index dropped);
+    /// anything else under `config`.
+    fn from_layers(error: config::ConfigError) -> Self {
+        let whole = error.to_string();
+        let (key, message) = match error {
+            config::ConfigError::At {
+                error,
+                key: Some(key),
+                origin,
+            } => (key, format!("{error}{}", in_origin(origin))),
+            config::ConfigError::Type {
+                unexpected,
+                expected,
+                key: Some(key),
+                origin,
+            } => (
+                key,
                 format!(
-                    "{url} is unencrypted and passwords are never sent in clear: use ldaps:// \
-                     or set directory.starttls = true"
+                    "invalid type: {unexpected}, expected {expected}{}",
+                    in_origin(origin)
                 ),
             ),
-            Err(e) => v.problem("directory.urls", e.to_string()),
-        }
-    }
-    let ca_file = v.existing_file("directory.ca_file", &d.ca_file);
-    for (key, value) in [
-        ("directory.base_dn", &d.base_dn),
-        ("directory.bind_dn", &d.bind_dn),
-    ] {
-        if value.trim().is_empty() {
-            v.problem(key, "is required, e.g. DC=example,DC=com");
-        }
-    }
-    let bind_password = v
-        .secret(
-            "directory.bind_password",
-            d.bind_password,
-            d.bind_password_file,
-        )
-        .unwrap_or_else(|| {
-            if !v
-                .problems
-                .iter()
-                .any(|p| p.key.starts_with("directory.bind_password"))
-            {
-                v.problem(
-                    "directory.bind_password",
-                    "is required (or directory.bind_password_file, or \
-                     SSPR__DIRECTORY__BIND_PASSWORD)",
-                );
-            }
-            String::new()
-        });
-    let filter = d.user_filter.trim();
-    if !(filter.starts_with('(') && filter.ends_with(')')) {
-        v.problem(
-            "directory.user_filter",
-            "must be an LDAP filter in parentheses, e.g. (objectClass=user)",
-        );
-    }
-    if d.pool_size == 0 {
-        v.problem("directory.pool_size", "must be at least 1");
-    }
-    for (key, value) in [
-        ("directory.timeout", d.timeout),
-        ("directory.connect_timeout", d.connect_timeout),
-    ] {
-        if value.is_zero() {
-            v.problem(key, "must be more than 0, e.g. \"5s\"");
+            _ => return Self::new("config", whole),
+        };
+        let key = key.split('[').next().unwrap_or_default();
+        if key.matches('.').count() == 1 {
+            Self::new(key, message)
+        } else {
+            Self::new("config", whole)
         }
     }
 
-    let db = raw.database;
-    let db_url = v
-        .secret("database.url", db.url, db.url_file)
-        .unwrap_or_else(|| format!("sqlite://{}", db.data_dir.join("sspr-bridge.db").display()));
-    if !["sqlite:", "postgres://", "postgresql://"]
-        .iter()
-        .any(|p| db_url.starts_with(p))
-    {
-        v.problem(
-            "database.url",
-            "must start with sqlite:// or postgres:// (empty: SQLite in database.data_dir)",
-        );
-    }
-    if db.max_connections == 0 {
-        v.problem("database.max_connections", "must be at least 1");
-    }
-
-    let s = raw.smtp;
-    let smtp_password = v.secret("smtp.password", s.password, s.password_file);
-    let smtp_ca = v.existing_file("smtp.ca_file", &s.ca_file);
-    let smtp = if s.host.trim().is_empty() {
-        None
-    } else {
-        if s.from.parse::<lettre::message::Mailbox>().is_err() {
-            v.problem(
-                "smtp.from",
-                "must be a mail address such as \"IT Service Desk <no-reply@example.com>\"",
-            );
-        }
-        if s.username.is_empty() != smtp_password.is_none() {
-            v.problem(
-                "smtp.username",
-                "set both smtp.username and smtp.password (or neither)",
-            );
-        }
-        Some(SmtpConfig {
-            host: s.host,
-            port: s.port,
-            tls: s.tls,
-            ca_file: smtp_ca,
-            username: (!s.username.is_empty()).then_some(s.username),
-            password: smtp_password.map(SecretString::from),
-            from: s.from,
-            timeout: s.timeout,
-        })
-    };
-
-    for address in &raw.notify.admins {
-        if address.trim().parse::<lettre::Address>().is_err() {
-            v.problem(
-                "notify.admins",
-                format!("{address:?} is not a mail address; list addresses such as \"it-security@example.com\""),
-            );
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: key.to_owned(),
+            message: message.into(),
         }
     }
-    if !raw.notify.admins.is_empty() && smtp.is_none() {
-        v.problem(
-            "notify.admins",
-            "needs a mail server: set smtp.host and smtp.from",
-        );
-    }
+}
 
-    let key_text = v.secret(
-        "security.secret_key",
-        raw.security.secret_key,
-        raw.security.secret_key_file,
-    );
-    let secret_key = match key_text.as_deref().map(SecretKey::from_base64) {
-        Some(Some(key)) => Some(key),
-        Some(None) => {
-            v.problem(
-                "security.secret_key",
-                "must be 32 random bytes in base64; make one with `sspr-bridge gen-key`",
-            );
-            None
-        }
-        None => {
-            if !v.problems.iter().any(|p| p.key.starts_with("security.")) {
-                v.problem(
-                    "security.secret_key",
-                    "is required to encrypt secrets at rest; make one with `sspr-bridge gen-key` \
-                     and set it here, in security.secret_key_file, or in SSPR__SECURITY__SECRET_KEY",
-                );
-            }
-            None
-        }
-    };
-
-    if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
-        v.problem(
-            "log.level",
-            "must be a level (error, warn, info, debug, trace) or a filter such as \
-             \"info,sspr_bridge=debug\"",
-        );
-    }
-
-    let metrics_token = v.secret("metrics.token", raw.metrics.token, raw.metrics.token_file);
-    let metrics_listen = match raw.metrics.listen.trim() {
-        "" => None,
-        text => match text.parse::<SocketAddr>() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
-                v.problem(
-                    "metrics.listen",
-                    "must be an address and port such as \"127.0.0.1:9090\", or empty",
-                );
-                None
-            }
-        },
-    };
-
-    match secret_key {
-        Some(secret_key) if v.problems.is_empty() => Ok(Config {
-            source: None,
-            server: ServerConfig {
-                listen,
-                public_url,
-                body_limit: raw.server.body_limit,
-                request_timeout: raw.server.request_timeout,
-                tls,
-                trusted_proxies,
-                header_timeout: raw.server.header_timeout,
-                max_connections: raw.server.max_connections,
-                max_connections_per_client: raw.server.max_connections_per_client,
-            },
-            licence: LicenceConfig {
-                azure_ad_premium: raw.licence.azure_ad_premium,
-            },
-            helpdesk: HelpdeskConfig {
-                url: helpdesk_url,
-                group_dn: (!raw.helpdesk.group_dn.trim().is_empty())
-                    .then(|| raw.helpdesk.group_dn.trim().to_owned()),
-                require_verification: raw.helpdesk.require_verification,
-                allow_protected: raw.helpdesk.allow_protected,
-                session_idle: raw.helpdesk.session_idle,
-                session_lifetime: raw.helpdesk.session_lifetime,
-                verification_lifetime: raw.helpdesk.verification_lifetime,
-                temporary_password_length: raw.helpdesk.temporary_password_length,
-                operator_second_factor: raw.helpdesk.operator_second_factor,
-                operator_max_sign_ins: raw.helpdesk.operator_max_sign_ins.get(),
-                operator_max_actions: raw.helpdesk.operator_max_actions.get(),
-                operator_window: raw.helpdesk.operator_window,
-                membership_recheck: raw.helpdesk.membership_recheck,
-                verification_methods,
-                manager_min_age: raw.helpdesk.manager_min_age,
-            },
-            registration: raw.registration,
-            reset: raw.reset,
-            throttle: raw.throttle,
-            policy: PolicyConfig {
-                banned_file,
-                banned_words,
-                min_strength: raw.policy.min_strength,
-                scope: scope.unwrap_or_default(),
-                allow_protected: raw.policy.allow_protected,
-            },
-            notify: NotifyConfig {
-                admins: raw
-                    .notify
-                    .admins
-                    .iter()
-                    .map(|a| a.trim().to_owned())
-                    .collect(),
-            },
-            directory: DirectoryConfig {
-                endpoints,
-                ca_file,
-                base_dn: d.base_dn,
-                bind_dn: d.bind_dn,
-                bind_password: SecretString::from(bind_password),
-                never_reset: d
-                    .never_reset
-                    .iter()
-                    .map(|dn| dn.trim().to_owned())
-                    .filter(|dn| !dn.is_empty())
-                    .collect(),
-                self_test_user: Some(d.self_test_user.trim().to_owned()).filter(|u| !u.is_empty()),
-                user_filter: filter.to_owned(),
-                timeout: d.timeout,
-                connect_timeout: d.connect_timeout,
-                pool_size: d.pool_size,
-                retry_down_after: d.retry_down_after,
-                policy_hints: d.policy_hints,
-                balance: d.balance,
-                write_affinity: d.write_affinity,
-            },
-            database: DatabaseConfig {
-                url: SecretString::from(db_url),
-                max_connections: db.max_connections,
-            },
-            smtp,
-            security: SecurityConfig { secret_key },
-            log: LogConfig {
-                format: raw.log.format,
-                level: raw.log.level,
-            },
-            metrics: MetricsConfig {
-                token: metrics_token.map(SecretString::from),
-                listen: metrics_listen,
-            },
-        }),
-        _ => Err(ConfigError {
-            problems: v.problems,
-        }),
-    }
+fn in_origin(origin: Option<String>) -> String {
+    origin.map(|o| format!(" in {o}")).unwrap_or_default()
 }
 
 /// A database URL with any password replaced, fit for logs and `check` output.
@@ -1224,309 +680,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
-        [directory]
-        urls = ["ldaps://dc1.example.com:636"]
-        base_dn = "DC=example,DC=com"
-        bind_dn = "CN=svc-sspr,OU=Service,DC=example,DC=com"
-        bind_password = "service-password"
-        [security]
-        secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-    "#;
-
-    fn load(extra: &str) -> Result<Config, ConfigError> {
-        Config::load(&Sources {
-            file: None,
-            layers: vec![MINIMAL.to_owned(), extra.to_owned()],
-            environment: false,
-        })
-    }
-
-    #[test]
-    fn defaults_plus_minimal_settings_are_valid() {
-        let config = load("").unwrap();
-        assert!(!config.licence.azure_ad_premium);
-        assert_eq!(config.directory.endpoints.len(), 1);
-        assert_eq!(config.directory.timeout, Duration::from_secs(5));
-        assert!(config.smtp.is_none());
-        assert_eq!(
-            config.database.url.expose_secret(),
-            "sqlite:///var/lib/sspr-bridge/sspr-bridge.db"
-        );
-        assert_eq!(config.security.secret_key.bytes()[31], 31);
-    }
-
-    #[test]
-    fn debug_output_hides_secrets() {
-        let config = load("").unwrap();
-        let debug = format!("{config:?}");
-        assert!(!debug.contains("service-password"), "{debug}");
-        assert!(!debug.contains("AAECAwQF"), "{debug}");
-    }
-
-    #[test]
-    fn tls_files_come_in_pairs_that_parse_and_need_an_https_url() {
-        let dir = tempfile::tempdir().unwrap();
-        let junk = dir.path().join("junk.pem");
-        std::fs::write(&junk, "not PEM").unwrap();
-        let junk = junk.display();
-        let err = load(&format!("[server]\ntls_cert = \"{junk}\"")).unwrap_err();
-        assert!(err.mentions("server.tls_key"), "{err}");
-        let err = load(&format!(
-            "[server]\ntls_cert = \"{junk}\"\ntls_key = \"{junk}\"\n\
-             public_url = \"https://sspr.example.com\""
-        ))
-        .unwrap_err();
-        assert!(err.mentions("server.tls_cert"), "{err}");
-        assert!(!err.mentions("server.public_url"), "{err}");
-        let err = load("[server]\ntls_cert = \"/nonexistent.pem\"\ntls_key = \"/nonexistent.key\"")
-            .unwrap_err();
-        assert!(
-            err.mentions("server.tls_cert") && err.mentions("server.tls_key"),
-            "{err}"
-        );
-        assert!(
-            err.mentions("server.public_url"),
-            "http with TLS here: {err}"
-        );
-    }
-
-    #[test]
-    fn trusted_proxies_are_addresses_or_cidrs() {
-        let config = load("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]").unwrap();
-        assert_eq!(config.server.trusted_proxies.len(), 2);
-        let err = load("[server]\ntrusted_proxies = [\"proxy.example.com\"]").unwrap_err();
-        assert!(err.mentions("server.trusted_proxies"), "{err}");
-    }
-
-    #[test]
-    fn registration_networks_are_addresses_or_cidrs_and_default_to_anywhere() {
-        assert!(load("").unwrap().registration.allowed_networks.is_empty());
-        let config =
-            load("[registration]\nallowed_networks = [\"10.0.0.0/8\", \"2001:db8::/32\"]").unwrap();
-        assert_eq!(config.registration.allowed_networks.len(), 2);
-        let err = load("[registration]\nallowed_networks = [\"10.0.0.0/33\"]").unwrap_err();
-        assert!(err.to_string().contains("allowed_networks"), "{err}");
-        assert!(err.to_string().contains("prefix length"), "{err}");
-    }
-
-    #[test]
-    fn unknown_keys_are_errors() {
-        let err = load("[server]\nlisten_port = 1").unwrap_err();
-        assert!(err.to_string().contains("listen_port"), "{err}");
-        let err = load("[servr]\nlisten = \"x\"").unwrap_err();
-        assert!(err.to_string().contains("servr"), "{err}");
-    }
-
-    #[test]
-    fn plaintext_ldap_is_refused_unless_starttls() {
-        let err = load("[directory]\nurls = [\"ldap://dc1.example.com\"]").unwrap_err();
-        assert!(err.mentions("directory.urls"), "{err}");
-        assert!(err.to_string().contains("starttls"), "{err}");
-
-        let config =
-            load("[directory]\nurls = [\"ldap://dc1.example.com\"]\nstarttls = true").unwrap();
-        assert!(config.directory.endpoints[0].starttls);
-    }
-
-    #[test]
-    fn secret_key_missing_or_malformed_says_how_to_make_one() {
-        let err = load("[security]\nsecret_key = \"\"").unwrap_err();
-        assert!(err.mentions("security.secret_key"));
-        assert!(err.to_string().contains("sspr-bridge gen-key"), "{err}");
-        let err = load("[security]\nsecret_key = \"c2hvcnQ=\"").unwrap_err();
-        assert!(err.to_string().contains("gen-key"), "{err}");
-    }
-
-    #[test]
-    fn generated_key_is_accepted() {
-        let key = SecretKey::generate_base64();
-        let config = load(&format!("[security]\nsecret_key = \"{key}\"")).unwrap();
-        assert_ne!(config.security.secret_key.bytes(), &[0u8; 32]);
-    }
-
-    #[test]
-    fn metrics_are_off_by_default_and_take_a_token_file_and_an_address() {
-        let config = load("").unwrap();
-        assert!(config.metrics.token.is_none() && config.metrics.listen.is_none());
-
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("token");
-        std::fs::write(&file, "scrape\n").unwrap();
-        let config = load(&format!(
-            "[metrics]\ntoken_file = {file:?}\nlisten = \"127.0.0.1:9090\""
-        ))
-        .unwrap();
-        assert_eq!(config.metrics.token.unwrap().expose_secret(), "scrape");
-        assert_eq!(config.metrics.listen, Some(([127, 0, 0, 1], 9090).into()));
-
-        let err = load("[metrics]\nlisten = \"localhost\"").unwrap_err();
-        assert!(err.mentions("metrics.listen"), "{err}");
-    }
-
-    #[test]
-    fn secrets_can_come_from_files_but_not_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("bind");
-        std::fs::write(&file, "from-file\n").unwrap();
-        let config = load(&format!(
-            "[directory]\nbind_password = \"\"\nbind_password_file = {:?}",
-            file
-        ))
-        .unwrap();
-        assert_eq!(config.directory.bind_password.expose_secret(), "from-file");
-
-        let err = load(&format!("[directory]\nbind_password_file = {:?}", file)).unwrap_err();
-        assert!(err.to_string().contains("not both"), "{err}");
-
-        let err = load("[directory]\nbind_password = \"\"\nbind_password_file = \"/nonexistent\"")
-            .unwrap_err();
-        assert!(err.mentions("directory.bind_password_file"), "{err}");
-    }
-
-    #[test]
-    fn every_problem_is_reported_at_once() {
-        let err = load(
-            "[server]\nlisten = \"nope\"\npublic_url = \"ftp://x\"\n[smtp]\nhost = \"mail\"\nfrom = \"not an address\"",
-        )
-        .unwrap_err();
-        for key in ["server.listen", "server.public_url", "smtp.from"] {
-            assert!(err.mentions(key), "{key} missing from {err}");
-        }
-    }
-
-    #[test]
-    fn policy_defaults_and_bounds() {
-        let config = load("").unwrap();
-        assert_eq!(config.policy.min_strength, 3);
-        assert!(config.policy.banned_file.is_none() && config.policy.banned_words.is_empty());
-        let err = load("[policy]\nmin_strength = 5").unwrap_err();
-        assert!(err.mentions("policy.min_strength"), "{err}");
-        let err = load("[policy]\nbanned_file = \"/nonexistent/banned.txt\"").unwrap_err();
-        assert!(err.mentions("policy.banned_file"), "{err}");
-
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("banned.txt");
-        std::fs::write(&file, "contoso\n# ours\nfabrikam\n").unwrap();
-        let config = load(&format!(
-            "[policy]\nbanned_file = {file:?}\nmin_strength = 0"
-        ))
-        .unwrap();
-        assert_eq!(
-            config.policy.banned_words,
-            ["contoso", "# ours", "fabrikam"]
-        );
-        assert_eq!(config.policy.min_strength, 0);
-    }
-
-    #[test]
-    fn reconfirmation_and_reminder_settings() {
-        let config = load("").unwrap();
-        assert_eq!(config.registration.reconfirm_after(), None);
-        assert_eq!(
-            config.registration.remind_interval,
-            Duration::from_secs(30 * 86_400)
-        );
-        let config =
-            load("[registration]\nreconfirm_days = 730\nremind_interval = \"7d\"").unwrap();
-        assert_eq!(
-            config.registration.reconfirm_after(),
-            Some(Duration::from_secs(730 * 86_400))
-        );
-        let err = load("[registration]\nreconfirm_days = 731").unwrap_err();
-        assert!(err.mentions("registration.reconfirm_days"), "{err}");
-        let err = load("[registration]\nreconfirm_days = -1").unwrap_err();
-        assert!(err.to_string().contains("reconfirm_days"), "{err}");
-        let err = load("[registration]\nremind_interval = \"0s\"").unwrap_err();
-        assert!(err.mentions("registration.remind_interval"), "{err}");
-    }
-
-    #[test]
-    fn the_ipv6_throttle_prefix_is_a_prefix_length() {
-        assert_eq!(load("").unwrap().throttle.ipv6_prefix, 64);
-        for ok in [1, 48, 128] {
-            let config = load(&format!("[throttle]\nipv6_prefix = {ok}")).unwrap();
-            assert_eq!(config.throttle.ipv6_prefix, ok);
-        }
-        for bad in ["0", "129"] {
-            let err = load(&format!("[throttle]\nipv6_prefix = {bad}")).unwrap_err();
-            assert!(err.mentions("throttle.ipv6_prefix"), "{bad}: {err}");
-        }
-        let err = load("[throttle]\nipv6_prefix = -1").unwrap_err();
-        assert!(err.to_string().contains("ipv6_prefix"), "{err}");
-    }
-
-    #[test]
-    fn scope_and_protected_accounts() {
-        let config = load("").unwrap();
-        assert_eq!(config.policy.scope, Scope::All);
-        assert!(config.policy.allow_protected.is_empty() && config.notify.admins.is_empty());
-        let group = "CN=SSPR Users,OU=Groups,DC=example,DC=com";
-        let config = load(&format!(
-            "[policy]\nscope = \"group\"\ngroup_dn = {group:?}\n\
-             allow_protected = [\"CN=Jane,DC=example,DC=com\"]"
-        ))
-        .unwrap();
-        assert_eq!(config.policy.scope, Scope::Group(group.to_owned()));
-        assert_eq!(config.policy.allow_protected, ["CN=Jane,DC=example,DC=com"]);
-        assert_eq!(
-            load("[policy]\nscope = \"none\"").unwrap().policy.scope,
-            Scope::Nobody
-        );
-
-        for (bad, key, says) in [
-            ("scope = \"some\"", "policy.scope", "\"group\""),
-            ("scope = \"group\"", "policy.group_dn", "is required"),
-            (
-                "scope = \"group\"\ngroup_dn = \"SSPR Users\"",
-                "policy.group_dn",
-                "distinguished",
-            ),
-            (
-                "group_dn = \"CN=x,DC=y\"",
-                "policy.group_dn",
-                "only used with",
-            ),
-            (
-                "allow_protected = [\"jdoe\"]",
-                "policy.allow_protected",
-                "distinguished",
-            ),
-        ] {
-            let err = load(&format!("[policy]\n{bad}")).unwrap_err();
-            assert!(err.mentions(key), "{bad}: {err}");
-            assert!(err.to_string().contains(says), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn admins_to_notify_are_mail_addresses_and_need_a_mail_server() {
-        let smtp = "[smtp]\nhost = \"mail\"\nfrom = \"sspr@example.com\"\n";
-        let config = load(&format!(
-            "{smtp}[notify]\nadmins = [\" sec@example.com\", \"it@example.com\"]"
-        ))
-        .unwrap();
-        assert_eq!(config.notify.admins, ["sec@example.com", "it@example.com"]);
-        let err = load(&format!("{smtp}[notify]\nadmins = [\"Security Team\"]")).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("\"Security Team\" is not a mail address"),
-            "{err}"
-        );
-        let err = load("[notify]\nadmins = [\"sec@example.com\"]").unwrap_err();
-        assert!(err.mentions("notify.admins"), "{err}");
-        assert!(err.to_string().contains("smtp.host"), "{err}");
-    }
-
-    #[test]
-    fn database_password_is_masked_for_display() {
-        assert_eq!(
-            masked_url("postgres://sspr:hunter2@db:5432/sspr"),
-            "postgres://sspr:***@db:5432/sspr"
-        );
-        assert_eq!(masked_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
-    }
-}
+mod tests;

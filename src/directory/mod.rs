@@ -869,6 +869,8 @@ mod tests {
 
     fn directory(urls: &[&str], balance: Balance) -> LdapDirectory {
         let config = DirectoryConfig {
+            urls: Vec::new(),
+            starttls: false,
             endpoints: urls
                 .iter()
                 .map(|u| DcEndpoint::parse(u, false).expect("ldaps URL"))
@@ -877,6 +879,7 @@ mod tests {
             base_dn: "DC=example,DC=test".to_owned(),
             bind_dn: "CN=svc,DC=example,DC=test".to_owned(),
             bind_password: SecretString::from("unused"),
+            bind_password_file: None,
             never_reset: Vec::new(),
             self_test_user: None,
             user_filter: "(objectClass=user)".to_owned(),

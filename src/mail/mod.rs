@@ -249,6 +249,7 @@ mod tests {
             ca_file: None,
             username: None,
             password: None,
+            password_file: None,
             from: "no-reply@example.com".to_owned(),
             timeout: Duration::from_secs(5),
         };

@@ -1,0 +1,302 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+        [directory]
+        urls = ["ldaps://dc1.example.com:636"]
+        base_dn = "DC=example,DC=com"
+        bind_dn = "CN=svc-sspr,OU=Service,DC=example,DC=com"
+        bind_password = "service-password"
+        [security]
+        secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    "#;
+
+fn load(extra: &str) -> Result<Config, ConfigError> {
+    Config::load(&Sources {
+        file: None,
+        layers: vec![MINIMAL.to_owned(), extra.to_owned()],
+        environment: false,
+    })
+}
+
+#[test]
+fn defaults_plus_minimal_settings_are_valid() {
+    let config = load("").unwrap();
+    assert!(!config.licence.azure_ad_premium);
+    assert_eq!(config.directory.endpoints.len(), 1);
+    assert_eq!(config.directory.timeout, Duration::from_secs(5));
+    assert!(config.smtp.is_none());
+    assert_eq!(
+        config.database.url.expose_secret(),
+        "sqlite:///var/lib/sspr-bridge/sspr-bridge.db"
+    );
+    assert_eq!(config.security.secret_key.bytes()[31], 31);
+}
+
+#[test]
+fn debug_output_hides_secrets() {
+    let config = load("").unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("service-password"), "{debug}");
+    assert!(!debug.contains("AAECAwQF"), "{debug}");
+}
+
+#[test]
+fn tls_files_come_in_pairs_that_parse_and_need_an_https_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not PEM").unwrap();
+    let junk = junk.display();
+    let err = load(&format!("[server]\ntls_cert = \"{junk}\"")).unwrap_err();
+    assert!(err.mentions("server.tls_key"), "{err}");
+    let err = load(&format!(
+        "[server]\ntls_cert = \"{junk}\"\ntls_key = \"{junk}\"\n\
+         public_url = \"https://sspr.example.com\""
+    ))
+    .unwrap_err();
+    assert!(err.mentions("server.tls_cert"), "{err}");
+    assert!(!err.mentions("server.public_url"), "{err}");
+    let err = load("[server]\ntls_cert = \"/nonexistent.pem\"\ntls_key = \"/nonexistent.key\"")
+        .unwrap_err();
+    assert!(
+        err.mentions("server.tls_cert") && err.mentions("server.tls_key"),
+        "{err}"
+    );
+    assert!(
+        err.mentions("server.public_url"),
+        "http with TLS here: {err}"
+    );
+}
+
+#[test]
+fn trusted_proxies_are_addresses_or_cidrs() {
+    let config = load("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]").unwrap();
+    assert_eq!(config.server.trusted_proxies.len(), 2);
+    let err = load("[server]\ntrusted_proxies = [\"proxy.example.com\"]").unwrap_err();
+    assert!(err.mentions("server.trusted_proxies"), "{err}");
+}
+
+#[test]
+fn registration_networks_are_addresses_or_cidrs_and_default_to_anywhere() {
+    assert!(load("").unwrap().registration.allowed_networks.is_empty());
+    let config =
+        load("[registration]\nallowed_networks = [\"10.0.0.0/8\", \"2001:db8::/32\"]").unwrap();
+    assert_eq!(config.registration.allowed_networks.len(), 2);
+    let err = load("[registration]\nallowed_networks = [\"10.0.0.0/33\"]").unwrap_err();
+    assert!(err.to_string().contains("allowed_networks"), "{err}");
+    assert!(err.to_string().contains("prefix length"), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let err = load("[server]\nlisten_port = 1").unwrap_err();
+    assert!(err.to_string().contains("listen_port"), "{err}");
+    let err = load("[servr]\nlisten = \"x\"").unwrap_err();
+    assert!(err.to_string().contains("servr"), "{err}");
+}
+
+#[test]
+fn plaintext_ldap_is_refused_unless_starttls() {
+    let err = load("[directory]\nurls = [\"ldap://dc1.example.com\"]").unwrap_err();
+    assert!(err.mentions("directory.urls"), "{err}");
+    assert!(err.to_string().contains("starttls"), "{err}");
+
+    let config = load("[directory]\nurls = [\"ldap://dc1.example.com\"]\nstarttls = true").unwrap();
+    assert!(config.directory.endpoints[0].starttls);
+}
+
+#[test]
+fn secret_key_missing_or_malformed_says_how_to_make_one() {
+    let err = load("[security]\nsecret_key = \"\"").unwrap_err();
+    assert!(err.mentions("security.secret_key"));
+    assert!(err.to_string().contains("sspr-bridge gen-key"), "{err}");
+    let err = load("[security]\nsecret_key = \"c2hvcnQ=\"").unwrap_err();
+    assert!(err.to_string().contains("gen-key"), "{err}");
+}
+
+#[test]
+fn generated_key_is_accepted() {
+    let key = SecretKey::generate_base64();
+    let config = load(&format!("[security]\nsecret_key = \"{key}\"")).unwrap();
+    assert_ne!(config.security.secret_key.bytes(), &[0u8; 32]);
+}
+
+#[test]
+fn metrics_are_off_by_default_and_take_a_token_file_and_an_address() {
+    let config = load("").unwrap();
+    assert!(config.metrics.token.is_none() && config.metrics.listen.is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "scrape\n").unwrap();
+    let config = load(&format!(
+        "[metrics]\ntoken_file = {file:?}\nlisten = \"127.0.0.1:9090\""
+    ))
+    .unwrap();
+    assert_eq!(config.metrics.token.unwrap().expose_secret(), "scrape");
+    assert_eq!(config.metrics.listen, Some(([127, 0, 0, 1], 9090).into()));
+
+    let err = load("[metrics]\nlisten = \"localhost\"").unwrap_err();
+    assert!(err.mentions("metrics.listen"), "{err}");
+}
+
+#[test]
+fn secrets_can_come_from_files_but_not_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bind");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let config = load(&format!(
+        "[directory]\nbind_password = \"\"\nbind_password_file = {:?}",
+        file
+    ))
+    .unwrap();
+    assert_eq!(config.directory.bind_password.expose_secret(), "from-file");
+
+    let err = load(&format!("[directory]\nbind_password_file = {:?}", file)).unwrap_err();
+    assert!(err.to_string().contains("not both"), "{err}");
+
+    let err = load("[directory]\nbind_password = \"\"\nbind_password_file = \"/nonexistent\"")
+        .unwrap_err();
+    assert!(err.mentions("directory.bind_password_file"), "{err}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let err = load(
+        "[server]\nlisten = \"nope\"\npublic_url = \"ftp://x\"\n[smtp]\nhost = \"mail\"\nfrom = \"not an address\"",
+    )
+    .unwrap_err();
+    for key in ["server.listen", "server.public_url", "smtp.from"] {
+        assert!(err.mentions(key), "{key} missing from {err}");
+    }
+}
+
+#[test]
+fn policy_defaults_and_bounds() {
+    let config = load("").unwrap();
+    assert_eq!(config.policy.min_strength, 3);
+    assert!(config.policy.banned_file.is_none() && config.policy.banned_words.is_empty());
+    let err = load("[policy]\nmin_strength = 5").unwrap_err();
+    assert!(err.mentions("policy.min_strength"), "{err}");
+    let err = load("[policy]\nbanned_file = \"/nonexistent/banned.txt\"").unwrap_err();
+    assert!(err.mentions("policy.banned_file"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("banned.txt");
+    std::fs::write(&file, "contoso\n# ours\nfabrikam\n").unwrap();
+    let config = load(&format!(
+        "[policy]\nbanned_file = {file:?}\nmin_strength = 0"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.policy.banned_words,
+        ["contoso", "# ours", "fabrikam"]
+    );
+    assert_eq!(config.policy.min_strength, 0);
+}
+
+#[test]
+fn reconfirmation_and_reminder_settings() {
+    let config = load("").unwrap();
+    assert_eq!(config.registration.reconfirm_after(), None);
+    assert_eq!(
+        config.registration.remind_interval,
+        Duration::from_secs(30 * 86_400)
+    );
+    let config = load("[registration]\nreconfirm_days = 730\nremind_interval = \"7d\"").unwrap();
+    assert_eq!(
+        config.registration.reconfirm_after(),
+        Some(Duration::from_secs(730 * 86_400))
+    );
+    let err = load("[registration]\nreconfirm_days = 731").unwrap_err();
+    assert!(err.mentions("registration.reconfirm_days"), "{err}");
+    let err = load("[registration]\nreconfirm_days = -1").unwrap_err();
+    assert!(err.to_string().contains("reconfirm_days"), "{err}");
+    let err = load("[registration]\nremind_interval = \"0s\"").unwrap_err();
+    assert!(err.mentions("registration.remind_interval"), "{err}");
+}
+
+#[test]
+fn the_ipv6_throttle_prefix_is_a_prefix_length() {
+    assert_eq!(load("").unwrap().throttle.ipv6_prefix, 64);
+    for ok in [1, 48, 128] {
+        let config = load(&format!("[throttle]\nipv6_prefix = {ok}")).unwrap();
+        assert_eq!(config.throttle.ipv6_prefix, ok);
+    }
+    for bad in ["0", "129"] {
+        let err = load(&format!("[throttle]\nipv6_prefix = {bad}")).unwrap_err();
+        assert!(err.mentions("throttle.ipv6_prefix"), "{bad}: {err}");
+    }
+    let err = load("[throttle]\nipv6_prefix = -1").unwrap_err();
+    assert!(err.to_string().contains("ipv6_prefix"), "{err}");
+}
+
+#[test]
+fn scope_and_protected_accounts() {
+    let config = load("").unwrap();
+    assert_eq!(config.policy.scope, Scope::All);
+    assert!(config.policy.allow_protected.is_empty() && config.notify.admins.is_empty());
+    let group = "CN=SSPR Users,OU=Groups,DC=example,DC=com";
+    let config = load(&format!(
+        "[policy]\nscope = \"group\"\ngroup_dn = {group:?}\n\
+         allow_protected = [\"CN=Jane,DC=example,DC=com\"]"
+    ))
+    .unwrap();
+    assert_eq!(config.policy.scope, Scope::Group(group.to_owned()));
+    assert_eq!(config.policy.allow_protected, ["CN=Jane,DC=example,DC=com"]);
+    assert_eq!(
+        load("[policy]\nscope = \"none\"").unwrap().policy.scope,
+        Scope::Nobody
+    );
+
+    for (bad, key, says) in [
+        ("scope = \"some\"", "policy.scope", "\"group\""),
+        ("scope = \"group\"", "policy.group_dn", "is required"),
+        (
+            "scope = \"group\"\ngroup_dn = \"SSPR Users\"",
+            "policy.group_dn",
+            "distinguished",
+        ),
+        (
+            "group_dn = \"CN=x,DC=y\"",
+            "policy.group_dn",
+            "only used with",
+        ),
+        (
+            "allow_protected = [\"jdoe\"]",
+            "policy.allow_protected",
+            "distinguished",
+        ),
+    ] {
+        let err = load(&format!("[policy]\n{bad}")).unwrap_err();
+        assert!(err.mentions(key), "{bad}: {err}");
+        assert!(err.to_string().contains(says), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn admins_to_notify_are_mail_addresses_and_need_a_mail_server() {
+    let smtp = "[smtp]\nhost = \"mail\"\nfrom = \"sspr@example.com\"\n";
+    let config = load(&format!(
+        "{smtp}[notify]\nadmins = [\" sec@example.com\", \"it@example.com\"]"
+    ))
+    .unwrap();
+    assert_eq!(config.notify.admins, ["sec@example.com", "it@example.com"]);
+    let err = load(&format!("{smtp}[notify]\nadmins = [\"Security Team\"]")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("\"Security Team\" is not a mail address"),
+        "{err}"
+    );
+    let err = load("[notify]\nadmins = [\"sec@example.com\"]").unwrap_err();
+    assert!(err.mentions("notify.admins"), "{err}");
+    assert!(err.to_string().contains("smtp.host"), "{err}");
+}
+
+#[test]
+fn database_password_is_masked_for_display() {
+    assert_eq!(
+        masked_url("postgres://sspr:hunter2@db:5432/sspr"),
+        "postgres://sspr:***@db:5432/sspr"
+    );
+    assert_eq!(masked_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+}
