@@ -5,11 +5,15 @@
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
+use super::audit::Audit;
+use super::clock::ms;
+use super::deps::{Client, Deps};
 use super::directory::{DirectoryUser, PasswordCheck};
+use super::error::FlowError;
 use super::licence::LicenceRequired;
+use super::notifier::mask_email;
 use super::notify::MailKind;
 use super::secrets::{self, normalise_code, token_hash};
-use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
 use super::signin::{self, Attempt, SignInPurpose};
 use super::store::{
     CodePurpose, EnrolledMethod, MethodKind, PendingCode, ResetFlow, Session, SessionKind,

@@ -9,18 +9,23 @@ use zeroize::Zeroizing;
 
 mod approval;
 
-pub use approval::{
-    APPROVAL_LIFETIME, Answer, ApprovalStore, ApprovalView, Approvals, ManagerApproval,
-    ManagerRefusal, caller_label,
-};
+pub use approval::{APPROVAL_LIFETIME, Answer, ApprovalView, Approvals, caller_label};
+
+pub use super::error::ManagerRefusal;
+pub use super::settings::CallerCheck;
+pub use super::store::{ApprovalStore, ManagerApproval};
 
 use super::ObjectGuid;
+use super::audit::Audit;
+use super::clock::ms;
+use super::deps::{Client, Deps};
 use super::directory::{AccountChange, DirectoryUser, PasswordCheck};
+use super::error::FlowError;
+use super::notifier::mask_email;
 use super::notify::{Mail, MailKind};
 use super::protection::{is_allowed, is_protected};
 use super::registration_code;
 use super::secrets::{temporary_password, token_hash};
-use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
 use super::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
 use super::store::{AuditRecord, CodePurpose, MethodKind, ResetFlow, Session, SessionKind};
 use super::totp;
@@ -30,38 +35,6 @@ use super::verification::Subject;
 pub fn filetime_ms(filetime: i64) -> Option<i64> {
     const EPOCH_DIFF_MS: i64 = 11_644_473_600_000;
     (filetime > 0 && filetime != i64::MAX).then(|| filetime / 10_000 - EPOCH_DIFF_MS)
-}
-
-/// A way operators may verify callers (`helpdesk.verification_methods`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallerCheck {
-    /// A method the caller registered: their authenticator code, or a code mailed to their
-    /// confirmed address.
-    Registered,
-    /// A code mailed to the account's AD `mail`, for callers who registered nothing.
-    AdMail,
-    /// The caller's AD manager approves by a mailed link.
-    Manager,
-}
-
-impl CallerCheck {
-    pub const ALL: [CallerCheck; 3] = [
-        CallerCheck::Registered,
-        CallerCheck::AdMail,
-        CallerCheck::Manager,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallerCheck::Registered => "registered",
-            CallerCheck::AdMail => "ad_mail",
-            CallerCheck::Manager => "manager",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
-    }
 }
 
 /// How an operator verified a caller.

@@ -7,8 +7,11 @@
 use zeroize::Zeroizing;
 
 use super::ObjectGuid;
+use super::audit::Audit;
+use super::clock::ms;
+use super::deps::{Client, Deps};
 use super::directory::DirectoryUser;
-use super::selfservice::{Audit, Client, Deps, FlowError, ms};
+use super::error::FlowError;
 use super::store::{CodePurpose, PendingCode};
 
 const PURPOSE: CodePurpose = CodePurpose::RegistrationCode;

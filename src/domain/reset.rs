@@ -8,12 +8,15 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::ObjectGuid;
+use super::audit::Audit;
+use super::clock::ms;
+use super::deps::{Client, Deps};
 use super::directory::{AccountChange, DcId, DirectoryError, DirectoryUser};
+use super::error::FlowError;
 use super::notify::MailKind;
 use super::policy::{AccountNames, PasswordPolicy, Requirement, Violation, after_write};
 use super::scope::StandIn;
 use super::secrets::{new_token, token_hash};
-use super::selfservice::{Audit, Client, Deps, FlowError, ms};
 use super::store::{CodePurpose, MethodKind, ResetFlow};
 use super::verification::Subject;
 

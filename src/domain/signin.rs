@@ -13,9 +13,12 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use super::clock::ms;
+use super::deps::{Client, Deps};
 use super::directory::{BadPasswords, DirectoryUser, GuardedCheck, PasswordCheck};
+use super::error::FlowError;
 use super::policy::PasswordPolicy;
-use super::selfservice::{Client, Deps, FlowError, ms};
+pub use super::settings::SignInSettings;
 
 /// Who is signing in, which decides whose failure counter a sign-in counts against: an attacker
 /// who fills a user's counter does not also shut an operator out, and the helpdesk can give
@@ -90,47 +93,6 @@ pub enum Attempt {
         user: Option<DirectoryUser>,
         failure: Failure,
     },
-}
-
-/// The sign-in rules' settings (`throttle.signin_*`).
-#[derive(Clone, Debug)]
-pub struct SignInSettings {
-    pub max_failures: i64,
-    pub window: Duration,
-    /// Every failed sign-in answers no sooner than this after it began.
-    pub failure_floor: Duration,
-    /// The domain's names a login may be prefixed with (`SSPR\jdoe`) or end in
-    /// (`jdoe@sspr.test`), in lower case: the DNS name and its first label.
-    pub domains: Vec<String>,
-}
-
-impl Default for SignInSettings {
-    fn default() -> Self {
-        Self {
-            max_failures: 5,
-            window: Duration::from_secs(15 * 60),
-            failure_floor: Duration::from_millis(400),
-            domains: Vec::new(),
-        }
-    }
-}
-
-impl SignInSettings {
-    /// The names of the domain under `base_dn`: from `OU=Staff,DC=sspr,DC=test`, `sspr.test`
-    /// and `sspr` (the usual NetBIOS name).
-    pub fn domains_of(base_dn: &str) -> Vec<String> {
-        let labels: Vec<String> = base_dn
-            .split(',')
-            .filter_map(|rdn| rdn.trim().split_once('='))
-            .filter(|(attr, _)| attr.trim().eq_ignore_ascii_case("dc"))
-            .map(|(_, value)| value.trim().to_lowercase())
-            .collect();
-        match labels.first() {
-            Some(first) if labels.len() > 1 => vec![labels.join("."), first.clone()],
-            Some(first) => vec![first.clone()],
-            None => Vec::new(),
-        }
-    }
 }
 
 /// The login as the throttle counts it: trimmed, in lower case, and `DOMAIN\user` or

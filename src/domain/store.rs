@@ -371,6 +371,38 @@ pub trait NoticeLog: Send + Sync {
     async fn release_notice(&self, notice: &Notice) -> Result<(), StoreError>;
 }
 
+/// One approval link, as stored (never the token itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagerApproval {
+    /// SHA-256 of the link's token; also the id of the manager's verification flow.
+    pub id_hash: Vec<u8>,
+    /// The operator's `manager` check of the caller, marked verified on approval.
+    pub check_id_hash: Vec<u8>,
+    /// The operator's sAMAccountName.
+    pub operator: String,
+    pub caller: ObjectGuid,
+    pub caller_sam: String,
+    pub caller_name: Option<String>,
+    pub manager: ObjectGuid,
+    pub manager_sam: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    async fn create_approval(&self, approval: &ManagerApproval) -> Result<(), StoreError>;
+    async fn approval(&self, id_hash: &[u8]) -> Result<Option<ManagerApproval>, StoreError>;
+    /// Records that `user`'s `manager` is `manager_dn` at `now_ms`, and returns since when the
+    /// service has seen that value: `now_ms` for a value new to it (first sight, or a change).
+    async fn manager_seen_since(
+        &self,
+        user: &ObjectGuid,
+        manager_dn: &str,
+        now_ms: i64,
+    ) -> Result<i64, StoreError>;
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -6,9 +6,12 @@
 use secrecy::SecretString;
 
 use super::ObjectGuid;
+use super::audit::Audit;
+use super::clock::ms;
+use super::deps::{Client, Deps};
+use super::error::FlowError;
 use super::notify::{Mail, MailKind};
 use super::secrets::{self, normalise_code};
-use super::selfservice::{Audit, Client, Deps, FlowError, ms};
 use super::store::{CodePurpose, EnrolledMethod, MethodKind, PendingCode, ResetFlow};
 use super::totp;
 

@@ -2,9 +2,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::domain::directory::{DirectoryError, DirectoryUser};
+use crate::domain::error::FlowError;
 use crate::domain::notify::{MailKind, Purpose};
 use crate::domain::secrets::token_hash;
-use crate::domain::selfservice::FlowError;
 use crate::domain::store::{CodePurpose, CodeStore, FlowStore};
 
 const OLD: &str = "Old-Harbor-2718";

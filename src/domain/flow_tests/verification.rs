@@ -1,8 +1,9 @@
 use std::time::Duration;
 
 use super::*;
+use crate::domain::error::FlowError;
 use crate::domain::notify::MailKind;
-use crate::domain::selfservice::{FlowError, Settings};
+use crate::domain::settings::Settings;
 use crate::domain::store::RegistrationStore;
 
 #[tokio::test]
@@ -230,7 +231,7 @@ async fn starts_and_code_mails_are_limited_per_address_and_per_user() {
         matches!(fourth, Err(FlowError::Throttled { retry_after }) if retry_after == f.deps.settings.ip_window),
         "{fourth:?}"
     );
-    let elsewhere = crate::domain::selfservice::Client {
+    let elsewhere = crate::domain::deps::Client {
         ip: Some("198.51.100.7".parse().unwrap()),
         ..f.client()
     };

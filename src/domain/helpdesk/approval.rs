@@ -10,104 +10,21 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::{CallerCheck, Helpdesk, Operator, verification_id};
-use crate::domain::ObjectGuid;
+use crate::domain::audit::Audit;
+use crate::domain::clock::ms;
+use crate::domain::deps::{Client, Deps};
 use crate::domain::directory::{DirectoryUser, ManagerLink};
+use crate::domain::error::{FlowError, ManagerRefusal};
 use crate::domain::notify::{About, Mail, MailKind, Purpose, Queued};
 use crate::domain::secrets::{new_token, token_hash};
-use crate::domain::selfservice::{Audit, Client, Deps, FlowError, ms};
-use crate::domain::store::{CodePurpose, MethodKind, ResetFlow, StoreError};
+use crate::domain::store::{CodePurpose, ManagerApproval, MethodKind, ResetFlow};
 use crate::domain::verification::Subject;
 
 /// How long an approval link works.
 pub const APPROVAL_LIFETIME: Duration = Duration::from_secs(15 * 60);
-
-/// One approval link, as stored (never the token itself).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ManagerApproval {
-    /// SHA-256 of the link's token; also the id of the manager's verification flow.
-    pub id_hash: Vec<u8>,
-    /// The operator's `manager` check of the caller, marked verified on approval.
-    pub check_id_hash: Vec<u8>,
-    /// The operator's sAMAccountName.
-    pub operator: String,
-    pub caller: ObjectGuid,
-    pub caller_sam: String,
-    pub caller_name: Option<String>,
-    pub manager: ObjectGuid,
-    pub manager_sam: String,
-    pub created_at_ms: i64,
-    pub expires_at_ms: i64,
-}
-
-#[async_trait]
-pub trait ApprovalStore: Send + Sync {
-    async fn create_approval(&self, approval: &ManagerApproval) -> Result<(), StoreError>;
-    async fn approval(&self, id_hash: &[u8]) -> Result<Option<ManagerApproval>, StoreError>;
-    /// Records that `user`'s `manager` is `manager_dn` at `now_ms`, and returns since when the
-    /// service has seen that value: `now_ms` for a value new to it (first sight, or a change).
-    async fn manager_seen_since(
-        &self,
-        user: &ObjectGuid,
-        manager_dn: &str,
-        now_ms: i64,
-    ) -> Result<i64, StoreError>;
-}
-
-/// Why an operator cannot ask the caller's manager. Each has its own error code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ManagerRefusal {
-    /// The caller's AD `manager` is empty, or names no account the service can see.
-    NoManager,
-    /// The manager's account is disabled.
-    ManagerDisabled,
-    /// The manager's account has no AD `mail` to send the link to.
-    ManagerWithoutMail,
-    /// The manager registered no method to confirm with.
-    ManagerNotRegistered,
-    /// The `manager` value changed (or was first seen) less than `helpdesk.manager_min_age` ago.
-    ManagerTooRecent,
-    /// The operator asking is the caller's manager.
-    ManagerIsOperator,
-}
-
-impl ManagerRefusal {
-    pub fn code(self) -> &'static str {
-        match self {
-            ManagerRefusal::NoManager => "no_manager",
-            ManagerRefusal::ManagerDisabled => "manager_disabled",
-            ManagerRefusal::ManagerWithoutMail => "manager_without_mail",
-            ManagerRefusal::ManagerNotRegistered => "manager_not_registered",
-            ManagerRefusal::ManagerTooRecent => "manager_too_recent",
-            ManagerRefusal::ManagerIsOperator => "manager_is_operator",
-        }
-    }
-
-    pub fn message(self) -> &'static str {
-        match self {
-            ManagerRefusal::NoManager => "This user has no manager in AD.",
-            ManagerRefusal::ManagerDisabled => "The user's manager's account is disabled.",
-            ManagerRefusal::ManagerWithoutMail => {
-                "The user's manager has no mail address in AD to send the approval link to."
-            }
-            ManagerRefusal::ManagerNotRegistered => {
-                "The user's manager has registered no method to confirm with (an authenticator \
-                 app or an email address)."
-            }
-            ManagerRefusal::ManagerTooRecent => {
-                "The user's manager was set too recently (helpdesk.manager_min_age) to vouch for \
-                 them; verify the caller another way."
-            }
-            ManagerRefusal::ManagerIsOperator => {
-                "You are this user's manager: another operator must ask, or verify the caller \
-                 another way."
-            }
-        }
-    }
-}
 
 /// What the approval page shows the manager.
 #[derive(Clone, Debug)]

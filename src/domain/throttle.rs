@@ -1,0 +1,121 @@
+//! Limits on how often an address, a user or a login may try: per-address counts, and the block
+//! a user earns by wrong codes.
+
+use std::net::IpAddr;
+
+use super::clock::ms;
+use super::deps::{Client, Deps};
+use super::error::FlowError;
+use super::store::StoreError;
+
+/// What a per-address throttle counts `ip` as: an IPv4 address (also when it comes IPv4-mapped,
+/// `::ffff:a.b.c.d`, from a dual-stack socket) on its own, an IPv6 address by its first
+/// `ipv6_prefix` bits, written `network/prefix`.
+pub fn throttle_address(ip: IpAddr, ipv6_prefix: u8) -> String {
+    let v6 = match ip {
+        IpAddr::V4(v4) => return v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => return v4.to_string(),
+            None => v6,
+        },
+    };
+    let prefix = ipv6_prefix.clamp(1, 128);
+    let mask = u128::MAX << (128 - u32::from(prefix));
+    let network = std::net::Ipv6Addr::from(u128::from(v6) & mask);
+    format!("{network}/{prefix}")
+}
+
+impl Deps {
+    /// Counts one event against a per-IP limit; refuses once the limit is passed.
+    pub async fn ip_limit(&self, client: &Client, what: &str, max: i64) -> Result<(), FlowError> {
+        let Some(ip) = client.ip else { return Ok(()) };
+        let now = self.now_ms();
+        let window = self.settings.ip_window;
+        let count = self
+            .throttle
+            .hit(
+                &format!(
+                    "ip:{what}:{}",
+                    throttle_address(ip, self.settings.ipv6_prefix)
+                ),
+                now,
+                now - ms(window),
+            )
+            .await?;
+        if count > max {
+            self.audit_throttled(client, None, &format!("ip_{what}"))
+                .await?;
+            return Err(FlowError::Throttled {
+                retry_after: window,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `key` (a user, or the login of a decoy) is blocked now. A block is met silently
+    /// (a start answers as always, a verification as a wrong code), so that a blocked account
+    /// answers like a name that has none, under every spelling.
+    pub async fn is_blocked(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .throttle
+            .blocked_until(key, self.now_ms())
+            .await?
+            .is_some())
+    }
+
+    /// Counts a failed verification for a user; blocks the user once past the limit. True when
+    /// this failure started the block.
+    pub async fn user_failure(&self, key: &str, client: &Client) -> Result<bool, StoreError> {
+        let now = self.now_ms();
+        let count = self
+            .throttle
+            .hit(
+                &format!("{key}:fail"),
+                now,
+                now - ms(self.settings.user_window),
+            )
+            .await?;
+        if count >= self.settings.user_max_failures {
+            self.throttle
+                .block(key, now + ms(self.settings.user_block))
+                .await?;
+            self.audit_throttled(client, None, &format!("user_blocked {key}"))
+                .await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_prefix() {
+        let key = |ip: &str, prefix| throttle_address(ip.parse().unwrap(), prefix);
+        assert_eq!(key("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff", 64),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(key("2001:db8:1:3::1", 64), key("2001:db8:1:2::1", 64));
+        // A prefix that does not end on a group boundary.
+        assert_eq!(key("2001:db8:1:2ff::1", 56), "2001:db8:1:200::/56");
+        assert_eq!(key("2001:db8:1:1ff::1", 56), "2001:db8:1:100::/56");
+        assert_eq!(key("2001:db8::1", 48), "2001:db8::/48");
+        // The bounds: one address, and half the address space.
+        assert_eq!(key("2001:db8::1", 128), "2001:db8::1/128");
+        assert_eq!(key("2001:db8::2", 128), "2001:db8::2/128");
+        assert_eq!(key("2001:db8::1", 1), "::/1");
+        assert_eq!(key("8001:db8::1", 1), "8000::/1");
+        // IPv4 stays per address, also when it comes IPv4-mapped from a dual-stack socket.
+        assert_eq!(key("192.0.2.7", 64), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7", 64), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7", 1), "192.0.2.7");
+        assert_ne!(key("192.0.2.8", 64), key("192.0.2.7", 64));
+        // The IPv4-compatible form (deprecated) is an IPv6 address like any other.
+        assert_eq!(key("::192.0.2.7", 64), "::/64");
+        assert_eq!(key("::1", 64), "::/64");
+    }
+}
