@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::domain::store::{AuditLog, AuditRecord, StoreError};
+use crate::domain::secrets::Keys;
+use crate::domain::store::{AuditEvent, AuditLog, AuditRecord, StoreError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -26,6 +27,7 @@ struct Row<'a> {
     client_ip: &'a str,
     method: &'a str,
     reason: &'a str,
+    login_hash: &'a str,
 }
 
 impl<'a> Row<'a> {
@@ -43,8 +45,40 @@ impl<'a> Row<'a> {
             client_ip: e.client_ip.as_deref().unwrap_or(""),
             method: e.method.as_deref().unwrap_or(""),
             reason: e.reason.as_deref().unwrap_or(""),
+            login_hash: e.login_hash.as_deref().unwrap_or(""),
         }
     }
+}
+
+/// `--login TEXT`: the rows about what someone typed as TEXT, whether it named an account (its
+/// sAMAccountName, in any case) or none (the keyed hash of the same text).
+pub struct LoginSearch {
+    name: String,
+    hash: String,
+}
+
+impl LoginSearch {
+    pub fn new(keys: &Keys, typed: &str) -> Self {
+        Self {
+            name: typed.trim().to_owned(),
+            hash: keys.login_hash(typed),
+        }
+    }
+
+    fn matches(&self, e: &AuditEvent) -> bool {
+        e.login_hash.as_deref() == Some(self.hash.as_str())
+            || e.sam_account_name
+                .as_deref()
+                .is_some_and(|sam| sam.to_lowercase() == self.name.to_lowercase())
+    }
+}
+
+/// `--login`'s text: anything a person may have typed, but not nothing.
+pub fn parse_login(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("give the login as the person typed it, e.g. --login jdoe".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 /// `2026-11-01` (midnight UTC) or a full RFC 3339 time such as `2026-11-01T08:00:00Z`.
@@ -71,7 +105,7 @@ pub enum ExportError {
 const PAGE: i64 = 1000;
 
 /// The CSV header, in the order of [`Row`]'s fields.
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 11] = [
     "id",
     "time",
     "event",
@@ -82,6 +116,7 @@ const COLUMNS: [&str; 10] = [
     "client_ip",
     "method",
     "reason",
+    "login_hash",
 ];
 
 /// A cell a spreadsheet would evaluate as a formula gets a leading `'` (OWASP's advice for CSV
@@ -93,17 +128,21 @@ fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Calls `each` for every event at or after `since_ms`, oldest first, a page at a time so memory
-/// stays flat however long the log is.
+/// Calls `each` for every event at or after `since_ms` (that `login` matches, if given), oldest
+/// first, a page at a time so memory stays flat however long the log is.
 async fn for_each(
     log: &dyn AuditLog,
     since_ms: i64,
+    login: Option<&LoginSearch>,
     mut each: impl FnMut(&AuditRecord) -> Result<(), ExportError>,
 ) -> Result<u64, ExportError> {
     let mut count = 0;
     let mut page = log.since(since_ms, PAGE).await?;
     while let Some(last) = page.last() {
         for record in &page {
+            if login.is_some_and(|l| !l.matches(&record.event)) {
+                continue;
+            }
             each(record)?;
             count += 1;
         }
@@ -116,10 +155,12 @@ fn write_err(e: impl std::fmt::Display) -> ExportError {
     ExportError::Write(e.to_string())
 }
 
-/// Writes every event at or after `since`; returns how many.
+/// Writes every event at or after `since` (only those `login` matches, if given); returns how
+/// many.
 pub async fn export(
     log: &dyn AuditLog,
     since: SystemTime,
+    login: Option<&LoginSearch>,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<u64, ExportError> {
@@ -128,7 +169,7 @@ pub async fn export(
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
             w.write_record(COLUMNS).map_err(write_err)?;
-            let count = for_each(log, since_ms, |r| {
+            let count = for_each(log, since_ms, login, |r| {
                 let row = Row::new(r);
                 let id = row.id.to_string();
                 let cells = [
@@ -142,6 +183,7 @@ pub async fn export(
                     row.client_ip,
                     row.method,
                     row.reason,
+                    row.login_hash,
                 ];
                 w.write_record(cells.iter().map(|c| csv_cell(c).into_owned()))
                     .map_err(write_err)
@@ -153,7 +195,7 @@ pub async fn export(
         Format::Json => {
             out.write_all(b"[").map_err(write_err)?;
             let mut first = true;
-            let count = for_each(log, since_ms, |r| {
+            let count = for_each(log, since_ms, login, |r| {
                 out.write_all(if first { b"\n" } else { b",\n" })
                     .map_err(write_err)?;
                 first = false;
@@ -195,6 +237,36 @@ mod tests {
         ] {
             assert_eq!(csv_cell(fine), fine, "{fine:?}");
         }
+    }
+
+    #[test]
+    fn a_login_search_finds_the_account_or_the_hash_of_the_same_text() {
+        let keys = Keys::new(&[5; 32]);
+        let row = |sam: Option<&str>, hash: Option<String>| AuditEvent {
+            at_ms: 0,
+            event: "flow_started".into(),
+            outcome: "decoy".into(),
+            object_guid: None,
+            sam_account_name: sam.map(str::to_owned),
+            actor: None,
+            client_ip: None,
+            method: None,
+            reason: None,
+            login_hash: hash,
+        };
+        let typed = row(None, Some(keys.login_hash("Hunter2-Secret!")));
+        let known = row(Some("JDoe"), None);
+        let search = |text| LoginSearch::new(&keys, text);
+        assert!(search("hunter2-secret!").matches(&typed));
+        assert!(search(" HUNTER2-SECRET! ").matches(&typed));
+        assert!(!search("hunter2-secret").matches(&typed));
+        assert!(!LoginSearch::new(&Keys::new(&[6; 32]), "Hunter2-Secret!").matches(&typed));
+        assert!(search("jdoe").matches(&known));
+        assert!(search("JDOE").matches(&known));
+        assert!(!search("jdoe2").matches(&known));
+        assert!(!search("jdoe").matches(&row(None, None)));
+        assert!(parse_login(" \t").unwrap_err().contains("--login jdoe"));
+        assert_eq!(parse_login(" Jdoe ").unwrap(), " Jdoe ");
     }
 
     #[test]

@@ -40,6 +40,11 @@ enum Command {
         since: std::time::SystemTime,
         #[arg(long, value_enum, default_value = "csv")]
         format: audit_export::Format,
+        /// Only the rows about this login, as a person typed it (any case): those of the account
+        /// of that sAMAccountName, and those of a typed login that matched no account (stored as
+        /// a keyed hash of the text, found by hashing TEXT with security.secret_key).
+        #[arg(long, value_name = "TEXT", value_parser = audit_export::parse_login)]
+        login: Option<String>,
     },
     /// Issue a one-time registration code for USER (sAMAccountName or UPN), printed once: it
     /// stands in for the step-up at /register, e.g. for the first helpdesk operators. Replaces any
@@ -120,7 +125,11 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
             }
-            Command::Audit { since, format } => match audit(&config, since, format).await {
+            Command::Audit {
+                since,
+                format,
+                login,
+            } => match audit(&config, since, login.as_deref(), format).await {
                 Ok(count) => {
                     eprintln!("{count} audit events exported");
                     ExitCode::SUCCESS
@@ -160,13 +169,16 @@ async fn migrate(config: &Config) -> Result<(), sspr_bridge::domain::store::Stor
 async fn audit(
     config: &Config,
     since: std::time::SystemTime,
+    login: Option<&str>,
     format: audit_export::Format,
 ) -> Result<u64, Box<dyn std::error::Error>> {
     use secrecy::ExposeSecret;
     let store = sspr_bridge::store::Store::connect(config.database.url.expose_secret(), 1).await?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let count = audit_export::export(&store, since, format, &mut out).await?;
+    let keys = sspr_bridge::domain::secrets::Keys::new(config.security.secret_key.bytes());
+    let login = login.map(|typed| audit_export::LoginSearch::new(&keys, typed));
+    let count = audit_export::export(&store, since, login.as_ref(), format, &mut out).await?;
     store.close().await;
     Ok(count)
 }

@@ -405,6 +405,7 @@ mod tests {
             client_ip: Some("192.0.2.7".to_owned()),
             method: None,
             reason: reason.map(str::to_owned),
+            login_hash: None,
         }
     }
 

@@ -147,20 +147,24 @@ impl<'a> Enrollment<'a> {
             match signin::sign_in(d, SignInPurpose::SelfService, login, password, client).await? {
                 Attempt::Right(signed_in) => signed_in,
                 Attempt::Failed { user, failure } => {
-                    d.audit(
-                        client,
-                        Audit {
-                            event: "sign_in",
-                            outcome: "failure",
-                            user: user.as_ref().map(|u| u.guid),
-                            sam_account_name: Some(
-                                user.as_ref().map_or(login, |u| u.sam_account_name.as_str()),
-                            ),
-                            method: None,
-                            reason: Some(&failure.reason()),
-                        },
-                    )
-                    .await?;
+                    let reason = failure.reason();
+                    // Hashed known or not, so a login without an account takes no longer.
+                    let login_hash = d.keys.login_hash(login);
+                    let failed = Audit {
+                        event: "sign_in",
+                        outcome: "failure",
+                        user: user.as_ref().map(|u| u.guid),
+                        sam_account_name: user.as_ref().map(|u| u.sam_account_name.as_str()),
+                        method: None,
+                        reason: Some(&reason),
+                    };
+                    match &user {
+                        Some(_) => d.audit(client, failed).await?,
+                        None => {
+                            d.audit_typed_login(client, None, login_hash, failed)
+                                .await?
+                        }
+                    }
                     return Err(FlowError::InvalidCredentials);
                 }
             };

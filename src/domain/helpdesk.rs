@@ -237,21 +237,28 @@ impl<'a> Helpdesk<'a> {
         outcome: &str,
         reason: &str,
     ) -> Result<(), FlowError> {
-        let sam = user.map_or(login, |u| u.sam_account_name.as_str());
-        self.deps
-            .audit_as(
-                client,
-                Some(sam),
-                Audit {
-                    event: "helpdesk_sign_in",
-                    outcome,
-                    user: None,
-                    sam_account_name: None,
-                    method: None,
-                    reason: (!reason.is_empty()).then_some(reason),
-                },
-            )
-            .await?;
+        let a = Audit {
+            event: "helpdesk_sign_in",
+            outcome,
+            user: None,
+            sam_account_name: None,
+            method: None,
+            reason: (!reason.is_empty()).then_some(reason),
+        };
+        // Hashed known or not, so a login without an account takes no longer.
+        let login_hash = self.deps.keys.login_hash(login);
+        match user {
+            Some(u) => {
+                self.deps
+                    .audit_as(client, Some(&u.sam_account_name), a)
+                    .await?;
+            }
+            None => {
+                self.deps
+                    .audit_typed_login(client, None, login_hash, a)
+                    .await?;
+            }
+        }
         Ok(())
     }
 
@@ -283,7 +290,7 @@ impl<'a> Helpdesk<'a> {
         let h = &d.settings.helpdesk;
         let now = d.now_ms();
         let typed = signin::normalise_login(login, &d.settings.signin.domains);
-        let key = format!("operator:sign_in:{typed}");
+        let key = format!("operator:sign_in:{}", d.keys.login_hash(&typed));
         let count = d
             .throttle
             .hit(&key, now, now - ms(h.operator_window))

@@ -132,9 +132,12 @@ impl<'a> Reset<'a> {
             }
             (Some(u), None) => (Some(u), None),
         };
+        // Hashed for every login, so one without an account takes no longer: what the throttle
+        // and the audit keep of a login that names none.
+        let login_hash = d.keys.login_hash(&login);
         let key = match eligible {
             Some(u) => format!("user:{}", u.guid),
-            None => format!("login:{login}"),
+            None => format!("login:{login_hash}"),
         };
         // Read for every login, and told to nobody: a blocked account's start answers like any
         // other (its verifications fail like wrong codes), so no spelling of a name shows a
@@ -164,22 +167,25 @@ impl<'a> Reset<'a> {
                 locale: client.locale.clone(),
             })
             .await?;
-        d.audit(
-            client,
-            Audit {
-                event: "flow_started",
-                outcome: if eligible.is_some() {
-                    "success"
-                } else {
-                    "decoy"
-                },
-                user: user.as_ref().map(|u| u.guid),
-                sam_account_name: Some(user.as_ref().map_or(&login, |u| &u.sam_account_name)),
-                method: None,
-                reason,
+        let started = Audit {
+            event: "flow_started",
+            outcome: if eligible.is_some() {
+                "success"
+            } else {
+                "decoy"
             },
-        )
-        .await?;
+            user: user.as_ref().map(|u| u.guid),
+            sam_account_name: user.as_ref().map(|u| u.sam_account_name.as_str()),
+            method: None,
+            reason,
+        };
+        match &user {
+            Some(_) => d.audit(client, started).await?,
+            None => {
+                d.audit_typed_login(client, None, login_hash, started)
+                    .await?
+            }
+        }
         Ok(Started {
             flow: flow_id,
             methods_required: d.settings.methods_required,

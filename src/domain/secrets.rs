@@ -19,8 +19,13 @@ const NONCE_LEN: usize = 24;
 pub struct Keys {
     seal: XChaCha20Poly1305,
     code_mac: Zeroizing<[u8; 32]>,
+    login_mac: Zeroizing<[u8; 32]>,
     csrf_mac: Zeroizing<[u8; 32]>,
 }
+
+/// Bytes of HMAC-SHA256 kept in a login hash: 128 bits, so a collision between two typed logins
+/// is out of reach, and the audit column stays short (32 hex digits).
+const LOGIN_HASH_BYTES: usize = 16;
 
 fn derive(master: &[u8; 32], label: &[u8]) -> Zeroizing<[u8; 32]> {
     let mut mac = <HmacSha256 as Mac>::new_from_slice(master).expect("HMAC takes any key length");
@@ -34,6 +39,7 @@ impl Keys {
         Self {
             seal: XChaCha20Poly1305::new(seal_key.as_ref().into()),
             code_mac: derive(secret_key, b"sspr-bridge/code/v1"),
+            login_mac: derive(secret_key, b"sspr-bridge/login/v1"),
             csrf_mac: derive(secret_key, b"sspr-bridge/csrf/v1"),
         }
     }
@@ -86,6 +92,21 @@ impl Keys {
             mac.update(part);
         }
         mac.finalize().into_bytes().to_vec()
+    }
+
+    /// What the audit and the throttles keep of a login that may be no account's name: people
+    /// type passwords into username boxes. Keyed, so a stolen database cannot be searched with a
+    /// dictionary without the server's key; an operator with the key finds the rows by typing
+    /// the same text (`sspr-bridge audit --login`). Trimmed and in lower case, as AD compares
+    /// names and the flows normalise them.
+    pub fn login_hash(&self, typed: &str) -> String {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(self.login_mac.as_ref())
+            .expect("HMAC takes any key");
+        mac.update(typed.trim().to_lowercase().as_bytes());
+        mac.finalize().into_bytes()[..LOGIN_HASH_BYTES]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Constant-time comparison of a typed code with the stored hash.
@@ -207,6 +228,31 @@ mod tests {
         assert_ne!(
             stored,
             Keys::new(&[9u8; 32]).code_hash("reset_email", b"flow", "12345678")
+        );
+    }
+
+    #[test]
+    fn login_hashes_are_keyed_stable_and_normalised() {
+        let keys = keys();
+        let hash = keys.login_hash("Hunter2-Secret!");
+        assert_eq!(hash.len(), 32);
+        assert!(
+            hash.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(hash, keys.login_hash("Hunter2-Secret!"), "stable");
+        assert_eq!(hash, Keys::new(&[7u8; 32]).login_hash("Hunter2-Secret!"));
+        assert_eq!(
+            hash,
+            keys.login_hash("  hunter2-SECRET! "),
+            "trimmed, any case"
+        );
+        assert_eq!(keys.login_hash("ÉLODIE"), keys.login_hash("élodie"));
+        assert_ne!(hash, keys.login_hash("Hunter2-Secret"));
+        assert_ne!(
+            hash,
+            Keys::new(&[8u8; 32]).login_hash("Hunter2-Secret!"),
+            "keyed"
         );
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use super::audit::Audit;
 use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::directory::{BadPasswords, DirectoryUser, GuardedCheck, PasswordCheck};
@@ -49,9 +50,10 @@ impl SignInPurpose {
     }
 }
 
-/// The throttle key of a sign-in: its purpose and the normalised login.
-pub fn throttle_key(purpose: SignInPurpose, normalised_login: &str) -> String {
-    format!("{}:{normalised_login}", purpose.key_prefix())
+/// The throttle key of a sign-in: its purpose and the keyed hash of the normalised login (the
+/// login may be a password typed into the wrong box; see [`super::secrets::Keys::login_hash`]).
+pub fn throttle_key(purpose: SignInPurpose, login_hash: &str) -> String {
+    format!("{}:{login_hash}", purpose.key_prefix())
 }
 
 /// A sign-in whose password was right: the account, and what AD said of the password (valid,
@@ -166,11 +168,23 @@ pub async fn sign_in(
 ) -> Result<Attempt, FlowError> {
     let started = tokio::time::Instant::now();
     let s = &d.settings.signin;
-    let key = throttle_key(purpose, &normalise_login(typed, &s.domains));
+    let normalised = normalise_login(typed, &s.domains);
+    let key = throttle_key(purpose, &d.keys.login_hash(&normalised));
     let now = d.now_ms();
     let since = now - ms(s.window);
     if d.throttle.count(&key, since).await? >= s.max_failures {
-        d.audit_throttled(client, None, &purpose.throttled_reason(&key))
+        // Before the directory is asked, so whether the login names an account is not known:
+        // kept as its keyed hash, like any typed login that matched none.
+        let reason = purpose.throttled_reason(&key);
+        let throttled = Audit {
+            event: "throttled",
+            outcome: "denied",
+            user: None,
+            sam_account_name: None,
+            method: None,
+            reason: Some(&reason),
+        };
+        d.audit_typed_login(client, None, d.keys.login_hash(typed), throttled)
             .await?;
         return Err(FlowError::SignInThrottled {
             retry_after: s.window,

@@ -71,6 +71,9 @@ pub struct AuditEvent {
     pub client_ip: Option<String>,
     pub method: Option<String>,
     pub reason: Option<String>,
+    /// A typed login that matched no account, as [`super::secrets::Keys::login_hash`]: never in
+    /// clear, since people type passwords into username boxes. `sam_account_name` is then `None`.
+    pub login_hash: Option<String>,
 }
 
 /// An audit event as stored, with its sequence number.

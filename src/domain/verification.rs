@@ -48,11 +48,39 @@ impl Subject {
     }
 
     /// Throttle key for the person being verified: the account, or the login of a decoy.
-    pub fn user_key(&self) -> String {
+    pub fn user_key(&self, d: &Deps) -> String {
+        // The login of a decoy is kept only as its keyed hash; hashed for a real flow too, so a
+        // decoy takes no longer.
+        let login_hash = d.keys.login_hash(&self.flow.login);
         match &self.flow.user {
             Some(guid) => format!("user:{guid}"),
-            None => format!("login:{}", self.flow.login),
+            None => format!("login:{login_hash}"),
         }
+    }
+
+    /// Audits `a` about the account being verified, or, in a decoy, about the login as typed
+    /// (which is then stored only as its keyed hash).
+    async fn audit(
+        &self,
+        d: &Deps,
+        client: &Client,
+        actor: Option<&str>,
+        a: Audit<'_>,
+    ) -> Result<(), FlowError> {
+        let login_hash = d.keys.login_hash(&self.flow.login);
+        match &self.flow.sam_account_name {
+            Some(sam) => {
+                let a = Audit {
+                    sam_account_name: Some(sam),
+                    ..a
+                };
+                d.audit_as(client, actor, a).await?;
+            }
+            None => {
+                d.audit_typed_login(client, actor, login_hash, a).await?;
+            }
+        }
+        Ok(())
     }
 
     fn sam(&self) -> &str {
@@ -101,7 +129,7 @@ impl Subject {
         let sent = d
             .throttle
             .hit(
-                &format!("{}:mail", self.user_key()),
+                &format!("{}:mail", self.user_key(d)),
                 now,
                 now - ms(d.settings.email_window),
             )
@@ -141,7 +169,8 @@ impl Subject {
         let who = (self.flow.user, self.sam());
         d.queue_code(&pending, address, mail, who, client, actor)
             .await?;
-        d.audit_as(
+        self.audit(
+            d,
             client,
             actor,
             Audit {
@@ -152,7 +181,7 @@ impl Subject {
                     "decoy"
                 },
                 user: self.flow.user,
-                sam_account_name: Some(self.sam()),
+                sam_account_name: None,
                 method: Some(MethodKind::Email),
                 reason: None,
             },
@@ -184,14 +213,15 @@ impl Subject {
         d.flows
             .mark_verified(&self.id_hash, method, d.now_ms())
             .await?;
-        d.audit_as(
+        self.audit(
+            d,
             client,
             actor,
             Audit {
                 event: "verification",
                 outcome: "success",
                 user: self.flow.user,
-                sam_account_name: Some(self.sam()),
+                sam_account_name: None,
                 method: Some(method),
                 reason: None,
             },
@@ -215,7 +245,7 @@ impl Subject {
             d.ip_limit(client, "verify", d.settings.ip_max_verifications)
                 .await?;
         }
-        Ok(d.is_blocked(&self.user_key()).await?)
+        Ok(d.is_blocked(&self.user_key(d)).await?)
     }
 
     /// Counts a wrong code (of `method`, or a registration code when `None`) against the
@@ -229,14 +259,15 @@ impl Subject {
         actor: Option<&str>,
     ) -> Result<FlowError, FlowError> {
         let failures = d.flows.add_flow_failure(&self.id_hash).await?;
-        d.audit_as(
+        self.audit(
+            d,
             client,
             actor,
             Audit {
                 event: "verification",
                 outcome: "failure",
                 user: self.flow.user,
-                sam_account_name: Some(self.sam()),
+                sam_account_name: None,
                 method,
                 reason: Some(match (self.flow.user, blocked) {
                     (None, _) => "decoy",
@@ -248,7 +279,7 @@ impl Subject {
         .await?;
         // While blocked, failures no longer count: the block runs its course from when it
         // began, and began once.
-        if !blocked && d.user_failure(&self.user_key(), client).await? {
+        if !blocked && d.user_failure(&self.user_key(d), client).await? {
             self.tell_owner_of_block(d, client).await?;
         }
         Ok(FlowError::InvalidCode {

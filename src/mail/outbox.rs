@@ -267,6 +267,7 @@ impl OutboxSender {
             client_ip: about.client_ip.clone(),
             method: method.map(str::to_owned),
             reason: Some(reason.to_owned()),
+            login_hash: None,
         };
         if let Err(e) = self.audit.record(&event).await {
             tracing::error!(

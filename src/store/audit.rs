@@ -13,8 +13,8 @@ impl AuditLog for Store {
     async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO audit_events (at_ms, event, outcome, object_guid, sam_account_name,
-                 actor, client_ip, method, reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 actor, client_ip, method, reason, login_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(event.at_ms)
         .bind(event.event.as_str())
@@ -25,6 +25,7 @@ impl AuditLog for Store {
         .bind(event.client_ip.as_deref())
         .bind(event.method.as_deref())
         .bind(event.reason.as_deref())
+        .bind(event.login_hash.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -35,7 +36,7 @@ impl AuditLog for Store {
         // clocks, so ids need not follow time. The id breaks ties so pages are stable.
         let rows = sqlx::query(
             "SELECT id, at_ms, event, outcome, object_guid, sam_account_name, actor, client_ip,
-                 method, reason
+                 method, reason, login_hash
              FROM audit_events
              WHERE at_ms >= $1
              ORDER BY at_ms, id
@@ -56,7 +57,7 @@ impl AuditLog for Store {
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at_ms, event, outcome, object_guid, sam_account_name, actor, client_ip,
-                 method, reason
+                 method, reason, login_hash
              FROM audit_events
              WHERE object_guid = $1
              ORDER BY at_ms DESC, id DESC
@@ -74,7 +75,7 @@ impl AuditLog for Store {
         // lexicographically on both SQLite and PostgreSQL.
         let rows = sqlx::query(
             "SELECT id, at_ms, event, outcome, object_guid, sam_account_name, actor, client_ip,
-                 method, reason
+                 method, reason, login_hash
              FROM audit_events
              WHERE (at_ms, id) > ($1, $2)
              ORDER BY at_ms, id
@@ -110,6 +111,7 @@ fn record_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
             client_ip: row.try_get("client_ip")?,
             method: row.try_get("method")?,
             reason: row.try_get("reason")?,
+            login_hash: row.try_get("login_hash")?,
         },
     })
 }
@@ -130,6 +132,7 @@ mod tests {
             client_ip: None,
             method: None,
             reason: None,
+            login_hash: None,
         }
     }
 
@@ -143,6 +146,7 @@ mod tests {
             client_ip: Some("2001:db8::1".into()),
             method: Some("totp".into()),
             reason: Some("wrong code".into()),
+            login_hash: Some("0123456789abcdef0123456789abcdef".into()),
             outcome: "failure".into(),
             ..event(2_000, "verification")
         };

@@ -484,6 +484,7 @@ async fn audit_exports_csv_and_json_from_a_date() {
                 client_ip: Some("192.0.2.7".into()),
                 method: None,
                 reason: None,
+                login_hash: None,
             })
             .await
             .unwrap();
@@ -575,6 +576,7 @@ async fn audit_csv_neutralises_formulas() {
                 client_ip: Some("192.0.2.7".into()),
                 method: None,
                 reason: Some("-2+3".into()),
+                login_hash: None,
             })
             .await
             .unwrap();

@@ -48,6 +48,11 @@ pub fn try_config(extra: &str) -> Result<Config, sspr_bridge::config::ConfigErro
 /// The key every test configuration has, unless a layer replaces it.
 const SECRET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
+/// The keys derived from [`SECRET_KEY`], e.g. to compute what the service keeps of a login.
+pub fn keys() -> sspr_bridge::domain::secrets::Keys {
+    sspr_bridge::domain::secrets::Keys::new(config("").security.secret_key.bytes())
+}
+
 fn try_config_layers(extra: &[&str]) -> Result<Config, sspr_bridge::config::ConfigError> {
     keep_logs();
     let base = format!(

@@ -2,6 +2,7 @@
 //! (a Samba AD DC, PostgreSQL, an SMTP server); see `harness.rs` for what it expects.
 
 mod approval;
+mod audit;
 mod browser;
 mod cli;
 mod client;

@@ -176,6 +176,7 @@ fn audit(at_ms: i64, event: &str) -> AuditEvent {
         client_ip: None,
         method: None,
         reason: None,
+        login_hash: None,
     }
 }
 
@@ -373,6 +374,7 @@ async fn audit_events_come_back_by_time(db: &TestDb) {
         client_ip: Some("2001:db8::7".into()),
         method: Some("email".into()),
         reason: Some("address 'not' registered; \"quoted\" ✓".into()),
+        login_hash: Some("00112233445566778899aabbccddeeff".into()),
         ..audit(2_000, "password_reset")
     };
     // Inserted out of time order, as instances with their own clocks may do.

@@ -326,3 +326,52 @@ async fn an_unlock_clears_the_lockout_and_nothing_else() {
         [(false, true, false)]
     );
 }
+
+#[tokio::test]
+async fn an_unknown_login_is_audited_and_throttled_only_as_its_keyed_hash() {
+    use crate::domain::store::ThrottleStore;
+    let f = Fakes::new().await;
+    f.directory.add_user("ann", OLD);
+    let reset = Reset::new(&f.deps);
+    let client = f.client();
+    // A password typed into the username box.
+    let decoy = reset.start(" Hunter2-Secret! ", &client).await.unwrap();
+    let answer = reset
+        .verify(&decoy.flow, MethodKind::Totp, "123456", &client)
+        .await;
+    assert!(
+        matches!(answer, Err(FlowError::InvalidCode { .. })),
+        "{answer:?}"
+    );
+    reset.start("ANN", &client).await.unwrap();
+
+    let hash = f.deps.keys.login_hash("hunter2-secret!");
+    let audit = f.audit().await;
+    for row in &audit {
+        assert!(
+            !format!("{row:?}").to_lowercase().contains("hunter2"),
+            "{row:?}"
+        );
+    }
+    let rows: Vec<_> = audit
+        .iter()
+        .map(|r| {
+            (
+                r.event.as_str(),
+                r.sam_account_name.as_deref(),
+                r.login_hash.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("flow_started", None, Some(hash.as_str())),
+            ("verification", None, Some(hash.as_str())),
+            ("flow_started", Some("ann"), None),
+        ]
+    );
+    // The decoy's failure counts under the hash, for every spelling of the same text.
+    let key = format!("login:{}:fail", f.deps.keys.login_hash("HUNTER2-SECRET!"));
+    assert_eq!(f.store.count(&key, 0).await.unwrap(), 1);
+}

@@ -247,6 +247,7 @@ pub fn sample_card(flag: bool) -> Value {
                     client_ip: None,
                     method: None,
                     reason: None,
+                    login_hash: None,
                 },
             })
             .collect(),
