@@ -3,11 +3,154 @@
 use super::ObjectGuid;
 use super::deps::{Client, Deps};
 use super::store::{AuditEvent, MethodKind, StoreError};
+use super::throttle::Limit;
+
+/// What an audit row records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditKind {
+    SignIn,
+    StepUp,
+    /// A method registered (confirmed, for an address).
+    EnrollmentAdded,
+    /// A method removed by its owner.
+    EnrollmentRemoved,
+    EnrollmentConfirm,
+    EnrollmentReconfirmed,
+    RegistrationCodeIssued,
+    /// A reset or unlock flow started: `success` for an eligible user, `decoy` otherwise.
+    FlowStarted,
+    Verification,
+    CodeSent,
+    PasswordReset,
+    Unlock,
+    Notification,
+    /// A request refused by a limit; the reason names the [`Limit`].
+    Throttled,
+    /// An operator asked a caller's manager to approve.
+    ManagerApprovalRequested,
+    /// The manager's answer: `approved` or `declined`.
+    ManagerApproval,
+    HelpdeskSignIn,
+    HelpdeskSessionEnded,
+    HelpdeskLookup,
+    HelpdeskReset,
+    HelpdeskUnlock,
+    HelpdeskClearRegistrations,
+    HelpdeskLiftBlock,
+}
+
+impl AuditKind {
+    pub const ALL: [AuditKind; 23] = [
+        AuditKind::SignIn,
+        AuditKind::StepUp,
+        AuditKind::EnrollmentAdded,
+        AuditKind::EnrollmentRemoved,
+        AuditKind::EnrollmentConfirm,
+        AuditKind::EnrollmentReconfirmed,
+        AuditKind::RegistrationCodeIssued,
+        AuditKind::FlowStarted,
+        AuditKind::Verification,
+        AuditKind::CodeSent,
+        AuditKind::PasswordReset,
+        AuditKind::Unlock,
+        AuditKind::Notification,
+        AuditKind::Throttled,
+        AuditKind::ManagerApprovalRequested,
+        AuditKind::ManagerApproval,
+        AuditKind::HelpdeskSignIn,
+        AuditKind::HelpdeskSessionEnded,
+        AuditKind::HelpdeskLookup,
+        AuditKind::HelpdeskReset,
+        AuditKind::HelpdeskUnlock,
+        AuditKind::HelpdeskClearRegistrations,
+        AuditKind::HelpdeskLiftBlock,
+    ];
+
+    /// Its name in the audit table, the export and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::SignIn => "sign_in",
+            AuditKind::StepUp => "step_up",
+            AuditKind::EnrollmentAdded => "enrollment_added",
+            AuditKind::EnrollmentRemoved => "enrollment_removed",
+            AuditKind::EnrollmentConfirm => "enrollment_confirm",
+            AuditKind::EnrollmentReconfirmed => "enrollment_reconfirmed",
+            AuditKind::RegistrationCodeIssued => "registration_code_issued",
+            AuditKind::FlowStarted => "flow_started",
+            AuditKind::Verification => "verification",
+            AuditKind::CodeSent => "code_sent",
+            AuditKind::PasswordReset => "password_reset",
+            AuditKind::Unlock => "unlock",
+            AuditKind::Notification => "notification",
+            AuditKind::Throttled => "throttled",
+            AuditKind::ManagerApprovalRequested => "manager_approval_requested",
+            AuditKind::ManagerApproval => "manager_approval",
+            AuditKind::HelpdeskSignIn => "helpdesk_sign_in",
+            AuditKind::HelpdeskSessionEnded => "helpdesk_session_ended",
+            AuditKind::HelpdeskLookup => "helpdesk_lookup",
+            AuditKind::HelpdeskReset => "helpdesk_reset",
+            AuditKind::HelpdeskUnlock => "helpdesk_unlock",
+            AuditKind::HelpdeskClearRegistrations => "helpdesk_clear_registrations",
+            AuditKind::HelpdeskLiftBlock => "helpdesk_lift_block",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// How what an audit row records ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Denied,
+    /// What an unknown or ineligible login gets, shaped like a success.
+    Decoy,
+    /// The directory may or may not have taken a write (it did not confirm it).
+    Unknown,
+    /// The helpdesk lifted a block that was not there.
+    NotBlocked,
+    Approved,
+    Declined,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Success,
+        Outcome::Failure,
+        Outcome::Denied,
+        Outcome::Decoy,
+        Outcome::Unknown,
+        Outcome::NotBlocked,
+        Outcome::Approved,
+        Outcome::Declined,
+    ];
+
+    /// Its name in the audit table, the export and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+            Outcome::Decoy => "decoy",
+            Outcome::Unknown => "unknown",
+            Outcome::NotBlocked => "not_blocked",
+            Outcome::Approved => "approved",
+            Outcome::Declined => "declined",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
 
 /// One audit row. Built with what is known; never a password, code or secret.
 pub struct Audit<'a> {
-    pub event: &'a str,
-    pub outcome: &'a str,
+    pub event: AuditKind,
+    pub outcome: Outcome,
     pub user: Option<ObjectGuid>,
     pub sam_account_name: Option<&'a str>,
     pub method: Option<MethodKind>,
@@ -61,8 +204,8 @@ impl Deps {
     ) -> Result<(), StoreError> {
         let event = AuditEvent {
             at_ms: self.now_ms(),
-            event: a.event.to_owned(),
-            outcome: a.outcome.to_owned(),
+            event: a.event.as_str().to_owned(),
+            outcome: a.outcome.as_str().to_owned(),
             object_guid: a.user,
             sam_account_name: a.sam_account_name.map(str::to_owned),
             actor: actor.map(str::to_owned),
@@ -99,24 +242,42 @@ impl Deps {
         let _ = self.audit_as(client, actor, a).await;
     }
 
-    /// The audit row of a throttle hit.
+    /// The audit row of a hit on `limit`, for `key` when the row should say which one.
     pub async fn audit_throttled(
         &self,
         client: &Client,
         user: Option<(ObjectGuid, &str)>,
-        reason: &str,
+        limit: Limit,
+        key: Option<&str>,
     ) -> Result<(), StoreError> {
+        let reason = limit.reason(key);
         self.audit(
             client,
             Audit {
-                event: "throttled",
-                outcome: "denied",
+                event: AuditKind::Throttled,
+                outcome: Outcome::Denied,
                 user: user.map(|(guid, _)| guid),
                 sam_account_name: user.map(|(_, sam)| sam),
                 method: None,
-                reason: Some(reason),
+                reason: Some(&reason),
             },
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_and_outcome_has_its_own_name() {
+        for kind in AuditKind::ALL {
+            assert_eq!(AuditKind::parse(kind.as_str()), Some(kind));
+        }
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
+        }
+        assert_eq!(AuditKind::parse("Sign_In"), None);
     }
 }

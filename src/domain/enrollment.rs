@@ -5,7 +5,7 @@
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
-use super::audit::Audit;
+use super::audit::{Audit, AuditKind, Outcome};
 use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::directory::{DirectoryUser, PasswordCheck};
@@ -18,6 +18,7 @@ use super::signin::{self, Attempt, SignInPurpose};
 use super::store::{
     CodePurpose, EnrolledMethod, MethodKind, PendingCode, ResetFlow, Session, SessionKind,
 };
+use super::throttle::{Limit, PerAddress};
 use super::verification::Subject;
 use super::{registration_code, totp};
 
@@ -137,7 +138,7 @@ impl<'a> Enrollment<'a> {
         client: &Client,
     ) -> Result<String, FlowError> {
         let d = self.deps;
-        d.ip_limit(client, "start", d.settings.ip_max_starts)
+        d.ip_limit(client, PerAddress::Starts, d.settings.ip_max_starts)
             .await?;
         let login = login.trim();
         if login.is_empty() || login.chars().count() > 256 {
@@ -151,8 +152,8 @@ impl<'a> Enrollment<'a> {
                     // Hashed known or not, so a login without an account takes no longer.
                     let login_hash = d.keys.login_hash(login);
                     let failed = Audit {
-                        event: "sign_in",
-                        outcome: "failure",
+                        event: AuditKind::SignIn,
+                        outcome: Outcome::Failure,
                         user: user.as_ref().map(|u| u.guid),
                         sam_account_name: user.as_ref().map(|u| u.sam_account_name.as_str()),
                         method: None,
@@ -181,8 +182,8 @@ impl<'a> Enrollment<'a> {
             d.audit(
                 client,
                 Audit {
-                    event: "sign_in",
-                    outcome: "denied",
+                    event: AuditKind::SignIn,
+                    outcome: Outcome::Denied,
                     user: Some(signed_in.guid),
                     sam_account_name: Some(&signed_in.sam_account_name),
                     method: None,
@@ -202,8 +203,8 @@ impl<'a> Enrollment<'a> {
         d.audit(
             client,
             Audit {
-                event: "sign_in",
-                outcome: "success",
+                event: AuditKind::SignIn,
+                outcome: Outcome::Success,
                 user: Some(signed_in.guid),
                 sam_account_name: Some(&signed_in.sam_account_name),
                 method: None,
@@ -232,8 +233,8 @@ impl<'a> Enrollment<'a> {
             .audit(
                 client,
                 Audit {
-                    event: "sign_in",
-                    outcome: "denied",
+                    event: AuditKind::SignIn,
+                    outcome: Outcome::Denied,
                     user: Some(user.guid),
                     sam_account_name: Some(&user.sam_account_name),
                     method: None,
@@ -477,8 +478,8 @@ impl<'a> Enrollment<'a> {
         d.audit(
             client,
             Audit {
-                event: "step_up",
-                outcome: "success",
+                event: AuditKind::StepUp,
+                outcome: Outcome::Success,
                 user: Some(session.user),
                 sam_account_name: Some(&session.sam_account_name),
                 method: proved,
@@ -617,8 +618,8 @@ impl<'a> Enrollment<'a> {
         d.audit(
             client,
             Audit {
-                event: "enrollment_reconfirmed",
-                outcome: "success",
+                event: AuditKind::EnrollmentReconfirmed,
+                outcome: Outcome::Success,
                 user: Some(session.user),
                 sam_account_name: Some(&session.sam_account_name),
                 method: Some(MethodKind::Totp),
@@ -751,8 +752,15 @@ impl<'a> Enrollment<'a> {
         if d.registrations.remove_method(&session.user, kind).await? {
             let notice = MailKind::MethodRemoved { method: kind };
             let also = address.filter(|_| kind == MethodKind::Email);
-            self.method_changed(&session, kind, "enrollment_removed", also, notice, client)
-                .await?;
+            self.method_changed(
+                &session,
+                kind,
+                AuditKind::EnrollmentRemoved,
+                also,
+                notice,
+                client,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -768,8 +776,8 @@ impl<'a> Enrollment<'a> {
         d.audit(
             client,
             Audit {
-                event: "enrollment_confirm",
-                outcome: "failure",
+                event: AuditKind::EnrollmentConfirm,
+                outcome: Outcome::Failure,
                 user: Some(session.user),
                 sam_account_name: Some(&session.sam_account_name),
                 method: Some(method),
@@ -802,7 +810,8 @@ impl<'a> Enrollment<'a> {
             d.audit_throttled(
                 client,
                 Some((session.user, &session.sam_account_name)),
-                "email_sends",
+                Limit::EmailSends,
+                None,
             )
             .await?;
             return Err(FlowError::Throttled {
@@ -823,7 +832,7 @@ impl<'a> Enrollment<'a> {
         self.method_changed(
             session,
             method,
-            "enrollment_added",
+            AuditKind::EnrollmentAdded,
             replaced,
             notice,
             client,
@@ -838,7 +847,7 @@ impl<'a> Enrollment<'a> {
         &self,
         session: &Session,
         method: MethodKind,
-        event: &str,
+        event: AuditKind,
         also: Option<String>,
         notice: MailKind,
         client: &Client,
@@ -848,7 +857,7 @@ impl<'a> Enrollment<'a> {
             client,
             Audit {
                 event,
-                outcome: "success",
+                outcome: Outcome::Success,
                 user: Some(session.user),
                 sam_account_name: Some(&session.sam_account_name),
                 method: Some(method),

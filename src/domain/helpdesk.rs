@@ -16,7 +16,7 @@ pub use super::settings::CallerCheck;
 pub use super::store::{ApprovalStore, ManagerApproval};
 
 use super::ObjectGuid;
-use super::audit::Audit;
+use super::audit::{Audit, AuditKind, Outcome};
 use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::directory::{AccountChange, DirectoryUser, PasswordCheck};
@@ -28,6 +28,7 @@ use super::registration_code;
 use super::secrets::{temporary_password, token_hash};
 use super::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
 use super::store::{AuditRecord, CodePurpose, MethodKind, ResetFlow, Session, SessionKind};
+use super::throttle::Limit;
 use super::totp;
 use super::verification::Subject;
 
@@ -98,11 +99,11 @@ pub enum Action {
 }
 
 impl Action {
-    fn event(self) -> &'static str {
+    fn event(self) -> AuditKind {
         match self {
-            Action::Reset { .. } => "helpdesk_reset",
-            Action::Unlock => "helpdesk_unlock",
-            Action::ClearRegistrations => "helpdesk_clear_registrations",
+            Action::Reset { .. } => AuditKind::HelpdeskReset,
+            Action::Unlock => AuditKind::HelpdeskUnlock,
+            Action::ClearRegistrations => AuditKind::HelpdeskClearRegistrations,
         }
     }
 }
@@ -148,7 +149,7 @@ impl<'a> Helpdesk<'a> {
             }) => user,
             Attempt::Right(SignedIn { user, check }) => {
                 let reason = format!("{check:?}").to_lowercase();
-                self.audit_sign_in(client, Some(&user), login, "failure", &reason)
+                self.audit_sign_in(client, Some(&user), login, Outcome::Failure, &reason)
                     .await?;
                 return Err(refused());
             }
@@ -157,7 +158,7 @@ impl<'a> Helpdesk<'a> {
                     Failure::UnknownUser | Failure::Disabled => "unknown_or_disabled".to_owned(),
                     other => other.reason(),
                 };
-                self.audit_sign_in(client, user.as_ref(), login, "failure", &reason)
+                self.audit_sign_in(client, user.as_ref(), login, Outcome::Failure, &reason)
                     .await?;
                 return Err(refused());
             }
@@ -167,7 +168,7 @@ impl<'a> Helpdesk<'a> {
                 client,
                 Some(&user),
                 login,
-                "denied",
+                Outcome::Denied,
                 "not_in_helpdesk_group",
             )
             .await?;
@@ -182,7 +183,7 @@ impl<'a> Helpdesk<'a> {
         d.throttle
             .hit(&membership_key(&token_hash(&token)), now, now)
             .await?;
-        self.audit_sign_in(client, Some(&user), login, "success", "")
+        self.audit_sign_in(client, Some(&user), login, Outcome::Success, "")
             .await?;
         Ok(token)
     }
@@ -211,8 +212,14 @@ impl<'a> Helpdesk<'a> {
             .and_then(|m| m.secret_sealed)
             .and_then(|sealed| d.keys.open(&sealed, user.guid.0.as_bytes()));
         let Some(secret) = secret else {
-            self.audit_sign_in(client, Some(user), login, "denied", "no_second_factor")
-                .await?;
+            self.audit_sign_in(
+                client,
+                Some(user),
+                login,
+                Outcome::Denied,
+                "no_second_factor",
+            )
+            .await?;
             return Err(FlowError::SecondFactorRequired);
         };
         let step = code.and_then(|c| totp::typed_step(&secret, c, d.now_ms()));
@@ -222,8 +229,14 @@ impl<'a> Helpdesk<'a> {
             None => false,
         };
         if !accepted {
-            self.audit_sign_in(client, Some(user), login, "failure", "wrong_second_factor")
-                .await?;
+            self.audit_sign_in(
+                client,
+                Some(user),
+                login,
+                Outcome::Failure,
+                "wrong_second_factor",
+            )
+            .await?;
             return Err(FlowError::Forbidden(FORBIDDEN.to_owned()));
         }
         Ok(())
@@ -234,11 +247,11 @@ impl<'a> Helpdesk<'a> {
         client: &Client,
         user: Option<&DirectoryUser>,
         login: &str,
-        outcome: &str,
+        outcome: Outcome,
         reason: &str,
     ) -> Result<(), FlowError> {
         let a = Audit {
-            event: "helpdesk_sign_in",
+            event: AuditKind::HelpdeskSignIn,
             outcome,
             user: None,
             sam_account_name: None,
@@ -296,7 +309,8 @@ impl<'a> Helpdesk<'a> {
             .hit(&key, now, now - ms(h.operator_window))
             .await?;
         if count > h.operator_max_sign_ins {
-            d.audit_throttled(client, None, "operator_sign_ins").await?;
+            d.audit_throttled(client, None, Limit::OperatorSignIns, None)
+                .await?;
             return Err(FlowError::Throttled {
                 retry_after: h.operator_window,
             });
@@ -319,7 +333,7 @@ impl<'a> Helpdesk<'a> {
                 ip: None,
                 locale: String::new(),
             };
-            d.audit_throttled(&client, Some(operator), "operator_actions")
+            d.audit_throttled(&client, Some(operator), Limit::OperatorActions, None)
                 .await?;
             return Err(FlowError::Throttled {
                 retry_after: h.operator_window,
@@ -361,8 +375,8 @@ impl<'a> Helpdesk<'a> {
                 &client,
                 Some(&session.sam_account_name),
                 Audit {
-                    event: "helpdesk_session_ended",
-                    outcome: "denied",
+                    event: AuditKind::HelpdeskSessionEnded,
+                    outcome: Outcome::Denied,
                     user: Some(session.user),
                     sam_account_name: Some(&session.sam_account_name),
                     method: None,
@@ -467,8 +481,8 @@ impl<'a> Helpdesk<'a> {
             client,
             Some(&operator.session.sam_account_name),
             Audit {
-                event: "helpdesk_lookup",
-                outcome: "success",
+                event: AuditKind::HelpdeskLookup,
+                outcome: Outcome::Success,
                 user: Some(user.guid),
                 sam_account_name: Some(&user.sam_account_name),
                 method: None,
@@ -676,7 +690,7 @@ impl<'a> Helpdesk<'a> {
     async fn refuse_protected(
         &self,
         user: &DirectoryUser,
-        event: &str,
+        event: AuditKind,
         actor: &str,
         client: &Client,
     ) -> Result<(), FlowError> {
@@ -689,7 +703,7 @@ impl<'a> Helpdesk<'a> {
                 Some(actor),
                 Audit {
                     event,
-                    outcome: "denied",
+                    outcome: Outcome::Denied,
                     user: Some(user.guid),
                     sam_account_name: Some(&user.sam_account_name),
                     method: None,
@@ -717,7 +731,7 @@ impl<'a> Helpdesk<'a> {
         let operator = self.operator(token).await?;
         let actor = operator.session.sam_account_name.as_str();
         let user = self.target(id).await?;
-        self.refuse_protected(&user, "registration_code_issued", actor, client)
+        self.refuse_protected(&user, AuditKind::RegistrationCodeIssued, actor, client)
             .await?;
         if self.verified_by(&operator, &user).await?.is_none() {
             return Err(FlowError::NotVerified);
@@ -811,7 +825,7 @@ impl<'a> Helpdesk<'a> {
             Some(&actor),
             Audit {
                 event: action.event(),
-                outcome: "success",
+                outcome: Outcome::Success,
                 user: Some(user.guid),
                 sam_account_name: Some(&user.sam_account_name),
                 method: None,
@@ -871,8 +885,12 @@ impl<'a> Helpdesk<'a> {
             client,
             Some(actor),
             Audit {
-                event: "helpdesk_lift_block",
-                outcome: if lifted { "success" } else { "not_blocked" },
+                event: AuditKind::HelpdeskLiftBlock,
+                outcome: if lifted {
+                    Outcome::Success
+                } else {
+                    Outcome::NotBlocked
+                },
                 user: Some(user.guid),
                 sam_account_name: Some(&user.sam_account_name),
                 method: None,

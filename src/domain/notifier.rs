@@ -2,7 +2,7 @@
 //! themselves are in [`super::notify`]), and what is done when that fails.
 
 use super::ObjectGuid;
-use super::audit::Audit;
+use super::audit::{Audit, AuditKind, Outcome};
 use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::directory::DirectoryUser;
@@ -43,8 +43,8 @@ impl Deps {
         if let Err(e) = self.outbox.enqueue(&queued, send_by).await {
             tracing::warn!(error = %e, kind = label, "notification not queued");
             let failed = Audit {
-                event: "notification",
-                outcome: "failure",
+                event: AuditKind::Notification,
+                outcome: Outcome::Failure,
                 user: Some(user.0),
                 sam_account_name: Some(user.1),
                 method: None,
@@ -131,8 +131,8 @@ impl Deps {
             tracing::warn!(error = %e, "an unsent code could not be withdrawn");
         }
         let failed = Audit {
-            event: "code_sent",
-            outcome: "failure",
+            event: AuditKind::CodeSent,
+            outcome: Outcome::Failure,
             user: who.0,
             sam_account_name: Some(who.1),
             method: Some(MethodKind::Email),

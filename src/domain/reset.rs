@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::ObjectGuid;
-use super::audit::Audit;
+use super::audit::{Audit, AuditKind, Outcome};
 use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::directory::{AccountChange, DcId, DirectoryError, DirectoryUser};
@@ -18,6 +18,7 @@ use super::policy::{AccountNames, PasswordPolicy, Requirement, Violation, after_
 use super::scope::StandIn;
 use super::secrets::{new_token, token_hash};
 use super::store::{CodePurpose, MethodKind, ResetFlow};
+use super::throttle::PerAddress;
 use super::verification::Subject;
 
 pub use super::policy::MAX_PASSWORD_CHARS;
@@ -80,7 +81,7 @@ impl<'a> Reset<'a> {
 
     pub async fn start(&self, login: &str, client: &Client) -> Result<Started, FlowError> {
         let d = self.deps;
-        d.ip_limit(client, "start", d.settings.ip_max_starts)
+        d.ip_limit(client, PerAddress::Starts, d.settings.ip_max_starts)
             .await?;
         let typed = login.trim();
         if typed.is_empty() || typed.chars().count() > 256 {
@@ -168,11 +169,11 @@ impl<'a> Reset<'a> {
             })
             .await?;
         let started = Audit {
-            event: "flow_started",
+            event: AuditKind::FlowStarted,
             outcome: if eligible.is_some() {
-                "success"
+                Outcome::Success
             } else {
-                "decoy"
+                Outcome::Decoy
             },
             user: user.as_ref().map(|u| u.guid),
             sam_account_name: user.as_ref().map(|u| u.sam_account_name.as_str()),
@@ -311,8 +312,12 @@ impl<'a> Reset<'a> {
     ) -> Result<Vec<Violation>, FlowError> {
         let d = self.deps;
         // Each check may cost a directory lookup and zxcvbn's CPU: limited like verifications.
-        d.ip_limit(client, "verify", d.settings.ip_max_verifications)
-            .await?;
+        d.ip_limit(
+            client,
+            PerAddress::Verifications,
+            d.settings.ip_max_verifications,
+        )
+        .await?;
         reject_overlong(password)?;
         let live = self.live(flow).await?;
         let (policy, owner) = self.password_context(&live).await?;
@@ -345,8 +350,8 @@ impl<'a> Reset<'a> {
             .audit(
                 client,
                 Audit {
-                    event: "password_reset",
-                    outcome: "failure",
+                    event: AuditKind::PasswordReset,
+                    outcome: Outcome::Failure,
                     user: Some(user.guid),
                     sam_account_name: Some(&user.sam_account_name),
                     method: None,
@@ -367,7 +372,7 @@ impl<'a> Reset<'a> {
         reject_overlong(new_password)?;
         let live = self.live(flow).await?;
         let result = self.write_password(&live, new_password, client).await;
-        self.audit_directory_failure(&live, "password_reset", &result, client)
+        self.audit_directory_failure(&live, AuditKind::PasswordReset, &result, client)
             .await;
         result
     }
@@ -411,7 +416,7 @@ impl<'a> Reset<'a> {
                     self.finish(
                         live,
                         &user,
-                        "password_reset",
+                        AuditKind::PasswordReset,
                         MailKind::PasswordReset,
                         client,
                     ),
@@ -434,7 +439,7 @@ impl<'a> Reset<'a> {
     pub async fn unlock(&self, flow: &str, client: &Client) -> Result<(), FlowError> {
         let live = self.live(flow).await?;
         let result = self.write_unlock(&live, client).await;
-        self.audit_directory_failure(&live, "unlock", &result, client)
+        self.audit_directory_failure(&live, AuditKind::Unlock, &result, client)
             .await;
         result
     }
@@ -446,8 +451,14 @@ impl<'a> Reset<'a> {
             ..AccountChange::default()
         };
         self.claim_and_write(live, &user, &change).await?;
-        self.finish(live, &user, "unlock", MailKind::AccountUnlocked, client)
-            .await;
+        self.finish(
+            live,
+            &user,
+            AuditKind::Unlock,
+            MailKind::AccountUnlocked,
+            client,
+        )
+        .await;
         Ok(())
     }
 
@@ -489,7 +500,7 @@ impl<'a> Reset<'a> {
     async fn audit_directory_failure(
         &self,
         live: &Subject,
-        event: &str,
+        event: AuditKind,
         result: &Result<(), FlowError>,
         client: &Client,
     ) {
@@ -497,8 +508,8 @@ impl<'a> Reset<'a> {
             return;
         };
         let outcome = match e {
-            DirectoryError::WriteUnconfirmed { .. } => "unknown",
-            _ => "failure",
+            DirectoryError::WriteUnconfirmed { .. } => Outcome::Unknown,
+            _ => Outcome::Failure,
         };
         let reason = e.to_string();
         let failed = Audit {
@@ -518,14 +529,14 @@ impl<'a> Reset<'a> {
         &self,
         live: &Subject,
         user: &DirectoryUser,
-        event: &str,
+        event: AuditKind,
         notification: MailKind,
         client: &Client,
     ) {
         let d = self.deps;
         let done = Audit {
             event,
-            outcome: "success",
+            outcome: Outcome::Success,
             user: Some(user.guid),
             sam_account_name: Some(&user.sam_account_name),
             method: None,

@@ -13,13 +13,14 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::audit::Audit;
+use super::audit::{Audit, AuditKind, Outcome};
 use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::directory::{BadPasswords, DirectoryUser, GuardedCheck, PasswordCheck};
 use super::error::FlowError;
 use super::policy::PasswordPolicy;
 pub use super::settings::SignInSettings;
+use super::throttle::Limit;
 
 /// Who is signing in, which decides whose failure counter a sign-in counts against: an attacker
 /// who fills a user's counter does not also shut an operator out, and the helpdesk can give
@@ -40,12 +41,10 @@ impl SignInPurpose {
         }
     }
 
-    /// The audit reason of a throttle hit; its first word is the metric's label, so the login
-    /// stays out of the label.
-    fn throttled_reason(self, key: &str) -> String {
+    fn limit(self) -> Limit {
         match self {
-            SignInPurpose::SelfService => format!("signin_user {key}"),
-            SignInPurpose::Operator => format!("signin_operator {key}"),
+            SignInPurpose::SelfService => Limit::SignInUser,
+            SignInPurpose::Operator => Limit::SignInOperator,
         }
     }
 }
@@ -175,10 +174,10 @@ pub async fn sign_in(
     if d.throttle.count(&key, since).await? >= s.max_failures {
         // Before the directory is asked, so whether the login names an account is not known:
         // kept as its keyed hash, like any typed login that matched none.
-        let reason = purpose.throttled_reason(&key);
+        let reason = purpose.limit().reason(Some(&key));
         let throttled = Audit {
-            event: "throttled",
-            outcome: "denied",
+            event: AuditKind::Throttled,
+            outcome: Outcome::Denied,
             user: None,
             sam_account_name: None,
             method: None,

@@ -8,6 +8,96 @@ use super::deps::{Client, Deps};
 use super::error::FlowError;
 use super::store::StoreError;
 
+/// A limit whose hit is audited (as a `throttled` row whose reason starts with its name) and
+/// counted in `sspr_throttle_hits_total` by that name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// Reset and registration starts per client address (`throttle.ip_max_starts`).
+    IpStart,
+    /// Code checks per client address (`throttle.ip_max_verifications`).
+    IpVerify,
+    /// Wrong codes for one user: the user is blocked.
+    UserBlocked,
+    /// Failed sign-ins with one typed login, by a user or an operator.
+    SignInUser,
+    SignInOperator,
+    /// Code mails to one address (`throttle.email_max_sends`).
+    EmailSends,
+    /// An operator's sign-ins and requests (`helpdesk.operator_max_*`).
+    OperatorSignIns,
+    OperatorActions,
+    /// Approval mails to a caller's manager.
+    ManagerApprovalMails,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 9] = [
+        Limit::IpStart,
+        Limit::IpVerify,
+        Limit::UserBlocked,
+        Limit::SignInUser,
+        Limit::SignInOperator,
+        Limit::EmailSends,
+        Limit::OperatorSignIns,
+        Limit::OperatorActions,
+        Limit::ManagerApprovalMails,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::IpStart => "ip_start",
+            Limit::IpVerify => "ip_verify",
+            Limit::UserBlocked => "user_blocked",
+            Limit::SignInUser => "signin_user",
+            Limit::SignInOperator => "signin_operator",
+            Limit::EmailSends => "email_sends",
+            Limit::OperatorSignIns => "operator_sign_ins",
+            Limit::OperatorActions => "operator_actions",
+            Limit::ManagerApprovalMails => "manager_approval_mails",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+
+    /// The audit reason of a hit: the limit's name, then the throttled key if there is one.
+    pub fn reason(self, key: Option<&str>) -> String {
+        match key {
+            Some(key) => format!("{} {key}", self.as_str()),
+            None => self.as_str().to_owned(),
+        }
+    }
+
+    /// The limit of a `throttled` row's reason, read back from its first word.
+    pub fn of_reason(reason: &str) -> Option<Self> {
+        reason.split_whitespace().next().and_then(Self::parse)
+    }
+}
+
+/// What a per-address limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PerAddress {
+    Starts,
+    Verifications,
+}
+
+impl PerAddress {
+    fn key_word(self) -> &'static str {
+        match self {
+            PerAddress::Starts => "start",
+            PerAddress::Verifications => "verify",
+        }
+    }
+
+    fn limit(self) -> Limit {
+        match self {
+            PerAddress::Starts => Limit::IpStart,
+            PerAddress::Verifications => Limit::IpVerify,
+        }
+    }
+}
+
 /// What a per-address throttle counts `ip` as: an IPv4 address (also when it comes IPv4-mapped,
 /// `::ffff:a.b.c.d`, from a dual-stack socket) on its own, an IPv6 address by its first
 /// `ipv6_prefix` bits, written `network/prefix`.
@@ -27,7 +117,12 @@ pub fn throttle_address(ip: IpAddr, ipv6_prefix: u8) -> String {
 
 impl Deps {
     /// Counts one event against a per-IP limit; refuses once the limit is passed.
-    pub async fn ip_limit(&self, client: &Client, what: &str, max: i64) -> Result<(), FlowError> {
+    pub async fn ip_limit(
+        &self,
+        client: &Client,
+        what: PerAddress,
+        max: i64,
+    ) -> Result<(), FlowError> {
         let Some(ip) = client.ip else { return Ok(()) };
         let now = self.now_ms();
         let window = self.settings.ip_window;
@@ -35,7 +130,8 @@ impl Deps {
             .throttle
             .hit(
                 &format!(
-                    "ip:{what}:{}",
+                    "ip:{}:{}",
+                    what.key_word(),
                     throttle_address(ip, self.settings.ipv6_prefix)
                 ),
                 now,
@@ -43,7 +139,7 @@ impl Deps {
             )
             .await?;
         if count > max {
-            self.audit_throttled(client, None, &format!("ip_{what}"))
+            self.audit_throttled(client, None, what.limit(), None)
                 .await?;
             return Err(FlowError::Throttled {
                 retry_after: window,
@@ -79,7 +175,7 @@ impl Deps {
             self.throttle
                 .block(key, now + ms(self.settings.user_block))
                 .await?;
-            self.audit_throttled(client, None, &format!("user_blocked {key}"))
+            self.audit_throttled(client, None, Limit::UserBlocked, Some(key))
                 .await?;
             return Ok(true);
         }
@@ -90,6 +186,18 @@ impl Deps {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_limit_is_read_back_from_its_reason_without_the_key() {
+        for limit in Limit::ALL {
+            assert_eq!(Limit::parse(limit.as_str()), Some(limit));
+            assert_eq!(Limit::of_reason(&limit.reason(None)), Some(limit));
+            let reason = limit.reason(Some("user:4f1d-guid"));
+            assert_eq!(reason, format!("{} user:4f1d-guid", limit.as_str()));
+            assert_eq!(Limit::of_reason(&reason), Some(limit));
+        }
+        assert_eq!(Limit::of_reason(""), None);
+    }
 
     #[test]
     fn ipv6_clients_are_counted_by_their_prefix() {

@@ -6,13 +6,14 @@
 use secrecy::SecretString;
 
 use super::ObjectGuid;
-use super::audit::Audit;
+use super::audit::{Audit, AuditKind, Outcome};
 use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::error::FlowError;
 use super::notify::{Mail, MailKind};
 use super::secrets::{self, normalise_code};
 use super::store::{CodePurpose, EnrolledMethod, MethodKind, PendingCode, ResetFlow};
+use super::throttle::{Limit, PerAddress};
 use super::totp;
 
 /// A verification in progress (a reset flow, or an operator's check of a caller), known to be
@@ -135,8 +136,13 @@ impl Subject {
             )
             .await?;
         if sent > d.settings.email_max_sends {
-            d.audit_throttled(client, self.flow.user.zip(Some(self.sam())), "email_sends")
-                .await?;
+            d.audit_throttled(
+                client,
+                self.flow.user.zip(Some(self.sam())),
+                Limit::EmailSends,
+                None,
+            )
+            .await?;
             return Err(FlowError::Throttled {
                 retry_after: d.settings.email_window,
             });
@@ -174,11 +180,11 @@ impl Subject {
             client,
             actor,
             Audit {
-                event: "code_sent",
+                event: AuditKind::CodeSent,
                 outcome: if self.flow.user.is_some() {
-                    "success"
+                    Outcome::Success
                 } else {
-                    "decoy"
+                    Outcome::Decoy
                 },
                 user: self.flow.user,
                 sam_account_name: None,
@@ -218,8 +224,8 @@ impl Subject {
             client,
             actor,
             Audit {
-                event: "verification",
-                outcome: "success",
+                event: AuditKind::Verification,
+                outcome: Outcome::Success,
                 user: self.flow.user,
                 sam_account_name: None,
                 method: Some(method),
@@ -242,8 +248,12 @@ impl Subject {
         // Operators checking callers have their own limits (helpdesk.operator_max_actions), not
         // the per-address one of the users they help.
         if self.purpose != CodePurpose::HelpdeskEmail {
-            d.ip_limit(client, "verify", d.settings.ip_max_verifications)
-                .await?;
+            d.ip_limit(
+                client,
+                PerAddress::Verifications,
+                d.settings.ip_max_verifications,
+            )
+            .await?;
         }
         Ok(d.is_blocked(&self.user_key(d)).await?)
     }
@@ -264,8 +274,8 @@ impl Subject {
             client,
             actor,
             Audit {
-                event: "verification",
-                outcome: "failure",
+                event: AuditKind::Verification,
+                outcome: Outcome::Failure,
                 user: self.flow.user,
                 sam_account_name: None,
                 method,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::{CallerCheck, Helpdesk, Operator, verification_id};
-use crate::domain::audit::Audit;
+use crate::domain::audit::{Audit, AuditKind, Outcome};
 use crate::domain::clock::ms;
 use crate::domain::deps::{Client, Deps};
 use crate::domain::directory::{DirectoryUser, ManagerLink};
@@ -21,6 +21,7 @@ use crate::domain::error::{FlowError, ManagerRefusal};
 use crate::domain::notify::{About, Mail, MailKind, Purpose, Queued};
 use crate::domain::secrets::{new_token, token_hash};
 use crate::domain::store::{CodePurpose, ManagerApproval, MethodKind, ResetFlow};
+use crate::domain::throttle::Limit;
 use crate::domain::verification::Subject;
 
 /// How long an approval link works.
@@ -117,7 +118,7 @@ impl Helpdesk<'_> {
         let actor = operator.session.sam_account_name.as_str();
         let user = self.target(id).await?;
         self.allowed(CallerCheck::Manager)?;
-        self.refuse_protected(&user, "manager_approval_requested", actor, client)
+        self.refuse_protected(&user, AuditKind::ManagerApprovalRequested, actor, client)
             .await?;
         if d.mailer.is_none() {
             return Err(FlowError::MailUnavailable);
@@ -125,7 +126,7 @@ impl Helpdesk<'_> {
         let manager = match self.approving_manager(&operator, &user).await {
             Ok(manager) => manager,
             Err(FlowError::ManagerRefused(refusal)) => {
-                self.audit_request(client, actor, &user, "denied", refusal.code())
+                self.audit_request(client, actor, &user, Outcome::Denied, refusal.code())
                     .await?;
                 return Err(FlowError::ManagerRefused(refusal));
             }
@@ -138,7 +139,7 @@ impl Helpdesk<'_> {
         let window = d.settings.email_window;
         if d.throttle.hit(&mails, now, now - ms(window)).await? > d.settings.email_max_sends {
             let who = Some((manager.guid, manager.sam_account_name.as_str()));
-            d.audit_throttled(client, who, "manager_approval_mails")
+            d.audit_throttled(client, who, Limit::ManagerApprovalMails, None)
                 .await?;
             return Err(FlowError::Throttled {
                 retry_after: window,
@@ -200,8 +201,14 @@ impl Helpdesk<'_> {
             decoy: false,
         };
         d.outbox.enqueue(&queued, expires).await?;
-        self.audit_request(client, actor, &user, "success", &manager.sam_account_name)
-            .await?;
+        self.audit_request(
+            client,
+            actor,
+            &user,
+            Outcome::Success,
+            &manager.sam_account_name,
+        )
+        .await?;
         Ok(())
     }
 
@@ -210,7 +217,7 @@ impl Helpdesk<'_> {
         client: &Client,
         actor: &str,
         user: &DirectoryUser,
-        outcome: &str,
+        outcome: Outcome,
         reason: &str,
     ) -> Result<(), FlowError> {
         self.deps
@@ -218,7 +225,7 @@ impl Helpdesk<'_> {
                 client,
                 Some(actor),
                 Audit {
-                    event: "manager_approval_requested",
+                    event: AuditKind::ManagerApprovalRequested,
                     outcome,
                     user: Some(user.guid),
                     sam_account_name: Some(&user.sam_account_name),
@@ -337,15 +344,15 @@ impl<'a> Approvals<'a> {
         let (outcome, method) = match answer {
             Answer::Approve { method } => {
                 self.verify_check(&approval, method, now, client).await?;
-                ("approved", Some(method))
+                (Outcome::Approved, Some(method))
             }
-            Answer::Decline => ("declined", None),
+            Answer::Decline => (Outcome::Declined, None),
         };
         d.audit_as(
             client,
             Some(manager),
             Audit {
-                event: "manager_approval",
+                event: AuditKind::ManagerApproval,
                 outcome,
                 user: Some(approval.caller),
                 sam_account_name: Some(&approval.caller_sam),
