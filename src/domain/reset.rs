@@ -17,7 +17,7 @@ use super::notify::MailKind;
 use super::policy::{AccountNames, PasswordPolicy, Requirement, Violation, after_write};
 use super::scope::StandIn;
 use super::secrets::{new_token, token_hash};
-use super::store::{CodePurpose, MethodKind, ResetFlow};
+use super::store::{CodePurpose, FlowOwner, MethodKind, ResetFlow};
 use super::throttle::PerAddress;
 use super::verification::Subject;
 
@@ -242,21 +242,26 @@ impl<'a> Reset<'a> {
             .settings
             .methods_required
             .max(live.flow.methods_required as usize);
-        live.flow.user.is_some() && live.flow.verified().len() >= required
+        matches!(live.flow.owner(), FlowOwner::User { .. })
+            && live.flow.verified().len() >= required
     }
 
     /// The verified flow's user, re-read from AD: still the same account, and still allowed
     /// self-service. With whether it is protected (and so allow-listed).
     async fn verified_user(&self, live: &Subject) -> Result<(DirectoryUser, bool), FlowError> {
         let d = self.deps;
-        let (Some(guid), Some(sam)) = (&live.flow.user, &live.flow.sam_account_name) else {
+        let FlowOwner::User {
+            guid,
+            sam_account_name: sam,
+        } = live.flow.owner()
+        else {
             return Err(FlowError::NotVerified);
         };
         if !self.is_verified(live) {
             return Err(FlowError::NotVerified);
         }
         let user = match d.directory.find_user(sam).await? {
-            Some(user) if user.guid == *guid && !user.is_disabled() => user,
+            Some(user) if user.guid == guid && !user.is_disabled() => user,
             // Renamed, deleted, replaced or disabled since the flow started.
             _ => return Err(FlowError::FlowNotFound),
         };

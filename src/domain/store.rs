@@ -204,7 +204,31 @@ pub struct ResetFlow {
     pub locale: String,
 }
 
+/// Whose a reset flow is, as the flows judge it (the row keeps the two columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowOwner<'a> {
+    User {
+        guid: ObjectGuid,
+        sam_account_name: &'a str,
+    },
+    /// The login named no account that may reset: the flow answers like a real one and can
+    /// never succeed.
+    Decoy { login: &'a str },
+}
+
 impl ResetFlow {
+    /// A flow is a user's when it names both the account and its name; flows are written with
+    /// both or neither.
+    pub fn owner(&self) -> FlowOwner<'_> {
+        match (self.user, self.sam_account_name.as_deref()) {
+            (Some(guid), Some(sam_account_name)) => FlowOwner::User {
+                guid,
+                sam_account_name,
+            },
+            _ => FlowOwner::Decoy { login: &self.login },
+        }
+    }
+
     pub fn verified(&self) -> Vec<MethodKind> {
         let mut v = Vec::new();
         if self.verified_totp_at_ms.is_some() {
@@ -411,6 +435,36 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn a_flow_without_an_account_is_a_decoy() {
+        let guid = ObjectGuid(uuid::Uuid::from_u128(7));
+        let mut flow = ResetFlow {
+            id_hash: vec![1],
+            user: Some(guid),
+            login: "jdoe".to_owned(),
+            sam_account_name: Some("JDoe".to_owned()),
+            methods_required: 1,
+            verified_totp_at_ms: None,
+            verified_email_at_ms: None,
+            failures: 0,
+            created_at_ms: 0,
+            expires_at_ms: 1,
+            finished_at_ms: None,
+            dc: None,
+            locale: "en".to_owned(),
+        };
+        assert_eq!(
+            flow.owner(),
+            FlowOwner::User {
+                guid,
+                sam_account_name: "JDoe"
+            }
+        );
+        flow.user = None;
+        flow.sam_account_name = None;
+        assert_eq!(flow.owner(), FlowOwner::Decoy { login: "jdoe" });
+    }
 
     #[test]
     fn a_method_is_current_while_confirmed_within_the_limit() {

@@ -12,7 +12,7 @@ use super::deps::{Client, Deps};
 use super::error::FlowError;
 use super::notify::{Mail, MailKind};
 use super::secrets::{self, normalise_code};
-use super::store::{CodePurpose, EnrolledMethod, MethodKind, PendingCode, ResetFlow};
+use super::store::{CodePurpose, EnrolledMethod, FlowOwner, MethodKind, PendingCode, ResetFlow};
 use super::throttle::{Limit, PerAddress};
 use super::totp;
 
@@ -53,9 +53,9 @@ impl Subject {
         // The login of a decoy is kept only as its keyed hash; hashed for a real flow too, so a
         // decoy takes no longer.
         let login_hash = d.keys.login_hash(&self.flow.login);
-        match &self.flow.user {
-            Some(guid) => format!("user:{guid}"),
-            None => format!("login:{login_hash}"),
+        match self.flow.owner() {
+            FlowOwner::User { guid, .. } => format!("user:{guid}"),
+            FlowOwner::Decoy { .. } => format!("login:{login_hash}"),
         }
     }
 
@@ -69,15 +69,17 @@ impl Subject {
         a: Audit<'_>,
     ) -> Result<(), FlowError> {
         let login_hash = d.keys.login_hash(&self.flow.login);
-        match &self.flow.sam_account_name {
-            Some(sam) => {
+        match self.flow.owner() {
+            FlowOwner::User {
+                sam_account_name, ..
+            } => {
                 let a = Audit {
-                    sam_account_name: Some(sam),
+                    sam_account_name: Some(sam_account_name),
                     ..a
                 };
                 d.audit_as(client, actor, a).await?;
             }
-            None => {
+            FlowOwner::Decoy { .. } => {
                 d.audit_typed_login(client, actor, login_hash, a).await?;
             }
         }
