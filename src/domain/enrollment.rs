@@ -16,7 +16,8 @@ use super::notify::MailKind;
 use super::secrets::{self, normalise_code, token_hash};
 use super::signin::{self, Attempt, SignInPurpose};
 use super::store::{
-    CodePurpose, EnrolledMethod, MethodKind, PendingCode, ResetFlow, Session, SessionKind,
+    CodePurpose, EnrolledMethod, MethodKind, PendingCode, Person, ResetFlow, Session, SessionKind,
+    ThrottleKey,
 };
 use super::throttle::{Limit, PerAddress};
 use super::verification::Subject;
@@ -801,7 +802,7 @@ impl<'a> Enrollment<'a> {
         let sent = d
             .throttle
             .hit(
-                &format!("user:{}:mail", session.user),
+                &ThrottleKey::CodeMails(Person::User(session.user)).to_string(),
                 now,
                 now - ms(d.settings.email_window),
             )

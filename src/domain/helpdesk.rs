@@ -27,7 +27,9 @@ use super::protection::{is_allowed, is_protected};
 use super::registration_code;
 use super::secrets::{temporary_password, token_hash};
 use super::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
-use super::store::{AuditRecord, CodePurpose, MethodKind, ResetFlow, Session, SessionKind};
+use super::store::{
+    AuditRecord, CodePurpose, MethodKind, Person, ResetFlow, Session, SessionKind, ThrottleKey,
+};
 use super::throttle::Limit;
 use super::totp;
 use super::verification::Subject;
@@ -181,7 +183,7 @@ impl<'a> Helpdesk<'a> {
         // The group was just checked.
         let now = d.now_ms();
         d.throttle
-            .hit(&membership_key(&token_hash(&token)), now, now)
+            .hit(&membership_key(&token_hash(&token)).to_string(), now, now)
             .await?;
         self.audit_sign_in(client, Some(&user), login, Outcome::Success, "")
             .await?;
@@ -303,10 +305,10 @@ impl<'a> Helpdesk<'a> {
         let h = &d.settings.helpdesk;
         let now = d.now_ms();
         let typed = signin::normalise_login(login, &d.settings.signin.domains);
-        let key = format!("operator:sign_in:{}", d.keys.login_hash(&typed));
+        let key = ThrottleKey::OperatorSignIns(d.keys.login_hash(&typed));
         let count = d
             .throttle
-            .hit(&key, now, now - ms(h.operator_window))
+            .hit(&key.to_string(), now, now - ms(h.operator_window))
             .await?;
         if count > h.operator_max_sign_ins {
             d.audit_throttled(client, None, Limit::OperatorSignIns, None)
@@ -322,10 +324,10 @@ impl<'a> Helpdesk<'a> {
     async fn action_limit(&self, session: &Session, now: i64) -> Result<(), FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
-        let key = format!("operator:actions:{}", session.user);
+        let key = ThrottleKey::OperatorActions(session.user);
         let count = d
             .throttle
-            .hit(&key, now, now - ms(h.operator_window))
+            .hit(&key.to_string(), now, now - ms(h.operator_window))
             .await?;
         if count > h.operator_max_actions {
             let operator = (session.user, session.sam_account_name.as_str());
@@ -350,7 +352,7 @@ impl<'a> Helpdesk<'a> {
         let h = &d.settings.helpdesk;
         let key = membership_key(&session.token_hash);
         if d.throttle
-            .count(&key, now - ms(h.membership_recheck))
+            .count(&key.to_string(), now - ms(h.membership_recheck))
             .await?
             > 0
         {
@@ -386,7 +388,7 @@ impl<'a> Helpdesk<'a> {
             .await?;
             return Err(FlowError::Unauthorized);
         }
-        d.throttle.hit(&key, now, now).await?;
+        d.throttle.hit(&key.to_string(), now, now).await?;
         Ok(())
     }
 
@@ -465,7 +467,10 @@ impl<'a> Helpdesk<'a> {
             verified_by: self.verified_by(&operator, &user).await?,
             blocked_until_ms: d
                 .throttle
-                .blocked_until(&block_key(&user), d.now_ms())
+                .blocked_until(
+                    &ThrottleKey::Blocked(block_key(&user)).to_string(),
+                    d.now_ms(),
+                )
                 .await?,
             // Operators' own look-ups would crowd out what the caller did.
             recent_events: d
@@ -879,7 +884,11 @@ impl<'a> Helpdesk<'a> {
         let key = block_key(&user);
         let lifted = d
             .throttle
-            .lift_block(&key, &format!("{key}:fail"), d.now_ms())
+            .lift_block(
+                &ThrottleKey::Blocked(key.clone()).to_string(),
+                &ThrottleKey::WrongCodes(key).to_string(),
+                d.now_ms(),
+            )
             .await?;
         d.audit_as(
             client,
@@ -942,14 +951,14 @@ impl<'a> Helpdesk<'a> {
 }
 
 /// The key of the self-service block on a user (see `Subject::user_key`).
-fn block_key(user: &DirectoryUser) -> String {
-    format!("user:{}", user.guid)
+fn block_key(user: &DirectoryUser) -> Person {
+    Person::User(user.guid)
 }
 
 /// The throttle key whose events are a session's membership checks.
-fn membership_key(session_hash: &[u8]) -> String {
+fn membership_key(session_hash: &[u8]) -> ThrottleKey {
     let hex: String = session_hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("operator:member:{hex}")
+    ThrottleKey::OperatorMembership(hex)
 }
 
 /// The AD `mail` of the account, if it has one.

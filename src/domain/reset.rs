@@ -17,7 +17,7 @@ use super::notify::MailKind;
 use super::policy::{AccountNames, PasswordPolicy, Requirement, Violation, after_write};
 use super::scope::StandIn;
 use super::secrets::{new_token, token_hash};
-use super::store::{CodePurpose, FlowOwner, MethodKind, ResetFlow};
+use super::store::{CodePurpose, FlowOwner, MethodKind, Person, ResetFlow};
 use super::throttle::PerAddress;
 use super::verification::Subject;
 
@@ -137,8 +137,8 @@ impl<'a> Reset<'a> {
         // and the audit keep of a login that names none.
         let login_hash = d.keys.login_hash(&login);
         let key = match eligible {
-            Some(u) => format!("user:{}", u.guid),
-            None => format!("login:{login_hash}"),
+            Some(u) => Person::User(u.guid),
+            None => Person::Login(login_hash.clone()),
         };
         // Read for every login, and told to nobody: a blocked account's start answers like any
         // other (its verifications fail like wrong codes), so no spelling of a name shows a

@@ -20,6 +20,7 @@ use super::directory::{BadPasswords, DirectoryUser, GuardedCheck, PasswordCheck}
 use super::error::FlowError;
 use super::policy::PasswordPolicy;
 pub use super::settings::SignInSettings;
+use super::store::ThrottleKey;
 use super::throttle::Limit;
 
 /// Who is signing in, which decides whose failure counter a sign-in counts against: an attacker
@@ -34,10 +35,10 @@ pub enum SignInPurpose {
 }
 
 impl SignInPurpose {
-    fn key_prefix(self) -> &'static str {
+    fn key(self, login_hash: String) -> ThrottleKey {
         match self {
-            SignInPurpose::SelfService => "signin:user",
-            SignInPurpose::Operator => "signin:operator",
+            SignInPurpose::SelfService => ThrottleKey::UserSignIns(login_hash),
+            SignInPurpose::Operator => ThrottleKey::OperatorSignInFailures(login_hash),
         }
     }
 
@@ -51,8 +52,8 @@ impl SignInPurpose {
 
 /// The throttle key of a sign-in: its purpose and the keyed hash of the normalised login (the
 /// login may be a password typed into the wrong box; see [`super::secrets::Keys::login_hash`]).
-pub fn throttle_key(purpose: SignInPurpose, login_hash: &str) -> String {
-    format!("{}:{login_hash}", purpose.key_prefix())
+pub fn throttle_key(purpose: SignInPurpose, login_hash: &str) -> ThrottleKey {
+    purpose.key(login_hash.to_owned())
 }
 
 /// A sign-in whose password was right: the account, and what AD said of the password (valid,
@@ -171,10 +172,10 @@ pub async fn sign_in(
     let key = throttle_key(purpose, &d.keys.login_hash(&normalised));
     let now = d.now_ms();
     let since = now - ms(s.window);
-    if d.throttle.count(&key, since).await? >= s.max_failures {
+    if d.throttle.count(&key.to_string(), since).await? >= s.max_failures {
         // Before the directory is asked, so whether the login names an account is not known:
         // kept as its keyed hash, like any typed login that matched none.
-        let reason = purpose.limit().reason(Some(&key));
+        let reason = purpose.limit().reason(Some(&key.to_string()));
         let throttled = Audit {
             event: AuditKind::Throttled,
             outcome: Outcome::Denied,
@@ -219,7 +220,7 @@ pub async fn sign_in(
             }
         }
     };
-    d.throttle.hit(&key, now, since).await?;
+    d.throttle.hit(&key.to_string(), now, since).await?;
     if started.elapsed() > s.failure_floor {
         // This answer's time is no longer hidden by the floor.
         tracing::warn!(

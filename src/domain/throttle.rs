@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::error::FlowError;
-use super::store::StoreError;
+use super::store::{Person, StoreError, ThrottleKey};
 
 /// A limit whose hit is audited (as a `throttled` row whose reason starts with its name) and
 /// counted in `sspr_throttle_hits_total` by that name.
@@ -83,10 +83,10 @@ pub enum PerAddress {
 }
 
 impl PerAddress {
-    fn key_word(self) -> &'static str {
+    fn key(self, address: String) -> ThrottleKey {
         match self {
-            PerAddress::Starts => "start",
-            PerAddress::Verifications => "verify",
+            PerAddress::Starts => ThrottleKey::AddressStarts(address),
+            PerAddress::Verifications => ThrottleKey::AddressVerifications(address),
         }
     }
 
@@ -129,11 +129,9 @@ impl Deps {
         let count = self
             .throttle
             .hit(
-                &format!(
-                    "ip:{}:{}",
-                    what.key_word(),
-                    throttle_address(ip, self.settings.ipv6_prefix)
-                ),
+                &what
+                    .key(throttle_address(ip, self.settings.ipv6_prefix))
+                    .to_string(),
                 now,
                 now - ms(window),
             )
@@ -148,34 +146,38 @@ impl Deps {
         Ok(())
     }
 
-    /// Whether `key` (a user, or the login of a decoy) is blocked now. A block is met silently
-    /// (a start answers as always, a verification as a wrong code), so that a blocked account
-    /// answers like a name that has none, under every spelling.
-    pub async fn is_blocked(&self, key: &str) -> Result<bool, StoreError> {
+    /// Whether `person` (a user, or the login of a decoy) is blocked now. A block is met
+    /// silently (a start answers as always, a verification as a wrong code), so that a blocked
+    /// account answers like a name that has none, under every spelling.
+    pub async fn is_blocked(&self, person: &Person) -> Result<bool, StoreError> {
         Ok(self
             .throttle
-            .blocked_until(key, self.now_ms())
+            .blocked_until(
+                &ThrottleKey::Blocked(person.clone()).to_string(),
+                self.now_ms(),
+            )
             .await?
             .is_some())
     }
 
     /// Counts a failed verification for a user; blocks the user once past the limit. True when
     /// this failure started the block.
-    pub async fn user_failure(&self, key: &str, client: &Client) -> Result<bool, StoreError> {
+    pub async fn user_failure(&self, person: &Person, client: &Client) -> Result<bool, StoreError> {
         let now = self.now_ms();
+        let key = ThrottleKey::Blocked(person.clone()).to_string();
         let count = self
             .throttle
             .hit(
-                &format!("{key}:fail"),
+                &ThrottleKey::WrongCodes(person.clone()).to_string(),
                 now,
                 now - ms(self.settings.user_window),
             )
             .await?;
         if count >= self.settings.user_max_failures {
             self.throttle
-                .block(key, now + ms(self.settings.user_block))
+                .block(&key, now + ms(self.settings.user_block))
                 .await?;
-            self.audit_throttled(client, None, Limit::UserBlocked, Some(key))
+            self.audit_throttled(client, None, Limit::UserBlocked, Some(&key))
                 .await?;
             return Ok(true);
         }

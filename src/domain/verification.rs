@@ -12,7 +12,9 @@ use super::deps::{Client, Deps};
 use super::error::FlowError;
 use super::notify::{Mail, MailKind};
 use super::secrets::{self, normalise_code};
-use super::store::{CodePurpose, EnrolledMethod, FlowOwner, MethodKind, PendingCode, ResetFlow};
+use super::store::{
+    CodePurpose, EnrolledMethod, FlowOwner, MethodKind, PendingCode, Person, ResetFlow, ThrottleKey,
+};
 use super::throttle::{Limit, PerAddress};
 use super::totp;
 
@@ -49,13 +51,13 @@ impl Subject {
     }
 
     /// Throttle key for the person being verified: the account, or the login of a decoy.
-    pub fn user_key(&self, d: &Deps) -> String {
+    pub fn user_key(&self, d: &Deps) -> Person {
         // The login of a decoy is kept only as its keyed hash; hashed for a real flow too, so a
         // decoy takes no longer.
         let login_hash = d.keys.login_hash(&self.flow.login);
         match self.flow.owner() {
-            FlowOwner::User { guid, .. } => format!("user:{guid}"),
-            FlowOwner::Decoy { .. } => format!("login:{login_hash}"),
+            FlowOwner::User { guid, .. } => Person::User(guid),
+            FlowOwner::Decoy { .. } => Person::Login(login_hash),
         }
     }
 
@@ -132,7 +134,7 @@ impl Subject {
         let sent = d
             .throttle
             .hit(
-                &format!("{}:mail", self.user_key(d)),
+                &ThrottleKey::CodeMails(self.user_key(d)).to_string(),
                 now,
                 now - ms(d.settings.email_window),
             )

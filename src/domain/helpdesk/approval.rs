@@ -20,7 +20,9 @@ use crate::domain::directory::{DirectoryUser, ManagerLink};
 use crate::domain::error::{FlowError, ManagerRefusal};
 use crate::domain::notify::{About, Mail, MailKind, Purpose, Queued};
 use crate::domain::secrets::{new_token, token_hash};
-use crate::domain::store::{CodePurpose, ManagerApproval, MethodKind, ResetFlow};
+use crate::domain::store::{
+    CodePurpose, ManagerApproval, MethodKind, Person, ResetFlow, ThrottleKey,
+};
 use crate::domain::throttle::Limit;
 use crate::domain::verification::Subject;
 
@@ -135,9 +137,13 @@ impl Helpdesk<'_> {
         // A manager's mailbox gets no more approval links than codes (`throttle.email_max_sends`
         // per `email_window`, counted with the codes mailed to them), however many operators ask.
         let now = d.now_ms();
-        let mails = format!("user:{}:mail", manager.guid);
+        let mails = ThrottleKey::CodeMails(Person::User(manager.guid));
         let window = d.settings.email_window;
-        if d.throttle.hit(&mails, now, now - ms(window)).await? > d.settings.email_max_sends {
+        if d.throttle
+            .hit(&mails.to_string(), now, now - ms(window))
+            .await?
+            > d.settings.email_max_sends
+        {
             let who = Some((manager.guid, manager.sam_account_name.as_str()));
             d.audit_throttled(client, who, Limit::ManagerApprovalMails, None)
                 .await?;
