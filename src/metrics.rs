@@ -18,9 +18,11 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::domain::ObjectGuid;
+use crate::domain::audit::{AuditKind, Outcome};
 use crate::domain::directory::DirectoryError;
 use crate::domain::notify::MailKind;
 use crate::domain::store::{AuditEvent, AuditLog, AuditRecord, StoreError};
+use crate::domain::throttle::Limit;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -312,11 +314,17 @@ pub fn outbox_pending(rows: i64) {
 pub struct MeteredAudit(pub Arc<dyn AuditLog>);
 
 fn count(event: &AuditEvent) {
+    let (Some(kind), Some(outcome)) = (
+        AuditKind::parse(&event.event),
+        Outcome::parse(&event.outcome),
+    ) else {
+        return;
+    };
     let m = &*METRICS;
     let label = |name: &'static str, value: &str| (name, value.to_owned());
-    match (event.event.as_str(), event.outcome.as_str()) {
-        ("flow_started", outcome) => {
-            let kind = if outcome == "success" {
+    match (kind, outcome) {
+        (AuditKind::FlowStarted, outcome) => {
+            let kind = if outcome == Outcome::Success {
                 "real"
             } else {
                 "decoy"
@@ -326,39 +334,47 @@ fn count(event: &AuditEvent) {
                 .inc();
         }
         (
-            kind @ ("password_reset" | "unlock" | "helpdesk_reset" | "helpdesk_unlock"),
-            "success",
+            AuditKind::PasswordReset
+            | AuditKind::Unlock
+            | AuditKind::HelpdeskReset
+            | AuditKind::HelpdeskUnlock,
+            Outcome::Success,
         ) => {
-            let kind = kind.strip_prefix("password_").unwrap_or(kind);
+            let kind = match kind {
+                AuditKind::PasswordReset => "reset",
+                other => other.as_str(),
+            };
             m.flows_completed
                 .get_or_create(&vec![label("kind", kind)])
                 .inc();
         }
-        ("verification", outcome) => {
+        (AuditKind::Verification, outcome) => {
             let method = event.method.as_deref().unwrap_or("none");
             m.verifications
-                .get_or_create(&vec![label("method", method), label("outcome", outcome)])
+                .get_or_create(&vec![
+                    label("method", method),
+                    label("outcome", outcome.as_str()),
+                ])
                 .inc();
         }
-        ("manager_approval_requested" | "manager_approval", outcome) => {
+        (AuditKind::ManagerApprovalRequested | AuditKind::ManagerApproval, outcome) => {
             let outcome = match outcome {
-                "success" => "requested",
-                "denied" => "refused",
-                other => other,
+                Outcome::Success => "requested",
+                Outcome::Denied => "refused",
+                other => other.as_str(),
             };
             m.manager_approvals
                 .get_or_create(&vec![label("outcome", outcome)])
                 .inc();
         }
-        ("throttled", _) => {
-            // The reason may go on with the throttled key (`user_blocked user:…`): not a label.
-            let reason = event
-                .reason
-                .as_deref()
-                .and_then(|r| r.split_whitespace().next())
-                .unwrap_or("unknown");
+        (AuditKind::Throttled, _) => {
+            // Only the limit: the reason goes on with the throttled key, which may name a user.
+            let limit = event.reason.as_deref().and_then(Limit::of_reason);
             m.throttle_hits
-                .get_or_create(&vec![label("reason", reason)])
+                .get_or_create(&vec![label(
+                    "reason",
+                    limit.map_or("unknown", Limit::as_str),
+                )])
                 .inc();
         }
         _ => {}

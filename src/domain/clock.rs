@@ -24,3 +24,8 @@ impl Clock for SystemClock {
         SystemTime::now()
     }
 }
+
+/// A duration in the milliseconds timestamps are stored in, saturating.
+pub fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

@@ -5,15 +5,21 @@
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
+use super::audit::{Audit, AuditKind, Outcome};
+use super::clock::ms;
+use super::deps::{Client, Deps};
 use super::directory::{DirectoryUser, PasswordCheck};
+use super::error::FlowError;
 use super::licence::LicenceRequired;
+use super::notifier::mask_email;
 use super::notify::MailKind;
 use super::secrets::{self, normalise_code, token_hash};
-use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
 use super::signin::{self, Attempt, SignInPurpose};
 use super::store::{
-    CodePurpose, EnrolledMethod, MethodKind, PendingCode, ResetFlow, Session, SessionKind,
+    CodePurpose, EnrolledMethod, MethodKind, PendingCode, Person, ResetFlow, Session, SessionKind,
+    ThrottleKey,
 };
+use super::throttle::{Limit, PerAddress};
 use super::verification::Subject;
 use super::{registration_code, totp};
 
@@ -133,7 +139,7 @@ impl<'a> Enrollment<'a> {
         client: &Client,
     ) -> Result<String, FlowError> {
         let d = self.deps;
-        d.ip_limit(client, "start", d.settings.ip_max_starts)
+        d.ip_limit(client, PerAddress::Starts, d.settings.ip_max_starts)
             .await?;
         let login = login.trim();
         if login.is_empty() || login.chars().count() > 256 {
@@ -147,8 +153,8 @@ impl<'a> Enrollment<'a> {
                     // Hashed known or not, so a login without an account takes no longer.
                     let login_hash = d.keys.login_hash(login);
                     let failed = Audit {
-                        event: "sign_in",
-                        outcome: "failure",
+                        event: AuditKind::SignIn,
+                        outcome: Outcome::Failure,
                         user: user.as_ref().map(|u| u.guid),
                         sam_account_name: user.as_ref().map(|u| u.sam_account_name.as_str()),
                         method: None,
@@ -177,8 +183,8 @@ impl<'a> Enrollment<'a> {
             d.audit(
                 client,
                 Audit {
-                    event: "sign_in",
-                    outcome: "denied",
+                    event: AuditKind::SignIn,
+                    outcome: Outcome::Denied,
                     user: Some(signed_in.guid),
                     sam_account_name: Some(&signed_in.sam_account_name),
                     method: None,
@@ -198,8 +204,8 @@ impl<'a> Enrollment<'a> {
         d.audit(
             client,
             Audit {
-                event: "sign_in",
-                outcome: "success",
+                event: AuditKind::SignIn,
+                outcome: Outcome::Success,
                 user: Some(signed_in.guid),
                 sam_account_name: Some(&signed_in.sam_account_name),
                 method: None,
@@ -228,8 +234,8 @@ impl<'a> Enrollment<'a> {
             .audit(
                 client,
                 Audit {
-                    event: "sign_in",
-                    outcome: "denied",
+                    event: AuditKind::SignIn,
+                    outcome: Outcome::Denied,
                     user: Some(user.guid),
                     sam_account_name: Some(&user.sam_account_name),
                     method: None,
@@ -473,8 +479,8 @@ impl<'a> Enrollment<'a> {
         d.audit(
             client,
             Audit {
-                event: "step_up",
-                outcome: "success",
+                event: AuditKind::StepUp,
+                outcome: Outcome::Success,
                 user: Some(session.user),
                 sam_account_name: Some(&session.sam_account_name),
                 method: proved,
@@ -613,8 +619,8 @@ impl<'a> Enrollment<'a> {
         d.audit(
             client,
             Audit {
-                event: "enrollment_reconfirmed",
-                outcome: "success",
+                event: AuditKind::EnrollmentReconfirmed,
+                outcome: Outcome::Success,
                 user: Some(session.user),
                 sam_account_name: Some(&session.sam_account_name),
                 method: Some(MethodKind::Totp),
@@ -747,8 +753,15 @@ impl<'a> Enrollment<'a> {
         if d.registrations.remove_method(&session.user, kind).await? {
             let notice = MailKind::MethodRemoved { method: kind };
             let also = address.filter(|_| kind == MethodKind::Email);
-            self.method_changed(&session, kind, "enrollment_removed", also, notice, client)
-                .await?;
+            self.method_changed(
+                &session,
+                kind,
+                AuditKind::EnrollmentRemoved,
+                also,
+                notice,
+                client,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -764,8 +777,8 @@ impl<'a> Enrollment<'a> {
         d.audit(
             client,
             Audit {
-                event: "enrollment_confirm",
-                outcome: "failure",
+                event: AuditKind::EnrollmentConfirm,
+                outcome: Outcome::Failure,
                 user: Some(session.user),
                 sam_account_name: Some(&session.sam_account_name),
                 method: Some(method),
@@ -789,7 +802,7 @@ impl<'a> Enrollment<'a> {
         let sent = d
             .throttle
             .hit(
-                &format!("user:{}:mail", session.user),
+                &ThrottleKey::CodeMails(Person::User(session.user)).to_string(),
                 now,
                 now - ms(d.settings.email_window),
             )
@@ -798,7 +811,8 @@ impl<'a> Enrollment<'a> {
             d.audit_throttled(
                 client,
                 Some((session.user, &session.sam_account_name)),
-                "email_sends",
+                Limit::EmailSends,
+                None,
             )
             .await?;
             return Err(FlowError::Throttled {
@@ -819,7 +833,7 @@ impl<'a> Enrollment<'a> {
         self.method_changed(
             session,
             method,
-            "enrollment_added",
+            AuditKind::EnrollmentAdded,
             replaced,
             notice,
             client,
@@ -834,7 +848,7 @@ impl<'a> Enrollment<'a> {
         &self,
         session: &Session,
         method: MethodKind,
-        event: &str,
+        event: AuditKind,
         also: Option<String>,
         notice: MailKind,
         client: &Client,
@@ -844,7 +858,7 @@ impl<'a> Enrollment<'a> {
             client,
             Audit {
                 event,
-                outcome: "success",
+                outcome: Outcome::Success,
                 user: Some(session.user),
                 sam_account_name: Some(&session.sam_account_name),
                 method: Some(method),

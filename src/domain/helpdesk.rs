@@ -9,20 +9,28 @@ use zeroize::Zeroizing;
 
 mod approval;
 
-pub use approval::{
-    APPROVAL_LIFETIME, Answer, ApprovalStore, ApprovalView, Approvals, ManagerApproval,
-    ManagerRefusal, caller_label,
-};
+pub use approval::{APPROVAL_LIFETIME, Answer, ApprovalView, Approvals, caller_label};
+
+pub use super::error::ManagerRefusal;
+pub use super::settings::CallerCheck;
+pub use super::store::{ApprovalStore, ManagerApproval};
 
 use super::ObjectGuid;
+use super::audit::{Audit, AuditKind, Outcome};
+use super::clock::ms;
+use super::deps::{Client, Deps};
 use super::directory::{AccountChange, DirectoryUser, PasswordCheck};
+use super::error::FlowError;
+use super::notifier::mask_email;
 use super::notify::{Mail, MailKind};
 use super::protection::{is_allowed, is_protected};
 use super::registration_code;
 use super::secrets::{temporary_password, token_hash};
-use super::selfservice::{Audit, Client, Deps, FlowError, mask_email, ms};
 use super::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
-use super::store::{AuditRecord, CodePurpose, MethodKind, ResetFlow, Session, SessionKind};
+use super::store::{
+    AuditRecord, CodePurpose, MethodKind, Person, ResetFlow, Session, SessionKind, ThrottleKey,
+};
+use super::throttle::Limit;
 use super::totp;
 use super::verification::Subject;
 
@@ -30,38 +38,6 @@ use super::verification::Subject;
 pub fn filetime_ms(filetime: i64) -> Option<i64> {
     const EPOCH_DIFF_MS: i64 = 11_644_473_600_000;
     (filetime > 0 && filetime != i64::MAX).then(|| filetime / 10_000 - EPOCH_DIFF_MS)
-}
-
-/// A way operators may verify callers (`helpdesk.verification_methods`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallerCheck {
-    /// A method the caller registered: their authenticator code, or a code mailed to their
-    /// confirmed address.
-    Registered,
-    /// A code mailed to the account's AD `mail`, for callers who registered nothing.
-    AdMail,
-    /// The caller's AD manager approves by a mailed link.
-    Manager,
-}
-
-impl CallerCheck {
-    pub const ALL: [CallerCheck; 3] = [
-        CallerCheck::Registered,
-        CallerCheck::AdMail,
-        CallerCheck::Manager,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallerCheck::Registered => "registered",
-            CallerCheck::AdMail => "ad_mail",
-            CallerCheck::Manager => "manager",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
-    }
 }
 
 /// How an operator verified a caller.
@@ -125,11 +101,11 @@ pub enum Action {
 }
 
 impl Action {
-    fn event(self) -> &'static str {
+    fn event(self) -> AuditKind {
         match self {
-            Action::Reset { .. } => "helpdesk_reset",
-            Action::Unlock => "helpdesk_unlock",
-            Action::ClearRegistrations => "helpdesk_clear_registrations",
+            Action::Reset { .. } => AuditKind::HelpdeskReset,
+            Action::Unlock => AuditKind::HelpdeskUnlock,
+            Action::ClearRegistrations => AuditKind::HelpdeskClearRegistrations,
         }
     }
 }
@@ -175,7 +151,7 @@ impl<'a> Helpdesk<'a> {
             }) => user,
             Attempt::Right(SignedIn { user, check }) => {
                 let reason = format!("{check:?}").to_lowercase();
-                self.audit_sign_in(client, Some(&user), login, "failure", &reason)
+                self.audit_sign_in(client, Some(&user), login, Outcome::Failure, &reason)
                     .await?;
                 return Err(refused());
             }
@@ -184,7 +160,7 @@ impl<'a> Helpdesk<'a> {
                     Failure::UnknownUser | Failure::Disabled => "unknown_or_disabled".to_owned(),
                     other => other.reason(),
                 };
-                self.audit_sign_in(client, user.as_ref(), login, "failure", &reason)
+                self.audit_sign_in(client, user.as_ref(), login, Outcome::Failure, &reason)
                     .await?;
                 return Err(refused());
             }
@@ -194,7 +170,7 @@ impl<'a> Helpdesk<'a> {
                 client,
                 Some(&user),
                 login,
-                "denied",
+                Outcome::Denied,
                 "not_in_helpdesk_group",
             )
             .await?;
@@ -207,9 +183,9 @@ impl<'a> Helpdesk<'a> {
         // The group was just checked.
         let now = d.now_ms();
         d.throttle
-            .hit(&membership_key(&token_hash(&token)), now, now)
+            .hit(&membership_key(&token_hash(&token)).to_string(), now, now)
             .await?;
-        self.audit_sign_in(client, Some(&user), login, "success", "")
+        self.audit_sign_in(client, Some(&user), login, Outcome::Success, "")
             .await?;
         Ok(token)
     }
@@ -238,8 +214,14 @@ impl<'a> Helpdesk<'a> {
             .and_then(|m| m.secret_sealed)
             .and_then(|sealed| d.keys.open(&sealed, user.guid.0.as_bytes()));
         let Some(secret) = secret else {
-            self.audit_sign_in(client, Some(user), login, "denied", "no_second_factor")
-                .await?;
+            self.audit_sign_in(
+                client,
+                Some(user),
+                login,
+                Outcome::Denied,
+                "no_second_factor",
+            )
+            .await?;
             return Err(FlowError::SecondFactorRequired);
         };
         let step = code.and_then(|c| totp::typed_step(&secret, c, d.now_ms()));
@@ -249,8 +231,14 @@ impl<'a> Helpdesk<'a> {
             None => false,
         };
         if !accepted {
-            self.audit_sign_in(client, Some(user), login, "failure", "wrong_second_factor")
-                .await?;
+            self.audit_sign_in(
+                client,
+                Some(user),
+                login,
+                Outcome::Failure,
+                "wrong_second_factor",
+            )
+            .await?;
             return Err(FlowError::Forbidden(FORBIDDEN.to_owned()));
         }
         Ok(())
@@ -261,11 +249,11 @@ impl<'a> Helpdesk<'a> {
         client: &Client,
         user: Option<&DirectoryUser>,
         login: &str,
-        outcome: &str,
+        outcome: Outcome,
         reason: &str,
     ) -> Result<(), FlowError> {
         let a = Audit {
-            event: "helpdesk_sign_in",
+            event: AuditKind::HelpdeskSignIn,
             outcome,
             user: None,
             sam_account_name: None,
@@ -317,13 +305,14 @@ impl<'a> Helpdesk<'a> {
         let h = &d.settings.helpdesk;
         let now = d.now_ms();
         let typed = signin::normalise_login(login, &d.settings.signin.domains);
-        let key = format!("operator:sign_in:{}", d.keys.login_hash(&typed));
+        let key = ThrottleKey::OperatorSignIns(d.keys.login_hash(&typed));
         let count = d
             .throttle
-            .hit(&key, now, now - ms(h.operator_window))
+            .hit(&key.to_string(), now, now - ms(h.operator_window))
             .await?;
         if count > h.operator_max_sign_ins {
-            d.audit_throttled(client, None, "operator_sign_ins").await?;
+            d.audit_throttled(client, None, Limit::OperatorSignIns, None)
+                .await?;
             return Err(FlowError::Throttled {
                 retry_after: h.operator_window,
             });
@@ -335,10 +324,10 @@ impl<'a> Helpdesk<'a> {
     async fn action_limit(&self, session: &Session, now: i64) -> Result<(), FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
-        let key = format!("operator:actions:{}", session.user);
+        let key = ThrottleKey::OperatorActions(session.user);
         let count = d
             .throttle
-            .hit(&key, now, now - ms(h.operator_window))
+            .hit(&key.to_string(), now, now - ms(h.operator_window))
             .await?;
         if count > h.operator_max_actions {
             let operator = (session.user, session.sam_account_name.as_str());
@@ -346,7 +335,7 @@ impl<'a> Helpdesk<'a> {
                 ip: None,
                 locale: String::new(),
             };
-            d.audit_throttled(&client, Some(operator), "operator_actions")
+            d.audit_throttled(&client, Some(operator), Limit::OperatorActions, None)
                 .await?;
             return Err(FlowError::Throttled {
                 retry_after: h.operator_window,
@@ -363,7 +352,7 @@ impl<'a> Helpdesk<'a> {
         let h = &d.settings.helpdesk;
         let key = membership_key(&session.token_hash);
         if d.throttle
-            .count(&key, now - ms(h.membership_recheck))
+            .count(&key.to_string(), now - ms(h.membership_recheck))
             .await?
             > 0
         {
@@ -388,8 +377,8 @@ impl<'a> Helpdesk<'a> {
                 &client,
                 Some(&session.sam_account_name),
                 Audit {
-                    event: "helpdesk_session_ended",
-                    outcome: "denied",
+                    event: AuditKind::HelpdeskSessionEnded,
+                    outcome: Outcome::Denied,
                     user: Some(session.user),
                     sam_account_name: Some(&session.sam_account_name),
                     method: None,
@@ -399,7 +388,7 @@ impl<'a> Helpdesk<'a> {
             .await?;
             return Err(FlowError::Unauthorized);
         }
-        d.throttle.hit(&key, now, now).await?;
+        d.throttle.hit(&key.to_string(), now, now).await?;
         Ok(())
     }
 
@@ -478,7 +467,10 @@ impl<'a> Helpdesk<'a> {
             verified_by: self.verified_by(&operator, &user).await?,
             blocked_until_ms: d
                 .throttle
-                .blocked_until(&block_key(&user), d.now_ms())
+                .blocked_until(
+                    &ThrottleKey::Blocked(block_key(&user)).to_string(),
+                    d.now_ms(),
+                )
                 .await?,
             // Operators' own look-ups would crowd out what the caller did.
             recent_events: d
@@ -494,8 +486,8 @@ impl<'a> Helpdesk<'a> {
             client,
             Some(&operator.session.sam_account_name),
             Audit {
-                event: "helpdesk_lookup",
-                outcome: "success",
+                event: AuditKind::HelpdeskLookup,
+                outcome: Outcome::Success,
                 user: Some(user.guid),
                 sam_account_name: Some(&user.sam_account_name),
                 method: None,
@@ -703,7 +695,7 @@ impl<'a> Helpdesk<'a> {
     async fn refuse_protected(
         &self,
         user: &DirectoryUser,
-        event: &str,
+        event: AuditKind,
         actor: &str,
         client: &Client,
     ) -> Result<(), FlowError> {
@@ -716,7 +708,7 @@ impl<'a> Helpdesk<'a> {
                 Some(actor),
                 Audit {
                     event,
-                    outcome: "denied",
+                    outcome: Outcome::Denied,
                     user: Some(user.guid),
                     sam_account_name: Some(&user.sam_account_name),
                     method: None,
@@ -744,7 +736,7 @@ impl<'a> Helpdesk<'a> {
         let operator = self.operator(token).await?;
         let actor = operator.session.sam_account_name.as_str();
         let user = self.target(id).await?;
-        self.refuse_protected(&user, "registration_code_issued", actor, client)
+        self.refuse_protected(&user, AuditKind::RegistrationCodeIssued, actor, client)
             .await?;
         if self.verified_by(&operator, &user).await?.is_none() {
             return Err(FlowError::NotVerified);
@@ -838,7 +830,7 @@ impl<'a> Helpdesk<'a> {
             Some(&actor),
             Audit {
                 event: action.event(),
-                outcome: "success",
+                outcome: Outcome::Success,
                 user: Some(user.guid),
                 sam_account_name: Some(&user.sam_account_name),
                 method: None,
@@ -892,14 +884,22 @@ impl<'a> Helpdesk<'a> {
         let key = block_key(&user);
         let lifted = d
             .throttle
-            .lift_block(&key, &format!("{key}:fail"), d.now_ms())
+            .lift_block(
+                &ThrottleKey::Blocked(key.clone()).to_string(),
+                &ThrottleKey::WrongCodes(key).to_string(),
+                d.now_ms(),
+            )
             .await?;
         d.audit_as(
             client,
             Some(actor),
             Audit {
-                event: "helpdesk_lift_block",
-                outcome: if lifted { "success" } else { "not_blocked" },
+                event: AuditKind::HelpdeskLiftBlock,
+                outcome: if lifted {
+                    Outcome::Success
+                } else {
+                    Outcome::NotBlocked
+                },
                 user: Some(user.guid),
                 sam_account_name: Some(&user.sam_account_name),
                 method: None,
@@ -951,14 +951,14 @@ impl<'a> Helpdesk<'a> {
 }
 
 /// The key of the self-service block on a user (see `Subject::user_key`).
-fn block_key(user: &DirectoryUser) -> String {
-    format!("user:{}", user.guid)
+fn block_key(user: &DirectoryUser) -> Person {
+    Person::User(user.guid)
 }
 
 /// The throttle key whose events are a session's membership checks.
-fn membership_key(session_hash: &[u8]) -> String {
+fn membership_key(session_hash: &[u8]) -> ThrottleKey {
     let hex: String = session_hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("operator:member:{hex}")
+    ThrottleKey::OperatorMembership(hex)
 }
 
 /// The AD `mail` of the account, if it has one.

@@ -3,10 +3,13 @@
 //! [`directory`] and [`store`], so every rule can be unit-tested with in-memory fakes while the
 //! integration tests use the real Samba DC, SMTP server and databases.
 
+pub mod audit;
 pub mod banned;
 pub mod clock;
+pub mod deps;
 pub mod directory;
 pub mod enrollment;
+pub mod error;
 #[cfg(test)]
 pub mod fakes;
 #[cfg(test)]
@@ -15,6 +18,7 @@ pub mod helpdesk;
 pub mod licence;
 pub mod locale;
 pub mod network;
+pub mod notifier;
 pub mod notify;
 pub mod policy;
 pub mod protection;
@@ -24,8 +28,10 @@ pub mod reset;
 pub mod scope;
 pub mod secrets;
 pub mod selfservice;
+pub mod settings;
 pub mod signin;
 pub mod store;
+pub mod throttle;
 pub mod totp;
 pub mod verification;
 

@@ -7,8 +7,11 @@
 use zeroize::Zeroizing;
 
 use super::ObjectGuid;
+use super::audit::{Audit, AuditKind, Outcome};
+use super::clock::ms;
+use super::deps::{Client, Deps};
 use super::directory::DirectoryUser;
-use super::selfservice::{Audit, Client, Deps, FlowError, ms};
+use super::error::FlowError;
 use super::store::{CodePurpose, PendingCode};
 
 const PURPOSE: CodePurpose = CodePurpose::RegistrationCode;
@@ -76,8 +79,8 @@ pub async fn issue(
         client,
         Some(actor),
         Audit {
-            event: "registration_code_issued",
-            outcome: "success",
+            event: AuditKind::RegistrationCodeIssued,
+            outcome: Outcome::Success,
             user: Some(user.guid),
             sam_account_name: Some(&user.sam_account_name),
             method: None,

@@ -6,12 +6,14 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::clock::ms;
+use super::deps::Deps;
 use super::directory::{DirectoryError, DirectoryUser, uac};
 use super::helpdesk::filetime_ms;
+use super::notifier::mask_email;
 use super::notify::{Mail, MailKind};
 use super::protection::{is_allowed, is_protected};
 use super::scope::Scope;
-use super::selfservice::{Deps, mask_email, ms};
 use super::store::{Notice, NoticeLog, StoreError};
 
 /// The notice kinds, as the notice log stores them.

@@ -8,13 +8,17 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::ObjectGuid;
+use super::audit::{Audit, AuditKind, Outcome};
+use super::clock::ms;
+use super::deps::{Client, Deps};
 use super::directory::{AccountChange, DcId, DirectoryError, DirectoryUser};
+use super::error::FlowError;
 use super::notify::MailKind;
 use super::policy::{AccountNames, PasswordPolicy, Requirement, Violation, after_write};
 use super::scope::StandIn;
 use super::secrets::{new_token, token_hash};
-use super::selfservice::{Audit, Client, Deps, FlowError, ms};
-use super::store::{CodePurpose, MethodKind, ResetFlow};
+use super::store::{CodePurpose, FlowOwner, MethodKind, Person, ResetFlow};
+use super::throttle::PerAddress;
 use super::verification::Subject;
 
 pub use super::policy::MAX_PASSWORD_CHARS;
@@ -77,7 +81,7 @@ impl<'a> Reset<'a> {
 
     pub async fn start(&self, login: &str, client: &Client) -> Result<Started, FlowError> {
         let d = self.deps;
-        d.ip_limit(client, "start", d.settings.ip_max_starts)
+        d.ip_limit(client, PerAddress::Starts, d.settings.ip_max_starts)
             .await?;
         let typed = login.trim();
         if typed.is_empty() || typed.chars().count() > 256 {
@@ -133,8 +137,8 @@ impl<'a> Reset<'a> {
         // and the audit keep of a login that names none.
         let login_hash = d.keys.login_hash(&login);
         let key = match eligible {
-            Some(u) => format!("user:{}", u.guid),
-            None => format!("login:{login_hash}"),
+            Some(u) => Person::User(u.guid),
+            None => Person::Login(login_hash.clone()),
         };
         // Read for every login, and told to nobody: a blocked account's start answers like any
         // other (its verifications fail like wrong codes), so no spelling of a name shows a
@@ -165,11 +169,11 @@ impl<'a> Reset<'a> {
             })
             .await?;
         let started = Audit {
-            event: "flow_started",
+            event: AuditKind::FlowStarted,
             outcome: if eligible.is_some() {
-                "success"
+                Outcome::Success
             } else {
-                "decoy"
+                Outcome::Decoy
             },
             user: user.as_ref().map(|u| u.guid),
             sam_account_name: user.as_ref().map(|u| u.sam_account_name.as_str()),
@@ -238,21 +242,26 @@ impl<'a> Reset<'a> {
             .settings
             .methods_required
             .max(live.flow.methods_required as usize);
-        live.flow.user.is_some() && live.flow.verified().len() >= required
+        matches!(live.flow.owner(), FlowOwner::User { .. })
+            && live.flow.verified().len() >= required
     }
 
     /// The verified flow's user, re-read from AD: still the same account, and still allowed
     /// self-service. With whether it is protected (and so allow-listed).
     async fn verified_user(&self, live: &Subject) -> Result<(DirectoryUser, bool), FlowError> {
         let d = self.deps;
-        let (Some(guid), Some(sam)) = (&live.flow.user, &live.flow.sam_account_name) else {
+        let FlowOwner::User {
+            guid,
+            sam_account_name: sam,
+        } = live.flow.owner()
+        else {
             return Err(FlowError::NotVerified);
         };
         if !self.is_verified(live) {
             return Err(FlowError::NotVerified);
         }
         let user = match d.directory.find_user(sam).await? {
-            Some(user) if user.guid == *guid && !user.is_disabled() => user,
+            Some(user) if user.guid == guid && !user.is_disabled() => user,
             // Renamed, deleted, replaced or disabled since the flow started.
             _ => return Err(FlowError::FlowNotFound),
         };
@@ -308,8 +317,12 @@ impl<'a> Reset<'a> {
     ) -> Result<Vec<Violation>, FlowError> {
         let d = self.deps;
         // Each check may cost a directory lookup and zxcvbn's CPU: limited like verifications.
-        d.ip_limit(client, "verify", d.settings.ip_max_verifications)
-            .await?;
+        d.ip_limit(
+            client,
+            PerAddress::Verifications,
+            d.settings.ip_max_verifications,
+        )
+        .await?;
         reject_overlong(password)?;
         let live = self.live(flow).await?;
         let (policy, owner) = self.password_context(&live).await?;
@@ -342,8 +355,8 @@ impl<'a> Reset<'a> {
             .audit(
                 client,
                 Audit {
-                    event: "password_reset",
-                    outcome: "failure",
+                    event: AuditKind::PasswordReset,
+                    outcome: Outcome::Failure,
                     user: Some(user.guid),
                     sam_account_name: Some(&user.sam_account_name),
                     method: None,
@@ -364,7 +377,7 @@ impl<'a> Reset<'a> {
         reject_overlong(new_password)?;
         let live = self.live(flow).await?;
         let result = self.write_password(&live, new_password, client).await;
-        self.audit_directory_failure(&live, "password_reset", &result, client)
+        self.audit_directory_failure(&live, AuditKind::PasswordReset, &result, client)
             .await;
         result
     }
@@ -408,7 +421,7 @@ impl<'a> Reset<'a> {
                     self.finish(
                         live,
                         &user,
-                        "password_reset",
+                        AuditKind::PasswordReset,
                         MailKind::PasswordReset,
                         client,
                     ),
@@ -431,7 +444,7 @@ impl<'a> Reset<'a> {
     pub async fn unlock(&self, flow: &str, client: &Client) -> Result<(), FlowError> {
         let live = self.live(flow).await?;
         let result = self.write_unlock(&live, client).await;
-        self.audit_directory_failure(&live, "unlock", &result, client)
+        self.audit_directory_failure(&live, AuditKind::Unlock, &result, client)
             .await;
         result
     }
@@ -443,8 +456,14 @@ impl<'a> Reset<'a> {
             ..AccountChange::default()
         };
         self.claim_and_write(live, &user, &change).await?;
-        self.finish(live, &user, "unlock", MailKind::AccountUnlocked, client)
-            .await;
+        self.finish(
+            live,
+            &user,
+            AuditKind::Unlock,
+            MailKind::AccountUnlocked,
+            client,
+        )
+        .await;
         Ok(())
     }
 
@@ -486,7 +505,7 @@ impl<'a> Reset<'a> {
     async fn audit_directory_failure(
         &self,
         live: &Subject,
-        event: &str,
+        event: AuditKind,
         result: &Result<(), FlowError>,
         client: &Client,
     ) {
@@ -494,8 +513,8 @@ impl<'a> Reset<'a> {
             return;
         };
         let outcome = match e {
-            DirectoryError::WriteUnconfirmed { .. } => "unknown",
-            _ => "failure",
+            DirectoryError::WriteUnconfirmed { .. } => Outcome::Unknown,
+            _ => Outcome::Failure,
         };
         let reason = e.to_string();
         let failed = Audit {
@@ -515,14 +534,14 @@ impl<'a> Reset<'a> {
         &self,
         live: &Subject,
         user: &DirectoryUser,
-        event: &str,
+        event: AuditKind,
         notification: MailKind,
         client: &Client,
     ) {
         let d = self.deps;
         let done = Audit {
             event,
-            outcome: "success",
+            outcome: Outcome::Success,
             user: Some(user.guid),
             sam_account_name: Some(&user.sam_account_name),
             method: None,

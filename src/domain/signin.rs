@@ -13,9 +13,15 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use super::audit::{Audit, AuditKind, Outcome};
+use super::clock::ms;
+use super::deps::{Client, Deps};
 use super::directory::{BadPasswords, DirectoryUser, GuardedCheck, PasswordCheck};
+use super::error::FlowError;
 use super::policy::PasswordPolicy;
-use super::selfservice::{Audit, Client, Deps, FlowError, ms};
+pub use super::settings::SignInSettings;
+use super::store::ThrottleKey;
+use super::throttle::Limit;
 
 /// Who is signing in, which decides whose failure counter a sign-in counts against: an attacker
 /// who fills a user's counter does not also shut an operator out, and the helpdesk can give
@@ -29,27 +35,25 @@ pub enum SignInPurpose {
 }
 
 impl SignInPurpose {
-    fn key_prefix(self) -> &'static str {
+    fn key(self, login_hash: String) -> ThrottleKey {
         match self {
-            SignInPurpose::SelfService => "signin:user",
-            SignInPurpose::Operator => "signin:operator",
+            SignInPurpose::SelfService => ThrottleKey::UserSignIns(login_hash),
+            SignInPurpose::Operator => ThrottleKey::OperatorSignInFailures(login_hash),
         }
     }
 
-    /// The audit reason of a throttle hit; its first word is the metric's label, so the login
-    /// stays out of the label.
-    fn throttled_reason(self, key: &str) -> String {
+    fn limit(self) -> Limit {
         match self {
-            SignInPurpose::SelfService => format!("signin_user {key}"),
-            SignInPurpose::Operator => format!("signin_operator {key}"),
+            SignInPurpose::SelfService => Limit::SignInUser,
+            SignInPurpose::Operator => Limit::SignInOperator,
         }
     }
 }
 
 /// The throttle key of a sign-in: its purpose and the keyed hash of the normalised login (the
 /// login may be a password typed into the wrong box; see [`super::secrets::Keys::login_hash`]).
-pub fn throttle_key(purpose: SignInPurpose, login_hash: &str) -> String {
-    format!("{}:{login_hash}", purpose.key_prefix())
+pub fn throttle_key(purpose: SignInPurpose, login_hash: &str) -> ThrottleKey {
+    purpose.key(login_hash.to_owned())
 }
 
 /// A sign-in whose password was right: the account, and what AD said of the password (valid,
@@ -91,47 +95,6 @@ pub enum Attempt {
         user: Option<DirectoryUser>,
         failure: Failure,
     },
-}
-
-/// The sign-in rules' settings (`throttle.signin_*`).
-#[derive(Clone, Debug)]
-pub struct SignInSettings {
-    pub max_failures: i64,
-    pub window: Duration,
-    /// Every failed sign-in answers no sooner than this after it began.
-    pub failure_floor: Duration,
-    /// The domain's names a login may be prefixed with (`SSPR\jdoe`) or end in
-    /// (`jdoe@sspr.test`), in lower case: the DNS name and its first label.
-    pub domains: Vec<String>,
-}
-
-impl Default for SignInSettings {
-    fn default() -> Self {
-        Self {
-            max_failures: 5,
-            window: Duration::from_secs(15 * 60),
-            failure_floor: Duration::from_millis(400),
-            domains: Vec::new(),
-        }
-    }
-}
-
-impl SignInSettings {
-    /// The names of the domain under `base_dn`: from `OU=Staff,DC=sspr,DC=test`, `sspr.test`
-    /// and `sspr` (the usual NetBIOS name).
-    pub fn domains_of(base_dn: &str) -> Vec<String> {
-        let labels: Vec<String> = base_dn
-            .split(',')
-            .filter_map(|rdn| rdn.trim().split_once('='))
-            .filter(|(attr, _)| attr.trim().eq_ignore_ascii_case("dc"))
-            .map(|(_, value)| value.trim().to_lowercase())
-            .collect();
-        match labels.first() {
-            Some(first) if labels.len() > 1 => vec![labels.join("."), first.clone()],
-            Some(first) => vec![first.clone()],
-            None => Vec::new(),
-        }
-    }
 }
 
 /// The login as the throttle counts it: trimmed, in lower case, and `DOMAIN\user` or
@@ -209,13 +172,13 @@ pub async fn sign_in(
     let key = throttle_key(purpose, &d.keys.login_hash(&normalised));
     let now = d.now_ms();
     let since = now - ms(s.window);
-    if d.throttle.count(&key, since).await? >= s.max_failures {
+    if d.throttle.count(&key.to_string(), since).await? >= s.max_failures {
         // Before the directory is asked, so whether the login names an account is not known:
         // kept as its keyed hash, like any typed login that matched none.
-        let reason = purpose.throttled_reason(&key);
+        let reason = purpose.limit().reason(Some(&key.to_string()));
         let throttled = Audit {
-            event: "throttled",
-            outcome: "denied",
+            event: AuditKind::Throttled,
+            outcome: Outcome::Denied,
             user: None,
             sam_account_name: None,
             method: None,
@@ -257,7 +220,7 @@ pub async fn sign_in(
             }
         }
     };
-    d.throttle.hit(&key, now, since).await?;
+    d.throttle.hit(&key.to_string(), now, since).await?;
     if started.elapsed() > s.failure_floor {
         // This answer's time is no longer hidden by the floor.
         tracing::warn!(

@@ -1,6 +1,8 @@
 //! What the flows need from persistent storage, as small traits. `crate::store` implements them
 //! with sqlx on SQLite and PostgreSQL; unit tests may implement them in memory.
 
+use std::fmt;
+
 use async_trait::async_trait;
 
 use super::ObjectGuid;
@@ -204,7 +206,31 @@ pub struct ResetFlow {
     pub locale: String,
 }
 
+/// Whose a reset flow is, as the flows judge it (the row keeps the two columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowOwner<'a> {
+    User {
+        guid: ObjectGuid,
+        sam_account_name: &'a str,
+    },
+    /// The login named no account that may reset: the flow answers like a real one and can
+    /// never succeed.
+    Decoy { login: &'a str },
+}
+
 impl ResetFlow {
+    /// A flow is a user's when it names both the account and its name; flows are written with
+    /// both or neither.
+    pub fn owner(&self) -> FlowOwner<'_> {
+        match (self.user, self.sam_account_name.as_deref()) {
+            (Some(guid), Some(sam_account_name)) => FlowOwner::User {
+                guid,
+                sam_account_name,
+            },
+            _ => FlowOwner::Decoy { login: &self.login },
+        }
+    }
+
     pub fn verified(&self) -> Vec<MethodKind> {
         let mut v = Vec::new();
         if self.verified_totp_at_ms.is_some() {
@@ -325,6 +351,66 @@ pub trait CodeStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Whom a block holds: an account, or the typed login of a decoy (as its keyed hash), so a
+/// name without an account is blocked alike.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Person {
+    User(ObjectGuid),
+    Login(String),
+}
+
+/// What a throttle counts or blocks. Its text ([`fmt::Display`]) is the key the
+/// [`ThrottleStore`] files it under; nothing reads it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ThrottleKey {
+    /// Reset and registration starts from one client address (or IPv6 prefix).
+    AddressStarts(String),
+    /// Code checks from one client address (or IPv6 prefix).
+    AddressVerifications(String),
+    /// The block a person earns by wrong codes.
+    Blocked(Person),
+    /// A person's wrong codes, counted towards that block.
+    WrongCodes(Person),
+    /// Code mails to a person.
+    CodeMails(Person),
+    /// Failed sign-ins of a user with one typed login (its keyed hash).
+    UserSignIns(String),
+    /// Failed sign-ins of an operator with one typed login (its keyed hash).
+    OperatorSignInFailures(String),
+    /// An operator's sign-in attempts with one typed login (its keyed hash).
+    OperatorSignIns(String),
+    /// An operator's requests.
+    OperatorActions(ObjectGuid),
+    /// Group membership checks of one operator session (the hex of its token hash).
+    OperatorMembership(String),
+}
+
+impl fmt::Display for Person {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Person::User(guid) => write!(f, "user:{guid}"),
+            Person::Login(hash) => write!(f, "login:{hash}"),
+        }
+    }
+}
+
+impl fmt::Display for ThrottleKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThrottleKey::AddressStarts(address) => write!(f, "ip:start:{address}"),
+            ThrottleKey::AddressVerifications(address) => write!(f, "ip:verify:{address}"),
+            ThrottleKey::Blocked(person) => write!(f, "{person}"),
+            ThrottleKey::WrongCodes(person) => write!(f, "{person}:fail"),
+            ThrottleKey::CodeMails(person) => write!(f, "{person}:mail"),
+            ThrottleKey::UserSignIns(hash) => write!(f, "signin:user:{hash}"),
+            ThrottleKey::OperatorSignInFailures(hash) => write!(f, "signin:operator:{hash}"),
+            ThrottleKey::OperatorSignIns(hash) => write!(f, "operator:sign_in:{hash}"),
+            ThrottleKey::OperatorActions(guid) => write!(f, "operator:actions:{guid}"),
+            ThrottleKey::OperatorMembership(hex) => write!(f, "operator:member:{hex}"),
+        }
+    }
+}
+
 /// Counters for throttling, kept in the database so they hold across restarts and instances.
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
@@ -374,11 +460,119 @@ pub trait NoticeLog: Send + Sync {
     async fn release_notice(&self, notice: &Notice) -> Result<(), StoreError>;
 }
 
+/// One approval link, as stored (never the token itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagerApproval {
+    /// SHA-256 of the link's token; also the id of the manager's verification flow.
+    pub id_hash: Vec<u8>,
+    /// The operator's `manager` check of the caller, marked verified on approval.
+    pub check_id_hash: Vec<u8>,
+    /// The operator's sAMAccountName.
+    pub operator: String,
+    pub caller: ObjectGuid,
+    pub caller_sam: String,
+    pub caller_name: Option<String>,
+    pub manager: ObjectGuid,
+    pub manager_sam: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    async fn create_approval(&self, approval: &ManagerApproval) -> Result<(), StoreError>;
+    async fn approval(&self, id_hash: &[u8]) -> Result<Option<ManagerApproval>, StoreError>;
+    /// Records that `user`'s `manager` is `manager_dn` at `now_ms`, and returns since when the
+    /// service has seen that value: `now_ms` for a value new to it (first sight, or a change).
+    async fn manager_seen_since(
+        &self,
+        user: &ObjectGuid,
+        manager_dn: &str,
+        now_ms: i64,
+    ) -> Result<i64, StoreError>;
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn throttle_keys_keep_the_text_rows_were_filed_under() {
+        // Blocks and counts in force across an upgrade are found only under the same text.
+        let guid = ObjectGuid(uuid::Uuid::from_u128(7));
+        let user = || Person::User(guid);
+        let login = || Person::Login("ab12".to_owned());
+        let cases = [
+            (
+                ThrottleKey::AddressStarts("192.0.2.7".into()),
+                "ip:start:192.0.2.7",
+            ),
+            (
+                ThrottleKey::AddressVerifications("2001:db8::/64".into()),
+                "ip:verify:2001:db8::/64",
+            ),
+            (ThrottleKey::Blocked(user()), &format!("user:{guid}")),
+            (ThrottleKey::Blocked(login()), "login:ab12"),
+            (
+                ThrottleKey::WrongCodes(user()),
+                &format!("user:{guid}:fail"),
+            ),
+            (ThrottleKey::WrongCodes(login()), "login:ab12:fail"),
+            (ThrottleKey::CodeMails(login()), "login:ab12:mail"),
+            (ThrottleKey::UserSignIns("ab12".into()), "signin:user:ab12"),
+            (
+                ThrottleKey::OperatorSignInFailures("ab12".into()),
+                "signin:operator:ab12",
+            ),
+            (
+                ThrottleKey::OperatorSignIns("ab12".into()),
+                "operator:sign_in:ab12",
+            ),
+            (
+                ThrottleKey::OperatorActions(guid),
+                &format!("operator:actions:{guid}"),
+            ),
+            (
+                ThrottleKey::OperatorMembership("0aff".into()),
+                "operator:member:0aff",
+            ),
+        ];
+        for (key, text) in cases {
+            assert_eq!(key.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn a_flow_without_an_account_is_a_decoy() {
+        let guid = ObjectGuid(uuid::Uuid::from_u128(7));
+        let mut flow = ResetFlow {
+            id_hash: vec![1],
+            user: Some(guid),
+            login: "jdoe".to_owned(),
+            sam_account_name: Some("JDoe".to_owned()),
+            methods_required: 1,
+            verified_totp_at_ms: None,
+            verified_email_at_ms: None,
+            failures: 0,
+            created_at_ms: 0,
+            expires_at_ms: 1,
+            finished_at_ms: None,
+            dc: None,
+            locale: "en".to_owned(),
+        };
+        assert_eq!(
+            flow.owner(),
+            FlowOwner::User {
+                guid,
+                sam_account_name: "JDoe"
+            }
+        );
+        flow.user = None;
+        flow.sam_account_name = None;
+        assert_eq!(flow.owner(), FlowOwner::Decoy { login: "jdoe" });
+    }
 
     #[test]
     fn a_method_is_current_while_confirmed_within_the_limit() {

@@ -6,10 +6,16 @@
 use secrecy::SecretString;
 
 use super::ObjectGuid;
+use super::audit::{Audit, AuditKind, Outcome};
+use super::clock::ms;
+use super::deps::{Client, Deps};
+use super::error::FlowError;
 use super::notify::{Mail, MailKind};
 use super::secrets::{self, normalise_code};
-use super::selfservice::{Audit, Client, Deps, FlowError, ms};
-use super::store::{CodePurpose, EnrolledMethod, MethodKind, PendingCode, ResetFlow};
+use super::store::{
+    CodePurpose, EnrolledMethod, FlowOwner, MethodKind, PendingCode, Person, ResetFlow, ThrottleKey,
+};
+use super::throttle::{Limit, PerAddress};
 use super::totp;
 
 /// A verification in progress (a reset flow, or an operator's check of a caller), known to be
@@ -45,13 +51,13 @@ impl Subject {
     }
 
     /// Throttle key for the person being verified: the account, or the login of a decoy.
-    pub fn user_key(&self, d: &Deps) -> String {
+    pub fn user_key(&self, d: &Deps) -> Person {
         // The login of a decoy is kept only as its keyed hash; hashed for a real flow too, so a
         // decoy takes no longer.
         let login_hash = d.keys.login_hash(&self.flow.login);
-        match &self.flow.user {
-            Some(guid) => format!("user:{guid}"),
-            None => format!("login:{login_hash}"),
+        match self.flow.owner() {
+            FlowOwner::User { guid, .. } => Person::User(guid),
+            FlowOwner::Decoy { .. } => Person::Login(login_hash),
         }
     }
 
@@ -65,15 +71,17 @@ impl Subject {
         a: Audit<'_>,
     ) -> Result<(), FlowError> {
         let login_hash = d.keys.login_hash(&self.flow.login);
-        match &self.flow.sam_account_name {
-            Some(sam) => {
+        match self.flow.owner() {
+            FlowOwner::User {
+                sam_account_name, ..
+            } => {
                 let a = Audit {
-                    sam_account_name: Some(sam),
+                    sam_account_name: Some(sam_account_name),
                     ..a
                 };
                 d.audit_as(client, actor, a).await?;
             }
-            None => {
+            FlowOwner::Decoy { .. } => {
                 d.audit_typed_login(client, actor, login_hash, a).await?;
             }
         }
@@ -126,14 +134,19 @@ impl Subject {
         let sent = d
             .throttle
             .hit(
-                &format!("{}:mail", self.user_key(d)),
+                &ThrottleKey::CodeMails(self.user_key(d)).to_string(),
                 now,
                 now - ms(d.settings.email_window),
             )
             .await?;
         if sent > d.settings.email_max_sends {
-            d.audit_throttled(client, self.flow.user.zip(Some(self.sam())), "email_sends")
-                .await?;
+            d.audit_throttled(
+                client,
+                self.flow.user.zip(Some(self.sam())),
+                Limit::EmailSends,
+                None,
+            )
+            .await?;
             return Err(FlowError::Throttled {
                 retry_after: d.settings.email_window,
             });
@@ -171,11 +184,11 @@ impl Subject {
             client,
             actor,
             Audit {
-                event: "code_sent",
+                event: AuditKind::CodeSent,
                 outcome: if self.flow.user.is_some() {
-                    "success"
+                    Outcome::Success
                 } else {
-                    "decoy"
+                    Outcome::Decoy
                 },
                 user: self.flow.user,
                 sam_account_name: None,
@@ -215,8 +228,8 @@ impl Subject {
             client,
             actor,
             Audit {
-                event: "verification",
-                outcome: "success",
+                event: AuditKind::Verification,
+                outcome: Outcome::Success,
                 user: self.flow.user,
                 sam_account_name: None,
                 method: Some(method),
@@ -239,8 +252,12 @@ impl Subject {
         // Operators checking callers have their own limits (helpdesk.operator_max_actions), not
         // the per-address one of the users they help.
         if self.purpose != CodePurpose::HelpdeskEmail {
-            d.ip_limit(client, "verify", d.settings.ip_max_verifications)
-                .await?;
+            d.ip_limit(
+                client,
+                PerAddress::Verifications,
+                d.settings.ip_max_verifications,
+            )
+            .await?;
         }
         Ok(d.is_blocked(&self.user_key(d)).await?)
     }
@@ -261,8 +278,8 @@ impl Subject {
             client,
             actor,
             Audit {
-                event: "verification",
-                outcome: "failure",
+                event: AuditKind::Verification,
+                outcome: Outcome::Failure,
                 user: self.flow.user,
                 sam_account_name: None,
                 method,

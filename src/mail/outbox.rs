@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use super::{SendError, SmtpMailer};
 use crate::domain::ObjectGuid;
+use crate::domain::audit::{self, AuditKind};
 use crate::domain::clock::Clock;
 use crate::domain::notify::{Mail, Outbox, OutboxRow, OutboxStore, Purpose, Queued};
 use crate::domain::secrets::Keys;
@@ -254,13 +255,13 @@ impl OutboxSender {
     async fn audit_failure(&self, queued: &Queued, why: &str) {
         let about = &queued.about;
         let (event, method, reason) = match queued.purpose {
-            Purpose::Code => ("code_sent", Some("email"), why),
-            Purpose::Notice => ("notification", None, queued.mail.kind.label()),
+            Purpose::Code => (AuditKind::CodeSent, Some("email"), why),
+            Purpose::Notice => (AuditKind::Notification, None, queued.mail.kind.label()),
         };
         let event = AuditEvent {
             at_ms: self.clock.now_ms(),
-            event: event.to_owned(),
-            outcome: "failure".to_owned(),
+            event: event.as_str().to_owned(),
+            outcome: audit::Outcome::Failure.as_str().to_owned(),
             object_guid: about.user.map(ObjectGuid),
             sam_account_name: Some(about.sam_account_name.clone()),
             actor: about.actor.clone(),

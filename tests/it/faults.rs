@@ -899,7 +899,11 @@ impl Drop for Immutable {
 #[ignore = "needs chattr +i on the temp dir's file system; scripts/test runs it after a probe"]
 async fn sqlite_made_read_only_stops_each_step_before_it_acts_and_recovers() {
     // A SQLite fault whatever SSPR_TEST_DATABASE says.
-    let app = test_app_on(Arc::new(TestDatabase::fresh(Backend::Sqlite).await), LICENSED).await;
+    let app = test_app_on(
+        Arc::new(TestDatabase::fresh(Backend::Sqlite).await),
+        LICENSED,
+    )
+    .await;
     let user = create_user("rodb").await;
     let flows = verified_flows(&app, std::slice::from_ref(&user)).await;
     let file = PathBuf::from(app.database.url.strip_prefix("sqlite://").unwrap());

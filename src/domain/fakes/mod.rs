@@ -15,12 +15,13 @@ use async_trait::async_trait;
 pub use directory::{FakeDirectory, RecordedWrite};
 
 use super::clock::Clock;
+use super::deps::{Client, Deps};
 use super::directory::DirectoryUser;
 use super::notify::{Mail, MailError, Mailer, Outbox, Queued};
 use super::policy::{BannedList, PasswordRules};
 use super::scope::Eligibility;
 use super::secrets::Keys;
-use super::selfservice::{Client, Deps, HelpdeskSettings, Settings};
+use super::settings::{HelpdeskSettings, Settings};
 use super::signin::SignInSettings;
 use super::store::{
     AuditEvent, AuditLog, EnrolledMethod, MethodKind, RegistrationStore, StoreError,

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::domain::enrollment::Enrollment;
-use crate::domain::selfservice::FlowError;
+use crate::domain::error::FlowError;
 use crate::domain::store::RegistrationStore;
 
 const PASSWORD: &str = "Old-Harbor-2718";

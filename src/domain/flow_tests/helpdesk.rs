@@ -3,8 +3,9 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 
 use super::*;
+use crate::domain::error::FlowError;
 use crate::domain::helpdesk::{Action, CallerCheck, Helpdesk};
-use crate::domain::selfservice::{FlowError, HelpdeskSettings, Settings};
+use crate::domain::settings::{HelpdeskSettings, Settings};
 
 const GROUP: &str = "CN=Helpdesk,OU=Groups,DC=sspr,DC=test";
 const PASSWORD: &str = "Old-Harbor-2718";

@@ -2,10 +2,10 @@ use std::time::Duration;
 
 use super::*;
 use crate::domain::directory::{DirectoryError, DirectoryUser};
+use crate::domain::error::FlowError;
 use crate::domain::notify::{MailKind, Purpose};
 use crate::domain::secrets::token_hash;
-use crate::domain::selfservice::FlowError;
-use crate::domain::store::{CodePurpose, CodeStore, FlowStore};
+use crate::domain::store::{CodePurpose, CodeStore, FlowStore, Person, ThrottleKey};
 
 const OLD: &str = "Old-Harbor-2718";
 const NEW: &str = "Blue-Harbor-7391";
@@ -372,6 +372,6 @@ async fn an_unknown_login_is_audited_and_throttled_only_as_its_keyed_hash() {
         ]
     );
     // The decoy's failure counts under the hash, for every spelling of the same text.
-    let key = format!("login:{}:fail", f.deps.keys.login_hash("HUNTER2-SECRET!"));
-    assert_eq!(f.store.count(&key, 0).await.unwrap(), 1);
+    let key = ThrottleKey::WrongCodes(Person::Login(f.deps.keys.login_hash("HUNTER2-SECRET!")));
+    assert_eq!(f.store.count(&key.to_string(), 0).await.unwrap(), 1);
 }

@@ -1,9 +1,10 @@
 use std::time::Duration;
 
 use super::*;
+use crate::domain::error::FlowError;
 use crate::domain::notify::MailKind;
-use crate::domain::selfservice::{FlowError, Settings};
-use crate::domain::store::RegistrationStore;
+use crate::domain::settings::Settings;
+use crate::domain::store::{Person, RegistrationStore};
 
 #[tokio::test]
 async fn a_totp_step_is_never_accepted_twice() {
@@ -132,12 +133,7 @@ async fn wrong_codes_end_the_flow_then_block_the_user_until_the_block_runs_out()
         .verify(&first.flow, MethodKind::Totp, &f.totp_code(&totp), &client)
         .await;
     assert!(matches!(ended, Err(FlowError::FlowNotFound)), "{ended:?}");
-    assert!(
-        !f.deps
-            .is_blocked(&format!("user:{}", ann.guid))
-            .await
-            .unwrap()
-    );
+    assert!(!f.deps.is_blocked(&Person::User(ann.guid)).await.unwrap());
 
     // Two more in a new flow make five for the user (throttle.user_max_failures): blocked.
     let second = reset.start("ann", &client).await.unwrap();
@@ -150,7 +146,7 @@ async fn wrong_codes_end_the_flow_then_block_the_user_until_the_block_runs_out()
             "{answer:?}"
         );
     }
-    let key = format!("user:{}", ann.guid);
+    let key = Person::User(ann.guid);
     assert!(f.deps.is_blocked(&key).await.unwrap());
     let throttled: Vec<_> = f
         .audit()
@@ -230,7 +226,7 @@ async fn starts_and_code_mails_are_limited_per_address_and_per_user() {
         matches!(fourth, Err(FlowError::Throttled { retry_after }) if retry_after == f.deps.settings.ip_window),
         "{fourth:?}"
     );
-    let elsewhere = crate::domain::selfservice::Client {
+    let elsewhere = crate::domain::deps::Client {
         ip: Some("198.51.100.7".parse().unwrap()),
         ..f.client()
     };

@@ -10,104 +10,24 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::{CallerCheck, Helpdesk, Operator, verification_id};
-use crate::domain::ObjectGuid;
+use crate::domain::audit::{Audit, AuditKind, Outcome};
+use crate::domain::clock::ms;
+use crate::domain::deps::{Client, Deps};
 use crate::domain::directory::{DirectoryUser, ManagerLink};
+use crate::domain::error::{FlowError, ManagerRefusal};
 use crate::domain::notify::{About, Mail, MailKind, Purpose, Queued};
 use crate::domain::secrets::{new_token, token_hash};
-use crate::domain::selfservice::{Audit, Client, Deps, FlowError, ms};
-use crate::domain::store::{CodePurpose, MethodKind, ResetFlow, StoreError};
+use crate::domain::store::{
+    CodePurpose, ManagerApproval, MethodKind, Person, ResetFlow, ThrottleKey,
+};
+use crate::domain::throttle::Limit;
 use crate::domain::verification::Subject;
 
 /// How long an approval link works.
 pub const APPROVAL_LIFETIME: Duration = Duration::from_secs(15 * 60);
-
-/// One approval link, as stored (never the token itself).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ManagerApproval {
-    /// SHA-256 of the link's token; also the id of the manager's verification flow.
-    pub id_hash: Vec<u8>,
-    /// The operator's `manager` check of the caller, marked verified on approval.
-    pub check_id_hash: Vec<u8>,
-    /// The operator's sAMAccountName.
-    pub operator: String,
-    pub caller: ObjectGuid,
-    pub caller_sam: String,
-    pub caller_name: Option<String>,
-    pub manager: ObjectGuid,
-    pub manager_sam: String,
-    pub created_at_ms: i64,
-    pub expires_at_ms: i64,
-}
-
-#[async_trait]
-pub trait ApprovalStore: Send + Sync {
-    async fn create_approval(&self, approval: &ManagerApproval) -> Result<(), StoreError>;
-    async fn approval(&self, id_hash: &[u8]) -> Result<Option<ManagerApproval>, StoreError>;
-    /// Records that `user`'s `manager` is `manager_dn` at `now_ms`, and returns since when the
-    /// service has seen that value: `now_ms` for a value new to it (first sight, or a change).
-    async fn manager_seen_since(
-        &self,
-        user: &ObjectGuid,
-        manager_dn: &str,
-        now_ms: i64,
-    ) -> Result<i64, StoreError>;
-}
-
-/// Why an operator cannot ask the caller's manager. Each has its own error code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ManagerRefusal {
-    /// The caller's AD `manager` is empty, or names no account the service can see.
-    NoManager,
-    /// The manager's account is disabled.
-    ManagerDisabled,
-    /// The manager's account has no AD `mail` to send the link to.
-    ManagerWithoutMail,
-    /// The manager registered no method to confirm with.
-    ManagerNotRegistered,
-    /// The `manager` value changed (or was first seen) less than `helpdesk.manager_min_age` ago.
-    ManagerTooRecent,
-    /// The operator asking is the caller's manager.
-    ManagerIsOperator,
-}
-
-impl ManagerRefusal {
-    pub fn code(self) -> &'static str {
-        match self {
-            ManagerRefusal::NoManager => "no_manager",
-            ManagerRefusal::ManagerDisabled => "manager_disabled",
-            ManagerRefusal::ManagerWithoutMail => "manager_without_mail",
-            ManagerRefusal::ManagerNotRegistered => "manager_not_registered",
-            ManagerRefusal::ManagerTooRecent => "manager_too_recent",
-            ManagerRefusal::ManagerIsOperator => "manager_is_operator",
-        }
-    }
-
-    pub fn message(self) -> &'static str {
-        match self {
-            ManagerRefusal::NoManager => "This user has no manager in AD.",
-            ManagerRefusal::ManagerDisabled => "The user's manager's account is disabled.",
-            ManagerRefusal::ManagerWithoutMail => {
-                "The user's manager has no mail address in AD to send the approval link to."
-            }
-            ManagerRefusal::ManagerNotRegistered => {
-                "The user's manager has registered no method to confirm with (an authenticator \
-                 app or an email address)."
-            }
-            ManagerRefusal::ManagerTooRecent => {
-                "The user's manager was set too recently (helpdesk.manager_min_age) to vouch for \
-                 them; verify the caller another way."
-            }
-            ManagerRefusal::ManagerIsOperator => {
-                "You are this user's manager: another operator must ask, or verify the caller \
-                 another way."
-            }
-        }
-    }
-}
 
 /// What the approval page shows the manager.
 #[derive(Clone, Debug)]
@@ -200,7 +120,7 @@ impl Helpdesk<'_> {
         let actor = operator.session.sam_account_name.as_str();
         let user = self.target(id).await?;
         self.allowed(CallerCheck::Manager)?;
-        self.refuse_protected(&user, "manager_approval_requested", actor, client)
+        self.refuse_protected(&user, AuditKind::ManagerApprovalRequested, actor, client)
             .await?;
         if d.mailer.is_none() {
             return Err(FlowError::MailUnavailable);
@@ -208,7 +128,7 @@ impl Helpdesk<'_> {
         let manager = match self.approving_manager(&operator, &user).await {
             Ok(manager) => manager,
             Err(FlowError::ManagerRefused(refusal)) => {
-                self.audit_request(client, actor, &user, "denied", refusal.code())
+                self.audit_request(client, actor, &user, Outcome::Denied, refusal.code())
                     .await?;
                 return Err(FlowError::ManagerRefused(refusal));
             }
@@ -217,11 +137,15 @@ impl Helpdesk<'_> {
         // A manager's mailbox gets no more approval links than codes (`throttle.email_max_sends`
         // per `email_window`, counted with the codes mailed to them), however many operators ask.
         let now = d.now_ms();
-        let mails = format!("user:{}:mail", manager.guid);
+        let mails = ThrottleKey::CodeMails(Person::User(manager.guid));
         let window = d.settings.email_window;
-        if d.throttle.hit(&mails, now, now - ms(window)).await? > d.settings.email_max_sends {
+        if d.throttle
+            .hit(&mails.to_string(), now, now - ms(window))
+            .await?
+            > d.settings.email_max_sends
+        {
             let who = Some((manager.guid, manager.sam_account_name.as_str()));
-            d.audit_throttled(client, who, "manager_approval_mails")
+            d.audit_throttled(client, who, Limit::ManagerApprovalMails, None)
                 .await?;
             return Err(FlowError::Throttled {
                 retry_after: window,
@@ -283,8 +207,14 @@ impl Helpdesk<'_> {
             decoy: false,
         };
         d.outbox.enqueue(&queued, expires).await?;
-        self.audit_request(client, actor, &user, "success", &manager.sam_account_name)
-            .await?;
+        self.audit_request(
+            client,
+            actor,
+            &user,
+            Outcome::Success,
+            &manager.sam_account_name,
+        )
+        .await?;
         Ok(())
     }
 
@@ -293,7 +223,7 @@ impl Helpdesk<'_> {
         client: &Client,
         actor: &str,
         user: &DirectoryUser,
-        outcome: &str,
+        outcome: Outcome,
         reason: &str,
     ) -> Result<(), FlowError> {
         self.deps
@@ -301,7 +231,7 @@ impl Helpdesk<'_> {
                 client,
                 Some(actor),
                 Audit {
-                    event: "manager_approval_requested",
+                    event: AuditKind::ManagerApprovalRequested,
                     outcome,
                     user: Some(user.guid),
                     sam_account_name: Some(&user.sam_account_name),
@@ -420,15 +350,15 @@ impl<'a> Approvals<'a> {
         let (outcome, method) = match answer {
             Answer::Approve { method } => {
                 self.verify_check(&approval, method, now, client).await?;
-                ("approved", Some(method))
+                (Outcome::Approved, Some(method))
             }
-            Answer::Decline => ("declined", None),
+            Answer::Decline => (Outcome::Declined, None),
         };
         d.audit_as(
             client,
             Some(manager),
             Audit {
-                event: "manager_approval",
+                event: AuditKind::ManagerApproval,
                 outcome,
                 user: Some(approval.caller),
                 sam_account_name: Some(&approval.caller_sam),
