@@ -1,17 +1,19 @@
 //! What a mail says: minijinja templates compiled in from `templates/mail/` (a text and an HTML
-//! part per mail), with the texts of each language in `locales/mail/*.toml`. The HTML templates
-//! escape every value (autoescape by file name); the text ones print values as they are.
+//! part per mail), with the texts of each language in the `[mail]` table of `locales/*.toml` (see
+//! [`crate::i18n`]). The HTML templates escape every value (autoescape by file name); the text
+//! ones print values as they are.
 
 use std::time::{Duration, SystemTime};
 
 use minijinja::value::{Kwargs, Value};
-use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, context};
+use minijinja::{Environment, Error, UndefinedBehavior, context};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::domain::notify::{Mail, MailKind};
 use crate::domain::store::MethodKind;
+use crate::i18n;
 
 /// How long the code mails say a code is valid unless told otherwise (`reset.code_lifetime`'s
 /// default).
@@ -56,15 +58,8 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 use crate::domain::locale::Locale as Language;
 
-fn source(language: Language) -> &'static str {
-    match language {
-        Language::En => include_str!("../../locales/mail/en.toml"),
-        Language::Nl => include_str!("../../locales/mail/nl.toml"),
-    }
-}
-
-/// The texts of one language. Strict on both sides: a key missing from a catalog or unknown to
-/// this struct fails at start-up (and in the unit tests), never in a user's mailbox.
+/// The `[mail]` texts of one language. Strict on both sides: a key missing from a catalog or
+/// unknown to this struct fails at start-up (and in the unit tests), never in a user's mailbox.
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Catalog {
@@ -235,12 +230,14 @@ impl Templates {
         let catalogs = Language::ALL
             .into_iter()
             .map(|language| {
-                let catalog = toml::from_str(source(language)).unwrap_or_else(|e| {
-                    panic!(
-                        "compiled-in mail texts for {} are invalid: {e}",
-                        language.tag()
-                    )
-                });
+                let catalog = toml::Value::Table(i18n::catalog(language).mail.clone())
+                    .try_into()
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "compiled-in mail texts for {} are invalid: {e}",
+                            language.tag()
+                        )
+                    });
                 (language, catalog)
             })
             .collect();
@@ -617,30 +614,9 @@ fn fill_filter(text: &str, values: Kwargs) -> Result<String, Error> {
     })
 }
 
-/// Replaces each `{name}` in `text` with `value(name)` in one pass, so a value that itself
-/// contains braces (a display name, say) is never expanded. A placeholder without a value is an
-/// error: a misspelt one in a translation fails the tests instead of reaching a user.
+/// [`i18n::fill`], as a template error.
 fn fill(text: &str, value: impl Fn(&str) -> Option<String>) -> Result<String, Error> {
-    let mut out = String::with_capacity(text.len() + 32);
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let close = after
-            .find('}')
-            .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "unclosed { in a mail text"))?;
-        let name = &after[..close];
-        let filled = value(name).ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                format!("no value for {{{name}}} in a mail text"),
-            )
-        })?;
-        out.push_str(&filled);
-        rest = &after[close + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    Ok(i18n::fill(text, value)?)
 }
 
 #[cfg(test)]
@@ -651,6 +627,7 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
+    use crate::i18n::source;
 
     const CODE: &str = "40718263";
     /// With characters HTML must escape.

@@ -1,5 +1,5 @@
 //! Server-rendered pages (no JavaScript needed), in English and Dutch. Templates and texts are
-//! compiled in; the texts live in `locales/*.toml`, one file per language.
+//! compiled in; the texts are the `[page]` tables of `locales/*.toml` (see [`crate::i18n`]).
 //!
 //! The pages drive the same domain flows as `/api/v1`; what they add is browser state in cookies
 //! (see [`cookies`]): the registration session, the reset flow and the helpdesk session are
@@ -27,6 +27,7 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use super::AppState;
 use super::api::Caller;
 use crate::domain::selfservice::Client;
+use crate::i18n::{self, TemplateTexts, Texts};
 use reply::Reply;
 
 pub use crate::domain::locale::Locale;
@@ -110,14 +111,9 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "approve.html",
 ];
 
-const CATALOGS: &[(Locale, &str)] = &[
-    (Locale::En, include_str!("../../../locales/en.toml")),
-    (Locale::Nl, include_str!("../../../locales/nl.toml")),
-];
-
 pub struct Pages {
     env: Environment<'static>,
-    texts: HashMap<Locale, HashMap<String, String>>,
+    texts: HashMap<Locale, &'static Texts>,
     helpdesk_url: Option<String>,
     self_service: bool,
     /// Cookies get `Secure` when the public URL is https.
@@ -135,13 +131,9 @@ impl Pages {
             env.add_template(name, source)
                 .expect("compiled-in templates are valid");
         }
-        let texts = CATALOGS
-            .iter()
-            .map(|(locale, source)| {
-                let table: HashMap<String, String> =
-                    toml::from_str(source).expect("compiled-in catalogs are valid");
-                (*locale, table)
-            })
+        let texts = Locale::ALL
+            .into_iter()
+            .map(|locale| (locale, &i18n::catalog(locale).page))
             .collect();
         Self {
             env,
@@ -171,7 +163,7 @@ impl Pages {
         let rendered = template.render(context! {
             lang => locale.tag(),
             other_lang => other.tag(),
-            t => &self.texts[&locale],
+            t => Value::from_object(TemplateTexts(self.texts[&locale])),
             helpdesk_url => &self.helpdesk_url,
             self_service => self.self_service,
             ..page
