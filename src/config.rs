@@ -48,6 +48,16 @@ pub struct Config {
     pub security: SecurityConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub ui: UiConfig,
+}
+
+/// `[ui]`: what the pages and mails look like.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// Templates and `style.css` here replace the built-in ones of the same name; empty: none.
+    #[serde(default)]
+    pub templates_dir: PathBuf,
 }
 
 #[derive(Debug)]
@@ -418,6 +428,8 @@ struct Raw {
     security: RawSecurity,
     log: RawLog,
     metrics: RawMetrics,
+    #[serde(default)]
+    ui: UiConfig,
 }
 
 #[derive(Deserialize)]
@@ -1190,6 +1202,7 @@ fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 token: metrics_token.map(SecretString::from),
                 listen: metrics_listen,
             },
+            ui: raw.ui,
         }),
         _ => Err(ConfigError {
             problems: v.problems,

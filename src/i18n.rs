@@ -6,8 +6,12 @@
 //! inside a value stays as it is) and a placeholder without a value is an error, never a blank.
 //! One plural convention: a text that depends on a count has a `key_one` (the count is 1) and a
 //! `key_other` form, chosen by [`Catalog::plural`] in code and by `t("key", n=…)` in templates.
+//!
+//! Templates and the stylesheet are compiled in too; [`Overrides`] lets a folder
+//! (`ui.templates_dir`) replace any of them by file name.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
 use minijinja::value::{Kwargs, Object, Value};
@@ -178,6 +182,83 @@ impl Object for TemplateTexts {
     }
 }
 
+/// Files that replace compiled-in templates or the stylesheet: `ui.templates_dir`, laid out like
+/// the built-in `templates/` folder (`reset_start.html`, `mail/code.txt`, `style.css`). Read
+/// once at start-up, so a broken override fails then, not on a user's request.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    dir: Option<PathBuf>,
+}
+
+impl Overrides {
+    /// No folder: only the built-in files.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// `dir`, unless empty (the default: built-in only). A set folder must exist.
+    pub fn new(dir: &Path) -> Result<Self, OverrideError> {
+        if dir.as_os_str().is_empty() {
+            return Ok(Self::none());
+        }
+        if !dir.is_dir() {
+            return Err(OverrideError::Read(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("ui.templates_dir {} is not a folder", dir.display()),
+            )));
+        }
+        Ok(Self {
+            dir: Some(dir.to_path_buf()),
+        })
+    }
+
+    /// The file `name` (a relative path such as `mail/code.html`) from the folder if it is
+    /// there, else `built_in`. Names come from the compiled-in lists, never from a request.
+    pub fn load(&self, name: &str, built_in: &'static str) -> Result<String, std::io::Error> {
+        let Some(dir) = &self.dir else {
+            return Ok(built_in.to_owned());
+        };
+        match std::fs::read_to_string(dir.join(name)) {
+            Ok(source) => {
+                tracing::info!(template = name, dir = %dir.display(), "template overridden");
+                Ok(source)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(built_in.to_owned()),
+            Err(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", dir.join(name).display()),
+            )),
+        }
+    }
+
+    /// Adds each of `templates` (name, built-in source) to `env`, overridden where the folder
+    /// has `{folder}{name}`; every one is compiled now.
+    pub fn add_templates(
+        &self,
+        env: &mut minijinja::Environment<'static>,
+        folder: &str,
+        templates: &[(&'static str, &'static str)],
+    ) -> Result<(), OverrideError> {
+        for (name, built_in) in templates {
+            let source = self
+                .load(&format!("{folder}{name}"), built_in)
+                .map_err(OverrideError::Read)?;
+            env.add_template_owned(*name, source)
+                .map_err(|e| OverrideError::Template(name, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// A template override that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideError {
+    #[error("cannot read a template override: {0}")]
+    Read(std::io::Error),
+    #[error("template {0} is invalid: {1}")]
+    Template(&'static str, Error),
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -316,5 +397,28 @@ mod tests {
             .unwrap()
             .render(minijinja::context! { t => Value::from_object(TemplateTexts(&TEXTS)) });
         assert!(failed.is_err(), "a misspelt placeholder fails the render");
+    }
+
+    #[test]
+    fn an_override_replaces_only_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("mail")).unwrap();
+        std::fs::write(dir.path().join("mail/code.txt"), "mine").unwrap();
+        let overrides = Overrides::new(dir.path()).unwrap();
+        assert_eq!(overrides.load("mail/code.txt", "built-in").unwrap(), "mine");
+        assert_eq!(overrides.load("code.txt", "built-in").unwrap(), "built-in");
+        assert_eq!(
+            Overrides::none().load("mail/code.txt", "built-in").unwrap(),
+            "built-in"
+        );
+        assert!(Overrides::new(&dir.path().join("missing")).is_err());
+        assert!(Overrides::new(Path::new("")).unwrap().dir.is_none());
+
+        std::fs::write(dir.path().join("broken.html"), "{% if %}").unwrap();
+        let mut env = minijinja::Environment::new();
+        assert!(matches!(
+            overrides.add_templates(&mut env, "", &[("broken.html", "fine")]),
+            Err(OverrideError::Template("broken.html", _))
+        ));
     }
 }

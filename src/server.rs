@@ -35,6 +35,8 @@ pub enum StartError {
     Directory(#[from] DirectoryError),
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+    #[error(transparent)]
+    Templates(#[from] crate::i18n::OverrideError),
     #[error("TLS: {0}")]
     Tls(#[from] TlsFileError),
     #[error("cannot listen on {addr}: {source}")]
@@ -56,10 +58,12 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
     let directory = LdapDirectory::new(&config.directory)?;
     let licence = LicenceGate::new(config.licence.azure_ad_premium);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let overrides = crate::i18n::Overrides::new(&config.ui.templates_dir)?;
     let smtp_mailer = match &config.smtp {
         Some(smtp) => Some(Arc::new(
             SmtpMailer::new(smtp, &config.server.public_url, None, clock.clone())?
-                .with_code_lifetime(config.reset.code_lifetime),
+                .with_code_lifetime(config.reset.code_lifetime)
+                .with_overrides(&overrides)?,
         )),
         None => None,
     };
@@ -112,7 +116,8 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
             config.helpdesk.url.clone(),
             licence.self_service_enabled(),
             config.server.public_url.scheme() == "https",
-        ),
+        )
+        .with_overrides(&overrides)?,
         body_limit: config.server.body_limit,
         request_timeout: config.server.request_timeout,
         metrics_token: config.metrics.token.clone(),

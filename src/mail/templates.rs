@@ -1,7 +1,7 @@
 //! What a mail says: minijinja templates compiled in from `templates/mail/` (a text and an HTML
-//! part per mail), with the texts of each language in the `[mail]` table of `locales/*.toml` (see
-//! [`crate::i18n`]). The HTML templates escape every value (autoescape by file name); the text
-//! ones print values as they are.
+//! part per mail, overridable from `ui.templates_dir`), with the texts of each language in the
+//! `[mail]` table of `locales/*.toml` (see [`crate::i18n`]). The HTML templates escape every
+//! value (autoescape by file name); the text ones print values as they are.
 
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +13,7 @@ use url::Url;
 
 use crate::domain::notify::{Mail, MailKind};
 use crate::domain::store::MethodKind;
-use crate::i18n;
+use crate::i18n::{self, OverrideError, Overrides};
 
 /// How long the code mails say a code is valid unless told otherwise (`reset.code_lifetime`'s
 /// default).
@@ -255,6 +255,12 @@ impl Templates {
             organisation: organisation.filter(|o| !o.trim().is_empty()),
             code_lifetime: DEFAULT_CODE_LIFETIME,
         }
+    }
+
+    /// Replaces the built-in templates with those in `overrides`' folder (`ui.templates_dir`,
+    /// sub-folder `mail/`) where it has them.
+    pub fn set_overrides(&mut self, overrides: &Overrides) -> Result<(), OverrideError> {
+        overrides.add_templates(&mut self.env, "mail/", TEMPLATES)
     }
 
     /// How long the code mails say a code is valid: the flows' `code_lifetime`.
@@ -1246,6 +1252,42 @@ mod tests {
                 language.tag()
             );
         }
+    }
+
+    #[test]
+    fn an_override_replaces_one_part_of_one_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("mail")).unwrap();
+        std::fs::write(
+            dir.path().join("mail/code.txt"),
+            "{{ m.intro }} {{ code }} ({{ m.valid | fill(minutes=minutes) }})",
+        )
+        .unwrap();
+        let mut overridden = templates();
+        overridden
+            .set_overrides(&Overrides::new(dir.path()).unwrap())
+            .unwrap();
+        let reset = |templates: &Templates, locale| {
+            let kind = MailKind::ResetCode {
+                code: SecretString::from(CODE),
+            };
+            templates.render(&mail(kind, locale, None), at()).unwrap()
+        };
+        let (mine, built_in) = (reset(&overridden, "nl"), reset(&templates(), "nl"));
+        assert_eq!(
+            mine.text,
+            "Gebruik deze code om te bevestigen dat u het bent: 40718263 (De code is 10 minuten \
+             geldig.)"
+        );
+        assert_eq!(mine.html, built_in.html);
+        assert_eq!(mine.subject, built_in.subject);
+        let notice = |templates: &Templates| {
+            templates
+                .render(&mail(MailKind::PasswordReset, "en", None), at())
+                .unwrap()
+                .text
+        };
+        assert_eq!(notice(&overridden), notice(&templates()));
     }
 
     #[test]
