@@ -54,6 +54,16 @@ pub struct Config {
     pub security: SecurityConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub ui: UiConfig,
+}
+
+/// `[ui]`: what the pages and mails look like.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// Templates and `style.css` here replace the built-in ones of the same name; empty: none.
+    #[serde(default)]
+    pub templates_dir: PathBuf,
 }
 
 // Each section mirrors its table in config/default.toml; `deny_unknown_fields` turns typos into
@@ -517,6 +527,8 @@ struct Raw {
     security: RawSecurity,
     log: LogConfig,
     metrics: MetricsConfig,
+    #[serde(default)]
+    ui: UiConfig,
 }
 
 impl Config {

@@ -13,6 +13,7 @@ use crate::domain::policy::Violation;
 use crate::domain::reset::retry_after_secs;
 use crate::domain::selfservice::FlowError;
 use crate::domain::store::StoreError;
+use crate::i18n::{self, fill_with};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -76,87 +77,34 @@ impl BrokenRule {
     }
 }
 
-/// What a person is told about a broken password rule, in English or Dutch. The API speaks
-/// English; the pages pick the visitor's language.
+/// What a person is told about a broken password rule, in the catalog's `[rule]` texts. The API
+/// speaks English; the pages pick the visitor's language.
 pub fn violation_message(violation: &Violation, locale: Locale) -> String {
-    let nl = locale == Locale::Nl;
+    let t = i18n::catalog(locale);
+    let simple = |key| t.rule(key).to_owned();
     match violation {
-        Violation::TooShort { min } if nl => format!("Gebruik minstens {min} tekens."),
-        Violation::TooShort { min } => format!("Use at least {min} characters."),
-        Violation::TooLong { max } if nl => format!("Een wachtwoord heeft hoogstens {max} tekens."),
-        Violation::TooLong { max } => format!("A password can have at most {max} characters."),
-        Violation::ControlCharacters if nl => "Gebruik geen tabs, regeleinden of andere \
-            onzichtbare stuurtekens: die kunt u bij het aanmelden niet intypen."
-            .to_owned(),
-        Violation::ControlCharacters => "Do not use tabs, line breaks or other invisible control \
-            characters: they cannot be typed when you sign in."
-            .to_owned(),
-        Violation::Complexity if nl => "Gebruik minstens drie van deze soorten tekens: \
-            hoofdletters, kleine letters, cijfers, symbolen (zoals ! # of %) en letters uit \
-            schriften zonder hoofdletters."
-            .to_owned(),
-        Violation::Complexity => "Use at least three of these: capital letters, small letters, \
-            digits, symbols (such as ! # or %), and letters from scripts without capitals."
-            .to_owned(),
-        Violation::ContainsAccountName if nl => {
-            "Gebruik uw gebruikersnaam niet in het wachtwoord.".to_owned()
-        }
-        Violation::ContainsAccountName => "Do not use your username in the password.".to_owned(),
-        Violation::ContainsDisplayName if nl => {
-            "Gebruik geen deel van uw naam in het wachtwoord.".to_owned()
-        }
-        Violation::ContainsDisplayName => {
-            "Do not use any part of your name in the password.".to_owned()
-        }
-        Violation::Banned if nl => "Dit wachtwoord is gebouwd op een veelgebruikt wachtwoord \
-            of woord; cijfers, symbolen of gelijkende tekens eromheen verbergen dat niet. Voeg \
-            meer eigen woorden toe of kies een ander wachtwoord."
-            .to_owned(),
-        Violation::Banned => "This password is built on a commonly used password or word; \
-            digits, symbols or look-alike letters around it don't hide that. Add more words of \
-            your own, or choose another."
-            .to_owned(),
-        Violation::TooWeak { .. } if nl => "Dit wachtwoord is te makkelijk te raden. Maak het \
-            langer, bijvoorbeeld met een paar woorden die niets met elkaar te maken hebben."
-            .to_owned(),
-        Violation::TooWeak { .. } => "This password is too easy to guess. Make it longer, for \
-            instance with a few words that have nothing to do with each other."
-            .to_owned(),
+        Violation::TooShort { min } => fill_with(t.rule("too_short"), &[("min", &min.to_string())]),
+        Violation::TooLong { max } => fill_with(t.rule("too_long"), &[("max", &max.to_string())]),
+        Violation::ControlCharacters => simple("control_characters"),
+        Violation::Complexity => simple("complexity"),
+        Violation::ContainsAccountName => simple("contains_account_name"),
+        Violation::ContainsDisplayName => simple("contains_display_name"),
+        Violation::Banned => simple("banned"),
+        Violation::TooWeak { .. } => simple("too_weak"),
         Violation::HistoryOrMinAge { history, min_age } => {
-            let history = match (*history, nl) {
-                (0, _) => None,
-                (1, false) => Some("it may be your previous password".to_owned()),
-                (1, true) => Some("misschien is het uw vorige wachtwoord".to_owned()),
-                (n, false) => Some(format!("it may be one of your last {n} passwords")),
-                (n, true) => Some(format!(
-                    "misschien is het een van uw laatste {n} wachtwoorden"
-                )),
-            };
-            let age = (!min_age.is_zero()).then(|| {
-                let age = span(*min_age, locale);
-                if nl {
-                    format!("uw wachtwoord is minder dan {age} geleden gewijzigd")
-                } else {
-                    format!("your password was changed less than {age} ago")
-                }
-            });
+            let history = (*history > 0).then(|| t.rule_count("history", u64::from(*history)));
+            let age = (!min_age.is_zero())
+                .then(|| fill_with(t.rule("min_age"), &[("age", &span(*min_age, locale))]));
             let reasons = match (history, age) {
-                (Some(h), Some(a)) if nl => format!(": {h}, of {a}"),
-                (Some(h), Some(a)) => format!(": {h}, or {a}"),
-                (Some(one), None) | (None, Some(one)) => format!(": {one}"),
+                (Some(h), Some(a)) => {
+                    fill_with(t.rule("reasons_both"), &[("history", &h), ("age", &a)])
+                }
+                (Some(one), None) | (None, Some(one)) => {
+                    fill_with(t.rule("reasons_single"), &[("reason", &one)])
+                }
                 (None, None) => String::new(),
             };
-            if nl {
-                format!(
-                    "Het domein weigert dit wachtwoord, hoewel het aan de vooraf controleerbare \
-                     regels voldoet{reasons}. Kies een ander wachtwoord."
-                )
-            } else {
-                format!(
-                    "The domain refused this password, although it meets the rules that can be \
-                     checked in advance{reasons}. Choose another password."
-                )
-            }
+            fill_with(t.rule("history_or_min_age"), &[("reasons", &reasons)])
         }
     }
 }
@@ -164,25 +112,14 @@ pub fn violation_message(violation: &Violation, locale: Locale) -> String {
 /// "2 days", "1 uur", "30 minutes": a policy interval for a person, rounded up.
 fn span(d: std::time::Duration, locale: Locale) -> String {
     let minutes = d.as_secs().div_ceil(60).max(1);
-    let (n, en, nl) = if minutes % (24 * 60) == 0 {
-        let n = minutes / (24 * 60);
-        (
-            n,
-            if n == 1 { "day" } else { "days" },
-            if n == 1 { "dag" } else { "dagen" },
-        )
+    let (unit, n) = if minutes % (24 * 60) == 0 {
+        ("day", minutes / (24 * 60))
     } else if minutes >= 60 {
-        let n = minutes.div_ceil(60);
-        (n, if n == 1 { "hour" } else { "hours" }, "uur")
+        ("hour", minutes.div_ceil(60))
     } else {
-        let n = minutes;
-        let nl = if n == 1 { "minuut" } else { "minuten" };
-        (n, if n == 1 { "minute" } else { "minutes" }, nl)
+        ("minute", minutes)
     };
-    match locale {
-        Locale::Nl => format!("{n} {nl}"),
-        Locale::En => format!("{n} {en}"),
-    }
+    i18n::catalog(locale).rule_count(unit, n)
 }
 
 /// Attached to error responses so the logging middleware can record what the client is not told.
@@ -273,47 +210,42 @@ impl ApiError {
         }
     }
 
-    /// What a person is told. Directory and storage details stay in the log.
+    /// What a person is told, from the catalog's `[error]` texts (in English: the API's
+    /// language). Directory and storage details stay in the log.
     pub fn message(&self) -> String {
+        let t = i18n::catalog(Locale::En);
+        let text = |key| t.error(key).to_owned();
         match self {
             ApiError::LicenceRequired(e) => e.to_string(),
-            ApiError::NotFound => "There is nothing at this address.".to_owned(),
+            ApiError::NotFound => text("not_found"),
             ApiError::BadRequest(m) => m.clone(),
             ApiError::Http(status) => match *status {
-                StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.".to_owned(),
-                StatusCode::METHOD_NOT_ALLOWED => {
-                    "This address does not take that method.".to_owned()
-                }
-                StatusCode::SERVICE_UNAVAILABLE => {
-                    "The request took too long. Please try again in a minute.".to_owned()
-                }
-                s if s.is_server_error() => "Something went wrong. Please try again.".to_owned(),
-                _ => "The request is not valid.".to_owned(),
+                StatusCode::PAYLOAD_TOO_LARGE => text("payload_too_large"),
+                StatusCode::METHOD_NOT_ALLOWED => text("method_not_allowed"),
+                StatusCode::SERVICE_UNAVAILABLE => text("timeout"),
+                s if s.is_server_error() => text("internal_error"),
+                _ => text("invalid_request"),
             },
-            ApiError::Directory(DirectoryError::PolicyViolation { .. }) => {
-                "The new password does not meet the domain's password policy. Choose another one."
-                    .to_owned()
-            }
+            ApiError::Directory(DirectoryError::PolicyViolation { .. }) => text("password_policy"),
             ApiError::Directory(DirectoryError::Unavailable { .. }) | ApiError::Store(_) => {
-                "The service cannot reach the directory or its database right now. Please try \
-                 again in a minute."
-                    .to_owned()
+                text("unavailable")
             }
             ApiError::Directory(DirectoryError::WriteUnconfirmed { .. }) => {
-                "The directory stopped answering while the change was being written, so it may \
-                 or may not have been made. In a few minutes, try signing in (with the new \
-                 password, if you chose one); if that does not work, try again."
-                    .to_owned()
+                text("write_unconfirmed")
             }
-            ApiError::Directory(_) => {
-                "The directory refused the operation. Please contact the helpdesk.".to_owned()
-            }
+            ApiError::Directory(_) => text("directory_error"),
             ApiError::Flow(FlowError::InvalidCode { remaining_attempts }) => {
                 match remaining_attempts {
-                    0 => "The code is wrong or has expired, and no attempts are left: start again."
-                        .to_owned(),
-                    1 => "The code is wrong or has expired. 1 attempt left.".to_owned(),
-                    n => format!("The code is wrong or has expired. {n} attempts left."),
+                    0 => text("invalid_code_none"),
+                    n => {
+                        let counted = i18n::Catalog::plural(
+                            &t.error,
+                            "invalid_code",
+                            u64::try_from(*n).unwrap_or(0),
+                        )
+                        .expect("[error] invalid_code_one/_other");
+                        fill_with(counted, &[("n", &n.to_string())])
+                    }
                 }
             }
             ApiError::Flow(FlowError::PasswordRejected(broken)) => broken
@@ -321,14 +253,13 @@ impl ApiError {
                 .map(|v| violation_message(v, Locale::En))
                 .collect::<Vec<_>>()
                 .join(" "),
-            ApiError::Flow(FlowError::Throttled { retry_after }) => format!(
-                "Too many attempts. Try again in {} minutes, or contact the helpdesk.",
-                retry_after.as_secs().div_ceil(60)
+            ApiError::Flow(FlowError::Throttled { retry_after }) => fill_with(
+                t.error("throttled"),
+                &[("minutes", &retry_after.as_secs().div_ceil(60).to_string())],
             ),
-            ApiError::Flow(FlowError::SignInThrottled { retry_after }) => format!(
-                "Too many failed sign-ins with this name. Try again in {} minutes. If you forgot \
-                 your password or your account is locked, reset or unlock it at /reset.",
-                retry_after.as_secs().div_ceil(60)
+            ApiError::Flow(FlowError::SignInThrottled { retry_after }) => fill_with(
+                t.error("signin_throttled"),
+                &[("minutes", &retry_after.as_secs().div_ceil(60).to_string())],
             ),
             ApiError::Flow(e) => {
                 let mut m = e.to_string();

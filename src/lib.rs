@@ -10,6 +10,7 @@ pub mod directory;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod i18n;
 pub mod logging;
 pub mod mail;
 pub mod metrics;

@@ -32,6 +32,8 @@ pub enum StartError {
     Directory(#[from] DirectoryError),
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+    #[error(transparent)]
+    Templates(#[from] crate::i18n::OverrideError),
 }
 
 /// The domain's dependencies, and the store behind most of them (for what only the store does,
@@ -41,6 +43,8 @@ pub struct Wired {
     pub store: Store,
     /// Delivers the outbox's mails once spawned; `None` without `[smtp]`.
     outbox_sender: Option<OutboxSender>,
+    /// The templates of `ui.templates_dir` that replace built-in ones.
+    overrides: crate::i18n::Overrides,
 }
 
 /// Connects the store (applying pending migrations) and prepares the directory pools; DCs are
@@ -54,10 +58,12 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
     store.migrate().await?;
     let directory = LdapDirectory::new(&config.directory)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let overrides = crate::i18n::Overrides::new(&config.ui.templates_dir)?;
     let smtp_mailer = match &config.smtp {
         Some(smtp) => Some(Arc::new(
             SmtpMailer::new(smtp, &config.server.public_url, None, clock.clone())?
-                .with_code_lifetime(config.reset.code_lifetime),
+                .with_code_lifetime(config.reset.code_lifetime)
+                .with_overrides(&overrides)?,
         )),
         None => None,
     };
@@ -104,6 +110,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         deps,
         store,
         outbox_sender,
+        overrides,
     })
 }
 
@@ -113,6 +120,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         deps,
         store,
         outbox_sender,
+        overrides,
     } = wire(config).await?;
     let licence = LicenceGate::new(config.licence.azure_ad_premium);
     let outbox_sender = outbox_sender.map(OutboxSender::spawn);
@@ -124,7 +132,8 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
             config.helpdesk.url.clone(),
             licence.self_service_enabled(),
             config.server.public_url.scheme() == "https",
-        ),
+        )
+        .with_overrides(&overrides)?,
         body_limit: config.server.body_limit,
         request_timeout: config.server.request_timeout,
         metrics_token: config.metrics.token.clone(),

@@ -93,6 +93,7 @@ impl Checks {
             },
             log: raw.log,
             metrics: raw.metrics,
+            ui: raw.ui,
         })
     }
 

@@ -44,6 +44,15 @@ impl SmtpMailer {
         self
     }
 
+    /// Mail templates from `ui.templates_dir` (its `mail/` folder) where it has them.
+    pub fn with_overrides(
+        mut self,
+        overrides: &crate::i18n::Overrides,
+    ) -> Result<Self, crate::i18n::OverrideError> {
+        self.composer.templates.set_overrides(overrides)?;
+        Ok(self)
+    }
+
     /// Like [`Mailer::send`], keeping whether a failure is permanent.
     pub async fn deliver(&self, mail: &Mail) -> Result<(), SendError> {
         let sent = match self.composer.compose(mail) {

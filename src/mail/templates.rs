@@ -1,17 +1,19 @@
 //! What a mail says: minijinja templates compiled in from `templates/mail/` (a text and an HTML
-//! part per mail), with the texts of each language in `locales/mail/*.toml`. The HTML templates
-//! escape every value (autoescape by file name); the text ones print values as they are.
+//! part per mail, overridable from `ui.templates_dir`), with the texts of each language in the
+//! `[mail]` table of `locales/*.toml` (see [`crate::i18n`]). The HTML templates escape every
+//! value (autoescape by file name); the text ones print values as they are.
 
 use std::time::{Duration, SystemTime};
 
 use minijinja::value::{Kwargs, Value};
-use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, context};
+use minijinja::{Environment, Error, UndefinedBehavior, context};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::domain::notify::{Mail, MailKind};
 use crate::domain::store::MethodKind;
+use crate::i18n::{self, OverrideError, Overrides};
 
 /// How long the code mails say a code is valid unless told otherwise (`reset.code_lifetime`'s
 /// default).
@@ -56,15 +58,8 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 use crate::domain::locale::Locale as Language;
 
-fn source(language: Language) -> &'static str {
-    match language {
-        Language::En => include_str!("../../locales/mail/en.toml"),
-        Language::Nl => include_str!("../../locales/mail/nl.toml"),
-    }
-}
-
-/// The texts of one language. Strict on both sides: a key missing from a catalog or unknown to
-/// this struct fails at start-up (and in the unit tests), never in a user's mailbox.
+/// The `[mail]` texts of one language. Strict on both sides: a key missing from a catalog or
+/// unknown to this struct fails at start-up (and in the unit tests), never in a user's mailbox.
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Catalog {
@@ -235,12 +230,14 @@ impl Templates {
         let catalogs = Language::ALL
             .into_iter()
             .map(|language| {
-                let catalog = toml::from_str(source(language)).unwrap_or_else(|e| {
-                    panic!(
-                        "compiled-in mail texts for {} are invalid: {e}",
-                        language.tag()
-                    )
-                });
+                let catalog = toml::Value::Table(i18n::catalog(language).mail.clone())
+                    .try_into()
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "compiled-in mail texts for {} are invalid: {e}",
+                            language.tag()
+                        )
+                    });
                 (language, catalog)
             })
             .collect();
@@ -258,6 +255,12 @@ impl Templates {
             organisation: organisation.filter(|o| !o.trim().is_empty()),
             code_lifetime: DEFAULT_CODE_LIFETIME,
         }
+    }
+
+    /// Replaces the built-in templates with those in `overrides`' folder (`ui.templates_dir`,
+    /// sub-folder `mail/`) where it has them.
+    pub fn set_overrides(&mut self, overrides: &Overrides) -> Result<(), OverrideError> {
+        overrides.add_templates(&mut self.env, "mail/", TEMPLATES)
     }
 
     /// How long the code mails say a code is valid: the flows' `code_lifetime`.
@@ -617,30 +620,9 @@ fn fill_filter(text: &str, values: Kwargs) -> Result<String, Error> {
     })
 }
 
-/// Replaces each `{name}` in `text` with `value(name)` in one pass, so a value that itself
-/// contains braces (a display name, say) is never expanded. A placeholder without a value is an
-/// error: a misspelt one in a translation fails the tests instead of reaching a user.
+/// [`i18n::fill`], as a template error.
 fn fill(text: &str, value: impl Fn(&str) -> Option<String>) -> Result<String, Error> {
-    let mut out = String::with_capacity(text.len() + 32);
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let close = after
-            .find('}')
-            .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "unclosed { in a mail text"))?;
-        let name = &after[..close];
-        let filled = value(name).ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                format!("no value for {{{name}}} in a mail text"),
-            )
-        })?;
-        out.push_str(&filled);
-        rest = &after[close + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    Ok(i18n::fill(text, value)?)
 }
 
 #[cfg(test)]
@@ -651,6 +633,7 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
+    use crate::i18n::source;
 
     const CODE: &str = "40718263";
     /// With characters HTML must escape.
@@ -1269,6 +1252,42 @@ mod tests {
                 language.tag()
             );
         }
+    }
+
+    #[test]
+    fn an_override_replaces_one_part_of_one_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("mail")).unwrap();
+        std::fs::write(
+            dir.path().join("mail/code.txt"),
+            "{{ m.intro }} {{ code }} ({{ m.valid | fill(minutes=minutes) }})",
+        )
+        .unwrap();
+        let mut overridden = templates();
+        overridden
+            .set_overrides(&Overrides::new(dir.path()).unwrap())
+            .unwrap();
+        let reset = |templates: &Templates, locale| {
+            let kind = MailKind::ResetCode {
+                code: SecretString::from(CODE),
+            };
+            templates.render(&mail(kind, locale, None), at()).unwrap()
+        };
+        let (mine, built_in) = (reset(&overridden, "nl"), reset(&templates(), "nl"));
+        assert_eq!(
+            mine.text,
+            "Gebruik deze code om te bevestigen dat u het bent: 40718263 (De code is 10 minuten \
+             geldig.)"
+        );
+        assert_eq!(mine.html, built_in.html);
+        assert_eq!(mine.subject, built_in.subject);
+        let notice = |templates: &Templates| {
+            templates
+                .render(&mail(MailKind::PasswordReset, "en", None), at())
+                .unwrap()
+                .text
+        };
+        assert_eq!(notice(&overridden), notice(&templates()));
     }
 
     #[test]

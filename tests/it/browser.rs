@@ -671,15 +671,15 @@ impl Browser {
             ))
             .await
             .unwrap();
-        let catalog = match locale {
-            Locale::En => include_str!("../../locales/en.toml"),
-            Locale::Nl => include_str!("../../locales/nl.toml"),
-        };
         Browser {
             client,
             base: site.base.clone(),
             locale,
-            texts: toml::from_str(catalog).unwrap(),
+            texts: sspr_bridge::i18n::catalog(locale)
+                .page
+                .clone()
+                .into_iter()
+                .collect(),
             flow: "",
             pages: 0,
             _driver: driver,

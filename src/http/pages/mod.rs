@@ -1,5 +1,6 @@
 //! Server-rendered pages (no JavaScript needed), in English and Dutch. Templates and texts are
-//! compiled in; the texts live in `locales/*.toml`, one file per language.
+//! compiled in; the texts are the `[page]` tables of `locales/*.toml` (see [`crate::i18n`]), and
+//! `ui.templates_dir` may replace any template or the stylesheet.
 //!
 //! The pages drive the same domain flows as `/api/v1`; what they add is browser state in cookies
 //! (see [`cookies`]): the registration session, the reset flow and the helpdesk session are
@@ -15,6 +16,7 @@ mod reply;
 mod reset;
 mod sections;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use axum::Router;
@@ -29,6 +31,7 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use super::AppState;
 use super::extract::Caller;
 use crate::domain::selfservice::Client;
+use crate::i18n::{self, OverrideError, Overrides, TemplateTexts, Texts};
 use reply::Reply;
 
 pub use crate::domain::locale::Locale;
@@ -63,14 +66,13 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "approve.html",
 ];
 
-const CATALOGS: &[(Locale, &str)] = &[
-    (Locale::En, include_str!("../../../locales/en.toml")),
-    (Locale::Nl, include_str!("../../../locales/nl.toml")),
-];
+const STYLESHEET: &str = include_str!("../../../static/style.css");
 
 pub struct Pages {
     env: Environment<'static>,
-    texts: HashMap<Locale, HashMap<String, String>>,
+    texts: HashMap<Locale, &'static Texts>,
+    /// `static/style.css`, or its override.
+    stylesheet: Cow<'static, str>,
     helpdesk_url: Option<String>,
     self_service: bool,
     /// Cookies get `Secure` when the public URL is https.
@@ -88,21 +90,30 @@ impl Pages {
             env.add_template(name, source)
                 .expect("compiled-in templates are valid");
         }
-        let texts = CATALOGS
-            .iter()
-            .map(|(locale, source)| {
-                let table: HashMap<String, String> =
-                    toml::from_str(source).expect("compiled-in catalogs are valid");
-                (*locale, table)
-            })
+        let texts = Locale::ALL
+            .into_iter()
+            .map(|locale| (locale, &i18n::catalog(locale).page))
             .collect();
         Self {
             env,
             texts,
+            stylesheet: Cow::Borrowed(STYLESHEET),
             helpdesk_url,
             self_service,
             secure_cookies,
         }
+    }
+
+    /// Replaces the built-in templates and stylesheet with the files in `overrides`' folder
+    /// (`ui.templates_dir`) of the same name, where it has them.
+    pub fn with_overrides(mut self, overrides: &Overrides) -> Result<Self, OverrideError> {
+        overrides.add_templates(&mut self.env, "", TEMPLATES)?;
+        self.stylesheet = Cow::Owned(
+            overrides
+                .load("style.css", STYLESHEET)
+                .map_err(OverrideError::Read)?,
+        );
+        Ok(self)
     }
 
     /// The text `key` in `locale`; the key itself if a catalog lacks it (a unit test sees that
@@ -124,7 +135,7 @@ impl Pages {
         let rendered = template.render(context! {
             lang => locale.tag(),
             other_lang => other.tag(),
-            t => &self.texts[&locale],
+            t => Value::from_object(TemplateTexts(self.texts[&locale])),
             helpdesk_url => &self.helpdesk_url,
             self_service => self.self_service,
             ..page
@@ -229,13 +240,13 @@ async fn home(State(state): State<AppState>, visitor: Visitor) -> Response {
         .show(&visitor, Reply::new("home.html").here("/"))
 }
 
-pub async fn stylesheet() -> impl IntoResponse {
+pub async fn stylesheet(State(state): State<AppState>) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        include_str!("../../../static/style.css"),
+        state.pages.stylesheet.to_string(),
     )
 }
 
@@ -335,6 +346,46 @@ mod tests {
             }
         }
         assert!(named > 30, "{named}");
+    }
+
+    fn body(response: Response) -> String {
+        let bytes =
+            futures::executor::block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+                .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_file_in_templates_dir_replaces_only_its_own_template() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("home.html"),
+            "Our own home page: {{ t('approve_decline_body', caller='<Jan>') }}",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("style.css"), "body { color: teal; }").unwrap();
+        let overrides = Overrides::new(dir.path()).unwrap();
+        let pages = Pages::new(None, true, false)
+            .with_overrides(&overrides)
+            .unwrap();
+        let home = body(pages.render(StatusCode::OK, "home.html", Locale::En, Value::UNDEFINED));
+        assert_eq!(
+            home,
+            "Our own home page: Decline if you cannot confirm the caller is &lt;Jan&gt;. The \
+             helpdesk will not rely on you, and &lt;Jan&gt; is told by email."
+        );
+        assert_eq!(pages.stylesheet, "body { color: teal; }");
+        let built_in = Pages::new(None, true, false);
+        let licence = |pages: &Pages| body(pages.licence_required(Locale::Nl));
+        assert_eq!(licence(&pages), licence(&built_in));
+        assert_eq!(built_in.stylesheet, STYLESHEET);
+
+        std::fs::write(dir.path().join("done.html"), "{% if %}").unwrap();
+        let broken = Pages::new(None, true, false).with_overrides(&overrides);
+        assert!(
+            broken.is_err_and(|e| e.to_string().contains("done.html")),
+            "a broken override stops the start"
+        );
     }
 
     #[test]

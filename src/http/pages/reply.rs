@@ -161,7 +161,7 @@ impl Reply {
                 alert.key = if minutes == 1 {
                     "error_throttled_one"
                 } else {
-                    "error_throttled"
+                    "error_throttled_other"
                 };
                 alert.params.push(("minutes", minutes.to_string()));
                 alert.helpdesk = true;
@@ -261,10 +261,9 @@ impl Pages {
 
     fn show_with(&self, locale: Locale, csrf: &str, reply: Reply) -> Response {
         let alert = reply.alert.as_ref().map(|a| {
-            let mut text = self.text(locale, a.key);
-            for (name, value) in &a.params {
-                text = text.replace(&format!("{{{name}}}"), value);
-            }
+            let params: Vec<(&str, &str)> =
+                a.params.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let text = crate::i18n::fill_with(&self.text(locale, a.key), &params);
             ShownAlert {
                 kind: if a.error { "error" } else { "success" },
                 text,

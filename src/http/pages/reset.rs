@@ -143,13 +143,13 @@ fn requirement_text(pages: &Pages, locale: Locale, rule: &Requirement) -> String
         Requirement::Complexity => ("rule_complexity", None),
         Requirement::NoNames => ("rule_no_names", None),
         Requirement::NotRecent(1) => ("rule_not_recent_one", None),
-        Requirement::NotRecent(n) => ("rule_not_recent", Some(*n)),
+        Requirement::NotRecent(n) => ("rule_not_recent_other", Some(*n)),
         Requirement::NotBanned => ("rule_not_banned", None),
         Requirement::MinStrength(_) => ("rule_strength", None),
     };
     let text = pages.text(locale, key);
     match n {
-        Some(n) => text.replace("{n}", &n.to_string()),
+        Some(n) => crate::i18n::fill_with(&text, &[("n", &n.to_string())]),
         None => text,
     }
 }
