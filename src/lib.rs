@@ -9,6 +9,8 @@ pub mod connections;
 pub mod directory;
 pub mod domain;
 pub mod error;
+#[cfg(test)]
+mod flow_tests;
 pub mod http;
 pub mod i18n;
 pub mod logging;

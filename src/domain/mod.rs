@@ -12,8 +12,6 @@ pub mod enrollment;
 pub mod error;
 #[cfg(test)]
 pub mod fakes;
-#[cfg(test)]
-mod flow_tests;
 pub mod helpdesk;
 pub mod licence;
 pub mod locale;

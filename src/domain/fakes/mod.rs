@@ -1,8 +1,8 @@
 //! Doubles of the ports for unit tests of the flows: a directory held in memory, an outbox and a
 //! mailer that record what they are given, and a clock that stands still until told to move.
-//! The stores are the real sqlx store on a private in-memory SQLite database (one connection,
-//! migrated at start): its single-use claims, atomic TOTP steps and throttle counters are the
-//! very rules under test, so a second, hand-written implementation of them would prove less.
+//! The stores are not faked: `crate::flow_tests` wires these doubles to the real sqlx store on a
+//! private in-memory SQLite database, whose single-use claims, atomic TOTP steps and throttle
+//! counters are the very rules under test.
 
 mod directory;
 
@@ -15,19 +15,12 @@ use async_trait::async_trait;
 pub use directory::{FakeDirectory, RecordedWrite};
 
 use super::clock::Clock;
-use super::deps::{Client, Deps};
-use super::directory::DirectoryUser;
 use super::notify::{Mail, MailError, Mailer, Outbox, Queued};
 use super::policy::{BannedList, PasswordRules};
 use super::scope::Eligibility;
-use super::secrets::Keys;
 use super::settings::{HelpdeskSettings, Settings};
 use super::signin::SignInSettings;
-use super::store::{
-    AuditEvent, AuditLog, EnrolledMethod, MethodKind, RegistrationStore, StoreError,
-};
-use super::totp;
-use crate::store::Store;
+use super::store::StoreError;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -139,117 +132,5 @@ pub fn settings() -> Settings {
             ..SignInSettings::default()
         },
         ipv6_prefix: 64,
-    }
-}
-
-/// The flows' dependencies wired to the doubles above, with handles on each.
-pub struct Fakes {
-    pub deps: Deps,
-    pub directory: Arc<FakeDirectory>,
-    pub outbox: Arc<RecordingOutbox>,
-    pub mailer: Arc<RecordingMailer>,
-    pub clock: Arc<FixedClock>,
-    pub store: Arc<Store>,
-}
-
-impl Fakes {
-    pub async fn new() -> Self {
-        Self::with(settings()).await
-    }
-
-    pub async fn with(settings: Settings) -> Self {
-        let clock = Arc::new(FixedClock::new(FixedClock::START_MS));
-        let store = Arc::new(
-            crate::store::tests::memory_store()
-                .await
-                .with_clock(clock.clone()),
-        );
-        let directory = Arc::new(FakeDirectory::default());
-        let outbox = Arc::new(RecordingOutbox::default());
-        let mailer = Arc::new(RecordingMailer::default());
-        let deps = Deps {
-            directory: directory.clone(),
-            registrations: store.clone(),
-            sessions: store.clone(),
-            flows: store.clone(),
-            codes: store.clone(),
-            throttle: store.clone(),
-            audit: store.clone(),
-            approvals: store.clone(),
-            mailer: Some(mailer.clone()),
-            outbox: outbox.clone(),
-            clock: clock.clone(),
-            keys: Arc::new(Keys::new(&[7; 32])),
-            settings,
-            stand_in: Default::default(),
-        };
-        Self {
-            deps,
-            directory,
-            outbox,
-            mailer,
-            clock,
-            store,
-        }
-    }
-
-    pub fn client(&self) -> Client {
-        Client {
-            ip: Some("192.0.2.10".parse().expect("an address")),
-            locale: "en".to_owned(),
-        }
-    }
-
-    /// Registers a confirmed authenticator app for `user`; returns its secret, from which
-    /// [`Self::totp_code`] computes codes as the app would.
-    pub async fn register_totp(&self, user: &DirectoryUser) -> Vec<u8> {
-        let secret = totp::new_secret();
-        let now = self.clock.now_ms();
-        let method = EnrolledMethod {
-            kind: MethodKind::Totp,
-            address: None,
-            secret_sealed: Some(self.deps.keys.seal(&secret, user.guid.0.as_bytes())),
-            last_step: None,
-            confirmed_at_ms: Some(now),
-            created_at_ms: now,
-        };
-        self.store
-            .put_method(&user.guid, &user.sam_account_name, &method)
-            .await
-            .expect("stored");
-        secret.to_vec()
-    }
-
-    /// Registers a confirmed email address for `user`.
-    pub async fn register_email(&self, user: &DirectoryUser, address: &str) {
-        let now = self.clock.now_ms();
-        let method = EnrolledMethod {
-            kind: MethodKind::Email,
-            address: Some(address.to_owned()),
-            secret_sealed: None,
-            last_step: None,
-            confirmed_at_ms: Some(now),
-            created_at_ms: now,
-        };
-        self.store
-            .put_method(&user.guid, &user.sam_account_name, &method)
-            .await
-            .expect("stored");
-    }
-
-    /// The code an authenticator app with `secret` shows now.
-    pub fn totp_code(&self, secret: &[u8]) -> String {
-        let secs = u64::try_from(self.clock.now_ms() / 1000).expect("after 1970");
-        totp::code_at(secret, secs)
-    }
-
-    /// Every audit row, oldest first.
-    pub async fn audit(&self) -> Vec<AuditEvent> {
-        AuditLog::since(self.store.as_ref(), 0, 10_000)
-            .await
-            .expect("audit readable")
-            .into_iter()
-            .map(|r| r.event)
-            .collect()
     }
 }

@@ -1,16 +1,20 @@
-//! The flows' rules on the doubles of [`super::fakes`]: milliseconds each, no Samba. The
-//! integration suite (tests/it/) proves the same flows against the real DC, mail and databases.
+//! The flows' rules on the doubles of [`crate::domain::fakes`] and the real store on an
+//! in-memory SQLite database: milliseconds each, no Samba. The integration suite (tests/it/)
+//! proves the same flows against the real DC, mail and databases. They live above both the
+//! domain and the store, which they wire together, so neither imports the other.
 
 mod enrollment;
+mod harness;
 mod helpdesk;
 mod reset;
 mod verification;
 
 use secrecy::SecretString;
 
-use super::fakes::Fakes;
-use super::reset::Reset;
-use super::store::MethodKind;
+use harness::Fakes;
+
+use crate::domain::reset::Reset;
+use crate::domain::store::MethodKind;
 
 fn secret(text: &str) -> SecretString {
     SecretString::from(text.to_owned())
@@ -22,7 +26,7 @@ fn wrong_totp(f: &Fakes, secret: &[u8]) -> String {
     let now = u64::try_from(f.deps.now_ms() / 1000).unwrap();
     let valid: Vec<String> = [now - 30, now, now + 30]
         .iter()
-        .map(|t| super::totp::code_at(secret, *t))
+        .map(|t| crate::domain::totp::code_at(secret, *t))
         .collect();
     (0..1_000_000u32)
         .map(|n| format!("{n:06}"))
