@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::cookies::HELPDESK;
 use super::{Locale, Reply, Visitor, back_to_start};
+use crate::domain::error::FlowError;
 use crate::domain::helpdesk::{Action, CallerCheck, Helpdesk, UserCard, VerifiedBy};
-use crate::domain::selfservice::FlowError;
 use crate::domain::store::MethodKind;
 use crate::error::ApiError;
 use crate::http::AppState;

@@ -30,7 +30,7 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 
 use super::AppState;
 use super::extract::Caller;
-use crate::domain::selfservice::Client;
+use crate::domain::deps::Client;
 use crate::i18n::{self, OverrideError, Overrides, TemplateTexts, Texts};
 use reply::Reply;
 
