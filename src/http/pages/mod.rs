@@ -325,7 +325,10 @@ mod tests {
             include_str!("register.rs"),
             include_str!("reset.rs"),
             include_str!("reply.rs"),
-            include_str!("helpdesk.rs"),
+            include_str!("helpdesk/mod.rs"),
+            include_str!("helpdesk/card.rs"),
+            include_str!("helpdesk/caller.rs"),
+            include_str!("helpdesk/actions.rs"),
             include_str!("approval.rs"),
         ];
         let mut named = 0;
