@@ -7,11 +7,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::domain::directory::DirectoryError;
+use crate::domain::error::FlowError;
 use crate::domain::licence::LicenceRequired;
 use crate::domain::locale::Locale;
 use crate::domain::policy::Violation;
 use crate::domain::reset::retry_after_secs;
-use crate::domain::selfservice::FlowError;
 use crate::domain::store::StoreError;
 use crate::i18n::{self, fill_with};
 

@@ -7,8 +7,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
+use crate::domain::clock::ms;
 use crate::domain::clock::{Clock, SystemClock};
-use crate::domain::selfservice::ms;
 use crate::domain::store::{StoreError, ThrottleStore};
 use crate::http::app;
 use crate::store::Store;

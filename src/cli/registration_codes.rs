@@ -6,8 +6,9 @@
 use std::io::Write;
 
 use crate::config::Config;
+use crate::domain::deps::Client;
+use crate::domain::error::FlowError;
 use crate::domain::registration_code;
-use crate::domain::selfservice::{Client, FlowError};
 use crate::wiring::{self, StartError};
 
 /// The audit's actor for what was done from the command line.
@@ -43,7 +44,7 @@ pub async fn run(config: &Config, login: &str, out: &mut dyn Write) -> Result<()
 }
 
 async fn issue(
-    d: &crate::domain::selfservice::Deps,
+    d: &crate::domain::deps::Deps,
     login: &str,
 ) -> Result<(String, zeroize::Zeroizing<String>), IssueError> {
     let login = login.trim();

@@ -25,7 +25,6 @@ pub mod reminders;
 pub mod reset;
 pub mod scope;
 pub mod secrets;
-pub mod selfservice;
 pub mod settings;
 pub mod signin;
 pub mod store;

@@ -9,8 +9,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 
 use super::TrustedProxies;
+use crate::domain::deps::Client;
 use crate::domain::locale::Locale;
-use crate::domain::selfservice::Client;
 
 /// The language chosen with the `?lang=` switch, kept so it sticks across POSTs.
 pub const LANG_COOKIE: &str = "lang";

@@ -25,8 +25,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::domain::deps::Deps;
 use crate::domain::licence::LicenceGate;
-use crate::domain::selfservice::Deps;
 use crate::error::{ApiError, ErrorCause};
 use crate::store::Store;
 pub use pages::Pages;

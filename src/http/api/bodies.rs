@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::selfservice::FlowError;
+use crate::domain::error::FlowError;
 use crate::error::ApiError;
 
 /// A JSON body whose rejection (bad JSON, wrong type, missing field) is an [`ApiError`].

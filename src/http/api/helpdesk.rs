@@ -305,7 +305,7 @@ async fn act_without_answer(
     id: &str,
     action: Action,
     reason: Reason,
-    client: &crate::domain::selfservice::Client,
+    client: &crate::domain::deps::Client,
 ) -> Result<StatusCode, ApiError> {
     let reason = reason.reason;
     Helpdesk::new(&s.deps)

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Bearer, Body, MethodName, OptionalBody};
+use crate::domain::deps::Client;
 use crate::domain::enrollment::{Enrollment, StepUpMethod};
 use crate::domain::locale::Locale as Language;
 use crate::domain::reset::Reset;
-use crate::domain::selfservice::Client;
 use crate::domain::store::MethodKind;
 use crate::error::{ApiError, BrokenRule, ErrorBody};
 use crate::http::AppState;

@@ -13,8 +13,8 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::{Reply, Visitor};
+use crate::domain::error::FlowError;
 use crate::domain::helpdesk::{Answer, ApprovalView, Approvals, caller_label};
-use crate::domain::selfservice::FlowError;
 use crate::domain::store::MethodKind;
 use crate::http::AppState;
 

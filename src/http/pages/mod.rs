@@ -30,7 +30,7 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 
 use super::AppState;
 use super::extract::Caller;
-use crate::domain::selfservice::Client;
+use crate::domain::deps::Client;
 use crate::i18n::{self, OverrideError, Overrides, TemplateTexts, Texts};
 use reply::Reply;
 
@@ -325,7 +325,10 @@ mod tests {
             include_str!("register.rs"),
             include_str!("reset.rs"),
             include_str!("reply.rs"),
-            include_str!("helpdesk.rs"),
+            include_str!("helpdesk/mod.rs"),
+            include_str!("helpdesk/card.rs"),
+            include_str!("helpdesk/caller.rs"),
+            include_str!("helpdesk/actions.rs"),
             include_str!("approval.rs"),
         ];
         let mut named = 0;

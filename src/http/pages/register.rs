@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::cookies::SESSION;
 use super::{Reply, Visitor, back_to_start};
 use crate::domain::enrollment::{Enrollment, StepUpMethod};
-use crate::domain::selfservice::FlowError;
+use crate::domain::error::FlowError;
 use crate::domain::store::MethodKind;
 use crate::http::AppState;
 

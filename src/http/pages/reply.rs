@@ -9,11 +9,11 @@ use serde::Serialize;
 use super::sections::{self, section};
 use super::{Locale, Pages, Visitor, cookies};
 use crate::domain::directory::DirectoryError;
+use crate::domain::error::FlowError;
 use crate::domain::helpdesk::ManagerRefusal;
 use crate::domain::policy::Violation;
 use crate::domain::reset::{MAX_PASSWORD_CHARS, retry_after_secs};
 use crate::domain::scope::Exclusion;
-use crate::domain::selfservice::FlowError;
 use crate::error::{ApiError, ErrorCause};
 
 pub struct Reply {

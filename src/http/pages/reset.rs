@@ -15,9 +15,9 @@ use serde::Deserialize;
 
 use super::cookies::FLOW;
 use super::{Locale, Pages, Reply, Visitor, back_to_start};
+use crate::domain::error::FlowError;
 use crate::domain::policy::Requirement;
 use crate::domain::reset::Reset;
-use crate::domain::selfservice::FlowError;
 use crate::domain::store::MethodKind;
 use crate::http::AppState;
 

@@ -1,0 +1,253 @@
+//! What an operator does to a verified caller's account, each after a confirmation step: reset,
+//! unlock, clear registrations, lift a block, issue a registration code.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::{Value, context};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::error::FlowError;
+use crate::domain::helpdesk::{Action, Helpdesk};
+use crate::http::AppState;
+use crate::http::pages::Visitor;
+
+use super::{
+    CARD, CONFIRM, CallerForm, HERE, Outcome, Shown, caller_page, page, session, shown_as,
+};
+
+/// The actions by the path segment of their forms.
+fn action(segment: &str, deliver: &str) -> Option<(&'static str, Action)> {
+    Some(match segment {
+        "reset" => (
+            "reset",
+            Action::Reset {
+                deliver_by_email: deliver == "email",
+            },
+        ),
+        "unlock" => ("unlock", Action::Unlock),
+        "clear-registrations" => ("clear-registrations", Action::ClearRegistrations),
+        _ => return None,
+    })
+}
+
+/// Lifts the caller's self-service block; a reason is all it takes.
+pub(super) async fn lift_block(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<CallerForm>,
+) -> Response {
+    let lifted = async {
+        Helpdesk::new(&s.deps)
+            .lift_block(
+                session(&visitor)?,
+                &form.id,
+                Some(&form.reason),
+                &visitor.client,
+            )
+            .await
+    }
+    .await;
+    let shown = Shown {
+        verified: form.verified(),
+        email_sent: false,
+    };
+    let outcome = match lifted {
+        Ok(()) => Outcome::Notice("notice_block_lifted"),
+        Err(e) => Outcome::Failed(e, "error_block_reason_required"),
+    };
+    caller_page(
+        &s,
+        &visitor,
+        &form.id,
+        CARD,
+        shown,
+        Value::UNDEFINED,
+        outcome,
+    )
+    .await
+}
+
+/// Issues a registration code and shows it this once, like a temporary password.
+pub(super) async fn registration_code(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<CallerForm>,
+) -> Response {
+    let issued = async {
+        Helpdesk::new(&s.deps)
+            .registration_code(session(&visitor)?, &form.id, &visitor.client)
+            .await
+    }
+    .await;
+    match issued {
+        Ok(code) => {
+            let reply = page("helpdesk_registration_code.html")
+                .vars(context! {
+                    id => &form.id,
+                    verified => form.verified().map(shown_as),
+                    code => code.as_str(),
+                })
+                .notice("notice_registration_code");
+            s.pages.show(&visitor, reply)
+        }
+        Err(e) => {
+            let shown = Shown {
+                verified: form.verified(),
+                email_sent: false,
+            };
+            let outcome = Outcome::Failed(e, "error_caller_protected");
+            caller_page(
+                &s,
+                &visitor,
+                &form.id,
+                CARD,
+                shown,
+                Value::UNDEFINED,
+                outcome,
+            )
+            .await
+        }
+    }
+}
+
+/// The confirmation step (are you sure?), with the reason field when the caller is unverified.
+pub(super) async fn confirm(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Path(segment): Path<String>,
+    Form(form): Form<CallerForm>,
+) -> Response {
+    let Some((segment, _)) = action(&segment, "") else {
+        return Redirect::to(HERE).into_response();
+    };
+    let shown = Shown {
+        verified: form.verified(),
+        email_sent: false,
+    };
+    let vars = context! { action => segment, reason => "" };
+    if shown.verified.is_none() && s.deps.settings.helpdesk.require_verification {
+        let outcome = Outcome::Problem(StatusCode::FORBIDDEN, "error_caller_not_verified");
+        return caller_page(&s, &visitor, &form.id, CARD, shown, vars, outcome).await;
+    }
+    caller_page(&s, &visitor, &form.id, CONFIRM, shown, vars, Outcome::Quiet).await
+}
+
+pub(super) async fn act(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Path(segment): Path<String>,
+    Form(form): Form<CallerForm>,
+) -> Response {
+    let Some((segment, action)) = action(&segment, &form.deliver) else {
+        return Redirect::to(HERE).into_response();
+    };
+    let mut shown = Shown {
+        verified: form.verified(),
+        email_sent: false,
+    };
+    let reason = Some(form.reason.as_str()).filter(|r| !r.trim().is_empty());
+    let acted = async {
+        Helpdesk::new(&s.deps)
+            .act(
+                session(&visitor)?,
+                &form.id,
+                action,
+                reason,
+                &visitor.client,
+            )
+            .await
+    }
+    .await;
+    let vars = context! { action => segment, reason => &form.reason };
+    let (template, outcome) = match acted {
+        Ok(Some(password)) => {
+            let mail_failed = action
+                == Action::Reset {
+                    deliver_by_email: true,
+                };
+            return temporary_password(&s, &visitor, &form, &password, mail_failed);
+        }
+        Ok(None) => (
+            CARD,
+            Outcome::Notice(match action {
+                Action::Reset { .. } => "notice_password_mailed",
+                Action::Unlock => "notice_caller_unlocked",
+                Action::ClearRegistrations => "notice_registrations_cleared",
+            }),
+        ),
+        // The domain asks for a reason before it looks for an address to mail to.
+        Err(e @ FlowError::InvalidInput(_)) => {
+            let no_address = reason.is_some()
+                && action
+                    == Action::Reset {
+                        deliver_by_email: true,
+                    };
+            if no_address {
+                (CONFIRM, Outcome::Failed(e, "error_caller_no_email"))
+            } else {
+                shown.verified = None;
+                (CONFIRM, Outcome::Failed(e, "error_reason_required"))
+            }
+        }
+        Err(e) => {
+            if matches!(e, FlowError::NotVerified) {
+                shown.verified = None;
+            }
+            (CARD, Outcome::Failed(e, "error_caller_protected"))
+        }
+    };
+    caller_page(&s, &visitor, &form.id, template, shown, vars, outcome).await
+}
+
+/// The temporary password, shown this once: in the page of a POST answer (`no-store`), never in
+/// a URL.
+fn temporary_password(
+    s: &AppState,
+    visitor: &Visitor,
+    form: &CallerForm,
+    password: &SecretString,
+    mail_failed: bool,
+) -> Response {
+    let reply = page("helpdesk_password.html").vars(context! {
+        id => &form.id,
+        verified => form.verified().map(shown_as),
+        password => password.expose_secret(),
+    });
+    let reply = if mail_failed {
+        reply.problem(StatusCode::OK, "error_password_not_mailed")
+    } else {
+        reply.notice("notice_password_reset")
+    };
+    s.pages.show(visitor, reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_are_named_by_their_path_only() {
+        assert_eq!(
+            action("reset", "email"),
+            Some((
+                "reset",
+                Action::Reset {
+                    deliver_by_email: true
+                }
+            ))
+        );
+        assert_eq!(
+            action("reset", "operator").map(|a| a.1),
+            Some(Action::Reset {
+                deliver_by_email: false
+            })
+        );
+        assert_eq!(
+            action("clear-registrations", "").map(|a| a.1),
+            Some(Action::ClearRegistrations)
+        );
+        assert_eq!(action("delete", ""), None);
+    }
+}
