@@ -4,6 +4,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
+use super::{Action, Helpdesk, block_key};
 use crate::domain::audit::{Audit, AuditKind, Outcome};
 use crate::domain::deps::Client;
 use crate::domain::directory::{AccountChange, DirectoryUser};
@@ -12,8 +13,6 @@ use crate::domain::notify::{Mail, MailKind};
 use crate::domain::registration_code;
 use crate::domain::secrets::temporary_password;
 use crate::domain::store::ThrottleKey;
-
-use super::*;
 
 impl Helpdesk<'_> {
     /// Refuses (and audits) acting on an account the helpdesk may not touch.

@@ -1,6 +1,7 @@
 //! Caller verification: which checks are allowed, mailing and checking a code, and the
 //! verification an operator session holds for a caller.
 
+use super::{CallerCheck, Helpdesk, Operator, VerifiedBy, ad_mail, verification_id};
 use crate::domain::clock::ms;
 use crate::domain::deps::Client;
 use crate::domain::directory::DirectoryUser;
@@ -8,8 +9,6 @@ use crate::domain::error::FlowError;
 use crate::domain::notify::MailKind;
 use crate::domain::store::{CodePurpose, MethodKind, ResetFlow};
 use crate::domain::verification::Subject;
-
-use super::*;
 
 impl Helpdesk<'_> {
     /// The operator's verification of this caller, created on first use. Keyed by the operator's

@@ -1,5 +1,6 @@
 //! Looking a caller up and building the card an operator sees.
 
+use super::{Helpdesk, UserCard, ad_mail, block_key, filetime_ms};
 use crate::domain::audit::{Audit, AuditKind, Outcome};
 use crate::domain::deps::Client;
 use crate::domain::directory::DirectoryUser;
@@ -7,8 +8,6 @@ use crate::domain::error::FlowError;
 use crate::domain::notifier::mask_email;
 use crate::domain::protection::{is_allowed, is_protected};
 use crate::domain::store::{MethodKind, ThrottleKey};
-
-use super::*;
 
 impl Helpdesk<'_> {
     pub(super) async fn target(&self, id: &str) -> Result<DirectoryUser, FlowError> {

@@ -3,6 +3,7 @@
 
 use secrecy::SecretString;
 
+use super::{FORBIDDEN, Helpdesk, Operator, membership_key};
 use crate::domain::audit::{Audit, AuditKind, Outcome};
 use crate::domain::clock::ms;
 use crate::domain::deps::Client;
@@ -13,8 +14,6 @@ use crate::domain::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
 use crate::domain::store::{MethodKind, Session, SessionKind, ThrottleKey};
 use crate::domain::throttle::Limit;
 use crate::domain::totp;
-
-use super::*;
 
 impl Helpdesk<'_> {
     /// Signs an operator in. Everyone who may not gets the same answer, whatever the reason.
