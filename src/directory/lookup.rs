@@ -1,0 +1,166 @@
+//! User look-up and attribute reading: one account by id or DN, the enabled users of a group,
+//! and an account's manager.
+
+use std::time::Instant;
+
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Scope, SearchEntry};
+
+use super::errors::from_ldap;
+use super::routing::{Route, account_key};
+use super::{LdapDirectory, codec};
+use crate::domain::directory::{DirectoryError, DirectoryUser, ManagerLink};
+use crate::metrics;
+
+/// Entries per page of a paged search; AD's default MaxPageSize is 1000.
+pub(super) const PAGE_SIZE: i32 = 500;
+
+impl LdapDirectory {
+    /// The user entry at `dn`, wherever it is (also outside `base_dn`, as a service account often
+    /// is); `None` if there is none or the service account may not see it.
+    pub async fn find_user_at(&self, dn: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        match self
+            .search(
+                Route::Any,
+                dn,
+                Scope::Base,
+                "(objectClass=user)",
+                codec::USER_ATTRIBUTES,
+                1,
+            )
+            .await
+        {
+            Ok(entries) => Ok(entries.first().and_then(codec::directory_user)),
+            Err(DirectoryError::Other { rc: 32, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn find_user_by(
+        &self,
+        id: &str,
+        or_mail: bool,
+    ) -> Result<Option<DirectoryUser>, DirectoryError> {
+        if id.is_empty() {
+            return Ok(None);
+        }
+        let filter = codec::user_filter(&self.user_filter, id, or_mail);
+        let key = account_key(id);
+        // Size limit 2: enough to tell one match from several. More than two ends the search
+        // with sizeLimitExceeded (rc 4), which means the same.
+        let entries = match self
+            .search(
+                Route::Account(&key),
+                &self.base_dn,
+                Scope::Subtree,
+                &filter,
+                codec::USER_ATTRIBUTES,
+                2,
+            )
+            .await
+        {
+            Err(DirectoryError::Other { rc: 4, .. }) => return Ok(None),
+            other => other?,
+        };
+        let [entry] = entries.as_slice() else {
+            // Several accounts answer to this id (one's sAMAccountName is another's UPN or mail):
+            // acting on either could hit the wrong person, so none is found.
+            return Ok(None);
+        };
+        Ok(codec::directory_user(entry))
+    }
+
+    pub(super) async fn users(
+        &self,
+        group_dn: Option<&str>,
+    ) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        let filter = codec::enabled_users_filter(&self.user_filter, group_dn);
+        let (mut conn, dc) = self.checkout(Route::Any).await?;
+        let started = Instant::now();
+        let read = async {
+            let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+                Box::new(EntriesOnly::new()),
+                Box::new(PagedResults::new(PAGE_SIZE)),
+            ];
+            let mut stream = conn
+                .with_timeout(self.timeout)
+                .streaming_search_with(
+                    adapters,
+                    &self.base_dn,
+                    Scope::Subtree,
+                    &filter,
+                    codec::USER_ATTRIBUTES.to_vec(),
+                )
+                .await?;
+            let mut users = Vec::new();
+            while let Some(entry) = stream.next().await? {
+                let entry = SearchEntry::construct(entry);
+                match codec::directory_user(&entry) {
+                    Some(user) => users.push(user),
+                    None => tracing::warn!(dn = %entry.dn, "an account without objectGUID or sAMAccountName; skipped"),
+                }
+            }
+            stream.finish().await.success()?;
+            Ok(users)
+        }
+        .await
+        .map_err(|e| from_ldap(dc.url(), e));
+        metrics::directory_operation(dc.url(), "search", started, &read);
+        match read {
+            Ok(users) => Ok(users),
+            Err(e) => {
+                Self::discard_if_broken(conn, &e);
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) async fn manager(
+        &self,
+        user: &DirectoryUser,
+    ) -> Result<Option<ManagerLink>, DirectoryError> {
+        // msDS-ReplValueMetaData is constructed: a DC returns it only when asked by name, on a
+        // base-scope read.
+        let key = account_key(&user.sam_account_name);
+        let entries = self
+            .search(
+                Route::Account(&key),
+                &user.dn,
+                Scope::Base,
+                "(objectClass=*)",
+                &["manager", "msDS-ReplValueMetaData"],
+                1,
+            )
+            .await?;
+        let Some(dn) = entries
+            .first()
+            .and_then(|e| codec::first(e, "manager"))
+            .map(str::to_owned)
+        else {
+            return Ok(None);
+        };
+        let changed_at_ms = entries
+            .first()
+            .and_then(|e| codec::value_changed_at_ms(e, "manager", &dn));
+        let found = self
+            .search(
+                Route::Account(&key),
+                &dn,
+                Scope::Base,
+                &self.user_filter,
+                codec::USER_ATTRIBUTES,
+                1,
+            )
+            .await;
+        let user = match found {
+            // noSuchObject: the manager's entry is gone (or moved) since the link was set.
+            Err(DirectoryError::Other { rc: 32, .. }) => None,
+            other => other?.first().and_then(codec::directory_user),
+        };
+        Ok(Some(ManagerLink {
+            dn,
+            changed_at_ms,
+            user,
+        }))
+    }
+}
