@@ -12,16 +12,10 @@ use super::{
 };
 use crate::domain::locale::Locale as Language;
 use crate::domain::reset::Reset;
-use crate::domain::store::MethodKind;
 use crate::error::{ApiError, BrokenRule, ErrorBody};
 use crate::http::AppState;
-use crate::http::api::{Body, OptionalBody};
+use crate::http::api::{Body, OptionalBody, method};
 use crate::http::extract::Caller;
-
-fn method(name: &str) -> Result<MethodKind, ApiError> {
-    MethodKind::parse(name)
-        .ok_or_else(|| ApiError::BadRequest("method must be \"totp\" or \"email\"".to_owned()))
-}
 
 #[utoipa::path(post, path = "/api/v1/reset", tag = "reset", request_body = StartReset,
     responses((status = 201, body = Flow), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
