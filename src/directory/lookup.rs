@@ -121,46 +121,52 @@ impl LdapDirectory {
     ) -> Result<Option<ManagerLink>, DirectoryError> {
         // msDS-ReplValueMetaData is constructed: a DC returns it only when asked by name, on a
         // base-scope read.
-        let key = account_key(&user.sam_account_name);
-        let entries = self
-            .search(
-                Route::Account(&key),
+        let entry = self
+            .read_entry(
+                user,
                 &user.dn,
-                Scope::Base,
                 "(objectClass=*)",
                 &["manager", "msDS-ReplValueMetaData"],
-                1,
             )
             .await?;
-        let Some(dn) = entries
-            .first()
+        let Some(dn) = entry
+            .as_ref()
             .and_then(|e| codec::first(e, "manager"))
             .map(str::to_owned)
         else {
             return Ok(None);
         };
-        let changed_at_ms = entries
-            .first()
+        let changed_at_ms = entry
+            .as_ref()
             .and_then(|e| codec::value_changed_at_ms(e, "manager", &dn));
         let found = self
-            .search(
-                Route::Account(&key),
-                &dn,
-                Scope::Base,
-                &self.user_filter,
-                codec::USER_ATTRIBUTES,
-                1,
-            )
+            .read_entry(user, &dn, &self.user_filter, codec::USER_ATTRIBUTES)
             .await;
         let user = match found {
             // noSuchObject: the manager's entry is gone (or moved) since the link was set.
             Err(DirectoryError::Other { rc: 32, .. }) => None,
-            other => other?.first().and_then(codec::directory_user),
+            other => other?.as_ref().and_then(codec::directory_user),
         };
         Ok(Some(ManagerLink {
             dn,
             changed_at_ms,
             user,
         }))
+    }
+
+    /// The entry at `dn`, read with a base-scope search on the DC that `user`'s account is
+    /// routed to, like the rest of its work.
+    pub(super) async fn read_entry(
+        &self,
+        user: &DirectoryUser,
+        dn: &str,
+        filter: &str,
+        attributes: &[&str],
+    ) -> Result<Option<SearchEntry>, DirectoryError> {
+        let key = account_key(&user.sam_account_name);
+        let entries = self
+            .search(Route::Account(&key), dn, Scope::Base, filter, attributes, 1)
+            .await?;
+        Ok(entries.into_iter().next())
     }
 }

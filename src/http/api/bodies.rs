@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::error::FlowError;
+use crate::domain::store::MethodKind;
 use crate::error::ApiError;
 
 /// A JSON body whose rejection (bad JSON, wrong type, missing field) is an [`ApiError`].
@@ -105,4 +106,10 @@ impl Token {
 pub enum MethodName {
     Totp,
     Email,
+}
+
+/// The method a body names (documented as [`MethodName`]), or the API's own message.
+pub fn method(name: &str) -> Result<MethodKind, ApiError> {
+    MethodKind::parse(name)
+        .ok_or_else(|| ApiError::BadRequest("method must be \"totp\" or \"email\"".to_owned()))
 }

@@ -9,9 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Bearer, Body, OptionalBody, Token};
+use super::{Bearer, Body, OptionalBody, Token, method};
 use crate::domain::helpdesk::{Action, CallerCheck, Helpdesk, UserCard};
-use crate::domain::store::MethodKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::http::extract::Caller;
@@ -268,8 +267,7 @@ pub(super) async fn verify(
     Path(id): Path<String>,
     Body(body): Body<CallerCode>,
 ) -> Result<Json<CallerVerified>, ApiError> {
-    let method = MethodKind::parse(&body.method)
-        .ok_or_else(|| ApiError::BadRequest("method must be \"totp\" or \"email\"".to_owned()))?;
+    let method = method(&body.method)?;
     Helpdesk::new(&s.deps)
         .verify(&token, &id, method, &body.code, &client)
         .await?;

@@ -9,6 +9,7 @@ mod selfservice;
 use axum::Router;
 use axum::routing::get;
 
+use bodies::method;
 pub use bodies::{Bearer, Body, MethodName, OptionalBody, Token};
 pub use openapi::ApiDoc;
 

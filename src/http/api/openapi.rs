@@ -5,18 +5,19 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
-use super::{helpdesk, selfservice};
+use super::helpdesk;
+use super::selfservice::{enrollment, reset};
 use crate::error::{BrokenRule, ErrorBody};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sspr-bridge", description = "Self-service password reset for on-premises Active Directory"),
-    paths(selfservice::sign_in, selfservice::enrollment_status, selfservice::begin_totp,
-        selfservice::confirm_totp, selfservice::reconfirm_totp, selfservice::begin_email,
-        selfservice::confirm_email, selfservice::step_up, selfservice::send_step_up_code,
-        selfservice::remove_totp, selfservice::remove_email, selfservice::start_reset,
-        selfservice::send_reset_code, selfservice::verify, selfservice::set_password,
-        selfservice::unlock, selfservice::password_policy, selfservice::check_password,
+    paths(enrollment::sign_in, enrollment::enrollment_status, enrollment::begin_totp,
+        enrollment::confirm_totp, enrollment::reconfirm_totp, enrollment::begin_email,
+        enrollment::confirm_email, enrollment::step_up, enrollment::send_step_up_code,
+        enrollment::remove_totp, enrollment::remove_email, reset::start_reset,
+        reset::send_reset_code, reset::verify, reset::set_password,
+        reset::unlock, reset::password_policy, reset::check_password,
         helpdesk::sign_in, helpdesk::sign_out, helpdesk::lookup, helpdesk::email_code,
         helpdesk::verify, helpdesk::reset, helpdesk::unlock, helpdesk::clear,
         helpdesk::lift_block, helpdesk::registration_code, helpdesk::manager_approval),

@@ -14,7 +14,7 @@ use crate::http::AppState;
 use crate::http::pages::Visitor;
 
 use super::{
-    CARD, CONFIRM, CallerForm, HERE, Outcome, Shown, caller_page, page, session, shown_as,
+    CARD, CONFIRM, CallerForm, HERE, Outcome, as_operator, caller_page, card_step, page, shown_as,
 };
 
 /// The actions by the path segment of their forms.
@@ -38,35 +38,13 @@ pub(super) async fn lift_block(
     visitor: Visitor,
     Form(form): Form<CallerForm>,
 ) -> Response {
-    let lifted = async {
-        Helpdesk::new(&s.deps)
-            .lift_block(
-                session(&visitor)?,
-                &form.id,
-                Some(&form.reason),
-                &visitor.client,
-            )
+    let lift = async |helpdesk: &Helpdesk<'_>, session: &str| {
+        helpdesk
+            .lift_block(session, &form.id, Some(&form.reason), &visitor.client)
             .await
-    }
-    .await;
-    let shown = Shown {
-        verified: form.verified(),
-        email_sent: false,
     };
-    let outcome = match lifted {
-        Ok(()) => Outcome::Notice("notice_block_lifted"),
-        Err(e) => Outcome::Failed(e, "error_block_reason_required"),
-    };
-    caller_page(
-        &s,
-        &visitor,
-        &form.id,
-        CARD,
-        shown,
-        Value::UNDEFINED,
-        outcome,
-    )
-    .await
+    let (notice, detail) = ("notice_block_lifted", "error_block_reason_required");
+    card_step(&s, &visitor, &form, lift, false, notice, detail).await
 }
 
 /// Issues a registration code and shows it this once, like a temporary password.
@@ -75,11 +53,11 @@ pub(super) async fn registration_code(
     visitor: Visitor,
     Form(form): Form<CallerForm>,
 ) -> Response {
-    let issued = async {
-        Helpdesk::new(&s.deps)
-            .registration_code(session(&visitor)?, &form.id, &visitor.client)
+    let issued = as_operator(&s, &visitor, async |helpdesk, session| {
+        helpdesk
+            .registration_code(session, &form.id, &visitor.client)
             .await
-    }
+    })
     .await;
     match issued {
         Ok(code) => {
@@ -93,21 +71,9 @@ pub(super) async fn registration_code(
             s.pages.show(&visitor, reply)
         }
         Err(e) => {
-            let shown = Shown {
-                verified: form.verified(),
-                email_sent: false,
-            };
             let outcome = Outcome::Failed(e, "error_caller_protected");
-            caller_page(
-                &s,
-                &visitor,
-                &form.id,
-                CARD,
-                shown,
-                Value::UNDEFINED,
-                outcome,
-            )
-            .await
+            let vars = Value::UNDEFINED;
+            caller_page(&s, &visitor, &form.id, CARD, form.shown(), vars, outcome).await
         }
     }
 }
@@ -122,10 +88,7 @@ pub(super) async fn confirm(
     let Some((segment, _)) = action(&segment, "") else {
         return Redirect::to(HERE).into_response();
     };
-    let shown = Shown {
-        verified: form.verified(),
-        email_sent: false,
-    };
+    let shown = form.shown();
     let vars = context! { action => segment, reason => "" };
     if shown.verified.is_none() && s.deps.settings.helpdesk.require_verification {
         let outcome = Outcome::Problem(StatusCode::FORBIDDEN, "error_caller_not_verified");
@@ -143,22 +106,13 @@ pub(super) async fn act(
     let Some((segment, action)) = action(&segment, &form.deliver) else {
         return Redirect::to(HERE).into_response();
     };
-    let mut shown = Shown {
-        verified: form.verified(),
-        email_sent: false,
-    };
+    let mut shown = form.shown();
     let reason = Some(form.reason.as_str()).filter(|r| !r.trim().is_empty());
-    let acted = async {
-        Helpdesk::new(&s.deps)
-            .act(
-                session(&visitor)?,
-                &form.id,
-                action,
-                reason,
-                &visitor.client,
-            )
+    let acted = as_operator(&s, &visitor, async |helpdesk, session| {
+        helpdesk
+            .act(session, &form.id, action, reason, &visitor.client)
             .await
-    }
+    })
     .await;
     let vars = context! { action => segment, reason => &form.reason };
     let (template, outcome) = match acted {

@@ -11,7 +11,7 @@ use crate::domain::store::MethodKind;
 use crate::http::AppState;
 use crate::http::pages::Visitor;
 
-use super::{CARD, CallerForm, Outcome, Shown, caller_page, session};
+use super::{CARD, CallerForm, Outcome, as_operator, caller_page, card_step};
 
 /// Mails the caller's manager the approval link; the card says so (or why not). The operator
 /// looks the caller up again once the manager answered.
@@ -20,30 +20,13 @@ pub(super) async fn manager_approval(
     visitor: Visitor,
     Form(form): Form<CallerForm>,
 ) -> Response {
-    let asked = async {
-        Helpdesk::new(&s.deps)
-            .request_manager_approval(session(&visitor)?, &form.id, &visitor.client)
+    let ask = async |helpdesk: &Helpdesk<'_>, session: &str| {
+        helpdesk
+            .request_manager_approval(session, &form.id, &visitor.client)
             .await
-    }
-    .await;
-    let shown = Shown {
-        verified: form.verified(),
-        email_sent: false,
     };
-    let outcome = match asked {
-        Ok(()) => Outcome::Notice("notice_helpdesk_manager_asked"),
-        Err(e) => Outcome::Failed(e, "error_manager_forbidden"),
-    };
-    caller_page(
-        &s,
-        &visitor,
-        &form.id,
-        CARD,
-        shown,
-        Value::UNDEFINED,
-        outcome,
-    )
-    .await
+    let (notice, detail) = ("notice_helpdesk_manager_asked", "error_manager_forbidden");
+    card_step(&s, &visitor, &form, ask, false, notice, detail).await
 }
 
 pub(super) async fn send_code(
@@ -56,30 +39,13 @@ pub(super) async fn send_code(
     } else {
         CallerCheck::Registered
     };
-    let sent = async {
-        Helpdesk::new(&s.deps)
-            .send_code(session(&visitor)?, &form.id, to, &visitor.client)
+    let send = async |helpdesk: &Helpdesk<'_>, session: &str| {
+        helpdesk
+            .send_code(session, &form.id, to, &visitor.client)
             .await
-    }
-    .await;
-    let shown = Shown {
-        verified: form.verified(),
-        email_sent: sent.is_ok(),
     };
-    let outcome = match sent {
-        Ok(()) => Outcome::Notice("notice_helpdesk_code_sent"),
-        Err(e) => Outcome::Failed(e, "error_caller_no_email"),
-    };
-    caller_page(
-        &s,
-        &visitor,
-        &form.id,
-        CARD,
-        shown,
-        Value::UNDEFINED,
-        outcome,
-    )
-    .await
+    let (notice, detail) = ("notice_helpdesk_code_sent", "error_caller_no_email");
+    card_step(&s, &visitor, &form, send, true, notice, detail).await
 }
 
 pub(super) async fn verify(
@@ -87,24 +53,15 @@ pub(super) async fn verify(
     visitor: Visitor,
     Form(form): Form<CallerForm>,
 ) -> Response {
-    let mut shown = Shown {
-        verified: form.verified(),
-        email_sent: false,
-    };
+    let mut shown = form.shown();
     let outcome = match MethodKind::parse(&form.method) {
         None => Outcome::Problem(StatusCode::BAD_REQUEST, "error_method"),
         Some(method) => {
-            let verified = async {
-                Helpdesk::new(&s.deps)
-                    .verify(
-                        session(&visitor)?,
-                        &form.id,
-                        method,
-                        &form.code,
-                        &visitor.client,
-                    )
+            let verified = as_operator(&s, &visitor, async |helpdesk, session| {
+                helpdesk
+                    .verify(session, &form.id, method, &form.code, &visitor.client)
                     .await
-            }
+            })
             .await;
             match verified {
                 Ok(()) => {

@@ -109,6 +109,14 @@ impl CallerForm {
         .into_iter()
         .find(|v| shown_as(*v) == self.verified)
     }
+
+    /// What the page shows besides the card, as the previous page left it.
+    fn shown(&self) -> Shown {
+        Shown {
+            verified: self.verified(),
+            email_sent: false,
+        }
+    }
 }
 
 fn page(template: &'static str) -> Reply {
@@ -123,8 +131,40 @@ fn search_page(id: &str) -> Reply {
     page(CARD).vars(context! { id })
 }
 
-fn session(visitor: &Visitor) -> Result<&str, FlowError> {
-    visitor.helpdesk.as_deref().ok_or(FlowError::Unauthorized)
+/// `call` on the domain as the signed-in operator, with their session token; without a
+/// session the operator is unauthorized before the domain is asked.
+async fn as_operator<T>(
+    s: &AppState,
+    visitor: &Visitor,
+    call: impl AsyncFnOnce(&Helpdesk<'_>, &str) -> Result<T, FlowError>,
+) -> Result<T, FlowError> {
+    let helpdesk = Helpdesk::new(&s.deps);
+    let session = visitor.helpdesk.as_deref().ok_or(FlowError::Unauthorized)?;
+    call(&helpdesk, session).await
+}
+
+/// A step whose answer is the caller's card: `notice` when `call` went through, else its
+/// refusal with `detail` (see [`told`]). After a code was mailed, the card shows its field.
+async fn card_step(
+    s: &AppState,
+    visitor: &Visitor,
+    form: &CallerForm,
+    call: impl AsyncFnOnce(&Helpdesk<'_>, &str) -> Result<(), FlowError>,
+    mails_a_code: bool,
+    notice: &'static str,
+    detail: &'static str,
+) -> Response {
+    let done = as_operator(s, visitor, call).await;
+    let shown = Shown {
+        email_sent: mails_a_code && done.is_ok(),
+        ..form.shown()
+    };
+    let outcome = match done {
+        Ok(()) => Outcome::Notice(notice),
+        Err(e) => Outcome::Failed(e, detail),
+    };
+    let vars = Value::UNDEFINED;
+    caller_page(s, visitor, &form.id, CARD, shown, vars, outcome).await
 }
 
 /// `reply` with `error`, in the operator's words where they differ from a self-service user's.
@@ -179,11 +219,9 @@ async fn caller_page(
     vars: Value,
     outcome: Outcome,
 ) -> Response {
-    let looked_up = async {
-        Helpdesk::new(&s.deps)
-            .lookup(session(visitor)?, id, &visitor.client)
-            .await
-    }
+    let looked_up = as_operator(s, visitor, async |helpdesk, session| {
+        helpdesk.lookup(session, id, &visitor.client).await
+    })
     .await;
     let card = match looked_up {
         Ok(card) => card,
@@ -279,10 +317,7 @@ async fn look_up(
     visitor: Visitor,
     Form(form): Form<CallerForm>,
 ) -> Response {
-    let shown = Shown {
-        verified: form.verified(),
-        email_sent: false,
-    };
+    let shown = form.shown();
     let vars = Value::UNDEFINED;
     caller_page(&s, &visitor, &form.id, CARD, shown, vars, Outcome::Quiet).await
 }
