@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use crate::config::Config;
 use crate::directory::LdapDirectory;
 use crate::domain::clock::{Clock, SystemClock};
-use crate::domain::deps::Deps;
+use crate::domain::deps::{Deps, Ports};
 use crate::domain::directory::DirectoryError;
 use crate::domain::licence::LicenceGate;
 use crate::domain::notify::{Mailer, OutboxStore};
@@ -91,7 +91,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
             wake,
         )
     });
-    let deps = Deps {
+    let ports = Ports {
         directory: Arc::new(directory),
         registrations: shared_store.clone(),
         sessions: shared_store.clone(),
@@ -102,11 +102,8 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         approvals: shared_store.clone(),
         mailer,
         outbox: Arc::new(outbox),
-        clock,
-        keys,
-        settings: settings(config),
-        stand_in: Default::default(),
     };
+    let deps = Deps::new(ports, clock, keys, settings(config));
     Ok(Wired {
         deps,
         store,

@@ -81,7 +81,8 @@ impl<'a> Reset<'a> {
 
     pub async fn start(&self, login: &str, client: &Client) -> Result<Started, FlowError> {
         let d = self.deps;
-        d.ip_limit(client, PerAddress::Starts, d.settings.ip_max_starts)
+        d.throttle
+            .ip_limit(client, PerAddress::Starts, d.settings.ip_max_starts)
             .await?;
         let typed = login.trim();
         if typed.is_empty() || typed.chars().count() > 256 {
@@ -143,7 +144,7 @@ impl<'a> Reset<'a> {
         // Read for every login, and told to nobody: a blocked account's start answers like any
         // other (its verifications fail like wrong codes), so no spelling of a name shows a
         // block. Only the audit notes it.
-        let blocked = d.is_blocked(&key).await?;
+        let blocked = d.throttle.is_blocked(&key).await?;
         let reason = match (eligible, blocked) {
             (Some(_), true) => Some("user_blocked"),
             _ => reason,
@@ -181,9 +182,10 @@ impl<'a> Reset<'a> {
             reason,
         };
         match &user {
-            Some(_) => d.audit(client, started).await?,
+            Some(_) => d.audit.record(client, started).await?,
             None => {
-                d.audit_typed_login(client, None, login_hash, started)
+                d.audit
+                    .typed_login(client, None, login_hash, started)
                     .await?
             }
         }
@@ -317,12 +319,13 @@ impl<'a> Reset<'a> {
     ) -> Result<Vec<Violation>, FlowError> {
         let d = self.deps;
         // Each check may cost a directory lookup and zxcvbn's CPU: limited like verifications.
-        d.ip_limit(
-            client,
-            PerAddress::Verifications,
-            d.settings.ip_max_verifications,
-        )
-        .await?;
+        d.throttle
+            .ip_limit(
+                client,
+                PerAddress::Verifications,
+                d.settings.ip_max_verifications,
+            )
+            .await?;
         reject_overlong(password)?;
         let live = self.live(flow).await?;
         let (policy, owner) = self.password_context(&live).await?;
@@ -352,7 +355,8 @@ impl<'a> Reset<'a> {
         client: &Client,
     ) -> Result<(), FlowError> {
         self.deps
-            .audit(
+            .audit
+            .record(
                 client,
                 Audit {
                     event: AuditKind::PasswordReset,
@@ -525,7 +529,7 @@ impl<'a> Reset<'a> {
             method: None,
             reason: Some(&reason),
         };
-        self.deps.audit_done(client, None, failed).await;
+        self.deps.audit.done(client, None, failed).await;
     }
 
     /// Records a change AD has made, and tells the user. The change stands whatever happens here,
@@ -548,8 +552,9 @@ impl<'a> Reset<'a> {
             reason: None,
         };
         tokio::join!(
-            d.audit_done(client, None, done),
-            d.notify_owner(client, user, None, &live.flow.locale, notification),
+            d.audit.done(client, None, done),
+            d.notifier
+                .notify_owner(client, user, None, &live.flow.locale, notification),
         );
     }
 
@@ -561,15 +566,16 @@ impl<'a> Reset<'a> {
             let kind = MailKind::ProtectedAccountReset {
                 account: user.sam_account_name.clone(),
             };
-            d.notify(
-                client,
-                (user.guid, &user.sam_account_name),
-                Some(address),
-                None,
-                &live.flow.locale,
-                kind,
-            )
-            .await;
+            d.notifier
+                .notify(
+                    client,
+                    (user.guid, &user.sam_account_name),
+                    Some(address),
+                    None,
+                    &live.flow.locale,
+                    kind,
+                )
+                .await;
         }
     }
 }

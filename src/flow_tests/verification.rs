@@ -133,7 +133,13 @@ async fn wrong_codes_end_the_flow_then_block_the_user_until_the_block_runs_out()
         .verify(&first.flow, MethodKind::Totp, &f.totp_code(&totp), &client)
         .await;
     assert!(matches!(ended, Err(FlowError::FlowNotFound)), "{ended:?}");
-    assert!(!f.deps.is_blocked(&Person::User(ann.guid)).await.unwrap());
+    assert!(
+        !f.deps
+            .throttle
+            .is_blocked(&Person::User(ann.guid))
+            .await
+            .unwrap()
+    );
 
     // Two more in a new flow make five for the user (throttle.user_max_failures): blocked.
     let second = reset.start("ann", &client).await.unwrap();
@@ -147,7 +153,7 @@ async fn wrong_codes_end_the_flow_then_block_the_user_until_the_block_runs_out()
         );
     }
     let key = Person::User(ann.guid);
-    assert!(f.deps.is_blocked(&key).await.unwrap());
+    assert!(f.deps.throttle.is_blocked(&key).await.unwrap());
     let throttled: Vec<_> = f
         .audit()
         .await
@@ -200,7 +206,7 @@ async fn wrong_codes_end_the_flow_then_block_the_user_until_the_block_runs_out()
 
     // Once the block has run out, the right code works again.
     f.clock.advance(Duration::from_secs(60 * 60 + 1));
-    assert!(!f.deps.is_blocked(&key).await.unwrap());
+    assert!(!f.deps.throttle.is_blocked(&key).await.unwrap());
     verified_flow(&f, "ann", &totp).await;
 }
 

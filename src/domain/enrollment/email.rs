@@ -57,7 +57,8 @@ impl Enrollment<'_> {
             },
         };
         let who = (Some(session.user), session.sam_account_name.as_str());
-        d.queue_code(&pending, Some(address.to_owned()), mail, who, client, None)
+        d.notifier
+            .queue_code(&pending, Some(address.to_owned()), mail, who, client, None)
             .await?;
         Ok(())
     }
@@ -129,19 +130,20 @@ impl Enrollment<'_> {
         let sent = d
             .throttle
             .hit(
-                &ThrottleKey::CodeMails(Person::User(session.user)).to_string(),
+                &ThrottleKey::CodeMails(Person::User(session.user)),
                 now,
                 now - ms(d.settings.email_window),
             )
             .await?;
         if sent > d.settings.email_max_sends {
-            d.audit_throttled(
-                client,
-                Some((session.user, &session.sam_account_name)),
-                Limit::EmailSends,
-                None,
-            )
-            .await?;
+            d.throttle
+                .refused(
+                    client,
+                    Some((session.user, &session.sam_account_name)),
+                    Limit::EmailSends,
+                    None,
+                )
+                .await?;
             return Err(FlowError::Throttled {
                 retry_after: d.settings.email_window,
             });

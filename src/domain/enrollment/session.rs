@@ -34,7 +34,8 @@ impl Enrollment<'_> {
         client: &Client,
     ) -> Result<String, FlowError> {
         let d = self.deps;
-        d.ip_limit(client, PerAddress::Starts, d.settings.ip_max_starts)
+        d.throttle
+            .ip_limit(client, PerAddress::Starts, d.settings.ip_max_starts)
             .await?;
         let login = login.trim();
         if login.is_empty() || login.chars().count() > 256 {
@@ -56,9 +57,10 @@ impl Enrollment<'_> {
                         reason: Some(&reason),
                     };
                     match &user {
-                        Some(_) => d.audit(client, failed).await?,
+                        Some(_) => d.audit.record(client, failed).await?,
                         None => {
-                            d.audit_typed_login(client, None, login_hash, failed)
+                            d.audit
+                                .typed_login(client, None, login_hash, failed)
                                 .await?
                         }
                     }
@@ -75,18 +77,19 @@ impl Enrollment<'_> {
                 FlowError::NotInScope(why) => why.reason(),
                 _ => "licence_required",
             };
-            d.audit(
-                client,
-                Audit {
-                    event: AuditKind::SignIn,
-                    outcome: Outcome::Denied,
-                    user: Some(signed_in.guid),
-                    sam_account_name: Some(&signed_in.sam_account_name),
-                    method: None,
-                    reason: Some(reason),
-                },
-            )
-            .await?;
+            d.audit
+                .record(
+                    client,
+                    Audit {
+                        event: AuditKind::SignIn,
+                        outcome: Outcome::Denied,
+                        user: Some(signed_in.guid),
+                        sam_account_name: Some(&signed_in.sam_account_name),
+                        method: None,
+                        reason: Some(reason),
+                    },
+                )
+                .await?;
             return Err(refusal);
         }
         let token = d
@@ -96,18 +99,19 @@ impl Enrollment<'_> {
                 d.settings.session_lifetime,
             )
             .await?;
-        d.audit(
-            client,
-            Audit {
-                event: AuditKind::SignIn,
-                outcome: Outcome::Success,
-                user: Some(signed_in.guid),
-                sam_account_name: Some(&signed_in.sam_account_name),
-                method: None,
-                reason: None,
-            },
-        )
-        .await?;
+        d.audit
+            .record(
+                client,
+                Audit {
+                    event: AuditKind::SignIn,
+                    outcome: Outcome::Success,
+                    user: Some(signed_in.guid),
+                    sam_account_name: Some(&signed_in.sam_account_name),
+                    method: None,
+                    reason: None,
+                },
+            )
+            .await?;
         Ok(token)
     }
 
@@ -126,7 +130,8 @@ impl Enrollment<'_> {
         }
         let reason = format!("{check:?}").to_lowercase();
         self.deps
-            .audit(
+            .audit
+            .record(
                 client,
                 Audit {
                     event: AuditKind::SignIn,
