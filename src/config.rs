@@ -14,9 +14,10 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::directory::DirectoryError;
-use crate::domain::helpdesk::CallerCheck;
 use crate::domain::network::Cidr;
 use crate::domain::scope::Scope;
+// `[helpdesk]` and `[throttle]` are the flows' own settings sections, defined once in the domain.
+use crate::domain::settings::{HelpdeskSettings, ThrottleSettings};
 
 mod de;
 mod rules;
@@ -41,10 +42,10 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub server: ServerConfig,
     pub licence: LicenceConfig,
-    pub helpdesk: HelpdeskConfig,
+    pub helpdesk: HelpdeskSettings,
     pub registration: RegistrationConfig,
     pub reset: ResetConfig,
-    pub throttle: ThrottleConfig,
+    pub throttle: ThrottleSettings,
     pub policy: PolicyConfig,
     pub notify: NotifyConfig,
     pub directory: DirectoryConfig,
@@ -110,40 +111,6 @@ pub struct LicenceConfig {
     pub azure_ad_premium: bool,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HelpdeskConfig {
-    #[serde(deserialize_with = "de::contact_link")]
-    pub url: Option<String>,
-    /// `None`: the helpdesk is off.
-    #[serde(deserialize_with = "de::optional_trimmed")]
-    pub group_dn: Option<String>,
-    pub require_verification: bool,
-    #[serde(deserialize_with = "de::distinguished_names")]
-    pub allow_protected: Vec<String>,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub session_idle: Duration,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub session_lifetime: Duration,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub verification_lifetime: Duration,
-    #[serde(deserialize_with = "de::temporary_password_length")]
-    pub temporary_password_length: usize,
-    pub operator_second_factor: bool,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub operator_max_sign_ins: u32,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub operator_max_actions: u32,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub operator_window: Duration,
-    #[serde(with = "humantime_serde")]
-    pub membership_recheck: Duration,
-    #[serde(deserialize_with = "de::caller_checks")]
-    pub verification_methods: Vec<CallerCheck>,
-    #[serde(with = "humantime_serde")]
-    pub manager_min_age: Duration,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationConfig {
@@ -185,38 +152,6 @@ pub struct ResetConfig {
     pub flow_lifetime: Duration,
     #[serde(deserialize_with = "de::positive_duration")]
     pub code_lifetime: Duration,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ThrottleConfig {
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub flow_max_failures: u32,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub user_max_failures: u32,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub user_window: Duration,
-    #[serde(with = "humantime_serde")]
-    pub user_block: Duration,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub ip_max_starts: u32,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub ip_max_verifications: u32,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub ip_window: Duration,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub email_max_sends: u32,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub email_window: Duration,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub signin_max_failures: u32,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub signin_window: Duration,
-    #[serde(with = "humantime_serde")]
-    pub signin_failure_floor: Duration,
-    /// Per-address throttles count an IPv6 client by this many leading bits, 1 to 128.
-    #[serde(deserialize_with = "de::ipv6_prefix")]
-    pub ipv6_prefix: u8,
 }
 
 /// Checks of new passwords on top of the directory's own policy.
@@ -515,10 +450,10 @@ impl ConfigError {
 struct Raw {
     server: ServerConfig,
     licence: LicenceConfig,
-    helpdesk: HelpdeskConfig,
+    helpdesk: HelpdeskSettings,
     registration: RegistrationConfig,
     reset: ResetConfig,
-    throttle: ThrottleConfig,
+    throttle: ThrottleSettings,
     policy: PolicyConfig,
     notify: NotifyConfig,
     directory: DirectoryConfig,

@@ -17,7 +17,7 @@ use crate::domain::notify::{Mailer, OutboxStore};
 use crate::domain::policy::{BannedList, PasswordRules};
 use crate::domain::scope::Eligibility;
 use crate::domain::secrets::Keys;
-use crate::domain::settings::{HelpdeskSettings, Settings};
+use crate::domain::settings::Settings;
 use crate::domain::signin::SignInSettings;
 use crate::domain::store::{AuditLog, StoreError};
 use crate::http::{AppState, Pages, Shared, TrustedProxies};
@@ -150,31 +150,8 @@ fn settings(config: &Config) -> Settings {
         unlock_on_reset: config.reset.unlock_on_reset,
         flow_lifetime: config.reset.flow_lifetime,
         code_lifetime: config.reset.code_lifetime,
-        flow_max_failures: i64::from(t.flow_max_failures),
-        user_max_failures: i64::from(t.user_max_failures),
-        user_window: t.user_window,
-        user_block: t.user_block,
-        ip_max_starts: i64::from(t.ip_max_starts),
-        ip_max_verifications: i64::from(t.ip_max_verifications),
-        ip_window: t.ip_window,
-        email_max_sends: i64::from(t.email_max_sends),
-        email_window: t.email_window,
-        helpdesk: HelpdeskSettings {
-            group_dn: config.helpdesk.group_dn.clone(),
-            require_verification: config.helpdesk.require_verification,
-            allow_protected: config.helpdesk.allow_protected.clone(),
-            session_idle: config.helpdesk.session_idle,
-            session_lifetime: config.helpdesk.session_lifetime,
-            verification_lifetime: config.helpdesk.verification_lifetime,
-            temporary_password_length: config.helpdesk.temporary_password_length,
-            operator_second_factor: config.helpdesk.operator_second_factor,
-            operator_max_sign_ins: i64::from(config.helpdesk.operator_max_sign_ins),
-            operator_max_actions: i64::from(config.helpdesk.operator_max_actions),
-            operator_window: config.helpdesk.operator_window,
-            membership_recheck: config.helpdesk.membership_recheck,
-            manager_min_age: config.helpdesk.manager_min_age,
-            verification_methods: config.helpdesk.verification_methods.clone(),
-        },
+        throttle: *t,
+        helpdesk: config.helpdesk.clone(),
         password_rules: PasswordRules {
             banned: Arc::new(BannedList::new(
                 config.policy.banned_words.iter().map(String::as_str),
@@ -195,12 +172,12 @@ fn settings(config: &Config) -> Settings {
         registration_code_lifetime: config.registration.code_lifetime,
         registration_networks: config.registration.allowed_networks.clone(),
         self_service_licensed: config.licence.azure_ad_premium,
+        // The sign-in rules take their limits with the domain's names, derived from the base DN.
         signin: SignInSettings {
-            max_failures: i64::from(t.signin_max_failures),
+            max_failures: t.signin_max_failures,
             window: t.signin_window,
             failure_floor: t.signin_failure_floor,
             domains: SignInSettings::domains_of(&config.directory.base_dn),
         },
-        ipv6_prefix: t.ipv6_prefix,
     }
 }

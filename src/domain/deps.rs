@@ -65,7 +65,12 @@ pub struct Ports {
 impl Deps {
     pub fn new(ports: Ports, clock: Arc<dyn Clock>, keys: Arc<Keys>, settings: Settings) -> Self {
         let audit = Auditor::new(ports.audit, clock.clone());
-        let throttle = Throttle::new(ports.throttle, clock.clone(), audit.clone(), &settings);
+        let throttle = Throttle::new(
+            ports.throttle,
+            clock.clone(),
+            audit.clone(),
+            settings.throttle,
+        );
         let notifier = Notifier::new(
             ports.outbox,
             ports.mailer.is_some(),

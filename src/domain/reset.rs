@@ -82,7 +82,11 @@ impl<'a> Reset<'a> {
     pub async fn start(&self, login: &str, client: &Client) -> Result<Started, FlowError> {
         let d = self.deps;
         d.throttle
-            .ip_limit(client, PerAddress::Starts, d.settings.ip_max_starts)
+            .ip_limit(
+                client,
+                PerAddress::Starts,
+                d.settings.throttle.ip_max_starts,
+            )
             .await?;
         let typed = login.trim();
         if typed.is_empty() || typed.chars().count() > 256 {
@@ -323,7 +327,7 @@ impl<'a> Reset<'a> {
             .ip_limit(
                 client,
                 PerAddress::Verifications,
-                d.settings.ip_max_verifications,
+                d.settings.throttle.ip_max_verifications,
             )
             .await?;
         reject_overlong(password)?;

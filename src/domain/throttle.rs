@@ -3,14 +3,13 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Auditor, Outcome};
 use super::client::Client;
 use super::clock::{Clock, ms};
 use super::error::FlowError;
-use super::settings::Settings;
+use super::settings::ThrottleSettings;
 use super::store::{Person, StoreError, ThrottleKey, ThrottleStore};
 
 /// A limit whose hit is audited (as a `throttled` row whose reason starts with its name) and
@@ -127,14 +126,7 @@ pub struct Throttle {
     store: Arc<dyn ThrottleStore>,
     clock: Arc<dyn Clock>,
     audit: Auditor,
-    /// `throttle.ip_window` and `throttle.ipv6_prefix`.
-    ip_window: Duration,
-    ipv6_prefix: u8,
-    /// `throttle.user_max_failures` wrong codes within `user_window` block a user for
-    /// `user_block`.
-    user_max_failures: i64,
-    user_window: Duration,
-    user_block: Duration,
+    settings: ThrottleSettings,
 }
 
 impl Throttle {
@@ -142,17 +134,13 @@ impl Throttle {
         store: Arc<dyn ThrottleStore>,
         clock: Arc<dyn Clock>,
         audit: Auditor,
-        settings: &Settings,
+        settings: ThrottleSettings,
     ) -> Self {
         Self {
             store,
             clock,
             audit,
-            ip_window: settings.ip_window,
-            ipv6_prefix: settings.ipv6_prefix,
-            user_max_failures: settings.user_max_failures,
-            user_window: settings.user_window,
-            user_block: settings.user_block,
+            settings,
         }
     }
 
@@ -165,11 +153,13 @@ impl Throttle {
     ) -> Result<(), FlowError> {
         let Some(ip) = client.ip else { return Ok(()) };
         let now = self.clock.now_ms();
-        let window = self.ip_window;
+        let window = self.settings.ip_window;
         let count = self
             .store
             .hit(
-                &what.key(throttle_address(ip, self.ipv6_prefix)).to_string(),
+                &what
+                    .key(throttle_address(ip, self.settings.ipv6_prefix))
+                    .to_string(),
                 now,
                 now - ms(window),
             )
@@ -210,11 +200,13 @@ impl Throttle {
             .hit(
                 &ThrottleKey::WrongCodes(person.clone()).to_string(),
                 now,
-                now - ms(self.user_window),
+                now - ms(self.settings.user_window),
             )
             .await?;
-        if count >= self.user_max_failures {
-            self.store.block(&key, now + ms(self.user_block)).await?;
+        if count >= self.settings.user_max_failures {
+            self.store
+                .block(&key, now + ms(self.settings.user_block))
+                .await?;
             self.refused(client, None, Limit::UserBlocked, Some(&key))
                 .await?;
             return Ok(true);

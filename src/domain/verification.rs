@@ -40,7 +40,7 @@ impl Subject {
         Ok(d.flows.flow(&id_hash).await?.and_then(|flow| {
             (flow.finished_at_ms.is_none()
                 && flow.expires_at_ms > d.now_ms()
-                && flow.failures < d.settings.flow_max_failures)
+                && flow.failures < d.settings.throttle.flow_max_failures)
                 .then_some(Subject {
                     flow,
                     id_hash,
@@ -136,10 +136,10 @@ impl Subject {
             .hit(
                 &ThrottleKey::CodeMails(self.user_key(d)),
                 now,
-                now - ms(d.settings.email_window),
+                now - ms(d.settings.throttle.email_window),
             )
             .await?;
-        if sent > d.settings.email_max_sends {
+        if sent > d.settings.throttle.email_max_sends {
             d.throttle
                 .refused(
                     client,
@@ -149,7 +149,7 @@ impl Subject {
                 )
                 .await?;
             return Err(FlowError::Throttled {
-                retry_after: d.settings.email_window,
+                retry_after: d.settings.throttle.email_window,
             });
         }
         let address = match &self.address {
@@ -258,7 +258,7 @@ impl Subject {
                 .ip_limit(
                     client,
                     PerAddress::Verifications,
-                    d.settings.ip_max_verifications,
+                    d.settings.throttle.ip_max_verifications,
                 )
                 .await?;
         }
@@ -300,7 +300,7 @@ impl Subject {
             self.tell_owner_of_block(d, client).await?;
         }
         Ok(FlowError::InvalidCode {
-            remaining_attempts: (d.settings.flow_max_failures - failures).max(0),
+            remaining_attempts: (d.settings.throttle.flow_max_failures - failures).max(0),
         })
     }
 

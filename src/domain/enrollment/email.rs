@@ -132,10 +132,10 @@ impl Enrollment<'_> {
             .hit(
                 &ThrottleKey::CodeMails(Person::User(session.user)),
                 now,
-                now - ms(d.settings.email_window),
+                now - ms(d.settings.throttle.email_window),
             )
             .await?;
-        if sent > d.settings.email_max_sends {
+        if sent > d.settings.throttle.email_max_sends {
             d.throttle
                 .refused(
                     client,
@@ -145,7 +145,7 @@ impl Enrollment<'_> {
                 )
                 .await?;
             return Err(FlowError::Throttled {
-                retry_after: d.settings.email_window,
+                retry_after: d.settings.throttle.email_window,
             });
         }
         Ok(())

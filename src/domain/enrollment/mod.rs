@@ -101,7 +101,7 @@ impl<'a> Enrollment<'a> {
                 },
             )
             .await?;
-        let remaining = d.settings.flow_max_failures - failures;
+        let remaining = d.settings.throttle.flow_max_failures - failures;
         if remaining <= 0 {
             // Too many wrong codes: the session ends; the user signs in again.
             d.sessions.delete_session(&session.token_hash).await?;

@@ -35,7 +35,11 @@ impl Enrollment<'_> {
     ) -> Result<String, FlowError> {
         let d = self.deps;
         d.throttle
-            .ip_limit(client, PerAddress::Starts, d.settings.ip_max_starts)
+            .ip_limit(
+                client,
+                PerAddress::Starts,
+                d.settings.throttle.ip_max_starts,
+            )
             .await?;
         let login = login.trim();
         if login.is_empty() || login.chars().count() > 256 {

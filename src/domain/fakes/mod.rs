@@ -18,7 +18,7 @@ use super::clock::Clock;
 use super::notify::{Mail, MailError, Mailer, Outbox, Queued};
 use super::policy::{BannedList, PasswordRules};
 use super::scope::Eligibility;
-use super::settings::{HelpdeskSettings, Settings};
+use super::settings::{HelpdeskSettings, Settings, ThrottleSettings};
 use super::signin::SignInSettings;
 use super::store::StoreError;
 
@@ -104,15 +104,21 @@ pub fn settings() -> Settings {
         unlock_on_reset: true,
         flow_lifetime: Duration::from_secs(15 * 60),
         code_lifetime: Duration::from_secs(10 * 60),
-        flow_max_failures: 5,
-        user_max_failures: 10,
-        user_window: Duration::from_secs(60 * 60),
-        user_block: Duration::from_secs(60 * 60),
-        ip_max_starts: 1_000,
-        ip_max_verifications: 1_000,
-        ip_window: Duration::from_secs(60 * 60),
-        email_max_sends: 5,
-        email_window: Duration::from_secs(60 * 60),
+        throttle: ThrottleSettings {
+            flow_max_failures: 5,
+            user_max_failures: 10,
+            user_window: Duration::from_secs(60 * 60),
+            user_block: Duration::from_secs(60 * 60),
+            ip_max_starts: 1_000,
+            ip_max_verifications: 1_000,
+            ip_window: Duration::from_secs(60 * 60),
+            email_max_sends: 5,
+            email_window: Duration::from_secs(60 * 60),
+            signin_max_failures: 5,
+            signin_window: Duration::from_secs(15 * 60),
+            signin_failure_floor: Duration::from_millis(20),
+            ipv6_prefix: 64,
+        },
         helpdesk: HelpdeskSettings::default(),
         password_rules: PasswordRules {
             banned: Arc::new(BannedList::new(std::iter::empty())),
@@ -131,6 +137,5 @@ pub fn settings() -> Settings {
             domains: SignInSettings::domains_of("DC=sspr,DC=test"),
             ..SignInSettings::default()
         },
-        ipv6_prefix: 64,
     }
 }

@@ -138,8 +138,10 @@ impl Helpdesk<'_> {
         // per `email_window`, counted with the codes mailed to them), however many operators ask.
         let now = d.now_ms();
         let mails = ThrottleKey::CodeMails(Person::User(manager.guid));
-        let window = d.settings.email_window;
-        if d.throttle.hit(&mails, now, now - ms(window)).await? > d.settings.email_max_sends {
+        let window = d.settings.throttle.email_window;
+        if d.throttle.hit(&mails, now, now - ms(window)).await?
+            > d.settings.throttle.email_max_sends
+        {
             let who = Some((manager.guid, manager.sam_account_name.as_str()));
             d.throttle
                 .refused(client, who, Limit::ManagerApprovalMails, None)
