@@ -16,8 +16,11 @@ use url::Url;
 use crate::domain::directory::DirectoryError;
 use crate::domain::network::Cidr;
 use crate::domain::scope::Scope;
-// `[helpdesk]` and `[throttle]` are the flows' own settings sections, defined once in the domain.
-use crate::domain::settings::{HelpdeskSettings, ThrottleSettings};
+// `[helpdesk]`, `[registration]`, `[reset]` and `[throttle]` are the flows' own settings sections,
+// defined once in the domain.
+use crate::domain::settings::{
+    HelpdeskSettings, RegistrationSettings, ResetSettings, ThrottleSettings,
+};
 
 mod de;
 mod rules;
@@ -43,8 +46,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub licence: LicenceConfig,
     pub helpdesk: HelpdeskSettings,
-    pub registration: RegistrationConfig,
-    pub reset: ResetConfig,
+    pub registration: RegistrationSettings,
+    pub reset: ResetSettings,
     pub throttle: ThrottleSettings,
     pub policy: PolicyConfig,
     pub notify: NotifyConfig,
@@ -109,49 +112,6 @@ pub struct TlsFiles {
 #[serde(deny_unknown_fields)]
 pub struct LicenceConfig {
     pub azure_ad_premium: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistrationConfig {
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub session_lifetime: Duration,
-    #[serde(deserialize_with = "de::totp_issuer")]
-    pub totp_issuer: String,
-    /// A method confirmed longer ago than this many days no longer counts for a reset until the
-    /// user confirms it again; 0 = never.
-    #[serde(deserialize_with = "de::reconfirm_days")]
-    pub reconfirm_days: u16,
-    /// `remind` mails an unregistered user at most once per this interval.
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub remind_interval: Duration,
-    /// How long a one-time registration code from the helpdesk stays valid.
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub code_lifetime: Duration,
-    /// Where a user may register their first method with the AD password alone; from anywhere
-    /// else the first one takes a registration code. Empty: anywhere.
-    #[serde(deserialize_with = "de::networks")]
-    pub allowed_networks: Vec<Cidr>,
-}
-
-impl RegistrationConfig {
-    /// `reconfirm_days` as a duration; `None` when confirmations never go stale.
-    pub fn reconfirm_after(&self) -> Option<Duration> {
-        (self.reconfirm_days > 0)
-            .then(|| Duration::from_secs(u64::from(self.reconfirm_days) * 86_400))
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResetConfig {
-    #[serde(deserialize_with = "de::methods_required")]
-    pub methods_required: u8,
-    pub unlock_on_reset: bool,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub flow_lifetime: Duration,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub code_lifetime: Duration,
 }
 
 /// Checks of new passwords on top of the directory's own policy.
@@ -451,8 +411,8 @@ struct Raw {
     server: ServerConfig,
     licence: LicenceConfig,
     helpdesk: HelpdeskSettings,
-    registration: RegistrationConfig,
-    reset: ResetConfig,
+    registration: RegistrationSettings,
+    reset: ResetSettings,
     throttle: ThrottleSettings,
     policy: PolicyConfig,
     notify: NotifyConfig,

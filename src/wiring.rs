@@ -141,15 +141,15 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
     }))
 }
 
+/// The flows' settings: the sections they take as they are, whole, and what is derived from
+/// several keys (the password rules from the banned list `rules::Checks` read, who is eligible
+/// from `[policy]` with the service account and `directory.never_reset`, the sign-in rules from
+/// `[throttle]` with the domain's names), which is built here.
 fn settings(config: &Config) -> Settings {
     let t = &config.throttle;
     Settings {
-        session_lifetime: config.registration.session_lifetime,
-        totp_issuer: config.registration.totp_issuer.clone(),
-        methods_required: usize::from(config.reset.methods_required),
-        unlock_on_reset: config.reset.unlock_on_reset,
-        flow_lifetime: config.reset.flow_lifetime,
-        code_lifetime: config.reset.code_lifetime,
+        registration: config.registration.clone(),
+        reset: config.reset,
         throttle: *t,
         helpdesk: config.helpdesk.clone(),
         password_rules: PasswordRules {
@@ -168,11 +168,7 @@ fn settings(config: &Config) -> Settings {
         },
         admin_addresses: config.notify.admins.clone(),
         notice_lifetime: NOTICE_LIFETIME,
-        reconfirm_after: config.registration.reconfirm_after(),
-        registration_code_lifetime: config.registration.code_lifetime,
-        registration_networks: config.registration.allowed_networks.clone(),
         self_service_licensed: config.licence.azure_ad_premium,
-        // The sign-in rules take their limits with the domain's names, derived from the base DN.
         signin: SignInSettings {
             max_failures: t.signin_max_failures,
             window: t.signin_window,

@@ -13,20 +13,11 @@ use url::Url;
 use crate::domain::network::Cidr;
 use crate::domain::scope::Scope;
 pub use crate::domain::settings::de::{
-    at_least_one, bounded, distinguished_names, optional_trimmed, positive_duration,
+    at_least_one, bounded, distinguished_names, optional_trimmed, parsed_list, positive_duration,
 };
 
 pub fn body_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     bounded(d, 1024, u64::MAX, "must be at least 1024 bytes")
-}
-
-pub fn methods_required<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
-    bounded(d, 1, 2, "must be 1 or 2 (2 means two different methods)")
-}
-
-pub fn reconfirm_days<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
-    let message = "must be 0 (never) or a number of days from 1 to 730";
-    bounded(d, 0, 730, message)
 }
 
 pub fn min_strength<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
@@ -113,10 +104,7 @@ pub fn trimmed_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::E
 }
 
 pub fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
-    Vec::<String>::deserialize(d)?
-        .iter()
-        .map(|entry| entry.parse::<Cidr>().map_err(D::Error::custom))
-        .collect()
+    parsed_list(d)
 }
 
 pub fn dc_urls<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -138,16 +126,6 @@ pub fn ldap_filter<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> 
         ));
     }
     Ok(filter.to_owned())
-}
-
-pub fn totp_issuer<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let text = String::deserialize(d)?;
-    if text.trim().is_empty() {
-        return Err(D::Error::custom(
-            "must name the service, e.g. \"Contoso IT\"",
-        ));
-    }
-    Ok(text)
 }
 
 /// Mail addresses, trimmed.

@@ -110,7 +110,7 @@ impl Deps {
     ) -> Result<Vec<EnrolledMethod>, StoreError> {
         let now = self.now_ms();
         let mut methods = self.registrations.methods(user).await?;
-        methods.retain(|m| m.is_current(now, self.settings.reconfirm_after));
+        methods.retain(|m| m.is_current(now, self.settings.registration.reconfirm_after()));
         Ok(methods)
     }
 

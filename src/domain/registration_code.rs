@@ -72,7 +72,7 @@ pub async fn issue(
             subject,
             address: String::new(),
             created_at_ms: now,
-            expires_at_ms: now + ms(d.settings.registration_code_lifetime),
+            expires_at_ms: now + ms(d.settings.registration.code_lifetime),
         })
         .await?;
     d.audit

@@ -133,7 +133,7 @@ impl<'a> Reset<'a> {
             (None, _) => (None, Some("unknown_user")),
             (Some(u), _) if u.is_disabled() => (None, Some("disabled")),
             (Some(_), Some(why)) => (None, Some(why.reason())),
-            (Some(_), None) if registered.len() < d.settings.methods_required => {
+            (Some(_), None) if registered.len() < d.settings.reset.methods_required => {
                 (None, Some("not_registered"))
             }
             (Some(u), None) => (Some(u), None),
@@ -162,12 +162,12 @@ impl<'a> Reset<'a> {
                 user: eligible.map(|u| u.guid),
                 login: login.clone(),
                 sam_account_name: eligible.map(|u| u.sam_account_name.clone()),
-                methods_required: d.settings.methods_required as i64,
+                methods_required: d.settings.reset.methods_required as i64,
                 verified_totp_at_ms: None,
                 verified_email_at_ms: None,
                 failures: 0,
                 created_at_ms: now,
-                expires_at_ms: now + ms(d.settings.flow_lifetime),
+                expires_at_ms: now + ms(d.settings.reset.flow_lifetime),
                 finished_at_ms: None,
                 dc: None,
                 locale: client.locale.clone(),
@@ -195,7 +195,7 @@ impl<'a> Reset<'a> {
         }
         Ok(Started {
             flow: flow_id,
-            methods_required: d.settings.methods_required,
+            methods_required: d.settings.reset.methods_required,
             methods: self.offered_methods(),
         })
     }
@@ -237,7 +237,11 @@ impl<'a> Reset<'a> {
         let live = self.live(flow).await?;
         let verified = live.verify(d, method, code, client, None).await?;
         Ok(Verified {
-            remaining: d.settings.methods_required.saturating_sub(verified.len()),
+            remaining: d
+                .settings
+                .reset
+                .methods_required
+                .saturating_sub(verified.len()),
         })
     }
 
@@ -246,6 +250,7 @@ impl<'a> Reset<'a> {
         let required = self
             .deps
             .settings
+            .reset
             .methods_required
             .max(live.flow.methods_required as usize);
         matches!(live.flow.owner(), FlowOwner::User { .. })
@@ -411,7 +416,7 @@ impl<'a> Reset<'a> {
         }
         let change = AccountChange {
             new_password: Some(new_password),
-            unlock: d.settings.unlock_on_reset,
+            unlock: d.settings.reset.unlock_on_reset,
             must_change: false,
         };
         match self.claim_and_write(live, &user, &change).await {

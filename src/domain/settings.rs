@@ -16,30 +16,20 @@ use super::scope::Eligibility;
 /// Settings of the flows, taken from the configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub session_lifetime: Duration,
-    pub totp_issuer: String,
-    pub methods_required: usize,
-    pub unlock_on_reset: bool,
-    pub flow_lifetime: Duration,
-    pub code_lifetime: Duration,
+    /// `[registration]`.
+    pub registration: RegistrationSettings,
+    /// `[reset]`.
+    pub reset: ResetSettings,
     /// `[throttle]`.
     pub throttle: ThrottleSettings,
     /// `[helpdesk]`.
     pub helpdesk: HelpdeskSettings,
     /// What a new password is checked against besides the directory's policy.
     pub password_rules: PasswordRules,
-    /// A method confirmed longer ago than this no longer counts for a reset
-    /// (`registration.reconfirm_days`); `None`: confirmations never go stale.
-    pub reconfirm_after: Option<Duration>,
     /// Who may use self-service.
     pub eligibility: Eligibility,
     /// Who is told of each self-service reset of a (allow-listed) protected account.
     pub admin_addresses: Vec<String>,
-    /// How long a one-time registration code stays valid (`registration.code_lifetime`).
-    pub registration_code_lifetime: Duration,
-    /// Where a first method needs only the AD password (`registration.allowed_networks`);
-    /// empty: anywhere.
-    pub registration_networks: Vec<Cidr>,
     /// `licence.azure_ad_premium`: without it, only helpdesk operators may register (their own
     /// authenticator app).
     pub self_service_licensed: bool,
@@ -48,6 +38,73 @@ pub struct Settings {
     /// Sign-ins with the AD password: `throttle.signin_*`, and the domain's names from
     /// `directory.base_dn`.
     pub signin: SignInSettings,
+}
+
+/// `[registration]`: registering methods, and the reminders to do so.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationSettings {
+    #[serde(deserialize_with = "de::positive_duration")]
+    pub session_lifetime: Duration,
+    #[serde(deserialize_with = "totp_issuer")]
+    pub totp_issuer: String,
+    /// A method confirmed longer ago than this many days no longer counts for a reset until the
+    /// user confirms it again; 0 = never.
+    #[serde(deserialize_with = "reconfirm_days")]
+    pub reconfirm_days: u16,
+    /// `remind` mails an unregistered user at most once per this interval.
+    #[serde(deserialize_with = "de::positive_duration")]
+    pub remind_interval: Duration,
+    /// How long a one-time registration code from the helpdesk stays valid.
+    #[serde(deserialize_with = "de::positive_duration")]
+    pub code_lifetime: Duration,
+    /// Where a user may register their first method with the AD password alone; from anywhere
+    /// else the first one takes a registration code. Empty: anywhere.
+    #[serde(deserialize_with = "de::parsed_list")]
+    pub allowed_networks: Vec<Cidr>,
+}
+
+impl RegistrationSettings {
+    /// `reconfirm_days` as a duration; `None` when confirmations never go stale.
+    pub fn reconfirm_after(&self) -> Option<Duration> {
+        (self.reconfirm_days > 0)
+            .then(|| Duration::from_secs(u64::from(self.reconfirm_days) * 86_400))
+    }
+}
+
+fn totp_issuer<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim().is_empty() {
+        return Err(D::Error::custom(
+            "must name the service, e.g. \"Contoso IT\"",
+        ));
+    }
+    Ok(text)
+}
+
+fn reconfirm_days<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    let message = "must be 0 (never) or a number of days from 1 to 730";
+    de::bounded(d, 0, 730, message)
+}
+
+/// `[reset]`: what a reset takes and how long its parts last.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetSettings {
+    /// 1 or 2 (two different methods).
+    #[serde(deserialize_with = "methods_required")]
+    pub methods_required: usize,
+    pub unlock_on_reset: bool,
+    #[serde(deserialize_with = "de::positive_duration")]
+    pub flow_lifetime: Duration,
+    /// Also of the codes that confirm an address at registration.
+    #[serde(deserialize_with = "de::positive_duration")]
+    pub code_lifetime: Duration,
+}
+
+fn methods_required<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let required: u8 = de::bounded(d, 1, 2, "must be 1 or 2 (2 means two different methods)")?;
+    Ok(usize::from(required))
 }
 
 /// `[throttle]`: how often an address, a user or a login may try.

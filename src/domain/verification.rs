@@ -168,7 +168,7 @@ impl Subject {
                 .code_hash(self.purpose.as_str(), &self.id_hash, &code),
             address: address.clone().unwrap_or_default(),
             created_at_ms: now,
-            expires_at_ms: now + ms(d.settings.code_lifetime),
+            expires_at_ms: now + ms(d.settings.reset.code_lifetime),
         };
         d.codes.put_code(&pending).await?;
         let mail = Mail {

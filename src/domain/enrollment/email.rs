@@ -45,7 +45,7 @@ impl Enrollment<'_> {
                 .code_hash(purpose.as_str(), &session.token_hash, &code),
             address: address.to_owned(),
             created_at_ms: now,
-            expires_at_ms: now + ms(d.settings.code_lifetime),
+            expires_at_ms: now + ms(d.settings.reset.code_lifetime),
         };
         d.codes.put_code(&pending).await?;
         let mail = crate::domain::notify::Mail {

@@ -100,7 +100,7 @@ impl Enrollment<'_> {
             .open_session(
                 SessionKind::Enrollment,
                 signed_in,
-                d.settings.session_lifetime,
+                d.settings.registration.session_lifetime,
             )
             .await?;
         d.audit
@@ -236,7 +236,10 @@ impl Enrollment<'_> {
                 .iter()
                 .find(|m| m.kind == kind && m.confirmed_at_ms.is_some())
         };
-        let (now, max_age) = (self.deps.now_ms(), self.deps.settings.reconfirm_after);
+        let (now, max_age) = (
+            self.deps.now_ms(),
+            self.deps.settings.registration.reconfirm_after(),
+        );
         Ok(Status {
             totp: confirmed(MethodKind::Totp).is_some(),
             email: confirmed(MethodKind::Email)
@@ -261,7 +264,7 @@ impl Enrollment<'_> {
             .filter(|m| m.confirmed_at_ms.is_some())
             .map(|m| m.kind)
             .collect();
-        let networks = &self.deps.settings.registration_networks;
+        let networks = &self.deps.settings.registration.allowed_networks;
         let trusted = networks.is_empty()
             || client
                 .ip

@@ -23,7 +23,7 @@ impl Enrollment<'_> {
             .await?;
         Ok(totp::provisioning(
             &secret,
-            &d.settings.totp_issuer,
+            &d.settings.registration.totp_issuer,
             &session.sam_account_name,
         ))
     }

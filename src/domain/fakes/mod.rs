@@ -18,7 +18,9 @@ use super::clock::Clock;
 use super::notify::{Mail, MailError, Mailer, Outbox, Queued};
 use super::policy::{BannedList, PasswordRules};
 use super::scope::Eligibility;
-use super::settings::{HelpdeskSettings, Settings, ThrottleSettings};
+use super::settings::{
+    HelpdeskSettings, RegistrationSettings, ResetSettings, Settings, ThrottleSettings,
+};
 use super::signin::SignInSettings;
 use super::store::StoreError;
 
@@ -98,12 +100,20 @@ impl Mailer for RecordingMailer {
 /// Settings as `config/default.toml` gives them, shortened where a test would otherwise wait.
 pub fn settings() -> Settings {
     Settings {
-        session_lifetime: Duration::from_secs(15 * 60),
-        totp_issuer: "sspr.test".to_owned(),
-        methods_required: 1,
-        unlock_on_reset: true,
-        flow_lifetime: Duration::from_secs(15 * 60),
-        code_lifetime: Duration::from_secs(10 * 60),
+        registration: RegistrationSettings {
+            session_lifetime: Duration::from_secs(15 * 60),
+            totp_issuer: "sspr.test".to_owned(),
+            reconfirm_days: 0,
+            remind_interval: Duration::from_secs(30 * 24 * 60 * 60),
+            code_lifetime: Duration::from_secs(24 * 60 * 60),
+            allowed_networks: Vec::new(),
+        },
+        reset: ResetSettings {
+            methods_required: 1,
+            unlock_on_reset: true,
+            flow_lifetime: Duration::from_secs(15 * 60),
+            code_lifetime: Duration::from_secs(10 * 60),
+        },
         throttle: ThrottleSettings {
             flow_max_failures: 5,
             user_max_failures: 10,
@@ -124,11 +134,8 @@ pub fn settings() -> Settings {
             banned: Arc::new(BannedList::new(std::iter::empty())),
             min_strength: 0,
         },
-        reconfirm_after: None,
         eligibility: Eligibility::default(),
         admin_addresses: Vec::new(),
-        registration_code_lifetime: Duration::from_secs(24 * 60 * 60),
-        registration_networks: Vec::new(),
         self_service_licensed: true,
         notice_lifetime: Duration::from_secs(24 * 60 * 60),
         signin: SignInSettings {

@@ -3,6 +3,8 @@
 //! layer puts the key in front of it. Imports nothing from the crate, so both the domain's
 //! settings and `config` can use it.
 
+use std::fmt::Display;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -71,6 +73,20 @@ pub fn distinguished_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String
         ));
     }
     Ok(names)
+}
+
+/// A list whose every entry parses with `FromStr`; the first that does not fails with the
+/// parser's own message.
+pub fn parsed_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: Display,
+{
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|entry| entry.parse::<T>().map_err(D::Error::custom))
+        .collect()
 }
 
 /// A count of at least 1 that fits a `u32`, as the signed number the throttle's counters are
