@@ -13,7 +13,6 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use crate::domain::directory::DirectoryError;
 use crate::domain::network::Cidr;
 use crate::domain::scope::Scope;
 // `[helpdesk]`, `[registration]`, `[reset]` and `[throttle]` are the flows' own settings sections,
@@ -23,9 +22,11 @@ use crate::domain::settings::{
 };
 
 mod de;
+mod directory;
+mod load;
 mod rules;
 
-use rules::Checks;
+pub use directory::{Balance, DcEndpoint, DirectoryConfig, PolicyHints};
 
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -142,113 +143,6 @@ pub struct NotifyConfig {
     /// Told of every self-service reset of a protected account.
     #[serde(deserialize_with = "de::addresses")]
     pub admins: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DirectoryConfig {
-    /// The domain controllers as configured; [`Self::endpoints`] is what connects.
-    #[serde(deserialize_with = "de::dc_urls")]
-    pub urls: Vec<String>,
-    pub starttls: bool,
-    #[serde(skip)]
-    pub endpoints: Vec<DcEndpoint>,
-    #[serde(deserialize_with = "de::optional")]
-    pub ca_file: Option<PathBuf>,
-    #[serde(deserialize_with = "de::required_dn")]
-    pub base_dn: String,
-    #[serde(deserialize_with = "de::required_dn")]
-    pub bind_dn: String,
-    #[serde(deserialize_with = "de::secret")]
-    pub bind_password: SecretString,
-    #[serde(default)]
-    pub bind_password_file: Option<PathBuf>,
-    /// Accounts no action may target, besides `bind_dn` itself (user DNs).
-    #[serde(deserialize_with = "de::trimmed_list")]
-    pub never_reset: Vec<String>,
-    /// The account `check` resets to prove the service account's rights; `None` = no self-test.
-    #[serde(deserialize_with = "de::optional_trimmed")]
-    pub self_test_user: Option<String>,
-    #[serde(deserialize_with = "de::ldap_filter")]
-    pub user_filter: String,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub timeout: Duration,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub connect_timeout: Duration,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub pool_size: usize,
-    #[serde(with = "humantime_serde")]
-    pub retry_down_after: Duration,
-    pub policy_hints: PolicyHints,
-    pub balance: Balance,
-    #[serde(with = "humantime_serde")]
-    pub write_affinity: Duration,
-}
-
-/// How work is spread over several domain controllers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Balance {
-    /// Each account has a home DC, chosen by hashing its name over the DCs that answer: every
-    /// read, bind and write for it goes there, so a flow never reads a DC that has not yet
-    /// received its own write. Accounts, and so the load, spread over all DCs; every instance
-    /// of the service makes the same choice.
-    ByUser,
-    /// The first DC that answers takes everything; the others are for failover.
-    InOrder,
-}
-
-/// Whether password resets carry LDAP_SERVER_POLICY_HINTS, which makes AD apply password history
-/// and minimum age to an administrative reset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyHints {
-    /// Send it to every DC that lists it in its rootDSE `supportedControl`.
-    Auto,
-    /// Refuse to write a password through a DC that does not support it.
-    Required,
-    /// Never send it.
-    Off,
-}
-
-/// A domain controller's URL, known to be encrypted: `ldaps://`, or `ldap://` upgraded with
-/// StartTLS. There is no way to build one for a plaintext connection.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DcEndpoint {
-    pub url: String,
-    pub starttls: bool,
-}
-
-impl DcEndpoint {
-    pub fn parse(url: &str, starttls: bool) -> Result<Self, DirectoryError> {
-        let parsed = Url::parse(url).map_err(|e| DirectoryError::Other {
-            rc: 0,
-            detail: format!("{url} is not a URL: {e}"),
-        })?;
-        if parsed.host_str().is_none_or(str::is_empty) {
-            return Err(DirectoryError::Other {
-                rc: 0,
-                detail: format!("{url} has no host"),
-            });
-        }
-        match parsed.scheme() {
-            "ldaps" => Ok(Self {
-                url: url.to_owned(),
-                starttls: false,
-            }),
-            "ldap" if starttls => Ok(Self {
-                url: url.to_owned(),
-                starttls: true,
-            }),
-            "ldap" => Err(DirectoryError::InsecureTransport {
-                url: url.to_owned(),
-            }),
-            other => Err(DirectoryError::Other {
-                rc: 0,
-                detail: format!("{url}: scheme {other}:// is not LDAP; use ldaps:// or ldap://"),
-            }),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -390,6 +284,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl Problem {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
 impl ConfigError {
     fn single(key: &str, message: impl Into<String>) -> Self {
         Self {
@@ -424,140 +327,6 @@ struct Raw {
     metrics: MetricsConfig,
     #[serde(default)]
     ui: UiConfig,
-}
-
-impl Config {
-    pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
-        use config::{Environment, File, FileFormat};
-
-        let mut builder =
-            config::Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        if let Some(path) = &sources.file {
-            if !path.is_file() {
-                return Err(ConfigError::single(
-                    "--config",
-                    format!("{} does not exist or is not a file", path.display()),
-                ));
-            }
-            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
-        }
-        for layer in &sources.layers {
-            builder = builder.add_source(File::from_str(layer, FileFormat::Toml));
-        }
-        if sources.environment {
-            builder = builder.add_source(
-                Environment::with_prefix("SSPR")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("directory.urls")
-                    .with_list_parse_key("server.trusted_proxies")
-                    .with_list_parse_key("registration.allowed_networks")
-                    .try_parsing(true),
-            );
-        }
-        let mut checks = Checks::default();
-        let raw = parse(builder, &mut checks.problems);
-        match raw.and_then(|raw| checks.config(raw)) {
-            Some(mut config) if checks.problems.is_empty() => {
-                config.source = sources.file.clone();
-                Ok(config)
-            }
-            _ => Err(ConfigError {
-                problems: checks.problems,
-            }),
-        }
-    }
-}
-
-/// Deserialises the layers into sections. Serde stops at the first bad value, so to report every
-/// one, each is noted under its key and replaced by its default before the next attempt; the
-/// rules across keys then still run on what is left. `None` when the text is no configuration at
-/// all (a syntax error, an unknown key), which is noted under `config`.
-fn parse(
-    builder: config::ConfigBuilder<config::builder::DefaultState>,
-    problems: &mut Vec<Problem>,
-) -> Option<Raw> {
-    use config::{File, FileFormat, Value, ValueKind};
-
-    let defaults = config::Config::builder()
-        .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
-        .build()
-        .expect("the compiled-in defaults parse");
-    let mut builder = builder;
-    // Each round replaces one more bad value by its default, which parses, so the rounds end;
-    // a problem seen twice ends them too.
-    loop {
-        let error = match builder
-            .build_cloned()
-            .and_then(config::Config::try_deserialize)
-        {
-            Ok(raw) => return Some(raw),
-            Err(error) => error,
-        };
-        let problem = Problem::from_layers(error);
-        if problems.contains(&problem) {
-            return None;
-        }
-        let default = defaults.get::<Value>(&problem.key).ok().or_else(|| {
-            let key = problem.key.strip_suffix("_file")?;
-            defaults.get::<Value>(key).ok()?;
-            Some(Value::new(None, ValueKind::Nil))
-        });
-        let retry = match default {
-            Some(value) if problem.key.contains('.') => {
-                builder.set_override(&problem.key, value).ok()
-            }
-            _ => None,
-        };
-        problems.push(problem);
-        builder = retry?;
-    }
-}
-
-impl Problem {
-    /// A value that failed to deserialise, under its key (`section.key`, a list's index dropped);
-    /// anything else under `config`.
-    fn from_layers(error: config::ConfigError) -> Self {
-        let whole = error.to_string();
-        let (key, message) = match error {
-            config::ConfigError::At {
-                error,
-                key: Some(key),
-                origin,
-            } => (key, format!("{error}{}", in_origin(origin))),
-            config::ConfigError::Type {
-                unexpected,
-                expected,
-                key: Some(key),
-                origin,
-            } => (
-                key,
-                format!(
-                    "invalid type: {unexpected}, expected {expected}{}",
-                    in_origin(origin)
-                ),
-            ),
-            _ => return Self::new("config", whole),
-        };
-        let key = key.split('[').next().unwrap_or_default();
-        if key.matches('.').count() == 1 {
-            Self::new(key, message)
-        } else {
-            Self::new("config", whole)
-        }
-    }
-
-    fn new(key: &str, message: impl Into<String>) -> Self {
-        Self {
-            key: key.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
-fn in_origin(origin: Option<String>) -> String {
-    origin.map(|o| format!(" in {o}")).unwrap_or_default()
 }
 
 /// A database URL with any password replaced, fit for logs and `check` output.
