@@ -514,7 +514,7 @@ impl<'a> Reset<'a> {
     /// Puts on record a step of a verified flow that the directory failed, before or during the
     /// write, so every attempt has its audit row. An unconfirmed write is `unknown`: AD may have
     /// taken it. The user still gets the directory's error if the row cannot be written (it is
-    /// logged then, see `Deps::audit_as`).
+    /// logged then, see `Auditor::as_actor`).
     async fn audit_directory_failure(
         &self,
         live: &Subject,
