@@ -1,26 +1,55 @@
-//! What every flow is given: the ports it talks to, the clock, the keys and the settings, and
-//! who is asking. The audit, throttle and notification helpers on [`Deps`] live beside the
-//! rules they serve ([`super::audit`], [`super::throttle`], [`super::notifier`]).
+//! What every flow is given: the ports it talks to, the services that own the audit log, the
+//! throttle and the outbox ([`Auditor`], [`Throttle`], [`Notifier`]), the clock, the keys and
+//! the settings.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::ObjectGuid;
+use super::audit::Auditor;
 use super::clock::{Clock, ms};
 use super::directory::{Directory, DirectoryUser};
+use super::notifier::Notifier;
 use super::notify::{Mailer, Outbox};
 use super::scope::StandIn;
 use super::secrets::{Keys, new_token};
 use super::settings::Settings;
 use super::store::{
-    ApprovalStore, AuditLog, CodeStore, EnrolledMethod, FlowStore, MethodKind, RegistrationStore,
-    Session, SessionKind, SessionStore, StoreError, ThrottleStore,
+    ApprovalStore, AuditLog, CodeStore, EnrolledMethod, FlowStore, RegistrationStore, Session,
+    SessionKind, SessionStore, StoreError, ThrottleStore,
 };
+use super::throttle::Throttle;
 
-/// Everything the flows talk to, as traits.
+pub use super::client::Client;
+
+/// Everything the flows talk to: ports as traits, and the services that own the audit log, the
+/// throttle and the outbox.
 #[derive(Clone)]
 pub struct Deps {
+    pub directory: Arc<dyn Directory>,
+    pub registrations: Arc<dyn RegistrationStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub flows: Arc<dyn FlowStore>,
+    pub codes: Arc<dyn CodeStore>,
+    pub throttle: Throttle,
+    pub audit: Auditor,
+    pub approvals: Arc<dyn ApprovalStore>,
+    /// `None` when no SMTP server is configured: email methods are then unavailable. Only for
+    /// what must not be stored (the helpdesk's temporary password) and the batch commands.
+    pub mailer: Option<Arc<dyn Mailer>>,
+    /// Codes and notifications, queued in the outbox (when `mailer` is set) and sent in the
+    /// background.
+    pub notifier: Notifier,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<Keys>,
+    pub settings: Settings,
+    /// What a reset start for an unknown login judges in its place.
+    pub stand_in: Arc<StandIn>,
+}
+
+/// The ports [`Deps`] is built from; the audit log, the throttle store and the outbox go to the
+/// services that own them.
+pub struct Ports {
     pub directory: Arc<dyn Directory>,
     pub registrations: Arc<dyn RegistrationStore>,
     pub sessions: Arc<dyn SessionStore>,
@@ -29,27 +58,46 @@ pub struct Deps {
     pub throttle: Arc<dyn ThrottleStore>,
     pub audit: Arc<dyn AuditLog>,
     pub approvals: Arc<dyn ApprovalStore>,
-    /// `None` when no SMTP server is configured: email methods are then unavailable. Only for
-    /// what must not be stored (the helpdesk's temporary password) and the batch commands.
     pub mailer: Option<Arc<dyn Mailer>>,
-    /// Where codes and notifications go (when `mailer` is set): sent in the background.
     pub outbox: Arc<dyn Outbox>,
-    pub clock: Arc<dyn Clock>,
-    pub keys: Arc<Keys>,
-    pub settings: Settings,
-    /// What a reset start for an unknown login judges in its place.
-    pub stand_in: Arc<StandIn>,
-}
-
-/// Who is asking: for throttles, the audit and the language of mails.
-#[derive(Clone, Debug)]
-pub struct Client {
-    pub ip: Option<IpAddr>,
-    /// `en` or `nl`.
-    pub locale: String,
 }
 
 impl Deps {
+    pub fn new(ports: Ports, clock: Arc<dyn Clock>, keys: Arc<Keys>, settings: Settings) -> Self {
+        let audit = Auditor::new(ports.audit, clock.clone());
+        let throttle = Throttle::new(
+            ports.throttle,
+            clock.clone(),
+            audit.clone(),
+            settings.throttle,
+        );
+        let notifier = Notifier::new(
+            ports.outbox,
+            ports.mailer.is_some(),
+            ports.registrations.clone(),
+            ports.codes.clone(),
+            clock.clone(),
+            audit.clone(),
+            &settings,
+        );
+        Self {
+            directory: ports.directory,
+            registrations: ports.registrations,
+            sessions: ports.sessions,
+            flows: ports.flows,
+            codes: ports.codes,
+            throttle,
+            audit,
+            approvals: ports.approvals,
+            mailer: ports.mailer,
+            notifier,
+            clock,
+            keys,
+            settings,
+            stand_in: Default::default(),
+        }
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
@@ -62,7 +110,7 @@ impl Deps {
     ) -> Result<Vec<EnrolledMethod>, StoreError> {
         let now = self.now_ms();
         let mut methods = self.registrations.methods(user).await?;
-        methods.retain(|m| m.is_current(now, self.settings.reconfirm_after));
+        methods.retain(|m| m.is_current(now, self.settings.registration.reconfirm_after()));
         Ok(methods)
     }
 
@@ -95,12 +143,6 @@ impl Deps {
 
     /// The user's confirmed email address, if any.
     pub async fn confirmed_email(&self, user: &ObjectGuid) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .registrations
-            .methods(user)
-            .await?
-            .into_iter()
-            .find(|m| m.kind == MethodKind::Email && m.confirmed_at_ms.is_some())
-            .and_then(|m| m.address))
+        self.notifier.confirmed_email(user).await
     }
 }

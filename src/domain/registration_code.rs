@@ -72,22 +72,23 @@ pub async fn issue(
             subject,
             address: String::new(),
             created_at_ms: now,
-            expires_at_ms: now + ms(d.settings.registration_code_lifetime),
+            expires_at_ms: now + ms(d.settings.registration.code_lifetime),
         })
         .await?;
-    d.audit_as(
-        client,
-        Some(actor),
-        Audit {
-            event: AuditKind::RegistrationCodeIssued,
-            outcome: Outcome::Success,
-            user: Some(user.guid),
-            sam_account_name: Some(&user.sam_account_name),
-            method: None,
-            reason: None,
-        },
-    )
-    .await?;
+    d.audit
+        .as_actor(
+            client,
+            Some(actor),
+            Audit {
+                event: AuditKind::RegistrationCodeIssued,
+                outcome: Outcome::Success,
+                user: Some(user.guid),
+                sam_account_name: Some(&user.sam_account_name),
+                method: None,
+                reason: None,
+            },
+        )
+        .await?;
     Ok(code)
 }
 

@@ -172,7 +172,7 @@ pub async fn sign_in(
     let key = throttle_key(purpose, &d.keys.login_hash(&normalised));
     let now = d.now_ms();
     let since = now - ms(s.window);
-    if d.throttle.count(&key.to_string(), since).await? >= s.max_failures {
+    if d.throttle.count(&key, since).await? >= s.max_failures {
         // Before the directory is asked, so whether the login names an account is not known:
         // kept as its keyed hash, like any typed login that matched none.
         let reason = purpose.limit().reason(Some(&key.to_string()));
@@ -184,7 +184,8 @@ pub async fn sign_in(
             method: None,
             reason: Some(&reason),
         };
-        d.audit_typed_login(client, None, d.keys.login_hash(typed), throttled)
+        d.audit
+            .typed_login(client, None, d.keys.login_hash(typed), throttled)
             .await?;
         return Err(FlowError::SignInThrottled {
             retry_after: s.window,
@@ -220,7 +221,7 @@ pub async fn sign_in(
             }
         }
     };
-    d.throttle.hit(&key.to_string(), now, since).await?;
+    d.throttle.hit(&key, now, since).await?;
     if started.elapsed() > s.failure_floor {
         // This answer's time is no longer hidden by the floor.
         tracing::warn!(

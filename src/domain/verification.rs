@@ -40,7 +40,7 @@ impl Subject {
         Ok(d.flows.flow(&id_hash).await?.and_then(|flow| {
             (flow.finished_at_ms.is_none()
                 && flow.expires_at_ms > d.now_ms()
-                && flow.failures < d.settings.flow_max_failures)
+                && flow.failures < d.settings.throttle.flow_max_failures)
                 .then_some(Subject {
                     flow,
                     id_hash,
@@ -79,10 +79,10 @@ impl Subject {
                     sam_account_name: Some(sam_account_name),
                     ..a
                 };
-                d.audit_as(client, actor, a).await?;
+                d.audit.as_actor(client, actor, a).await?;
             }
             FlowOwner::Decoy { .. } => {
-                d.audit_typed_login(client, actor, login_hash, a).await?;
+                d.audit.typed_login(client, actor, login_hash, a).await?;
             }
         }
         Ok(())
@@ -134,21 +134,22 @@ impl Subject {
         let sent = d
             .throttle
             .hit(
-                &ThrottleKey::CodeMails(self.user_key(d)).to_string(),
+                &ThrottleKey::CodeMails(self.user_key(d)),
                 now,
-                now - ms(d.settings.email_window),
+                now - ms(d.settings.throttle.email_window),
             )
             .await?;
-        if sent > d.settings.email_max_sends {
-            d.audit_throttled(
-                client,
-                self.flow.user.zip(Some(self.sam())),
-                Limit::EmailSends,
-                None,
-            )
-            .await?;
+        if sent > d.settings.throttle.email_max_sends {
+            d.throttle
+                .refused(
+                    client,
+                    self.flow.user.zip(Some(self.sam())),
+                    Limit::EmailSends,
+                    None,
+                )
+                .await?;
             return Err(FlowError::Throttled {
-                retry_after: d.settings.email_window,
+                retry_after: d.settings.throttle.email_window,
             });
         }
         let address = match &self.address {
@@ -167,7 +168,7 @@ impl Subject {
                 .code_hash(self.purpose.as_str(), &self.id_hash, &code),
             address: address.clone().unwrap_or_default(),
             created_at_ms: now,
-            expires_at_ms: now + ms(d.settings.code_lifetime),
+            expires_at_ms: now + ms(d.settings.reset.code_lifetime),
         };
         d.codes.put_code(&pending).await?;
         let mail = Mail {
@@ -177,7 +178,8 @@ impl Subject {
             kind: kind(SecretString::from(code.to_string())),
         };
         let who = (self.flow.user, self.sam());
-        d.queue_code(&pending, address, mail, who, client, actor)
+        d.notifier
+            .queue_code(&pending, address, mail, who, client, actor)
             .await?;
         self.audit(
             d,
@@ -252,14 +254,15 @@ impl Subject {
         // Operators checking callers have their own limits (helpdesk.operator_max_actions), not
         // the per-address one of the users they help.
         if self.purpose != CodePurpose::HelpdeskEmail {
-            d.ip_limit(
-                client,
-                PerAddress::Verifications,
-                d.settings.ip_max_verifications,
-            )
-            .await?;
+            d.throttle
+                .ip_limit(
+                    client,
+                    PerAddress::Verifications,
+                    d.settings.throttle.ip_max_verifications,
+                )
+                .await?;
         }
-        Ok(d.is_blocked(&self.user_key(d)).await?)
+        Ok(d.throttle.is_blocked(&self.user_key(d)).await?)
     }
 
     /// Counts a wrong code (of `method`, or a registration code when `None`) against the
@@ -293,11 +296,11 @@ impl Subject {
         .await?;
         // While blocked, failures no longer count: the block runs its course from when it
         // began, and began once.
-        if !blocked && d.user_failure(&self.user_key(d), client).await? {
+        if !blocked && d.throttle.user_failure(&self.user_key(d), client).await? {
             self.tell_owner_of_block(d, client).await?;
         }
         Ok(FlowError::InvalidCode {
-            remaining_attempts: (d.settings.flow_max_failures - failures).max(0),
+            remaining_attempts: (d.settings.throttle.flow_max_failures - failures).max(0),
         })
     }
 
@@ -318,12 +321,15 @@ impl Subject {
             let kind = MailKind::SelfServiceBlocked;
             match deps.directory.find_user(&sam).await {
                 Ok(Some(user)) if user.guid == guid => {
-                    deps.notify_owner(&client, &user, None, &locale, kind).await;
+                    deps.notifier
+                        .notify_owner(&client, &user, None, &locale, kind)
+                        .await;
                 }
                 // Renamed or unreachable: the confirmed address at least.
                 _ => {
                     let owner = (guid, sam.as_str());
-                    deps.notify(&client, owner, confirmed.as_deref(), None, &locale, kind)
+                    deps.notifier
+                        .notify(&client, owner, confirmed.as_deref(), None, &locale, kind)
                         .await;
                 }
             }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::domain::clock::Clock;
-use crate::domain::deps::{Client, Deps};
+use crate::domain::deps::{Client, Deps, Ports};
 use crate::domain::directory::DirectoryUser;
 use crate::domain::fakes::{FakeDirectory, FixedClock, RecordingMailer, RecordingOutbox, settings};
 use crate::domain::secrets::Keys;
@@ -38,7 +38,7 @@ impl Fakes {
         let directory = Arc::new(FakeDirectory::default());
         let outbox = Arc::new(RecordingOutbox::default());
         let mailer = Arc::new(RecordingMailer::default());
-        let deps = Deps {
+        let ports = Ports {
             directory: directory.clone(),
             registrations: store.clone(),
             sessions: store.clone(),
@@ -49,11 +49,13 @@ impl Fakes {
             approvals: store.clone(),
             mailer: Some(mailer.clone()),
             outbox: outbox.clone(),
-            clock: clock.clone(),
-            keys: Arc::new(Keys::new(&[7; 32])),
-            settings,
-            stand_in: Default::default(),
         };
+        let deps = Deps::new(
+            ports,
+            clock.clone(),
+            Arc::new(Keys::new(&[7; 32])),
+            settings,
+        );
         Self {
             deps,
             directory,

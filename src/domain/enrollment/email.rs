@@ -45,7 +45,7 @@ impl Enrollment<'_> {
                 .code_hash(purpose.as_str(), &session.token_hash, &code),
             address: address.to_owned(),
             created_at_ms: now,
-            expires_at_ms: now + ms(d.settings.code_lifetime),
+            expires_at_ms: now + ms(d.settings.reset.code_lifetime),
         };
         d.codes.put_code(&pending).await?;
         let mail = crate::domain::notify::Mail {
@@ -57,7 +57,8 @@ impl Enrollment<'_> {
             },
         };
         let who = (Some(session.user), session.sam_account_name.as_str());
-        d.queue_code(&pending, Some(address.to_owned()), mail, who, client, None)
+        d.notifier
+            .queue_code(&pending, Some(address.to_owned()), mail, who, client, None)
             .await?;
         Ok(())
     }
@@ -129,21 +130,22 @@ impl Enrollment<'_> {
         let sent = d
             .throttle
             .hit(
-                &ThrottleKey::CodeMails(Person::User(session.user)).to_string(),
+                &ThrottleKey::CodeMails(Person::User(session.user)),
                 now,
-                now - ms(d.settings.email_window),
+                now - ms(d.settings.throttle.email_window),
             )
             .await?;
-        if sent > d.settings.email_max_sends {
-            d.audit_throttled(
-                client,
-                Some((session.user, &session.sam_account_name)),
-                Limit::EmailSends,
-                None,
-            )
-            .await?;
+        if sent > d.settings.throttle.email_max_sends {
+            d.throttle
+                .refused(
+                    client,
+                    Some((session.user, &session.sam_account_name)),
+                    Limit::EmailSends,
+                    None,
+                )
+                .await?;
             return Err(FlowError::Throttled {
-                retry_after: d.settings.email_window,
+                retry_after: d.settings.throttle.email_window,
             });
         }
         Ok(())

@@ -165,18 +165,19 @@ impl Enrollment<'_> {
                 .await?;
         }
         self.stepped_up(&session).await?;
-        d.audit(
-            client,
-            Audit {
-                event: AuditKind::StepUp,
-                outcome: Outcome::Success,
-                user: Some(session.user),
-                sam_account_name: Some(&session.sam_account_name),
-                method: proved,
-                reason: proved.is_none().then_some("registration_code"),
-            },
-        )
-        .await?;
+        d.audit
+            .record(
+                client,
+                Audit {
+                    event: AuditKind::StepUp,
+                    outcome: Outcome::Success,
+                    user: Some(session.user),
+                    sam_account_name: Some(&session.sam_account_name),
+                    method: proved,
+                    reason: proved.is_none().then_some("registration_code"),
+                },
+            )
+            .await?;
         Ok(())
     }
 

@@ -23,7 +23,7 @@ impl Enrollment<'_> {
             .await?;
         Ok(totp::provisioning(
             &secret,
-            &d.settings.totp_issuer,
+            &d.settings.registration.totp_issuer,
             &session.sam_account_name,
         ))
     }
@@ -114,18 +114,19 @@ impl Enrollment<'_> {
             .reconfirm_method(&session.user, MethodKind::Totp, now)
             .await?;
         self.stepped_up(&session).await?;
-        d.audit(
-            client,
-            Audit {
-                event: AuditKind::EnrollmentReconfirmed,
-                outcome: Outcome::Success,
-                user: Some(session.user),
-                sam_account_name: Some(&session.sam_account_name),
-                method: Some(MethodKind::Totp),
-                reason: None,
-            },
-        )
-        .await?;
+        d.audit
+            .record(
+                client,
+                Audit {
+                    event: AuditKind::EnrollmentReconfirmed,
+                    outcome: Outcome::Success,
+                    user: Some(session.user),
+                    sam_account_name: Some(&session.sam_account_name),
+                    method: Some(MethodKind::Totp),
+                    reason: None,
+                },
+            )
+            .await?;
         Ok(())
     }
 }

@@ -18,7 +18,9 @@ use super::clock::Clock;
 use super::notify::{Mail, MailError, Mailer, Outbox, Queued};
 use super::policy::{BannedList, PasswordRules};
 use super::scope::Eligibility;
-use super::settings::{HelpdeskSettings, Settings};
+use super::settings::{
+    HelpdeskSettings, RegistrationSettings, ResetSettings, Settings, ThrottleSettings,
+};
 use super::signin::SignInSettings;
 use super::store::StoreError;
 
@@ -98,31 +100,42 @@ impl Mailer for RecordingMailer {
 /// Settings as `config/default.toml` gives them, shortened where a test would otherwise wait.
 pub fn settings() -> Settings {
     Settings {
-        session_lifetime: Duration::from_secs(15 * 60),
-        totp_issuer: "sspr.test".to_owned(),
-        methods_required: 1,
-        unlock_on_reset: true,
-        flow_lifetime: Duration::from_secs(15 * 60),
-        code_lifetime: Duration::from_secs(10 * 60),
-        flow_max_failures: 5,
-        user_max_failures: 10,
-        user_window: Duration::from_secs(60 * 60),
-        user_block: Duration::from_secs(60 * 60),
-        ip_max_starts: 1_000,
-        ip_max_verifications: 1_000,
-        ip_window: Duration::from_secs(60 * 60),
-        email_max_sends: 5,
-        email_window: Duration::from_secs(60 * 60),
+        registration: RegistrationSettings {
+            session_lifetime: Duration::from_secs(15 * 60),
+            totp_issuer: "sspr.test".to_owned(),
+            reconfirm_days: 0,
+            remind_interval: Duration::from_secs(30 * 24 * 60 * 60),
+            code_lifetime: Duration::from_secs(24 * 60 * 60),
+            allowed_networks: Vec::new(),
+        },
+        reset: ResetSettings {
+            methods_required: 1,
+            unlock_on_reset: true,
+            flow_lifetime: Duration::from_secs(15 * 60),
+            code_lifetime: Duration::from_secs(10 * 60),
+        },
+        throttle: ThrottleSettings {
+            flow_max_failures: 5,
+            user_max_failures: 10,
+            user_window: Duration::from_secs(60 * 60),
+            user_block: Duration::from_secs(60 * 60),
+            ip_max_starts: 1_000,
+            ip_max_verifications: 1_000,
+            ip_window: Duration::from_secs(60 * 60),
+            email_max_sends: 5,
+            email_window: Duration::from_secs(60 * 60),
+            signin_max_failures: 5,
+            signin_window: Duration::from_secs(15 * 60),
+            signin_failure_floor: Duration::from_millis(20),
+            ipv6_prefix: 64,
+        },
         helpdesk: HelpdeskSettings::default(),
         password_rules: PasswordRules {
             banned: Arc::new(BannedList::new(std::iter::empty())),
             min_strength: 0,
         },
-        reconfirm_after: None,
         eligibility: Eligibility::default(),
         admin_addresses: Vec::new(),
-        registration_code_lifetime: Duration::from_secs(24 * 60 * 60),
-        registration_networks: Vec::new(),
         self_service_licensed: true,
         notice_lifetime: Duration::from_secs(24 * 60 * 60),
         signin: SignInSettings {
@@ -131,6 +144,5 @@ pub fn settings() -> Settings {
             domains: SignInSettings::domains_of("DC=sspr,DC=test"),
             ..SignInSettings::default()
         },
-        ipv6_prefix: 64,
     }
 }

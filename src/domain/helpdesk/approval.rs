@@ -138,14 +138,13 @@ impl Helpdesk<'_> {
         // per `email_window`, counted with the codes mailed to them), however many operators ask.
         let now = d.now_ms();
         let mails = ThrottleKey::CodeMails(Person::User(manager.guid));
-        let window = d.settings.email_window;
-        if d.throttle
-            .hit(&mails.to_string(), now, now - ms(window))
-            .await?
-            > d.settings.email_max_sends
+        let window = d.settings.throttle.email_window;
+        if d.throttle.hit(&mails, now, now - ms(window)).await?
+            > d.settings.throttle.email_max_sends
         {
             let who = Some((manager.guid, manager.sam_account_name.as_str()));
-            d.audit_throttled(client, who, Limit::ManagerApprovalMails, None)
+            d.throttle
+                .refused(client, who, Limit::ManagerApprovalMails, None)
                 .await?;
             return Err(FlowError::Throttled {
                 retry_after: window,
@@ -206,7 +205,7 @@ impl Helpdesk<'_> {
             ),
             decoy: false,
         };
-        d.outbox.enqueue(&queued, expires).await?;
+        d.notifier.queue_until(&queued, expires).await?;
         self.audit_request(
             client,
             actor,
@@ -227,7 +226,8 @@ impl Helpdesk<'_> {
         reason: &str,
     ) -> Result<(), FlowError> {
         self.deps
-            .audit_as(
+            .audit
+            .as_actor(
                 client,
                 Some(actor),
                 Audit {
@@ -354,19 +354,20 @@ impl<'a> Approvals<'a> {
             }
             Answer::Decline => (Outcome::Declined, None),
         };
-        d.audit_as(
-            client,
-            Some(manager),
-            Audit {
-                event: AuditKind::ManagerApproval,
-                outcome,
-                user: Some(approval.caller),
-                sam_account_name: Some(&approval.caller_sam),
-                method,
-                reason: Some(&format!("operator={}", approval.operator)),
-            },
-        )
-        .await?;
+        d.audit
+            .as_actor(
+                client,
+                Some(manager),
+                Audit {
+                    event: AuditKind::ManagerApproval,
+                    outcome,
+                    user: Some(approval.caller),
+                    sam_account_name: Some(&approval.caller_sam),
+                    method,
+                    reason: Some(&format!("operator={}", approval.operator)),
+                },
+            )
+            .await?;
         if answer == Answer::Decline {
             self.tell_caller_of_decline(&approval, client).await?;
         }
@@ -429,17 +430,18 @@ impl<'a> Approvals<'a> {
         if caller.guid != approval.caller {
             return Ok(());
         }
-        d.notify(
-            client,
-            (caller.guid, &caller.sam_account_name),
-            super::ad_mail(&caller),
-            caller.display_name.as_deref(),
-            &client.locale,
-            MailKind::ManagerApprovalDeclined {
-                manager: approval.manager_sam.clone(),
-            },
-        )
-        .await;
+        d.notifier
+            .notify(
+                client,
+                (caller.guid, &caller.sam_account_name),
+                super::ad_mail(&caller),
+                caller.display_name.as_deref(),
+                &client.locale,
+                MailKind::ManagerApprovalDeclined {
+                    manager: approval.manager_sam.clone(),
+                },
+            )
+            .await;
         Ok(())
     }
 }

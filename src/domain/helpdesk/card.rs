@@ -7,7 +7,7 @@ use crate::domain::directory::DirectoryUser;
 use crate::domain::error::FlowError;
 use crate::domain::notifier::mask_email;
 use crate::domain::protection::{is_allowed, is_protected};
-use crate::domain::store::{MethodKind, ThrottleKey};
+use crate::domain::store::MethodKind;
 
 impl Helpdesk<'_> {
     pub(super) async fn target(&self, id: &str) -> Result<DirectoryUser, FlowError> {
@@ -75,13 +75,7 @@ impl Helpdesk<'_> {
             actionable: self.actionable(&user).await?,
             ad_mail: ad_mail(&user).map(mask_email),
             verified_by: self.verified_by(&operator, &user).await?,
-            blocked_until_ms: d
-                .throttle
-                .blocked_until(
-                    &ThrottleKey::Blocked(block_key(&user)).to_string(),
-                    d.now_ms(),
-                )
-                .await?,
+            blocked_until_ms: d.throttle.blocked_until(&block_key(&user)).await?,
             // Operators' own look-ups would crowd out what the caller did.
             recent_events: d
                 .audit
@@ -92,19 +86,20 @@ impl Helpdesk<'_> {
                 .take(10)
                 .collect(),
         };
-        d.audit_as(
-            client,
-            Some(&operator.session.sam_account_name),
-            Audit {
-                event: AuditKind::HelpdeskLookup,
-                outcome: Outcome::Success,
-                user: Some(user.guid),
-                sam_account_name: Some(&user.sam_account_name),
-                method: None,
-                reason: None,
-            },
-        )
-        .await?;
+        d.audit
+            .as_actor(
+                client,
+                Some(&operator.session.sam_account_name),
+                Audit {
+                    event: AuditKind::HelpdeskLookup,
+                    outcome: Outcome::Success,
+                    user: Some(user.guid),
+                    sam_account_name: Some(&user.sam_account_name),
+                    method: None,
+                    reason: None,
+                },
+            )
+            .await?;
         Ok(card)
     }
 }

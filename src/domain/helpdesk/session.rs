@@ -73,7 +73,7 @@ impl Helpdesk<'_> {
         // The group was just checked.
         let now = d.now_ms();
         d.throttle
-            .hit(&membership_key(&token_hash(&token)).to_string(), now, now)
+            .hit(&membership_key(&token_hash(&token)), now, now)
             .await?;
         self.audit_sign_in(client, Some(&user), login, Outcome::Success, "")
             .await?;
@@ -155,12 +155,14 @@ impl Helpdesk<'_> {
         match user {
             Some(u) => {
                 self.deps
-                    .audit_as(client, Some(&u.sam_account_name), a)
+                    .audit
+                    .as_actor(client, Some(&u.sam_account_name), a)
                     .await?;
             }
             None => {
                 self.deps
-                    .audit_typed_login(client, None, login_hash, a)
+                    .audit
+                    .typed_login(client, None, login_hash, a)
                     .await?;
             }
         }
@@ -202,10 +204,11 @@ impl Helpdesk<'_> {
         let key = ThrottleKey::OperatorSignIns(d.keys.login_hash(&typed));
         let count = d
             .throttle
-            .hit(&key.to_string(), now, now - ms(h.operator_window))
+            .hit(&key, now, now - ms(h.operator_window))
             .await?;
         if count > h.operator_max_sign_ins {
-            d.audit_throttled(client, None, Limit::OperatorSignIns, None)
+            d.throttle
+                .refused(client, None, Limit::OperatorSignIns, None)
                 .await?;
             return Err(FlowError::Throttled {
                 retry_after: h.operator_window,
@@ -221,7 +224,7 @@ impl Helpdesk<'_> {
         let key = ThrottleKey::OperatorActions(session.user);
         let count = d
             .throttle
-            .hit(&key.to_string(), now, now - ms(h.operator_window))
+            .hit(&key, now, now - ms(h.operator_window))
             .await?;
         if count > h.operator_max_actions {
             let operator = (session.user, session.sam_account_name.as_str());
@@ -229,7 +232,8 @@ impl Helpdesk<'_> {
                 ip: None,
                 locale: String::new(),
             };
-            d.audit_throttled(&client, Some(operator), Limit::OperatorActions, None)
+            d.throttle
+                .refused(&client, Some(operator), Limit::OperatorActions, None)
                 .await?;
             return Err(FlowError::Throttled {
                 retry_after: h.operator_window,
@@ -250,7 +254,7 @@ impl Helpdesk<'_> {
         let h = &d.settings.helpdesk;
         let key = membership_key(&session.token_hash);
         if d.throttle
-            .count(&key.to_string(), now - ms(h.membership_recheck))
+            .count(&key, now - ms(h.membership_recheck))
             .await?
             > 0
         {
@@ -271,22 +275,23 @@ impl Helpdesk<'_> {
                 ip: None,
                 locale: String::new(),
             };
-            d.audit_as(
-                &client,
-                Some(&session.sam_account_name),
-                Audit {
-                    event: AuditKind::HelpdeskSessionEnded,
-                    outcome: Outcome::Denied,
-                    user: Some(session.user),
-                    sam_account_name: Some(&session.sam_account_name),
-                    method: None,
-                    reason: Some("not_in_helpdesk_group"),
-                },
-            )
-            .await?;
+            d.audit
+                .as_actor(
+                    &client,
+                    Some(&session.sam_account_name),
+                    Audit {
+                        event: AuditKind::HelpdeskSessionEnded,
+                        outcome: Outcome::Denied,
+                        user: Some(session.user),
+                        sam_account_name: Some(&session.sam_account_name),
+                        method: None,
+                        reason: Some("not_in_helpdesk_group"),
+                    },
+                )
+                .await?;
             return Err(FlowError::Unauthorized);
         }
-        d.throttle.hit(&key.to_string(), now, now).await?;
+        d.throttle.hit(&key, now, now).await?;
         Ok(())
     }
 
