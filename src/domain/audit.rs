@@ -203,7 +203,7 @@ impl Deps {
         login_hash: Option<String>,
     ) -> Result<(), StoreError> {
         let event = AuditEvent {
-            at_ms: self.now_ms(),
+            at: self.now(),
             event: a.event.as_str().to_owned(),
             outcome: a.outcome.as_str().to_owned(),
             object_guid: a.user,
@@ -217,7 +217,7 @@ impl Deps {
         let written = self.audit.record(&event).await;
         if let Err(e) = &written {
             tracing::error!(
-                audit.at_ms = event.at_ms,
+                audit.at_ms = event.at.as_millis(),
                 audit.event = %event.event,
                 audit.outcome = %event.outcome,
                 audit.object_guid = event.object_guid.map(|g| g.to_string()),

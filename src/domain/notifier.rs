@@ -3,7 +3,6 @@
 
 use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Outcome};
-use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::directory::DirectoryUser;
 use super::notify::{About, Mail, MailKind, Purpose, Queued};
@@ -39,8 +38,8 @@ impl Deps {
             about: About::new(Some(user.0), user.1, None, client.ip),
             decoy: false,
         };
-        let send_by = self.now_ms() + ms(self.settings.notice_lifetime);
-        if let Err(e) = self.outbox.enqueue(&queued, send_by).await {
+        let send_by = self.now() + self.settings.notice_lifetime;
+        if let Err(e) = self.outbox.enqueue(&queued, send_by.as_millis()).await {
             tracing::warn!(error = %e, kind = label, "notification not queued");
             let failed = Audit {
                 event: AuditKind::Notification,
@@ -109,7 +108,9 @@ impl Deps {
             about: About::new(who.0, who.1, actor, client.ip),
             decoy,
         };
-        self.outbox.enqueue(&queued, code.expires_at_ms).await
+        self.outbox
+            .enqueue(&queued, code.expires_at.as_millis())
+            .await
     }
 
     /// After a code's mail failed to be sent directly (the outbox has its own audit, see

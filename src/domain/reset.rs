@@ -9,7 +9,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Outcome};
-use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::directory::{AccountChange, DcId, DirectoryError, DirectoryUser};
 use super::error::FlowError;
@@ -149,7 +148,7 @@ impl<'a> Reset<'a> {
             _ => reason,
         };
 
-        let now = d.now_ms();
+        let now = d.now();
         let (flow_id, id_hash) = new_token();
         d.flows
             .create_flow(&ResetFlow {
@@ -158,12 +157,12 @@ impl<'a> Reset<'a> {
                 login: login.clone(),
                 sam_account_name: eligible.map(|u| u.sam_account_name.clone()),
                 methods_required: d.settings.methods_required as i64,
-                verified_totp_at_ms: None,
-                verified_email_at_ms: None,
+                verified_totp_at: None,
+                verified_email_at: None,
                 failures: 0,
-                created_at_ms: now,
-                expires_at_ms: now + ms(d.settings.flow_lifetime),
-                finished_at_ms: None,
+                created_at: now,
+                expires_at: now + d.settings.flow_lifetime,
+                finished_at: None,
                 dc: None,
                 locale: client.locale.clone(),
             })
@@ -479,7 +478,7 @@ impl<'a> Reset<'a> {
         change: &AccountChange<'_>,
     ) -> Result<DcId, FlowError> {
         let d = self.deps;
-        let claimed_at = d.now_ms();
+        let claimed_at = d.now();
         if !d.flows.finish_flow(&live.id_hash, claimed_at).await? {
             // Another request of this flow got there first.
             return Err(FlowError::FlowNotFound);

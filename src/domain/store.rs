@@ -6,6 +6,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 use super::ObjectGuid;
+use super::clock::Timestamp;
 
 /// A way a user can prove who they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,21 +40,19 @@ pub struct EnrolledMethod {
     pub secret_sealed: Option<Vec<u8>>,
     /// TOTP: the last accepted RFC 6238 time step; any step at or below it is refused.
     pub last_step: Option<i64>,
-    /// Unix ms when the user proved control of the method; `None` while pending.
-    pub confirmed_at_ms: Option<i64>,
-    pub created_at_ms: i64,
+    /// When the user proved control of the method; `None` while pending.
+    pub confirmed_at: Option<Timestamp>,
+    pub created_at: Timestamp,
 }
 
 impl EnrolledMethod {
-    /// Whether the method counts for a reset at `now_ms`: confirmed, and, when confirmations go
+    /// Whether the method counts for a reset at `now`: confirmed, and, when confirmations go
     /// stale after `max_age` (`registration.reconfirm_days`), confirmed within it.
-    pub fn is_current(&self, now_ms: i64, max_age: Option<std::time::Duration>) -> bool {
-        match (self.confirmed_at_ms, max_age) {
+    pub fn is_current(&self, now: Timestamp, max_age: Option<std::time::Duration>) -> bool {
+        match (self.confirmed_at, max_age) {
             (None, _) => false,
             (Some(_), None) => true,
-            (Some(at), Some(age)) => {
-                at >= now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
-            }
+            (Some(at), Some(age)) => at >= now - age,
         }
     }
 }
@@ -61,7 +60,7 @@ impl EnrolledMethod {
 /// What happened, for the audit table. Never holds a password, a code or a secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEvent {
-    pub at_ms: i64,
+    pub at: Timestamp,
     /// e.g. `sign_in`, `enrollment_added`, `flow_started`, `verification`, `password_reset`, `unlock`, `throttled`.
     pub event: String,
     /// `success`, `failure` or `denied`.
@@ -119,23 +118,28 @@ pub trait RegistrationStore: Send + Sync {
     /// the stored one. Returns false when the step was already used (a replay), so two instances
     /// racing on the same code cannot both accept it.
     async fn advance_totp_step(&self, user: &ObjectGuid, step: i64) -> Result<bool, StoreError>;
-    /// Sets `confirmed_at_ms` of the user's confirmed method of `kind` to `at_ms` (the user
+    /// Sets `confirmed_at` of the user's confirmed method of `kind` to `at` (the user
     /// proved again that they hold it). Returns false when there is no such confirmed method.
     async fn reconfirm_method(
         &self,
         user: &ObjectGuid,
         kind: MethodKind,
-        at_ms: i64,
+        at: Timestamp,
     ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     async fn record(&self, event: &AuditEvent) -> Result<(), StoreError>;
-    /// Events at or after `since_ms`, oldest first, at most `limit`.
-    async fn since(&self, since_ms: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError>;
-    /// The next page: events after the event (`at_ms`, `id`) in the same order.
-    async fn after(&self, at_ms: i64, id: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Events at or after `since`, oldest first, at most `limit`.
+    async fn since(&self, since: Timestamp, limit: i64) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The next page: events after the event (`at`, `id`) in the same order.
+    async fn after(
+        &self,
+        at: Timestamp,
+        id: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
     /// The newest `limit` events about one user, newest first (the helpdesk's user card).
     async fn for_user(&self, user: &ObjectGuid, limit: i64)
     -> Result<Vec<AuditRecord>, StoreError>;
@@ -166,18 +170,18 @@ pub struct Session {
     pub kind: SessionKind,
     pub user: ObjectGuid,
     pub sam_account_name: String,
-    pub created_at_ms: i64,
+    pub created_at: Timestamp,
     /// Absolute end of the session.
-    pub expires_at_ms: i64,
+    pub expires_at: Timestamp,
     /// Last request, for idle timeouts.
-    pub last_seen_at_ms: i64,
+    pub last_seen_at: Timestamp,
     /// A TOTP secret shown to the user but not yet confirmed with a code (sealed).
     pub pending_totp: Option<Vec<u8>>,
     /// Wrong codes typed in this session.
     pub failures: i64,
     /// When this session proved one of the user's methods (a step-up, or a method it confirmed);
     /// until then it may read the user's methods but not change them.
-    pub stepped_up_at_ms: Option<i64>,
+    pub stepped_up_at: Option<Timestamp>,
 }
 
 /// A password reset or unlock in progress. The flow id is a bearer secret: only its SHA-256 is
@@ -193,13 +197,13 @@ pub struct ResetFlow {
     pub login: String,
     pub sam_account_name: Option<String>,
     pub methods_required: i64,
-    pub verified_totp_at_ms: Option<i64>,
-    pub verified_email_at_ms: Option<i64>,
+    pub verified_totp_at: Option<Timestamp>,
+    pub verified_email_at: Option<Timestamp>,
     pub failures: i64,
-    pub created_at_ms: i64,
-    pub expires_at_ms: i64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
     /// Set once the password was written or the account unlocked: a flow is single use.
-    pub finished_at_ms: Option<i64>,
+    pub finished_at: Option<Timestamp>,
     /// The DC that took the flow's write; the rest of the flow stays on it (replication lags).
     pub dc: Option<String>,
     /// Language of the person who started the flow, for the mails it sends.
@@ -233,10 +237,10 @@ impl ResetFlow {
 
     pub fn verified(&self) -> Vec<MethodKind> {
         let mut v = Vec::new();
-        if self.verified_totp_at_ms.is_some() {
+        if self.verified_totp_at.is_some() {
             v.push(MethodKind::Totp);
         }
-        if self.verified_email_at_ms.is_some() {
+        if self.verified_email_at.is_some() {
             v.push(MethodKind::Email);
         }
         v
@@ -280,16 +284,20 @@ pub struct PendingCode {
     pub code_hash: Vec<u8>,
     /// Where it was sent.
     pub address: String,
-    pub created_at_ms: i64,
-    pub expires_at_ms: i64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
-    /// The session, if it exists and `now_ms` is before its end (expired ones are never returned).
-    async fn session(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<Session>, StoreError>;
-    async fn touch_session(&self, token_hash: &[u8], now_ms: i64) -> Result<(), StoreError>;
+    /// The session, if it exists and `now` is before its end (expired ones are never returned).
+    async fn session(
+        &self,
+        token_hash: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError>;
+    async fn touch_session(&self, token_hash: &[u8], now: Timestamp) -> Result<(), StoreError>;
     async fn set_pending_totp(
         &self,
         token_hash: &[u8],
@@ -298,8 +306,8 @@ pub trait SessionStore: Send + Sync {
     /// Adds one wrong code to the session atomically; returns the new count.
     async fn add_session_failure(&self, token_hash: &[u8]) -> Result<i64, StoreError>;
     async fn delete_session(&self, token_hash: &[u8]) -> Result<(), StoreError>;
-    /// Records that the session proved one of the user's methods at `at_ms`.
-    async fn set_stepped_up(&self, token_hash: &[u8], at_ms: i64) -> Result<(), StoreError>;
+    /// Records that the session proved one of the user's methods at `at`.
+    async fn set_stepped_up(&self, token_hash: &[u8], at: Timestamp) -> Result<(), StoreError>;
     /// Ends every session of `kind` of `user` (a password reset ends the registration sessions
     /// opened with the old password); returns how many.
     async fn delete_user_sessions(
@@ -319,15 +327,15 @@ pub trait FlowStore: Send + Sync {
         &self,
         id_hash: &[u8],
         method: MethodKind,
-        at_ms: i64,
+        at: Timestamp,
     ) -> Result<(), StoreError>;
     /// Adds one failed verification atomically; returns the new count.
     async fn add_flow_failure(&self, id_hash: &[u8]) -> Result<i64, StoreError>;
     /// Marks the flow finished; true only for the first caller (single use across instances).
-    async fn finish_flow(&self, id_hash: &[u8], at_ms: i64) -> Result<bool, StoreError>;
-    /// Undoes the [`Self::finish_flow`] made at `at_ms` (the write it guarded failed), so the flow
+    async fn finish_flow(&self, id_hash: &[u8], at: Timestamp) -> Result<bool, StoreError>;
+    /// Undoes the [`Self::finish_flow`] made at `at` (the write it guarded failed), so the flow
     /// can be tried again; a flow finished at another time is left alone.
-    async fn reopen_flow(&self, id_hash: &[u8], at_ms: i64) -> Result<(), StoreError>;
+    async fn reopen_flow(&self, id_hash: &[u8], at: Timestamp) -> Result<(), StoreError>;
     async fn set_flow_dc(&self, id_hash: &[u8], dc: &str) -> Result<(), StoreError>;
 }
 
@@ -414,20 +422,29 @@ impl fmt::Display for ThrottleKey {
 /// Counters for throttling, kept in the database so they hold across restarts and instances.
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
-    /// Records one event under `key` at `at_ms`; returns how many events the key has at or
-    /// after `since_ms`, this one included.
-    async fn hit(&self, key: &str, at_ms: i64, since_ms: i64) -> Result<i64, StoreError>;
-    /// How many events the key has at or after `since_ms`.
-    async fn count(&self, key: &str, since_ms: i64) -> Result<i64, StoreError>;
-    /// Blocks `key` until `until_ms` (a later block extends, an earlier one does not shorten).
-    async fn block(&self, key: &str, until_ms: i64) -> Result<(), StoreError>;
-    /// When the block on `key` ends, if it is blocked at `now_ms`.
-    async fn blocked_until(&self, key: &str, now_ms: i64) -> Result<Option<i64>, StoreError>;
+    /// Records one event under `key` at `at`; returns how many events the key has at or
+    /// after `since`, this one included.
+    async fn hit(&self, key: &str, at: Timestamp, since: Timestamp) -> Result<i64, StoreError>;
+    /// How many events the key has at or after `since`.
+    async fn count(&self, key: &str, since: Timestamp) -> Result<i64, StoreError>;
+    /// Blocks `key` until `until` (a later block extends, an earlier one does not shorten).
+    async fn block(&self, key: &str, until: Timestamp) -> Result<(), StoreError>;
+    /// When the block on `key` ends, if it is blocked at `now`.
+    async fn blocked_until(
+        &self,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError>;
     /// Lifts the block on `key` and forgets every event of `counter` (its failure count), so
-    /// the next failure starts a fresh count. Returns whether a block was in force at `now_ms`.
-    async fn lift_block(&self, key: &str, counter: &str, now_ms: i64) -> Result<bool, StoreError>;
-    /// Deletes events and blocks that ended before `before_ms`.
-    async fn prune(&self, before_ms: i64) -> Result<u64, StoreError>;
+    /// the next failure starts a fresh count. Returns whether a block was in force at `now`.
+    async fn lift_block(
+        &self,
+        key: &str,
+        counter: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Deletes events and blocks that ended before `before`.
+    async fn prune(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// A mail a batch command (`remind`, `notify-expiry`) sends a user, recorded so that it goes out
@@ -440,7 +457,7 @@ pub struct Notice {
     /// What makes one notice of a kind different from another (for an expiry warning: the
     /// threshold and the password's pwdLastSet); empty when the kind has one per user.
     pub key: String,
-    pub sent_at_ms: i64,
+    pub sent_at: Timestamp,
 }
 
 #[async_trait]
@@ -451,11 +468,11 @@ pub trait NoticeLog: Send + Sync {
         user: &ObjectGuid,
         kind: &str,
         key: &str,
-    ) -> Result<Option<i64>, StoreError>;
+    ) -> Result<Option<Timestamp>, StoreError>;
     /// Records `notice` as sent unless the same (user, kind, key) was sent at or after
-    /// `since_ms` (`i64::MIN`: ever). True when recorded, and only then may the mail go out:
+    /// `since` ([`Timestamp::MIN`]: ever). True when recorded, and only then may the mail go out:
     /// atomic, so two runs at once send it once.
-    async fn claim_notice(&self, notice: &Notice, since_ms: i64) -> Result<bool, StoreError>;
+    async fn claim_notice(&self, notice: &Notice, since: Timestamp) -> Result<bool, StoreError>;
     /// Withdraws a claimed notice whose mail could not be sent, so the next run tries again.
     async fn release_notice(&self, notice: &Notice) -> Result<(), StoreError>;
 }
@@ -474,22 +491,22 @@ pub struct ManagerApproval {
     pub caller_name: Option<String>,
     pub manager: ObjectGuid,
     pub manager_sam: String,
-    pub created_at_ms: i64,
-    pub expires_at_ms: i64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 #[async_trait]
 pub trait ApprovalStore: Send + Sync {
     async fn create_approval(&self, approval: &ManagerApproval) -> Result<(), StoreError>;
     async fn approval(&self, id_hash: &[u8]) -> Result<Option<ManagerApproval>, StoreError>;
-    /// Records that `user`'s `manager` is `manager_dn` at `now_ms`, and returns since when the
-    /// service has seen that value: `now_ms` for a value new to it (first sight, or a change).
+    /// Records that `user`'s `manager` is `manager_dn` at `now`, and returns since when the
+    /// service has seen that value: `now` for a value new to it (first sight, or a change).
     async fn manager_seen_since(
         &self,
         user: &ObjectGuid,
         manager_dn: &str,
-        now_ms: i64,
-    ) -> Result<i64, StoreError>;
+        now: Timestamp,
+    ) -> Result<Timestamp, StoreError>;
 }
 
 #[cfg(test)]
@@ -553,12 +570,12 @@ mod tests {
             login: "jdoe".to_owned(),
             sam_account_name: Some("JDoe".to_owned()),
             methods_required: 1,
-            verified_totp_at_ms: None,
-            verified_email_at_ms: None,
+            verified_totp_at: None,
+            verified_email_at: None,
             failures: 0,
-            created_at_ms: 0,
-            expires_at_ms: 1,
-            finished_at_ms: None,
+            created_at: Timestamp::from_millis(0),
+            expires_at: Timestamp::from_millis(1),
+            finished_at: None,
             dc: None,
             locale: "en".to_owned(),
         };
@@ -576,19 +593,20 @@ mod tests {
 
     #[test]
     fn a_method_is_current_while_confirmed_within_the_limit() {
-        let method = |confirmed_at_ms| EnrolledMethod {
+        let method = |confirmed_at: Option<i64>| EnrolledMethod {
             kind: MethodKind::Totp,
             address: None,
             secret_sealed: None,
             last_step: None,
-            confirmed_at_ms,
-            created_at_ms: 0,
+            confirmed_at: confirmed_at.map(Timestamp::from_millis),
+            created_at: Timestamp::from_millis(0),
         };
         let day = Duration::from_secs(86_400);
-        let now = 10 * 86_400_000;
+        let now = Timestamp::from_millis(10 * 86_400_000);
         assert!(!method(None).is_current(now, None), "pending");
         assert!(method(Some(0)).is_current(now, None), "never stale");
-        assert!(method(Some(now - 86_400_000)).is_current(now, Some(day)));
-        assert!(!method(Some(now - 86_400_001)).is_current(now, Some(day)));
+        let ms = now.as_millis();
+        assert!(method(Some(ms - 86_400_000)).is_current(now, Some(day)));
+        assert!(!method(Some(ms - 86_400_001)).is_current(now, Some(day)));
     }
 }

@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 
-use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::error::FlowError;
 use super::store::{Person, StoreError, ThrottleKey};
@@ -124,7 +123,7 @@ impl Deps {
         max: i64,
     ) -> Result<(), FlowError> {
         let Some(ip) = client.ip else { return Ok(()) };
-        let now = self.now_ms();
+        let now = self.now();
         let window = self.settings.ip_window;
         let count = self
             .throttle
@@ -133,7 +132,7 @@ impl Deps {
                     .key(throttle_address(ip, self.settings.ipv6_prefix))
                     .to_string(),
                 now,
-                now - ms(window),
+                now - window,
             )
             .await?;
         if count > max {
@@ -154,7 +153,7 @@ impl Deps {
             .throttle
             .blocked_until(
                 &ThrottleKey::Blocked(person.clone()).to_string(),
-                self.now_ms(),
+                self.now(),
             )
             .await?
             .is_some())
@@ -163,19 +162,19 @@ impl Deps {
     /// Counts a failed verification for a user; blocks the user once past the limit. True when
     /// this failure started the block.
     pub async fn user_failure(&self, person: &Person, client: &Client) -> Result<bool, StoreError> {
-        let now = self.now_ms();
+        let now = self.now();
         let key = ThrottleKey::Blocked(person.clone()).to_string();
         let count = self
             .throttle
             .hit(
                 &ThrottleKey::WrongCodes(person.clone()).to_string(),
                 now,
-                now - ms(self.settings.user_window),
+                now - self.settings.user_window,
             )
             .await?;
         if count >= self.settings.user_max_failures {
             self.throttle
-                .block(&key, now + ms(self.settings.user_block))
+                .block(&key, now + self.settings.user_block)
                 .await?;
             self.audit_throttled(client, None, Limit::UserBlocked, Some(&key))
                 .await?;

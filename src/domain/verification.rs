@@ -7,7 +7,6 @@ use secrecy::SecretString;
 
 use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Outcome};
-use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::error::FlowError;
 use super::notify::{Mail, MailKind};
@@ -38,8 +37,8 @@ impl Subject {
         purpose: CodePurpose,
     ) -> Result<Option<Subject>, FlowError> {
         Ok(d.flows.flow(&id_hash).await?.and_then(|flow| {
-            (flow.finished_at_ms.is_none()
-                && flow.expires_at_ms > d.now_ms()
+            (flow.finished_at.is_none()
+                && flow.expires_at > d.now()
                 && flow.failures < d.settings.flow_max_failures)
                 .then_some(Subject {
                     flow,
@@ -114,7 +113,7 @@ impl Subject {
         };
         Ok(methods
             .into_iter()
-            .find(|m| m.kind == kind && m.confirmed_at_ms.is_some())
+            .find(|m| m.kind == kind && m.confirmed_at.is_some())
             .filter(|_| self.flow.user.is_some()))
     }
 
@@ -130,13 +129,13 @@ impl Subject {
         if d.mailer.is_none() {
             return Err(FlowError::MailUnavailable);
         }
-        let now = d.now_ms();
+        let now = d.now();
         let sent = d
             .throttle
             .hit(
                 &ThrottleKey::CodeMails(self.user_key(d)).to_string(),
                 now,
-                now - ms(d.settings.email_window),
+                now - d.settings.email_window,
             )
             .await?;
         if sent > d.settings.email_max_sends {
@@ -166,8 +165,8 @@ impl Subject {
                 .keys
                 .code_hash(self.purpose.as_str(), &self.id_hash, &code),
             address: address.clone().unwrap_or_default(),
-            created_at_ms: now,
-            expires_at_ms: now + ms(d.settings.code_lifetime),
+            created_at: now,
+            expires_at: now + d.settings.code_lifetime,
         };
         d.codes.put_code(&pending).await?;
         let mail = Mail {
@@ -221,7 +220,7 @@ impl Subject {
                 .await?);
         }
         d.flows
-            .mark_verified(&self.id_hash, method, d.now_ms())
+            .mark_verified(&self.id_hash, method, d.now())
             .await?;
         self.audit(
             d,
@@ -352,7 +351,7 @@ impl Subject {
             },
             |(_, s)| s.to_vec(),
         );
-        let step = totp::typed_step(&secret, code, d.now_ms());
+        let step = totp::typed_step(&secret, code, d.now());
         match (step, registered) {
             // The step is spent atomically: a replayed code, or the same code racing on two
             // instances, is refused.
@@ -374,7 +373,7 @@ impl Subject {
         let pending = d.codes.code(purpose, &self.id_hash).await?;
         let matches = match (&pending, normalise_code(code, 8)) {
             (Some(p), Some(code)) => {
-                p.expires_at_ms > d.now_ms()
+                p.expires_at > d.now()
                     && d.keys
                         .code_matches(purpose.as_str(), &self.id_hash, &code, &p.code_hash)
             }

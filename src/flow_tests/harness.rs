@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::clock::Clock;
+use crate::domain::clock::{Clock, Timestamp};
 use crate::domain::deps::{Client, Deps};
 use crate::domain::directory::DirectoryUser;
 use crate::domain::fakes::{FakeDirectory, FixedClock, RecordingMailer, RecordingOutbox, settings};
@@ -75,14 +75,14 @@ impl Fakes {
     /// [`Self::totp_code`] computes codes as the app would.
     pub async fn register_totp(&self, user: &DirectoryUser) -> Vec<u8> {
         let secret = totp::new_secret();
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         let method = EnrolledMethod {
             kind: MethodKind::Totp,
             address: None,
             secret_sealed: Some(self.deps.keys.seal(&secret, user.guid.0.as_bytes())),
             last_step: None,
-            confirmed_at_ms: Some(now),
-            created_at_ms: now,
+            confirmed_at: Some(now),
+            created_at: now,
         };
         self.store
             .put_method(&user.guid, &user.sam_account_name, &method)
@@ -93,14 +93,14 @@ impl Fakes {
 
     /// Registers a confirmed email address for `user`.
     pub async fn register_email(&self, user: &DirectoryUser, address: &str) {
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         let method = EnrolledMethod {
             kind: MethodKind::Email,
             address: Some(address.to_owned()),
             secret_sealed: None,
             last_step: None,
-            confirmed_at_ms: Some(now),
-            created_at_ms: now,
+            confirmed_at: Some(now),
+            created_at: now,
         };
         self.store
             .put_method(&user.guid, &user.sam_account_name, &method)
@@ -110,13 +110,13 @@ impl Fakes {
 
     /// The code an authenticator app with `secret` shows now.
     pub fn totp_code(&self, secret: &[u8]) -> String {
-        let secs = u64::try_from(self.clock.now_ms() / 1000).expect("after 1970");
+        let secs = self.clock.now().as_unix_secs();
         totp::code_at(secret, secs)
     }
 
     /// Every audit row, oldest first.
     pub async fn audit(&self) -> Vec<AuditEvent> {
-        AuditLog::since(self.store.as_ref(), 0, 10_000)
+        AuditLog::since(self.store.as_ref(), Timestamp::from_millis(0), 10_000)
             .await
             .expect("audit readable")
             .into_iter()

@@ -99,7 +99,7 @@ impl SealedOutbox {
 #[async_trait]
 impl Outbox for SealedOutbox {
     async fn enqueue(&self, queued: &Queued, send_by_ms: i64) -> Result<(), StoreError> {
-        let now = self.clock.now_ms();
+        let now = self.clock.now().as_millis();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let row = OutboxRow {
             body_sealed: seal(&self.keys, &id, queued),
@@ -180,7 +180,10 @@ impl OutboxSender {
     /// the order they were queued), until none is left that this instance could claim.
     async fn drain(&self) -> Result<(), StoreError> {
         loop {
-            let ids = self.store.due_mails(self.clock.now_ms(), BATCH).await?;
+            let ids = self
+                .store
+                .due_mails(self.clock.now().as_millis(), BATCH)
+                .await?;
             let mut claimed_any = false;
             for id in &ids {
                 claimed_any |= self.work(id).await?.is_some();
@@ -195,7 +198,7 @@ impl OutboxSender {
 
     /// Claims the row `id` and sends, retries, parks or drops it. `None`: not claimed.
     async fn work(&self, id: &str) -> Result<Option<Outcome>, StoreError> {
-        let now = self.clock.now_ms();
+        let now = self.clock.now().as_millis();
         let Some(row) = self.store.claim_mail(id, now, now + LEASE_MS).await? else {
             return Ok(None);
         };
@@ -259,7 +262,7 @@ impl OutboxSender {
             Purpose::Notice => (AuditKind::Notification, None, queued.mail.kind.label()),
         };
         let event = AuditEvent {
-            at_ms: self.clock.now_ms(),
+            at: self.clock.now(),
             event: event.as_str().to_owned(),
             outcome: audit::Outcome::Failure.as_str().to_owned(),
             object_guid: about.user.map(ObjectGuid),
@@ -302,11 +305,12 @@ impl Drop for SenderTask {
 mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicI64, Ordering};
-    use std::time::{SystemTime, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     use secrecy::{ExposeSecret, SecretString};
 
     use super::*;
+    use crate::domain::clock::Timestamp;
     use crate::domain::notify::{About, MailKind};
     use crate::domain::store::AuditRecord;
     use crate::store::tests::memory_store;
@@ -314,8 +318,8 @@ mod tests {
     struct ManualClock(AtomicI64);
 
     impl Clock for ManualClock {
-        fn now(&self) -> SystemTime {
-            UNIX_EPOCH + Duration::from_millis(self.0.load(Ordering::SeqCst) as u64)
+        fn now(&self) -> Timestamp {
+            Timestamp::from_millis(self.0.load(Ordering::SeqCst))
         }
     }
 
@@ -358,10 +362,15 @@ mod tests {
             self.0.lock().unwrap().push(event.clone());
             Ok(())
         }
-        async fn since(&self, _: i64, _: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        async fn since(&self, _: Timestamp, _: i64) -> Result<Vec<AuditRecord>, StoreError> {
             Ok(Vec::new())
         }
-        async fn after(&self, _: i64, _: i64, _: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        async fn after(
+            &self,
+            _: Timestamp,
+            _: i64,
+            _: i64,
+        ) -> Result<Vec<AuditRecord>, StoreError> {
             Ok(Vec::new())
         }
         async fn for_user(&self, _: &ObjectGuid, _: i64) -> Result<Vec<AuditRecord>, StoreError> {
@@ -426,7 +435,7 @@ mod tests {
 
     impl Rig {
         fn now(&self) -> i64 {
-            self.clock.now_ms()
+            self.clock.now().as_millis()
         }
 
         async fn rows(&self) -> Vec<OutboxRow> {

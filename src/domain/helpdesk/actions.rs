@@ -211,7 +211,7 @@ impl Helpdesk<'_> {
             .lift_block(
                 &ThrottleKey::Blocked(key.clone()).to_string(),
                 &ThrottleKey::WrongCodes(key).to_string(),
-                d.now_ms(),
+                d.now(),
             )
             .await?;
         d.audit_as(

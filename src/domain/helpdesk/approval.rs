@@ -14,7 +14,7 @@ use secrecy::SecretString;
 
 use super::{CallerCheck, Helpdesk, Operator, verification_id};
 use crate::domain::audit::{Audit, AuditKind, Outcome};
-use crate::domain::clock::ms;
+use crate::domain::clock::Timestamp;
 use crate::domain::deps::{Client, Deps};
 use crate::domain::directory::{DirectoryUser, ManagerLink};
 use crate::domain::error::{FlowError, ManagerRefusal};
@@ -79,10 +79,10 @@ impl Helpdesk<'_> {
             return refuse(ManagerRefusal::ManagerWithoutMail);
         }
         let methods = d.registrations.methods(&manager.guid).await?;
-        if !methods.iter().any(|m| m.confirmed_at_ms.is_some()) {
+        if !methods.iter().any(|m| m.confirmed_at.is_some()) {
             return refuse(ManagerRefusal::ManagerNotRegistered);
         }
-        if d.now_ms().saturating_sub(since) < ms(d.settings.helpdesk.manager_min_age) {
+        if since + d.settings.helpdesk.manager_min_age > d.now() {
             return refuse(ManagerRefusal::ManagerTooRecent);
         }
         Ok(manager)
@@ -94,16 +94,19 @@ impl Helpdesk<'_> {
     pub(super) async fn note_manager(
         &self,
         user: &DirectoryUser,
-    ) -> Result<Option<(ManagerLink, i64)>, FlowError> {
+    ) -> Result<Option<(ManagerLink, Timestamp)>, FlowError> {
         let d = self.deps;
         let Some(link) = d.directory.manager(user).await? else {
             return Ok(None);
         };
         let seen = d
             .approvals
-            .manager_seen_since(&user.guid, &link.dn.to_lowercase(), d.now_ms())
+            .manager_seen_since(&user.guid, &link.dn.to_lowercase(), d.now())
             .await?;
-        let since = link.changed_at_ms.unwrap_or(seen);
+        let since = link
+            .changed_at_ms
+            .map(Timestamp::from_millis)
+            .unwrap_or(seen);
         Ok(Some((link, since)))
     }
 
@@ -136,11 +139,11 @@ impl Helpdesk<'_> {
         };
         // A manager's mailbox gets no more approval links than codes (`throttle.email_max_sends`
         // per `email_window`, counted with the codes mailed to them), however many operators ask.
-        let now = d.now_ms();
+        let now = d.now();
         let mails = ThrottleKey::CodeMails(Person::User(manager.guid));
         let window = d.settings.email_window;
         if d.throttle
-            .hit(&mails.to_string(), now, now - ms(window))
+            .hit(&mails.to_string(), now, now - window)
             .await?
             > d.settings.email_max_sends
         {
@@ -152,7 +155,7 @@ impl Helpdesk<'_> {
             });
         }
         let (link_token, id_hash) = new_token();
-        let expires = now + ms(APPROVAL_LIFETIME);
+        let expires = now + APPROVAL_LIFETIME;
         d.flows
             .create_flow(&ResetFlow {
                 id_hash: id_hash.clone(),
@@ -160,12 +163,12 @@ impl Helpdesk<'_> {
                 login: manager.sam_account_name.to_lowercase(),
                 sam_account_name: Some(manager.sam_account_name.clone()),
                 methods_required: 1,
-                verified_totp_at_ms: None,
-                verified_email_at_ms: None,
+                verified_totp_at: None,
+                verified_email_at: None,
                 failures: 0,
-                created_at_ms: now,
-                expires_at_ms: expires,
-                finished_at_ms: None,
+                created_at: now,
+                expires_at: expires,
+                finished_at: None,
                 dc: None,
                 locale: client.locale.clone(),
             })
@@ -180,8 +183,8 @@ impl Helpdesk<'_> {
                 caller_name: user.display_name.clone(),
                 manager: manager.guid,
                 manager_sam: manager.sam_account_name.clone(),
-                created_at_ms: now,
-                expires_at_ms: expires,
+                created_at: now,
+                expires_at: expires,
             })
             .await?;
         // Queued like a notice, but given up with the link: a mail that could only arrive after
@@ -206,7 +209,7 @@ impl Helpdesk<'_> {
             ),
             decoy: false,
         };
-        d.outbox.enqueue(&queued, expires).await?;
+        d.outbox.enqueue(&queued, expires.as_millis()).await?;
         self.audit_request(
             client,
             actor,
@@ -284,7 +287,7 @@ impl<'a> Approvals<'a> {
         let subject = Subject::live(d, id_hash, CodePurpose::HelpdeskEmail)
             .await?
             .ok_or(FlowError::FlowNotFound)?;
-        if approval.expires_at_ms <= d.now_ms() {
+        if approval.expires_at <= d.now() {
             return Err(FlowError::FlowNotFound);
         }
         Ok((approval, subject))
@@ -296,7 +299,7 @@ impl<'a> Approvals<'a> {
         let has = |kind| {
             methods
                 .iter()
-                .any(|m| m.kind == kind && m.confirmed_at_ms.is_some())
+                .any(|m| m.kind == kind && m.confirmed_at.is_some())
         };
         Ok(ApprovalView {
             operator: approval.operator,
@@ -305,7 +308,7 @@ impl<'a> Approvals<'a> {
             manager_sam: approval.manager_sam,
             totp: has(MethodKind::Totp),
             email: has(MethodKind::Email),
-            expires_at_ms: approval.expires_at_ms,
+            expires_at_ms: approval.expires_at.as_millis(),
         })
     }
 
@@ -343,7 +346,7 @@ impl<'a> Approvals<'a> {
                 .verify(d, method, code, client, Some(manager))
                 .await?;
         }
-        let now = d.now_ms();
+        let now = d.now();
         if !d.flows.finish_flow(&subject.id_hash, now).await? {
             return Err(FlowError::FlowNotFound);
         }
@@ -380,7 +383,7 @@ impl<'a> Approvals<'a> {
         &self,
         approval: &ManagerApproval,
         method: MethodKind,
-        now: i64,
+        now: Timestamp,
         client: &Client,
     ) -> Result<(), FlowError> {
         let d = self.deps;
@@ -394,12 +397,12 @@ impl<'a> Approvals<'a> {
                     login: approval.caller_sam.to_lowercase(),
                     sam_account_name: Some(approval.caller_sam.clone()),
                     methods_required: 1,
-                    verified_totp_at_ms: None,
-                    verified_email_at_ms: None,
+                    verified_totp_at: None,
+                    verified_email_at: None,
                     failures: 0,
-                    created_at_ms: now,
-                    expires_at_ms: now + ms(d.settings.helpdesk.verification_lifetime),
-                    finished_at_ms: None,
+                    created_at: now,
+                    expires_at: now + d.settings.helpdesk.verification_lifetime,
+                    finished_at: None,
                     dc: None,
                     locale: client.locale.clone(),
                 })
