@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::ObjectGuid;
 use super::clock::{Clock, Timestamp};
 use super::directory::{Directory, DirectoryUser};
+use super::locale::Locale;
 use super::notify::{Mailer, Outbox};
 use super::scope::StandIn;
 use super::secrets::{Keys, new_token};
@@ -45,8 +46,7 @@ pub struct Deps {
 #[derive(Clone, Debug)]
 pub struct Client {
     pub ip: Option<IpAddr>,
-    /// `en` or `nl`.
-    pub locale: String,
+    pub locale: Locale,
 }
 
 impl Deps {

@@ -5,6 +5,7 @@ use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Outcome};
 use super::deps::{Client, Deps};
 use super::directory::DirectoryUser;
+use super::locale::Locale;
 use super::notify::{About, Mail, MailKind, Purpose, Queued};
 use super::store::{MethodKind, PendingCode, StoreError};
 
@@ -20,7 +21,7 @@ impl Deps {
         user: (ObjectGuid, &str),
         to: Option<&str>,
         display_name: Option<&str>,
-        locale: &str,
+        locale: Locale,
         kind: MailKind,
     ) {
         let (Some(_), Some(to)) = (&self.mailer, to) else {
@@ -31,7 +32,7 @@ impl Deps {
             mail: Mail {
                 to: to.to_owned(),
                 display_name: display_name.map(str::to_owned),
-                locale: locale.to_owned(),
+                locale,
                 kind,
             },
             purpose: Purpose::Notice,
@@ -63,7 +64,7 @@ impl Deps {
         client: &Client,
         user: &DirectoryUser,
         also: Option<&str>,
-        locale: &str,
+        locale: Locale,
         kind: MailKind,
     ) {
         let confirmed = self.confirmed_email(&user.guid).await.unwrap_or_else(|e| {

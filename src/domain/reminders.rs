@@ -10,6 +10,7 @@ use super::clock::Timestamp;
 use super::deps::Deps;
 use super::directory::{DirectoryError, DirectoryUser, uac};
 use super::helpdesk::filetime_ms;
+use super::locale::Locale;
 use super::notifier::mask_email;
 use super::notify::{Mail, MailKind};
 use super::protection::{is_allowed, is_protected};
@@ -40,7 +41,7 @@ pub struct Run {
     /// Only members of this group (nested membership counts), within `policy.scope`.
     pub group_dn: Option<String>,
     /// Language of the mails: the directory does not say which one each user reads.
-    pub locale: String,
+    pub locale: Locale,
 }
 
 /// Someone who was mailed (in a dry run: would be).
@@ -245,7 +246,7 @@ impl<'a> Reminders<'a> {
         Mail {
             to: address.to_owned(),
             display_name: user.display_name.clone(),
-            locale: run.locale.clone(),
+            locale: run.locale,
             kind,
         }
     }

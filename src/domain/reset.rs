@@ -164,7 +164,7 @@ impl<'a> Reset<'a> {
                 expires_at: now + d.settings.flow_lifetime,
                 finished_at: None,
                 dc: None,
-                locale: client.locale.clone(),
+                locale: client.locale,
             })
             .await?;
         let started = Audit {
@@ -548,7 +548,7 @@ impl<'a> Reset<'a> {
         };
         tokio::join!(
             d.audit_done(client, None, done),
-            d.notify_owner(client, user, None, &live.flow.locale, notification),
+            d.notify_owner(client, user, None, live.flow.locale, notification),
         );
     }
 
@@ -565,7 +565,7 @@ impl<'a> Reset<'a> {
                 (user.guid, &user.sam_account_name),
                 Some(address),
                 None,
-                &live.flow.locale,
+                live.flow.locale,
                 kind,
             )
             .await;

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::ObjectGuid;
 use super::clock::Timestamp;
+use super::locale::Locale;
 
 /// A way a user can prove who they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -207,7 +208,7 @@ pub struct ResetFlow {
     /// The DC that took the flow's write; the rest of the flow stays on it (replication lags).
     pub dc: Option<String>,
     /// Language of the person who started the flow, for the mails it sends.
-    pub locale: String,
+    pub locale: Locale,
 }
 
 /// Whose a reset flow is, as the flows judge it (the row keeps the two columns).
@@ -577,7 +578,7 @@ mod tests {
             expires_at: Timestamp::from_millis(1),
             finished_at: None,
             dc: None,
-            locale: "en".to_owned(),
+            locale: Locale::En,
         };
         assert_eq!(
             flow.owner(),

@@ -172,7 +172,7 @@ impl Subject {
         let mail = Mail {
             to: String::new(),
             display_name: None,
-            locale: self.flow.locale.clone(),
+            locale: self.flow.locale,
             kind: kind(SecretString::from(code.to_string())),
         };
         let who = (self.flow.user, self.sam());
@@ -312,17 +312,17 @@ impl Subject {
             return Ok(());
         };
         let (deps, client) = (d.clone(), client.clone());
-        let (sam, locale) = (self.sam().to_owned(), self.flow.locale.clone());
+        let (sam, locale) = (self.sam().to_owned(), self.flow.locale);
         tokio::spawn(async move {
             let kind = MailKind::SelfServiceBlocked;
             match deps.directory.find_user(&sam).await {
                 Ok(Some(user)) if user.guid == guid => {
-                    deps.notify_owner(&client, &user, None, &locale, kind).await;
+                    deps.notify_owner(&client, &user, None, locale, kind).await;
                 }
                 // Renamed or unreachable: the confirmed address at least.
                 _ => {
                     let owner = (guid, sam.as_str());
-                    deps.notify(&client, owner, confirmed.as_deref(), None, &locale, kind)
+                    deps.notify(&client, owner, confirmed.as_deref(), None, locale, kind)
                         .await;
                 }
             }

@@ -7,6 +7,7 @@ use crate::domain::clock::{Clock, Timestamp};
 use crate::domain::deps::{Client, Deps};
 use crate::domain::directory::DirectoryUser;
 use crate::domain::fakes::{FakeDirectory, FixedClock, RecordingMailer, RecordingOutbox, settings};
+use crate::domain::locale::Locale;
 use crate::domain::secrets::Keys;
 use crate::domain::settings::Settings;
 use crate::domain::store::{AuditEvent, AuditLog, EnrolledMethod, MethodKind, RegistrationStore};
@@ -67,7 +68,7 @@ impl Fakes {
     pub fn client(&self) -> Client {
         Client {
             ip: Some("192.0.2.10".parse().expect("an address")),
-            locale: "en".to_owned(),
+            locale: Locale::En,
         }
     }
 

@@ -64,7 +64,7 @@ async fn a_decoy_start_writes_the_same_rows_and_answers_the_same_shape() {
                 row.methods_required,
                 row.failures,
                 row.finished_at.map(Timestamp::as_millis),
-                row.locale.clone(),
+                row.locale.tag().to_owned(),
             ),
             code_row_lifetime_ms: code.expires_at.as_millis() - code.created_at.as_millis(),
             queued: (

@@ -142,6 +142,7 @@ mod tests {
 
     use super::*;
     use crate::domain::clock::Timestamp;
+    use crate::domain::locale::Locale;
     use crate::domain::notify::MailKind;
 
     struct FixedClock(SystemTime);
@@ -166,7 +167,7 @@ mod tests {
         Mail {
             to: to.to_owned(),
             display_name: display_name.map(str::to_owned),
-            locale: "nl".to_owned(),
+            locale: Locale::Nl,
             kind: MailKind::ResetCode {
                 code: SecretString::from("40718263"),
             },

@@ -311,6 +311,7 @@ mod tests {
 
     use super::*;
     use crate::domain::clock::Timestamp;
+    use crate::domain::locale::Locale;
     use crate::domain::notify::{About, MailKind};
     use crate::domain::store::AuditRecord;
     use crate::store::tests::memory_store;
@@ -417,7 +418,7 @@ mod tests {
             mail: Mail {
                 to: to.to_owned(),
                 display_name: None,
-                locale: "nl".to_owned(),
+                locale: Locale::Nl,
                 kind: MailKind::ResetCode {
                     code: SecretString::from("40718263"),
                 },

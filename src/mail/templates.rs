@@ -277,7 +277,7 @@ impl Templates {
 
     /// Renders `mail` as sent at `at`. Errors name the template and line, never a value.
     pub fn render(&self, mail: &Mail, at: SystemTime) -> Result<Rendered, Error> {
-        let language = Language::of(&mail.locale);
+        let language = mail.locale;
         let t = self.catalog(language);
         let display_name = display_name(mail);
         let common = context! {
@@ -711,7 +711,7 @@ mod tests {
         Mail {
             to: "jan@example.com".to_owned(),
             display_name: display_name.map(str::to_owned),
-            locale: locale.to_owned(),
+            locale: Language::of(locale),
             kind,
         }
     }

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::{Store, parse_guid};
 use crate::domain::clock::Timestamp;
+use crate::domain::locale::Locale;
 use crate::domain::store::{FlowStore, MethodKind, ResetFlow, StoreError};
 
 #[async_trait]
@@ -29,7 +30,7 @@ impl FlowStore for Store {
         .bind(flow.expires_at.as_millis())
         .bind(flow.finished_at.map(Timestamp::as_millis))
         .bind(flow.dc.as_deref())
-        .bind(flow.locale.as_str())
+        .bind(flow.locale.tag())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -148,7 +149,7 @@ fn flow_from_row(row: &AnyRow) -> Result<ResetFlow, StoreError> {
             .try_get::<Option<i64>, _>("finished_at_ms")?
             .map(Timestamp::from_millis),
         dc: row.try_get("dc")?,
-        locale: row.try_get("locale")?,
+        locale: Locale::of(&row.try_get::<String, _>("locale")?),
     })
 }
 
@@ -171,7 +172,7 @@ mod tests {
             expires_at: Timestamp::from_millis(2_000),
             finished_at: None,
             dc: None,
-            locale: "en".into(),
+            locale: Locale::En,
         }
     }
 

@@ -521,7 +521,7 @@ fn flow(seed: u8) -> ResetFlow {
         expires_at: Timestamp::from_millis(T0 + 900_000),
         finished_at: Some(Timestamp::from_millis(T0 + 3)),
         dc: Some("dc1.example.org".into()),
-        locale: "nl".into(),
+        locale: sspr_bridge::domain::locale::Locale::Nl,
     }
 }
 

@@ -50,7 +50,7 @@ impl Enrollment<'_> {
         let mail = crate::domain::notify::Mail {
             to: address.to_owned(),
             display_name: None,
-            locale: client.locale.clone(),
+            locale: client.locale,
             kind: MailKind::EnrollmentCode {
                 code: SecretString::from(code.to_string()),
             },

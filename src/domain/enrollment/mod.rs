@@ -163,7 +163,7 @@ impl<'a> Enrollment<'a> {
         };
         match owner {
             Some(owner) => {
-                d.notify_owner(client, &owner, also.as_deref(), &client.locale, notice)
+                d.notify_owner(client, &owner, also.as_deref(), client.locale, notice)
                     .await;
             }
             None => {
@@ -175,7 +175,7 @@ impl<'a> Enrollment<'a> {
                 });
                 for to in [confirmed, also].into_iter().flatten() {
                     let who = (session.user, session.sam_account_name.as_str());
-                    d.notify(client, who, Some(&to), None, &client.locale, notice.clone())
+                    d.notify(client, who, Some(&to), None, client.locale, notice.clone())
                         .await;
                 }
             }

@@ -106,7 +106,7 @@ impl Enrollment<'_> {
                 expires_at: session.expires_at,
                 finished_at: None,
                 dc: None,
-                locale: client.locale.clone(),
+                locale: client.locale,
             })
             .await?;
         Subject::live(d, id_hash, purpose)

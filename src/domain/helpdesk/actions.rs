@@ -179,7 +179,7 @@ impl Helpdesk<'_> {
             client,
             &user,
             address.as_deref(),
-            &client.locale,
+            client.locale,
             notification,
         )
         .await;
@@ -236,7 +236,7 @@ impl Helpdesk<'_> {
                 client,
                 &user,
                 None,
-                &client.locale,
+                client.locale,
                 MailKind::HelpdeskBlockLifted,
             )
             .await;
@@ -256,7 +256,7 @@ impl Helpdesk<'_> {
         let mail = Mail {
             to: to.to_owned(),
             display_name: user.display_name.clone(),
-            locale: client.locale.clone(),
+            locale: client.locale,
             kind: MailKind::TemporaryPassword {
                 password: SecretString::from(password.expose_secret().to_owned()),
             },

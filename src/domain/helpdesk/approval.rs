@@ -170,7 +170,7 @@ impl Helpdesk<'_> {
                 expires_at: expires,
                 finished_at: None,
                 dc: None,
-                locale: client.locale.clone(),
+                locale: client.locale,
             })
             .await?;
         d.approvals
@@ -193,7 +193,7 @@ impl Helpdesk<'_> {
             mail: Mail {
                 to: super::ad_mail(&manager).unwrap_or_default().to_owned(),
                 display_name: manager.display_name.clone(),
-                locale: client.locale.clone(),
+                locale: client.locale,
                 kind: MailKind::ManagerApprovalRequest {
                     token: SecretString::from(link_token),
                     operator: actor.to_owned(),
@@ -316,7 +316,7 @@ impl<'a> Approvals<'a> {
     pub async fn send_code(&self, token: &str, client: &Client) -> Result<(), FlowError> {
         let (_, mut subject) = self.live(token).await?;
         // In the language of the manager's page, not of the operator who asked.
-        subject.flow.locale.clone_from(&client.locale);
+        subject.flow.locale = client.locale;
         subject
             .send_code(
                 self.deps,
@@ -404,7 +404,7 @@ impl<'a> Approvals<'a> {
                     expires_at: now + d.settings.helpdesk.verification_lifetime,
                     finished_at: None,
                     dc: None,
-                    locale: client.locale.clone(),
+                    locale: client.locale,
                 })
                 .await;
             // Two approvals of one operator's check at once: the other one created it.
@@ -437,7 +437,7 @@ impl<'a> Approvals<'a> {
             (caller.guid, &caller.sam_account_name),
             super::ad_mail(&caller),
             caller.display_name.as_deref(),
-            &client.locale,
+            client.locale,
             MailKind::ManagerApprovalDeclined {
                 manager: approval.manager_sam.clone(),
             },

@@ -48,7 +48,7 @@ impl Helpdesk<'_> {
                 expires_at: now + d.settings.helpdesk.verification_lifetime,
                 finished_at: None,
                 dc: None,
-                locale: client.locale.clone(),
+                locale: client.locale,
             })
             .await?;
         Subject::live(d, id_hash, purpose)

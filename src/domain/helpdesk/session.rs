@@ -9,6 +9,7 @@ use crate::domain::clock::Timestamp;
 use crate::domain::deps::Client;
 use crate::domain::directory::{DirectoryUser, PasswordCheck};
 use crate::domain::error::FlowError;
+use crate::domain::locale::Locale;
 use crate::domain::secrets::token_hash;
 use crate::domain::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
 use crate::domain::store::{MethodKind, Session, SessionKind, ThrottleKey};
@@ -231,7 +232,7 @@ impl Helpdesk<'_> {
             let operator = (session.user, session.sam_account_name.as_str());
             let client = Client {
                 ip: None,
-                locale: String::new(),
+                locale: Locale::En,
             };
             d.audit_throttled(&client, Some(operator), Limit::OperatorActions, None)
                 .await?;
@@ -273,7 +274,7 @@ impl Helpdesk<'_> {
             d.sessions.delete_session(&session.token_hash).await?;
             let client = Client {
                 ip: None,
-                locale: String::new(),
+                locale: Locale::En,
             };
             d.audit_as(
                 &client,
