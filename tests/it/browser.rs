@@ -586,6 +586,8 @@ impl Driver {
         let accept_language = match locale {
             Locale::En => "en-GB,en",
             Locale::Nl => "nl-NL,nl",
+            Locale::De => "de-DE,de",
+            Locale::Fr => "fr-FR,fr",
         };
         let args = [
             "--headless",
