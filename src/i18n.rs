@@ -398,7 +398,8 @@ mod tests {
         assert_eq!(c.rule_count("day", 2), "2 days");
         assert_eq!(catalog(Locale::Nl).rule_count("hour", 3), "3 uur");
         assert_eq!(catalog(Locale::De).rule_count("day", 1), "1 Tag");
-        assert_eq!(catalog(Locale::De).rule_count("day", 0), "0 Tage");
+        // German's interval stands in the dative ("vor weniger als 2 Tagen").
+        assert_eq!(catalog(Locale::De).rule_count("day", 2), "2 Tagen");
         assert_eq!(catalog(Locale::Fr).rule_count("minute", 2), "2 minutes");
         // French takes the singular for zero too.
         assert_eq!(catalog(Locale::Fr).rule_count("minute", 0), "0 minute");
