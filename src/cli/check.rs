@@ -7,9 +7,10 @@ use std::time::Instant;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Config, PolicyHints};
-use crate::directory::LdapDirectory;
+use crate::directory::{GroupReading, LdapDirectory};
 use crate::domain::directory::{AccountChange, Directory, DirectoryError, DirectoryUser};
 use crate::domain::protection::{is_privileged_sid, is_protected};
+use crate::domain::scope::Scope;
 use crate::domain::secrets::temporary_password;
 use crate::mail::SmtpTransport;
 use crate::store::Store;
@@ -101,21 +102,20 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
             for dc in directory.probe().await {
                 any_up |= dc.result.is_ok();
                 match dc.result {
-                    Ok(health) => push(line(
-                        Status::Ok,
-                        "dc",
-                        format!(
-                            "{}: TLS verified against {trust}, bound as {} ({} ms); {}",
-                            dc.url,
-                            config.directory.bind_dn,
-                            health.latency.as_millis(),
-                            if health.policy_hints {
-                                "password policy hints supported: history and minimum age apply to resets"
-                            } else {
-                                "no password policy hints on this DC: history and minimum age are not applied to resets"
-                            }
-                        ),
-                    )),
+                    Ok(health) => {
+                        let (status, hints) =
+                            policy_hints(health.policy_hints, config.directory.policy_hints);
+                        push(line(
+                            status,
+                            "dc",
+                            format!(
+                                "{}: TLS verified against {trust}, bound as {} ({} ms); {hints}",
+                                dc.url,
+                                config.directory.bind_dn,
+                                health.latency.as_millis(),
+                            ),
+                        ));
+                    }
                     Err(e) => push(line(Status::Fail, "dc", format!("{}: {e}", dc.url))),
                 }
             }
@@ -135,6 +135,8 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
                     )
                     .await,
                 );
+                push(helpdesk_group(&directory, config.helpdesk.group_dn.as_deref()).await);
+                push(scope_group(&directory, &config.policy.scope).await);
             }
         }
         Err(e) => push(line(Status::Fail, "dc", e.to_string())),
@@ -164,6 +166,126 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
         }
     }
     lines
+}
+
+/// The `dc` line's verdict on LDAP_SERVER_POLICY_HINTS: without it AD applies neither password
+/// history nor minimum age to a reset, which users notice as a rule the page cannot keep.
+fn policy_hints(supported: bool, setting: PolicyHints) -> (Status, &'static str) {
+    match (supported, setting) {
+        (true, PolicyHints::Off) => (
+            Status::Ok,
+            "password policy hints supported, but directory.policy_hints = off: history and \
+             minimum age are not applied to resets",
+        ),
+        (true, _) => (
+            Status::Ok,
+            "password policy hints supported: history and minimum age apply to resets",
+        ),
+        (false, PolicyHints::Required) => (
+            Status::Fail,
+            "no password policy hints on this DC and directory.policy_hints = required: every \
+             password reset through it is refused",
+        ),
+        (false, _) => (
+            Status::Warn,
+            "no password policy hints on this DC (Windows Server 2008 R2 and later have them, \
+             Samba does not): AD applies neither password history nor minimum age to resets, so \
+             a user may reset to a recent or even the current password",
+        ),
+    }
+}
+
+/// `helpdesk.group_dn`: the group whose members may sign in at /helpdesk.
+async fn helpdesk_group(directory: &LdapDirectory, dn: Option<&str>) -> Line {
+    const SUBJECT: &str = "helpdesk";
+    match dn {
+        None => line(
+            Status::Skip,
+            SUBJECT,
+            "helpdesk.group_dn is empty: the helpdesk is off",
+        ),
+        Some(dn) => {
+            group_line(
+                directory,
+                SUBJECT,
+                "helpdesk.group_dn",
+                dn,
+                "sign in to the helpdesk",
+            )
+            .await
+        }
+    }
+}
+
+/// `policy.scope`: who may use self-service.
+async fn scope_group(directory: &LdapDirectory, scope: &Scope) -> Line {
+    const SUBJECT: &str = "scope";
+    match scope {
+        Scope::All => line(
+            Status::Ok,
+            SUBJECT,
+            "policy.scope = all: every account directory.user_filter finds may use self-service",
+        ),
+        Scope::Nobody => line(
+            Status::Ok,
+            SUBJECT,
+            "policy.scope = none: self-service is off for every account",
+        ),
+        Scope::Group(dn) => {
+            group_line(
+                directory,
+                SUBJECT,
+                "policy.group_dn",
+                dn,
+                "use self-service",
+            )
+            .await
+        }
+    }
+}
+
+/// A group DN from the configuration, resolved: FAIL where no group is, WARN where nobody is in
+/// it, else how many accounts it lets `do_what`.
+async fn group_line(
+    directory: &LdapDirectory,
+    subject: &str,
+    key: &str,
+    dn: &str,
+    do_what: &str,
+) -> Line {
+    match directory.read_group(dn).await {
+        Ok(GroupReading::Members(0)) => line(
+            Status::Warn,
+            subject,
+            format!(
+                "{key} {dn} has no enabled accounts as members (nested groups included): \
+                 nobody can {do_what} (a primary group such as Domain Users counts nobody: AD \
+                 keeps that membership in primaryGroupID, not in member)"
+            ),
+        ),
+        Ok(GroupReading::Members(n)) => line(
+            Status::Ok,
+            subject,
+            format!(
+                "{key} {dn}: {n} enabled {} (nested groups included) may {do_what}",
+                if n == 1 { "account" } else { "accounts" }
+            ),
+        ),
+        Ok(GroupReading::NotAGroup) => line(
+            Status::Fail,
+            subject,
+            format!("{key} {dn} is not a group: nobody can {do_what}"),
+        ),
+        Ok(GroupReading::Missing) => line(
+            Status::Fail,
+            subject,
+            format!(
+                "{key} {dn}: no such group (or the service account may not read it): nobody \
+                 can {do_what}"
+            ),
+        ),
+        Err(e) => line(Status::Fail, subject, format!("{key} {dn}: {e}")),
+    }
 }
 
 /// A user named by DN, or by sAMAccountName or userPrincipalName below `base_dn`; a bind name
@@ -405,6 +527,19 @@ mod tests {
             !l.detail.contains("lacks") && l.detail.contains("too short"),
             "{l}"
         );
+    }
+
+    #[test]
+    fn a_dc_without_policy_hints_is_a_warning_unless_they_are_required() {
+        let (status, detail) = policy_hints(false, PolicyHints::Auto);
+        assert_eq!(status, Status::Warn);
+        assert!(detail.contains("the current password"), "{detail}");
+        assert_eq!(policy_hints(false, PolicyHints::Off).0, Status::Warn);
+        assert_eq!(policy_hints(false, PolicyHints::Required).0, Status::Fail);
+        assert_eq!(policy_hints(true, PolicyHints::Auto).0, Status::Ok);
+        assert_eq!(policy_hints(true, PolicyHints::Required).0, Status::Ok);
+        let (status, detail) = policy_hints(true, PolicyHints::Off);
+        assert!(status == Status::Ok && detail.contains("= off"), "{detail}");
     }
 
     #[test]
