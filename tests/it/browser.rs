@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 use sspr_bridge::domain::locale::Locale;
 use totp_rs::{Algorithm, Secret, TOTP};
 
+use crate::approval::{ANY_AGE, approval_link, ask, pair};
 use crate::client::{TestApp, test_app};
 use crate::harness::{TestUser, bind, create_user, read_attr, set_attr};
 use crate::helpdesk::{caller_with_totp, desk};
@@ -138,6 +139,43 @@ async fn a_must_change_password_is_sent_to_change_it_first_in_english() {
 #[tokio::test]
 async fn a_must_change_password_is_sent_to_change_it_first_in_dutch() {
     must_change_password_first(Locale::Nl).await;
+}
+
+#[tokio::test]
+async fn a_manager_confirms_a_caller_in_english() {
+    manager_approval(Locale::En).await;
+}
+
+#[tokio::test]
+async fn a_manager_confirms_a_caller_in_dutch() {
+    manager_approval(Locale::Nl).await;
+}
+
+/// The page behind the link a caller's manager is mailed when the helpdesk asks them to confirm
+/// the caller: a wrong authenticator code, then the right one.
+async fn manager_approval(locale: Locale) {
+    let desk = desk(&format!("{ANY_AGE}\n[server]\npublic_url = {PUBLIC_URL:?}")).await;
+    let pair = pair(&desk).await;
+    let operator = desk.operator_token().await;
+    ask(&desk, &operator, &pair.caller)
+        .await
+        .expect(axum::http::StatusCode::ACCEPTED);
+    let link = approval_link(&pair.manager).await;
+    let site = Site::serve(&desk.app).await;
+    let mut browser = Browser::launch(&site, locale).await;
+
+    browser.open("approve", &link).await;
+    browser.check("approve").await;
+    browser.fill("#approve-totp", "000000").await;
+    browser.submit("form:has(#approve-totp) button").await;
+    browser.check("wrong-code").await;
+    browser.assert_error_announced("error_code_attempts").await;
+    browser
+        .fill("#approve-totp", &pair.authenticator.code().await)
+        .await;
+    browser.submit("form:has(#approve-totp) button").await;
+    browser.check("approved").await;
+    browser.assert_text("approve_done").await;
 }
 
 #[tokio::test]
@@ -512,6 +550,11 @@ async fn helpdesk_reset(locale: Locale) {
 
     browser.open("helpdesk", "/helpdesk").await;
     browser.check("signin").await;
+    browser.fill("#username", &desk.operator.sam).await;
+    browser.fill("#password", "not-the-password").await;
+    browser.fill("#code", "000000").await;
+    browser.submit("form[action='/helpdesk'] button").await;
+    browser.check("signin-refused").await;
     browser.fill("#username", &desk.operator.sam).await;
     browser.fill("#password", &desk.operator.password).await;
     browser
