@@ -1,12 +1,12 @@
 //! The pages in a real browser: Debian's headless Chromium, driven through chromedriver, against
 //! the app served on a loopback port over the real DC, database and SMTP server. Every flow runs
-//! in English and in Dutch, picked by the browser's own Accept-Language.
+//! in every language, picked by the browser's own Accept-Language.
 //!
-//! Every page visited is saved as a full-page screenshot (at the desktop width and at 320 px) to
+//! Every page visited is saved as a full-page screenshot (at the desktop width, 375 and 320 px) to
 //! `target/browser-screenshots/<lang>/<flow>-<NN>-<page>.png`, and [`Browser::check`] asserts
 //! basic accessibility on it: fields and buttons have an accessible name, Tab reaches every
 //! control in page order with a visible focus ring (3:1 against its background), and nothing
-//! scrolls sideways at 320 px. After a wrong code, the error must sit in a live region
+//! scrolls sideways at 375 or 320 px. After a wrong code, the error must sit in a live region
 //! (`role="alert"` or `aria-live`) and the title must start with "Error:". On every page it also
 //! runs axe-core, in the light and the dark colour scheme, and asserts no violation of WCAG 2.1
 //! A and AA.
@@ -67,8 +67,10 @@ fn axe_source() -> String {
 /// How long to wait for chromedriver, a page or an element before failing.
 const PATIENCE: Duration = Duration::from_secs(15);
 
-/// The window the pages are used and screenshotted in, and the narrowest one they must fit.
+/// The window the pages are used and screenshotted in; a common phone's width; and the
+/// narrowest one they must fit (WCAG 1.4.10 reflow: 320 CSS px).
 const DESKTOP: (u32, u32) = (1024, 768);
+const PHONE: u32 = 375;
 const NARROW: u32 = 320;
 
 /// An https public URL makes cookies `Secure`, as in production; Chromium takes them from
@@ -1082,23 +1084,22 @@ impl Browser {
         let focus = self.js(FOCUS_PROBLEMS, vec![]).await;
         assert_eq!(focus, json!([]), "{name}: keyboard problems");
 
-        // Readable at 320 px: nothing wider than the window.
-        self.client
-            .set_window_size(NARROW, DESKTOP.1)
-            .await
-            .unwrap();
-        let fit = self.js(FITS, vec![]).await;
-        assert_eq!(
-            fit["width"],
-            json!(NARROW),
-            "{name}: the window is {NARROW} px wide"
-        );
-        assert_eq!(
-            fit["scrolls"],
-            json!(false),
-            "{name}: scrolls sideways at {NARROW} px: {fit}"
-        );
-        self.screenshot(&format!("{name}-{NARROW}px.png")).await;
+        // Readable on a phone and at 320 px: nothing wider than the window.
+        for width in [PHONE, NARROW] {
+            self.client.set_window_size(width, DESKTOP.1).await.unwrap();
+            let fit = self.js(FITS, vec![]).await;
+            assert_eq!(
+                fit["width"],
+                json!(width),
+                "{name}: the window is {width} px wide"
+            );
+            assert_eq!(
+                fit["scrolls"],
+                json!(false),
+                "{name}: scrolls sideways at {width} px: {fit}"
+            );
+            self.screenshot(&format!("{name}-{width}px.png")).await;
+        }
         self.client
             .set_window_size(DESKTOP.0, DESKTOP.1)
             .await
