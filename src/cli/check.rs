@@ -70,7 +70,9 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
         if config.licence.azure_ad_premium {
             "Azure AD Premium declared: self-service enabled".to_owned()
         } else {
-            "not declared (licence.azure_ad_premium = false): self-service off, helpdesk only"
+            "not declared (licence.azure_ad_premium = false): self-service off, helpdesk only; \
+             on-premises password writeback requires an Azure AD Premium licence: once you hold \
+             it, set licence.azure_ad_premium = true"
                 .to_owned()
         },
     ));

@@ -133,9 +133,12 @@ async fn check_reports_every_dependency_ok_against_the_real_components() {
             && line_for(&text, "helpdesk").contains("helpdesk is off"),
         "{text}"
     );
+    let licence = line_for(&text, "licence");
     assert!(
-        text.contains("self-service off"),
-        "licence state reported:\n{text}"
+        licence.contains("self-service off")
+            && licence.contains("requires an Azure AD Premium licence")
+            && licence.contains("set licence.azure_ad_premium = true"),
+        "the licence state, and for administrators what to do: {licence}"
     );
     assert!(
         !text.contains(&env("SSPR_TEST_ADMIN_PASSWORD")),
