@@ -7,7 +7,7 @@ use std::time::Instant;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Config, PolicyHints};
-use crate::directory::{GroupReading, LdapDirectory};
+use crate::directory::{DnReading, LdapDirectory};
 use crate::domain::directory::{AccountChange, Directory, DirectoryError, DirectoryUser};
 use crate::domain::protection::{is_privileged_sid, is_protected};
 use crate::domain::scope::Scope;
@@ -139,6 +139,30 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
                 );
                 push(helpdesk_group(&directory, config.helpdesk.group_dn.as_deref()).await);
                 push(scope_group(&directory, &config.policy.scope).await);
+                for (subject, key, dns, takes_groups) in [
+                    (
+                        "allowlist",
+                        "policy.allow_protected",
+                        &config.policy.allow_protected,
+                        true,
+                    ),
+                    (
+                        "allowlist",
+                        "helpdesk.allow_protected",
+                        &config.helpdesk.allow_protected,
+                        true,
+                    ),
+                    (
+                        "excluded",
+                        "directory.never_reset",
+                        &config.directory.never_reset,
+                        false,
+                    ),
+                ] {
+                    if !dns.is_empty() {
+                        push(dn_list(&directory, subject, key, dns, takes_groups).await);
+                    }
+                }
             }
         }
         Err(e) => push(line(Status::Fail, "dc", e.to_string())),
@@ -255,8 +279,8 @@ async fn group_line(
     dn: &str,
     do_what: &str,
 ) -> Line {
-    match directory.read_group(dn).await {
-        Ok(GroupReading::Members(0)) => line(
+    match directory.read_dn(dn).await {
+        Ok(DnReading::Group(0)) => line(
             Status::Warn,
             subject,
             format!(
@@ -265,20 +289,20 @@ async fn group_line(
                  keeps that membership in primaryGroupID, not in member)"
             ),
         ),
-        Ok(GroupReading::Members(n)) => line(
+        Ok(DnReading::Group(n)) => line(
             Status::Ok,
             subject,
             format!(
-                "{key} {dn}: {n} enabled {} (nested groups included) may {do_what}",
-                if n == 1 { "account" } else { "accounts" }
+                "{key} {dn}: {} (nested groups included) may {do_what}",
+                enabled_accounts(n)
             ),
         ),
-        Ok(GroupReading::NotAGroup) => line(
+        Ok(DnReading::Account | DnReading::Other) => line(
             Status::Fail,
             subject,
             format!("{key} {dn} is not a group: nobody can {do_what}"),
         ),
-        Ok(GroupReading::Missing) => line(
+        Ok(DnReading::Missing) => line(
             Status::Fail,
             subject,
             format!(
@@ -287,6 +311,47 @@ async fn group_line(
             ),
         ),
         Err(e) => line(Status::Fail, subject, format!("{key} {dn}: {e}")),
+    }
+}
+
+fn enabled_accounts(n: usize) -> String {
+    format!("{n} enabled account{}", if n == 1 { "" } else { "s" })
+}
+
+/// A list of DNs from the configuration, each resolved: a DN that names nothing (a typo) would
+/// silently leave out whom it was meant for, so it fails, as does a kind of entry the list does
+/// not take (`takes_groups`: user or group DNs; else user DNs only).
+async fn dn_list(
+    directory: &LdapDirectory,
+    subject: &str,
+    key: &str,
+    dns: &[String],
+    takes_groups: bool,
+) -> Line {
+    let mut found = Vec::new();
+    let mut wrong = Vec::new();
+    for dn in dns {
+        match directory.read_dn(dn).await {
+            Ok(DnReading::Account) => found.push(format!("{dn} (account)")),
+            Ok(DnReading::Group(n)) if takes_groups => {
+                found.push(format!("{dn} (group of {})", enabled_accounts(n)));
+            }
+            Ok(DnReading::Group(_)) => wrong.push(format!("{dn} is a group, not an account")),
+            Ok(DnReading::Other) => wrong.push(format!("{dn} is neither an account nor a group")),
+            Ok(DnReading::Missing) => wrong.push(format!(
+                "{dn}: no such entry (or the service account may not read it)"
+            )),
+            Err(e) => wrong.push(format!("{dn}: {e}")),
+        }
+    }
+    if wrong.is_empty() {
+        line(Status::Ok, subject, format!("{key}: {}", found.join(", ")))
+    } else {
+        line(
+            Status::Fail,
+            subject,
+            format!("{key}: {}", wrong.join("; ")),
+        )
     }
 }
 

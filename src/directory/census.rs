@@ -1,5 +1,5 @@
-//! What a group DN from the configuration names, and how many accounts it lets in: what
-//! `check` reports for `helpdesk.group_dn` and the `policy.scope` group.
+//! What a DN from the configuration names, and how many accounts a group of them lets in: what
+//! `check` reports for `helpdesk.group_dn`, the `policy.scope` group and the DN lists.
 
 use ldap3::Scope;
 
@@ -7,21 +7,23 @@ use super::LdapDirectory;
 use super::routing::Route;
 use crate::domain::directory::DirectoryError;
 
-/// A configured group DN as the directory sees it.
+/// A configured DN as the directory sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupReading {
+pub enum DnReading {
     /// Nothing at that DN, or nothing the service account may read there: AD answers both with
     /// noSuchObject.
     Missing,
-    /// An entry, but no group (a user, an OU): membership of it matches no account.
-    NotAGroup,
     /// A group, with this many enabled accounts matching `directory.user_filter` below
     /// `base_dn` as members, directly or through nested groups.
-    Members(usize),
+    Group(usize),
+    /// A user account.
+    Account,
+    /// Something else: an OU, a container, a computer.
+    Other,
 }
 
 impl LdapDirectory {
-    pub async fn read_group(&self, dn: &str) -> Result<GroupReading, DirectoryError> {
+    pub async fn read_dn(&self, dn: &str) -> Result<DnReading, DirectoryError> {
         let entries = match self
             .search(
                 Route::Any,
@@ -33,23 +35,27 @@ impl LdapDirectory {
             )
             .await
         {
-            Err(DirectoryError::Other { rc: 32, .. }) => return Ok(GroupReading::Missing),
+            Err(DirectoryError::Other { rc: 32, .. }) => return Ok(DnReading::Missing),
             other => other?,
         };
         let Some(entry) = entries.first() else {
-            return Ok(GroupReading::Missing);
+            return Ok(DnReading::Missing);
         };
-        let is_group = entry
+        let classes: Vec<&str> = entry
             .attrs
             .iter()
             .filter(|(name, _)| name.eq_ignore_ascii_case("objectClass"))
-            .flat_map(|(_, classes)| classes)
-            .any(|class| class.eq_ignore_ascii_case("group"));
-        if !is_group {
-            return Ok(GroupReading::NotAGroup);
+            .flat_map(|(_, classes)| classes.iter().map(String::as_str))
+            .collect();
+        let is = |class: &str| classes.iter().any(|c| c.eq_ignore_ascii_case(class));
+        if is("group") {
+            // The same search the batch commands use, so the number is the accounts the
+            // service would act for.
+            Ok(DnReading::Group(self.users(Some(dn)).await?.len()))
+        } else if is("user") && !is("computer") {
+            Ok(DnReading::Account)
+        } else {
+            Ok(DnReading::Other)
         }
-        // The same search the batch commands use, so the number is the accounts the service
-        // would act for.
-        Ok(GroupReading::Members(self.users(Some(dn)).await?.len()))
     }
 }

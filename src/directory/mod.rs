@@ -27,7 +27,7 @@ use crate::domain::directory::{
 };
 use crate::domain::policy::PasswordPolicy;
 use crate::tls;
-pub use census::GroupReading;
+pub use census::DnReading;
 use pool::{Connector, Dc};
 
 pub struct LdapDirectory {

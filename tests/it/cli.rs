@@ -439,6 +439,79 @@ async fn check_fails_for_a_group_that_does_not_exist_and_warns_for_an_empty_one(
     );
 }
 
+/// A config with the DN lists given; `never_reset` goes into the file's [directory] table.
+fn dn_lists_config(
+    dir: &Path,
+    policy: &[&str],
+    helpdesk: &[&str],
+    never: &[&str],
+) -> std::path::PathBuf {
+    let path = write_config(
+        dir,
+        &format!(
+            "[policy]\nallow_protected = {policy:?}\n[helpdesk]\nallow_protected = {helpdesk:?}"
+        ),
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "[directory]\n",
+        &format!("[directory]\nnever_reset = {never:?}\n"),
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn check_resolves_every_dn_the_lists_name() {
+    let user = harness::create_user("chkls").await;
+    let group = harness::create_group(&harness::unique_name("Chk Allowed ")).await;
+    harness::add_member(&group, &user.dn).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dn_lists_config(dir.path(), &[&user.dn, &group], &[&group], &[&user.dn]);
+    let (output, text) = check_line(&config, &[]);
+    assert!(output.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" allowlist ")).collect();
+    assert_eq!(lines.len(), 2, "one line per list: {text}");
+    assert!(
+        lines[0].starts_with("OK ")
+            && lines[0].contains("policy.allow_protected: ")
+            && lines[0].contains(&format!("{} (account)", user.dn))
+            && lines[0].contains(&format!("{group} (group of 1 enabled account)")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("OK ") && lines[1].contains("helpdesk.allow_protected: "),
+        "{}",
+        lines[1]
+    );
+    let line = line_for(&text, "excluded");
+    assert!(
+        line.starts_with("OK ")
+            && line.contains(&format!("directory.never_reset: {} (account)", user.dn)),
+        "{line}"
+    );
+
+    // A typo leaves out whom it was meant for; never_reset takes accounts only.
+    let base = env("SSPR_TEST_BASE_DN");
+    let typo = format!("CN={},CN=Users,{base}", harness::unique_name("Nobody "));
+    let config = dn_lists_config(dir.path(), &[&user.dn, &typo], &[&group], &[&group]);
+    let (output, text) = check_line(&config, &[]);
+    assert!(!output.status.success(), "{text}");
+    let line = line_for(&text, "allowlist");
+    assert!(
+        line.starts_with("FAIL")
+            && line.contains(&format!("{typo}: no such entry"))
+            && !line.contains(&user.dn),
+        "{line}"
+    );
+    let line = line_for(&text, "excluded");
+    assert!(
+        line.starts_with("FAIL") && line.contains(&format!("{group} is a group, not an account")),
+        "{line}"
+    );
+}
+
 #[test]
 fn check_fails_with_the_reason_and_environment_overrides_the_file() {
     let dir = tempfile::tempdir().unwrap();
