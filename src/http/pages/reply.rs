@@ -14,7 +14,7 @@ use crate::domain::helpdesk::ManagerRefusal;
 use crate::domain::policy::Violation;
 use crate::domain::reset::{MAX_PASSWORD_CHARS, retry_after_secs};
 use crate::domain::scope::Exclusion;
-use crate::error::{ApiError, ErrorCause};
+use crate::error::{ApiError, ErrorCause, span};
 
 pub struct Reply {
     status: StatusCode,
@@ -39,6 +39,8 @@ struct Alert {
     restart: bool,
     /// Show the helpdesk link: self-service cannot help here.
     helpdesk: bool,
+    /// How long to wait, the text's `{wait}` ("10 minutes"), told in the reader's language.
+    wait: Option<std::time::Duration>,
 }
 
 #[derive(Serialize)]
@@ -96,6 +98,7 @@ impl Reply {
             rules: Vec::new(),
             restart: false,
             helpdesk: false,
+            wait: None,
         });
         self
     }
@@ -110,6 +113,7 @@ impl Reply {
             rules: Vec::new(),
             restart: false,
             helpdesk: false,
+            wait: None,
         });
         self
     }
@@ -126,6 +130,7 @@ impl Reply {
             rules: Vec::new(),
             restart: false,
             helpdesk: false,
+            wait: None,
         };
         match &error {
             ApiError::Flow(FlowError::InvalidCredentials) => alert.key = "error_credentials",
@@ -157,20 +162,14 @@ impl Reply {
                 alert.restart = true;
             }
             ApiError::Flow(FlowError::Throttled { retry_after }) => {
-                let minutes = retry_after.as_secs().div_ceil(60).max(1);
-                alert.key = if minutes == 1 {
-                    "error_throttled_one"
-                } else {
-                    "error_throttled_other"
-                };
-                alert.params.push(("minutes", minutes.to_string()));
+                alert.key = "error_throttled";
+                alert.wait = Some(*retry_after);
                 alert.helpdesk = true;
                 self.retry_after = Some(retry_after_secs(*retry_after));
             }
             ApiError::Flow(FlowError::SignInThrottled { retry_after }) => {
-                let minutes = retry_after.as_secs().div_ceil(60).max(1);
                 alert.key = "error_signin_throttled";
-                alert.params.push(("minutes", minutes.to_string()));
+                alert.wait = Some(*retry_after);
                 self.retry_after = Some(retry_after_secs(*retry_after));
             }
             ApiError::Flow(FlowError::PasswordRejected(rules)) => {
@@ -261,8 +260,13 @@ impl Pages {
 
     fn show_with(&self, locale: Locale, csrf: &str, reply: Reply) -> Response {
         let alert = reply.alert.as_ref().map(|a| {
-            let params: Vec<(&str, &str)> =
-                a.params.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let wait = a.wait.map(|d| span(d, locale));
+            let params: Vec<(&str, &str)> = a
+                .params
+                .iter()
+                .map(|(n, v)| (*n, v.as_str()))
+                .chain(wait.as_deref().map(|w| ("wait", w)))
+                .collect();
             let text = crate::i18n::fill_with(&self.text(locale, a.key), &params);
             ShownAlert {
                 kind: if a.error { "error" } else { "success" },
@@ -336,6 +340,11 @@ mod tests {
         });
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert!(body.contains("15 minuten"), "{body}");
+
+        let (_, body) = shown(FlowError::Throttled {
+            retry_after: Duration::from_secs(24 * 3600),
+        });
+        assert!(body.contains("over 24 uur opnieuw"), "{body}");
         assert!(body.contains("https:&#x2f;&#x2f;help.example"), "{body}");
 
         let (status, body) = shown(FlowError::FlowNotFound);
