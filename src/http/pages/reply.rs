@@ -366,3 +366,36 @@ mod tests {
         assert!(!body.contains("0000052D"), "{body}");
     }
 }
+
+#[cfg(test)]
+mod error_pages {
+    use super::*;
+
+    #[test]
+    fn every_error_status_has_a_page_in_each_language() {
+        let pages = Pages::new(Some("https://help.example/".into()), true, false);
+        for status in [404, 405, 413, 429, 500, 503, 400, 502] {
+            let status = StatusCode::from_u16(status).unwrap();
+            for locale in Locale::ALL {
+                let response = pages.error_page(locale, status);
+                assert_eq!(response.status(), status);
+                let body = futures::executor::block_on(axum::body::to_bytes(
+                    response.into_body(),
+                    usize::MAX,
+                ))
+                .unwrap();
+                let body = String::from_utf8_lossy(&body);
+                assert!(
+                    body.contains(&format!("lang=\"{}\"", locale.tag())),
+                    "{body}"
+                );
+                assert!(!body.contains("error_page_"), "a text is missing: {body}");
+            }
+        }
+        let too_many = pages.error_page(Locale::Nl, StatusCode::TOO_MANY_REQUESTS);
+        let body =
+            futures::executor::block_on(axum::body::to_bytes(too_many.into_body(), usize::MAX))
+                .unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("Te veel pogingen"));
+    }
+}
