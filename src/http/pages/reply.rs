@@ -39,6 +39,9 @@ struct Alert {
     restart: bool,
     /// Show the helpdesk link: self-service cannot help here.
     helpdesk: bool,
+    /// Show the link to unlock an account: after any failed sign-in, so it tells nothing about
+    /// the account.
+    unlock: bool,
     /// How long to wait, the text's `{wait}` ("10 minutes"), told in the reader's language.
     wait: Option<std::time::Duration>,
 }
@@ -50,6 +53,7 @@ struct ShownAlert<'a> {
     items: Vec<String>,
     restart: Option<&'a str>,
     helpdesk: bool,
+    unlock: bool,
 }
 
 impl Reply {
@@ -98,6 +102,7 @@ impl Reply {
             rules: Vec::new(),
             restart: false,
             helpdesk: false,
+            unlock: false,
             wait: None,
         });
         self
@@ -113,6 +118,7 @@ impl Reply {
             rules: Vec::new(),
             restart: false,
             helpdesk: false,
+            unlock: false,
             wait: None,
         });
         self
@@ -130,10 +136,14 @@ impl Reply {
             rules: Vec::new(),
             restart: false,
             helpdesk: false,
+            unlock: false,
             wait: None,
         };
         match &error {
-            ApiError::Flow(FlowError::InvalidCredentials) => alert.key = "error_credentials",
+            ApiError::Flow(FlowError::InvalidCredentials) => {
+                alert.key = "error_credentials";
+                alert.unlock = true;
+            }
             ApiError::Flow(FlowError::Unauthorized) => alert.key = "error_session_ended",
             ApiError::Flow(FlowError::InvalidCode { remaining_attempts }) => {
                 alert.key = match remaining_attempts {
@@ -279,6 +289,8 @@ impl Pages {
                 restart: a.restart.then_some(reply.here),
                 // Operators are the helpdesk: "contact the helpdesk" is no advice for them.
                 helpdesk: a.helpdesk && reply.here != sections::HELPDESK,
+                // Unlocking is self-service: closed without the licence.
+                unlock: a.unlock && self.self_service,
             }
         });
         let vars = context! {
