@@ -4,6 +4,7 @@
 use minijinja::Value;
 use serde::Serialize;
 
+use crate::domain::audit::{AuditKind, Outcome};
 use crate::domain::helpdesk::{UserCard, VerifiedBy};
 #[cfg(test)]
 use crate::domain::store::MethodKind;
@@ -44,13 +45,38 @@ fn moment(unix_ms: i64) -> Option<Moment> {
     })
 }
 
+/// A row of the audit log as the card shows it: the event, outcome and method by the catalog's
+/// name for them (`event_…`, `outcome_…`, `method_…`) where it has one, so no page shows a raw
+/// code; an unknown name (a row from a later version) as it was stored.
 #[derive(Serialize)]
 struct Event {
     at: Option<Moment>,
     event: String,
+    event_key: Option<String>,
     outcome: String,
+    outcome_key: Option<String>,
     method: Option<String>,
+    method_key: Option<&'static str>,
     actor: Option<String>,
+}
+
+impl Event {
+    fn new(at: Option<Moment>, event: String, outcome: String, method: Option<String>) -> Self {
+        Event {
+            at,
+            event_key: AuditKind::parse(&event).map(|k| format!("event_{}", k.as_str())),
+            event,
+            outcome_key: Outcome::parse(&outcome).map(|o| format!("outcome_{}", o.as_str())),
+            outcome,
+            method_key: match method.as_deref() {
+                Some("totp") => Some("method_totp"),
+                Some("email") => Some("method_email"),
+                _ => None,
+            },
+            method,
+            actor: None,
+        }
+    }
 }
 
 /// The user card as the page shows it.
@@ -94,11 +120,13 @@ impl From<UserCard> for Card {
                 .recent_events
                 .into_iter()
                 .map(|r| Event {
-                    at: moment(r.event.at.as_millis()),
-                    event: r.event.event,
-                    outcome: r.event.outcome,
-                    method: r.event.method,
                     actor: r.event.actor,
+                    ..Event::new(
+                        moment(r.event.at.as_millis()),
+                        r.event.event,
+                        r.event.outcome,
+                        r.event.method,
+                    )
                 })
                 .collect(),
         }
@@ -149,6 +177,25 @@ pub fn sample_card(flag: bool) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_event_and_outcome_has_a_name_in_every_language() {
+        for locale in crate::domain::locale::Locale::ALL {
+            let texts = &crate::i18n::catalog(locale).page;
+            for kind in AuditKind::ALL {
+                let e = Event::new(None, kind.as_str().into(), "success".into(), None);
+                let key = e.event_key.unwrap();
+                assert!(texts.get(&key).is_some(), "{locale:?} {key}");
+            }
+            for outcome in Outcome::ALL {
+                let e = Event::new(None, "unlock".into(), outcome.as_str().into(), None);
+                let key = e.outcome_key.unwrap();
+                assert!(texts.get(&key).is_some(), "{locale:?} {key}");
+            }
+        }
+        let later = Event::new(None, "from_later".into(), "odd".into(), Some("x".into()));
+        assert!(later.event_key.is_none() && later.outcome_key.is_none());
+    }
 
     #[test]
     fn moments_are_utc_to_the_minute() {
