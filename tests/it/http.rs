@@ -315,3 +315,38 @@ async fn refusals_below_the_handlers_are_pages_in_the_visitors_language_and_json
     let answer = send(&app, get("/healthz")).await;
     assert_eq!(answer.json()["status"], "ok");
 }
+
+#[tokio::test]
+async fn a_throttled_page_is_a_page_that_names_the_wait_in_words() {
+    use crate::pages::Browser;
+    let app = test_app(
+        "[licence]\nazure_ad_premium = true\n[throttle]\nip_max_starts = 1\nip_window = \"10m\"\n",
+    )
+    .await;
+    // The first start of the address spends its budget.
+    let mut first = Browser::new(&app);
+    let page = first.get("/reset").await;
+    let started = first
+        .submit(&page, "/reset", &[("username", "nobody-here-z")])
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.body);
+    for (lang, text) in [
+        ("en", "Try again in 10 minutes"),
+        ("nl", "Probeer het over 10 minuten opnieuw"),
+    ] {
+        let mut browser = Browser::new(&app);
+        let page = browser.get(&format!("/reset?lang={lang}")).await;
+        let answer = browser
+            .submit(&page, "/reset", &[("username", "nobody-here-z")])
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            answer.body
+        );
+        assert!(answer.body.contains(&format!("lang=\"{lang}\"")));
+        assert!(answer.body.contains(text), "{}", answer.body);
+        assert!(answer.headers.contains_key(header::RETRY_AFTER));
+    }
+}
