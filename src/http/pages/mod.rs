@@ -331,6 +331,8 @@ mod tests {
                         code => "ABCD-EFGH-JKMN-PQRS", register_authenticator => flag,
                         checks => if flag { vec!["registered", "ad_mail", "manager"] } else { vec![] },
                         operator => "op-anna", caller => "Jan Jansen (jjansen)", token => "t0ken",
+                        title => "error_page_404_title", body => "error_page_404_body",
+                        server_error => flag,
                     };
                     let response = pages.render(StatusCode::OK, name, locale, page);
                     assert_eq!(response.status(), StatusCode::OK, "{name} in {locale:?}");
