@@ -109,10 +109,11 @@ pub fn violation_message(violation: &Violation, locale: Locale) -> String {
     }
 }
 
-/// "2 days", "1 uur", "30 minutes": a policy interval for a person, rounded up.
-fn span(d: std::time::Duration, locale: Locale) -> String {
+/// "2 days", "24 uur", "30 minutes": an interval for a person, rounded up. A single day reads
+/// as "24 hours", the words a throttle's wait and AD's one-day minimum age are known by.
+pub fn span(d: std::time::Duration, locale: Locale) -> String {
     let minutes = d.as_secs().div_ceil(60).max(1);
-    let (unit, n) = if minutes % (24 * 60) == 0 {
+    let (unit, n) = if minutes % (24 * 60) == 0 && minutes > 24 * 60 {
         ("day", minutes / (24 * 60))
     } else if minutes >= 60 {
         ("hour", minutes.div_ceil(60))
@@ -255,11 +256,11 @@ impl ApiError {
                 .join(" "),
             ApiError::Flow(FlowError::Throttled { retry_after }) => fill_with(
                 t.error("throttled"),
-                &[("minutes", &retry_after.as_secs().div_ceil(60).to_string())],
+                &[("wait", &span(*retry_after, Locale::En))],
             ),
             ApiError::Flow(FlowError::SignInThrottled { retry_after }) => fill_with(
                 t.error("signin_throttled"),
-                &[("minutes", &retry_after.as_secs().div_ceil(60).to_string())],
+                &[("wait", &span(*retry_after, Locale::En))],
             ),
             ApiError::Flow(e) => {
                 let mut m = e.to_string();
@@ -365,7 +366,7 @@ mod tests {
             message(24, 86_400, Locale::En),
             "The domain refused this password, although it meets the rules that can be checked \
              in advance: it may be one of your last 24 passwords, or your password was changed \
-             less than 1 day ago. Choose another password."
+             less than 24 hours ago. Choose another password."
         );
         assert!(message(24, 0, Locale::En).contains("last 24 passwords. Choose"));
         assert!(
@@ -381,7 +382,9 @@ mod tests {
 
     #[test]
     fn intervals_read_naturally() {
-        assert_eq!(span(Duration::from_secs(86_400), Locale::En), "1 day");
+        assert_eq!(span(Duration::from_secs(86_400), Locale::En), "24 hours");
+        assert_eq!(span(Duration::from_secs(2 * 86_400), Locale::En), "2 days");
+        assert_eq!(span(Duration::from_secs(600), Locale::En), "10 minutes");
         assert_eq!(span(Duration::from_secs(3 * 86_400), Locale::Nl), "3 dagen");
         assert_eq!(span(Duration::from_secs(90 * 60), Locale::En), "2 hours");
         assert_eq!(span(Duration::from_secs(60), Locale::Nl), "1 minuut");

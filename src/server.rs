@@ -84,6 +84,12 @@ pub async fn serve(config: &Config) -> Result<(), ServeError> {
         self_service = config.licence.azure_ad_premium,
         "sspr-bridge listening"
     );
+    // Employees are only told to ask the helpdesk; what an administrator does goes here.
+    if let Err(closed) = crate::domain::licence::LicenceGate::new(config.licence.azure_ad_premium)
+        .require_self_service()
+    {
+        tracing::warn!("{closed}");
+    }
     let limits = crate::connections::Limits {
         header_timeout: config.server.header_timeout,
         max_connections: config.server.max_connections,

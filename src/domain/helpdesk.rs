@@ -10,6 +10,7 @@ mod approval;
 mod caller;
 mod card;
 mod session;
+pub mod temporary;
 
 pub use approval::{APPROVAL_LIFETIME, Answer, ApprovalView, Approvals, caller_label};
 

@@ -120,8 +120,8 @@ pub fn normalise_login(typed: &str, domains: &[String]) -> String {
 }
 
 /// The name to look the account up by: `DOMAIN\user` becomes `user` (AD's lookup knows no down-
-/// level form); anything else as typed.
-fn lookup_name<'a>(typed: &'a str, domains: &[String]) -> &'a str {
+/// level form); anything else as typed. Every place a login is typed looks it up through this.
+pub fn lookup_name<'a>(typed: &'a str, domains: &[String]) -> &'a str {
     let typed = typed.trim();
     match typed.split_once('\\') {
         Some((domain, user))

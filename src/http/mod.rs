@@ -156,7 +156,7 @@ pub fn app(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             state.request_timeout,
         ))
-        .layer(middleware::from_fn(api_error_bodies))
+        .layer(middleware::from_fn_with_state(state.clone(), error_bodies))
         // Outside the limit and the timeout, so their answers carry the headers too.
         .layer(headers)
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
@@ -210,23 +210,41 @@ async fn log_errors(request: Request, next: Next) -> Response {
     response
 }
 
-/// Every error answer under `/api/` has an [`crate::error::ErrorBody`], also the refusals made
-/// below the handlers, which come with an empty or plain-text body of their own: a body over the
-/// limit (413), a request over the timeout (503), a method the route does not take (405).
-async fn api_error_bodies(request: Request, next: Next) -> Response {
-    let api = request.uri().path().starts_with("/api/");
+/// Paths machines read: their answers stay as their handlers made them (JSON under `/api/`).
+fn is_machine_path(path: &str) -> bool {
+    path.starts_with("/api/") || ["/healthz", "/readyz", "/metrics"].contains(&path)
+}
+
+/// Every error answer under `/api/` has an [`crate::error::ErrorBody`], and every other error
+/// answer is a page in the visitor's language, also the refusals made below the handlers, which
+/// come with an empty or plain-text body of their own: a body over the limit (413), a request
+/// over the timeout (503), a method the route does not take (405), an unknown path (404).
+async fn error_bodies(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let api = path.starts_with("/api/");
+    let machine = is_machine_path(path);
+    let locale = pages::Locale::negotiate(&request);
     let response = next.run(request).await;
     let status = response.status();
-    let json = response
+    let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let mut rendered = ApiError::Http(status).into_response();
-    if let Some(allow) = response.headers().get(header::ALLOW) {
-        rendered.headers_mut().insert(header::ALLOW, allow.clone());
+    let mut rendered = if api && !content_type.starts_with(b"application/json") {
+        ApiError::Http(status).into_response()
+    } else if !machine && !content_type.starts_with(b"text/html") {
+        state.pages.error_page(locale, status)
+    } else {
+        return response;
+    };
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(value) = response.headers().get(&name) {
+            rendered.headers_mut().insert(name, value.clone());
+        }
     }
     rendered
 }
@@ -237,7 +255,17 @@ async fn not_found() -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::is_self_service;
+    use super::{is_machine_path, is_self_service};
+
+    #[test]
+    fn machine_paths_keep_their_answers() {
+        for path in ["/api/v1/reset", "/healthz", "/readyz", "/metrics"] {
+            assert!(is_machine_path(path), "{path}");
+        }
+        for path in ["/", "/reset", "/nowhere", "/metrics/x", "/apis"] {
+            assert!(!is_machine_path(path), "{path}");
+        }
+    }
 
     #[test]
     fn self_service_paths_include_sub_paths_only() {

@@ -356,7 +356,7 @@ async fn verified_by_totp_the_operator_resets_to_a_temporary_password_that_must_
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(temporary.len(), 16);
+    assert!(reads_aloud(&temporary), "{temporary}");
 
     let (rc, text) = bind(&caller.dn, &temporary)
         .await
@@ -639,7 +639,7 @@ async fn a_temporary_password_can_be_mailed_instead_of_shown() {
         .text
         .lines()
         .map(str::trim)
-        .find(|l| l.len() == 16 && !l.contains(' '))
+        .find(|l| reads_aloud(l))
         .expect("the temporary password, alone on its line")
         .to_owned();
     let (rc, text) = bind(&caller.dn, &temporary).await.expect_err("must change");
@@ -1128,4 +1128,14 @@ async fn the_service_account_and_never_reset_accounts_are_refused_under_every_sp
         .await
         .expect("the listed account's password is unchanged");
     assert_eq!(read_attr(&listed.dn, "pwdLastSet").await, set_before);
+}
+
+/// Whether `line` is a temporary password as the service makes them: five dash-joined groups
+/// (four words and two digits).
+pub fn reads_aloud(line: &str) -> bool {
+    let groups: Vec<&str> = line.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .all(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_alphanumeric()))
 }

@@ -84,7 +84,7 @@ async fn verified_by_totp_an_operator_resets_and_reads_the_temporary_password_on
     assert_eq!(fact(&card.body, "card-totp"), "Yes");
     assert_eq!(fact(&card.body, "card-verified"), "Not yet");
     assert_page(&card, StatusCode::OK, &format!("Test {}", caller.sam));
-    assert_page(&card, StatusCode::OK, "<code>enrollment_added</code>");
+    assert_page(&card, StatusCode::OK, "Method added");
     assert_page(&card, StatusCode::OK, " UTC</time>");
     assert_page(&card, StatusCode::OK, "Verify the caller first");
     assert!(
@@ -173,7 +173,17 @@ async fn verified_by_totp_an_operator_resets_and_reads_the_temporary_password_on
             .contains("class=\"temporary\" type=\"text\" readonly")
     );
     let temporary = attr_of_tag(&shown.body, "id=\"temporary-password\"", "value");
-    assert_eq!(temporary.len(), 16, "{temporary}");
+    // Words and two digits, shown in the groups an operator reads out.
+    assert!(temporary.len() >= 16, "{temporary}");
+    let groups: Vec<&str> = temporary.split('-').collect();
+    assert_eq!(groups.len(), 5, "{temporary}");
+    for group in &groups {
+        assert!(
+            shown.body.contains(&format!("<kbd>{group}</kbd>")),
+            "{}",
+            shown.body
+        );
+    }
     assert!(
         browser.seen_urls.iter().all(|u| !u.contains(&temporary)),
         "the password is in no URL"
@@ -195,8 +205,36 @@ async fn verified_by_totp_an_operator_resets_and_reads_the_temporary_password_on
     // Back on the card: must change; the password is not shown again.
     let back = browser.submit(&shown, "/helpdesk/user", &[]).await;
     assert_eq!(fact(&back.body, "card-must-change"), "Yes");
-    assert_page(&back, StatusCode::OK, "<code>helpdesk_reset</code>");
+    // AD's pwdLastSet is 0 now: not "Never".
+    assert_eq!(
+        fact(&back.body, "card-password-set"),
+        "Must be changed at next sign-in"
+    );
+    // Events by name, never as the codes the audit stores.
+    assert_page(&back, StatusCode::OK, "Password reset by the helpdesk");
+    for raw in [
+        "<code>",
+        "helpdesk_reset",
+        "code_sent",
+        "flow_started",
+        "enrollment_added",
+    ] {
+        assert!(!back.body.contains(raw), "{raw}: {}", back.body);
+    }
     assert!(!back.body.contains(&temporary));
+    browser.accept_language = Some("nl");
+    let dutch = browser.submit(&shown, "/helpdesk/user", &[]).await;
+    assert_eq!(
+        fact(&dutch.body, "card-password-set"),
+        "Moet bij de volgende aanmelding worden gewijzigd"
+    );
+    assert_page(
+        &dutch,
+        StatusCode::OK,
+        "Wachtwoord opnieuw ingesteld door de helpdesk",
+    );
+    assert!(!dutch.body.contains("<code>"), "{}", dutch.body);
+    browser.accept_language = None;
 
     let script = desk.app.get("/static/copy.js", None).await;
     assert_eq!(script.status, StatusCode::OK);
@@ -302,7 +340,7 @@ async fn verified_by_an_emailed_code_an_operator_unlocks_a_real_lockout() {
         .text
         .lines()
         .map(str::trim)
-        .find(|l| l.len() == 16 && !l.contains(' '))
+        .find(|l| crate::helpdesk::reads_aloud(l))
         .expect("the temporary password, alone on its line");
     let (rc, text) = bind(&caller.dn, temporary).await.expect_err("must change");
     assert!(rc == 49 && text.contains("data 773"), "{text}");

@@ -15,6 +15,7 @@ mod helpdesk_pages;
 mod hostile;
 mod http;
 mod https;
+mod logins;
 mod mail;
 mod metrics;
 mod multidc;

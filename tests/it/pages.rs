@@ -1171,6 +1171,6 @@ async fn without_the_licence_the_gate_answers_for_every_page_and_post() {
     assert_page(
         &refused,
         StatusCode::FORBIDDEN,
-        "The helpdesk can help you right away.",
+        "The helpdesk can do it for you.",
     );
 }

@@ -4,6 +4,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
+use super::temporary::temporary_password;
 use super::{Action, Helpdesk, block_key};
 use crate::domain::audit::{Audit, AuditKind, Outcome};
 use crate::domain::deps::Client;
@@ -11,7 +12,6 @@ use crate::domain::directory::{AccountChange, DirectoryUser};
 use crate::domain::error::FlowError;
 use crate::domain::notify::{Mail, MailKind};
 use crate::domain::registration_code;
-use crate::domain::secrets::temporary_password;
 
 impl Helpdesk<'_> {
     /// Refuses (and audits) acting on an account the helpdesk may not touch.
@@ -110,8 +110,13 @@ impl Helpdesk<'_> {
                             .to_owned(),
                     ));
                 }
-                let password =
-                    SecretString::from(temporary_password(h.temporary_password_length).to_string());
+                let names = [
+                    user.sam_account_name.as_str(),
+                    user.display_name.as_deref().unwrap_or_default(),
+                ];
+                let password = SecretString::from(
+                    temporary_password(h.temporary_password_length, &names).to_string(),
+                );
                 d.directory
                     .write_account(
                         &user,

@@ -12,9 +12,10 @@ use crate::domain::store::MethodKind;
 
 impl Helpdesk<'_> {
     pub(super) async fn target(&self, id: &str) -> Result<DirectoryUser, FlowError> {
+        let domains = &self.deps.settings.signin.domains;
         self.deps
             .directory
-            .find_user_by(id.trim(), true)
+            .find_user_by(crate::domain::signin::lookup_name(id, domains), true)
             .await?
             .ok_or(FlowError::NotFound)
     }

@@ -94,7 +94,13 @@ impl<'a> Reset<'a> {
             ));
         }
         let login = typed.to_lowercase();
-        let user = d.directory.find_user(typed).await?;
+        let user = d
+            .directory
+            .find_user(crate::domain::signin::lookup_name(
+                typed,
+                &d.settings.signin.domains,
+            ))
+            .await?;
         // Every start finds one account and misses one, then judges an account that exists, so
         // the directory does the same work for every login: a found entry (with its constructed
         // attributes) and tokenGroups of a real account each cost the test DC ~0.3 ms more than

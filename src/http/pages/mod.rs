@@ -64,6 +64,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "helpdesk_password.html",
     "helpdesk_registration_code.html",
     "approve.html",
+    "error.html",
 ];
 
 const STYLESHEET: &str = include_str!("../../../static/style.css");
@@ -149,6 +150,27 @@ impl Pages {
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
             }
         }
+    }
+
+    /// The page for an error answer that no handler phrased: an unknown path, a wrong method,
+    /// a form over the body limit, a request over the timeout, a failure.
+    pub fn error_page(&self, locale: Locale, status: StatusCode) -> Response {
+        let kind = match status.as_u16() {
+            code @ (404 | 405 | 413 | 429 | 503) => code.to_string(),
+            code if code >= 500 => "500".to_owned(),
+            _ => "400".to_owned(),
+        };
+        self.render(
+            status,
+            "error.html",
+            locale,
+            context! {
+                title => format!("error_page_{kind}_title"),
+                body => format!("error_page_{kind}_body"),
+                server_error => status.is_server_error(),
+                here => "/",
+            },
+        )
     }
 
     pub fn licence_required(&self, locale: Locale) -> Response {
@@ -311,6 +333,8 @@ mod tests {
                         code => "ABCD-EFGH-JKMN-PQRS", register_authenticator => flag,
                         checks => if flag { vec!["registered", "ad_mail", "manager"] } else { vec![] },
                         operator => "op-anna", caller => "Jan Jansen (jjansen)", token => "t0ken",
+                        title => "error_page_404_title", body => "error_page_404_body",
+                        server_error => flag,
                     };
                     let response = pages.render(StatusCode::OK, name, locale, page);
                     assert_eq!(response.status(), StatusCode::OK, "{name} in {locale:?}");

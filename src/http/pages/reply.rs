@@ -14,7 +14,7 @@ use crate::domain::helpdesk::ManagerRefusal;
 use crate::domain::policy::Violation;
 use crate::domain::reset::{MAX_PASSWORD_CHARS, retry_after_secs};
 use crate::domain::scope::Exclusion;
-use crate::error::{ApiError, ErrorCause};
+use crate::error::{ApiError, ErrorCause, span};
 
 pub struct Reply {
     status: StatusCode,
@@ -39,6 +39,11 @@ struct Alert {
     restart: bool,
     /// Show the helpdesk link: self-service cannot help here.
     helpdesk: bool,
+    /// Show the link to unlock an account: after any failed sign-in, so it tells nothing about
+    /// the account.
+    unlock: bool,
+    /// How long to wait, the text's `{wait}` ("10 minutes"), told in the reader's language.
+    wait: Option<std::time::Duration>,
 }
 
 #[derive(Serialize)]
@@ -48,6 +53,7 @@ struct ShownAlert<'a> {
     items: Vec<String>,
     restart: Option<&'a str>,
     helpdesk: bool,
+    unlock: bool,
 }
 
 impl Reply {
@@ -96,6 +102,8 @@ impl Reply {
             rules: Vec::new(),
             restart: false,
             helpdesk: false,
+            unlock: false,
+            wait: None,
         });
         self
     }
@@ -110,6 +118,8 @@ impl Reply {
             rules: Vec::new(),
             restart: false,
             helpdesk: false,
+            unlock: false,
+            wait: None,
         });
         self
     }
@@ -126,9 +136,14 @@ impl Reply {
             rules: Vec::new(),
             restart: false,
             helpdesk: false,
+            unlock: false,
+            wait: None,
         };
         match &error {
-            ApiError::Flow(FlowError::InvalidCredentials) => alert.key = "error_credentials",
+            ApiError::Flow(FlowError::InvalidCredentials) => {
+                alert.key = "error_credentials";
+                alert.unlock = true;
+            }
             ApiError::Flow(FlowError::Unauthorized) => alert.key = "error_session_ended",
             ApiError::Flow(FlowError::InvalidCode { remaining_attempts }) => {
                 alert.key = match remaining_attempts {
@@ -157,20 +172,14 @@ impl Reply {
                 alert.restart = true;
             }
             ApiError::Flow(FlowError::Throttled { retry_after }) => {
-                let minutes = retry_after.as_secs().div_ceil(60).max(1);
-                alert.key = if minutes == 1 {
-                    "error_throttled_one"
-                } else {
-                    "error_throttled_other"
-                };
-                alert.params.push(("minutes", minutes.to_string()));
+                alert.key = "error_throttled";
+                alert.wait = Some(*retry_after);
                 alert.helpdesk = true;
                 self.retry_after = Some(retry_after_secs(*retry_after));
             }
             ApiError::Flow(FlowError::SignInThrottled { retry_after }) => {
-                let minutes = retry_after.as_secs().div_ceil(60).max(1);
                 alert.key = "error_signin_throttled";
-                alert.params.push(("minutes", minutes.to_string()));
+                alert.wait = Some(*retry_after);
                 self.retry_after = Some(retry_after_secs(*retry_after));
             }
             ApiError::Flow(FlowError::PasswordRejected(rules)) => {
@@ -261,8 +270,13 @@ impl Pages {
 
     fn show_with(&self, locale: Locale, csrf: &str, reply: Reply) -> Response {
         let alert = reply.alert.as_ref().map(|a| {
-            let params: Vec<(&str, &str)> =
-                a.params.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let wait = a.wait.map(|d| span(d, locale));
+            let params: Vec<(&str, &str)> = a
+                .params
+                .iter()
+                .map(|(n, v)| (*n, v.as_str()))
+                .chain(wait.as_deref().map(|w| ("wait", w)))
+                .collect();
             let text = crate::i18n::fill_with(&self.text(locale, a.key), &params);
             ShownAlert {
                 kind: if a.error { "error" } else { "success" },
@@ -275,6 +289,8 @@ impl Pages {
                 restart: a.restart.then_some(reply.here),
                 // Operators are the helpdesk: "contact the helpdesk" is no advice for them.
                 helpdesk: a.helpdesk && reply.here != sections::HELPDESK,
+                // Unlocking is self-service: closed without the licence.
+                unlock: a.unlock && self.self_service,
             }
         });
         let vars = context! {
@@ -336,6 +352,11 @@ mod tests {
         });
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert!(body.contains("15 minuten"), "{body}");
+
+        let (_, body) = shown(FlowError::Throttled {
+            retry_after: Duration::from_secs(24 * 3600),
+        });
+        assert!(body.contains("over 24 uur opnieuw"), "{body}");
         assert!(body.contains("https:&#x2f;&#x2f;help.example"), "{body}");
 
         let (status, body) = shown(FlowError::FlowNotFound);
@@ -355,5 +376,40 @@ mod tests {
         }));
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(!body.contains("0000052D"), "{body}");
+    }
+}
+
+#[cfg(test)]
+mod error_pages {
+    use super::*;
+
+    #[test]
+    fn every_error_status_has_a_page_in_each_language() {
+        let pages = Pages::new(Some("https://help.example/".into()), true, false);
+        for status in [404, 405, 413, 429, 500, 503, 400, 502] {
+            let status = StatusCode::from_u16(status).unwrap();
+            for locale in Locale::ALL {
+                let response = pages.error_page(locale, status);
+                assert_eq!(response.status(), status);
+                let body = futures::executor::block_on(axum::body::to_bytes(
+                    response.into_body(),
+                    usize::MAX,
+                ))
+                .unwrap();
+                let body = String::from_utf8_lossy(&body);
+                assert!(
+                    body.contains(&format!("lang=\"{}\"", locale.tag())),
+                    "{body}"
+                );
+                // A text missing from the catalog would show as its key.
+                let key = ["error", "page", ""].join("_");
+                assert!(!body.contains(&key), "a text is missing: {body}");
+            }
+        }
+        let too_many = pages.error_page(Locale::Nl, StatusCode::TOO_MANY_REQUESTS);
+        let body =
+            futures::executor::block_on(axum::body::to_bytes(too_many.into_body(), usize::MAX))
+                .unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("Te veel pogingen"));
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::domain::helpdesk::{UserCard, VerifiedBy};
 #[cfg(test)]
 use crate::domain::store::MethodKind;
+use crate::domain::store::{AuditKind, Outcome};
 
 /// How the page names a verification: by the registered method, when it was one.
 pub(super) fn shown_as(v: VerifiedBy) -> &'static str {
@@ -44,13 +45,33 @@ fn moment(unix_ms: i64) -> Option<Moment> {
     })
 }
 
+/// A row of the audit log as the card shows it: the event, outcome and method by the catalog's
+/// name for them (`event_…`, `outcome_…`, `method_…`), so no page shows a raw code.
 #[derive(Serialize)]
 struct Event {
     at: Option<Moment>,
-    event: String,
-    outcome: String,
+    event_key: String,
+    outcome_key: String,
     method: Option<String>,
+    method_key: Option<&'static str>,
     actor: Option<String>,
+}
+
+impl Event {
+    fn new(at: Option<Moment>, event: AuditKind, outcome: Outcome, method: Option<String>) -> Self {
+        Event {
+            at,
+            event_key: format!("event_{}", event.as_str()),
+            outcome_key: format!("outcome_{}", outcome.as_str()),
+            method_key: match method.as_deref() {
+                Some("totp") => Some("method_totp"),
+                Some("email") => Some("method_email"),
+                _ => None,
+            },
+            method,
+            actor: None,
+        }
+    }
 }
 
 /// The user card as the page shows it.
@@ -94,11 +115,13 @@ impl From<UserCard> for Card {
                 .recent_events
                 .into_iter()
                 .map(|r| Event {
-                    at: moment(r.event.at.as_millis()),
-                    event: r.event.event.as_str().to_owned(),
-                    outcome: r.event.outcome.as_str().to_owned(),
-                    method: r.event.method,
                     actor: r.event.actor,
+                    ..Event::new(
+                        moment(r.event.at.as_millis()),
+                        r.event.event,
+                        r.event.outcome,
+                        r.event.method,
+                    )
                 })
                 .collect(),
         }
@@ -149,6 +172,28 @@ pub fn sample_card(flag: bool) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_event_and_outcome_has_a_name_in_every_language() {
+        for locale in crate::domain::locale::Locale::ALL {
+            let texts = &crate::i18n::catalog(locale).page;
+            for kind in AuditKind::ALL {
+                let key = Event::new(None, kind, Outcome::Success, None).event_key;
+                assert!(texts.get(&key).is_some(), "{locale:?} {key}");
+            }
+            for outcome in Outcome::ALL {
+                let key = Event::new(None, AuditKind::Unlock, outcome, None).outcome_key;
+                assert!(texts.get(&key).is_some(), "{locale:?} {key}");
+            }
+            let e = Event::new(
+                None,
+                AuditKind::Verification,
+                Outcome::Failure,
+                Some("totp".into()),
+            );
+            assert!(texts.get(e.method_key.unwrap()).is_some());
+        }
+    }
 
     #[test]
     fn moments_are_utc_to_the_minute() {
