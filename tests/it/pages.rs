@@ -119,6 +119,8 @@ pub struct Browser<'a> {
     pub seen_urls: Vec<String>,
     /// Every `Set-Cookie` header received.
     pub set_cookies: Vec<String>,
+    /// Where the last submitted form redirected with `303 See Other`, if it did.
+    pub redirected: Option<String>,
 }
 
 impl<'a> Browser<'a> {
@@ -129,6 +131,7 @@ impl<'a> Browser<'a> {
             accept_language: None,
             seen_urls: Vec::new(),
             set_cookies: Vec::new(),
+            redirected: None,
         }
     }
 
@@ -211,7 +214,28 @@ impl<'a> Browser<'a> {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        self.post(action, &pairs).await
+        let answer = self.post(action, &pairs).await;
+        self.redirected = None;
+        self.follow(answer).await
+    }
+
+    /// Follows `303 See Other` with a GET, as a browser does; the first Location goes to
+    /// `redirected`.
+    pub async fn follow(&mut self, mut answer: Answer) -> Answer {
+        for _ in 0..5 {
+            if answer.status != StatusCode::SEE_OTHER {
+                return answer;
+            }
+            assert!(answer.body.is_empty(), "{}", answer.body);
+            let location = answer.headers[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(location.starts_with('/'), "{location}");
+            self.redirected.get_or_insert_with(|| location.clone());
+            answer = self.get(&location).await;
+        }
+        panic!("a redirect loop");
     }
 
     /// Asserts that a flow id or session token never showed up in a URL, nor anywhere in a page.

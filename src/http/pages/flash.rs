@@ -1,0 +1,198 @@
+//! Post/Redirect/Get: a form that went through answers `303 See Other` to a page that a GET
+//! renders, so Back and Reload repeat a harmless GET and never the POST (no second mail, no
+//! second attempt, no "Confirm Form Resubmission").
+//!
+//! What such a page shows beyond what the domain keeps (which methods are still to verify,
+//! whether a code was mailed, a one-shot "we sent a code") rides in the `sspr_page` cookie:
+//! sealed with the server's key and bound to the area's bearer cookie (the flow or session), so
+//! the browser can neither read nor change it, nor carry it to another flow. It holds no secret,
+//! and it only decides what a page displays: every POST is still judged by the domain.
+
+use std::convert::Infallible;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use super::cookies::{self, area_bearer};
+use crate::domain::secrets::Keys;
+use crate::http::AppState;
+
+pub const PAGE: &str = "sspr_page";
+
+/// The state is display only, but a flow lives minutes: half an hour is plenty.
+const MAX_AGE_SECS: u32 = 30 * 60;
+
+/// The outcome messages a redirected page may show once. A cookie names one of these, never a
+/// text of its own.
+const NOTICES: &[&str] = &[
+    "notice_reset_code_sent",
+    "notice_verified",
+    "notice_verified_more",
+];
+
+/// What a page reached by a redirect shows, besides what the domain keeps.
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+#[serde(default)]
+pub struct PageState {
+    /// The verification methods the page offers.
+    pub methods: Vec<String>,
+    /// An email code was sent: show its field and the resend button.
+    pub email_sent: bool,
+    /// The flow this browser finished (`/reset` or `/unlock`).
+    pub done: Option<String>,
+    /// An outcome to confirm once, one of [`NOTICES`].
+    pub notice: Option<String>,
+}
+
+impl PageState {
+    /// The one-shot notice, as the text key it names.
+    pub fn notice_key(&self) -> Option<&'static str> {
+        let wanted = self.notice.as_deref()?;
+        NOTICES.iter().copied().find(|n| *n == wanted)
+    }
+
+    pub fn with_notice(mut self, key: &'static str) -> Self {
+        debug_assert!(NOTICES.contains(&key), "{key} is not in NOTICES");
+        self.notice = Some(key.to_owned());
+        self
+    }
+}
+
+fn context(bearer: &str) -> Vec<u8> {
+    [b"sspr-page-state\0".as_slice(), bearer.as_bytes()].concat()
+}
+
+fn seal(keys: &Keys, bearer: Option<&str>, state: &PageState) -> String {
+    let plain = serde_json::to_vec(state).expect("page state serializes");
+    URL_SAFE_NO_PAD.encode(keys.seal(&plain, &context(bearer.unwrap_or(""))))
+}
+
+fn open(keys: &Keys, bearer: Option<&str>, sealed: &str) -> Option<PageState> {
+    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    let plain = keys.open(&bytes, &context(bearer.unwrap_or("")))?;
+    serde_json::from_slice(&plain).ok()
+}
+
+/// The `Set-Cookie` for `state` (`None`: forget it), bound to `bearer`, the value the area's
+/// bearer cookie has once the browser took this answer.
+pub fn cookie(
+    keys: &Keys,
+    bearer: Option<&str>,
+    state: Option<&PageState>,
+    secure: bool,
+) -> HeaderValue {
+    let value = match state {
+        Some(state) => format!(
+            "{PAGE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={MAX_AGE_SECS}",
+            seal(keys, bearer, state)
+        ),
+        None => format!("{PAGE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    };
+    let value = if secure {
+        format!("{value}; Secure")
+    } else {
+        value
+    };
+    HeaderValue::from_str(&value).expect("base64url is a cookie value")
+}
+
+/// The sealed state is longer than the tokens [`cookies::read`] takes, so it is read here, with
+/// its own bound.
+fn read(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == PAGE)
+        .map(|(_, value)| value)
+        .filter(|value| value.len() <= 1024)
+}
+
+/// The page state that came with the request, if it opens for the area's bearer cookie.
+pub struct Carried(pub Option<PageState>);
+
+impl FromRequestParts<AppState> for Carried {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Infallible> {
+        let bearer = area_bearer(parts.uri.path()).and_then(|a| cookies::read(&parts.headers, a));
+        let state = read(&parts.headers).and_then(|v| open(&s.deps.keys, bearer, v));
+        Ok(Carried(state))
+    }
+}
+
+/// `303 See Other` to `location`, setting `cookies`.
+pub fn see_other(location: &str, cookies: impl IntoIterator<Item = HeaderValue>) -> Response {
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::new(&[7u8; 32])
+    }
+
+    fn value(cookie: &HeaderValue) -> String {
+        let text = cookie.to_str().unwrap();
+        text[PAGE.len() + 1..text.find(';').unwrap()].to_owned()
+    }
+
+    #[test]
+    fn the_state_opens_only_for_its_own_flow_and_key() {
+        let state = PageState {
+            methods: vec!["totp".into(), "email".into()],
+            email_sent: true,
+            ..Default::default()
+        }
+        .with_notice("notice_reset_code_sent");
+        let sealed = value(&cookie(&keys(), Some("flow-a"), Some(&state), false));
+        assert_eq!(open(&keys(), Some("flow-a"), &sealed), Some(state.clone()));
+        assert_eq!(open(&keys(), Some("flow-b"), &sealed), None);
+        assert_eq!(open(&keys(), None, &sealed), None);
+        assert_eq!(open(&Keys::new(&[8u8; 32]), Some("flow-a"), &sealed), None);
+        assert!(!sealed.contains("totp"), "the browser cannot read it");
+        assert_eq!(state.notice_key(), Some("notice_reset_code_sent"));
+    }
+
+    #[test]
+    fn only_known_notices_are_shown() {
+        let state = PageState {
+            notice: Some("anything else".into()),
+            ..Default::default()
+        };
+        assert_eq!(state.notice_key(), None);
+    }
+
+    #[test]
+    fn the_cookie_is_strict_http_only_and_short_lived() {
+        let set = cookie(&keys(), None, Some(&PageState::default()), true);
+        let text = set.to_str().unwrap();
+        for part in [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Max-Age=1800",
+            "Secure",
+            "Path=/",
+        ] {
+            assert!(text.contains(part), "{text}");
+        }
+        let gone = cookie(&keys(), None, None, false);
+        assert_eq!(
+            gone,
+            "sspr_page=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        );
+    }
+}
