@@ -21,6 +21,7 @@ mod multidc;
 mod notices;
 mod outbox;
 mod pages;
+mod pages_prg;
 mod policy;
 mod scaleout;
 mod scope;

@@ -16,7 +16,7 @@ use crate::selfservice::{decode_base32, settle_totp_step};
 
 const LICENSED: &str = "[licence]\nazure_ad_premium = true\n";
 
-async fn app(extra: &str) -> TestApp {
+pub async fn app(extra: &str) -> TestApp {
     test_app(&format!("{LICENSED}{}\n{extra}", smtp_section())).await
 }
 
@@ -706,10 +706,18 @@ async fn unlock_through_the_pages_after_a_real_lockout() {
     let mut visit = Browser::new(&app);
     let verify = start(&mut visit, "/unlock", &user.sam).await;
     let flow = visit.jar["sspr_flow"].clone();
+    assert_eq!(visit.redirected.as_deref(), Some("/unlock/verify"));
     let confirm = verify_totp(&mut visit, &verify, "/unlock", &secret).await;
+    assert_eq!(visit.redirected.as_deref(), Some("/unlock/confirm"));
     assert_page(&confirm, StatusCode::OK, "Unlock my account");
+    // Reload: the same page, and nothing posted again.
+    let reloaded = visit.get("/unlock/confirm").await;
+    assert_page(&reloaded, StatusCode::OK, "Unlock my account");
     let done = visit.submit(&confirm, "/unlock/confirm", &[]).await;
+    assert_eq!(visit.redirected.as_deref(), Some("/unlock/done"));
     assert_page(&done, StatusCode::OK, "Your account is unlocked");
+    let reloaded = visit.get("/unlock/done").await;
+    assert_page(&reloaded, StatusCode::OK, "Your account is unlocked");
     bind(&user.dn, &user.password)
         .await
         .expect("unlocked, same password");
