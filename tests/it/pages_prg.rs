@@ -163,3 +163,67 @@ async fn step_pages_without_a_flow_lead_back_to_the_start() {
     let answer = browser.get("/reset/verify").await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn registration_steps_redirect_to_the_overview_and_reloads_repeat_nothing() {
+    let app = app("").await;
+    let user = create_user("prr").await;
+    let mut browser = Browser::new(&app);
+    let form = browser.get("/register").await;
+    let overview = browser
+        .submit(
+            &form,
+            "/register",
+            &[("username", &user.sam), ("password", &user.password)],
+        )
+        .await;
+    assert_eq!(browser.redirected.as_deref(), Some("/register"));
+    assert_page(&overview, StatusCode::OK, "Your verification methods");
+    reload(&mut browser, "Your verification methods").await;
+
+    let address = crate::mail::unique_address();
+    let form = browser.get("/register/email").await;
+    let sent = browser
+        .submit(&form, "/register/email", &[("address", &address)])
+        .await;
+    assert_eq!(
+        browser.redirected.as_deref(),
+        Some("/register/email/confirm")
+    );
+    assert_page(&sent, StatusCode::OK, "We sent a code. Type it below.");
+    assert_page(&sent, StatusCode::OK, &address);
+    let code = wait_for_mail(&address).await.code_in().expect("a code");
+    let again = reload(&mut browser, &address).await;
+    assert!(
+        !again.body.contains("We sent a code."),
+        "the notice is shown once"
+    );
+    assert_no_mail(&address, NO_MAIL_WITHIN).await;
+
+    let added = browser
+        .submit(&again, "/register/email/confirm", &[("code", &code)])
+        .await;
+    assert_eq!(browser.redirected.as_deref(), Some("/register"));
+    assert_page(&added, StatusCode::OK, "Your email address is set up.");
+    let again = reload(&mut browser, "***@mail.test").await;
+    assert!(!again.body.contains("Your email address is set up."));
+    wait_for_mail(&address).await; // "a method was added", once
+    assert_no_mail(&address, NO_MAIL_WITHIN).await;
+
+    let confirm = browser.get("/register/remove/email").await;
+    let removed = browser
+        .submit(&confirm, "/register/remove/email", &[])
+        .await;
+    assert_eq!(browser.redirected.as_deref(), Some("/register"));
+    assert_page(&removed, StatusCode::OK, "The method was removed.");
+    reload(&mut browser, "No address set up.").await;
+
+    let signed_out = browser.submit(&removed, "/register/sign-out", &[]).await;
+    assert_eq!(browser.redirected.as_deref(), Some("/register"));
+    assert_page(&signed_out, StatusCode::OK, "You are signed out.");
+    let again = reload(&mut browser, "autocomplete=\"current-password\"").await;
+    assert!(!again.body.contains("You are signed out."));
+    // Back to a step page of the ended session: the sign-in form.
+    let back = browser.get("/register/email/confirm").await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+}

@@ -19,6 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::cookies::{self, area_bearer};
+use super::{Reply, Visitor};
 use crate::domain::secrets::Keys;
 use crate::http::AppState;
 
@@ -33,6 +34,14 @@ const NOTICES: &[&str] = &[
     "notice_reset_code_sent",
     "notice_verified",
     "notice_verified_more",
+    "notice_totp_added",
+    "notice_reconfirmed",
+    "notice_stepped_up",
+    "notice_stepup_code_sent",
+    "notice_code_sent",
+    "notice_email_added",
+    "notice_removed",
+    "notice_signed_out",
 ];
 
 /// What a page reached by a redirect shows, besides what the domain keeps.
@@ -47,6 +56,8 @@ pub struct PageState {
     pub done: Option<String>,
     /// An outcome to confirm once, one of [`NOTICES`].
     pub notice: Option<String>,
+    /// The address a code was mailed to, shown above its field.
+    pub address: Option<String>,
 }
 
 impl PageState {
@@ -126,6 +137,43 @@ impl FromRequestParts<AppState> for Carried {
         let state = read(&parts.headers).and_then(|v| open(&s.deps.keys, bearer, v));
         Ok(Carried(state))
     }
+}
+
+/// `303 See Other` to `path`, with `state` for the page there, bound to the bearer cookie
+/// `visitor` holds for the area.
+pub fn onwards(s: &AppState, visitor: &Visitor, path: &str, state: &PageState) -> Response {
+    let cookie = cookie(
+        &s.deps.keys,
+        bearer_of(visitor),
+        Some(state),
+        s.pages.secure_cookies,
+    );
+    see_other(path, [cookie])
+}
+
+/// Shows a page reached by a redirect, with its one-shot notice; the notice is then dropped
+/// from the state, so a reload shows the page without it.
+pub fn shown(s: &AppState, visitor: &Visitor, reply: Reply, state: PageState) -> Response {
+    let Some(notice) = state.notice_key() else {
+        return s.pages.show(visitor, reply);
+    };
+    let mut response = s.pages.show(visitor, reply.notice(notice));
+    let rest = PageState {
+        notice: None,
+        ..state
+    };
+    let cookie = cookie(
+        &s.deps.keys,
+        bearer_of(visitor),
+        Some(&rest),
+        s.pages.secure_cookies,
+    );
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    response
+}
+
+fn bearer_of(visitor: &Visitor) -> Option<&str> {
+    visitor.csrf.area.and_then(|area| visitor.bearer(area))
 }
 
 /// `303 See Other` to `location`, setting `cookies`.

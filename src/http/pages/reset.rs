@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use axum::Router;
 use axum::extract::{Form, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::context;
@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::cookies::{self, FLOW};
-use super::flash::{self, Carried, PageState, see_other};
+use super::flash::{self, Carried, PageState, onwards, see_other, shown};
 use super::{Locale, Pages, Reply, Visitor, back_to_start};
 use crate::domain::error::FlowError;
 use crate::domain::policy::Requirement;
@@ -109,39 +109,6 @@ fn verify_page(purpose: Purpose, state: &PageState) -> Reply {
 
 fn flow(visitor: &Visitor) -> Result<&str, FlowError> {
     visitor.flow.as_deref().ok_or(FlowError::FlowNotFound)
-}
-
-/// `303 See Other` to `path`, with `state` for the page there, bound to the flow `visitor`
-/// holds.
-fn onwards(s: &AppState, visitor: &Visitor, path: &str, state: &PageState) -> Response {
-    let cookie = flash::cookie(
-        &s.deps.keys,
-        visitor.flow.as_deref(),
-        Some(state),
-        s.pages.secure_cookies,
-    );
-    see_other(path, [cookie])
-}
-
-/// Shows a page reached by a redirect, with its one-shot notice; the notice is then dropped
-/// from the state, so a reload shows the page without it.
-fn shown(s: &AppState, visitor: &Visitor, reply: Reply, state: PageState) -> Response {
-    let Some(notice) = state.notice_key() else {
-        return s.pages.show(visitor, reply);
-    };
-    let mut response = s.pages.show(visitor, reply.notice(notice));
-    let rest = PageState {
-        notice: None,
-        ..state
-    };
-    let cookie = flash::cookie(
-        &s.deps.keys,
-        visitor.flow.as_deref(),
-        Some(&rest),
-        s.pages.secure_cookies,
-    );
-    response.headers_mut().append(header::SET_COOKIE, cookie);
-    response
 }
 
 /// The password step, listing the rules that apply before anything is typed.
