@@ -42,6 +42,13 @@ const NOTICES: &[&str] = &[
     "notice_email_added",
     "notice_removed",
     "notice_signed_out",
+    "notice_helpdesk_manager_asked",
+    "notice_helpdesk_code_sent",
+    "notice_block_lifted",
+    "notice_caller_verified",
+    "notice_password_mailed",
+    "notice_caller_unlocked",
+    "notice_registrations_cleared",
 ];
 
 /// What a page reached by a redirect shows, besides what the domain keeps.
@@ -58,6 +65,10 @@ pub struct PageState {
     pub notice: Option<String>,
     /// The address a code was mailed to, shown above its field.
     pub address: Option<String>,
+    /// The helpdesk's caller (as the operator typed the account) and how the page last showed
+    /// them verified; the card itself is looked up afresh.
+    pub caller: Option<String>,
+    pub verified: Option<String>,
 }
 
 impl PageState {
@@ -154,10 +165,24 @@ pub fn onwards(s: &AppState, visitor: &Visitor, path: &str, state: &PageState) -
 /// Shows a page reached by a redirect, with its one-shot notice; the notice is then dropped
 /// from the state, so a reload shows the page without it.
 pub fn shown(s: &AppState, visitor: &Visitor, reply: Reply, state: PageState) -> Response {
-    let Some(notice) = state.notice_key() else {
-        return s.pages.show(visitor, reply);
+    let reply = match state.notice_key() {
+        Some(notice) => reply.notice(notice),
+        None => reply,
     };
-    let mut response = s.pages.show(visitor, reply.notice(notice));
+    let response = s.pages.show(visitor, reply);
+    noticed(s, visitor, response, state)
+}
+
+/// `response` showed `state`'s notice (if any): the state goes on without it.
+pub fn noticed(
+    s: &AppState,
+    visitor: &Visitor,
+    mut response: Response,
+    state: PageState,
+) -> Response {
+    if state.notice.is_none() {
+        return response;
+    }
     let rest = PageState {
         notice: None,
         ..state

@@ -15,6 +15,7 @@ use crate::http::pages::Visitor;
 
 use super::{
     CARD, CONFIRM, CallerForm, HERE, Outcome, as_operator, caller_page, card_step, page, shown_as,
+    to_card,
 };
 
 /// The actions by the path segment of their forms.
@@ -123,14 +124,14 @@ pub(super) async fn act(
                 };
             return temporary_password(&s, &visitor, &form, &password, mail_failed);
         }
-        Ok(None) => (
-            CARD,
-            Outcome::Notice(match action {
+        Ok(None) => {
+            let notice = match action {
                 Action::Reset { .. } => "notice_password_mailed",
                 Action::Unlock => "notice_caller_unlocked",
                 Action::ClearRegistrations => "notice_registrations_cleared",
-            }),
-        ),
+            };
+            return to_card(&s, &visitor, &form.id, &shown, Some(notice));
+        }
         // The domain asks for a reason before it looks for an address to mail to.
         Err(e @ FlowError::InvalidInput(_)) => {
             let no_address = reason.is_some()
