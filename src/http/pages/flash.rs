@@ -49,6 +49,7 @@ const NOTICES: &[&str] = &[
     "notice_password_mailed",
     "notice_caller_unlocked",
     "notice_registrations_cleared",
+    "approve_code_sent",
 ];
 
 /// What a page reached by a redirect shows, besides what the domain keeps.
