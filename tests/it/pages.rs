@@ -121,6 +121,8 @@ pub struct Browser<'a> {
     pub set_cookies: Vec<String>,
     /// Where the last submitted form redirected with `303 See Other`, if it did.
     pub redirected: Option<String>,
+    /// The path and body of the last POST, which a Reload of its answer sends again.
+    last_post: Option<(String, String)>,
 }
 
 impl<'a> Browser<'a> {
@@ -132,10 +134,14 @@ impl<'a> Browser<'a> {
             seen_urls: Vec::new(),
             set_cookies: Vec::new(),
             redirected: None,
+            last_post: None,
         }
     }
 
     async fn send(&mut self, method: &str, path: &str, form: Option<String>) -> Answer {
+        if let Some(body) = &form {
+            self.last_post = Some((path.to_owned(), body.clone()));
+        }
         let mut request = Request::builder().method(method).uri(path);
         if !self.jar.is_empty() {
             let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -217,6 +223,12 @@ impl<'a> Browser<'a> {
         let answer = self.post(action, &pairs).await;
         self.redirected = None;
         self.follow(answer).await
+    }
+
+    /// Reload of a POST's answer, confirmed: the same form sent again (not followed).
+    pub async fn post_again(&mut self) -> Answer {
+        let (path, body) = self.last_post.clone().expect("a form was posted");
+        self.send("POST", &path, Some(body)).await
     }
 
     /// Follows `303 See Other` with a GET, as a browser does; the first Location goes to

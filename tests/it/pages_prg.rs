@@ -81,7 +81,11 @@ async fn reset_steps_redirect_and_reloads_send_no_mail_and_cost_no_attempt() {
         )
         .await;
     let left = attempts_left(&replaced);
-    // A failed step answers directly; reloading the page it belongs to costs no attempt.
+    // A failed step answers directly. Reloading that answer sends the form again: it is seen
+    // as answered and leads to the page, without a second attempt.
+    let again = browser.post_again().await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    assert_eq!(again.headers[header::LOCATION], "/reset/verify");
     for _ in 0..2 {
         let again = browser.get("/reset/verify").await;
         assert_page(&again, StatusCode::OK, "autocomplete=\"one-time-code\"");

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cookies::{self, area_bearer};
 use super::{Reply, Visitor};
-use crate::domain::secrets::Keys;
+use crate::domain::secrets::{Keys, new_token};
 use crate::http::AppState;
 
 pub const PAGE: &str = "sspr_page";
@@ -70,6 +70,10 @@ pub struct PageState {
     /// them verified; the card itself is looked up afresh.
     pub caller: Option<String>,
     pub verified: Option<String>,
+    /// The mark of the forms the page shows last. A form that comes back with an older mark
+    /// was answered already: the browser sends it again (Reload of an error page), and it is
+    /// not given to the domain a second time.
+    pub once: Option<String>,
 }
 
 impl PageState {
@@ -77,6 +81,28 @@ impl PageState {
     pub fn notice_key(&self) -> Option<&'static str> {
         let wanted = self.notice.as_deref()?;
         NOTICES.iter().copied().find(|n| *n == wanted)
+    }
+
+    /// The state with a mark for its forms; a new one only if it has none.
+    pub fn marked(self) -> Self {
+        match self.once {
+            Some(_) => self,
+            None => self.remarked(),
+        }
+    }
+
+    /// The state with a new mark: the forms shown before are answered.
+    pub fn remarked(self) -> Self {
+        Self {
+            once: Some(new_token().0),
+            ..self
+        }
+    }
+
+    /// Whether a form marked `sent` was already answered. A form without a mark (not from
+    /// these pages) is not judged.
+    pub fn replayed(&self, sent: &str) -> bool {
+        !sent.is_empty() && self.once.as_deref() != Some(sent)
     }
 
     pub fn with_notice(mut self, key: &'static str) -> Self {
@@ -171,19 +197,19 @@ pub fn shown(s: &AppState, visitor: &Visitor, reply: Reply, state: PageState) ->
         None => reply,
     };
     let response = s.pages.show(visitor, reply);
-    noticed(s, visitor, response, state)
+    kept(s, visitor, response, state)
 }
 
 /// `response` showed `state`'s notice (if any): the state goes on without it.
-pub fn noticed(
-    s: &AppState,
-    visitor: &Visitor,
-    mut response: Response,
-    state: PageState,
-) -> Response {
+pub fn noticed(s: &AppState, visitor: &Visitor, response: Response, state: PageState) -> Response {
     if state.notice.is_none() {
         return response;
     }
+    kept(s, visitor, response, state)
+}
+
+/// `response` sets `state`, without its notice, for the next page.
+pub fn kept(s: &AppState, visitor: &Visitor, mut response: Response, state: PageState) -> Response {
     let rest = PageState {
         notice: None,
         ..state
@@ -239,6 +265,18 @@ mod tests {
         assert_eq!(open(&Keys::new(&[8u8; 32]), Some("flow-a"), &sealed), None);
         assert!(!sealed.contains("totp"), "the browser cannot read it");
         assert_eq!(state.notice_key(), Some("notice_reset_code_sent"));
+    }
+
+    #[test]
+    fn a_form_with_an_older_mark_is_a_replay() {
+        let state = PageState::default().marked();
+        let mark = state.once.clone().unwrap();
+        assert_eq!(state.clone().marked().once, Some(mark.clone()));
+        assert!(!state.replayed(&mark));
+        assert!(!state.replayed(""), "a form without a mark is not judged");
+        let next = state.remarked();
+        assert!(next.replayed(&mark));
+        assert!(PageState::default().replayed(&mark));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::cookies::{self, FLOW};
-use super::flash::{self, Carried, PageState, onwards, see_other, shown};
+use super::flash::{self, Carried, PageState, kept, onwards, see_other, shown};
 use super::{Locale, Pages, Reply, Visitor, back_to_start};
 use crate::domain::error::FlowError;
 use crate::domain::policy::Requirement;
@@ -80,6 +80,8 @@ struct Start {
 struct Verify {
     method: String,
     code: String,
+    /// The form's mark (see [`PageState::replayed`]).
+    once: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -104,6 +106,7 @@ fn verify_page(purpose: Purpose, state: &PageState) -> Reply {
     purpose.page("reset_verify.html").vars(context! {
         methods => offered(state),
         email_sent => state.email_sent,
+        once => state.once,
     })
 }
 
@@ -228,7 +231,10 @@ async fn verify_form(
     uri: Uri,
 ) -> Response {
     match step_state(&visitor, carried) {
-        Some(state) => shown(&s, &visitor, verify_page(purpose, &state), state),
+        Some(state) => {
+            let state = state.marked();
+            shown(&s, &visitor, verify_page(purpose, &state), state)
+        }
         None => back_to_start(uri).await.into_response(),
     }
 }
@@ -270,6 +276,11 @@ async fn verify(
     Form(form): Form<Verify>,
 ) -> Response {
     let state = carried.unwrap_or_default();
+    let here = format!("{}/verify", purpose.here());
+    if state.replayed(&form.once) {
+        // Answered already (its error shown once): the page as it is now, no second attempt.
+        return see_other(&here, []);
+    }
     let Some(method) = MethodKind::parse(&form.method) else {
         let reply = verify_page(purpose, &state).problem(StatusCode::BAD_REQUEST, "error_method");
         return s.pages.show(&visitor, reply);
@@ -300,11 +311,13 @@ async fn verify(
                 ..PageState::default()
             }
             .with_notice("notice_verified_more");
-            onwards(&s, &visitor, &format!("{}/verify", purpose.here()), &others)
+            onwards(&s, &visitor, &here, &others)
         }
         Err(e) => {
+            let state = state.remarked();
             let retry = verify_page(purpose, &state);
-            refused(&s, &visitor, purpose, retry, e, "error_code")
+            let response = refused(&s, &visitor, purpose, retry, e, "error_code");
+            kept(&s, &visitor, response, state)
         }
     }
 }
