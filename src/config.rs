@@ -13,15 +13,20 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use crate::domain::directory::DirectoryError;
-use crate::domain::helpdesk::CallerCheck;
 use crate::domain::network::Cidr;
 use crate::domain::scope::Scope;
+// `[helpdesk]`, `[registration]`, `[reset]` and `[throttle]` are the flows' own settings sections,
+// defined once in the domain.
+use crate::domain::settings::{
+    HelpdeskSettings, RegistrationSettings, ResetSettings, ThrottleSettings,
+};
 
 mod de;
+mod directory;
+mod load;
 mod rules;
 
-use rules::Checks;
+pub use directory::{Balance, DcEndpoint, DirectoryConfig, PolicyHints};
 
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -41,10 +46,10 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub server: ServerConfig,
     pub licence: LicenceConfig,
-    pub helpdesk: HelpdeskConfig,
-    pub registration: RegistrationConfig,
-    pub reset: ResetConfig,
-    pub throttle: ThrottleConfig,
+    pub helpdesk: HelpdeskSettings,
+    pub registration: RegistrationSettings,
+    pub reset: ResetSettings,
+    pub throttle: ThrottleSettings,
     pub policy: PolicyConfig,
     pub notify: NotifyConfig,
     pub directory: DirectoryConfig,
@@ -110,115 +115,6 @@ pub struct LicenceConfig {
     pub azure_ad_premium: bool,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HelpdeskConfig {
-    #[serde(deserialize_with = "de::contact_link")]
-    pub url: Option<String>,
-    /// `None`: the helpdesk is off.
-    #[serde(deserialize_with = "de::optional_trimmed")]
-    pub group_dn: Option<String>,
-    pub require_verification: bool,
-    #[serde(deserialize_with = "de::distinguished_names")]
-    pub allow_protected: Vec<String>,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub session_idle: Duration,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub session_lifetime: Duration,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub verification_lifetime: Duration,
-    #[serde(deserialize_with = "de::temporary_password_length")]
-    pub temporary_password_length: usize,
-    pub operator_second_factor: bool,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub operator_max_sign_ins: u32,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub operator_max_actions: u32,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub operator_window: Duration,
-    #[serde(with = "humantime_serde")]
-    pub membership_recheck: Duration,
-    #[serde(deserialize_with = "de::caller_checks")]
-    pub verification_methods: Vec<CallerCheck>,
-    #[serde(with = "humantime_serde")]
-    pub manager_min_age: Duration,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistrationConfig {
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub session_lifetime: Duration,
-    #[serde(deserialize_with = "de::totp_issuer")]
-    pub totp_issuer: String,
-    /// A method confirmed longer ago than this many days no longer counts for a reset until the
-    /// user confirms it again; 0 = never.
-    #[serde(deserialize_with = "de::reconfirm_days")]
-    pub reconfirm_days: u16,
-    /// `remind` mails an unregistered user at most once per this interval.
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub remind_interval: Duration,
-    /// How long a one-time registration code from the helpdesk stays valid.
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub code_lifetime: Duration,
-    /// Where a user may register their first method with the AD password alone; from anywhere
-    /// else the first one takes a registration code. Empty: anywhere.
-    #[serde(deserialize_with = "de::networks")]
-    pub allowed_networks: Vec<Cidr>,
-}
-
-impl RegistrationConfig {
-    /// `reconfirm_days` as a duration; `None` when confirmations never go stale.
-    pub fn reconfirm_after(&self) -> Option<Duration> {
-        (self.reconfirm_days > 0)
-            .then(|| Duration::from_secs(u64::from(self.reconfirm_days) * 86_400))
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResetConfig {
-    #[serde(deserialize_with = "de::methods_required")]
-    pub methods_required: u8,
-    pub unlock_on_reset: bool,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub flow_lifetime: Duration,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub code_lifetime: Duration,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ThrottleConfig {
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub flow_max_failures: u32,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub user_max_failures: u32,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub user_window: Duration,
-    #[serde(with = "humantime_serde")]
-    pub user_block: Duration,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub ip_max_starts: u32,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub ip_max_verifications: u32,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub ip_window: Duration,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub email_max_sends: u32,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub email_window: Duration,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub signin_max_failures: u32,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub signin_window: Duration,
-    #[serde(with = "humantime_serde")]
-    pub signin_failure_floor: Duration,
-    /// Per-address throttles count an IPv6 client by this many leading bits, 1 to 128.
-    #[serde(deserialize_with = "de::ipv6_prefix")]
-    pub ipv6_prefix: u8,
-}
-
 /// Checks of new passwords on top of the directory's own policy.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -247,113 +143,6 @@ pub struct NotifyConfig {
     /// Told of every self-service reset of a protected account.
     #[serde(deserialize_with = "de::addresses")]
     pub admins: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DirectoryConfig {
-    /// The domain controllers as configured; [`Self::endpoints`] is what connects.
-    #[serde(deserialize_with = "de::dc_urls")]
-    pub urls: Vec<String>,
-    pub starttls: bool,
-    #[serde(skip)]
-    pub endpoints: Vec<DcEndpoint>,
-    #[serde(deserialize_with = "de::optional")]
-    pub ca_file: Option<PathBuf>,
-    #[serde(deserialize_with = "de::required_dn")]
-    pub base_dn: String,
-    #[serde(deserialize_with = "de::required_dn")]
-    pub bind_dn: String,
-    #[serde(deserialize_with = "de::secret")]
-    pub bind_password: SecretString,
-    #[serde(default)]
-    pub bind_password_file: Option<PathBuf>,
-    /// Accounts no action may target, besides `bind_dn` itself (user DNs).
-    #[serde(deserialize_with = "de::trimmed_list")]
-    pub never_reset: Vec<String>,
-    /// The account `check` resets to prove the service account's rights; `None` = no self-test.
-    #[serde(deserialize_with = "de::optional_trimmed")]
-    pub self_test_user: Option<String>,
-    #[serde(deserialize_with = "de::ldap_filter")]
-    pub user_filter: String,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub timeout: Duration,
-    #[serde(deserialize_with = "de::positive_duration")]
-    pub connect_timeout: Duration,
-    #[serde(deserialize_with = "de::at_least_one")]
-    pub pool_size: usize,
-    #[serde(with = "humantime_serde")]
-    pub retry_down_after: Duration,
-    pub policy_hints: PolicyHints,
-    pub balance: Balance,
-    #[serde(with = "humantime_serde")]
-    pub write_affinity: Duration,
-}
-
-/// How work is spread over several domain controllers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Balance {
-    /// Each account has a home DC, chosen by hashing its name over the DCs that answer: every
-    /// read, bind and write for it goes there, so a flow never reads a DC that has not yet
-    /// received its own write. Accounts, and so the load, spread over all DCs; every instance
-    /// of the service makes the same choice.
-    ByUser,
-    /// The first DC that answers takes everything; the others are for failover.
-    InOrder,
-}
-
-/// Whether password resets carry LDAP_SERVER_POLICY_HINTS, which makes AD apply password history
-/// and minimum age to an administrative reset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyHints {
-    /// Send it to every DC that lists it in its rootDSE `supportedControl`.
-    Auto,
-    /// Refuse to write a password through a DC that does not support it.
-    Required,
-    /// Never send it.
-    Off,
-}
-
-/// A domain controller's URL, known to be encrypted: `ldaps://`, or `ldap://` upgraded with
-/// StartTLS. There is no way to build one for a plaintext connection.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DcEndpoint {
-    pub url: String,
-    pub starttls: bool,
-}
-
-impl DcEndpoint {
-    pub fn parse(url: &str, starttls: bool) -> Result<Self, DirectoryError> {
-        let parsed = Url::parse(url).map_err(|e| DirectoryError::Other {
-            rc: 0,
-            detail: format!("{url} is not a URL: {e}"),
-        })?;
-        if parsed.host_str().is_none_or(str::is_empty) {
-            return Err(DirectoryError::Other {
-                rc: 0,
-                detail: format!("{url} has no host"),
-            });
-        }
-        match parsed.scheme() {
-            "ldaps" => Ok(Self {
-                url: url.to_owned(),
-                starttls: false,
-            }),
-            "ldap" if starttls => Ok(Self {
-                url: url.to_owned(),
-                starttls: true,
-            }),
-            "ldap" => Err(DirectoryError::InsecureTransport {
-                url: url.to_owned(),
-            }),
-            other => Err(DirectoryError::Other {
-                rc: 0,
-                detail: format!("{url}: scheme {other}:// is not LDAP; use ldaps:// or ldap://"),
-            }),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -495,6 +284,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl Problem {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
 impl ConfigError {
     fn single(key: &str, message: impl Into<String>) -> Self {
         Self {
@@ -515,10 +313,10 @@ impl ConfigError {
 struct Raw {
     server: ServerConfig,
     licence: LicenceConfig,
-    helpdesk: HelpdeskConfig,
-    registration: RegistrationConfig,
-    reset: ResetConfig,
-    throttle: ThrottleConfig,
+    helpdesk: HelpdeskSettings,
+    registration: RegistrationSettings,
+    reset: ResetSettings,
+    throttle: ThrottleSettings,
     policy: PolicyConfig,
     notify: NotifyConfig,
     directory: DirectoryConfig,
@@ -529,140 +327,6 @@ struct Raw {
     metrics: MetricsConfig,
     #[serde(default)]
     ui: UiConfig,
-}
-
-impl Config {
-    pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
-        use config::{Environment, File, FileFormat};
-
-        let mut builder =
-            config::Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        if let Some(path) = &sources.file {
-            if !path.is_file() {
-                return Err(ConfigError::single(
-                    "--config",
-                    format!("{} does not exist or is not a file", path.display()),
-                ));
-            }
-            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
-        }
-        for layer in &sources.layers {
-            builder = builder.add_source(File::from_str(layer, FileFormat::Toml));
-        }
-        if sources.environment {
-            builder = builder.add_source(
-                Environment::with_prefix("SSPR")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("directory.urls")
-                    .with_list_parse_key("server.trusted_proxies")
-                    .with_list_parse_key("registration.allowed_networks")
-                    .try_parsing(true),
-            );
-        }
-        let mut checks = Checks::default();
-        let raw = parse(builder, &mut checks.problems);
-        match raw.and_then(|raw| checks.config(raw)) {
-            Some(mut config) if checks.problems.is_empty() => {
-                config.source = sources.file.clone();
-                Ok(config)
-            }
-            _ => Err(ConfigError {
-                problems: checks.problems,
-            }),
-        }
-    }
-}
-
-/// Deserialises the layers into sections. Serde stops at the first bad value, so to report every
-/// one, each is noted under its key and replaced by its default before the next attempt; the
-/// rules across keys then still run on what is left. `None` when the text is no configuration at
-/// all (a syntax error, an unknown key), which is noted under `config`.
-fn parse(
-    builder: config::ConfigBuilder<config::builder::DefaultState>,
-    problems: &mut Vec<Problem>,
-) -> Option<Raw> {
-    use config::{File, FileFormat, Value, ValueKind};
-
-    let defaults = config::Config::builder()
-        .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
-        .build()
-        .expect("the compiled-in defaults parse");
-    let mut builder = builder;
-    // Each round replaces one more bad value by its default, which parses, so the rounds end;
-    // a problem seen twice ends them too.
-    loop {
-        let error = match builder
-            .build_cloned()
-            .and_then(config::Config::try_deserialize)
-        {
-            Ok(raw) => return Some(raw),
-            Err(error) => error,
-        };
-        let problem = Problem::from_layers(error);
-        if problems.contains(&problem) {
-            return None;
-        }
-        let default = defaults.get::<Value>(&problem.key).ok().or_else(|| {
-            let key = problem.key.strip_suffix("_file")?;
-            defaults.get::<Value>(key).ok()?;
-            Some(Value::new(None, ValueKind::Nil))
-        });
-        let retry = match default {
-            Some(value) if problem.key.contains('.') => {
-                builder.set_override(&problem.key, value).ok()
-            }
-            _ => None,
-        };
-        problems.push(problem);
-        builder = retry?;
-    }
-}
-
-impl Problem {
-    /// A value that failed to deserialise, under its key (`section.key`, a list's index dropped);
-    /// anything else under `config`.
-    fn from_layers(error: config::ConfigError) -> Self {
-        let whole = error.to_string();
-        let (key, message) = match error {
-            config::ConfigError::At {
-                error,
-                key: Some(key),
-                origin,
-            } => (key, format!("{error}{}", in_origin(origin))),
-            config::ConfigError::Type {
-                unexpected,
-                expected,
-                key: Some(key),
-                origin,
-            } => (
-                key,
-                format!(
-                    "invalid type: {unexpected}, expected {expected}{}",
-                    in_origin(origin)
-                ),
-            ),
-            _ => return Self::new("config", whole),
-        };
-        let key = key.split('[').next().unwrap_or_default();
-        if key.matches('.').count() == 1 {
-            Self::new(key, message)
-        } else {
-            Self::new("config", whole)
-        }
-    }
-
-    fn new(key: &str, message: impl Into<String>) -> Self {
-        Self {
-            key: key.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
-fn in_origin(origin: Option<String>) -> String {
-    origin.map(|o| format!(" in {o}")).unwrap_or_default()
 }
 
 /// A database URL with any password replaced, fit for logs and `check` output.

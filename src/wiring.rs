@@ -10,14 +10,14 @@ use secrecy::ExposeSecret;
 use crate::config::Config;
 use crate::directory::LdapDirectory;
 use crate::domain::clock::{Clock, SystemClock};
-use crate::domain::deps::Deps;
+use crate::domain::deps::{Deps, Ports};
 use crate::domain::directory::DirectoryError;
 use crate::domain::licence::LicenceGate;
 use crate::domain::notify::{Mailer, OutboxStore};
 use crate::domain::policy::{BannedList, PasswordRules};
 use crate::domain::scope::Eligibility;
 use crate::domain::secrets::Keys;
-use crate::domain::settings::{HelpdeskSettings, Settings};
+use crate::domain::settings::Settings;
 use crate::domain::signin::SignInSettings;
 use crate::domain::store::{AuditLog, StoreError};
 use crate::http::{AppState, Pages, Shared, TrustedProxies};
@@ -91,7 +91,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
             wake,
         )
     });
-    let deps = Deps {
+    let ports = Ports {
         directory: Arc::new(directory),
         registrations: shared_store.clone(),
         sessions: shared_store.clone(),
@@ -102,11 +102,8 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         approvals: shared_store.clone(),
         mailer,
         outbox: Arc::new(outbox),
-        clock,
-        keys,
-        settings: settings(config),
-        stand_in: Default::default(),
     };
+    let deps = Deps::new(ports, clock, keys, settings(config));
     Ok(Wired {
         deps,
         store,
@@ -144,40 +141,17 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
     }))
 }
 
+/// The flows' settings: the sections they take as they are, whole, and what is derived from
+/// several keys (the password rules from the banned list `rules::Checks` read, who is eligible
+/// from `[policy]` with the service account and `directory.never_reset`, the sign-in rules from
+/// `[throttle]` with the domain's names), which is built here.
 fn settings(config: &Config) -> Settings {
     let t = &config.throttle;
     Settings {
-        session_lifetime: config.registration.session_lifetime,
-        totp_issuer: config.registration.totp_issuer.clone(),
-        methods_required: usize::from(config.reset.methods_required),
-        unlock_on_reset: config.reset.unlock_on_reset,
-        flow_lifetime: config.reset.flow_lifetime,
-        code_lifetime: config.reset.code_lifetime,
-        flow_max_failures: i64::from(t.flow_max_failures),
-        user_max_failures: i64::from(t.user_max_failures),
-        user_window: t.user_window,
-        user_block: t.user_block,
-        ip_max_starts: i64::from(t.ip_max_starts),
-        ip_max_verifications: i64::from(t.ip_max_verifications),
-        ip_window: t.ip_window,
-        email_max_sends: i64::from(t.email_max_sends),
-        email_window: t.email_window,
-        helpdesk: HelpdeskSettings {
-            group_dn: config.helpdesk.group_dn.clone(),
-            require_verification: config.helpdesk.require_verification,
-            allow_protected: config.helpdesk.allow_protected.clone(),
-            session_idle: config.helpdesk.session_idle,
-            session_lifetime: config.helpdesk.session_lifetime,
-            verification_lifetime: config.helpdesk.verification_lifetime,
-            temporary_password_length: config.helpdesk.temporary_password_length,
-            operator_second_factor: config.helpdesk.operator_second_factor,
-            operator_max_sign_ins: i64::from(config.helpdesk.operator_max_sign_ins),
-            operator_max_actions: i64::from(config.helpdesk.operator_max_actions),
-            operator_window: config.helpdesk.operator_window,
-            membership_recheck: config.helpdesk.membership_recheck,
-            manager_min_age: config.helpdesk.manager_min_age,
-            verification_methods: config.helpdesk.verification_methods.clone(),
-        },
+        registration: config.registration.clone(),
+        reset: config.reset,
+        throttle: *t,
+        helpdesk: config.helpdesk.clone(),
         password_rules: PasswordRules {
             banned: Arc::new(BannedList::new(
                 config.policy.banned_words.iter().map(String::as_str),
@@ -194,16 +168,12 @@ fn settings(config: &Config) -> Settings {
         },
         admin_addresses: config.notify.admins.clone(),
         notice_lifetime: NOTICE_LIFETIME,
-        reconfirm_after: config.registration.reconfirm_after(),
-        registration_code_lifetime: config.registration.code_lifetime,
-        registration_networks: config.registration.allowed_networks.clone(),
         self_service_licensed: config.licence.azure_ad_premium,
         signin: SignInSettings {
-            max_failures: i64::from(t.signin_max_failures),
+            max_failures: t.signin_max_failures,
             window: t.signin_window,
             failure_floor: t.signin_failure_floor,
             domains: SignInSettings::domains_of(&config.directory.base_dn),
         },
-        ipv6_prefix: t.ipv6_prefix,
     }
 }

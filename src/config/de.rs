@@ -10,67 +10,19 @@ use serde::Deserialize;
 use serde::de::{Deserializer, Error};
 use url::Url;
 
-use crate::domain::helpdesk::CallerCheck;
 use crate::domain::network::Cidr;
 use crate::domain::scope::Scope;
-
-/// A number within `MIN..=MAX`, else `message`.
-fn bounded<'de, D, T>(d: D, min: u64, max: u64, message: &str) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Copy,
-    u64: TryFrom<T>,
-{
-    let value = T::deserialize(d)?;
-    match u64::try_from(value) {
-        Ok(n) if (min..=max).contains(&n) => Ok(value),
-        _ => Err(D::Error::custom(message)),
-    }
-}
-
-pub fn at_least_one<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Copy,
-    u64: TryFrom<T>,
-{
-    bounded(d, 1, u64::MAX, "must be at least 1")
-}
+pub use crate::domain::settings::de::{
+    at_least_one, bounded, distinguished_names, optional_trimmed, parsed_list, positive_duration,
+};
 
 pub fn body_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     bounded(d, 1024, u64::MAX, "must be at least 1024 bytes")
 }
 
-pub fn temporary_password_length<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    bounded(d, 12, 128, "must be between 12 and 128 characters")
-}
-
-pub fn methods_required<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
-    bounded(d, 1, 2, "must be 1 or 2 (2 means two different methods)")
-}
-
-pub fn ipv6_prefix<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
-    let message = "must be a prefix length from 1 to 128; 64 (one subnet) is a good default";
-    bounded(d, 1, 128, message)
-}
-
-pub fn reconfirm_days<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
-    let message = "must be 0 (never) or a number of days from 1 to 730";
-    bounded(d, 0, 730, message)
-}
-
 pub fn min_strength<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
     let message = "must be a zxcvbn score from 0 (off) to 4; 3 is a good default";
     bounded(d, 0, 4, message)
-}
-
-/// A duration such as "15m" that is more than zero.
-pub fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let value: Duration = humantime_serde::deserialize(d)?;
-    if value.is_zero() {
-        return Err(D::Error::custom("must be more than 0, e.g. \"15m\""));
-    }
-    Ok(value)
 }
 
 pub fn header_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -121,20 +73,6 @@ pub fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
     }
 }
 
-/// A link users are shown to reach the helpdesk, or empty for none.
-pub fn contact_link<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let text = String::deserialize(d)?;
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    match Url::parse(&text).as_ref().map(Url::scheme) {
-        Ok("https" | "http" | "mailto" | "tel") => Ok(Some(text)),
-        _ => Err(D::Error::custom(
-            "must be an https:, http:, mailto: or tel: link",
-        )),
-    }
-}
-
 /// A path, text or secret, or empty for none (the empty default in config/default.toml). A
 /// file's existence, and a secret's `_file` form, are checked after parsing, so that every
 /// problem is reported.
@@ -147,13 +85,6 @@ where
     Ok((!text.is_empty()).then(|| T::from(text)))
 }
 
-/// Trimmed text, or empty for none.
-pub fn optional_trimmed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let text = String::deserialize(d)?;
-    let text = text.trim();
-    Ok((!text.is_empty()).then(|| text.to_owned()))
-}
-
 /// A distinguished name the service cannot work without.
 pub fn required_dn<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let text = String::deserialize(d)?;
@@ -161,17 +92,6 @@ pub fn required_dn<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> 
         return Err(D::Error::custom("is required, e.g. DC=example,DC=com"));
     }
     Ok(text)
-}
-
-pub fn distinguished_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let names = Vec::<String>::deserialize(d)?;
-    if names.iter().any(|dn| !dn.contains('=')) {
-        return Err(D::Error::custom(
-            "must list distinguished names of users or groups, e.g. \
-             [\"CN=IT Staff,OU=Groups,DC=example,DC=com\"]",
-        ));
-    }
-    Ok(names)
 }
 
 /// Entries trimmed, empty ones dropped.
@@ -184,10 +104,7 @@ pub fn trimmed_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::E
 }
 
 pub fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
-    Vec::<String>::deserialize(d)?
-        .iter()
-        .map(|entry| entry.parse::<Cidr>().map_err(D::Error::custom))
-        .collect()
+    parsed_list(d)
 }
 
 pub fn dc_urls<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -209,32 +126,6 @@ pub fn ldap_filter<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> 
         ));
     }
     Ok(filter.to_owned())
-}
-
-/// Each named check once, in the order given.
-pub fn caller_checks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<CallerCheck>, D::Error> {
-    let mut checks = Vec::new();
-    for name in Vec::<String>::deserialize(d)? {
-        let check = CallerCheck::parse(name.trim()).ok_or_else(|| {
-            D::Error::custom(format!(
-                "{name:?} is not one of \"registered\", \"ad_mail\", \"manager\""
-            ))
-        })?;
-        if !checks.contains(&check) {
-            checks.push(check);
-        }
-    }
-    Ok(checks)
-}
-
-pub fn totp_issuer<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let text = String::deserialize(d)?;
-    if text.trim().is_empty() {
-        return Err(D::Error::custom(
-            "must name the service, e.g. \"Contoso IT\"",
-        ));
-    }
-    Ok(text)
 }
 
 /// Mail addresses, trimmed.

@@ -1,9 +1,11 @@
 //! The audit trail the flows write: one row per thing done or refused, never a secret.
 
+use std::sync::Arc;
+
 use super::ObjectGuid;
-use super::deps::{Client, Deps};
-use super::store::{AuditEvent, MethodKind, StoreError};
-use super::throttle::Limit;
+use super::client::Client;
+use super::clock::Clock;
+use super::store::{AuditEvent, AuditLog, AuditRecord, MethodKind, StoreError};
 
 /// What an audit row records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,23 +159,34 @@ pub struct Audit<'a> {
     pub reason: Option<&'a str>,
 }
 
-impl Deps {
+/// Writes the audit trail: owns the log and reads the clock for each row's time.
+#[derive(Clone)]
+pub struct Auditor {
+    log: Arc<dyn AuditLog>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Auditor {
+    pub fn new(log: Arc<dyn AuditLog>, clock: Arc<dyn Clock>) -> Self {
+        Self { log, clock }
+    }
+
     /// Writes an audit row. An audit failure fails the request: acting without a record is
     /// worse than not acting.
-    pub async fn audit(&self, client: &Client, a: Audit<'_>) -> Result<(), StoreError> {
-        self.audit_as(client, None, a).await
+    pub async fn record(&self, client: &Client, a: Audit<'_>) -> Result<(), StoreError> {
+        self.as_actor(client, None, a).await
     }
 
     /// An audit row for something `actor` (a helpdesk operator) did, when it was not the user.
     /// A row the database does not take (it is down or read-only) is written to the log instead,
     /// at error level, so the event is on record somewhere.
-    pub async fn audit_as(
+    pub async fn as_actor(
         &self,
         client: &Client,
         actor: Option<&str>,
         a: Audit<'_>,
     ) -> Result<(), StoreError> {
-        self.write_audit(client, actor, a, None).await
+        self.write(client, actor, a, None).await
     }
 
     /// An audit row about a login someone typed that matched no account: it names no account,
@@ -181,7 +194,7 @@ impl Deps {
     /// into username boxes). `a.sam_account_name` is not used. Callers hash every login they
     /// are given, known or not, so one without an account takes no longer (~9 µs a hash in a
     /// debug build).
-    pub async fn audit_typed_login(
+    pub async fn typed_login(
         &self,
         client: &Client,
         actor: Option<&str>,
@@ -192,10 +205,10 @@ impl Deps {
             sam_account_name: None,
             ..a
         };
-        self.write_audit(client, actor, a, Some(login_hash)).await
+        self.write(client, actor, a, Some(login_hash)).await
     }
 
-    async fn write_audit(
+    async fn write(
         &self,
         client: &Client,
         actor: Option<&str>,
@@ -203,7 +216,7 @@ impl Deps {
         login_hash: Option<String>,
     ) -> Result<(), StoreError> {
         let event = AuditEvent {
-            at_ms: self.now_ms(),
+            at: self.clock.now(),
             event: a.event.as_str().to_owned(),
             outcome: a.outcome.as_str().to_owned(),
             object_guid: a.user,
@@ -214,10 +227,10 @@ impl Deps {
             reason: a.reason.map(str::to_owned),
             login_hash,
         };
-        let written = self.audit.record(&event).await;
+        let written = self.log.record(&event).await;
         if let Err(e) = &written {
             tracing::error!(
-                audit.at_ms = event.at_ms,
+                audit.at_ms = event.at.as_millis(),
                 audit.event = %event.event,
                 audit.outcome = %event.outcome,
                 audit.object_guid = event.object_guid.map(|g| g.to_string()),
@@ -235,34 +248,20 @@ impl Deps {
     }
 
     /// Audits what AD has already done. A failure to write the row cannot undo it, so it is not
-    /// passed on (the event goes to the log, see [`Self::audit_as`]): the user is told the truth,
+    /// passed on (the event goes to the log, see [`Self::as_actor`]): the user is told the truth,
     /// that the change was made.
-    pub async fn audit_done(&self, client: &Client, actor: Option<&str>, a: Audit<'_>) {
-        // Logged by audit_as; nothing else to do.
-        let _ = self.audit_as(client, actor, a).await;
+    pub async fn done(&self, client: &Client, actor: Option<&str>, a: Audit<'_>) {
+        // Logged by as_actor; nothing else to do.
+        let _ = self.as_actor(client, actor, a).await;
     }
 
-    /// The audit row of a hit on `limit`, for `key` when the row should say which one.
-    pub async fn audit_throttled(
+    /// The latest `limit` rows about `user`, newest first, for the helpdesk's card.
+    pub async fn for_user(
         &self,
-        client: &Client,
-        user: Option<(ObjectGuid, &str)>,
-        limit: Limit,
-        key: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let reason = limit.reason(key);
-        self.audit(
-            client,
-            Audit {
-                event: AuditKind::Throttled,
-                outcome: Outcome::Denied,
-                user: user.map(|(guid, _)| guid),
-                sam_account_name: user.map(|(_, sam)| sam),
-                method: None,
-                reason: Some(&reason),
-            },
-        )
-        .await
+        user: &ObjectGuid,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.log.for_user(user, limit).await
     }
 }
 

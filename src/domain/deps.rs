@@ -1,26 +1,55 @@
-//! What every flow is given: the ports it talks to, the clock, the keys and the settings, and
-//! who is asking. The audit, throttle and notification helpers on [`Deps`] live beside the
-//! rules they serve ([`super::audit`], [`super::throttle`], [`super::notifier`]).
+//! What every flow is given: the ports it talks to, the services that own the audit log, the
+//! throttle and the outbox ([`Auditor`], [`Throttle`], [`Notifier`]), the clock, the keys and
+//! the settings.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::ObjectGuid;
-use super::clock::{Clock, ms};
+use super::audit::Auditor;
+use super::clock::{Clock, Timestamp};
 use super::directory::{Directory, DirectoryUser};
+use super::notifier::Notifier;
 use super::notify::{Mailer, Outbox};
 use super::scope::StandIn;
 use super::secrets::{Keys, new_token};
 use super::settings::Settings;
 use super::store::{
-    ApprovalStore, AuditLog, CodeStore, EnrolledMethod, FlowStore, MethodKind, RegistrationStore,
-    Session, SessionKind, SessionStore, StoreError, ThrottleStore,
+    ApprovalStore, AuditLog, CodeStore, EnrolledMethod, FlowStore, RegistrationStore, Session,
+    SessionKind, SessionStore, StoreError, ThrottleStore,
 };
+use super::throttle::Throttle;
 
-/// Everything the flows talk to, as traits.
+pub use super::client::Client;
+
+/// Everything the flows talk to: ports as traits, and the services that own the audit log, the
+/// throttle and the outbox.
 #[derive(Clone)]
 pub struct Deps {
+    pub directory: Arc<dyn Directory>,
+    pub registrations: Arc<dyn RegistrationStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub flows: Arc<dyn FlowStore>,
+    pub codes: Arc<dyn CodeStore>,
+    pub throttle: Throttle,
+    pub audit: Auditor,
+    pub approvals: Arc<dyn ApprovalStore>,
+    /// `None` when no SMTP server is configured: email methods are then unavailable. Only for
+    /// what must not be stored (the helpdesk's temporary password) and the batch commands.
+    pub mailer: Option<Arc<dyn Mailer>>,
+    /// Codes and notifications, queued in the outbox (when `mailer` is set) and sent in the
+    /// background.
+    pub notifier: Notifier,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<Keys>,
+    pub settings: Settings,
+    /// What a reset start for an unknown login judges in its place.
+    pub stand_in: Arc<StandIn>,
+}
+
+/// The ports [`Deps`] is built from; the audit log, the throttle store and the outbox go to the
+/// services that own them.
+pub struct Ports {
     pub directory: Arc<dyn Directory>,
     pub registrations: Arc<dyn RegistrationStore>,
     pub sessions: Arc<dyn SessionStore>,
@@ -29,29 +58,48 @@ pub struct Deps {
     pub throttle: Arc<dyn ThrottleStore>,
     pub audit: Arc<dyn AuditLog>,
     pub approvals: Arc<dyn ApprovalStore>,
-    /// `None` when no SMTP server is configured: email methods are then unavailable. Only for
-    /// what must not be stored (the helpdesk's temporary password) and the batch commands.
     pub mailer: Option<Arc<dyn Mailer>>,
-    /// Where codes and notifications go (when `mailer` is set): sent in the background.
     pub outbox: Arc<dyn Outbox>,
-    pub clock: Arc<dyn Clock>,
-    pub keys: Arc<Keys>,
-    pub settings: Settings,
-    /// What a reset start for an unknown login judges in its place.
-    pub stand_in: Arc<StandIn>,
-}
-
-/// Who is asking: for throttles, the audit and the language of mails.
-#[derive(Clone, Debug)]
-pub struct Client {
-    pub ip: Option<IpAddr>,
-    /// `en` or `nl`.
-    pub locale: String,
 }
 
 impl Deps {
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
+    pub fn new(ports: Ports, clock: Arc<dyn Clock>, keys: Arc<Keys>, settings: Settings) -> Self {
+        let audit = Auditor::new(ports.audit, clock.clone());
+        let throttle = Throttle::new(
+            ports.throttle,
+            clock.clone(),
+            audit.clone(),
+            settings.throttle,
+        );
+        let notifier = Notifier::new(
+            ports.outbox,
+            ports.mailer.is_some(),
+            ports.registrations.clone(),
+            ports.codes.clone(),
+            clock.clone(),
+            audit.clone(),
+            &settings,
+        );
+        Self {
+            directory: ports.directory,
+            registrations: ports.registrations,
+            sessions: ports.sessions,
+            flows: ports.flows,
+            codes: ports.codes,
+            throttle,
+            audit,
+            approvals: ports.approvals,
+            mailer: ports.mailer,
+            notifier,
+            clock,
+            keys,
+            settings,
+            stand_in: Default::default(),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// The user's methods that count for a reset now: confirmed, and not due for
@@ -60,9 +108,9 @@ impl Deps {
         &self,
         user: &ObjectGuid,
     ) -> Result<Vec<EnrolledMethod>, StoreError> {
-        let now = self.now_ms();
+        let now = self.now();
         let mut methods = self.registrations.methods(user).await?;
-        methods.retain(|m| m.is_current(now, self.settings.reconfirm_after));
+        methods.retain(|m| m.is_current(now, self.settings.registration.reconfirm_after()));
         Ok(methods)
     }
 
@@ -74,7 +122,7 @@ impl Deps {
         user: &DirectoryUser,
         lifetime: Duration,
     ) -> Result<String, StoreError> {
-        let now = self.now_ms();
+        let now = self.now();
         let (token, hash) = new_token();
         self.sessions
             .create_session(&Session {
@@ -82,12 +130,12 @@ impl Deps {
                 kind,
                 user: user.guid,
                 sam_account_name: user.sam_account_name.clone(),
-                created_at_ms: now,
-                expires_at_ms: now + ms(lifetime),
-                last_seen_at_ms: now,
+                created_at: now,
+                expires_at: now + lifetime,
+                last_seen_at: now,
                 pending_totp: None,
                 failures: 0,
-                stepped_up_at_ms: None,
+                stepped_up_at: None,
             })
             .await?;
         Ok(token)
@@ -95,12 +143,6 @@ impl Deps {
 
     /// The user's confirmed email address, if any.
     pub async fn confirmed_email(&self, user: &ObjectGuid) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .registrations
-            .methods(user)
-            .await?
-            .into_iter()
-            .find(|m| m.kind == MethodKind::Email && m.confirmed_at_ms.is_some())
-            .and_then(|m| m.address))
+        self.notifier.confirmed_email(user).await
     }
 }

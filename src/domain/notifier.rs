@@ -1,15 +1,67 @@
 //! Telling people: codes and notifications queued in the outbox (the ports and the mails
 //! themselves are in [`super::notify`]), and what is done when that fails.
 
-use super::ObjectGuid;
-use super::audit::{Audit, AuditKind, Outcome};
-use super::clock::ms;
-use super::deps::{Client, Deps};
-use super::directory::DirectoryUser;
-use super::notify::{About, Mail, MailKind, Purpose, Queued};
-use super::store::{MethodKind, PendingCode, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
 
-impl Deps {
+use super::ObjectGuid;
+use super::audit::{Audit, AuditKind, Auditor, Outcome};
+use super::client::Client;
+use super::clock::{Clock, Timestamp};
+use super::directory::DirectoryUser;
+use super::locale::Locale;
+use super::notify::{About, Mail, MailKind, Outbox, Purpose, Queued};
+use super::settings::Settings;
+use super::store::{CodeStore, MethodKind, PendingCode, RegistrationStore, StoreError};
+
+/// Tells people: owns the outbox, and what it reads to know where to write and what it does
+/// when a mail cannot go.
+#[derive(Clone)]
+pub struct Notifier {
+    outbox: Arc<dyn Outbox>,
+    /// Whether a mail server is configured: without one, notices are not queued.
+    mail_configured: bool,
+    registrations: Arc<dyn RegistrationStore>,
+    codes: Arc<dyn CodeStore>,
+    clock: Arc<dyn Clock>,
+    audit: Auditor,
+    /// How long a notification is retried before it is given up.
+    notice_lifetime: Duration,
+}
+
+impl Notifier {
+    /// `mail_configured`: whether a mail server is configured.
+    pub fn new(
+        outbox: Arc<dyn Outbox>,
+        mail_configured: bool,
+        registrations: Arc<dyn RegistrationStore>,
+        codes: Arc<dyn CodeStore>,
+        clock: Arc<dyn Clock>,
+        audit: Auditor,
+        settings: &Settings,
+    ) -> Self {
+        Self {
+            outbox,
+            mail_configured,
+            registrations,
+            codes,
+            clock,
+            audit,
+            notice_lifetime: settings.notice_lifetime,
+        }
+    }
+
+    /// The user's confirmed email address, if any.
+    pub async fn confirmed_email(&self, user: &ObjectGuid) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .registrations
+            .methods(user)
+            .await?
+            .into_iter()
+            .find(|m| m.kind == MethodKind::Email && m.confirmed_at.is_some())
+            .and_then(|m| m.address))
+    }
+
     /// Queues a notification about `user` (its objectGUID and sAMAccountName) if a mail server
     /// is configured. A failure is not fatal (the change itself already happened and was
     /// audited) but is logged and audited as a failed `notification`, so an owner who was never
@@ -21,10 +73,10 @@ impl Deps {
         user: (ObjectGuid, &str),
         to: Option<&str>,
         display_name: Option<&str>,
-        locale: &str,
+        locale: Locale,
         kind: MailKind,
     ) {
-        let (Some(_), Some(to)) = (&self.mailer, to) else {
+        let (true, Some(to)) = (self.mail_configured, to) else {
             return;
         };
         let label = kind.label();
@@ -32,14 +84,14 @@ impl Deps {
             mail: Mail {
                 to: to.to_owned(),
                 display_name: display_name.map(str::to_owned),
-                locale: locale.to_owned(),
+                locale,
                 kind,
             },
             purpose: Purpose::Notice,
             about: About::new(Some(user.0), user.1, None, client.ip),
             decoy: false,
         };
-        let send_by = self.now_ms() + ms(self.settings.notice_lifetime);
+        let send_by = (self.clock.now() + self.notice_lifetime).as_millis();
         if let Err(e) = self.outbox.enqueue(&queued, send_by).await {
             tracing::warn!(error = %e, kind = label, "notification not queued");
             let failed = Audit {
@@ -50,7 +102,7 @@ impl Deps {
                 method: None,
                 reason: Some(label),
             };
-            self.audit_done(client, None, failed).await;
+            self.audit.done(client, None, failed).await;
         }
     }
 
@@ -64,7 +116,7 @@ impl Deps {
         client: &Client,
         user: &DirectoryUser,
         also: Option<&str>,
-        locale: &str,
+        locale: Locale,
         kind: MailKind,
     ) {
         let confirmed = self.confirmed_email(&user.guid).await.unwrap_or_else(|e| {
@@ -109,7 +161,15 @@ impl Deps {
             about: About::new(who.0, who.1, actor, client.ip),
             decoy,
         };
-        self.outbox.enqueue(&queued, code.expires_at_ms).await
+        self.outbox
+            .enqueue(&queued, code.expires_at.as_millis())
+            .await
+    }
+
+    /// Queues `queued` (a mail that is neither a code nor a plain notice) to be given up at
+    /// `send_by`.
+    pub async fn queue_until(&self, queued: &Queued, send_by: Timestamp) -> Result<(), StoreError> {
+        self.outbox.enqueue(queued, send_by.as_millis()).await
     }
 
     /// After a code's mail failed to be sent directly (the outbox has its own audit, see
@@ -138,7 +198,7 @@ impl Deps {
             method: Some(MethodKind::Email),
             reason: Some("mail_unavailable"),
         };
-        self.audit_done(client, actor, failed).await;
+        self.audit.done(client, actor, failed).await;
     }
 }
 

@@ -9,7 +9,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Outcome};
-use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::directory::{AccountChange, DcId, DirectoryError, DirectoryUser};
 use super::error::FlowError;
@@ -81,7 +80,12 @@ impl<'a> Reset<'a> {
 
     pub async fn start(&self, login: &str, client: &Client) -> Result<Started, FlowError> {
         let d = self.deps;
-        d.ip_limit(client, PerAddress::Starts, d.settings.ip_max_starts)
+        d.throttle
+            .ip_limit(
+                client,
+                PerAddress::Starts,
+                d.settings.throttle.ip_max_starts,
+            )
             .await?;
         let typed = login.trim();
         if typed.is_empty() || typed.chars().count() > 256 {
@@ -128,7 +132,7 @@ impl<'a> Reset<'a> {
             (None, _) => (None, Some("unknown_user")),
             (Some(u), _) if u.is_disabled() => (None, Some("disabled")),
             (Some(_), Some(why)) => (None, Some(why.reason())),
-            (Some(_), None) if registered.len() < d.settings.methods_required => {
+            (Some(_), None) if registered.len() < d.settings.reset.methods_required => {
                 (None, Some("not_registered"))
             }
             (Some(u), None) => (Some(u), None),
@@ -143,13 +147,13 @@ impl<'a> Reset<'a> {
         // Read for every login, and told to nobody: a blocked account's start answers like any
         // other (its verifications fail like wrong codes), so no spelling of a name shows a
         // block. Only the audit notes it.
-        let blocked = d.is_blocked(&key).await?;
+        let blocked = d.throttle.is_blocked(&key).await?;
         let reason = match (eligible, blocked) {
             (Some(_), true) => Some("user_blocked"),
             _ => reason,
         };
 
-        let now = d.now_ms();
+        let now = d.now();
         let (flow_id, id_hash) = new_token();
         d.flows
             .create_flow(&ResetFlow {
@@ -157,15 +161,15 @@ impl<'a> Reset<'a> {
                 user: eligible.map(|u| u.guid),
                 login: login.clone(),
                 sam_account_name: eligible.map(|u| u.sam_account_name.clone()),
-                methods_required: d.settings.methods_required as i64,
-                verified_totp_at_ms: None,
-                verified_email_at_ms: None,
+                methods_required: d.settings.reset.methods_required as i64,
+                verified_totp_at: None,
+                verified_email_at: None,
                 failures: 0,
-                created_at_ms: now,
-                expires_at_ms: now + ms(d.settings.flow_lifetime),
-                finished_at_ms: None,
+                created_at: now,
+                expires_at: now + d.settings.reset.flow_lifetime,
+                finished_at: None,
                 dc: None,
-                locale: client.locale.clone(),
+                locale: client.locale,
             })
             .await?;
         let started = Audit {
@@ -181,15 +185,16 @@ impl<'a> Reset<'a> {
             reason,
         };
         match &user {
-            Some(_) => d.audit(client, started).await?,
+            Some(_) => d.audit.record(client, started).await?,
             None => {
-                d.audit_typed_login(client, None, login_hash, started)
+                d.audit
+                    .typed_login(client, None, login_hash, started)
                     .await?
             }
         }
         Ok(Started {
             flow: flow_id,
-            methods_required: d.settings.methods_required,
+            methods_required: d.settings.reset.methods_required,
             methods: self.offered_methods(),
         })
     }
@@ -231,7 +236,11 @@ impl<'a> Reset<'a> {
         let live = self.live(flow).await?;
         let verified = live.verify(d, method, code, client, None).await?;
         Ok(Verified {
-            remaining: d.settings.methods_required.saturating_sub(verified.len()),
+            remaining: d
+                .settings
+                .reset
+                .methods_required
+                .saturating_sub(verified.len()),
         })
     }
 
@@ -240,6 +249,7 @@ impl<'a> Reset<'a> {
         let required = self
             .deps
             .settings
+            .reset
             .methods_required
             .max(live.flow.methods_required as usize);
         matches!(live.flow.owner(), FlowOwner::User { .. })
@@ -317,12 +327,13 @@ impl<'a> Reset<'a> {
     ) -> Result<Vec<Violation>, FlowError> {
         let d = self.deps;
         // Each check may cost a directory lookup and zxcvbn's CPU: limited like verifications.
-        d.ip_limit(
-            client,
-            PerAddress::Verifications,
-            d.settings.ip_max_verifications,
-        )
-        .await?;
+        d.throttle
+            .ip_limit(
+                client,
+                PerAddress::Verifications,
+                d.settings.throttle.ip_max_verifications,
+            )
+            .await?;
         reject_overlong(password)?;
         let live = self.live(flow).await?;
         let (policy, owner) = self.password_context(&live).await?;
@@ -352,7 +363,8 @@ impl<'a> Reset<'a> {
         client: &Client,
     ) -> Result<(), FlowError> {
         self.deps
-            .audit(
+            .audit
+            .record(
                 client,
                 Audit {
                     event: AuditKind::PasswordReset,
@@ -403,7 +415,7 @@ impl<'a> Reset<'a> {
         }
         let change = AccountChange {
             new_password: Some(new_password),
-            unlock: d.settings.unlock_on_reset,
+            unlock: d.settings.reset.unlock_on_reset,
             must_change: false,
         };
         match self.claim_and_write(live, &user, &change).await {
@@ -479,7 +491,7 @@ impl<'a> Reset<'a> {
         change: &AccountChange<'_>,
     ) -> Result<DcId, FlowError> {
         let d = self.deps;
-        let claimed_at = d.now_ms();
+        let claimed_at = d.now();
         if !d.flows.finish_flow(&live.id_hash, claimed_at).await? {
             // Another request of this flow got there first.
             return Err(FlowError::FlowNotFound);
@@ -501,7 +513,7 @@ impl<'a> Reset<'a> {
     /// Puts on record a step of a verified flow that the directory failed, before or during the
     /// write, so every attempt has its audit row. An unconfirmed write is `unknown`: AD may have
     /// taken it. The user still gets the directory's error if the row cannot be written (it is
-    /// logged then, see `Deps::audit_as`).
+    /// logged then, see `Auditor::as_actor`).
     async fn audit_directory_failure(
         &self,
         live: &Subject,
@@ -525,7 +537,7 @@ impl<'a> Reset<'a> {
             method: None,
             reason: Some(&reason),
         };
-        self.deps.audit_done(client, None, failed).await;
+        self.deps.audit.done(client, None, failed).await;
     }
 
     /// Records a change AD has made, and tells the user. The change stands whatever happens here,
@@ -548,8 +560,9 @@ impl<'a> Reset<'a> {
             reason: None,
         };
         tokio::join!(
-            d.audit_done(client, None, done),
-            d.notify_owner(client, user, None, &live.flow.locale, notification),
+            d.audit.done(client, None, done),
+            d.notifier
+                .notify_owner(client, user, None, live.flow.locale, notification),
         );
     }
 
@@ -561,15 +574,16 @@ impl<'a> Reset<'a> {
             let kind = MailKind::ProtectedAccountReset {
                 account: user.sam_account_name.clone(),
             };
-            d.notify(
-                client,
-                (user.guid, &user.sam_account_name),
-                Some(address),
-                None,
-                &live.flow.locale,
-                kind,
-            )
-            .await;
+            d.notifier
+                .notify(
+                    client,
+                    (user.guid, &user.sam_account_name),
+                    Some(address),
+                    None,
+                    live.flow.locale,
+                    kind,
+                )
+                .await;
         }
     }
 }

@@ -2,11 +2,15 @@
 //! a user earns by wrong codes.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use super::clock::ms;
-use super::deps::{Client, Deps};
+use super::ObjectGuid;
+use super::audit::{Audit, AuditKind, Auditor, Outcome};
+use super::client::Client;
+use super::clock::{Clock, Timestamp};
 use super::error::FlowError;
-use super::store::{Person, StoreError, ThrottleKey};
+use super::settings::ThrottleSettings;
+use super::store::{Person, StoreError, ThrottleKey, ThrottleStore};
 
 /// A limit whose hit is audited (as a `throttled` row whose reason starts with its name) and
 /// counted in `sspr_throttle_hits_total` by that name.
@@ -115,7 +119,31 @@ pub fn throttle_address(ip: IpAddr, ipv6_prefix: u8) -> String {
     format!("{network}/{prefix}")
 }
 
-impl Deps {
+/// The limits the flows are held to: owns the throttle's counters and blocks, and audits each
+/// refusal.
+#[derive(Clone)]
+pub struct Throttle {
+    store: Arc<dyn ThrottleStore>,
+    clock: Arc<dyn Clock>,
+    audit: Auditor,
+    settings: ThrottleSettings,
+}
+
+impl Throttle {
+    pub fn new(
+        store: Arc<dyn ThrottleStore>,
+        clock: Arc<dyn Clock>,
+        audit: Auditor,
+        settings: ThrottleSettings,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            audit,
+            settings,
+        }
+    }
+
     /// Counts one event against a per-IP limit; refuses once the limit is passed.
     pub async fn ip_limit(
         &self,
@@ -124,21 +152,20 @@ impl Deps {
         max: i64,
     ) -> Result<(), FlowError> {
         let Some(ip) = client.ip else { return Ok(()) };
-        let now = self.now_ms();
+        let now = self.clock.now();
         let window = self.settings.ip_window;
         let count = self
-            .throttle
+            .store
             .hit(
                 &what
                     .key(throttle_address(ip, self.settings.ipv6_prefix))
                     .to_string(),
                 now,
-                now - ms(window),
+                now - window,
             )
             .await?;
         if count > max {
-            self.audit_throttled(client, None, what.limit(), None)
-                .await?;
+            self.refused(client, None, what.limit(), None).await?;
             return Err(FlowError::Throttled {
                 retry_after: window,
             });
@@ -150,38 +177,93 @@ impl Deps {
     /// silently (a start answers as always, a verification as a wrong code), so that a blocked
     /// account answers like a name that has none, under every spelling.
     pub async fn is_blocked(&self, person: &Person) -> Result<bool, StoreError> {
-        Ok(self
-            .throttle
+        Ok(self.blocked_until(person).await?.is_some())
+    }
+
+    /// When the block on `person` ends, if it is blocked now.
+    pub async fn blocked_until(&self, person: &Person) -> Result<Option<Timestamp>, StoreError> {
+        self.store
             .blocked_until(
                 &ThrottleKey::Blocked(person.clone()).to_string(),
-                self.now_ms(),
+                self.clock.now(),
             )
-            .await?
-            .is_some())
+            .await
     }
 
     /// Counts a failed verification for a user; blocks the user once past the limit. True when
     /// this failure started the block.
     pub async fn user_failure(&self, person: &Person, client: &Client) -> Result<bool, StoreError> {
-        let now = self.now_ms();
+        let now = self.clock.now();
         let key = ThrottleKey::Blocked(person.clone()).to_string();
         let count = self
-            .throttle
+            .store
             .hit(
                 &ThrottleKey::WrongCodes(person.clone()).to_string(),
                 now,
-                now - ms(self.settings.user_window),
+                now - self.settings.user_window,
             )
             .await?;
         if count >= self.settings.user_max_failures {
-            self.throttle
-                .block(&key, now + ms(self.settings.user_block))
+            self.store
+                .block(&key, now + self.settings.user_block)
                 .await?;
-            self.audit_throttled(client, None, Limit::UserBlocked, Some(&key))
+            self.refused(client, None, Limit::UserBlocked, Some(&key))
                 .await?;
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Lifts the block on `person` and forgets its wrong codes. Whether a block was in force.
+    pub async fn lift_block(&self, person: &Person) -> Result<bool, StoreError> {
+        self.store
+            .lift_block(
+                &ThrottleKey::Blocked(person.clone()).to_string(),
+                &ThrottleKey::WrongCodes(person.clone()).to_string(),
+                self.clock.now(),
+            )
+            .await
+    }
+
+    /// Records one event under `key` at `at`; how many the key has at or after `since`,
+    /// this one included.
+    pub async fn hit(
+        &self,
+        key: &ThrottleKey,
+        at: Timestamp,
+        since: Timestamp,
+    ) -> Result<i64, StoreError> {
+        self.store.hit(&key.to_string(), at, since).await
+    }
+
+    /// How many events `key` has at or after `since`.
+    pub async fn count(&self, key: &ThrottleKey, since: Timestamp) -> Result<i64, StoreError> {
+        self.store.count(&key.to_string(), since).await
+    }
+
+    /// The audit row of a hit on `limit`, about `user` if known, for `key` when the row should
+    /// say which one.
+    pub async fn refused(
+        &self,
+        client: &Client,
+        user: Option<(ObjectGuid, &str)>,
+        limit: Limit,
+        key: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let reason = limit.reason(key);
+        self.audit
+            .record(
+                client,
+                Audit {
+                    event: AuditKind::Throttled,
+                    outcome: Outcome::Denied,
+                    user: user.map(|(guid, _)| guid),
+                    sam_account_name: user.map(|(_, sam)| sam),
+                    method: None,
+                    reason: Some(&reason),
+                },
+            )
+            .await
     }
 }
 

@@ -7,7 +7,6 @@ use secrecy::SecretString;
 
 use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Outcome};
-use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::error::FlowError;
 use super::notify::{Mail, MailKind};
@@ -38,9 +37,9 @@ impl Subject {
         purpose: CodePurpose,
     ) -> Result<Option<Subject>, FlowError> {
         Ok(d.flows.flow(&id_hash).await?.and_then(|flow| {
-            (flow.finished_at_ms.is_none()
-                && flow.expires_at_ms > d.now_ms()
-                && flow.failures < d.settings.flow_max_failures)
+            (flow.finished_at.is_none()
+                && flow.expires_at > d.now()
+                && flow.failures < d.settings.throttle.flow_max_failures)
                 .then_some(Subject {
                     flow,
                     id_hash,
@@ -79,10 +78,10 @@ impl Subject {
                     sam_account_name: Some(sam_account_name),
                     ..a
                 };
-                d.audit_as(client, actor, a).await?;
+                d.audit.as_actor(client, actor, a).await?;
             }
             FlowOwner::Decoy { .. } => {
-                d.audit_typed_login(client, actor, login_hash, a).await?;
+                d.audit.typed_login(client, actor, login_hash, a).await?;
             }
         }
         Ok(())
@@ -114,7 +113,7 @@ impl Subject {
         };
         Ok(methods
             .into_iter()
-            .find(|m| m.kind == kind && m.confirmed_at_ms.is_some())
+            .find(|m| m.kind == kind && m.confirmed_at.is_some())
             .filter(|_| self.flow.user.is_some()))
     }
 
@@ -130,25 +129,26 @@ impl Subject {
         if d.mailer.is_none() {
             return Err(FlowError::MailUnavailable);
         }
-        let now = d.now_ms();
+        let now = d.now();
         let sent = d
             .throttle
             .hit(
-                &ThrottleKey::CodeMails(self.user_key(d)).to_string(),
+                &ThrottleKey::CodeMails(self.user_key(d)),
                 now,
-                now - ms(d.settings.email_window),
+                now - d.settings.throttle.email_window,
             )
             .await?;
-        if sent > d.settings.email_max_sends {
-            d.audit_throttled(
-                client,
-                self.flow.user.zip(Some(self.sam())),
-                Limit::EmailSends,
-                None,
-            )
-            .await?;
+        if sent > d.settings.throttle.email_max_sends {
+            d.throttle
+                .refused(
+                    client,
+                    self.flow.user.zip(Some(self.sam())),
+                    Limit::EmailSends,
+                    None,
+                )
+                .await?;
             return Err(FlowError::Throttled {
-                retry_after: d.settings.email_window,
+                retry_after: d.settings.throttle.email_window,
             });
         }
         let address = match &self.address {
@@ -166,18 +166,19 @@ impl Subject {
                 .keys
                 .code_hash(self.purpose.as_str(), &self.id_hash, &code),
             address: address.clone().unwrap_or_default(),
-            created_at_ms: now,
-            expires_at_ms: now + ms(d.settings.code_lifetime),
+            created_at: now,
+            expires_at: now + d.settings.reset.code_lifetime,
         };
         d.codes.put_code(&pending).await?;
         let mail = Mail {
             to: String::new(),
             display_name: None,
-            locale: self.flow.locale.clone(),
+            locale: self.flow.locale,
             kind: kind(SecretString::from(code.to_string())),
         };
         let who = (self.flow.user, self.sam());
-        d.queue_code(&pending, address, mail, who, client, actor)
+        d.notifier
+            .queue_code(&pending, address, mail, who, client, actor)
             .await?;
         self.audit(
             d,
@@ -221,7 +222,7 @@ impl Subject {
                 .await?);
         }
         d.flows
-            .mark_verified(&self.id_hash, method, d.now_ms())
+            .mark_verified(&self.id_hash, method, d.now())
             .await?;
         self.audit(
             d,
@@ -252,14 +253,15 @@ impl Subject {
         // Operators checking callers have their own limits (helpdesk.operator_max_actions), not
         // the per-address one of the users they help.
         if self.purpose != CodePurpose::HelpdeskEmail {
-            d.ip_limit(
-                client,
-                PerAddress::Verifications,
-                d.settings.ip_max_verifications,
-            )
-            .await?;
+            d.throttle
+                .ip_limit(
+                    client,
+                    PerAddress::Verifications,
+                    d.settings.throttle.ip_max_verifications,
+                )
+                .await?;
         }
-        Ok(d.is_blocked(&self.user_key(d)).await?)
+        Ok(d.throttle.is_blocked(&self.user_key(d)).await?)
     }
 
     /// Counts a wrong code (of `method`, or a registration code when `None`) against the
@@ -293,11 +295,11 @@ impl Subject {
         .await?;
         // While blocked, failures no longer count: the block runs its course from when it
         // began, and began once.
-        if !blocked && d.user_failure(&self.user_key(d), client).await? {
+        if !blocked && d.throttle.user_failure(&self.user_key(d), client).await? {
             self.tell_owner_of_block(d, client).await?;
         }
         Ok(FlowError::InvalidCode {
-            remaining_attempts: (d.settings.flow_max_failures - failures).max(0),
+            remaining_attempts: (d.settings.throttle.flow_max_failures - failures).max(0),
         })
     }
 
@@ -313,17 +315,20 @@ impl Subject {
             return Ok(());
         };
         let (deps, client) = (d.clone(), client.clone());
-        let (sam, locale) = (self.sam().to_owned(), self.flow.locale.clone());
+        let (sam, locale) = (self.sam().to_owned(), self.flow.locale);
         tokio::spawn(async move {
             let kind = MailKind::SelfServiceBlocked;
             match deps.directory.find_user(&sam).await {
                 Ok(Some(user)) if user.guid == guid => {
-                    deps.notify_owner(&client, &user, None, &locale, kind).await;
+                    deps.notifier
+                        .notify_owner(&client, &user, None, locale, kind)
+                        .await;
                 }
                 // Renamed or unreachable: the confirmed address at least.
                 _ => {
                     let owner = (guid, sam.as_str());
-                    deps.notify(&client, owner, confirmed.as_deref(), None, &locale, kind)
+                    deps.notifier
+                        .notify(&client, owner, confirmed.as_deref(), None, locale, kind)
                         .await;
                 }
             }
@@ -352,7 +357,7 @@ impl Subject {
             },
             |(_, s)| s.to_vec(),
         );
-        let step = totp::typed_step(&secret, code, d.now_ms());
+        let step = totp::typed_step(&secret, code, d.now());
         match (step, registered) {
             // The step is spent atomically: a replayed code, or the same code racing on two
             // instances, is refused.
@@ -374,7 +379,7 @@ impl Subject {
         let pending = d.codes.code(purpose, &self.id_hash).await?;
         let matches = match (&pending, normalise_code(code, 8)) {
             (Some(p), Some(code)) => {
-                p.expires_at_ms > d.now_ms()
+                p.expires_at > d.now()
                     && d.keys
                         .code_matches(purpose.as_str(), &self.id_hash, &code, &p.code_hash)
             }

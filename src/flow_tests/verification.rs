@@ -3,7 +3,7 @@ use std::time::Duration;
 use super::*;
 use crate::domain::error::FlowError;
 use crate::domain::notify::MailKind;
-use crate::domain::settings::Settings;
+use crate::domain::settings::{Settings, ThrottleSettings};
 use crate::domain::store::{Person, RegistrationStore};
 
 #[tokio::test]
@@ -20,7 +20,7 @@ async fn a_totp_step_is_never_accepted_twice() {
         .verify(&first.flow, MethodKind::Totp, &code, &client)
         .await
         .unwrap();
-    let step = f.deps.now_ms() / 30_000;
+    let step = f.deps.now().as_millis() / 30_000;
     let stored = f.store.methods(&ann.guid).await.unwrap();
     assert_eq!(stored[0].last_step, Some(step));
 
@@ -77,12 +77,16 @@ async fn a_totp_step_is_never_accepted_twice() {
 }
 
 fn escalating() -> Settings {
+    let settings = crate::domain::fakes::settings();
     Settings {
-        flow_max_failures: 3,
-        user_max_failures: 5,
-        user_window: Duration::from_secs(60 * 60),
-        user_block: Duration::from_secs(60 * 60),
-        ..crate::domain::fakes::settings()
+        throttle: ThrottleSettings {
+            flow_max_failures: 3,
+            user_max_failures: 5,
+            user_window: Duration::from_secs(60 * 60),
+            user_block: Duration::from_secs(60 * 60),
+            ..settings.throttle
+        },
+        ..settings
     }
 }
 
@@ -133,7 +137,13 @@ async fn wrong_codes_end_the_flow_then_block_the_user_until_the_block_runs_out()
         .verify(&first.flow, MethodKind::Totp, &f.totp_code(&totp), &client)
         .await;
     assert!(matches!(ended, Err(FlowError::FlowNotFound)), "{ended:?}");
-    assert!(!f.deps.is_blocked(&Person::User(ann.guid)).await.unwrap());
+    assert!(
+        !f.deps
+            .throttle
+            .is_blocked(&Person::User(ann.guid))
+            .await
+            .unwrap()
+    );
 
     // Two more in a new flow make five for the user (throttle.user_max_failures): blocked.
     let second = reset.start("ann", &client).await.unwrap();
@@ -147,7 +157,7 @@ async fn wrong_codes_end_the_flow_then_block_the_user_until_the_block_runs_out()
         );
     }
     let key = Person::User(ann.guid);
-    assert!(f.deps.is_blocked(&key).await.unwrap());
+    assert!(f.deps.throttle.is_blocked(&key).await.unwrap());
     let throttled: Vec<_> = f
         .audit()
         .await
@@ -200,16 +210,20 @@ async fn wrong_codes_end_the_flow_then_block_the_user_until_the_block_runs_out()
 
     // Once the block has run out, the right code works again.
     f.clock.advance(Duration::from_secs(60 * 60 + 1));
-    assert!(!f.deps.is_blocked(&key).await.unwrap());
+    assert!(!f.deps.throttle.is_blocked(&key).await.unwrap());
     verified_flow(&f, "ann", &totp).await;
 }
 
 #[tokio::test]
 async fn starts_and_code_mails_are_limited_per_address_and_per_user() {
+    let settings = crate::domain::fakes::settings();
     let f = Fakes::with(Settings {
-        ip_max_starts: 3,
-        email_max_sends: 2,
-        ..crate::domain::fakes::settings()
+        throttle: ThrottleSettings {
+            ip_max_starts: 3,
+            email_max_sends: 2,
+            ..settings.throttle
+        },
+        ..settings
     })
     .await;
     let ann = f.directory.add_user("ann", "Old-Harbor-2718");
@@ -223,7 +237,7 @@ async fn starts_and_code_mails_are_limited_per_address_and_per_user() {
     }
     let fourth = reset.start("ann", &client).await;
     assert!(
-        matches!(fourth, Err(FlowError::Throttled { retry_after }) if retry_after == f.deps.settings.ip_window),
+        matches!(fourth, Err(FlowError::Throttled { retry_after }) if retry_after == f.deps.settings.throttle.ip_window),
         "{fourth:?}"
     );
     let elsewhere = crate::domain::deps::Client {
@@ -258,7 +272,7 @@ async fn starts_and_code_mails_are_limited_per_address_and_per_user() {
 
     // The window passes (an event exactly one window old still counts): both limits start again.
     f.clock
-        .advance(f.deps.settings.ip_window + Duration::from_millis(1));
+        .advance(f.deps.settings.throttle.ip_window + Duration::from_millis(1));
     let flow = reset.start("ann", &client).await.unwrap().flow;
     reset.send_email_code(&flow, &client).await.unwrap();
 }

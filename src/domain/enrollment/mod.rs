@@ -88,19 +88,20 @@ impl<'a> Enrollment<'a> {
     ) -> Result<FlowError, FlowError> {
         let d = self.deps;
         let failures = d.sessions.add_session_failure(&session.token_hash).await?;
-        d.audit(
-            client,
-            Audit {
-                event: AuditKind::EnrollmentConfirm,
-                outcome: Outcome::Failure,
-                user: Some(session.user),
-                sam_account_name: Some(&session.sam_account_name),
-                method: Some(method),
-                reason: Some("wrong_code"),
-            },
-        )
-        .await?;
-        let remaining = d.settings.flow_max_failures - failures;
+        d.audit
+            .record(
+                client,
+                Audit {
+                    event: AuditKind::EnrollmentConfirm,
+                    outcome: Outcome::Failure,
+                    user: Some(session.user),
+                    sam_account_name: Some(&session.sam_account_name),
+                    method: Some(method),
+                    reason: Some("wrong_code"),
+                },
+            )
+            .await?;
+        let remaining = d.settings.throttle.flow_max_failures - failures;
         if remaining <= 0 {
             // Too many wrong codes: the session ends; the user signs in again.
             d.sessions.delete_session(&session.token_hash).await?;
@@ -142,18 +143,19 @@ impl<'a> Enrollment<'a> {
         client: &Client,
     ) -> Result<(), FlowError> {
         let d = self.deps;
-        d.audit(
-            client,
-            Audit {
-                event,
-                outcome: Outcome::Success,
-                user: Some(session.user),
-                sam_account_name: Some(&session.sam_account_name),
-                method: Some(method),
-                reason: None,
-            },
-        )
-        .await?;
+        d.audit
+            .record(
+                client,
+                Audit {
+                    event,
+                    outcome: Outcome::Success,
+                    user: Some(session.user),
+                    sam_account_name: Some(&session.sam_account_name),
+                    method: Some(method),
+                    reason: None,
+                },
+            )
+            .await?;
         let owner = match d.directory.find_user(&session.sam_account_name).await {
             Ok(user) => user.filter(|u| u.guid == session.user),
             Err(e) => {
@@ -163,7 +165,8 @@ impl<'a> Enrollment<'a> {
         };
         match owner {
             Some(owner) => {
-                d.notify_owner(client, &owner, also.as_deref(), &client.locale, notice)
+                d.notifier
+                    .notify_owner(client, &owner, also.as_deref(), client.locale, notice)
                     .await;
             }
             None => {
@@ -175,7 +178,8 @@ impl<'a> Enrollment<'a> {
                 });
                 for to in [confirmed, also].into_iter().flatten() {
                     let who = (session.user, session.sam_account_name.as_str());
-                    d.notify(client, who, Some(&to), None, &client.locale, notice.clone())
+                    d.notifier
+                        .notify(client, who, Some(&to), None, client.locale, notice.clone())
                         .await;
                 }
             }

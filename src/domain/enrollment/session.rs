@@ -34,7 +34,12 @@ impl Enrollment<'_> {
         client: &Client,
     ) -> Result<String, FlowError> {
         let d = self.deps;
-        d.ip_limit(client, PerAddress::Starts, d.settings.ip_max_starts)
+        d.throttle
+            .ip_limit(
+                client,
+                PerAddress::Starts,
+                d.settings.throttle.ip_max_starts,
+            )
             .await?;
         let login = login.trim();
         if login.is_empty() || login.chars().count() > 256 {
@@ -56,9 +61,10 @@ impl Enrollment<'_> {
                         reason: Some(&reason),
                     };
                     match &user {
-                        Some(_) => d.audit(client, failed).await?,
+                        Some(_) => d.audit.record(client, failed).await?,
                         None => {
-                            d.audit_typed_login(client, None, login_hash, failed)
+                            d.audit
+                                .typed_login(client, None, login_hash, failed)
                                 .await?
                         }
                     }
@@ -75,39 +81,41 @@ impl Enrollment<'_> {
                 FlowError::NotInScope(why) => why.reason(),
                 _ => "licence_required",
             };
-            d.audit(
-                client,
-                Audit {
-                    event: AuditKind::SignIn,
-                    outcome: Outcome::Denied,
-                    user: Some(signed_in.guid),
-                    sam_account_name: Some(&signed_in.sam_account_name),
-                    method: None,
-                    reason: Some(reason),
-                },
-            )
-            .await?;
+            d.audit
+                .record(
+                    client,
+                    Audit {
+                        event: AuditKind::SignIn,
+                        outcome: Outcome::Denied,
+                        user: Some(signed_in.guid),
+                        sam_account_name: Some(&signed_in.sam_account_name),
+                        method: None,
+                        reason: Some(reason),
+                    },
+                )
+                .await?;
             return Err(refusal);
         }
         let token = d
             .open_session(
                 SessionKind::Enrollment,
                 signed_in,
-                d.settings.session_lifetime,
+                d.settings.registration.session_lifetime,
             )
             .await?;
-        d.audit(
-            client,
-            Audit {
-                event: AuditKind::SignIn,
-                outcome: Outcome::Success,
-                user: Some(signed_in.guid),
-                sam_account_name: Some(&signed_in.sam_account_name),
-                method: None,
-                reason: None,
-            },
-        )
-        .await?;
+        d.audit
+            .record(
+                client,
+                Audit {
+                    event: AuditKind::SignIn,
+                    outcome: Outcome::Success,
+                    user: Some(signed_in.guid),
+                    sam_account_name: Some(&signed_in.sam_account_name),
+                    method: None,
+                    reason: None,
+                },
+            )
+            .await?;
         Ok(token)
     }
 
@@ -126,7 +134,8 @@ impl Enrollment<'_> {
         }
         let reason = format!("{check:?}").to_lowercase();
         self.deps
-            .audit(
+            .audit
+            .record(
                 client,
                 Audit {
                     event: AuditKind::SignIn,
@@ -201,7 +210,7 @@ impl Enrollment<'_> {
     pub(super) async fn session(&self, token: &str) -> Result<Session, FlowError> {
         let d = self.deps;
         let hash = token_hash(token);
-        match d.sessions.session(&hash, d.now_ms()).await? {
+        match d.sessions.session(&hash, d.now()).await? {
             Some(s) if s.kind == SessionKind::Enrollment => Ok(s),
             _ => Err(FlowError::Unauthorized),
         }
@@ -225,9 +234,12 @@ impl Enrollment<'_> {
         let confirmed = |kind| {
             methods
                 .iter()
-                .find(|m| m.kind == kind && m.confirmed_at_ms.is_some())
+                .find(|m| m.kind == kind && m.confirmed_at.is_some())
         };
-        let (now, max_age) = (self.deps.now_ms(), self.deps.settings.reconfirm_after);
+        let (now, max_age) = (
+            self.deps.now(),
+            self.deps.settings.registration.reconfirm_after(),
+        );
         Ok(Status {
             totp: confirmed(MethodKind::Totp).is_some(),
             email: confirmed(MethodKind::Email)
@@ -235,7 +247,7 @@ impl Enrollment<'_> {
                 .map(mask_email),
             reconfirm_due: methods
                 .iter()
-                .any(|m| m.confirmed_at_ms.is_some() && !m.is_current(now, max_age)),
+                .any(|m| m.confirmed_at.is_some() && !m.is_current(now, max_age)),
             step_up_required,
             step_up_methods,
         })
@@ -249,15 +261,15 @@ impl Enrollment<'_> {
     ) -> (Vec<StepUpMethod>, bool) {
         let confirmed: Vec<MethodKind> = methods
             .iter()
-            .filter(|m| m.confirmed_at_ms.is_some())
+            .filter(|m| m.confirmed_at.is_some())
             .map(|m| m.kind)
             .collect();
-        let networks = &self.deps.settings.registration_networks;
+        let networks = &self.deps.settings.registration.allowed_networks;
         let trusted = networks.is_empty()
             || client
                 .ip
                 .is_some_and(|ip| networks.iter().any(|n| n.contains(ip)));
-        step_up_rule(&confirmed, session.stepped_up_at_ms.is_some(), trusted)
+        step_up_rule(&confirmed, session.stepped_up_at.is_some(), trusted)
     }
 
     /// The session, if it may change the user's methods now; otherwise `StepUpRequired`.
@@ -278,7 +290,7 @@ impl Enrollment<'_> {
     pub(super) async fn stepped_up(&self, session: &Session) -> Result<(), FlowError> {
         let d = self.deps;
         d.sessions
-            .set_stepped_up(&session.token_hash, d.now_ms())
+            .set_stepped_up(&session.token_hash, d.now())
             .await?;
         Ok(())
     }

@@ -8,17 +8,19 @@ mod directory;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use directory::{FakeDirectory, RecordedWrite};
 
-use super::clock::Clock;
+use super::clock::{Clock, Timestamp};
 use super::notify::{Mail, MailError, Mailer, Outbox, Queued};
 use super::policy::{BannedList, PasswordRules};
 use super::scope::Eligibility;
-use super::settings::{HelpdeskSettings, Settings};
+use super::settings::{
+    HelpdeskSettings, RegistrationSettings, ResetSettings, Settings, ThrottleSettings,
+};
 use super::signin::SignInSettings;
 use super::store::StoreError;
 
@@ -49,9 +51,8 @@ impl FixedClock {
 }
 
 impl Clock for FixedClock {
-    fn now(&self) -> SystemTime {
-        let ms = u64::try_from(self.0.load(Ordering::SeqCst)).expect("after 1970");
-        UNIX_EPOCH + Duration::from_millis(ms)
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
     }
 }
 
@@ -98,31 +99,42 @@ impl Mailer for RecordingMailer {
 /// Settings as `config/default.toml` gives them, shortened where a test would otherwise wait.
 pub fn settings() -> Settings {
     Settings {
-        session_lifetime: Duration::from_secs(15 * 60),
-        totp_issuer: "sspr.test".to_owned(),
-        methods_required: 1,
-        unlock_on_reset: true,
-        flow_lifetime: Duration::from_secs(15 * 60),
-        code_lifetime: Duration::from_secs(10 * 60),
-        flow_max_failures: 5,
-        user_max_failures: 10,
-        user_window: Duration::from_secs(60 * 60),
-        user_block: Duration::from_secs(60 * 60),
-        ip_max_starts: 1_000,
-        ip_max_verifications: 1_000,
-        ip_window: Duration::from_secs(60 * 60),
-        email_max_sends: 5,
-        email_window: Duration::from_secs(60 * 60),
+        registration: RegistrationSettings {
+            session_lifetime: Duration::from_secs(15 * 60),
+            totp_issuer: "sspr.test".to_owned(),
+            reconfirm_days: 0,
+            remind_interval: Duration::from_secs(30 * 24 * 60 * 60),
+            code_lifetime: Duration::from_secs(24 * 60 * 60),
+            allowed_networks: Vec::new(),
+        },
+        reset: ResetSettings {
+            methods_required: 1,
+            unlock_on_reset: true,
+            flow_lifetime: Duration::from_secs(15 * 60),
+            code_lifetime: Duration::from_secs(10 * 60),
+        },
+        throttle: ThrottleSettings {
+            flow_max_failures: 5,
+            user_max_failures: 10,
+            user_window: Duration::from_secs(60 * 60),
+            user_block: Duration::from_secs(60 * 60),
+            ip_max_starts: 1_000,
+            ip_max_verifications: 1_000,
+            ip_window: Duration::from_secs(60 * 60),
+            email_max_sends: 5,
+            email_window: Duration::from_secs(60 * 60),
+            signin_max_failures: 5,
+            signin_window: Duration::from_secs(15 * 60),
+            signin_failure_floor: Duration::from_millis(20),
+            ipv6_prefix: 64,
+        },
         helpdesk: HelpdeskSettings::default(),
         password_rules: PasswordRules {
             banned: Arc::new(BannedList::new(std::iter::empty())),
             min_strength: 0,
         },
-        reconfirm_after: None,
         eligibility: Eligibility::default(),
         admin_addresses: Vec::new(),
-        registration_code_lifetime: Duration::from_secs(24 * 60 * 60),
-        registration_networks: Vec::new(),
         self_service_licensed: true,
         notice_lifetime: Duration::from_secs(24 * 60 * 60),
         signin: SignInSettings {
@@ -131,6 +143,5 @@ pub fn settings() -> Settings {
             domains: SignInSettings::domains_of("DC=sspr,DC=test"),
             ..SignInSettings::default()
         },
-        ipv6_prefix: 64,
     }
 }

@@ -12,7 +12,6 @@ use crate::domain::error::FlowError;
 use crate::domain::notify::{Mail, MailKind};
 use crate::domain::registration_code;
 use crate::domain::secrets::temporary_password;
-use crate::domain::store::ThrottleKey;
 
 impl Helpdesk<'_> {
     /// Refuses (and audits) acting on an account the helpdesk may not touch.
@@ -27,7 +26,8 @@ impl Helpdesk<'_> {
             return Ok(());
         }
         self.deps
-            .audit_as(
+            .audit
+            .as_actor(
                 client,
                 Some(actor),
                 Audit {
@@ -149,19 +149,20 @@ impl Helpdesk<'_> {
         };
         // Done: a database failure from here on is logged, not reported, or the operator would
         // not see the temporary password that the account now has.
-        d.audit_done(
-            client,
-            Some(&actor),
-            Audit {
-                event: action.event(),
-                outcome: Outcome::Success,
-                user: Some(user.guid),
-                sam_account_name: Some(&user.sam_account_name),
-                method: None,
-                reason: Some(&format!("verified_by={method}; {audit_reason}")),
-            },
-        )
-        .await;
+        d.audit
+            .done(
+                client,
+                Some(&actor),
+                Audit {
+                    event: action.event(),
+                    outcome: Outcome::Success,
+                    user: Some(user.guid),
+                    sam_account_name: Some(&user.sam_account_name),
+                    method: None,
+                    reason: Some(&format!("verified_by={method}; {audit_reason}")),
+                },
+            )
+            .await;
 
         // The password mail first, then the notice of what the helpdesk did.
         let shown = match (action, temporary, &address) {
@@ -175,14 +176,15 @@ impl Helpdesk<'_> {
             (_, temporary, _) => temporary,
         };
         // `address` was read before the action: after a clear it is told it was removed.
-        d.notify_owner(
-            client,
-            &user,
-            address.as_deref(),
-            &client.locale,
-            notification,
-        )
-        .await;
+        d.notifier
+            .notify_owner(
+                client,
+                &user,
+                address.as_deref(),
+                client.locale,
+                notification,
+            )
+            .await;
         Ok(shown)
     }
 
@@ -206,40 +208,35 @@ impl Helpdesk<'_> {
             ));
         };
         let key = block_key(&user);
-        let lifted = d
-            .throttle
-            .lift_block(
-                &ThrottleKey::Blocked(key.clone()).to_string(),
-                &ThrottleKey::WrongCodes(key).to_string(),
-                d.now_ms(),
+        let lifted = d.throttle.lift_block(&key).await?;
+        d.audit
+            .as_actor(
+                client,
+                Some(actor),
+                Audit {
+                    event: AuditKind::HelpdeskLiftBlock,
+                    outcome: if lifted {
+                        Outcome::Success
+                    } else {
+                        Outcome::NotBlocked
+                    },
+                    user: Some(user.guid),
+                    sam_account_name: Some(&user.sam_account_name),
+                    method: None,
+                    reason: Some(reason),
+                },
             )
             .await?;
-        d.audit_as(
-            client,
-            Some(actor),
-            Audit {
-                event: AuditKind::HelpdeskLiftBlock,
-                outcome: if lifted {
-                    Outcome::Success
-                } else {
-                    Outcome::NotBlocked
-                },
-                user: Some(user.guid),
-                sam_account_name: Some(&user.sam_account_name),
-                method: None,
-                reason: Some(reason),
-            },
-        )
-        .await?;
         if lifted {
-            d.notify_owner(
-                client,
-                &user,
-                None,
-                &client.locale,
-                MailKind::HelpdeskBlockLifted,
-            )
-            .await;
+            d.notifier
+                .notify_owner(
+                    client,
+                    &user,
+                    None,
+                    client.locale,
+                    MailKind::HelpdeskBlockLifted,
+                )
+                .await;
         }
         Ok(())
     }
@@ -256,7 +253,7 @@ impl Helpdesk<'_> {
         let mail = Mail {
             to: to.to_owned(),
             display_name: user.display_name.clone(),
-            locale: client.locale.clone(),
+            locale: client.locale,
             kind: MailKind::TemporaryPassword {
                 password: SecretString::from(password.expose_secret().to_owned()),
             },

@@ -5,10 +5,11 @@ use secrecy::SecretString;
 
 use super::{FORBIDDEN, Helpdesk, Operator, membership_key};
 use crate::domain::audit::{Audit, AuditKind, Outcome};
-use crate::domain::clock::ms;
+use crate::domain::clock::Timestamp;
 use crate::domain::deps::Client;
 use crate::domain::directory::{DirectoryUser, PasswordCheck};
 use crate::domain::error::FlowError;
+use crate::domain::locale::Locale;
 use crate::domain::secrets::token_hash;
 use crate::domain::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
 use crate::domain::store::{MethodKind, Session, SessionKind, ThrottleKey};
@@ -71,9 +72,9 @@ impl Helpdesk<'_> {
             .open_session(SessionKind::Helpdesk, &user, h.session_lifetime)
             .await?;
         // The group was just checked.
-        let now = d.now_ms();
+        let now = d.now();
         d.throttle
-            .hit(&membership_key(&token_hash(&token)).to_string(), now, now)
+            .hit(&membership_key(&token_hash(&token)), now, now)
             .await?;
         self.audit_sign_in(client, Some(&user), login, Outcome::Success, "")
             .await?;
@@ -100,7 +101,7 @@ impl Helpdesk<'_> {
             .methods(&user.guid)
             .await?
             .into_iter()
-            .find(|m| m.kind == MethodKind::Totp && m.confirmed_at_ms.is_some())
+            .find(|m| m.kind == MethodKind::Totp && m.confirmed_at.is_some())
             .and_then(|m| m.secret_sealed)
             .and_then(|sealed| d.keys.open(&sealed, user.guid.0.as_bytes()));
         let Some(secret) = secret else {
@@ -114,7 +115,7 @@ impl Helpdesk<'_> {
             .await?;
             return Err(FlowError::SecondFactorRequired);
         };
-        let step = code.and_then(|c| totp::typed_step(&secret, c, d.now_ms()));
+        let step = code.and_then(|c| totp::typed_step(&secret, c, d.now()));
         // The step is spent atomically, so a code read over a shoulder is worth nothing after.
         let accepted = match step {
             Some(step) => d.registrations.advance_totp_step(&user.guid, step).await?,
@@ -155,12 +156,14 @@ impl Helpdesk<'_> {
         match user {
             Some(u) => {
                 self.deps
-                    .audit_as(client, Some(&u.sam_account_name), a)
+                    .audit
+                    .as_actor(client, Some(&u.sam_account_name), a)
                     .await?;
             }
             None => {
                 self.deps
-                    .audit_typed_login(client, None, login_hash, a)
+                    .audit
+                    .typed_login(client, None, login_hash, a)
                     .await?;
             }
         }
@@ -172,12 +175,12 @@ impl Helpdesk<'_> {
     pub async fn operator(&self, token: &str) -> Result<Operator, FlowError> {
         let d = self.deps;
         let hash = token_hash(token);
-        let now = d.now_ms();
+        let now = d.now();
         let session = match d.sessions.session(&hash, now).await? {
             Some(s) if s.kind == SessionKind::Helpdesk => s,
             _ => return Err(FlowError::Unauthorized),
         };
-        if now - session.last_seen_at_ms > ms(d.settings.helpdesk.session_idle) {
+        if now.since(session.last_seen_at) > d.settings.helpdesk.session_idle {
             d.sessions.delete_session(&hash).await?;
             return Err(FlowError::Unauthorized);
         }
@@ -197,15 +200,13 @@ impl Helpdesk<'_> {
     ) -> Result<(), FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
-        let now = d.now_ms();
+        let now = d.now();
         let typed = signin::normalise_login(login, &d.settings.signin.domains);
         let key = ThrottleKey::OperatorSignIns(d.keys.login_hash(&typed));
-        let count = d
-            .throttle
-            .hit(&key.to_string(), now, now - ms(h.operator_window))
-            .await?;
+        let count = d.throttle.hit(&key, now, now - h.operator_window).await?;
         if count > h.operator_max_sign_ins {
-            d.audit_throttled(client, None, Limit::OperatorSignIns, None)
+            d.throttle
+                .refused(client, None, Limit::OperatorSignIns, None)
                 .await?;
             return Err(FlowError::Throttled {
                 retry_after: h.operator_window,
@@ -215,21 +216,23 @@ impl Helpdesk<'_> {
     }
 
     /// Counts one request of the operator's account (all their sessions together).
-    pub(super) async fn action_limit(&self, session: &Session, now: i64) -> Result<(), FlowError> {
+    pub(super) async fn action_limit(
+        &self,
+        session: &Session,
+        now: Timestamp,
+    ) -> Result<(), FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
         let key = ThrottleKey::OperatorActions(session.user);
-        let count = d
-            .throttle
-            .hit(&key.to_string(), now, now - ms(h.operator_window))
-            .await?;
+        let count = d.throttle.hit(&key, now, now - h.operator_window).await?;
         if count > h.operator_max_actions {
             let operator = (session.user, session.sam_account_name.as_str());
             let client = Client {
                 ip: None,
-                locale: String::new(),
+                locale: Locale::En,
             };
-            d.audit_throttled(&client, Some(operator), Limit::OperatorActions, None)
+            d.throttle
+                .refused(&client, Some(operator), Limit::OperatorActions, None)
                 .await?;
             return Err(FlowError::Throttled {
                 retry_after: h.operator_window,
@@ -244,16 +247,12 @@ impl Helpdesk<'_> {
     pub(super) async fn recheck_membership(
         &self,
         session: &Session,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
         let key = membership_key(&session.token_hash);
-        if d.throttle
-            .count(&key.to_string(), now - ms(h.membership_recheck))
-            .await?
-            > 0
-        {
+        if d.throttle.count(&key, now - h.membership_recheck).await? > 0 {
             return Ok(());
         }
         let still_member = match (
@@ -269,24 +268,25 @@ impl Helpdesk<'_> {
             d.sessions.delete_session(&session.token_hash).await?;
             let client = Client {
                 ip: None,
-                locale: String::new(),
+                locale: Locale::En,
             };
-            d.audit_as(
-                &client,
-                Some(&session.sam_account_name),
-                Audit {
-                    event: AuditKind::HelpdeskSessionEnded,
-                    outcome: Outcome::Denied,
-                    user: Some(session.user),
-                    sam_account_name: Some(&session.sam_account_name),
-                    method: None,
-                    reason: Some("not_in_helpdesk_group"),
-                },
-            )
-            .await?;
+            d.audit
+                .as_actor(
+                    &client,
+                    Some(&session.sam_account_name),
+                    Audit {
+                        event: AuditKind::HelpdeskSessionEnded,
+                        outcome: Outcome::Denied,
+                        user: Some(session.user),
+                        sam_account_name: Some(&session.sam_account_name),
+                        method: None,
+                        reason: Some("not_in_helpdesk_group"),
+                    },
+                )
+                .await?;
             return Err(FlowError::Unauthorized);
         }
-        d.throttle.hit(&key.to_string(), now, now).await?;
+        d.throttle.hit(&key, now, now).await?;
         Ok(())
     }
 
