@@ -196,6 +196,18 @@ async fn verified_by_totp_an_operator_resets_and_reads_the_temporary_password_on
         Some("0")
     );
 
+    // Reload of the password's page sends the confirmation again: it leads to the card, and
+    // no second reset replaces the password the operator read out.
+    let again = browser.post_again().await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    assert_eq!(again.headers[header::LOCATION], "/helpdesk/user");
+    let card_again = browser.follow(again).await;
+    assert!(!card_again.body.contains(&temporary));
+    let (_, text) = bind(&caller.dn, &temporary)
+        .await
+        .expect_err("still the same temporary password");
+    assert!(text.contains("data 773"), "{text}");
+
     // Back on the card: must change; the password is not shown again.
     let back = browser.submit(&shown, "/helpdesk/user", &[]).await;
     assert_eq!(fact(&back.body, "card-must-change"), "Yes");

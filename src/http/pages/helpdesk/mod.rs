@@ -97,6 +97,8 @@ struct CallerForm {
     code: String,
     /// `operator` or `email`: who gets the temporary password.
     deliver: String,
+    /// The confirmation form's mark (see [`PageState::replayed`]).
+    once: String,
     /// `registered` or `ad_mail`: where a verification code goes.
     to: String,
     reason: String,
