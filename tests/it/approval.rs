@@ -15,16 +15,16 @@ use crate::mail::{assert_no_mail, wait_for_mail};
 use crate::pages::{Browser, alert, assert_page};
 
 /// Helpdesk settings that let a manager set a moment ago approve.
-const ANY_AGE: &str = "manager_min_age = \"0s\"";
+pub(crate) const ANY_AGE: &str = "manager_min_age = \"0s\"";
 
 /// A caller whose AD `manager` is a user with an authenticator app registered.
-struct Pair {
-    caller: TestUser,
-    manager: TestUser,
-    authenticator: Authenticator,
+pub(crate) struct Pair {
+    pub(crate) caller: TestUser,
+    pub(crate) manager: TestUser,
+    pub(crate) authenticator: Authenticator,
 }
 
-async fn pair(desk: &Desk) -> Pair {
+pub(crate) async fn pair(desk: &Desk) -> Pair {
     let caller = create_user("mcl").await;
     let manager = create_user("mgr").await;
     set_attr(&caller.dn, "manager", &manager.dn).await;
@@ -41,7 +41,7 @@ fn ad_mail(user: &TestUser) -> String {
     format!("{}@mail.test", user.sam)
 }
 
-async fn ask(desk: &Desk, operator: &str, caller: &TestUser) -> crate::client::Answer {
+pub(crate) async fn ask(desk: &Desk, operator: &str, caller: &TestUser) -> crate::client::Answer {
     desk.app
         .post(
             &format!("/api/v1/helpdesk/users/{}/manager-approval", caller.sam),
@@ -52,7 +52,7 @@ async fn ask(desk: &Desk, operator: &str, caller: &TestUser) -> crate::client::A
 }
 
 /// The path of the approval link in the mail to the manager.
-async fn approval_link(manager: &TestUser) -> String {
+pub(crate) async fn approval_link(manager: &TestUser) -> String {
     let mail = mail_titled(&ad_mail(manager), "confirm who is calling").await;
     let at = mail.text.find("/approve/").expect("a link in the mail");
     let path: String = mail.text[at..]
@@ -165,14 +165,14 @@ async fn the_manager_approves_with_their_authenticator_and_the_operator_resets()
 
     let rows = audit_rows(&desk.app).await;
     assert!(
-        rows.iter().any(|r| r.event == "manager_approval"
-            && r.outcome == "approved"
+        rows.iter().any(|r| r.event.as_str() == "manager_approval"
+            && r.outcome.as_str() == "approved"
             && r.actor.as_deref() == Some(&*p.manager.sam)
             && r.sam_account_name.as_deref() == Some(&*p.caller.sam)),
         "{rows:?}"
     );
     assert!(
-        rows.iter().any(|r| r.event == "helpdesk_reset"
+        rows.iter().any(|r| r.event.as_str() == "helpdesk_reset"
             && r.reason
                 .as_deref()
                 .is_some_and(|x| x.starts_with("verified_by=manager"))),
@@ -218,8 +218,8 @@ async fn a_decline_is_audited_and_told_to_the_caller_and_verifies_nothing() {
         .expect(StatusCode::FORBIDDEN);
     let rows = audit_rows(&desk.app).await;
     assert!(
-        rows.iter().any(|r| r.event == "manager_approval"
-            && r.outcome == "declined"
+        rows.iter().any(|r| r.event.as_str() == "manager_approval"
+            && r.outcome.as_str() == "declined"
             && r.actor.as_deref() == Some(&*p.manager.sam)),
         "{rows:?}"
     );
@@ -292,8 +292,8 @@ async fn wrong_codes_count_and_end_the_approval() {
     let failures = rows
         .iter()
         .filter(|r| {
-            r.event == "verification"
-                && r.outcome == "failure"
+            r.event.as_str() == "verification"
+                && r.outcome.as_str() == "failure"
                 && r.sam_account_name.as_deref() == Some(&*p.manager.sam)
         })
         .count();
@@ -402,9 +402,10 @@ async fn a_manager_seen_too_recently_and_other_unfit_managers_are_refused() {
 
     let rows = audit_rows(&desk.app).await;
     assert!(
-        rows.iter().any(|r| r.event == "manager_approval_requested"
-            && r.outcome == "denied"
-            && r.reason.as_deref() == Some("manager_too_recent")),
+        rows.iter()
+            .any(|r| r.event.as_str() == "manager_approval_requested"
+                && r.outcome.as_str() == "denied"
+                && r.reason.as_deref() == Some("manager_too_recent")),
         "{rows:?}"
     );
 }
