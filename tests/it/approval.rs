@@ -442,10 +442,15 @@ async fn the_manager_may_confirm_with_a_code_mailed_to_their_registered_address(
         StatusCode::OK,
         "Er is een code naar uw geregistreerde adres gemaild",
     );
+    assert_eq!(browser.redirected.as_deref(), Some(link.as_str()));
     let code = mail_titled(&address, "beller van de helpdesk")
         .await
         .code_in()
         .expect("a code");
+    // Reload: the code field again, and no second code.
+    let reloaded = browser.get(&link).await;
+    assert_page(&reloaded, StatusCode::OK, "id=\"approve-email-code\"");
+    crate::mail::assert_no_mail(&address, std::time::Duration::from_secs(2)).await;
     let done = browser
         .submit(
             &sent,
@@ -453,7 +458,10 @@ async fn the_manager_may_confirm_with_a_code_mailed_to_their_registered_address(
             &[("action", "approve"), ("method", "email"), ("code", &code)],
         )
         .await;
+    assert_eq!(browser.redirected.as_deref(), Some("/approve"));
     assert_page(&done, StatusCode::OK, "u hebt de beller bevestigd");
+    let reloaded = browser.get("/approve").await;
+    assert_page(&reloaded, StatusCode::OK, "u hebt de beller bevestigd");
     assert_eq!(
         card(&desk, &operator, &caller).await["verified_by"],
         "manager"

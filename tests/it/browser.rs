@@ -40,7 +40,7 @@ use crate::client::{TestApp, test_app};
 use crate::harness::{TestUser, bind, create_user, read_attr, set_attr};
 use crate::helpdesk::{caller_with_totp, desk};
 use crate::mail::unique_address;
-use crate::mail::{smtp_section, wait_for_mail};
+use crate::mail::{assert_no_mail, smtp_section, wait_for_mail};
 use crate::selfservice::{register_email, register_totp, settle_totp_step, sign_in};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -304,6 +304,73 @@ async fn axe_core_reports_violations_where_a_page_has_them() {
         rules.contains(&"color-contrast") && rules.contains(&"image-alt"),
         "{violations}"
     );
+}
+
+#[tokio::test]
+async fn reload_and_back_after_a_mailed_code_send_nothing_again() {
+    reload_and_back(Locale::En).await;
+}
+
+/// Post/Redirect/Get as a browser lives it: after a code was mailed, Reload and Back show the
+/// verify page again without posting (no second mail, the first code still works), and Back
+/// after the reset leads to the start instead of sending the password form again.
+async fn reload_and_back(locale: Locale) {
+    let app = test_app(&config()).await;
+    let site = Site::serve(&app).await;
+    let user = create_user("brp").await;
+    let token = sign_in(&app, &user).await;
+    let address = register_email(&app, &token).await;
+    let mut browser = Browser::launch(&site, locale).await;
+
+    browser.open("reload", "/reset").await;
+    browser.fill("#username", &user.sam).await;
+    browser.submit("form[action='/reset'] button").await;
+    assert_eq!(browser.path().await, "/reset/verify");
+    browser.submit("form[action='/reset/email'] button").await;
+    assert_eq!(browser.path().await, "/reset/verify");
+    browser.check("code-sent").await;
+    browser.assert_text("notice_reset_code_sent").await;
+    browser.assert_text("email_resend_note").await;
+    let code = wait_for_mail(&address)
+        .await
+        .code_in()
+        .expect("a code mailed");
+
+    browser.reload().await;
+    assert_eq!(browser.path().await, "/reset/verify");
+    browser.element("#email-code").await;
+    browser.back().await;
+    assert_eq!(browser.path().await, "/reset/verify");
+    browser.reload().await;
+    assert_no_mail(&address, Duration::from_secs(2)).await;
+
+    // The first code still works: nothing replaced it, and no attempt was spent.
+    browser.fill("#email-code", &code).await;
+    browser.submit("form:has(#email-code) button").await;
+    assert_eq!(browser.path().await, "/reset/password");
+    browser.reload().await;
+    assert_eq!(browser.path().await, "/reset/password");
+    let new_password = format!("Reloaded-{}-Pw7!", locale.tag());
+    browser.fill("#new-password", &new_password).await;
+    browser.fill("#confirm-password", &new_password).await;
+    browser
+        .submit("form[action='/reset/password'] button")
+        .await;
+    assert_eq!(browser.path().await, "/reset/done");
+    browser.reload().await;
+    browser.assert_text("reset_done_title").await;
+    browser.back().await;
+    assert_eq!(
+        browser.path().await,
+        "/reset",
+        "the spent flow's steps lead to the start"
+    );
+    bind(&user.dn, &new_password)
+        .await
+        .expect("the new password binds");
+    let notice = wait_for_mail(&address).await;
+    assert!(notice.code_in().is_none(), "the reset notice");
+    assert_no_mail(&address, Duration::from_secs(2)).await;
 }
 
 /// Registration controls that must not be offered before a step-up (or at all, to a refused
@@ -924,6 +991,27 @@ impl Browser {
             .goto(&format!("{}{path}", self.base))
             .await
             .unwrap();
+        self.wait_for_load().await;
+    }
+
+    /// The path of the page shown.
+    async fn path(&self) -> String {
+        self.client.current_url().await.unwrap().path().to_owned()
+    }
+
+    /// The browser's Reload: the page's request again.
+    async fn reload(&self) {
+        self.js("document.documentElement.dataset.leaving = '1'", vec![])
+            .await;
+        self.client.refresh().await.unwrap();
+        self.wait_for_load().await;
+    }
+
+    /// The browser's Back button.
+    async fn back(&self) {
+        self.js("document.documentElement.dataset.leaving = '1'", vec![])
+            .await;
+        self.client.back().await.unwrap();
         self.wait_for_load().await;
     }
 

@@ -2,13 +2,15 @@
 //! real Samba DC and SMTP server: sign in as a member of a nested helpdesk group, find a caller,
 //! verify them, confirm an action.
 
+use std::time::Duration;
+
 use axum::http::{StatusCode, header};
 use sspr_bridge::domain::totp;
 
 use crate::client::{Answer, test_app};
 use crate::harness::{add_member, bind, create_group, create_user, read_attr, unique_name};
 use crate::helpdesk::{Authenticator, Desk, caller_with_totp, desk};
-use crate::mail::wait_for_mail;
+use crate::mail::{assert_no_mail, wait_for_mail};
 use crate::pages::{Browser, alert, assert_page, attr_of_tag, csrf_field, unescape};
 use crate::selfservice::{register_email, settle_totp_step, sign_in};
 
@@ -37,12 +39,14 @@ async fn operator_signs_in<'a>(desk: &'a Desk) -> (Browser<'a>, Answer) {
         &code,
     )
     .await;
+    assert_eq!(browser.redirected.as_deref(), Some("/helpdesk"));
     assert_page(&search, StatusCode::OK, "Find a user");
     (browser, search)
 }
 
 async fn find(browser: &mut Browser<'_>, page: &Answer, id: &str) -> Answer {
     let card = browser.submit(page, "/helpdesk/user", &[("id", id)]).await;
+    assert_eq!(browser.redirected.as_deref(), Some("/helpdesk/user"));
     assert_eq!(card.status, StatusCode::OK, "{}", card.body);
     card
 }
@@ -202,6 +206,18 @@ async fn verified_by_totp_an_operator_resets_and_reads_the_temporary_password_on
         Some("0")
     );
 
+    // Reload of the password's page sends the confirmation again: it leads to the card, and
+    // no second reset replaces the password the operator read out.
+    let again = browser.post_again().await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    assert_eq!(again.headers[header::LOCATION], "/helpdesk/user");
+    let card_again = browser.follow(again).await;
+    assert!(!card_again.body.contains(&temporary));
+    let (_, text) = bind(&caller.dn, &temporary)
+        .await
+        .expect_err("still the same temporary password");
+    assert!(text.contains("data 773"), "{text}");
+
     // Back on the card: must change; the password is not shown again.
     let back = browser.submit(&shown, "/helpdesk/user", &[]).await;
     assert_eq!(fact(&back.body, "card-must-change"), "Yes");
@@ -248,8 +264,13 @@ async fn verified_by_totp_an_operator_resets_and_reads_the_temporary_password_on
 
     browser.assert_bearers_stay_in_cookies(&[&session], &[&search, &card, &confirm, &shown]);
     let signed_out = browser.submit(&back, "/helpdesk/sign-out", &[]).await;
+    assert_eq!(browser.redirected.as_deref(), Some("/helpdesk"));
     assert_page(&signed_out, StatusCode::OK, "You are signed out.");
     assert!(!browser.jar.contains_key("sspr_helpdesk"));
+    // Back to the card: without a session it leads to the sign-in.
+    let back_to_card = browser.get("/helpdesk/user").await;
+    assert_eq!(back_to_card.status, StatusCode::SEE_OTHER);
+    assert_eq!(back_to_card.headers[header::LOCATION], "/helpdesk");
 
     // The old token is worth nothing, even when replayed: back to sign in.
     browser.jar.insert("sspr_helpdesk".into(), session);
@@ -287,12 +308,22 @@ async fn verified_by_an_emailed_code_an_operator_unlocks_a_real_lockout() {
     let sent = browser
         .submit(&card, "/helpdesk/user/email-code", &[])
         .await;
+    assert_eq!(browser.redirected.as_deref(), Some("/helpdesk/user"));
     assert_page(&sent, StatusCode::OK, "A code was emailed to the user.");
     assert_page(&sent, StatusCode::OK, "The code the caller reads to you");
     let code = wait_for_mail(&address)
         .await
         .code_in()
         .expect("code mailed");
+    // Reload: the card with the code field again, the notice once, and no second mail.
+    let reloaded = browser.get("/helpdesk/user").await;
+    assert_page(
+        &reloaded,
+        StatusCode::OK,
+        "The code the caller reads to you",
+    );
+    assert!(!reloaded.body.contains("A code was emailed to the user."));
+    assert_no_mail(&address, Duration::from_secs(2)).await;
     let verified = browser
         .submit(
             &sent,
@@ -309,8 +340,11 @@ async fn verified_by_an_emailed_code_an_operator_unlocks_a_real_lockout() {
     let done = browser
         .submit(&confirm, "/helpdesk/user/unlock/confirm", &[])
         .await;
+    assert_eq!(browser.redirected.as_deref(), Some("/helpdesk/user"));
     assert_page(&done, StatusCode::OK, "The account is unlocked.");
     assert_eq!(fact(&done.body, "card-locked"), "No");
+    let reloaded = browser.get("/helpdesk/user").await;
+    assert_eq!(fact(&reloaded.body, "card-locked"), "No");
     bind(&caller.dn, &caller.password)
         .await
         .expect("unlocked, password unchanged");

@@ -22,6 +22,7 @@ mod multidc;
 mod notices;
 mod outbox;
 mod pages;
+mod pages_prg;
 mod policy;
 mod scaleout;
 mod scope;

@@ -16,7 +16,7 @@ use crate::selfservice::{decode_base32, settle_totp_step};
 
 const LICENSED: &str = "[licence]\nazure_ad_premium = true\n";
 
-async fn app(extra: &str) -> TestApp {
+pub async fn app(extra: &str) -> TestApp {
     test_app(&format!("{LICENSED}{}\n{extra}", smtp_section())).await
 }
 
@@ -119,6 +119,10 @@ pub struct Browser<'a> {
     pub seen_urls: Vec<String>,
     /// Every `Set-Cookie` header received.
     pub set_cookies: Vec<String>,
+    /// Where the last submitted form redirected with `303 See Other`, if it did.
+    pub redirected: Option<String>,
+    /// The path and body of the last POST, which a Reload of its answer sends again.
+    last_post: Option<(String, String)>,
 }
 
 impl<'a> Browser<'a> {
@@ -129,10 +133,15 @@ impl<'a> Browser<'a> {
             accept_language: None,
             seen_urls: Vec::new(),
             set_cookies: Vec::new(),
+            redirected: None,
+            last_post: None,
         }
     }
 
     async fn send(&mut self, method: &str, path: &str, form: Option<String>) -> Answer {
+        if let Some(body) = &form {
+            self.last_post = Some((path.to_owned(), body.clone()));
+        }
         let mut request = Request::builder().method(method).uri(path);
         if !self.jar.is_empty() {
             let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -211,7 +220,34 @@ impl<'a> Browser<'a> {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        self.post(action, &pairs).await
+        let answer = self.post(action, &pairs).await;
+        self.redirected = None;
+        self.follow(answer).await
+    }
+
+    /// Reload of a POST's answer, confirmed: the same form sent again (not followed).
+    pub async fn post_again(&mut self) -> Answer {
+        let (path, body) = self.last_post.clone().expect("a form was posted");
+        self.send("POST", &path, Some(body)).await
+    }
+
+    /// Follows `303 See Other` with a GET, as a browser does; the first Location goes to
+    /// `redirected`.
+    pub async fn follow(&mut self, mut answer: Answer) -> Answer {
+        for _ in 0..5 {
+            if answer.status != StatusCode::SEE_OTHER {
+                return answer;
+            }
+            assert!(answer.body.is_empty(), "{}", answer.body);
+            let location = answer.headers[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(location.starts_with('/'), "{location}");
+            self.redirected.get_or_insert_with(|| location.clone());
+            answer = self.get(&location).await;
+        }
+        panic!("a redirect loop");
     }
 
     /// Asserts that a flow id or session token never showed up in a URL, nor anywhere in a page.
@@ -682,10 +718,18 @@ async fn unlock_through_the_pages_after_a_real_lockout() {
     let mut visit = Browser::new(&app);
     let verify = start(&mut visit, "/unlock", &user.sam).await;
     let flow = visit.jar["sspr_flow"].clone();
+    assert_eq!(visit.redirected.as_deref(), Some("/unlock/verify"));
     let confirm = verify_totp(&mut visit, &verify, "/unlock", &secret).await;
+    assert_eq!(visit.redirected.as_deref(), Some("/unlock/confirm"));
     assert_page(&confirm, StatusCode::OK, "Unlock my account");
+    // Reload: the same page, and nothing posted again.
+    let reloaded = visit.get("/unlock/confirm").await;
+    assert_page(&reloaded, StatusCode::OK, "Unlock my account");
     let done = visit.submit(&confirm, "/unlock/confirm", &[]).await;
+    assert_eq!(visit.redirected.as_deref(), Some("/unlock/done"));
     assert_page(&done, StatusCode::OK, "Your account is unlocked");
+    let reloaded = visit.get("/unlock/done").await;
+    assert_page(&reloaded, StatusCode::OK, "Your account is unlocked");
     bind(&user.dn, &user.password)
         .await
         .expect("unlocked, same password");

@@ -12,6 +12,7 @@ use axum::{Form, Router};
 use minijinja::context;
 use serde::Deserialize;
 
+use super::flash::{self, Carried, PageState};
 use super::{Reply, Visitor};
 use crate::domain::error::FlowError;
 use crate::domain::helpdesk::{Answer, ApprovalView, Approvals, caller_label};
@@ -39,21 +40,40 @@ struct ApprovalForm {
     code: String,
 }
 
-async fn reopen(State(s): State<AppState>, visitor: Visitor) -> Response {
+/// The answers a manager may have given, which this page confirms for as long as the page
+/// state lasts (so a reload still shows it); otherwise it asks to open the link again.
+const ANSWERED: [&str; 2] = ["approve_done", "approve_declined"];
+
+async fn reopen(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Carried(carried): Carried,
+) -> Response {
+    let answered = carried
+        .and_then(|c| c.done)
+        .and_then(|d| ANSWERED.into_iter().find(|a| *a == d));
     let reply = Reply::new("message.html")
         .here(HERE)
         .vars(context! { heading => "approve_title" })
-        .notice("approve_reopen");
+        .notice(answered.unwrap_or("approve_reopen"));
     s.pages.show(&visitor, reply)
 }
 
-async fn show(State(s): State<AppState>, visitor: Visitor, Path(token): Path<String>) -> Response {
+async fn show(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Path(token): Path<String>,
+    Carried(carried): Carried,
+) -> Response {
+    let state = carried.unwrap_or_default();
     let viewed = Approvals::new(&s.deps).view(&token).await;
-    let reply = match viewed {
-        Ok(view) => form(&token, &view, false),
-        Err(e) => ended(e),
+    let reply = match (viewed, state.notice_key()) {
+        (Ok(view), Some(notice)) => form(&token, &view, state.email_sent).notice(notice),
+        (Ok(view), None) => form(&token, &view, state.email_sent),
+        (Err(e), _) => ended(e),
     };
-    shown(&s, &visitor, reply)
+    let response = no_referrer(s.pages.show(&visitor, reply));
+    flash::noticed(&s, &visitor, response, state)
 }
 
 async fn answer(
@@ -77,15 +97,22 @@ async fn answer(
         _ => Err(FlowError::InvalidInput(String::new())),
     };
     let reply = match done {
-        Ok(Some(outcome)) => Reply::new("message.html")
-            .here(HERE)
-            .vars(context! { heading => "approve_title" })
-            .notice(outcome),
+        Ok(Some(outcome)) => {
+            let state = PageState {
+                done: Some(outcome.to_owned()),
+                ..PageState::default()
+            };
+            return flash::onwards(&s, &visitor, HERE, &state);
+        }
         // A code was mailed: the same page, with the field for it.
-        Ok(None) => match approvals.view(&token).await {
-            Ok(view) => form(&token, &view, true).notice("approve_code_sent"),
-            Err(e) => ended(e),
-        },
+        Ok(None) => {
+            let state = PageState {
+                email_sent: true,
+                ..PageState::default()
+            }
+            .with_notice("approve_code_sent");
+            return flash::onwards(&s, &visitor, &format!("{HERE}/{token}"), &state);
+        }
         Err(e @ (FlowError::FlowNotFound | FlowError::Store(_) | FlowError::Directory(_))) => {
             ended(e)
         }
@@ -125,7 +152,10 @@ fn ended(error: FlowError) -> Reply {
 
 /// The link's token is in this page's address: no other site may see it as a referrer.
 fn shown(s: &AppState, visitor: &Visitor, reply: Reply) -> Response {
-    let mut response = s.pages.show(visitor, reply);
+    no_referrer(s.pages.show(visitor, reply))
+}
+
+fn no_referrer(mut response: Response) -> Response {
     response.headers_mut().insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),

@@ -9,6 +9,7 @@
 
 mod approval;
 mod cookies;
+mod flash;
 mod helpdesk;
 mod layers;
 mod register;

@@ -11,7 +11,8 @@ use minijinja::{Value, context};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::cookies::SESSION;
+use super::cookies::{self, SESSION};
+use super::flash::{self, Carried, PageState, onwards, see_other, shown};
 use super::{Reply, Visitor, back_to_start};
 use crate::domain::enrollment::{Enrollment, StepUpMethod};
 use crate::domain::error::FlowError;
@@ -28,7 +29,10 @@ pub fn routes() -> Router<AppState> {
         .route("/register/totp/confirm", step(post(confirm_totp)))
         .route("/register/totp/reconfirm", step(post(reconfirm_totp)))
         .route("/register/email", get(email_form).post(begin_email))
-        .route("/register/email/confirm", step(post(confirm_email)))
+        .route(
+            "/register/email/confirm",
+            get(email_code_form).post(confirm_email),
+        )
         .route(
             "/register/remove/{method}",
             get(confirm_removal).post(remove),
@@ -115,20 +119,19 @@ async fn overview(s: &AppState, visitor: &Visitor, token: &str) -> Result<Reply,
     }))
 }
 
-/// The overview after a change, confirming it.
-async fn changed(s: &AppState, visitor: &Visitor, token: &str, notice: &'static str) -> Response {
-    match overview(s, visitor, token).await {
-        Ok(reply) => s.pages.show(visitor, reply.notice(notice)),
-        Err(e) => refused(s, visitor, page("message.html"), e, "error_directory"),
-    }
+/// The overview after a change, confirming it: a redirect, so Reload shows the overview again
+/// and repeats nothing.
+fn changed(s: &AppState, visitor: &Visitor, notice: &'static str) -> Response {
+    onwards(s, visitor, HERE, &PageState::default().with_notice(notice))
 }
 
-async fn start(State(s): State<AppState>, visitor: Visitor) -> Response {
+async fn start(State(s): State<AppState>, visitor: Visitor, Carried(carried): Carried) -> Response {
+    let state = carried.unwrap_or_default();
     let Some(token) = &visitor.session else {
-        return s.pages.show(&visitor, sign_in_form(""));
+        return shown(&s, &visitor, sign_in_form(""), state);
     };
     match overview(&s, &visitor, token).await {
-        Ok(reply) => s.pages.show(&visitor, reply),
+        Ok(reply) => shown(&s, &visitor, reply, state),
         Err(e) => {
             let mut response = refused(&s, &visitor, page("message.html"), e, "error_directory");
             // Coming back after the session ended is no error of the request.
@@ -157,12 +160,14 @@ async fn sign_in(
             return s.pages.show(&visitor, reply);
         }
     };
-    match overview(&s, &visitor, &signed_in).await {
-        Ok(reply) => s
-            .pages
-            .show(&visitor, reply.bearer(SESSION, Some(&signed_in))),
-        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
-    }
+    see_other(
+        HERE,
+        [cookies::bearer(
+            SESSION,
+            Some(&signed_in),
+            s.pages.secure_cookies,
+        )],
+    )
 }
 
 /// `ABCD EFGH …`: a secret to type by hand, in groups of four.
@@ -215,7 +220,7 @@ async fn confirm_totp(
     }
     .await;
     match result {
-        Ok(token) => changed(&s, &visitor, token, "notice_totp_added").await,
+        Ok(_) => changed(&s, &visitor, "notice_totp_added"),
         Err(e) => {
             let retry = page("register_totp.html").vars(context! { setup => false });
             refused(&s, &visitor, retry, e, "error_totp_not_started")
@@ -237,7 +242,7 @@ async fn reconfirm_totp(
         .reconfirm_totp(token, &form.code, &visitor.client)
         .await
     {
-        Ok(()) => changed(&s, &visitor, token, "notice_reconfirmed").await,
+        Ok(()) => changed(&s, &visitor, "notice_reconfirmed"),
         // The overview again, with its re-confirm form under the error; a session the wrong
         // code ended sends the user to sign in.
         Err(e) => match overview(&s, &visitor, token).await {
@@ -276,7 +281,7 @@ async fn step_up(
         .step_up(token, method, &form.code, &visitor.client)
         .await
     {
-        Ok(()) => changed(&s, &visitor, token, "notice_stepped_up").await,
+        Ok(()) => changed(&s, &visitor, "notice_stepped_up"),
         Err(e) => refused_on_overview(&s, &visitor, token, e).await,
     }
 }
@@ -290,7 +295,7 @@ async fn send_step_up_code(State(s): State<AppState>, visitor: Visitor) -> Respo
         .send_step_up_code(token, &visitor.client)
         .await
     {
-        Ok(()) => changed(&s, &visitor, token, "notice_stepup_code_sent").await,
+        Ok(()) => changed(&s, &visitor, "notice_stepup_code_sent"),
         Err(e) => refused_on_overview(&s, &visitor, token, e).await,
     }
 }
@@ -326,16 +331,34 @@ async fn begin_email(
     .await;
     match result {
         Ok(()) => {
-            let reply = page("register_email.html")
-                .vars(context! { step => "code", address })
-                .notice("notice_code_sent");
-            s.pages.show(&visitor, reply)
+            let state = PageState {
+                address: Some(address.to_owned()),
+                ..PageState::default()
+            }
+            .with_notice("notice_code_sent");
+            onwards(&s, &visitor, "/register/email/confirm", &state)
         }
         Err(e) => {
             let retry = page("register_email.html").vars(context! { step => "address", address });
             refused(&s, &visitor, retry, e, "error_email_address")
         }
     }
+}
+
+/// The code step, after the code was mailed; without that, the address step.
+async fn email_code_form(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Carried(carried): Carried,
+) -> Response {
+    let Some(state) = carried.filter(|c| c.address.is_some() && visitor.session.is_some()) else {
+        return see_other("/register/email", []);
+    };
+    let reply = page("register_email.html").vars(context! {
+        step => "code",
+        address => state.address.as_deref(),
+    });
+    shown(&s, &visitor, reply, state)
 }
 
 async fn confirm_email(
@@ -352,7 +375,7 @@ async fn confirm_email(
     }
     .await;
     match result {
-        Ok(token) => changed(&s, &visitor, token, "notice_email_added").await,
+        Ok(_) => changed(&s, &visitor, "notice_email_added"),
         Err(e) => {
             let retry = page("register_email.html").vars(context! {
                 step => "code",
@@ -407,7 +430,7 @@ async fn remove(
     }
     .await;
     match result {
-        Ok(token) => changed(&s, &visitor, token, "notice_removed").await,
+        Ok(_) => changed(&s, &visitor, "notice_removed"),
         Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
     }
 }
@@ -419,10 +442,15 @@ async fn sign_out(State(s): State<AppState>, visitor: Visitor) -> Response {
             tracing::warn!(error = %e, "session not deleted at sign-out");
         }
     }
-    let reply = sign_in_form("")
-        .notice("notice_signed_out")
-        .bearer(SESSION, None);
-    s.pages.show(&visitor, reply)
+    let secure = s.pages.secure_cookies;
+    let state = PageState::default().with_notice("notice_signed_out");
+    see_other(
+        HERE,
+        [
+            cookies::bearer(SESSION, None, secure),
+            flash::cookie(&s.deps.keys, None, Some(&state), secure),
+        ],
+    )
 }
 
 #[cfg(test)]

@@ -5,15 +5,16 @@ use std::convert::Infallible;
 
 use axum::Router;
 use axum::extract::{Form, FromRequestParts, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::Response;
-use axum::routing::{MethodRouter, get, post};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use minijinja::context;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::cookies::FLOW;
+use super::cookies::{self, FLOW};
+use super::flash::{self, Carried, PageState, kept, onwards, see_other, shown};
 use super::{Locale, Pages, Reply, Visitor, back_to_start};
 use crate::domain::error::FlowError;
 use crate::domain::policy::Requirement;
@@ -54,16 +55,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Purpose {
 }
 
 pub fn routes() -> Router<AppState> {
-    let step = |handler: MethodRouter<AppState>| handler.get(back_to_start);
     let mut router = Router::new()
-        .route("/reset/password", step(post(set_password)))
-        .route("/unlock/confirm", step(post(unlock)));
+        .route("/reset/password", get(password_form).post(set_password))
+        .route("/unlock/confirm", get(unlock_form).post(unlock));
     for purpose in [Purpose::Reset, Purpose::Unlock] {
         let here = purpose.here();
         router = router
             .route(here, get(start_form).post(start))
-            .route(&format!("{here}/email"), step(post(send_code)))
-            .route(&format!("{here}/verify"), step(post(verify)));
+            .route(&format!("{here}/email"), post(send_code).get(back_to_start))
+            .route(&format!("{here}/verify"), get(verify_form).post(verify))
+            .route(&format!("{here}/done"), get(done));
     }
     router
 }
@@ -74,20 +75,13 @@ struct Start {
     username: String,
 }
 
-/// The methods offered at the start, carried through the verification forms (display only: the
-/// domain decides what is accepted).
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Offered {
-    offered: String,
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Verify {
     method: String,
     code: String,
-    offered: String,
+    /// The form's mark (see [`PageState::replayed`]).
+    once: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -97,19 +91,22 @@ struct NewPassword {
     confirm_password: String,
 }
 
-fn offered(list: &str) -> Vec<&'static str> {
-    list.split(',')
-        .filter_map(MethodKind::parse)
+/// The methods a page state lists, known ones only.
+fn offered(state: &PageState) -> Vec<&'static str> {
+    state
+        .methods
+        .iter()
+        .filter_map(|m| MethodKind::parse(m))
         .map(MethodKind::as_str)
         .collect()
 }
 
-/// The page to verify with: the methods offered, and whether an email code was just sent.
-fn verify_page(purpose: Purpose, methods: &[&str], email_sent: bool) -> Reply {
+/// The page to verify with: the methods offered, and whether an email code was sent.
+fn verify_page(purpose: Purpose, state: &PageState) -> Reply {
     purpose.page("reset_verify.html").vars(context! {
-        methods,
-        offered => methods.join(","),
-        email_sent,
+        methods => offered(state),
+        email_sent => state.email_sent,
+        once => state.once,
     })
 }
 
@@ -199,10 +196,18 @@ async fn start(
         .await
     {
         Ok(started) => {
-            let methods: Vec<&str> = started.methods.iter().map(|m| m.as_str()).collect();
-            s.pages.show(
-                &visitor,
-                verify_page(purpose, &methods, false).bearer(FLOW, Some(&started.flow)),
+            let state = PageState {
+                methods: started.methods.iter().map(|m| m.as_str().into()).collect(),
+                ..PageState::default()
+            };
+            let secure = s.pages.secure_cookies;
+            let flow = Some(started.flow.as_str());
+            see_other(
+                &format!("{}/verify", purpose.here()),
+                [
+                    cookies::bearer(FLOW, flow, secure),
+                    flash::cookie(&s.deps.keys, flow, Some(&state), secure),
+                ],
             )
         }
         Err(e) => {
@@ -212,13 +217,35 @@ async fn start(
     }
 }
 
+/// A step page needs a flow and the state its redirect left; without them, back to the start.
+fn step_state(visitor: &Visitor, carried: Carried) -> Option<PageState> {
+    visitor.flow.as_ref()?;
+    carried.0
+}
+
+async fn verify_form(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    purpose: Purpose,
+    carried: Carried,
+    uri: Uri,
+) -> Response {
+    match step_state(&visitor, carried) {
+        Some(state) => {
+            let state = state.marked();
+            shown(&s, &visitor, verify_page(purpose, &state), state)
+        }
+        None => back_to_start(uri).await.into_response(),
+    }
+}
+
 async fn send_code(
     State(s): State<AppState>,
     visitor: Visitor,
     purpose: Purpose,
-    Form(form): Form<Offered>,
+    Carried(carried): Carried,
 ) -> Response {
-    let methods = offered(&form.offered);
+    let state = carried.unwrap_or_default();
     let result = async {
         Reset::new(&s.deps)
             .send_email_code(flow(&visitor)?, &visitor.client)
@@ -227,17 +254,17 @@ async fn send_code(
     .await;
     match result {
         Ok(()) => {
-            let reply = verify_page(purpose, &methods, true).notice("notice_reset_code_sent");
-            s.pages.show(&visitor, reply)
+            let sent = PageState {
+                email_sent: true,
+                ..state
+            }
+            .with_notice("notice_reset_code_sent");
+            onwards(&s, &visitor, &format!("{}/verify", purpose.here()), &sent)
         }
-        Err(e) => refused(
-            &s,
-            &visitor,
-            purpose,
-            verify_page(purpose, &methods, false),
-            e,
-            "error_code",
-        ),
+        Err(e) => {
+            let retry = verify_page(purpose, &state);
+            refused(&s, &visitor, purpose, retry, e, "error_code")
+        }
     }
 }
 
@@ -245,12 +272,17 @@ async fn verify(
     State(s): State<AppState>,
     visitor: Visitor,
     purpose: Purpose,
+    Carried(carried): Carried,
     Form(form): Form<Verify>,
 ) -> Response {
-    let methods = offered(&form.offered);
+    let state = carried.unwrap_or_default();
+    let here = format!("{}/verify", purpose.here());
+    if state.replayed(&form.once) {
+        // Answered already (its error shown once): the page as it is now, no second attempt.
+        return see_other(&here, []);
+    }
     let Some(method) = MethodKind::parse(&form.method) else {
-        let reply =
-            verify_page(purpose, &methods, false).problem(StatusCode::BAD_REQUEST, "error_method");
+        let reply = verify_page(purpose, &state).problem(StatusCode::BAD_REQUEST, "error_method");
         return s.pages.show(&visitor, reply);
     };
     let result = async {
@@ -262,24 +294,59 @@ async fn verify(
     match result {
         Ok(verified) if verified.remaining == 0 => {
             let next = match purpose {
-                Purpose::Reset => password_page(&s, &visitor).await,
-                Purpose::Unlock => purpose.page("unlock_confirm.html"),
+                Purpose::Reset => "/reset/password",
+                Purpose::Unlock => "/unlock/confirm",
             };
-            s.pages.show(&visitor, next.notice("notice_verified"))
+            let state = PageState::default().with_notice("notice_verified");
+            onwards(&s, &visitor, next, &state)
         }
         Ok(_) => {
-            let others: Vec<&str> = methods
-                .iter()
-                .copied()
-                .filter(|m| *m != method.as_str())
-                .collect();
-            let reply = verify_page(purpose, &others, false).notice("notice_verified_more");
-            s.pages.show(&visitor, reply)
+            let others = PageState {
+                methods: offered(&state)
+                    .into_iter()
+                    .filter(|m| *m != method.as_str())
+                    .map(str::to_owned)
+                    .collect(),
+                email_sent: false,
+                ..PageState::default()
+            }
+            .with_notice("notice_verified_more");
+            onwards(&s, &visitor, &here, &others)
         }
         Err(e) => {
-            let retry = verify_page(purpose, &methods, method == MethodKind::Email);
-            refused(&s, &visitor, purpose, retry, e, "error_code")
+            let state = state.remarked();
+            let retry = verify_page(purpose, &state);
+            let response = refused(&s, &visitor, purpose, retry, e, "error_code");
+            kept(&s, &visitor, response, state)
         }
+    }
+}
+
+async fn password_form(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    carried: Carried,
+    uri: Uri,
+) -> Response {
+    match step_state(&visitor, carried) {
+        Some(state) => {
+            let reply = password_page(&s, &visitor).await;
+            shown(&s, &visitor, reply, state)
+        }
+        None => back_to_start(uri).await.into_response(),
+    }
+}
+
+async fn unlock_form(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    carried: Carried,
+    uri: Uri,
+) -> Response {
+    let reply = Purpose::Unlock.page("unlock_confirm.html");
+    match step_state(&visitor, carried) {
+        Some(state) => shown(&s, &visitor, reply, state),
+        None => back_to_start(uri).await.into_response(),
     }
 }
 
@@ -305,7 +372,7 @@ async fn set_password(
     }
     .await;
     match result {
-        Ok(()) => finished(&s, &visitor, purpose),
+        Ok(()) => finished(&s, purpose),
         Err(e) => {
             let retry = password_page(&s, &visitor).await;
             refused(&s, &visitor, purpose, retry, e, detail)
@@ -322,7 +389,7 @@ async fn unlock(State(s): State<AppState>, visitor: Visitor) -> Response {
     }
     .await;
     match result {
-        Ok(()) => finished(&s, &visitor, purpose),
+        Ok(()) => finished(&s, purpose),
         Err(e) => refused(
             &s,
             &visitor,
@@ -334,13 +401,40 @@ async fn unlock(State(s): State<AppState>, visitor: Visitor) -> Response {
     }
 }
 
-/// The end: no automatic sign-in, the user signs in as usual. The flow is spent; so is its cookie.
-fn finished(s: &AppState, visitor: &Visitor, purpose: Purpose) -> Response {
+/// The end: no automatic sign-in, the user signs in as usual. The flow is spent; so is its
+/// cookie. The done page stays for Reload; Back leads to steps that send back to the start.
+fn finished(s: &AppState, purpose: Purpose) -> Response {
+    let secure = s.pages.secure_cookies;
+    let state = PageState {
+        done: Some(purpose.here().to_owned()),
+        ..PageState::default()
+    };
+    see_other(
+        &format!("{}/done", purpose.here()),
+        [
+            cookies::bearer(FLOW, None, secure),
+            flash::cookie(&s.deps.keys, None, Some(&state), secure),
+        ],
+    )
+}
+
+async fn done(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    purpose: Purpose,
+    Carried(carried): Carried,
+    uri: Uri,
+) -> Response {
+    let finished = carried
+        .and_then(|c| c.done)
+        .is_some_and(|d| d == purpose.here());
+    if !finished || visitor.flow.is_some() {
+        return back_to_start(uri).await.into_response();
+    }
     let reply = purpose
         .page("done.html")
-        .vars(context! { unlock => purpose == Purpose::Unlock })
-        .bearer(FLOW, None);
-    s.pages.show(visitor, reply)
+        .vars(context! { unlock => purpose == Purpose::Unlock });
+    s.pages.show(&visitor, reply)
 }
 
 #[cfg(test)]
@@ -349,8 +443,12 @@ mod tests {
 
     #[test]
     fn offered_methods_keep_only_known_ones() {
-        assert_eq!(offered("totp,email"), ["totp", "email"]);
-        assert_eq!(offered("email,<script>,"), ["email"]);
+        let state = |methods: &[&str]| PageState {
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            ..PageState::default()
+        };
+        assert_eq!(offered(&state(&["totp", "email"])), ["totp", "email"]);
+        assert_eq!(offered(&state(&["email", "<script>", ""])), ["email"]);
     }
 
     #[test]

@@ -12,9 +12,11 @@ use crate::domain::error::FlowError;
 use crate::domain::helpdesk::{Action, Helpdesk};
 use crate::http::AppState;
 use crate::http::pages::Visitor;
+use crate::http::pages::flash::{Carried, PageState, kept};
 
 use super::{
     CARD, CONFIRM, CallerForm, HERE, Outcome, as_operator, caller_page, card_step, page, shown_as,
+    to_card,
 };
 
 /// The actions by the path segment of their forms.
@@ -79,33 +81,50 @@ pub(super) async fn registration_code(
 }
 
 /// The confirmation step (are you sure?), with the reason field when the caller is unverified.
+///
+/// Its form carries a new mark (see [`PageState::replayed`]), so the action it confirms is done
+/// once, however often the browser sends the form again.
 pub(super) async fn confirm(
     State(s): State<AppState>,
     visitor: Visitor,
     Path(segment): Path<String>,
+    Carried(carried): Carried,
     Form(form): Form<CallerForm>,
 ) -> Response {
     let Some((segment, _)) = action(&segment, "") else {
         return Redirect::to(HERE).into_response();
     };
     let shown = form.shown();
-    let vars = context! { action => segment, reason => "" };
+    let state = PageState {
+        caller: Some(form.id.clone()),
+        verified: shown.verified.map(|v| shown_as(v).to_owned()),
+        ..carried.unwrap_or_default()
+    }
+    .remarked();
+    let vars = context! { action => segment, reason => "", once => &state.once };
     if shown.verified.is_none() && s.deps.settings.helpdesk.require_verification {
         let outcome = Outcome::Problem(StatusCode::FORBIDDEN, "error_caller_not_verified");
         return caller_page(&s, &visitor, &form.id, CARD, shown, vars, outcome).await;
     }
-    caller_page(&s, &visitor, &form.id, CONFIRM, shown, vars, Outcome::Quiet).await
+    let response = caller_page(&s, &visitor, &form.id, CONFIRM, shown, vars, Outcome::Quiet).await;
+    kept(&s, &visitor, response, state)
 }
 
 pub(super) async fn act(
     State(s): State<AppState>,
     visitor: Visitor,
     Path(segment): Path<String>,
+    Carried(carried): Carried,
     Form(form): Form<CallerForm>,
 ) -> Response {
     let Some((segment, action)) = action(&segment, &form.deliver) else {
         return Redirect::to(HERE).into_response();
     };
+    let state = carried.unwrap_or_default();
+    if state.replayed(&form.once) {
+        // Done already (Reload of its answer): the card, and nothing done twice.
+        return to_card(&s, &visitor, &form.id, &form.shown(), None);
+    }
     let mut shown = form.shown();
     let reason = Some(form.reason.as_str()).filter(|r| !r.trim().is_empty());
     let acted = as_operator(&s, &visitor, async |helpdesk, session| {
@@ -114,23 +133,24 @@ pub(super) async fn act(
             .await
     })
     .await;
-    let vars = context! { action => segment, reason => &form.reason };
+    let vars = context! { action => segment, reason => &form.reason, once => &state.once };
     let (template, outcome) = match acted {
         Ok(Some(password)) => {
             let mail_failed = action
                 == Action::Reset {
                     deliver_by_email: true,
                 };
-            return temporary_password(&s, &visitor, &form, &password, mail_failed);
+            let response = temporary_password(&s, &visitor, &form, &password, mail_failed);
+            return kept(&s, &visitor, response, state.remarked());
         }
-        Ok(None) => (
-            CARD,
-            Outcome::Notice(match action {
+        Ok(None) => {
+            let notice = match action {
                 Action::Reset { .. } => "notice_password_mailed",
                 Action::Unlock => "notice_caller_unlocked",
                 Action::ClearRegistrations => "notice_registrations_cleared",
-            }),
-        ),
+            };
+            return to_card(&s, &visitor, &form.id, &shown, Some(notice));
+        }
         // The domain asks for a reason before it looks for an address to mail to.
         Err(e @ FlowError::InvalidInput(_)) => {
             let no_address = reason.is_some()

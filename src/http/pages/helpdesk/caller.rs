@@ -11,7 +11,7 @@ use crate::domain::store::MethodKind;
 use crate::http::AppState;
 use crate::http::pages::Visitor;
 
-use super::{CARD, CallerForm, Outcome, as_operator, caller_page, card_step};
+use super::{CARD, CallerForm, Outcome, as_operator, caller_page, card_step, to_card};
 
 /// Mails the caller's manager the approval link; the card says so (or why not). The operator
 /// looks the caller up again once the manager answered.
@@ -67,7 +67,8 @@ pub(super) async fn verify(
                 Ok(()) => {
                     shown.verified = (method == MethodKind::Totp)
                         .then_some(VerifiedBy::Registered(MethodKind::Totp));
-                    Outcome::Notice("notice_caller_verified")
+                    let notice = Some("notice_caller_verified");
+                    return to_card(&s, &visitor, &form.id, &shown, notice);
                 }
                 Err(e) => {
                     shown.email_sent = method == MethodKind::Email;

@@ -20,7 +20,8 @@ use minijinja::{Value, context};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::cookies::HELPDESK;
+use super::cookies::{self, HELPDESK};
+use super::flash::{self, Carried, PageState, noticed, onwards, see_other, shown};
 use super::{Locale, Reply, Visitor, back_to_start};
 use crate::domain::error::FlowError;
 use crate::domain::helpdesk::{Helpdesk, VerifiedBy};
@@ -36,6 +37,9 @@ use card::{Card, shown_as};
 
 const HERE: &str = super::sections::HELPDESK;
 
+/// The caller's card, where every step on it redirects when it went through.
+const CALLER: &str = "/helpdesk/user";
+
 const CARD: &str = "helpdesk.html";
 const CONFIRM: &str = "helpdesk_confirm.html";
 
@@ -44,7 +48,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route(HERE, get(start).post(sign_in))
         .route("/helpdesk/sign-out", step(post(sign_out)))
-        .route("/helpdesk/user", step(post(look_up)))
+        .route(CALLER, get(caller_form).post(look_up))
         .route("/helpdesk/user/email-code", step(post(send_code)))
         .route("/helpdesk/user/verify", step(post(verify)))
         .route("/helpdesk/user/lift-block", step(post(lift_block)))
@@ -93,21 +97,28 @@ struct CallerForm {
     code: String,
     /// `operator` or `email`: who gets the temporary password.
     deliver: String,
+    /// The confirmation form's mark (see [`PageState::replayed`]).
+    once: String,
     /// `registered` or `ad_mail`: where a verification code goes.
     to: String,
     reason: String,
 }
 
+/// A verification as [`shown_as`] names it.
+fn verified_from(text: &str) -> Option<VerifiedBy> {
+    [
+        VerifiedBy::Registered(MethodKind::Totp),
+        VerifiedBy::Registered(MethodKind::Email),
+        VerifiedBy::AdMail,
+        VerifiedBy::Manager,
+    ]
+    .into_iter()
+    .find(|v| shown_as(*v) == text)
+}
+
 impl CallerForm {
     fn verified(&self) -> Option<VerifiedBy> {
-        [
-            VerifiedBy::Registered(MethodKind::Totp),
-            VerifiedBy::Registered(MethodKind::Email),
-            VerifiedBy::AdMail,
-            VerifiedBy::Manager,
-        ]
-        .into_iter()
-        .find(|v| shown_as(*v) == self.verified)
+        verified_from(&self.verified)
     }
 
     /// What the page shows besides the card, as the previous page left it.
@@ -159,12 +170,54 @@ async fn card_step(
         email_sent: mails_a_code && done.is_ok(),
         ..form.shown()
     };
-    let outcome = match done {
-        Ok(()) => Outcome::Notice(notice),
-        Err(e) => Outcome::Failed(e, detail),
+    match done {
+        Ok(()) => to_card(s, visitor, &form.id, &shown, Some(notice)),
+        Err(e) => {
+            let (vars, outcome) = (Value::UNDEFINED, Outcome::Failed(e, detail));
+            caller_page(s, visitor, &form.id, CARD, shown, vars, outcome).await
+        }
+    }
+}
+
+/// A step on the card went through: `303` to the card, which a GET looks up afresh.
+fn to_card(
+    s: &AppState,
+    visitor: &Visitor,
+    id: &str,
+    shown: &Shown,
+    notice: Option<&'static str>,
+) -> Response {
+    let state = PageState {
+        caller: Some(id.to_owned()),
+        verified: shown.verified.map(|v| shown_as(v).to_owned()),
+        email_sent: shown.email_sent,
+        ..PageState::default()
     };
+    let state = match notice {
+        Some(key) => state.with_notice(key),
+        None => state,
+    };
+    onwards(s, visitor, CALLER, &state)
+}
+
+/// The card a step redirected to; without a session or a caller, the helpdesk's start.
+async fn caller_form(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Carried(carried): Carried,
+) -> Response {
+    let state = carried.filter(|_| visitor.helpdesk.is_some());
+    let Some((state, id)) = state.and_then(|c| c.caller.clone().map(|id| (c, id))) else {
+        return see_other(HERE, []);
+    };
+    let shown = Shown {
+        verified: state.verified.as_deref().and_then(verified_from),
+        email_sent: state.email_sent,
+    };
+    let outcome = state.notice_key().map_or(Outcome::Quiet, Outcome::Notice);
     let vars = Value::UNDEFINED;
-    caller_page(s, visitor, &form.id, CARD, shown, vars, outcome).await
+    let response = caller_page(&s, &visitor, &id, CARD, shown, vars, outcome).await;
+    noticed(&s, &visitor, response, state)
 }
 
 /// `reply` with `error`, in the operator's words where they differ from a self-service user's.
@@ -256,12 +309,13 @@ async fn caller_page(
     s.pages.show(visitor, reply)
 }
 
-async fn start(State(s): State<AppState>, visitor: Visitor) -> Response {
+async fn start(State(s): State<AppState>, visitor: Visitor, Carried(carried): Carried) -> Response {
+    let state = carried.unwrap_or_default();
     let Some(token) = &visitor.helpdesk else {
-        return s.pages.show(&visitor, sign_in_form(""));
+        return shown(&s, &visitor, sign_in_form(""), state);
     };
     match Helpdesk::new(&s.deps).operator(token).await {
-        Ok(_) => s.pages.show(&visitor, search_page("")),
+        Ok(_) => shown(&s, &visitor, search_page(""), state),
         Err(e) => {
             let mut response = refused(&s, &visitor, e, "");
             // Coming back after the session ended is no error of the request.
@@ -283,7 +337,10 @@ async fn sign_in(
         .sign_in(&form.username, &password, Some(&form.code), &visitor.client)
         .await;
     let reply = match signed_in {
-        Ok(token) => search_page("").bearer(HELPDESK, Some(&token)),
+        Ok(token) => {
+            let cookie = cookies::bearer(HELPDESK, Some(&token), s.pages.secure_cookies);
+            return see_other(HERE, [cookie]);
+        }
         // Only an operator who proved the password and the group is told to register.
         Err(FlowError::SecondFactorRequired) => told(
             page("helpdesk_signin.html").vars(context! {
@@ -306,10 +363,15 @@ async fn sign_out(State(s): State<AppState>, visitor: Visitor) -> Response {
             tracing::warn!(error = %e, "helpdesk session not deleted at sign-out");
         }
     }
-    let reply = sign_in_form("")
-        .notice("notice_signed_out")
-        .bearer(HELPDESK, None);
-    s.pages.show(&visitor, reply)
+    let secure = s.pages.secure_cookies;
+    let state = PageState::default().with_notice("notice_signed_out");
+    see_other(
+        HERE,
+        [
+            cookies::bearer(HELPDESK, None, secure),
+            flash::cookie(&s.deps.keys, None, Some(&state), secure),
+        ],
+    )
 }
 
 async fn look_up(
@@ -317,7 +379,5 @@ async fn look_up(
     visitor: Visitor,
     Form(form): Form<CallerForm>,
 ) -> Response {
-    let shown = form.shown();
-    let vars = Value::UNDEFINED;
-    caller_page(&s, &visitor, &form.id, CARD, shown, vars, Outcome::Quiet).await
+    to_card(&s, &visitor, &form.id, &form.shown(), None)
 }
