@@ -62,9 +62,14 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
     let overrides = crate::i18n::Overrides::new(&config.ui.templates_dir)?;
     let smtp_mailer = match &config.smtp {
         Some(smtp) => Some(Arc::new(
-            SmtpMailer::new(smtp, &config.server.public_url, None, clock.clone())?
-                .with_code_lifetime(config.reset.code_lifetime)
-                .with_overrides(&overrides)?,
+            SmtpMailer::new(
+                smtp,
+                &config.server.public_url,
+                Some(config.ui.organisation.clone()),
+                clock.clone(),
+            )?
+            .with_code_lifetime(config.reset.code_lifetime)
+            .with_overrides(&overrides)?,
         )),
         None => None,
     };
