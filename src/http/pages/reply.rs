@@ -48,6 +48,8 @@ struct ShownAlert<'a> {
     items: Vec<String>,
     restart: Option<&'a str>,
     helpdesk: bool,
+    /// The listed password rules the refusal broke, which the password page marks.
+    broken: Vec<&'static str>,
 }
 
 impl Reply {
@@ -275,6 +277,11 @@ impl Pages {
                 restart: a.restart.then_some(reply.here),
                 // Operators are the helpdesk: "contact the helpdesk" is no advice for them.
                 helpdesk: a.helpdesk && reply.here != sections::HELPDESK,
+                broken: a
+                    .rules
+                    .iter()
+                    .filter_map(super::password::broken_rule)
+                    .collect(),
             }
         });
         let vars = context! {
