@@ -144,7 +144,7 @@ pub fn app(state: AppState) -> Router {
         .route("/static/style.css", get(pages::stylesheet))
         .route("/static/copy.js", get(pages::copy_script))
         .route("/static/password.js", get(pages::password_script))
-        .route("/static/{file}", get(pages::brand_image))
+        .merge(pages::brand_routes(&state))
         .merge(pages::routes(state.clone()))
         .merge(api::routes())
         .merge(metrics::routes())

@@ -2,9 +2,10 @@
 //! primary colour, which reaches the pages through the stylesheet (the CSP allows no inline
 //! style). The images are served from memory at stable URLs (`/static/logo.svg`).
 
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::Router;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde::Serialize;
 
 use crate::config::{Colour, Image, UiConfig};
@@ -59,29 +60,28 @@ impl Branding {
             .map(|c| format!("\n:root {{ --brand: {c}; }}\n"))
             .unwrap_or_default()
     }
-
-    fn image(&self, file: &str) -> Option<&Image> {
-        let (stem, extension) = file.rsplit_once('.')?;
-        let image = match stem {
-            "logo" => self.logo.as_ref(),
-            "favicon" => self.favicon.as_ref(),
-            _ => None,
-        }?;
-        (image.extension == extension).then_some(image)
-    }
 }
 
-/// `/static/logo.{png,svg}` and `/static/favicon.{png,svg,ico}`.
-pub async fn image(State(state): State<AppState>, Path(file): Path<String>) -> Response {
-    match state.pages.branding.image(&file) {
-        Some(image) => (
-            [
-                (header::CONTENT_TYPE, image.content_type),
-                (header::CACHE_CONTROL, "public, max-age=3600"),
-            ],
-            image.bytes.clone(),
-        )
-            .into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+/// `/static/logo.{png,svg}` and `/static/favicon.{png,svg,ico}`, only those configured: any other
+/// path under `/static/` answers as an unknown page does.
+pub fn routes(branding: &Branding) -> Router<AppState> {
+    let mut router = Router::new();
+    for (stem, image) in [("logo", &branding.logo), ("favicon", &branding.favicon)] {
+        if let Some(image) = image.clone() {
+            let path = format!("/static/{stem}.{}", image.extension);
+            router = router.route(&path, get(move || async move { serve(&image) }));
+        }
     }
+    router
+}
+
+fn serve(image: &Image) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, image.content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        image.bytes.clone(),
+    )
+        .into_response()
 }

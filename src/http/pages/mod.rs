@@ -36,7 +36,7 @@ use crate::domain::deps::Client;
 use crate::i18n::{self, OverrideError, Overrides, TemplateTexts, Texts};
 use reply::Reply;
 
-pub use branding::{Branding, image as brand_image};
+pub use branding::Branding;
 pub use password::HistoryRule;
 
 pub use crate::domain::locale::Locale;
@@ -223,6 +223,11 @@ impl FromRequestParts<AppState> for Visitor {
             helpdesk: bearer(cookies::HELPDESK),
         })
     }
+}
+
+/// The organisation's logo and favicon, where `[ui]` has them.
+pub fn brand_routes(state: &AppState) -> Router<AppState> {
+    branding::routes(&state.pages.branding)
 }
 
 /// The self-service pages, the helpdesk and the home page, with their cookie layers.
