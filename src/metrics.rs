@@ -19,6 +19,7 @@ use prometheus_client::registry::Registry;
 
 use crate::domain::ObjectGuid;
 use crate::domain::audit::{AuditKind, Outcome};
+use crate::domain::clock::Timestamp;
 use crate::domain::directory::DirectoryError;
 use crate::domain::notify::MailKind;
 use crate::domain::store::{AuditEvent, AuditLog, AuditRecord, StoreError};
@@ -389,12 +390,17 @@ impl AuditLog for MeteredAudit {
         Ok(())
     }
 
-    async fn since(&self, since_ms: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
-        self.0.since(since_ms, limit).await
+    async fn since(&self, since: Timestamp, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        self.0.since(since, limit).await
     }
 
-    async fn after(&self, at_ms: i64, id: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
-        self.0.after(at_ms, id, limit).await
+    async fn after(
+        &self,
+        at: Timestamp,
+        id: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.0.after(at, id, limit).await
     }
 
     async fn for_user(
@@ -412,7 +418,7 @@ mod tests {
 
     fn event(event: &str, outcome: &str, reason: Option<&str>) -> AuditEvent {
         AuditEvent {
-            at_ms: 0,
+            at: Timestamp::from_millis(0),
             event: event.to_owned(),
             outcome: outcome.to_owned(),
             object_guid: None,

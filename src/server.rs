@@ -7,7 +7,6 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
-use crate::domain::clock::ms;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::store::{StoreError, ThrottleStore};
 use crate::http::app;
@@ -35,10 +34,10 @@ fn spawn_pruning(store: Store, keep: std::time::Duration) {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             every.tick().await;
-            let now = SystemClock.now_ms();
+            let now = SystemClock.now();
             let result = async {
                 let expired = store.prune_expired(now).await?;
-                let counters = ThrottleStore::prune(&store, now - ms(keep)).await?;
+                let counters = ThrottleStore::prune(&store, now - keep).await?;
                 Ok::<_, StoreError>(expired + counters)
             }
             .await;

@@ -1,12 +1,13 @@
 //! `sspr-bridge audit`: the audit log as CSV or JSON, for SIEMs and auditors.
 
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::domain::clock::Timestamp;
 use crate::domain::secrets::Keys;
 use crate::domain::store::{AuditEvent, AuditLog, AuditRecord, StoreError};
 use crate::store::Store;
@@ -36,7 +37,7 @@ struct Row<'a> {
 impl<'a> Row<'a> {
     fn new(r: &'a AuditRecord) -> Self {
         let e = &r.event;
-        let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(e.at_ms).unwrap_or(0));
+        let at = e.at.to_system_time();
         Row {
             id: r.id,
             time: humantime::format_rfc3339_millis(at).to_string(),
@@ -131,16 +132,16 @@ fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Calls `each` for every event at or after `since_ms` (that `login` matches, if given), oldest
+/// Calls `each` for every event at or after `since` (that `login` matches, if given), oldest
 /// first, a page at a time so memory stays flat however long the log is.
 async fn for_each(
     log: &dyn AuditLog,
-    since_ms: i64,
+    since: Timestamp,
     login: Option<&LoginSearch>,
     mut each: impl FnMut(&AuditRecord) -> Result<(), ExportError>,
 ) -> Result<u64, ExportError> {
     let mut count = 0;
-    let mut page = log.since(since_ms, PAGE).await?;
+    let mut page = log.since(since, PAGE).await?;
     while let Some(last) = page.last() {
         for record in &page {
             if login.is_some_and(|l| !l.matches(&record.event)) {
@@ -149,7 +150,7 @@ async fn for_each(
             each(record)?;
             count += 1;
         }
-        page = log.after(last.event.at_ms, last.id, PAGE).await?;
+        page = log.after(last.event.at, last.id, PAGE).await?;
     }
     Ok(count)
 }
@@ -184,12 +185,12 @@ pub async fn export(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<u64, ExportError> {
-    let since_ms = crate::domain::clock::unix_ms(since);
+    let since = Timestamp::from_system_time(since);
     let count = match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
             w.write_record(COLUMNS).map_err(write_err)?;
-            let count = for_each(log, since_ms, login, |r| {
+            let count = for_each(log, since, login, |r| {
                 let row = Row::new(r);
                 let id = row.id.to_string();
                 let cells = [
@@ -215,7 +216,7 @@ pub async fn export(
         Format::Json => {
             out.write_all(b"[").map_err(write_err)?;
             let mut first = true;
-            let count = for_each(log, since_ms, login, |r| {
+            let count = for_each(log, since, login, |r| {
                 out.write_all(if first { b"\n" } else { b",\n" })
                     .map_err(write_err)?;
                 first = false;
@@ -232,6 +233,8 @@ pub async fn export(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -263,7 +266,7 @@ mod tests {
     fn a_login_search_finds_the_account_or_the_hash_of_the_same_text() {
         let keys = Keys::new(&[5; 32]);
         let row = |sam: Option<&str>, hash: Option<String>| AuditEvent {
-            at_ms: 0,
+            at: Timestamp::from_millis(0),
             event: "flow_started".into(),
             outcome: "decoy".into(),
             object_guid: None,
@@ -292,7 +295,10 @@ mod tests {
     #[test]
     fn since_accepts_dates_and_times() {
         let day = parse_since("2026-11-01").unwrap();
-        assert_eq!(crate::domain::clock::unix_ms(day), 1_793_491_200_000);
+        assert_eq!(
+            Timestamp::from_system_time(day).as_millis(),
+            1_793_491_200_000
+        );
         let t = parse_since("2026-11-01T08:00:00Z").unwrap();
         assert_eq!(
             t.duration_since(day).unwrap(),

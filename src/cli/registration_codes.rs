@@ -8,6 +8,7 @@ use std::io::Write;
 use crate::config::Config;
 use crate::domain::deps::Client;
 use crate::domain::error::FlowError;
+use crate::domain::locale::Locale;
 use crate::domain::registration_code;
 use crate::wiring::{self, StartError};
 
@@ -57,7 +58,7 @@ async fn issue(
         .ok_or_else(|| IssueError::NoSuchUser(login.to_owned()))?;
     let client = Client {
         ip: None,
-        locale: "en".to_owned(),
+        locale: Locale::En,
     };
     let code = registration_code::issue(d, &user, ACTOR, &client).await?;
     Ok((user.sam_account_name, code))

@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use crate::config::Config;
+use crate::domain::locale::Locale;
 use crate::domain::reminders::{ReminderError, Reminders, Report, Run};
 use crate::wiring::{self, StartError};
 
@@ -62,7 +63,7 @@ pub async fn run(
     let run = Run {
         dry_run: args.dry_run,
         group_dn: args.group.clone(),
-        locale: args.lang.clone(),
+        locale: Locale::of(&args.lang),
     };
     let reminders = Reminders::new(&wired.deps, &wired.store);
     let result = match batch {

@@ -216,7 +216,7 @@ impl Auditor {
         login_hash: Option<String>,
     ) -> Result<(), StoreError> {
         let event = AuditEvent {
-            at_ms: self.clock.now_ms(),
+            at: self.clock.now(),
             event: a.event.as_str().to_owned(),
             outcome: a.outcome.as_str().to_owned(),
             object_guid: a.user,
@@ -230,7 +230,7 @@ impl Auditor {
         let written = self.log.record(&event).await;
         if let Err(e) = &written {
             tracing::error!(
-                audit.at_ms = event.at_ms,
+                audit.at_ms = event.at.as_millis(),
                 audit.event = %event.event,
                 audit.outcome = %event.outcome,
                 audit.object_guid = event.object_guid.map(|g| g.to_string()),

@@ -3,10 +3,11 @@
 
 use std::net::IpAddr;
 
+use super::locale::Locale;
+
 /// Who is asking: for throttles, the audit and the language of mails.
 #[derive(Clone, Debug)]
 pub struct Client {
     pub ip: Option<IpAddr>,
-    /// `en` or `nl`.
-    pub locale: String,
+    pub locale: Locale,
 }

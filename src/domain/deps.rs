@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::ObjectGuid;
 use super::audit::Auditor;
-use super::clock::{Clock, ms};
+use super::clock::{Clock, Timestamp};
 use super::directory::{Directory, DirectoryUser};
 use super::notifier::Notifier;
 use super::notify::{Mailer, Outbox};
@@ -98,8 +98,8 @@ impl Deps {
         }
     }
 
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// The user's methods that count for a reset now: confirmed, and not due for
@@ -108,7 +108,7 @@ impl Deps {
         &self,
         user: &ObjectGuid,
     ) -> Result<Vec<EnrolledMethod>, StoreError> {
-        let now = self.now_ms();
+        let now = self.now();
         let mut methods = self.registrations.methods(user).await?;
         methods.retain(|m| m.is_current(now, self.settings.registration.reconfirm_after()));
         Ok(methods)
@@ -122,7 +122,7 @@ impl Deps {
         user: &DirectoryUser,
         lifetime: Duration,
     ) -> Result<String, StoreError> {
-        let now = self.now_ms();
+        let now = self.now();
         let (token, hash) = new_token();
         self.sessions
             .create_session(&Session {
@@ -130,12 +130,12 @@ impl Deps {
                 kind,
                 user: user.guid,
                 sam_account_name: user.sam_account_name.clone(),
-                created_at_ms: now,
-                expires_at_ms: now + ms(lifetime),
-                last_seen_at_ms: now,
+                created_at: now,
+                expires_at: now + lifetime,
+                last_seen_at: now,
                 pending_totp: None,
                 failures: 0,
-                stepped_up_at_ms: None,
+                stepped_up_at: None,
             })
             .await?;
         Ok(token)

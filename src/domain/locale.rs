@@ -1,7 +1,11 @@
 //! The languages the service speaks, to people on pages and in mail.
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// English is the default, as for a tag not spoken here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Locale {
+    #[default]
     En,
     Nl,
 }
@@ -27,5 +31,36 @@ impl Locale {
     /// Like [`Locale::from_tag`], falling back to English.
     pub fn of(tag: &str) -> Self {
         Self::from_tag(tag).unwrap_or(Locale::En)
+    }
+}
+
+/// As its tag, the text queued mails were stored with before the type existed.
+impl Serialize for Locale {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.tag())
+    }
+}
+
+/// Any tag reads, falling back to English like [`Locale::of`], so a mail queued with a tag
+/// this build does not speak is still sent.
+impl<'de> Deserialize<'de> for Locale {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let tag = String::deserialize(deserializer)?;
+        Ok(Locale::of(&tag))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_as_its_tag_and_reads_any_tag() {
+        assert_eq!(serde_json::to_string(&Locale::Nl).unwrap(), "\"nl\"");
+        let read = |json: &str| serde_json::from_str::<Locale>(json).unwrap();
+        assert_eq!(read("\"nl\""), Locale::Nl);
+        assert_eq!(read("\"nl-BE\""), Locale::Nl);
+        assert_eq!(read("\"de\""), Locale::En);
+        assert_eq!(read("\"\""), Locale::En);
     }
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Auditor, Outcome};
 use super::client::Client;
-use super::clock::{Clock, ms};
+use super::clock::{Clock, Timestamp};
 use super::directory::DirectoryUser;
+use super::locale::Locale;
 use super::notify::{About, Mail, MailKind, Outbox, Purpose, Queued};
 use super::settings::Settings;
 use super::store::{CodeStore, MethodKind, PendingCode, RegistrationStore, StoreError};
@@ -57,7 +58,7 @@ impl Notifier {
             .methods(user)
             .await?
             .into_iter()
-            .find(|m| m.kind == MethodKind::Email && m.confirmed_at_ms.is_some())
+            .find(|m| m.kind == MethodKind::Email && m.confirmed_at.is_some())
             .and_then(|m| m.address))
     }
 
@@ -72,7 +73,7 @@ impl Notifier {
         user: (ObjectGuid, &str),
         to: Option<&str>,
         display_name: Option<&str>,
-        locale: &str,
+        locale: Locale,
         kind: MailKind,
     ) {
         let (true, Some(to)) = (self.mail_configured, to) else {
@@ -83,14 +84,14 @@ impl Notifier {
             mail: Mail {
                 to: to.to_owned(),
                 display_name: display_name.map(str::to_owned),
-                locale: locale.to_owned(),
+                locale,
                 kind,
             },
             purpose: Purpose::Notice,
             about: About::new(Some(user.0), user.1, None, client.ip),
             decoy: false,
         };
-        let send_by = self.clock.now_ms() + ms(self.notice_lifetime);
+        let send_by = (self.clock.now() + self.notice_lifetime).as_millis();
         if let Err(e) = self.outbox.enqueue(&queued, send_by).await {
             tracing::warn!(error = %e, kind = label, "notification not queued");
             let failed = Audit {
@@ -115,7 +116,7 @@ impl Notifier {
         client: &Client,
         user: &DirectoryUser,
         also: Option<&str>,
-        locale: &str,
+        locale: Locale,
         kind: MailKind,
     ) {
         let confirmed = self.confirmed_email(&user.guid).await.unwrap_or_else(|e| {
@@ -160,13 +161,15 @@ impl Notifier {
             about: About::new(who.0, who.1, actor, client.ip),
             decoy,
         };
-        self.outbox.enqueue(&queued, code.expires_at_ms).await
+        self.outbox
+            .enqueue(&queued, code.expires_at.as_millis())
+            .await
     }
 
     /// Queues `queued` (a mail that is neither a code nor a plain notice) to be given up at
-    /// `send_by_ms`.
-    pub async fn queue_until(&self, queued: &Queued, send_by_ms: i64) -> Result<(), StoreError> {
-        self.outbox.enqueue(queued, send_by_ms).await
+    /// `send_by`.
+    pub async fn queue_until(&self, queued: &Queued, send_by: Timestamp) -> Result<(), StoreError> {
+        self.outbox.enqueue(queued, send_by.as_millis()).await
     }
 
     /// After a code's mail failed to be sent directly (the outbox has its own audit, see

@@ -5,6 +5,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::ObjectGuid;
+use super::locale::Locale;
 use super::store::{MethodKind, StoreError};
 
 /// What a mail says. Codes are secrets: they print as `[REDACTED]` in Debug and are never logged.
@@ -121,8 +122,7 @@ pub struct Mail {
     pub to: String,
     /// Used in the greeting when known.
     pub display_name: Option<String>,
-    /// `en` or `nl`; anything else falls back to English.
-    pub locale: String,
+    pub locale: Locale,
     pub kind: MailKind,
 }
 

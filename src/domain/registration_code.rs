@@ -8,7 +8,6 @@ use zeroize::Zeroizing;
 
 use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Outcome};
-use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::directory::DirectoryUser;
 use super::error::FlowError;
@@ -64,15 +63,15 @@ pub async fn issue(
     let code = new_code();
     let normalised = normalise(&code).expect("a new code is well formed");
     let subject = subject(&user.guid);
-    let now = d.now_ms();
+    let now = d.now();
     d.codes
         .put_code(&PendingCode {
             purpose: PURPOSE,
             code_hash: d.keys.code_hash(PURPOSE.as_str(), &subject, &normalised),
             subject,
             address: String::new(),
-            created_at_ms: now,
-            expires_at_ms: now + ms(d.settings.registration.code_lifetime),
+            created_at: now,
+            expires_at: now + d.settings.registration.code_lifetime,
         })
         .await?;
     d.audit
@@ -102,7 +101,7 @@ pub async fn redeem(d: &Deps, user: &ObjectGuid, typed: &str) -> Result<bool, Fl
     let (Some(stored), Some(typed)) = (stored, normalise(typed)) else {
         return Ok(false);
     };
-    let matches = stored.expires_at_ms > d.now_ms()
+    let matches = stored.expires_at > d.now()
         && d.keys
             .code_matches(PURPOSE.as_str(), &subject, &typed, &stored.code_hash);
     if !matches {

@@ -4,12 +4,13 @@
 //! many hosts) a command runs, a user is reminded at most once per `registration.remind_interval`
 //! and warned once per threshold and password.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use super::clock::ms;
+use super::clock::Timestamp;
 use super::deps::Deps;
 use super::directory::{DirectoryError, DirectoryUser, uac};
 use super::helpdesk::filetime_ms;
+use super::locale::Locale;
 use super::notifier::mask_email;
 use super::notify::{Mail, MailKind};
 use super::protection::{is_allowed, is_protected};
@@ -40,7 +41,7 @@ pub struct Run {
     /// Only members of this group (nested membership counts), within `policy.scope`.
     pub group_dn: Option<String>,
     /// Language of the mails: the directory does not say which one each user reads.
-    pub locale: String,
+    pub locale: Locale,
 }
 
 /// Someone who was mailed (in a dry run: would be).
@@ -92,11 +93,11 @@ impl<'a> Reminders<'a> {
     pub async fn remind(&self, interval: Duration, run: &Run) -> Result<Report, ReminderError> {
         let d = self.deps;
         self.check_mailer(run)?;
-        let now = d.now_ms();
+        let now = d.now();
         let mut report = Report::default();
         for user in self.audience(run).await? {
             let methods = d.registrations.methods(&user.guid).await?;
-            if methods.iter().any(|m| m.confirmed_at_ms.is_some()) {
+            if methods.iter().any(|m| m.confirmed_at.is_some()) {
                 continue;
             }
             let Some(address) = user
@@ -115,9 +116,9 @@ impl<'a> Reminders<'a> {
                 user: user.guid,
                 kind: REGISTRATION_REMINDER.to_owned(),
                 key: String::new(),
-                sent_at_ms: now,
+                sent_at: now,
             };
-            let since = now.saturating_sub(ms(interval));
+            let since = now - interval;
             let mail = self.mail(&user, address, run, MailKind::RegistrationReminder);
             let recipient = Recipient::of(&user, address, None);
             self.deliver(run, &notice, since, mail, recipient, &mut report)
@@ -141,7 +142,7 @@ impl<'a> Reminders<'a> {
     ) -> Result<Report, ReminderError> {
         let d = self.deps;
         self.check_mailer(run)?;
-        let now = d.now_ms();
+        let now = d.now();
         let mut report = Report::default();
         for user in self.audience(run).await? {
             if user.user_account_control & uac::DONT_EXPIRE_PASSWORD != 0 {
@@ -166,8 +167,9 @@ impl<'a> Reminders<'a> {
             let Some(max_age) = policy.max_age else {
                 continue;
             };
-            let expires_ms = set_ms.saturating_add(ms(max_age));
-            let Some((threshold, days_left)) = due_warning(thresholds, now, expires_ms) else {
+            let expires = Timestamp::from_millis(set_ms) + max_age;
+            let due = due_warning(thresholds, now.as_millis(), expires.as_millis());
+            let Some((threshold, days_left)) = due else {
                 continue;
             };
             let address = match d.confirmed_email(&user.guid).await? {
@@ -185,16 +187,15 @@ impl<'a> Reminders<'a> {
                 user: user.guid,
                 kind: PASSWORD_EXPIRY.to_owned(),
                 key: format!("{threshold}:{}", user.pwd_last_set),
-                sent_at_ms: now,
+                sent_at: now,
             };
             let kind = MailKind::PasswordExpiry {
                 days_left,
-                expires_at: UNIX_EPOCH
-                    + Duration::from_millis(u64::try_from(expires_ms).unwrap_or(0)),
+                expires_at: expires.to_system_time(),
             };
             let mail = self.mail(&user, address.trim(), run, kind);
             let recipient = Recipient::of(&user, &address, Some(days_left));
-            self.deliver(run, &notice, i64::MIN, mail, recipient, &mut report)
+            self.deliver(run, &notice, Timestamp::MIN, mail, recipient, &mut report)
                 .await?;
         }
         Ok(report)
@@ -245,18 +246,18 @@ impl<'a> Reminders<'a> {
         Mail {
             to: address.to_owned(),
             display_name: user.display_name.clone(),
-            locale: run.locale.clone(),
+            locale: run.locale,
             kind,
         }
     }
 
-    /// Sends `mail` unless `notice` was already sent at or after `since_ms`. The notice is
+    /// Sends `mail` unless `notice` was already sent at or after `since`. The notice is
     /// claimed first and withdrawn if the mail fails, so the next run tries again.
     async fn deliver(
         &self,
         run: &Run,
         notice: &Notice,
-        since_ms: i64,
+        since: Timestamp,
         mail: Mail,
         recipient: Recipient,
         report: &mut Report,
@@ -267,7 +268,7 @@ impl<'a> Reminders<'a> {
                 .notice_sent_at(&notice.user, &notice.kind, &notice.key)
                 .await?;
             match sent_at {
-                Some(at) if at >= since_ms => report.skipped += 1,
+                Some(at) if at >= since => report.skipped += 1,
                 _ => report.sent.push(recipient),
             }
             return Ok(());
@@ -275,7 +276,7 @@ impl<'a> Reminders<'a> {
         let Some(mailer) = &self.deps.mailer else {
             return Err(ReminderError::NoMailer);
         };
-        if !self.notices.claim_notice(notice, since_ms).await? {
+        if !self.notices.claim_notice(notice, since).await? {
             report.skipped += 1;
             return Ok(());
         }

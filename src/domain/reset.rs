@@ -9,7 +9,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Outcome};
-use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::directory::{AccountChange, DcId, DirectoryError, DirectoryUser};
 use super::error::FlowError;
@@ -154,7 +153,7 @@ impl<'a> Reset<'a> {
             _ => reason,
         };
 
-        let now = d.now_ms();
+        let now = d.now();
         let (flow_id, id_hash) = new_token();
         d.flows
             .create_flow(&ResetFlow {
@@ -163,14 +162,14 @@ impl<'a> Reset<'a> {
                 login: login.clone(),
                 sam_account_name: eligible.map(|u| u.sam_account_name.clone()),
                 methods_required: d.settings.reset.methods_required as i64,
-                verified_totp_at_ms: None,
-                verified_email_at_ms: None,
+                verified_totp_at: None,
+                verified_email_at: None,
                 failures: 0,
-                created_at_ms: now,
-                expires_at_ms: now + ms(d.settings.reset.flow_lifetime),
-                finished_at_ms: None,
+                created_at: now,
+                expires_at: now + d.settings.reset.flow_lifetime,
+                finished_at: None,
                 dc: None,
-                locale: client.locale.clone(),
+                locale: client.locale,
             })
             .await?;
         let started = Audit {
@@ -492,7 +491,7 @@ impl<'a> Reset<'a> {
         change: &AccountChange<'_>,
     ) -> Result<DcId, FlowError> {
         let d = self.deps;
-        let claimed_at = d.now_ms();
+        let claimed_at = d.now();
         if !d.flows.finish_flow(&live.id_hash, claimed_at).await? {
             // Another request of this flow got there first.
             return Err(FlowError::FlowNotFound);
@@ -563,7 +562,7 @@ impl<'a> Reset<'a> {
         tokio::join!(
             d.audit.done(client, None, done),
             d.notifier
-                .notify_owner(client, user, None, &live.flow.locale, notification),
+                .notify_owner(client, user, None, live.flow.locale, notification),
         );
     }
 
@@ -581,7 +580,7 @@ impl<'a> Reset<'a> {
                     (user.guid, &user.sam_account_name),
                     Some(address),
                     None,
-                    &live.flow.locale,
+                    live.flow.locale,
                     kind,
                 )
                 .await;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::audit::{Audit, AuditKind, Outcome};
-use super::clock::ms;
+use super::clock::Timestamp;
 use super::deps::{Client, Deps};
 use super::directory::{BadPasswords, DirectoryUser, GuardedCheck, PasswordCheck};
 use super::error::FlowError;
@@ -143,14 +143,14 @@ const CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// Whether a bind may be tried: not when one more wrong password could lock the account, as
 /// the DC that takes the bind counts them. A count older than the observation window counts as
 /// 0, as AD treats it at the next failure.
-pub fn may_bind(bad: BadPasswords, policy: &PasswordPolicy, now_ms: i64) -> bool {
+pub fn may_bind(bad: BadPasswords, policy: &PasswordPolicy, now: Timestamp) -> bool {
     let threshold = policy.lockout_threshold;
     if threshold == 0 {
         return true;
     }
     let forgotten = policy.lockout_window.is_some_and(|window| {
-        let last_ms = bad.last_at / 10_000 - FILETIME_UNIX_OFFSET_MS;
-        bad.last_at > 0 && last_ms + ms(window) + ms(CLOCK_SKEW) < now_ms
+        let last = Timestamp::from_millis(bad.last_at / 10_000 - FILETIME_UNIX_OFFSET_MS);
+        bad.last_at > 0 && last + window + CLOCK_SKEW < now
     });
     let counted = if forgotten { 0 } else { bad.count };
     counted.saturating_add(1) < threshold
@@ -170,8 +170,8 @@ pub async fn sign_in(
     let s = &d.settings.signin;
     let normalised = normalise_login(typed, &s.domains);
     let key = throttle_key(purpose, &d.keys.login_hash(&normalised));
-    let now = d.now_ms();
-    let since = now - ms(s.window);
+    let now = d.now();
+    let since = now - s.window;
     if d.throttle.count(&key, since).await? >= s.max_failures {
         // Before the directory is asked, so whether the login names an account is not known:
         // kept as its keyed hash, like any typed login that matched none.
@@ -257,6 +257,7 @@ mod tests {
     }
 
     const NOW: i64 = 1_800_000_000_000;
+    const NOW_AT: Timestamp = Timestamp::from_millis(NOW);
     const HALF_HOUR: Option<Duration> = Some(Duration::from_secs(1800));
 
     #[test]
@@ -267,12 +268,12 @@ mod tests {
             count,
             last_at: recent,
         };
-        assert!(may_bind(bad(0), &p, NOW));
-        assert!(may_bind(bad(3), &p, NOW));
-        assert!(!may_bind(bad(4), &p, NOW), "the fifth failure locks");
-        assert!(!may_bind(bad(9), &p, NOW));
+        assert!(may_bind(bad(0), &p, NOW_AT));
+        assert!(may_bind(bad(3), &p, NOW_AT));
+        assert!(!may_bind(bad(4), &p, NOW_AT), "the fifth failure locks");
+        assert!(!may_bind(bad(9), &p, NOW_AT));
         // A threshold of 1 locks at the first failure: never bind.
-        assert!(!may_bind(bad(0), &policy(1, HALF_HOUR), NOW));
+        assert!(!may_bind(bad(0), &policy(1, HALF_HOUR), NOW_AT));
     }
 
     #[test]
@@ -281,7 +282,7 @@ mod tests {
             count: 1000,
             last_at: filetime(NOW),
         };
-        assert!(may_bind(bad, &policy(0, HALF_HOUR), NOW));
+        assert!(may_bind(bad, &policy(0, HALF_HOUR), NOW_AT));
     }
 
     #[test]
@@ -291,15 +292,15 @@ mod tests {
             count: 4,
             last_at: filetime(NOW - 3_600_000),
         };
-        assert!(may_bind(old, &p, NOW));
+        assert!(may_bind(old, &p, NOW_AT));
         // Within the window plus the allowance for clock skew: still counted.
         let edge = BadPasswords {
             count: 4,
             last_at: filetime(NOW - 1_800_000 - 30_000),
         };
-        assert!(!may_bind(edge, &p, NOW));
+        assert!(!may_bind(edge, &p, NOW_AT));
         // An unknown window: never forgotten.
-        assert!(!may_bind(old, &policy(5, None), NOW));
+        assert!(!may_bind(old, &policy(5, None), NOW_AT));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Auditor, Outcome};
 use super::client::Client;
-use super::clock::{Clock, ms};
+use super::clock::{Clock, Timestamp};
 use super::error::FlowError;
 use super::settings::ThrottleSettings;
 use super::store::{Person, StoreError, ThrottleKey, ThrottleStore};
@@ -152,7 +152,7 @@ impl Throttle {
         max: i64,
     ) -> Result<(), FlowError> {
         let Some(ip) = client.ip else { return Ok(()) };
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         let window = self.settings.ip_window;
         let count = self
             .store
@@ -161,7 +161,7 @@ impl Throttle {
                     .key(throttle_address(ip, self.settings.ipv6_prefix))
                     .to_string(),
                 now,
-                now - ms(window),
+                now - window,
             )
             .await?;
         if count > max {
@@ -181,11 +181,11 @@ impl Throttle {
     }
 
     /// When the block on `person` ends, if it is blocked now.
-    pub async fn blocked_until(&self, person: &Person) -> Result<Option<i64>, StoreError> {
+    pub async fn blocked_until(&self, person: &Person) -> Result<Option<Timestamp>, StoreError> {
         self.store
             .blocked_until(
                 &ThrottleKey::Blocked(person.clone()).to_string(),
-                self.clock.now_ms(),
+                self.clock.now(),
             )
             .await
     }
@@ -193,19 +193,19 @@ impl Throttle {
     /// Counts a failed verification for a user; blocks the user once past the limit. True when
     /// this failure started the block.
     pub async fn user_failure(&self, person: &Person, client: &Client) -> Result<bool, StoreError> {
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         let key = ThrottleKey::Blocked(person.clone()).to_string();
         let count = self
             .store
             .hit(
                 &ThrottleKey::WrongCodes(person.clone()).to_string(),
                 now,
-                now - ms(self.settings.user_window),
+                now - self.settings.user_window,
             )
             .await?;
         if count >= self.settings.user_max_failures {
             self.store
-                .block(&key, now + ms(self.settings.user_block))
+                .block(&key, now + self.settings.user_block)
                 .await?;
             self.refused(client, None, Limit::UserBlocked, Some(&key))
                 .await?;
@@ -220,25 +220,25 @@ impl Throttle {
             .lift_block(
                 &ThrottleKey::Blocked(person.clone()).to_string(),
                 &ThrottleKey::WrongCodes(person.clone()).to_string(),
-                self.clock.now_ms(),
+                self.clock.now(),
             )
             .await
     }
 
-    /// Records one event under `key` at `at_ms`; how many the key has at or after `since_ms`,
+    /// Records one event under `key` at `at`; how many the key has at or after `since`,
     /// this one included.
     pub async fn hit(
         &self,
         key: &ThrottleKey,
-        at_ms: i64,
-        since_ms: i64,
+        at: Timestamp,
+        since: Timestamp,
     ) -> Result<i64, StoreError> {
-        self.store.hit(&key.to_string(), at_ms, since_ms).await
+        self.store.hit(&key.to_string(), at, since).await
     }
 
-    /// How many events `key` has at or after `since_ms`.
-    pub async fn count(&self, key: &ThrottleKey, since_ms: i64) -> Result<i64, StoreError> {
-        self.store.count(&key.to_string(), since_ms).await
+    /// How many events `key` has at or after `since`.
+    pub async fn count(&self, key: &ThrottleKey, since: Timestamp) -> Result<i64, StoreError> {
+        self.store.count(&key.to_string(), since).await
     }
 
     /// The audit row of a hit on `limit`, about `user` if known, for `key` when the row should

@@ -5,6 +5,8 @@
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
 
+use super::clock::Timestamp;
+
 pub const DIGITS: usize = 6;
 pub const STEP_SECS: u64 = 30;
 /// 160 bits, the size RFC 4226 recommends.
@@ -79,9 +81,9 @@ pub fn matching_step(secret: &[u8], code: &str, now_unix_secs: u64) -> Option<i6
 }
 
 /// The time step of a code as the user typed it (spaces and dashes allowed), judged at
-/// `now_ms`; `None` for anything that is not a current code.
-pub fn typed_step(secret: &[u8], typed: &str, now_ms: i64) -> Option<i64> {
-    let now_secs = u64::try_from(now_ms / 1000).unwrap_or(0);
+/// `now`; `None` for anything that is not a current code.
+pub fn typed_step(secret: &[u8], typed: &str, now: Timestamp) -> Option<i64> {
+    let now_secs = now.as_unix_secs();
     crate::domain::secrets::normalise_code(typed, DIGITS)
         .and_then(|code| matching_step(secret, &code, now_secs))
 }

@@ -7,7 +7,6 @@ use secrecy::SecretString;
 
 use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Outcome};
-use super::clock::ms;
 use super::deps::{Client, Deps};
 use super::error::FlowError;
 use super::notify::{Mail, MailKind};
@@ -38,8 +37,8 @@ impl Subject {
         purpose: CodePurpose,
     ) -> Result<Option<Subject>, FlowError> {
         Ok(d.flows.flow(&id_hash).await?.and_then(|flow| {
-            (flow.finished_at_ms.is_none()
-                && flow.expires_at_ms > d.now_ms()
+            (flow.finished_at.is_none()
+                && flow.expires_at > d.now()
                 && flow.failures < d.settings.throttle.flow_max_failures)
                 .then_some(Subject {
                     flow,
@@ -114,7 +113,7 @@ impl Subject {
         };
         Ok(methods
             .into_iter()
-            .find(|m| m.kind == kind && m.confirmed_at_ms.is_some())
+            .find(|m| m.kind == kind && m.confirmed_at.is_some())
             .filter(|_| self.flow.user.is_some()))
     }
 
@@ -130,13 +129,13 @@ impl Subject {
         if d.mailer.is_none() {
             return Err(FlowError::MailUnavailable);
         }
-        let now = d.now_ms();
+        let now = d.now();
         let sent = d
             .throttle
             .hit(
                 &ThrottleKey::CodeMails(self.user_key(d)),
                 now,
-                now - ms(d.settings.throttle.email_window),
+                now - d.settings.throttle.email_window,
             )
             .await?;
         if sent > d.settings.throttle.email_max_sends {
@@ -167,14 +166,14 @@ impl Subject {
                 .keys
                 .code_hash(self.purpose.as_str(), &self.id_hash, &code),
             address: address.clone().unwrap_or_default(),
-            created_at_ms: now,
-            expires_at_ms: now + ms(d.settings.reset.code_lifetime),
+            created_at: now,
+            expires_at: now + d.settings.reset.code_lifetime,
         };
         d.codes.put_code(&pending).await?;
         let mail = Mail {
             to: String::new(),
             display_name: None,
-            locale: self.flow.locale.clone(),
+            locale: self.flow.locale,
             kind: kind(SecretString::from(code.to_string())),
         };
         let who = (self.flow.user, self.sam());
@@ -223,7 +222,7 @@ impl Subject {
                 .await?);
         }
         d.flows
-            .mark_verified(&self.id_hash, method, d.now_ms())
+            .mark_verified(&self.id_hash, method, d.now())
             .await?;
         self.audit(
             d,
@@ -316,20 +315,20 @@ impl Subject {
             return Ok(());
         };
         let (deps, client) = (d.clone(), client.clone());
-        let (sam, locale) = (self.sam().to_owned(), self.flow.locale.clone());
+        let (sam, locale) = (self.sam().to_owned(), self.flow.locale);
         tokio::spawn(async move {
             let kind = MailKind::SelfServiceBlocked;
             match deps.directory.find_user(&sam).await {
                 Ok(Some(user)) if user.guid == guid => {
                     deps.notifier
-                        .notify_owner(&client, &user, None, &locale, kind)
+                        .notify_owner(&client, &user, None, locale, kind)
                         .await;
                 }
                 // Renamed or unreachable: the confirmed address at least.
                 _ => {
                     let owner = (guid, sam.as_str());
                     deps.notifier
-                        .notify(&client, owner, confirmed.as_deref(), None, &locale, kind)
+                        .notify(&client, owner, confirmed.as_deref(), None, locale, kind)
                         .await;
                 }
             }
@@ -358,7 +357,7 @@ impl Subject {
             },
             |(_, s)| s.to_vec(),
         );
-        let step = totp::typed_step(&secret, code, d.now_ms());
+        let step = totp::typed_step(&secret, code, d.now());
         match (step, registered) {
             // The step is spent atomically: a replayed code, or the same code racing on two
             // instances, is refused.
@@ -380,7 +379,7 @@ impl Subject {
         let pending = d.codes.code(purpose, &self.id_hash).await?;
         let matches = match (&pending, normalise_code(code, 8)) {
             (Some(p), Some(code)) => {
-                p.expires_at_ms > d.now_ms()
+                p.expires_at > d.now()
                     && d.keys
                         .code_matches(purpose.as_str(), &self.id_hash, &code, &p.code_hash)
             }

@@ -78,7 +78,10 @@ async fn the_code_that_confirms_an_app_is_spent_and_cannot_verify_a_reset() {
         .unwrap();
     let methods = f.store.methods(&ann.guid).await.unwrap();
     assert_eq!(methods.len(), 1);
-    assert_eq!(methods[0].last_step, Some(f.deps.now_ms() / 30_000));
+    assert_eq!(
+        methods[0].last_step,
+        Some(f.deps.now().as_millis() / 30_000)
+    );
 
     // Neither a reconfirmation nor a reset takes the code again.
     let again = enrollment.reconfirm_totp(&token, &code, &client).await;

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::domain::clock::Clock;
+use crate::domain::clock::{Clock, Timestamp};
 use crate::domain::deps::{Client, Deps, Ports};
 use crate::domain::directory::DirectoryUser;
 use crate::domain::fakes::{FakeDirectory, FixedClock, RecordingMailer, RecordingOutbox, settings};
+use crate::domain::locale::Locale;
 use crate::domain::secrets::Keys;
 use crate::domain::settings::Settings;
 use crate::domain::store::{AuditEvent, AuditLog, EnrolledMethod, MethodKind, RegistrationStore};
@@ -69,7 +70,7 @@ impl Fakes {
     pub fn client(&self) -> Client {
         Client {
             ip: Some("192.0.2.10".parse().expect("an address")),
-            locale: "en".to_owned(),
+            locale: Locale::En,
         }
     }
 
@@ -77,14 +78,14 @@ impl Fakes {
     /// [`Self::totp_code`] computes codes as the app would.
     pub async fn register_totp(&self, user: &DirectoryUser) -> Vec<u8> {
         let secret = totp::new_secret();
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         let method = EnrolledMethod {
             kind: MethodKind::Totp,
             address: None,
             secret_sealed: Some(self.deps.keys.seal(&secret, user.guid.0.as_bytes())),
             last_step: None,
-            confirmed_at_ms: Some(now),
-            created_at_ms: now,
+            confirmed_at: Some(now),
+            created_at: now,
         };
         self.store
             .put_method(&user.guid, &user.sam_account_name, &method)
@@ -95,14 +96,14 @@ impl Fakes {
 
     /// Registers a confirmed email address for `user`.
     pub async fn register_email(&self, user: &DirectoryUser, address: &str) {
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         let method = EnrolledMethod {
             kind: MethodKind::Email,
             address: Some(address.to_owned()),
             secret_sealed: None,
             last_step: None,
-            confirmed_at_ms: Some(now),
-            created_at_ms: now,
+            confirmed_at: Some(now),
+            created_at: now,
         };
         self.store
             .put_method(&user.guid, &user.sam_account_name, &method)
@@ -112,13 +113,13 @@ impl Fakes {
 
     /// The code an authenticator app with `secret` shows now.
     pub fn totp_code(&self, secret: &[u8]) -> String {
-        let secs = u64::try_from(self.clock.now_ms() / 1000).expect("after 1970");
+        let secs = self.clock.now().as_unix_secs();
         totp::code_at(secret, secs)
     }
 
     /// Every audit row, oldest first.
     pub async fn audit(&self) -> Vec<AuditEvent> {
-        AuditLog::since(self.store.as_ref(), 0, 10_000)
+        AuditLog::since(self.store.as_ref(), Timestamp::from_millis(0), 10_000)
             .await
             .expect("audit readable")
             .into_iter()

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::domain::clock::Timestamp;
 use crate::domain::directory::{DirectoryError, DirectoryUser};
 use crate::domain::error::FlowError;
 use crate::domain::notify::{MailKind, Purpose};
@@ -59,17 +60,17 @@ async fn a_decoy_start_writes_the_same_rows_and_answers_the_same_shape() {
             flow_token_len: started.flow.len(),
             directory_calls,
             flow_row: (
-                row.expires_at_ms - row.created_at_ms,
+                row.expires_at.as_millis() - row.created_at.as_millis(),
                 row.methods_required,
                 row.failures,
-                row.finished_at_ms,
-                row.locale.clone(),
+                row.finished_at.map(Timestamp::as_millis),
+                row.locale.tag().to_owned(),
             ),
-            code_row_lifetime_ms: code.expires_at_ms - code.created_at_ms,
+            code_row_lifetime_ms: code.expires_at.as_millis() - code.created_at.as_millis(),
             queued: (
                 queued.mail.kind.label(),
                 queued.purpose,
-                send_by - f.deps.now_ms(),
+                send_by - f.deps.now().as_millis(),
             ),
         });
         flows.push((row, queued, code.address));
@@ -177,7 +178,7 @@ async fn a_failed_write_reopens_the_flow_for_another_attempt() {
     assert!(f.directory.writes().is_empty());
     assert!(f.directory.has_password(&ann, OLD));
     let row = f.store.flow(&id_hash).await.unwrap().unwrap();
-    assert_eq!(row.finished_at_ms, None, "the claim was given back");
+    assert_eq!(row.finished_at, None, "the claim was given back");
     let failed = f.audit().await.pop().unwrap();
     assert_eq!(
         (
@@ -210,7 +211,7 @@ async fn a_failed_write_reopens_the_flow_for_another_attempt() {
     assert_eq!(f.directory.writes().len(), 1);
     assert!(f.directory.writes()[0].unlock, "reset.unlock_on_reset");
     let row = f.store.flow(&id_hash).await.unwrap().unwrap();
-    assert_eq!(row.finished_at_ms, Some(f.deps.now_ms()));
+    assert_eq!(row.finished_at, Some(f.deps.now()));
     assert_eq!(row.dc.as_deref(), Some("dc1.sspr.test"));
     let told: Vec<_> = f
         .outbox
@@ -373,5 +374,11 @@ async fn an_unknown_login_is_audited_and_throttled_only_as_its_keyed_hash() {
     );
     // The decoy's failure counts under the hash, for every spelling of the same text.
     let key = ThrottleKey::WrongCodes(Person::Login(f.deps.keys.login_hash("HUNTER2-SECRET!")));
-    assert_eq!(f.store.count(&key.to_string(), 0).await.unwrap(), 1);
+    assert_eq!(
+        f.store
+            .count(&key.to_string(), Timestamp::from_millis(0))
+            .await
+            .unwrap(),
+        1
+    );
 }

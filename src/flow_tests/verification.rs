@@ -20,7 +20,7 @@ async fn a_totp_step_is_never_accepted_twice() {
         .verify(&first.flow, MethodKind::Totp, &code, &client)
         .await
         .unwrap();
-    let step = f.deps.now_ms() / 30_000;
+    let step = f.deps.now().as_millis() / 30_000;
     let stored = f.store.methods(&ann.guid).await.unwrap();
     assert_eq!(stored[0].last_step, Some(step));
 

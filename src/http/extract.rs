@@ -32,7 +32,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         };
         Ok(Caller(Client {
             ip,
-            locale: Locale::from_parts(parts).tag().to_owned(),
+            locale: Locale::from_parts(parts),
         }))
     }
 }

@@ -103,7 +103,7 @@ impl Composer {
             .trim()
             .parse()
             .map_err(|_| SendError::InvalidRecipient)?;
-        let now = self.clock.now();
+        let now = self.clock.now().to_system_time();
         let rendered = self
             .templates
             .render(mail, now)
@@ -141,13 +141,15 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
+    use crate::domain::clock::Timestamp;
+    use crate::domain::locale::Locale;
     use crate::domain::notify::MailKind;
 
     struct FixedClock(SystemTime);
 
     impl Clock for FixedClock {
-        fn now(&self) -> SystemTime {
-            self.0
+        fn now(&self) -> Timestamp {
+            Timestamp::from_system_time(self.0)
         }
     }
 
@@ -165,7 +167,7 @@ mod tests {
         Mail {
             to: to.to_owned(),
             display_name: display_name.map(str::to_owned),
-            locale: "nl".to_owned(),
+            locale: Locale::Nl,
             kind: MailKind::ResetCode {
                 code: SecretString::from("40718263"),
             },

@@ -99,7 +99,7 @@ impl SealedOutbox {
 #[async_trait]
 impl Outbox for SealedOutbox {
     async fn enqueue(&self, queued: &Queued, send_by_ms: i64) -> Result<(), StoreError> {
-        let now = self.clock.now_ms();
+        let now = self.clock.now().as_millis();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let row = OutboxRow {
             body_sealed: seal(&self.keys, &id, queued),
@@ -180,7 +180,10 @@ impl OutboxSender {
     /// the order they were queued), until none is left that this instance could claim.
     async fn drain(&self) -> Result<(), StoreError> {
         loop {
-            let ids = self.store.due_mails(self.clock.now_ms(), BATCH).await?;
+            let ids = self
+                .store
+                .due_mails(self.clock.now().as_millis(), BATCH)
+                .await?;
             let mut claimed_any = false;
             for id in &ids {
                 claimed_any |= self.work(id).await?.is_some();
@@ -195,7 +198,7 @@ impl OutboxSender {
 
     /// Claims the row `id` and sends, retries, parks or drops it. `None`: not claimed.
     async fn work(&self, id: &str) -> Result<Option<Outcome>, StoreError> {
-        let now = self.clock.now_ms();
+        let now = self.clock.now().as_millis();
         let Some(row) = self.store.claim_mail(id, now, now + LEASE_MS).await? else {
             return Ok(None);
         };
@@ -259,7 +262,7 @@ impl OutboxSender {
             Purpose::Notice => (AuditKind::Notification, None, queued.mail.kind.label()),
         };
         let event = AuditEvent {
-            at_ms: self.clock.now_ms(),
+            at: self.clock.now(),
             event: event.as_str().to_owned(),
             outcome: audit::Outcome::Failure.as_str().to_owned(),
             object_guid: about.user.map(ObjectGuid),

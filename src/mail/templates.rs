@@ -283,7 +283,7 @@ impl Templates {
 
     /// Renders `mail` as sent at `at`. Errors name the template and line, never a value.
     pub fn render(&self, mail: &Mail, at: SystemTime) -> Result<Rendered, Error> {
-        let language = Language::of(&mail.locale);
+        let language = mail.locale;
         let t = self.catalog(language);
         let display_name = display_name(mail);
         let common = context! {

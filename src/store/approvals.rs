@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::{Store, parse_guid};
 use crate::domain::ObjectGuid;
+use crate::domain::clock::Timestamp;
 use crate::domain::helpdesk::{ApprovalStore, ManagerApproval};
 use crate::domain::store::StoreError;
 
@@ -25,8 +26,8 @@ impl ApprovalStore for Store {
         .bind(a.caller_name.as_deref())
         .bind(a.manager.to_string())
         .bind(a.manager_sam.as_str())
-        .bind(a.created_at_ms)
-        .bind(a.expires_at_ms)
+        .bind(a.created_at.as_millis())
+        .bind(a.expires_at.as_millis())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -48,8 +49,8 @@ impl ApprovalStore for Store {
         &self,
         user: &ObjectGuid,
         manager_dn: &str,
-        now_ms: i64,
-    ) -> Result<i64, StoreError> {
+        now: Timestamp,
+    ) -> Result<Timestamp, StoreError> {
         // One statement decides, whichever instance is first: a new value starts its clock, the
         // same value keeps the time it was first seen.
         sqlx::query(
@@ -61,15 +62,15 @@ impl ApprovalStore for Store {
         )
         .bind(user.to_string())
         .bind(manager_dn)
-        .bind(now_ms)
+        .bind(now.as_millis())
         .execute(&self.pool)
         .await?;
-        Ok(
+        let since: i64 =
             sqlx::query_scalar("SELECT first_seen_at_ms FROM manager_seen WHERE object_guid = $1")
                 .bind(user.to_string())
                 .fetch_one(&self.pool)
-                .await?,
-        )
+                .await?;
+        Ok(Timestamp::from_millis(since))
     }
 }
 
@@ -83,7 +84,7 @@ fn approval_from_row(r: &AnyRow) -> Result<ManagerApproval, StoreError> {
         caller_name: r.try_get("caller_name")?,
         manager: parse_guid(r.try_get("manager_guid")?, "manager_approvals")?,
         manager_sam: r.try_get("manager_sam")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-        expires_at_ms: r.try_get("expires_at_ms")?,
+        created_at: Timestamp::from_millis(r.try_get("created_at_ms")?),
+        expires_at: Timestamp::from_millis(r.try_get("expires_at_ms")?),
     })
 }

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::Store;
 use crate::domain::ObjectGuid;
+use crate::domain::clock::Timestamp;
 use crate::domain::store::{AuditEvent, AuditLog, AuditRecord, StoreError};
 
 #[async_trait]
@@ -16,7 +17,7 @@ impl AuditLog for Store {
                  actor, client_ip, method, reason, login_hash)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
-        .bind(event.at_ms)
+        .bind(event.at.as_millis())
         .bind(event.event.as_str())
         .bind(event.outcome.as_str())
         .bind(event.object_guid.map(|g| g.to_string()))
@@ -31,7 +32,7 @@ impl AuditLog for Store {
         Ok(())
     }
 
-    async fn since(&self, since_ms: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn since(&self, since: Timestamp, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
         // Ordered by time rather than id: instances sharing a database insert with their own
         // clocks, so ids need not follow time. The id breaks ties so pages are stable.
         let rows = sqlx::query(
@@ -42,7 +43,7 @@ impl AuditLog for Store {
              ORDER BY at_ms, id
              LIMIT $2",
         )
-        .bind(since_ms)
+        .bind(since.as_millis())
         // SQLite reads a negative LIMIT as "no limit" and PostgreSQL refuses it; both agree on 0.
         .bind(limit.max(0))
         .fetch_all(&self.pool)
@@ -70,7 +71,12 @@ impl AuditLog for Store {
         rows.iter().map(record_from_row).collect()
     }
 
-    async fn after(&self, at_ms: i64, id: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn after(
+        &self,
+        at: Timestamp,
+        id: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         // Keyset pagination in the same (at_ms, id) order as `since`; row values compare
         // lexicographically on both SQLite and PostgreSQL.
         let rows = sqlx::query(
@@ -81,7 +87,7 @@ impl AuditLog for Store {
              ORDER BY at_ms, id
              LIMIT $3",
         )
-        .bind(at_ms)
+        .bind(at.as_millis())
         .bind(id)
         .bind(limit.max(0))
         .fetch_all(&self.pool)
@@ -102,7 +108,7 @@ fn record_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     Ok(AuditRecord {
         id: row.try_get("id")?,
         event: AuditEvent {
-            at_ms: row.try_get("at_ms")?,
+            at: Timestamp::from_millis(row.try_get("at_ms")?),
             event: row.try_get("event")?,
             outcome: row.try_get("outcome")?,
             object_guid,
@@ -121,9 +127,9 @@ mod tests {
     use super::*;
     use crate::store::tests::memory_store;
 
-    fn event(at_ms: i64, event: &str) -> AuditEvent {
+    fn event(at: Timestamp, event: &str) -> AuditEvent {
         AuditEvent {
-            at_ms,
+            at,
             event: event.into(),
             outcome: "success".into(),
             object_guid: None,
@@ -148,22 +154,46 @@ mod tests {
             reason: Some("wrong code".into()),
             login_hash: Some("0123456789abcdef0123456789abcdef".into()),
             outcome: "failure".into(),
-            ..event(2_000, "verification")
+            ..event(Timestamp::from_millis(2_000), "verification")
         };
-        store.record(&event(3_000, "password_reset")).await.unwrap();
+        store
+            .record(&event(Timestamp::from_millis(3_000), "password_reset"))
+            .await
+            .unwrap();
         store.record(&full).await.unwrap();
-        store.record(&event(1_000, "sign_in")).await.unwrap();
+        store
+            .record(&event(Timestamp::from_millis(1_000), "sign_in"))
+            .await
+            .unwrap();
 
-        let records = store.since(2_000, 10).await.unwrap();
+        let records = store
+            .since(Timestamp::from_millis(2_000), 10)
+            .await
+            .unwrap();
         let events: Vec<_> = records.iter().map(|r| r.event.clone()).collect();
-        assert_eq!(events, [full, event(3_000, "password_reset")]);
+        assert_eq!(
+            events,
+            [full, event(Timestamp::from_millis(3_000), "password_reset")]
+        );
         assert!(records[0].id > records[1].id, "ordered by time, not by id");
 
         assert_eq!(
-            store.since(0, 1).await.unwrap()[0].event,
-            event(1_000, "sign_in")
+            store.since(Timestamp::from_millis(0), 1).await.unwrap()[0].event,
+            event(Timestamp::from_millis(1_000), "sign_in")
         );
-        assert!(store.since(0, 0).await.unwrap().is_empty());
-        assert!(store.since(0, -1).await.unwrap().is_empty());
+        assert!(
+            store
+                .since(Timestamp::from_millis(0), 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .since(Timestamp::from_millis(0), -1)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::Store;
+use crate::domain::clock::Timestamp;
 use crate::domain::store::{CodePurpose, CodeStore, PendingCode, StoreError};
 
 #[async_trait]
@@ -25,8 +26,8 @@ impl CodeStore for Store {
         .bind(code.subject.as_slice())
         .bind(code.code_hash.as_slice())
         .bind(code.address.as_str())
-        .bind(code.created_at_ms)
-        .bind(code.expires_at_ms)
+        .bind(code.created_at.as_millis())
+        .bind(code.expires_at.as_millis())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -56,8 +57,8 @@ impl CodeStore for Store {
             subject: subject.to_vec(),
             code_hash: row.try_get("code_hash")?,
             address: row.try_get("address")?,
-            created_at_ms: row.try_get("created_at_ms")?,
-            expires_at_ms: row.try_get("expires_at_ms")?,
+            created_at: Timestamp::from_millis(row.try_get("created_at_ms")?),
+            expires_at: Timestamp::from_millis(row.try_get("expires_at_ms")?),
         }))
     }
 

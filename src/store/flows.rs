@@ -5,6 +5,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, parse_guid};
+use crate::domain::clock::Timestamp;
+use crate::domain::locale::Locale;
 use crate::domain::store::{FlowStore, MethodKind, ResetFlow, StoreError};
 
 #[async_trait]
@@ -21,14 +23,14 @@ impl FlowStore for Store {
         .bind(flow.login.as_str())
         .bind(flow.sam_account_name.as_deref())
         .bind(flow.methods_required)
-        .bind(flow.verified_totp_at_ms)
-        .bind(flow.verified_email_at_ms)
+        .bind(flow.verified_totp_at.map(Timestamp::as_millis))
+        .bind(flow.verified_email_at.map(Timestamp::as_millis))
         .bind(flow.failures)
-        .bind(flow.created_at_ms)
-        .bind(flow.expires_at_ms)
-        .bind(flow.finished_at_ms)
+        .bind(flow.created_at.as_millis())
+        .bind(flow.expires_at.as_millis())
+        .bind(flow.finished_at.map(Timestamp::as_millis))
         .bind(flow.dc.as_deref())
-        .bind(flow.locale.as_str())
+        .bind(flow.locale.tag())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -54,7 +56,7 @@ impl FlowStore for Store {
         &self,
         id_hash: &[u8],
         method: MethodKind,
-        at_ms: i64,
+        at: Timestamp,
     ) -> Result<(), StoreError> {
         // One column per statement, never a read-modify-write of the whole row, so the two
         // methods verified at once on two instances are both kept.
@@ -67,7 +69,7 @@ impl FlowStore for Store {
             }
         };
         sqlx::query(sql)
-            .bind(at_ms)
+            .bind(at.as_millis())
             .bind(id_hash)
             .execute(&self.pool)
             .await?;
@@ -87,27 +89,27 @@ impl FlowStore for Store {
         failures.ok_or_else(|| StoreError::new("no such reset flow (pruned)"))
     }
 
-    async fn finish_flow(&self, id_hash: &[u8], at_ms: i64) -> Result<bool, StoreError> {
+    async fn finish_flow(&self, id_hash: &[u8], at: Timestamp) -> Result<bool, StoreError> {
         // The condition is inside the UPDATE, so of several instances finishing the same flow
         // the database lets exactly one change the row.
         let done = sqlx::query(
             "UPDATE reset_flows SET finished_at_ms = $1
              WHERE id_hash = $2 AND finished_at_ms IS NULL",
         )
-        .bind(at_ms)
+        .bind(at.as_millis())
         .bind(id_hash)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn reopen_flow(&self, id_hash: &[u8], at_ms: i64) -> Result<(), StoreError> {
+    async fn reopen_flow(&self, id_hash: &[u8], at: Timestamp) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE reset_flows SET finished_at_ms = NULL
              WHERE id_hash = $1 AND finished_at_ms = $2",
         )
         .bind(id_hash)
-        .bind(at_ms)
+        .bind(at.as_millis())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -134,14 +136,20 @@ fn flow_from_row(row: &AnyRow) -> Result<ResetFlow, StoreError> {
         login: row.try_get("login")?,
         sam_account_name: row.try_get("sam_account_name")?,
         methods_required: row.try_get("methods_required")?,
-        verified_totp_at_ms: row.try_get("verified_totp_at_ms")?,
-        verified_email_at_ms: row.try_get("verified_email_at_ms")?,
+        verified_totp_at: row
+            .try_get::<Option<i64>, _>("verified_totp_at_ms")?
+            .map(Timestamp::from_millis),
+        verified_email_at: row
+            .try_get::<Option<i64>, _>("verified_email_at_ms")?
+            .map(Timestamp::from_millis),
         failures: row.try_get("failures")?,
-        created_at_ms: row.try_get("created_at_ms")?,
-        expires_at_ms: row.try_get("expires_at_ms")?,
-        finished_at_ms: row.try_get("finished_at_ms")?,
+        created_at: Timestamp::from_millis(row.try_get("created_at_ms")?),
+        expires_at: Timestamp::from_millis(row.try_get("expires_at_ms")?),
+        finished_at: row
+            .try_get::<Option<i64>, _>("finished_at_ms")?
+            .map(Timestamp::from_millis),
         dc: row.try_get("dc")?,
-        locale: row.try_get("locale")?,
+        locale: Locale::of(&row.try_get::<String, _>("locale")?),
     })
 }
 
@@ -157,14 +165,14 @@ mod tests {
             login: "nobody".into(),
             sam_account_name: None,
             methods_required: 1,
-            verified_totp_at_ms: None,
-            verified_email_at_ms: None,
+            verified_totp_at: None,
+            verified_email_at: None,
             failures: 0,
-            created_at_ms: 1_000,
-            expires_at_ms: 2_000,
-            finished_at_ms: None,
+            created_at: Timestamp::from_millis(1_000),
+            expires_at: Timestamp::from_millis(2_000),
+            finished_at: None,
             dc: None,
-            locale: "en".into(),
+            locale: Locale::En,
         }
     }
 
@@ -172,10 +180,20 @@ mod tests {
     async fn a_flow_is_returned_after_its_end_and_finishes_once() {
         let store = memory_store().await;
         store.create_flow(&decoy()).await.unwrap();
-        assert!(store.finish_flow(&[2; 32], 5_000).await.unwrap());
-        assert!(!store.finish_flow(&[2; 32], 6_000).await.unwrap());
+        assert!(
+            store
+                .finish_flow(&[2; 32], Timestamp::from_millis(5_000))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .finish_flow(&[2; 32], Timestamp::from_millis(6_000))
+                .await
+                .unwrap()
+        );
         let expected = ResetFlow {
-            finished_at_ms: Some(5_000),
+            finished_at: Some(Timestamp::from_millis(5_000)),
             ..decoy()
         };
         assert_eq!(store.flow(&[2; 32]).await.unwrap(), Some(expected));
@@ -185,19 +203,36 @@ mod tests {
     async fn a_flow_reopens_only_from_the_finish_it_names() {
         let store = memory_store().await;
         store.create_flow(&decoy()).await.unwrap();
-        assert!(store.finish_flow(&[2; 32], 5_000).await.unwrap());
-        store.reopen_flow(&[2; 32], 4_000).await.unwrap();
         assert!(
-            !store.finish_flow(&[2; 32], 6_000).await.unwrap(),
+            store
+                .finish_flow(&[2; 32], Timestamp::from_millis(5_000))
+                .await
+                .unwrap()
+        );
+        store
+            .reopen_flow(&[2; 32], Timestamp::from_millis(4_000))
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .finish_flow(&[2; 32], Timestamp::from_millis(6_000))
+                .await
+                .unwrap(),
             "not reopened"
         );
-        store.reopen_flow(&[2; 32], 5_000).await.unwrap();
+        store
+            .reopen_flow(&[2; 32], Timestamp::from_millis(5_000))
+            .await
+            .unwrap();
         assert!(
-            store.finish_flow(&[2; 32], 7_000).await.unwrap(),
+            store
+                .finish_flow(&[2; 32], Timestamp::from_millis(7_000))
+                .await
+                .unwrap(),
             "reopened"
         );
         let flow = store.flow(&[2; 32]).await.unwrap().unwrap();
-        assert_eq!(flow.finished_at_ms, Some(7_000));
+        assert_eq!(flow.finished_at, Some(Timestamp::from_millis(7_000)));
     }
 
     #[tokio::test]

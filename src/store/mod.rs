@@ -25,7 +25,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Executor};
 
 use crate::domain::ObjectGuid;
-use crate::domain::clock::{Clock, SystemClock};
+use crate::domain::clock::{Clock, SystemClock, Timestamp};
 use crate::domain::store::StoreError;
 use database_url::DatabaseUrl;
 pub use error::UNAVAILABLE;
@@ -166,31 +166,31 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Deletes what ended at `now_ms`: sessions and emailed codes whose `expires_at_ms` is not
+    /// Deletes what ended at `now`: sessions and emailed codes whose `expires_at_ms` is not
     /// after it (a session is valid only before its end), and reset flows and outbox mails that
     /// expired more than [`FLOW_RETENTION_MS`] earlier. Returns how many rows were deleted. Throttle counters are
     /// pruned separately with `ThrottleStore::prune`, whose horizon depends on the windows.
-    pub async fn prune_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
+    pub async fn prune_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
-            .bind(now_ms)
+            .bind(now.as_millis())
             .execute(&self.pool)
             .await?;
         let flows = sqlx::query("DELETE FROM reset_flows WHERE expires_at_ms < $1")
-            .bind(now_ms.saturating_sub(FLOW_RETENTION_MS))
+            .bind(now.as_millis().saturating_sub(FLOW_RETENTION_MS))
             .execute(&self.pool)
             .await?;
         let codes = sqlx::query("DELETE FROM pending_codes WHERE expires_at_ms <= $1")
-            .bind(now_ms)
+            .bind(now.as_millis())
             .execute(&self.pool)
             .await?;
         // The sender drops (and audits) an undelivered mail at its `send_by_ms`; a row still
         // here a day later had no sender (`[smtp]` was removed since): nobody will send it.
         let approvals = sqlx::query("DELETE FROM manager_approvals WHERE expires_at_ms <= $1")
-            .bind(now_ms)
+            .bind(now.as_millis())
             .execute(&self.pool)
             .await?;
         let mails = sqlx::query("DELETE FROM outbox WHERE send_by_ms < $1")
-            .bind(now_ms.saturating_sub(FLOW_RETENTION_MS))
+            .bind(now.as_millis().saturating_sub(FLOW_RETENTION_MS))
             .execute(&self.pool)
             .await?;
         Ok(sessions.rows_affected()
@@ -201,7 +201,7 @@ impl Store {
     }
 
     fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
+        self.clock.now().as_millis()
     }
 }
 

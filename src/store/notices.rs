@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use super::Store;
 use crate::domain::ObjectGuid;
+use crate::domain::clock::Timestamp;
 use crate::domain::store::{Notice, NoticeLog, StoreError};
 
 #[async_trait]
@@ -13,18 +14,19 @@ impl NoticeLog for Store {
         user: &ObjectGuid,
         kind: &str,
         key: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(
             "SELECT sent_at_ms FROM notices WHERE object_guid = $1 AND kind = $2 AND key = $3",
         )
         .bind(user.to_string())
         .bind(kind)
         .bind(key)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        Ok(at.map(Timestamp::from_millis))
     }
 
-    async fn claim_notice(&self, notice: &Notice, since_ms: i64) -> Result<bool, StoreError> {
+    async fn claim_notice(&self, notice: &Notice, since: Timestamp) -> Result<bool, StoreError> {
         // One statement: the database decides which of two racing runs records the notice (the
         // conditional DO UPDATE changes no row when the last one is recent enough).
         let done = sqlx::query(
@@ -35,8 +37,8 @@ impl NoticeLog for Store {
         .bind(notice.user.to_string())
         .bind(notice.kind.as_str())
         .bind(notice.key.as_str())
-        .bind(notice.sent_at_ms)
-        .bind(since_ms)
+        .bind(notice.sent_at.as_millis())
+        .bind(since.as_millis())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -50,7 +52,7 @@ impl NoticeLog for Store {
         .bind(notice.user.to_string())
         .bind(notice.kind.as_str())
         .bind(notice.key.as_str())
-        .bind(notice.sent_at_ms)
+        .bind(notice.sent_at.as_millis())
         .execute(&self.pool)
         .await?;
         Ok(())

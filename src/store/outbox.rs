@@ -122,6 +122,7 @@ impl OutboxStore for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clock::Timestamp;
     use crate::store::tests::memory_store;
 
     fn mail(id: &str, due: i64) -> OutboxRow {
@@ -181,8 +182,20 @@ mod tests {
         recent.send_by_ms = 700_000;
         store.insert_mail(&recent).await.unwrap();
         let day = crate::store::FLOW_RETENTION_MS;
-        assert_eq!(store.prune_expired(600_000 + day).await.unwrap(), 0);
-        assert_eq!(store.prune_expired(600_001 + day).await.unwrap(), 1);
+        assert_eq!(
+            store
+                .prune_expired(Timestamp::from_millis(600_000 + day))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .prune_expired(Timestamp::from_millis(600_001 + day))
+                .await
+                .unwrap(),
+            1
+        );
         let left: Vec<_> = store
             .mails()
             .await

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::Store;
 use crate::domain::ObjectGuid;
+use crate::domain::clock::Timestamp;
 use crate::domain::store::{EnrolledMethod, MethodKind, RegistrationStore, StoreError};
 
 #[async_trait]
@@ -50,8 +51,8 @@ impl RegistrationStore for Store {
         .bind(method.address.as_deref())
         .bind(method.secret_sealed.as_deref())
         .bind(method.last_step)
-        .bind(method.confirmed_at_ms)
-        .bind(method.created_at_ms)
+        .bind(method.confirmed_at.map(Timestamp::as_millis))
+        .bind(method.created_at.as_millis())
         .bind(self.now_ms())
         .execute(&self.pool)
         .await?;
@@ -95,7 +96,7 @@ impl RegistrationStore for Store {
         &self,
         user: &ObjectGuid,
         kind: MethodKind,
-        at_ms: i64,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
         // Only the confirmation time changes: the TOTP step stays where `advance_totp_step` put
         // it, whatever raced in between.
@@ -103,7 +104,7 @@ impl RegistrationStore for Store {
             "UPDATE enrollment_methods SET confirmed_at_ms = $1, updated_at_ms = $2
              WHERE object_guid = $3 AND kind = $4 AND confirmed_at_ms IS NOT NULL",
         )
-        .bind(at_ms)
+        .bind(at.as_millis())
         .bind(self.now_ms())
         .bind(user.to_string())
         .bind(kind.as_str())
@@ -125,8 +126,10 @@ fn method_from_row(row: &AnyRow) -> Result<EnrolledMethod, StoreError> {
         address: row.try_get("address")?,
         secret_sealed: row.try_get("secret_sealed")?,
         last_step: row.try_get("last_step")?,
-        confirmed_at_ms: row.try_get("confirmed_at_ms")?,
-        created_at_ms: row.try_get("created_at_ms")?,
+        confirmed_at: row
+            .try_get::<Option<i64>, _>("confirmed_at_ms")?
+            .map(Timestamp::from_millis),
+        created_at: Timestamp::from_millis(row.try_get("created_at_ms")?),
     })
 }
 
@@ -142,8 +145,8 @@ mod tests {
     struct FixedClock(SystemTime);
 
     impl Clock for FixedClock {
-        fn now(&self) -> SystemTime {
-            self.0
+        fn now(&self) -> Timestamp {
+            Timestamp::from_system_time(self.0)
         }
     }
 
@@ -153,8 +156,8 @@ mod tests {
             address: None,
             secret_sealed: Some(vec![0, 1, 2, 0xff]),
             last_step,
-            confirmed_at_ms: Some(1_700_000_000_500),
-            created_at_ms: 1_700_000_000_000,
+            confirmed_at: Some(Timestamp::from_millis(1_700_000_000_500)),
+            created_at: Timestamp::from_millis(1_700_000_000_000),
         }
     }
 
@@ -164,8 +167,8 @@ mod tests {
             address: Some("jdoe@example.org".into()),
             secret_sealed: None,
             last_step: None,
-            confirmed_at_ms: None,
-            created_at_ms: 1_700_000_000_000,
+            confirmed_at: None,
+            created_at: Timestamp::from_millis(1_700_000_000_000),
         }
     }
 
@@ -182,7 +185,7 @@ mod tests {
         assert_eq!(store.methods(&user).await.unwrap(), [email(), totp(None)]);
 
         let confirmed = EnrolledMethod {
-            confirmed_at_ms: Some(1_700_000_001_000),
+            confirmed_at: Some(Timestamp::from_millis(1_700_000_001_000)),
             ..email()
         };
         store.put_method(&user, "jdoe2", &confirmed).await.unwrap();

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::{Store, parse_guid};
 use crate::domain::ObjectGuid;
+use crate::domain::clock::Timestamp;
 use crate::domain::store::{Session, SessionKind, SessionStore, StoreError};
 
 #[async_trait]
@@ -20,18 +21,22 @@ impl SessionStore for Store {
         .bind(session.kind.as_str())
         .bind(session.user.to_string())
         .bind(session.sam_account_name.as_str())
-        .bind(session.created_at_ms)
-        .bind(session.expires_at_ms)
-        .bind(session.last_seen_at_ms)
+        .bind(session.created_at.as_millis())
+        .bind(session.expires_at.as_millis())
+        .bind(session.last_seen_at.as_millis())
         .bind(session.pending_totp.as_deref())
         .bind(session.failures)
-        .bind(session.stepped_up_at_ms)
+        .bind(session.stepped_up_at.map(Timestamp::as_millis))
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn session(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<Session>, StoreError> {
+    async fn session(
+        &self,
+        token_hash: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(
             "SELECT token_hash, kind, object_guid, sam_account_name, created_at_ms, expires_at_ms,
                  last_seen_at_ms, pending_totp, failures, stepped_up_at_ms
@@ -39,20 +44,20 @@ impl SessionStore for Store {
              WHERE token_hash = $1 AND expires_at_ms > $2",
         )
         .bind(token_hash)
-        .bind(now_ms)
+        .bind(now.as_millis())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(session_from_row).transpose()
     }
 
-    async fn touch_session(&self, token_hash: &[u8], now_ms: i64) -> Result<(), StoreError> {
+    async fn touch_session(&self, token_hash: &[u8], now: Timestamp) -> Result<(), StoreError> {
         // Only forward: instances' clocks differ a little, and a request answered late by one
         // must not make the session look idle for longer than it was.
         sqlx::query(
             "UPDATE sessions SET last_seen_at_ms = $1
              WHERE token_hash = $2 AND last_seen_at_ms < $1",
         )
-        .bind(now_ms)
+        .bind(now.as_millis())
         .bind(token_hash)
         .execute(&self.pool)
         .await?;
@@ -93,9 +98,9 @@ impl SessionStore for Store {
         Ok(())
     }
 
-    async fn set_stepped_up(&self, token_hash: &[u8], at_ms: i64) -> Result<(), StoreError> {
+    async fn set_stepped_up(&self, token_hash: &[u8], at: Timestamp) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET stepped_up_at_ms = $1 WHERE token_hash = $2")
-            .bind(at_ms)
+            .bind(at.as_millis())
             .bind(token_hash)
             .execute(&self.pool)
             .await?;
@@ -132,12 +137,14 @@ fn session_from_row(row: &AnyRow) -> Result<Session, StoreError> {
         kind,
         user: parse_guid(row.try_get("object_guid")?, "sessions")?,
         sam_account_name: row.try_get("sam_account_name")?,
-        created_at_ms: row.try_get("created_at_ms")?,
-        expires_at_ms: row.try_get("expires_at_ms")?,
-        last_seen_at_ms: row.try_get("last_seen_at_ms")?,
+        created_at: Timestamp::from_millis(row.try_get("created_at_ms")?),
+        expires_at: Timestamp::from_millis(row.try_get("expires_at_ms")?),
+        last_seen_at: Timestamp::from_millis(row.try_get("last_seen_at_ms")?),
         pending_totp: row.try_get("pending_totp")?,
         failures: row.try_get("failures")?,
-        stepped_up_at_ms: row.try_get("stepped_up_at_ms")?,
+        stepped_up_at: row
+            .try_get::<Option<i64>, _>("stepped_up_at_ms")?
+            .map(Timestamp::from_millis),
     })
 }
 
@@ -152,12 +159,12 @@ mod tests {
             kind: SessionKind::Helpdesk,
             user: ObjectGuid(uuid::Uuid::new_v4()),
             sam_account_name: "op".into(),
-            created_at_ms: 1_000,
-            expires_at_ms: 2_000,
-            last_seen_at_ms: 1_000,
+            created_at: Timestamp::from_millis(1_000),
+            expires_at: Timestamp::from_millis(2_000),
+            last_seen_at: Timestamp::from_millis(1_000),
             pending_totp: None,
             failures: 0,
-            stepped_up_at_ms: None,
+            stepped_up_at: None,
         }
     }
 
@@ -166,8 +173,20 @@ mod tests {
         let store = memory_store().await;
         let s = session();
         store.create_session(&s).await.unwrap();
-        assert_eq!(store.session(&[1; 32], 1_999).await.unwrap(), Some(s));
-        assert_eq!(store.session(&[1; 32], 2_000).await.unwrap(), None);
+        assert_eq!(
+            store
+                .session(&[1; 32], Timestamp::from_millis(1_999))
+                .await
+                .unwrap(),
+            Some(s)
+        );
+        assert_eq!(
+            store
+                .session(&[1; 32], Timestamp::from_millis(2_000))
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
@@ -183,14 +202,22 @@ mod tests {
             .execute(&store.pool)
             .await
             .unwrap();
-        let message = store.session(&[1; 32], 1_500).await.unwrap_err().message;
+        let message = store
+            .session(&[1; 32], Timestamp::from_millis(1_500))
+            .await
+            .unwrap_err()
+            .message;
         assert!(message.contains("kiosk"), "{message}");
 
         sqlx::query("UPDATE sessions SET kind = 'helpdesk', object_guid = 'CN=op'")
             .execute(&store.pool)
             .await
             .unwrap();
-        let message = store.session(&[1; 32], 1_500).await.unwrap_err().message;
+        let message = store
+            .session(&[1; 32], Timestamp::from_millis(1_500))
+            .await
+            .unwrap_err()
+            .message;
         assert!(message.contains("CN=op"), "{message}");
     }
 }

@@ -3,11 +3,12 @@
 use async_trait::async_trait;
 
 use super::Store;
+use crate::domain::clock::Timestamp;
 use crate::domain::store::{StoreError, ThrottleStore};
 
 #[async_trait]
 impl ThrottleStore for Store {
-    async fn hit(&self, key: &str, at_ms: i64, since_ms: i64) -> Result<i64, StoreError> {
+    async fn hit(&self, key: &str, at: Timestamp, since: Timestamp) -> Result<i64, StoreError> {
         // Insert, then count. The count runs after the insert committed, so it sees this event
         // and every event committed before it: of N concurrent hits on N instances the last to
         // count sees all N, and none can slip under a limit by racing. (No single statement
@@ -16,31 +17,31 @@ impl ThrottleStore for Store {
         let mut conn = self.pool.acquire().await?;
         sqlx::query("INSERT INTO throttle_events (key, at_ms) VALUES ($1, $2)")
             .bind(key)
-            .bind(at_ms)
+            .bind(at.as_millis())
             .execute(&mut *conn)
             .await?;
         let count = sqlx::query_scalar(
             "SELECT COUNT(*) FROM throttle_events WHERE key = $1 AND at_ms >= $2",
         )
         .bind(key)
-        .bind(since_ms)
+        .bind(since.as_millis())
         .fetch_one(&mut *conn)
         .await?;
         Ok(count)
     }
 
-    async fn count(&self, key: &str, since_ms: i64) -> Result<i64, StoreError> {
+    async fn count(&self, key: &str, since: Timestamp) -> Result<i64, StoreError> {
         let count = sqlx::query_scalar(
             "SELECT COUNT(*) FROM throttle_events WHERE key = $1 AND at_ms >= $2",
         )
         .bind(key)
-        .bind(since_ms)
+        .bind(since.as_millis())
         .fetch_one(&self.pool)
         .await?;
         Ok(count)
     }
 
-    async fn block(&self, key: &str, until_ms: i64) -> Result<(), StoreError> {
+    async fn block(&self, key: &str, until: Timestamp) -> Result<(), StoreError> {
         // The comparison is in the upsert, so of two instances blocking at once the later end
         // wins whatever the order. (`max(a, b)` is SQLite only and `GREATEST` PostgreSQL only;
         // a WHERE on DO UPDATE works on both.)
@@ -50,28 +51,37 @@ impl ThrottleStore for Store {
              WHERE excluded.until_ms > throttle_blocks.until_ms",
         )
         .bind(key)
-        .bind(until_ms)
+        .bind(until.as_millis())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn blocked_until(&self, key: &str, now_ms: i64) -> Result<Option<i64>, StoreError> {
-        let until = sqlx::query_scalar(
+    async fn blocked_until(
+        &self,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let until: Option<i64> = sqlx::query_scalar(
             "SELECT until_ms FROM throttle_blocks WHERE key = $1 AND until_ms > $2",
         )
         .bind(key)
-        .bind(now_ms)
+        .bind(now.as_millis())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(until)
+        Ok(until.map(Timestamp::from_millis))
     }
 
-    async fn lift_block(&self, key: &str, counter: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn lift_block(
+        &self,
+        key: &str,
+        counter: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let lifted = sqlx::query("DELETE FROM throttle_blocks WHERE key = $1 AND until_ms > $2")
             .bind(key)
-            .bind(now_ms)
+            .bind(now.as_millis())
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM throttle_blocks WHERE key = $1")
@@ -86,13 +96,13 @@ impl ThrottleStore for Store {
         Ok(lifted.rows_affected() > 0)
     }
 
-    async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
+    async fn prune(&self, before: Timestamp) -> Result<u64, StoreError> {
         let events = sqlx::query("DELETE FROM throttle_events WHERE at_ms < $1")
-            .bind(before_ms)
+            .bind(before.as_millis())
             .execute(&self.pool)
             .await?;
         let blocks = sqlx::query("DELETE FROM throttle_blocks WHERE until_ms < $1")
-            .bind(before_ms)
+            .bind(before.as_millis())
             .execute(&self.pool)
             .await?;
         Ok(events.rows_affected() + blocks.rows_affected())

@@ -75,9 +75,13 @@ async fn card(desk: &Desk, operator: &str, caller: &TestUser) -> serde_json::Val
 }
 
 async fn audit_rows(app: &TestApp) -> Vec<sspr_bridge::domain::store::AuditEvent> {
+    use sspr_bridge::domain::clock::Timestamp;
     use sspr_bridge::domain::store::AuditLog;
     let store = app.database.store().await;
-    let rows = store.since(0, 10_000).await.unwrap();
+    let rows = store
+        .since(Timestamp::from_millis(0), 10_000)
+        .await
+        .unwrap();
     store.close().await;
     rows.into_iter().map(|r| r.event).collect()
 }

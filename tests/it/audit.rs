@@ -5,6 +5,7 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, Connection};
+use sspr_bridge::domain::clock::Timestamp;
 use sspr_bridge::domain::store::{AuditEvent, AuditLog};
 
 use crate::client::{TestApp, test_app};
@@ -69,7 +70,10 @@ fn exported(json: &str, each: impl Fn(&Value)) -> Vec<(String, String)> {
 
 async fn audit_rows(app: &TestApp) -> Vec<AuditEvent> {
     let store = app.database.store().await;
-    let rows = store.since(0, 10_000).await.unwrap();
+    let rows = store
+        .since(Timestamp::from_millis(0), 10_000)
+        .await
+        .unwrap();
     store.close().await;
     rows.into_iter().map(|r| r.event).collect()
 }

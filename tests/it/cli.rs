@@ -475,7 +475,7 @@ async fn audit_exports_csv_and_json_from_a_date() {
     ] {
         store
             .record(&AuditEvent {
-                at_ms: at,
+                at: sspr_bridge::domain::clock::Timestamp::from_millis(at),
                 event: event.into(),
                 outcome: "success".into(),
                 object_guid: None,
@@ -567,7 +567,9 @@ async fn audit_csv_neutralises_formulas() {
     for (i, sam) in typed.iter().enumerate() {
         store
             .record(&AuditEvent {
-                at_ms: 1_793_491_200_000 + i as i64,
+                at: sspr_bridge::domain::clock::Timestamp::from_millis(
+                    1_793_491_200_000 + i as i64,
+                ),
                 event: "flow_started".into(),
                 outcome: "success".into(),
                 object_guid: None,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use ldap3::Mod;
 use serde_json::json;
+use sspr_bridge::domain::clock::Timestamp;
 use sspr_bridge::domain::secrets::token_hash;
 use sspr_bridge::domain::store::{AuditEvent, AuditLog, FlowStore};
 use sspr_bridge::domain::totp;
@@ -722,7 +723,7 @@ async fn postgres_restarted_under_the_service_refuses_cleanly_and_is_used_again(
     let store = app.database.store().await;
     let flow = store.flow(&token_hash(&unverified)).await.unwrap().unwrap();
     assert_eq!(
-        (flow.verified().len(), flow.failures, flow.finished_at_ms),
+        (flow.verified().len(), flow.failures, flow.finished_at),
         (0, 0, None)
     );
     store.close().await;
@@ -958,7 +959,10 @@ async fn sqlite_made_read_only_stops_each_step_before_it_acts_and_recovers() {
 
 async fn audit_rows(app: &TestApp) -> Vec<AuditEvent> {
     let store = app.database.store().await;
-    let rows = store.since(0, 10_000).await.unwrap();
+    let rows = store
+        .since(Timestamp::from_millis(0), 10_000)
+        .await
+        .unwrap();
     store.close().await;
     rows.into_iter().map(|r| r.event).collect()
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::json;
+use sspr_bridge::domain::clock::Timestamp;
 use sspr_bridge::domain::totp;
 
 use crate::client::{Answer, TestApp, contains, test_app};
@@ -88,8 +89,8 @@ impl Authenticator {
             address: None,
             secret_sealed: Some(keys.seal(&self.secret, self.user.0.as_bytes())),
             last_step: None,
-            confirmed_at_ms: Some(now),
-            created_at_ms: now,
+            confirmed_at: Some(Timestamp::from_millis(now)),
+            created_at: Timestamp::from_millis(now),
         };
         let store = database.store().await;
         store
@@ -397,7 +398,10 @@ async fn verified_by_totp_the_operator_resets_to_a_temporary_password_that_must_
 async fn audit_rows(app: &TestApp) -> Vec<sspr_bridge::domain::store::AuditEvent> {
     use sspr_bridge::domain::store::AuditLog;
     let store = app.database.store().await;
-    let rows = store.since(0, 10_000).await.unwrap();
+    let rows = store
+        .since(Timestamp::from_millis(0), 10_000)
+        .await
+        .unwrap();
     store.close().await;
     rows.into_iter().map(|r| r.event).collect()
 }

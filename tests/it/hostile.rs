@@ -20,6 +20,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
+use sspr_bridge::domain::clock::Timestamp;
 use sspr_bridge::domain::totp;
 
 use crate::client::{Answer, TestApp, test_app};
@@ -428,7 +429,10 @@ fn count(outcomes: &[Outcome], which: Outcome) -> usize {
 async fn throttle_reasons(app: &TestApp) -> Vec<String> {
     use sspr_bridge::domain::store::AuditLog;
     let store = app.database.store().await;
-    let rows = store.since(0, 10_000).await.unwrap();
+    let rows = store
+        .since(Timestamp::from_millis(0), 10_000)
+        .await
+        .unwrap();
     store.close().await;
     rows.into_iter()
         .filter(|r| r.event.event == "throttled" && r.event.outcome == "denied")

@@ -12,6 +12,7 @@ use mail_parser::{MessageParser, PartType};
 use secrecy::SecretString;
 use sspr_bridge::config::Config;
 use sspr_bridge::domain::clock::SystemClock;
+use sspr_bridge::domain::locale::Locale;
 use sspr_bridge::domain::notify::{Mail, MailKind, Mailer};
 use sspr_bridge::domain::store::MethodKind;
 use sspr_bridge::mail::{SendError, SmtpMailer};
@@ -303,7 +304,7 @@ async fn every_mail_arrives_over_starttls_in_both_languages_with_text_and_html()
             let mail = Mail {
                 to: to.clone(),
                 display_name: Some("Test <Ontvanger> & Co".to_owned()),
-                locale: locale.to_owned(),
+                locale: Locale::of(locale),
                 kind: kind.clone(),
             };
             // Mailer, as the flows call it; success means the server took the mail after
@@ -409,7 +410,7 @@ async fn successive_mails_to_one_address_are_read_back_in_order() {
         let mail = Mail {
             to: to.clone(),
             display_name: None,
-            locale: "en".to_owned(),
+            locale: Locale::En,
             kind,
         };
         mailer.send(&mail).await.unwrap();
@@ -427,7 +428,7 @@ async fn a_server_certificate_from_another_ca_is_a_tls_error_and_nothing_is_sent
     let mail = Mail {
         to: to.clone(),
         display_name: None,
-        locale: "en".to_owned(),
+        locale: Locale::En,
         kind: MailKind::ResetCode {
             code: SecretString::from(code.clone()),
         },
@@ -448,7 +449,7 @@ async fn an_unreachable_server_is_named_and_temporary() {
     let mail = Mail {
         to: unique_address(),
         display_name: None,
-        locale: "nl".to_owned(),
+        locale: Locale::Nl,
         kind: MailKind::EnrollmentCode {
             code: SecretString::from(code.clone()),
         },

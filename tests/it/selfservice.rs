@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
+use sspr_bridge::domain::clock::Timestamp;
 use sspr_bridge::domain::totp;
 
 use crate::client::{TestApp, contains, test_app};
@@ -167,7 +168,10 @@ pub async fn verified_flow(app: &TestApp, prefix: &str) -> (TestUser, String) {
 pub async fn audit_events(app: &TestApp) -> Vec<(String, String, Option<String>)> {
     use sspr_bridge::domain::store::AuditLog;
     let store = app.database.store().await;
-    let rows = store.since(0, 10_000).await.unwrap();
+    let rows = store
+        .since(Timestamp::from_millis(0), 10_000)
+        .await
+        .unwrap();
     store.close().await;
     rows.into_iter()
         .map(|r| (r.event.event, r.event.outcome, r.event.sam_account_name))

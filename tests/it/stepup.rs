@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::json;
+use sspr_bridge::domain::clock::Timestamp;
 use sspr_bridge::domain::store::{AuditLog, RegistrationStore};
 use sspr_bridge::domain::totp;
 
@@ -111,7 +112,10 @@ async fn methods(app: &TestApp, user: &TestUser) -> Vec<String> {
 /// (event, outcome, actor, reason) of the user's audit rows, oldest first.
 async fn audit_of(app: &TestApp, user: &TestUser) -> Vec<(String, String, Option<String>)> {
     let store = app.database.store().await;
-    let rows = store.since(0, 10_000).await.unwrap();
+    let rows = store
+        .since(Timestamp::from_millis(0), 10_000)
+        .await
+        .unwrap();
     store.close().await;
     rows.into_iter()
         .filter(|r| r.event.sam_account_name.as_deref() == Some(&user.sam))
@@ -329,7 +333,10 @@ async fn a_registration_code_stands_in_for_a_step_up_once() {
         .expect(StatusCode::BAD_REQUEST);
 
     let store = app.database.store().await;
-    let rows = store.since(0, 10_000).await.unwrap();
+    let rows = store
+        .since(Timestamp::from_millis(0), 10_000)
+        .await
+        .unwrap();
     store.close().await;
     assert!(
         rows.iter()
@@ -659,7 +666,7 @@ async fn the_registration_code_command_prints_a_code_and_audits_it() {
     )
     .await
     .unwrap();
-    let rows = store.since(0, 100).await.unwrap();
+    let rows = store.since(Timestamp::from_millis(0), 100).await.unwrap();
     store.close().await;
     assert!(
         rows.iter()

@@ -6,6 +6,7 @@ use std::net::TcpListener;
 
 use sqlx::{AnyConnection, Connection};
 use sspr_bridge::domain::ObjectGuid;
+use sspr_bridge::domain::clock::Timestamp;
 use sspr_bridge::domain::store::{
     AuditEvent, AuditLog, CodePurpose, CodeStore, EnrolledMethod, FlowStore, MethodKind, Notice,
     NoticeLog, PendingCode, RegistrationStore, ResetFlow, Session, SessionKind, SessionStore,
@@ -149,8 +150,8 @@ fn totp() -> EnrolledMethod {
         // Every byte value, so no encoding step can hide a NUL, a high bit or a quote.
         secret_sealed: Some((0..=255).collect()),
         last_step: Some(58_000_000),
-        confirmed_at_ms: Some(1_740_000_000_500),
-        created_at_ms: 1_740_000_000_000,
+        confirmed_at: Some(Timestamp::from_millis(1_740_000_000_500)),
+        created_at: Timestamp::from_millis(1_740_000_000_000),
     }
 }
 
@@ -160,14 +161,14 @@ fn pending_email() -> EnrolledMethod {
         address: Some("Jane.O'Doe+sspr@example.org".into()),
         secret_sealed: None,
         last_step: None,
-        confirmed_at_ms: None,
-        created_at_ms: 1_740_000_001_000,
+        confirmed_at: None,
+        created_at: Timestamp::from_millis(1_740_000_001_000),
     }
 }
 
 fn audit(at_ms: i64, event: &str) -> AuditEvent {
     AuditEvent {
-        at_ms,
+        at: Timestamp::from_millis(at_ms),
         event: event.into(),
         outcome: "success".into(),
         object_guid: None,
@@ -195,7 +196,14 @@ async fn migrating_again_changes_nothing(db: &TestDb) {
 
     assert_eq!(db.scalar(applied).await, before);
     assert_eq!(store.methods(&user).await.unwrap(), [totp()]);
-    assert_eq!(store.since(0, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .since(Timestamp::from_millis(0), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn methods_round_trip_every_field(db: &TestDb) {
@@ -211,7 +219,7 @@ async fn methods_round_trip_every_field(db: &TestDb) {
     let bare_totp = EnrolledMethod {
         secret_sealed: Some(Vec::new()),
         last_step: None,
-        confirmed_at_ms: None,
+        confirmed_at: None,
         ..totp()
     };
     store.put_method(&other, "other", &bare_totp).await.unwrap();
@@ -240,13 +248,13 @@ async fn put_replaces_the_method_of_the_same_kind(db: &TestDb) {
     let reenrolled = EnrolledMethod {
         secret_sealed: Some(vec![9; 60]),
         last_step: None,
-        confirmed_at_ms: None,
-        created_at_ms: 1_750_000_000_000,
+        confirmed_at: None,
+        created_at: Timestamp::from_millis(1_750_000_000_000),
         ..totp()
     };
     let confirmed_email = EnrolledMethod {
         address: Some("jdoe@example.net".into()),
-        confirmed_at_ms: Some(1_750_000_000_000),
+        confirmed_at: Some(Timestamp::from_millis(1_750_000_000_000)),
         ..pending_email()
     };
     store.put_method(&user, "jane", &reenrolled).await.unwrap();
@@ -389,23 +397,44 @@ async fn audit_events_come_back_by_time(db: &TestDb) {
         store.record(event).await.unwrap();
     }
 
-    let all = store.since(i64::MIN, 100).await.unwrap();
+    let all = store
+        .since(Timestamp::from_millis(i64::MIN), 100)
+        .await
+        .unwrap();
     let by_insertion = {
         let mut records = all.clone();
         records.sort_by_key(|r| r.id);
         records.into_iter().map(|r| r.event).collect::<Vec<_>>()
     };
     assert_eq!(by_insertion, inserted, "ids follow insertion");
-    let times: Vec<i64> = all.iter().map(|r| r.event.at_ms).collect();
+    let times: Vec<i64> = all.iter().map(|r| r.event.at.as_millis()).collect();
     assert_eq!(times, [999, 1_000, 2_000, 2_000, 3_000]);
     assert!(all[2].id < all[3].id, "equal times keep insertion order");
     assert_eq!(all[2].event, everything);
 
-    let from_2000: Vec<_> = store.since(2_000, 100).await.unwrap();
+    let from_2000: Vec<_> = store
+        .since(Timestamp::from_millis(2_000), 100)
+        .await
+        .unwrap();
     assert_eq!(from_2000, all[2..]);
-    assert_eq!(store.since(1_000, 2).await.unwrap(), all[1..3]);
-    assert!(store.since(3_001, 100).await.unwrap().is_empty());
-    assert!(store.since(0, 0).await.unwrap().is_empty());
+    assert_eq!(
+        store.since(Timestamp::from_millis(1_000), 2).await.unwrap(),
+        all[1..3]
+    );
+    assert!(
+        store
+            .since(Timestamp::from_millis(3_001), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .since(Timestamp::from_millis(0), 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn ping_and_close(db: &TestDb) {
@@ -469,12 +498,12 @@ fn session(seed: u8) -> Session {
         kind: SessionKind::Enrollment,
         user: guid(),
         sam_account_name: "jdoe".into(),
-        created_at_ms: T0,
-        expires_at_ms: T0 + 3_600_000,
-        last_seen_at_ms: T0 + 10,
+        created_at: Timestamp::from_millis(T0),
+        expires_at: Timestamp::from_millis(T0 + 3_600_000),
+        last_seen_at: Timestamp::from_millis(T0 + 10),
         pending_totp: Some((0..=255).rev().collect()),
         failures: 2,
-        stepped_up_at_ms: Some(T0 + 20),
+        stepped_up_at: Some(Timestamp::from_millis(T0 + 20)),
     }
 }
 
@@ -485,24 +514,24 @@ fn flow(seed: u8) -> ResetFlow {
         login: "jane.o'doe@example.org".into(),
         sam_account_name: Some("jodoe".into()),
         methods_required: 2,
-        verified_totp_at_ms: Some(T0 + 1),
-        verified_email_at_ms: Some(T0 + 2),
+        verified_totp_at: Some(Timestamp::from_millis(T0 + 1)),
+        verified_email_at: Some(Timestamp::from_millis(T0 + 2)),
         failures: 1,
-        created_at_ms: T0,
-        expires_at_ms: T0 + 900_000,
-        finished_at_ms: Some(T0 + 3),
+        created_at: Timestamp::from_millis(T0),
+        expires_at: Timestamp::from_millis(T0 + 900_000),
+        finished_at: Some(Timestamp::from_millis(T0 + 3)),
         dc: Some("dc1.example.org".into()),
-        locale: "nl".into(),
+        locale: sspr_bridge::domain::locale::Locale::Nl,
     }
 }
 
 /// A flow as it starts: nothing verified, failed or finished yet.
 fn fresh_flow(seed: u8) -> ResetFlow {
     ResetFlow {
-        verified_totp_at_ms: None,
-        verified_email_at_ms: None,
+        verified_totp_at: None,
+        verified_email_at: None,
         failures: 0,
-        finished_at_ms: None,
+        finished_at: None,
         dc: None,
         ..flow(seed)
     }
@@ -514,8 +543,8 @@ fn code(purpose: CodePurpose, subject: Vec<u8>) -> PendingCode {
         subject,
         code_hash: hash(200),
         address: "Jane.O'Doe+sspr@example.org".into(),
-        created_at_ms: T0,
-        expires_at_ms: T0 + 600_000,
+        created_at: Timestamp::from_millis(T0),
+        expires_at: Timestamp::from_millis(T0 + 600_000),
     }
 }
 
@@ -552,7 +581,7 @@ async fn sessions_round_trip_every_field(db: &TestDb) {
         sam_account_name: "helpdesk.op".into(),
         pending_totp: None,
         failures: 0,
-        stepped_up_at_ms: None,
+        stepped_up_at: None,
         ..session(2)
     };
     store.create_session(&enrollment).await.unwrap();
@@ -560,14 +589,41 @@ async fn sessions_round_trip_every_field(db: &TestDb) {
 
     let now = T0 + 60_000;
     assert_eq!(
-        store.session(&hash(1), now).await.unwrap(),
+        store
+            .session(&hash(1), Timestamp::from_millis(now))
+            .await
+            .unwrap(),
         Some(enrollment.clone())
     );
-    assert_eq!(store.session(&hash(2), now).await.unwrap(), Some(helpdesk));
-    assert_eq!(store.session(&hash(3), now).await.unwrap(), None);
-    assert_eq!(store.session(&[], now).await.unwrap(), None);
+    assert_eq!(
+        store
+            .session(&hash(2), Timestamp::from_millis(now))
+            .await
+            .unwrap(),
+        Some(helpdesk)
+    );
+    assert_eq!(
+        store
+            .session(&hash(3), Timestamp::from_millis(now))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .session(&[], Timestamp::from_millis(now))
+            .await
+            .unwrap(),
+        None
+    );
     // A prefix of a token hash is not the token hash.
-    assert_eq!(store.session(&hash(1)[..31], now).await.unwrap(), None);
+    assert_eq!(
+        store
+            .session(&hash(1)[..31], Timestamp::from_millis(now))
+            .await
+            .unwrap(),
+        None
+    );
 
     let message = store.create_session(&session(1)).await.unwrap_err().message;
     assert!(
@@ -584,7 +640,7 @@ async fn sessions_round_trip_every_field(db: &TestDb) {
 async fn sessions_step_up_and_end_per_user(db: &TestDb) {
     let store = db.store().await;
     let fresh = Session {
-        stepped_up_at_ms: None,
+        stepped_up_at: None,
         ..session(1)
     };
     let same_user_other = Session {
@@ -601,25 +657,56 @@ async fn sessions_step_up_and_end_per_user(db: &TestDb) {
         store.create_session(s).await.unwrap();
     }
     let now = T0 + 60_000;
-    store.set_stepped_up(&hash(1), now).await.unwrap();
-    let read = store.session(&hash(1), now).await.unwrap().unwrap();
-    assert_eq!(read.stepped_up_at_ms, Some(now));
-    let other = store.session(&hash(2), now).await.unwrap().unwrap();
-    assert_eq!(other.stepped_up_at_ms, None, "one session's step-up only");
+    store
+        .set_stepped_up(&hash(1), Timestamp::from_millis(now))
+        .await
+        .unwrap();
+    let read = store
+        .session(&hash(1), Timestamp::from_millis(now))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.stepped_up_at, Some(Timestamp::from_millis(now)));
+    let other = store
+        .session(&hash(2), Timestamp::from_millis(now))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.stepped_up_at, None, "one session's step-up only");
 
     let ended = store
         .delete_user_sessions(&fresh.user, SessionKind::Enrollment)
         .await
         .unwrap();
     assert_eq!(ended, 2);
-    assert_eq!(store.session(&hash(1), now).await.unwrap(), None);
-    assert_eq!(store.session(&hash(2), now).await.unwrap(), None);
+    assert_eq!(
+        store
+            .session(&hash(1), Timestamp::from_millis(now))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .session(&hash(2), Timestamp::from_millis(now))
+            .await
+            .unwrap(),
+        None
+    );
     assert!(
-        store.session(&hash(3), now).await.unwrap().is_some(),
+        store
+            .session(&hash(3), Timestamp::from_millis(now))
+            .await
+            .unwrap()
+            .is_some(),
         "other kind kept"
     );
     assert!(
-        store.session(&hash(4), now).await.unwrap().is_some(),
+        store
+            .session(&hash(4), Timestamp::from_millis(now))
+            .await
+            .unwrap()
+            .is_some(),
         "other user kept"
     );
 }
@@ -628,17 +715,17 @@ async fn sessions_are_never_returned_after_their_end(db: &TestDb) {
     let store = db.store().await;
     let s = session(1);
     store.create_session(&s).await.unwrap();
-    let end = s.expires_at_ms;
+    let end = s.expires_at;
     assert!(
         store
-            .session(&s.token_hash, i64::MIN)
+            .session(&s.token_hash, Timestamp::from_millis(i64::MIN))
             .await
             .unwrap()
             .is_some()
     );
     assert!(
         store
-            .session(&s.token_hash, end - 1)
+            .session(&s.token_hash, end - std::time::Duration::from_millis(1))
             .await
             .unwrap()
             .is_some()
@@ -646,14 +733,14 @@ async fn sessions_are_never_returned_after_their_end(db: &TestDb) {
     assert!(store.session(&s.token_hash, end).await.unwrap().is_none());
     assert!(
         store
-            .session(&s.token_hash, end + 1)
+            .session(&s.token_hash, end + std::time::Duration::from_millis(1))
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         store
-            .session(&s.token_hash, i64::MAX)
+            .session(&s.token_hash, Timestamp::from_millis(i64::MAX))
             .await
             .unwrap()
             .is_none()
@@ -668,15 +755,30 @@ async fn session_updates(db: &TestDb) {
     let now = T0 + 1_000;
     let get = |token: Vec<u8>| {
         let store = store.clone();
-        async move { store.session(&token, now).await.unwrap().unwrap() }
+        async move {
+            store
+                .session(&token, Timestamp::from_millis(now))
+                .await
+                .unwrap()
+                .unwrap()
+        }
     };
 
-    store.touch_session(&s.token_hash, T0 + 500).await.unwrap();
-    assert_eq!(get(hash(1)).await.last_seen_at_ms, T0 + 500);
-    store.touch_session(&s.token_hash, T0 + 400).await.unwrap();
+    store
+        .touch_session(&s.token_hash, Timestamp::from_millis(T0 + 500))
+        .await
+        .unwrap();
     assert_eq!(
-        get(hash(1)).await.last_seen_at_ms,
-        T0 + 500,
+        get(hash(1)).await.last_seen_at,
+        Timestamp::from_millis(T0 + 500)
+    );
+    store
+        .touch_session(&s.token_hash, Timestamp::from_millis(T0 + 400))
+        .await
+        .unwrap();
+    assert_eq!(
+        get(hash(1)).await.last_seen_at,
+        Timestamp::from_millis(T0 + 500),
         "a late touch does not move it back"
     );
 
@@ -692,7 +794,7 @@ async fn session_updates(db: &TestDb) {
     assert_eq!(store.add_session_failure(&s.token_hash).await.unwrap(), 4);
 
     let expected = Session {
-        last_seen_at_ms: T0 + 500,
+        last_seen_at: Timestamp::from_millis(T0 + 500),
         pending_totp: Some(vec![0, 7, 0]),
         failures: 4,
         ..s.clone()
@@ -702,9 +804,18 @@ async fn session_updates(db: &TestDb) {
 
     store.delete_session(&s.token_hash).await.unwrap();
     store.delete_session(&s.token_hash).await.unwrap();
-    assert!(store.session(&s.token_hash, now).await.unwrap().is_none());
+    assert!(
+        store
+            .session(&s.token_hash, Timestamp::from_millis(now))
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Updates of a session that is gone change nothing and are not errors...
-    store.touch_session(&s.token_hash, now).await.unwrap();
+    store
+        .touch_session(&s.token_hash, Timestamp::from_millis(now))
+        .await
+        .unwrap();
     store.set_pending_totp(&s.token_hash, None).await.unwrap();
     // ...except a failure, which has no count to return.
     assert!(store.add_session_failure(&s.token_hash).await.is_err());
@@ -724,7 +835,11 @@ async fn racing_session_failures_are_all_counted(db: &TestDb) {
     .await;
     counts.sort_unstable();
     assert_eq!(counts, (1..=20).collect::<Vec<_>>());
-    let stored = instances[1].session(&hash(1), T0).await.unwrap().unwrap();
+    let stored = instances[1]
+        .session(&hash(1), Timestamp::from_millis(T0))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.failures, 20);
 }
 
@@ -768,13 +883,21 @@ async fn flow_updates(db: &TestDb) {
     store.create_flow(&other).await.unwrap();
 
     store
-        .mark_verified(&f.id_hash, MethodKind::Email, T0 + 10)
+        .mark_verified(
+            &f.id_hash,
+            MethodKind::Email,
+            Timestamp::from_millis(T0 + 10),
+        )
         .await
         .unwrap();
     let got = store.flow(&f.id_hash).await.unwrap().unwrap();
     assert_eq!(got.verified(), [MethodKind::Email]);
     store
-        .mark_verified(&f.id_hash, MethodKind::Totp, T0 + 20)
+        .mark_verified(
+            &f.id_hash,
+            MethodKind::Totp,
+            Timestamp::from_millis(T0 + 20),
+        )
         .await
         .unwrap();
     store
@@ -783,25 +906,40 @@ async fn flow_updates(db: &TestDb) {
         .unwrap();
     assert_eq!(store.add_flow_failure(&f.id_hash).await.unwrap(), 1);
     assert_eq!(store.add_flow_failure(&f.id_hash).await.unwrap(), 2);
-    assert!(store.finish_flow(&f.id_hash, T0 + 30).await.unwrap());
-    assert!(!store.finish_flow(&f.id_hash, T0 + 40).await.unwrap());
+    assert!(
+        store
+            .finish_flow(&f.id_hash, Timestamp::from_millis(T0 + 30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_flow(&f.id_hash, Timestamp::from_millis(T0 + 40))
+            .await
+            .unwrap()
+    );
 
     let expected = ResetFlow {
-        verified_email_at_ms: Some(T0 + 10),
-        verified_totp_at_ms: Some(T0 + 20),
+        verified_email_at: Some(Timestamp::from_millis(T0 + 10)),
+        verified_totp_at: Some(Timestamp::from_millis(T0 + 20)),
         dc: Some("dc2.example.org".into()),
         failures: 2,
-        finished_at_ms: Some(T0 + 30),
+        finished_at: Some(Timestamp::from_millis(T0 + 30)),
         ..f.clone()
     };
     assert_eq!(store.flow(&f.id_hash).await.unwrap(), Some(expected));
     assert_eq!(store.flow(&other.id_hash).await.unwrap(), Some(other));
 
     // A flow that does not exist cannot be finished and has no failure count.
-    assert!(!store.finish_flow(&hash(9), T0).await.unwrap());
+    assert!(
+        !store
+            .finish_flow(&hash(9), Timestamp::from_millis(T0))
+            .await
+            .unwrap()
+    );
     assert!(store.add_flow_failure(&hash(9)).await.is_err());
     store
-        .mark_verified(&hash(9), MethodKind::Totp, T0)
+        .mark_verified(&hash(9), MethodKind::Totp, Timestamp::from_millis(T0))
         .await
         .unwrap();
     store.set_flow_dc(&hash(9), "dc1").await.unwrap();
@@ -827,13 +965,23 @@ async fn racing_instances_finish_a_flow_once(db: &TestDb) {
         instances[0].create_flow(&fresh_flow(round)).await.unwrap();
         let finished = race(&instances, 8, move |store, i| async move {
             let at = T0 + 100 + i as i64;
-            (store.finish_flow(&hash(round), at).await.unwrap(), at)
+            (
+                store
+                    .finish_flow(&hash(round), Timestamp::from_millis(at))
+                    .await
+                    .unwrap(),
+                at,
+            )
         })
         .await;
         let winners: Vec<i64> = finished.iter().filter(|f| f.0).map(|f| f.1).collect();
         assert_eq!(winners.len(), 1, "round {round}: {finished:?}");
         let stored = instances[1].flow(&hash(round)).await.unwrap().unwrap();
-        assert_eq!(stored.finished_at_ms, Some(winners[0]), "round {round}");
+        assert_eq!(
+            stored.finished_at,
+            Some(Timestamp::from_millis(winners[0])),
+            "round {round}"
+        );
     }
 }
 
@@ -844,15 +992,18 @@ async fn methods_verified_at_once_are_both_kept(db: &TestDb) {
         race(&instances, 2, move |store, i| async move {
             let method = [MethodKind::Totp, MethodKind::Email][i];
             store
-                .mark_verified(&hash(round), method, T0 + i as i64)
+                .mark_verified(&hash(round), method, Timestamp::from_millis(T0 + i as i64))
                 .await
                 .unwrap();
         })
         .await;
         let stored = instances[1].flow(&hash(round)).await.unwrap().unwrap();
         assert_eq!(
-            (stored.verified_totp_at_ms, stored.verified_email_at_ms),
-            (Some(T0), Some(T0 + 1)),
+            (stored.verified_totp_at, stored.verified_email_at),
+            (
+                Some(Timestamp::from_millis(T0)),
+                Some(Timestamp::from_millis(T0 + 1))
+            ),
             "round {round}"
         );
     }
@@ -892,8 +1043,8 @@ async fn codes_round_trip_and_a_resend_replaces(db: &TestDb) {
     let resent = PendingCode {
         code_hash: hash(202),
         address: "other@example.net".into(),
-        created_at_ms: T0 + 60_000,
-        expires_at_ms: T0 + 660_000,
+        created_at: Timestamp::from_millis(T0 + 60_000),
+        expires_at: Timestamp::from_millis(T0 + 660_000),
         ..first.clone()
     };
     store.put_code(&resent).await.unwrap();
@@ -948,100 +1099,315 @@ async fn racing_instances_take_a_code_once(db: &TestDb) {
 async fn throttle_counts_hits_in_a_window(db: &TestDb) {
     let store = db.store().await;
     let key = "login:jane.o'doe";
-    assert_eq!(store.count(key, i64::MIN).await.unwrap(), 0);
-    assert_eq!(store.hit(key, 1_000, 0).await.unwrap(), 1);
-    assert_eq!(store.hit(key, 2_000, 0).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .count(key, Timestamp::from_millis(i64::MIN))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .hit(
+                key,
+                Timestamp::from_millis(1_000),
+                Timestamp::from_millis(0)
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .hit(
+                key,
+                Timestamp::from_millis(2_000),
+                Timestamp::from_millis(0)
+            )
+            .await
+            .unwrap(),
+        2
+    );
     // Two events in the same millisecond are two events.
-    assert_eq!(store.hit(key, 2_000, 0).await.unwrap(), 3);
+    assert_eq!(
+        store
+            .hit(
+                key,
+                Timestamp::from_millis(2_000),
+                Timestamp::from_millis(0)
+            )
+            .await
+            .unwrap(),
+        3
+    );
     // The window starts at `since_ms`, inclusive, and the new event is counted.
-    assert_eq!(store.hit(key, 3_000, 2_000).await.unwrap(), 3);
-    assert_eq!(store.hit(key, 4_000, 4_000).await.unwrap(), 1);
-    assert_eq!(store.hit("ip:2001:db8::1", 4_000, 0).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .hit(
+                key,
+                Timestamp::from_millis(3_000),
+                Timestamp::from_millis(2_000)
+            )
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .hit(
+                key,
+                Timestamp::from_millis(4_000),
+                Timestamp::from_millis(4_000)
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .hit(
+                "ip:2001:db8::1",
+                Timestamp::from_millis(4_000),
+                Timestamp::from_millis(0)
+            )
+            .await
+            .unwrap(),
+        1
+    );
 
-    assert_eq!(store.count(key, i64::MIN).await.unwrap(), 5);
-    assert_eq!(store.count(key, 1_000).await.unwrap(), 5);
-    assert_eq!(store.count(key, 1_001).await.unwrap(), 4);
-    assert_eq!(store.count(key, 2_001).await.unwrap(), 2);
-    assert_eq!(store.count(key, 4_000).await.unwrap(), 1);
-    assert_eq!(store.count(key, 4_001).await.unwrap(), 0);
-    assert_eq!(store.count("LOGIN:JANE.O'DOE", 0).await.unwrap(), 0);
-    assert_eq!(store.count("ip:2001:db8::1", 0).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .count(key, Timestamp::from_millis(i64::MIN))
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        store
+            .count(key, Timestamp::from_millis(1_000))
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        store
+            .count(key, Timestamp::from_millis(1_001))
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        store
+            .count(key, Timestamp::from_millis(2_001))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .count(key, Timestamp::from_millis(4_000))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count(key, Timestamp::from_millis(4_001))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .count("LOGIN:JANE.O'DOE", Timestamp::from_millis(0))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .count("ip:2001:db8::1", Timestamp::from_millis(0))
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 async fn racing_hits_are_all_counted(db: &TestDb) {
     let instances = [db.store().await, db.store().await];
     let counts = race(&instances, 20, |store, i| async move {
-        store.hit("ip:192.0.2.1", T0 + i as i64, T0).await.unwrap()
+        store
+            .hit(
+                "ip:192.0.2.1",
+                Timestamp::from_millis(T0 + i as i64),
+                Timestamp::from_millis(T0),
+            )
+            .await
+            .unwrap()
     })
     .await;
     // Each sees at least its own event, and whoever counted last saw them all: no number of
     // concurrent attempts stays under a limit.
     assert!(counts.iter().all(|c| (1..=20).contains(c)), "{counts:?}");
     assert_eq!(counts.iter().max(), Some(&20), "{counts:?}");
-    assert_eq!(instances[0].count("ip:192.0.2.1", T0).await.unwrap(), 20);
+    assert_eq!(
+        instances[0]
+            .count("ip:192.0.2.1", Timestamp::from_millis(T0))
+            .await
+            .unwrap(),
+        20
+    );
 }
 
 async fn blocks_extend_but_never_shorten(db: &TestDb) {
     let instances = [db.store().await, db.store().await];
     let store = &instances[0];
     let key = "login:jdoe";
-    assert_eq!(store.blocked_until(key, T0).await.unwrap(), None);
-
-    store.block(key, T0 + 1_000).await.unwrap();
     assert_eq!(
-        store.blocked_until(key, T0).await.unwrap(),
-        Some(T0 + 1_000)
+        store
+            .blocked_until(key, Timestamp::from_millis(T0))
+            .await
+            .unwrap(),
+        None
+    );
+
+    store
+        .block(key, Timestamp::from_millis(T0 + 1_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .blocked_until(key, Timestamp::from_millis(T0))
+            .await
+            .unwrap(),
+        Some(Timestamp::from_millis(T0 + 1_000))
     );
     assert_eq!(
-        store.blocked_until(key, T0 + 999).await.unwrap(),
-        Some(T0 + 1_000)
+        store
+            .blocked_until(key, Timestamp::from_millis(T0 + 999))
+            .await
+            .unwrap(),
+        Some(Timestamp::from_millis(T0 + 1_000))
     );
-    assert_eq!(store.blocked_until(key, T0 + 1_000).await.unwrap(), None);
-    assert_eq!(store.blocked_until("login:other", T0).await.unwrap(), None);
-
-    store.block(key, T0 + 500).await.unwrap();
     assert_eq!(
-        store.blocked_until(key, T0).await.unwrap(),
-        Some(T0 + 1_000),
+        store
+            .blocked_until(key, Timestamp::from_millis(T0 + 1_000))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .blocked_until("login:other", Timestamp::from_millis(T0))
+            .await
+            .unwrap(),
+        None
+    );
+
+    store
+        .block(key, Timestamp::from_millis(T0 + 500))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .blocked_until(key, Timestamp::from_millis(T0))
+            .await
+            .unwrap(),
+        Some(Timestamp::from_millis(T0 + 1_000)),
         "an earlier end does not shorten"
     );
-    store.block(key, T0 + 5_000).await.unwrap();
+    store
+        .block(key, Timestamp::from_millis(T0 + 5_000))
+        .await
+        .unwrap();
     assert_eq!(
-        store.blocked_until(key, T0 + 1_000).await.unwrap(),
-        Some(T0 + 5_000),
+        store
+            .blocked_until(key, Timestamp::from_millis(T0 + 1_000))
+            .await
+            .unwrap(),
+        Some(Timestamp::from_millis(T0 + 5_000)),
         "a later end extends"
     );
 
     // Instances blocking at once: the latest end wins whatever the order.
     let racing_key = "ip:198.51.100.7";
     race(&instances, 8, |store, i| async move {
-        store.block(racing_key, T0 + 100 * i as i64).await.unwrap()
+        store
+            .block(racing_key, Timestamp::from_millis(T0 + 100 * i as i64))
+            .await
+            .unwrap()
     })
     .await;
     assert_eq!(
-        store.blocked_until(racing_key, T0).await.unwrap(),
-        Some(T0 + 700)
+        store
+            .blocked_until(racing_key, Timestamp::from_millis(T0))
+            .await
+            .unwrap(),
+        Some(Timestamp::from_millis(T0 + 700))
     );
 }
 
 async fn throttle_prune(db: &TestDb) {
     let store = db.store().await;
     for at in [1_000, 2_000, 2_999, 3_000, 4_000] {
-        store.hit("a", at, 0).await.unwrap();
+        store
+            .hit("a", Timestamp::from_millis(at), Timestamp::from_millis(0))
+            .await
+            .unwrap();
     }
-    store.hit("b", 1_000, 0).await.unwrap();
-    store.block("a", 2_000).await.unwrap();
-    store.block("b", 3_000).await.unwrap();
-    store.block("c", 9_000).await.unwrap();
+    store
+        .hit(
+            "b",
+            Timestamp::from_millis(1_000),
+            Timestamp::from_millis(0),
+        )
+        .await
+        .unwrap();
+    store
+        .block("a", Timestamp::from_millis(2_000))
+        .await
+        .unwrap();
+    store
+        .block("b", Timestamp::from_millis(3_000))
+        .await
+        .unwrap();
+    store
+        .block("c", Timestamp::from_millis(9_000))
+        .await
+        .unwrap();
 
     // Events at or after 3 000 and blocks ending at or after it stay.
-    assert_eq!(store.prune(3_000).await.unwrap(), 4 + 1);
-    assert_eq!(store.count("a", i64::MIN).await.unwrap(), 2);
-    assert_eq!(store.count("b", i64::MIN).await.unwrap(), 0);
+    assert_eq!(
+        store.prune(Timestamp::from_millis(3_000)).await.unwrap(),
+        4 + 1
+    );
+    assert_eq!(
+        store
+            .count("a", Timestamp::from_millis(i64::MIN))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .count("b", Timestamp::from_millis(i64::MIN))
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(db.scalar("SELECT COUNT(*) FROM throttle_blocks").await, 2);
-    assert_eq!(store.blocked_until("c", 3_000).await.unwrap(), Some(9_000));
-    assert_eq!(store.prune(3_000).await.unwrap(), 0);
-    assert_eq!(store.prune(i64::MAX).await.unwrap(), 4);
+    assert_eq!(
+        store
+            .blocked_until("c", Timestamp::from_millis(3_000))
+            .await
+            .unwrap(),
+        Some(Timestamp::from_millis(9_000))
+    );
+    assert_eq!(store.prune(Timestamp::from_millis(3_000)).await.unwrap(), 0);
+    assert_eq!(
+        store.prune(Timestamp::from_millis(i64::MAX)).await.unwrap(),
+        4
+    );
 }
 
 async fn prune_expired_keeps_what_is_still_needed(db: &TestDb) {
@@ -1049,12 +1415,12 @@ async fn prune_expired_keeps_what_is_still_needed(db: &TestDb) {
     let now = T0 + 10 * FLOW_RETENTION_MS;
     for (seed, expires) in [(1, now - 1), (2, now), (3, now + 1)] {
         let s = Session {
-            expires_at_ms: expires,
+            expires_at: Timestamp::from_millis(expires),
             ..session(seed)
         };
         store.create_session(&s).await.unwrap();
         let c = PendingCode {
-            expires_at_ms: expires,
+            expires_at: Timestamp::from_millis(expires),
             ..code(CodePurpose::EnrollEmail, hash(seed))
         };
         store.put_code(&c).await.unwrap();
@@ -1062,16 +1428,31 @@ async fn prune_expired_keeps_what_is_still_needed(db: &TestDb) {
     let horizon = now - FLOW_RETENTION_MS;
     for (seed, expires) in [(1, horizon - 1), (2, horizon), (3, now - 1), (4, now + 1)] {
         let f = ResetFlow {
-            expires_at_ms: expires,
+            expires_at: Timestamp::from_millis(expires),
             ..flow(seed)
         };
         store.create_flow(&f).await.unwrap();
     }
-    store.hit("a", 0, 0).await.unwrap();
+    store
+        .hit("a", Timestamp::from_millis(0), Timestamp::from_millis(0))
+        .await
+        .unwrap();
 
     // Sessions and codes that ended at `now`, flows that ended more than a day before.
-    assert_eq!(store.prune_expired(now).await.unwrap(), 2 + 2 + 1);
-    assert!(store.session(&hash(3), now).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .prune_expired(Timestamp::from_millis(now))
+            .await
+            .unwrap(),
+        2 + 2 + 1
+    );
+    assert!(
+        store
+            .session(&hash(3), Timestamp::from_millis(now))
+            .await
+            .unwrap()
+            .is_some()
+    );
     for (purpose, seed, kept) in [
         (CodePurpose::EnrollEmail, 2, false),
         (CodePurpose::EnrollEmail, 3, true),
@@ -1091,11 +1472,20 @@ async fn prune_expired_keeps_what_is_still_needed(db: &TestDb) {
     }
     assert_eq!(db.scalar("SELECT COUNT(*) FROM sessions").await, 1);
     assert_eq!(
-        store.count("a", i64::MIN).await.unwrap(),
+        store
+            .count("a", Timestamp::from_millis(i64::MIN))
+            .await
+            .unwrap(),
         1,
         "not throttles"
     );
-    assert_eq!(store.prune_expired(now).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .prune_expired(Timestamp::from_millis(now))
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 async fn reconfirming_moves_only_the_confirmation(db: &TestDb) {
@@ -1103,7 +1493,7 @@ async fn reconfirming_moves_only_the_confirmation(db: &TestDb) {
     let user = guid();
     assert!(
         !store
-            .reconfirm_method(&user, MethodKind::Totp, T0)
+            .reconfirm_method(&user, MethodKind::Totp, Timestamp::from_millis(T0))
             .await
             .unwrap()
     );
@@ -1114,14 +1504,14 @@ async fn reconfirming_moves_only_the_confirmation(db: &TestDb) {
         .unwrap();
     assert!(
         !store
-            .reconfirm_method(&user, MethodKind::Email, T0)
+            .reconfirm_method(&user, MethodKind::Email, Timestamp::from_millis(T0))
             .await
             .unwrap(),
         "a pending method is confirmed by its code, not reconfirmed"
     );
     assert!(
         store
-            .reconfirm_method(&user, MethodKind::Totp, T0)
+            .reconfirm_method(&user, MethodKind::Totp, Timestamp::from_millis(T0))
             .await
             .unwrap()
     );
@@ -1130,18 +1520,18 @@ async fn reconfirming_moves_only_the_confirmation(db: &TestDb) {
     assert_eq!(
         methods[1],
         EnrolledMethod {
-            confirmed_at_ms: Some(T0),
+            confirmed_at: Some(Timestamp::from_millis(T0)),
             ..totp()
         }
     );
 }
 
-fn notice(user: ObjectGuid, key: &str, sent_at_ms: i64) -> Notice {
+fn notice(user: ObjectGuid, key: &str, sent_at: i64) -> Notice {
     Notice {
         user,
         kind: "password_expiry".into(),
         key: key.into(),
-        sent_at_ms,
+        sent_at: Timestamp::from_millis(sent_at),
     }
 }
 
@@ -1160,56 +1550,71 @@ async fn notices_are_claimed_once_per_interval(db: &TestDb) {
     assert_eq!(sent_at(user, "7:1").await, None);
     assert!(
         store
-            .claim_notice(&notice(user, "7:1", T0), i64::MIN)
+            .claim_notice(&notice(user, "7:1", T0), Timestamp::from_millis(i64::MIN))
             .await
             .unwrap()
     );
-    assert_eq!(sent_at(user, "7:1").await, Some(T0));
+    assert_eq!(sent_at(user, "7:1").await, Some(Timestamp::from_millis(T0)));
     // Once ever (i64::MIN): never again; other keys and users are their own.
     assert!(
         !store
-            .claim_notice(&notice(user, "7:1", T0 + 1), i64::MIN)
+            .claim_notice(
+                &notice(user, "7:1", T0 + 1),
+                Timestamp::from_millis(i64::MIN)
+            )
             .await
             .unwrap()
     );
     assert!(
         store
-            .claim_notice(&notice(user, "7:2", T0), i64::MIN)
+            .claim_notice(&notice(user, "7:2", T0), Timestamp::from_millis(i64::MIN))
             .await
             .unwrap()
     );
     assert!(
         store
-            .claim_notice(&notice(other, "7:1", T0), i64::MIN)
+            .claim_notice(&notice(other, "7:1", T0), Timestamp::from_millis(i64::MIN))
             .await
             .unwrap()
     );
     // Once per interval: again only when the last one is older than `since`.
     assert!(
         !store
-            .claim_notice(&notice(user, "7:1", T0 + 10), T0)
+            .claim_notice(&notice(user, "7:1", T0 + 10), Timestamp::from_millis(T0))
             .await
             .unwrap()
     );
     assert!(
         store
-            .claim_notice(&notice(user, "7:1", T0 + 10), T0 + 1)
+            .claim_notice(
+                &notice(user, "7:1", T0 + 10),
+                Timestamp::from_millis(T0 + 1)
+            )
             .await
             .unwrap()
     );
-    assert_eq!(sent_at(user, "7:1").await, Some(T0 + 10));
+    assert_eq!(
+        sent_at(user, "7:1").await,
+        Some(Timestamp::from_millis(T0 + 10))
+    );
     // A release takes back only the claim it names.
     store
         .release_notice(&notice(user, "7:1", T0))
         .await
         .unwrap();
-    assert_eq!(sent_at(user, "7:1").await, Some(T0 + 10));
+    assert_eq!(
+        sent_at(user, "7:1").await,
+        Some(Timestamp::from_millis(T0 + 10))
+    );
     store
         .release_notice(&notice(user, "7:1", T0 + 10))
         .await
         .unwrap();
     assert_eq!(sent_at(user, "7:1").await, None);
-    assert_eq!(sent_at(other, "7:1").await, Some(T0));
+    assert_eq!(
+        sent_at(other, "7:1").await,
+        Some(Timestamp::from_millis(T0))
+    );
 }
 
 async fn racing_runs_claim_a_notice_once(db: &TestDb) {
@@ -1217,7 +1622,10 @@ async fn racing_runs_claim_a_notice_once(db: &TestDb) {
     let user = guid();
     let claimed = race(&instances, 8, move |store, i| async move {
         store
-            .claim_notice(&notice(user, "14:1", T0 + i as i64), T0)
+            .claim_notice(
+                &notice(user, "14:1", T0 + i as i64),
+                Timestamp::from_millis(T0),
+            )
             .await
             .unwrap()
     })

@@ -3,7 +3,6 @@
 use secrecy::SecretString;
 
 use super::Enrollment;
-use crate::domain::clock::ms;
 use crate::domain::deps::Client;
 use crate::domain::error::FlowError;
 use crate::domain::notify::MailKind;
@@ -35,7 +34,7 @@ impl Enrollment<'_> {
         }
         self.email_quota(&session, client).await?;
         let code = secrets::new_email_code();
-        let now = d.now_ms();
+        let now = d.now();
         let purpose = CodePurpose::EnrollEmail;
         let pending = PendingCode {
             purpose,
@@ -44,14 +43,14 @@ impl Enrollment<'_> {
                 .keys
                 .code_hash(purpose.as_str(), &session.token_hash, &code),
             address: address.to_owned(),
-            created_at_ms: now,
-            expires_at_ms: now + ms(d.settings.reset.code_lifetime),
+            created_at: now,
+            expires_at: now + d.settings.reset.code_lifetime,
         };
         d.codes.put_code(&pending).await?;
         let mail = crate::domain::notify::Mail {
             to: address.to_owned(),
             display_name: None,
-            locale: client.locale.clone(),
+            locale: client.locale,
             kind: MailKind::EnrollmentCode {
                 code: SecretString::from(code.to_string()),
             },
@@ -74,10 +73,10 @@ impl Enrollment<'_> {
         self.email_allowed(&session).await?;
         let purpose = CodePurpose::EnrollEmail;
         let pending = d.codes.code(purpose, &session.token_hash).await?;
-        let now = d.now_ms();
+        let now = d.now();
         let valid = match (&pending, normalise_code(code, 8)) {
             (Some(p), Some(code)) => {
-                p.expires_at_ms > now
+                p.expires_at > now
                     && d.keys.code_matches(
                         purpose.as_str(),
                         &session.token_hash,
@@ -114,8 +113,8 @@ impl Enrollment<'_> {
                     address: Some(pending.address),
                     secret_sealed: None,
                     last_step: None,
-                    confirmed_at_ms: Some(now),
-                    created_at_ms: now,
+                    confirmed_at: Some(now),
+                    created_at: now,
                 },
             )
             .await?;
@@ -126,13 +125,13 @@ impl Enrollment<'_> {
 
     async fn email_quota(&self, session: &Session, client: &Client) -> Result<(), FlowError> {
         let d = self.deps;
-        let now = d.now_ms();
+        let now = d.now();
         let sent = d
             .throttle
             .hit(
                 &ThrottleKey::CodeMails(Person::User(session.user)),
                 now,
-                now - ms(d.settings.throttle.email_window),
+                now - d.settings.throttle.email_window,
             )
             .await?;
         if sent > d.settings.throttle.email_max_sends {

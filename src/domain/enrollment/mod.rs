@@ -166,7 +166,7 @@ impl<'a> Enrollment<'a> {
         match owner {
             Some(owner) => {
                 d.notifier
-                    .notify_owner(client, &owner, also.as_deref(), &client.locale, notice)
+                    .notify_owner(client, &owner, also.as_deref(), client.locale, notice)
                     .await;
             }
             None => {
@@ -179,7 +179,7 @@ impl<'a> Enrollment<'a> {
                 for to in [confirmed, also].into_iter().flatten() {
                     let who = (session.user, session.sam_account_name.as_str());
                     d.notifier
-                        .notify(client, who, Some(&to), None, &client.locale, notice.clone())
+                        .notify(client, who, Some(&to), None, client.locale, notice.clone())
                         .await;
                 }
             }

@@ -210,7 +210,7 @@ impl Enrollment<'_> {
     pub(super) async fn session(&self, token: &str) -> Result<Session, FlowError> {
         let d = self.deps;
         let hash = token_hash(token);
-        match d.sessions.session(&hash, d.now_ms()).await? {
+        match d.sessions.session(&hash, d.now()).await? {
             Some(s) if s.kind == SessionKind::Enrollment => Ok(s),
             _ => Err(FlowError::Unauthorized),
         }
@@ -234,10 +234,10 @@ impl Enrollment<'_> {
         let confirmed = |kind| {
             methods
                 .iter()
-                .find(|m| m.kind == kind && m.confirmed_at_ms.is_some())
+                .find(|m| m.kind == kind && m.confirmed_at.is_some())
         };
         let (now, max_age) = (
-            self.deps.now_ms(),
+            self.deps.now(),
             self.deps.settings.registration.reconfirm_after(),
         );
         Ok(Status {
@@ -247,7 +247,7 @@ impl Enrollment<'_> {
                 .map(mask_email),
             reconfirm_due: methods
                 .iter()
-                .any(|m| m.confirmed_at_ms.is_some() && !m.is_current(now, max_age)),
+                .any(|m| m.confirmed_at.is_some() && !m.is_current(now, max_age)),
             step_up_required,
             step_up_methods,
         })
@@ -261,7 +261,7 @@ impl Enrollment<'_> {
     ) -> (Vec<StepUpMethod>, bool) {
         let confirmed: Vec<MethodKind> = methods
             .iter()
-            .filter(|m| m.confirmed_at_ms.is_some())
+            .filter(|m| m.confirmed_at.is_some())
             .map(|m| m.kind)
             .collect();
         let networks = &self.deps.settings.registration.allowed_networks;
@@ -269,7 +269,7 @@ impl Enrollment<'_> {
             || client
                 .ip
                 .is_some_and(|ip| networks.iter().any(|n| n.contains(ip)));
-        step_up_rule(&confirmed, session.stepped_up_at_ms.is_some(), trusted)
+        step_up_rule(&confirmed, session.stepped_up_at.is_some(), trusted)
     }
 
     /// The session, if it may change the user's methods now; otherwise `StepUpRequired`.
@@ -290,7 +290,7 @@ impl Enrollment<'_> {
     pub(super) async fn stepped_up(&self, session: &Session) -> Result<(), FlowError> {
         let d = self.deps;
         d.sessions
-            .set_stepped_up(&session.token_hash, d.now_ms())
+            .set_stepped_up(&session.token_hash, d.now())
             .await?;
         Ok(())
     }

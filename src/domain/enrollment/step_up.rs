@@ -99,14 +99,14 @@ impl Enrollment<'_> {
                 login: session.sam_account_name.to_lowercase(),
                 sam_account_name: Some(session.sam_account_name.clone()),
                 methods_required: 1,
-                verified_totp_at_ms: None,
-                verified_email_at_ms: None,
+                verified_totp_at: None,
+                verified_email_at: None,
                 failures: 0,
-                created_at_ms: d.now_ms(),
-                expires_at_ms: session.expires_at_ms,
-                finished_at_ms: None,
+                created_at: d.now(),
+                expires_at: session.expires_at,
+                finished_at: None,
                 dc: None,
-                locale: client.locale.clone(),
+                locale: client.locale,
             })
             .await?;
         Subject::live(d, id_hash, purpose)
@@ -161,7 +161,7 @@ impl Enrollment<'_> {
         }
         if let Some(kind) = proved {
             d.registrations
-                .reconfirm_method(&session.user, kind, d.now_ms())
+                .reconfirm_method(&session.user, kind, d.now())
                 .await?;
         }
         self.stepped_up(&session).await?;

@@ -45,10 +45,10 @@ impl Enrollment<'_> {
             .keys
             .open(sealed, session.user.0.as_bytes())
             .ok_or_else(|| FlowError::InvalidInput("Add the authenticator app again.".into()))?;
-        let Some(step) = totp::typed_step(&secret, code, d.now_ms()) else {
+        let Some(step) = totp::typed_step(&secret, code, d.now()) else {
             return Err(self.wrong_code(&session, MethodKind::Totp, client).await?);
         };
-        let now = d.now_ms();
+        let now = d.now();
         d.registrations
             .put_method(
                 &session.user,
@@ -59,8 +59,8 @@ impl Enrollment<'_> {
                     secret_sealed: Some(sealed.clone()),
                     // The confirming code is spent: it cannot be replayed for a reset.
                     last_step: Some(step),
-                    confirmed_at_ms: Some(now),
-                    created_at_ms: now,
+                    confirmed_at: Some(now),
+                    created_at: now,
                 },
             )
             .await?;
@@ -88,7 +88,7 @@ impl Enrollment<'_> {
             .methods(&session.user)
             .await?
             .into_iter()
-            .find(|m| m.kind == MethodKind::Totp && m.confirmed_at_ms.is_some())
+            .find(|m| m.kind == MethodKind::Totp && m.confirmed_at.is_some())
             .and_then(|m| m.secret_sealed)
             .and_then(|sealed| d.keys.open(&sealed, session.user.0.as_bytes()));
         let Some(secret) = secret else {
@@ -96,7 +96,7 @@ impl Enrollment<'_> {
                 "There is no authenticator app to confirm; add one.".to_owned(),
             ));
         };
-        let now = d.now_ms();
+        let now = d.now();
         let step = totp::typed_step(&secret, code, now);
         // Spent atomically, as in a reset: a code seen once is never accepted again.
         let spent = match step {

@@ -8,13 +8,13 @@ mod directory;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use directory::{FakeDirectory, RecordedWrite};
 
-use super::clock::Clock;
+use super::clock::{Clock, Timestamp};
 use super::notify::{Mail, MailError, Mailer, Outbox, Queued};
 use super::policy::{BannedList, PasswordRules};
 use super::scope::Eligibility;
@@ -51,9 +51,8 @@ impl FixedClock {
 }
 
 impl Clock for FixedClock {
-    fn now(&self) -> SystemTime {
-        let ms = u64::try_from(self.0.load(Ordering::SeqCst)).expect("after 1970");
-        UNIX_EPOCH + Duration::from_millis(ms)
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
     }
 }
 

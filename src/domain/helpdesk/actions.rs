@@ -181,7 +181,7 @@ impl Helpdesk<'_> {
                 client,
                 &user,
                 address.as_deref(),
-                &client.locale,
+                client.locale,
                 notification,
             )
             .await;
@@ -233,7 +233,7 @@ impl Helpdesk<'_> {
                     client,
                     &user,
                     None,
-                    &client.locale,
+                    client.locale,
                     MailKind::HelpdeskBlockLifted,
                 )
                 .await;
@@ -253,7 +253,7 @@ impl Helpdesk<'_> {
         let mail = Mail {
             to: to.to_owned(),
             display_name: user.display_name.clone(),
-            locale: client.locale.clone(),
+            locale: client.locale,
             kind: MailKind::TemporaryPassword {
                 password: SecretString::from(password.expose_secret().to_owned()),
             },

@@ -14,7 +14,7 @@ use secrecy::SecretString;
 
 use super::{CallerCheck, Helpdesk, Operator, verification_id};
 use crate::domain::audit::{Audit, AuditKind, Outcome};
-use crate::domain::clock::ms;
+use crate::domain::clock::Timestamp;
 use crate::domain::deps::{Client, Deps};
 use crate::domain::directory::{DirectoryUser, ManagerLink};
 use crate::domain::error::{FlowError, ManagerRefusal};
@@ -79,10 +79,10 @@ impl Helpdesk<'_> {
             return refuse(ManagerRefusal::ManagerWithoutMail);
         }
         let methods = d.registrations.methods(&manager.guid).await?;
-        if !methods.iter().any(|m| m.confirmed_at_ms.is_some()) {
+        if !methods.iter().any(|m| m.confirmed_at.is_some()) {
             return refuse(ManagerRefusal::ManagerNotRegistered);
         }
-        if d.now_ms().saturating_sub(since) < ms(d.settings.helpdesk.manager_min_age) {
+        if since + d.settings.helpdesk.manager_min_age > d.now() {
             return refuse(ManagerRefusal::ManagerTooRecent);
         }
         Ok(manager)
@@ -94,16 +94,19 @@ impl Helpdesk<'_> {
     pub(super) async fn note_manager(
         &self,
         user: &DirectoryUser,
-    ) -> Result<Option<(ManagerLink, i64)>, FlowError> {
+    ) -> Result<Option<(ManagerLink, Timestamp)>, FlowError> {
         let d = self.deps;
         let Some(link) = d.directory.manager(user).await? else {
             return Ok(None);
         };
         let seen = d
             .approvals
-            .manager_seen_since(&user.guid, &link.dn.to_lowercase(), d.now_ms())
+            .manager_seen_since(&user.guid, &link.dn.to_lowercase(), d.now())
             .await?;
-        let since = link.changed_at_ms.unwrap_or(seen);
+        let since = link
+            .changed_at_ms
+            .map(Timestamp::from_millis)
+            .unwrap_or(seen);
         Ok(Some((link, since)))
     }
 
@@ -136,12 +139,10 @@ impl Helpdesk<'_> {
         };
         // A manager's mailbox gets no more approval links than codes (`throttle.email_max_sends`
         // per `email_window`, counted with the codes mailed to them), however many operators ask.
-        let now = d.now_ms();
+        let now = d.now();
         let mails = ThrottleKey::CodeMails(Person::User(manager.guid));
         let window = d.settings.throttle.email_window;
-        if d.throttle.hit(&mails, now, now - ms(window)).await?
-            > d.settings.throttle.email_max_sends
-        {
+        if d.throttle.hit(&mails, now, now - window).await? > d.settings.throttle.email_max_sends {
             let who = Some((manager.guid, manager.sam_account_name.as_str()));
             d.throttle
                 .refused(client, who, Limit::ManagerApprovalMails, None)
@@ -151,7 +152,7 @@ impl Helpdesk<'_> {
             });
         }
         let (link_token, id_hash) = new_token();
-        let expires = now + ms(APPROVAL_LIFETIME);
+        let expires = now + APPROVAL_LIFETIME;
         d.flows
             .create_flow(&ResetFlow {
                 id_hash: id_hash.clone(),
@@ -159,14 +160,14 @@ impl Helpdesk<'_> {
                 login: manager.sam_account_name.to_lowercase(),
                 sam_account_name: Some(manager.sam_account_name.clone()),
                 methods_required: 1,
-                verified_totp_at_ms: None,
-                verified_email_at_ms: None,
+                verified_totp_at: None,
+                verified_email_at: None,
                 failures: 0,
-                created_at_ms: now,
-                expires_at_ms: expires,
-                finished_at_ms: None,
+                created_at: now,
+                expires_at: expires,
+                finished_at: None,
                 dc: None,
-                locale: client.locale.clone(),
+                locale: client.locale,
             })
             .await?;
         d.approvals
@@ -179,8 +180,8 @@ impl Helpdesk<'_> {
                 caller_name: user.display_name.clone(),
                 manager: manager.guid,
                 manager_sam: manager.sam_account_name.clone(),
-                created_at_ms: now,
-                expires_at_ms: expires,
+                created_at: now,
+                expires_at: expires,
             })
             .await?;
         // Queued like a notice, but given up with the link: a mail that could only arrive after
@@ -189,7 +190,7 @@ impl Helpdesk<'_> {
             mail: Mail {
                 to: super::ad_mail(&manager).unwrap_or_default().to_owned(),
                 display_name: manager.display_name.clone(),
-                locale: client.locale.clone(),
+                locale: client.locale,
                 kind: MailKind::ManagerApprovalRequest {
                     token: SecretString::from(link_token),
                     operator: actor.to_owned(),
@@ -284,7 +285,7 @@ impl<'a> Approvals<'a> {
         let subject = Subject::live(d, id_hash, CodePurpose::HelpdeskEmail)
             .await?
             .ok_or(FlowError::FlowNotFound)?;
-        if approval.expires_at_ms <= d.now_ms() {
+        if approval.expires_at <= d.now() {
             return Err(FlowError::FlowNotFound);
         }
         Ok((approval, subject))
@@ -296,7 +297,7 @@ impl<'a> Approvals<'a> {
         let has = |kind| {
             methods
                 .iter()
-                .any(|m| m.kind == kind && m.confirmed_at_ms.is_some())
+                .any(|m| m.kind == kind && m.confirmed_at.is_some())
         };
         Ok(ApprovalView {
             operator: approval.operator,
@@ -305,7 +306,7 @@ impl<'a> Approvals<'a> {
             manager_sam: approval.manager_sam,
             totp: has(MethodKind::Totp),
             email: has(MethodKind::Email),
-            expires_at_ms: approval.expires_at_ms,
+            expires_at_ms: approval.expires_at.as_millis(),
         })
     }
 
@@ -313,7 +314,7 @@ impl<'a> Approvals<'a> {
     pub async fn send_code(&self, token: &str, client: &Client) -> Result<(), FlowError> {
         let (_, mut subject) = self.live(token).await?;
         // In the language of the manager's page, not of the operator who asked.
-        subject.flow.locale.clone_from(&client.locale);
+        subject.flow.locale = client.locale;
         subject
             .send_code(
                 self.deps,
@@ -343,7 +344,7 @@ impl<'a> Approvals<'a> {
                 .verify(d, method, code, client, Some(manager))
                 .await?;
         }
-        let now = d.now_ms();
+        let now = d.now();
         if !d.flows.finish_flow(&subject.id_hash, now).await? {
             return Err(FlowError::FlowNotFound);
         }
@@ -381,7 +382,7 @@ impl<'a> Approvals<'a> {
         &self,
         approval: &ManagerApproval,
         method: MethodKind,
-        now: i64,
+        now: Timestamp,
         client: &Client,
     ) -> Result<(), FlowError> {
         let d = self.deps;
@@ -395,14 +396,14 @@ impl<'a> Approvals<'a> {
                     login: approval.caller_sam.to_lowercase(),
                     sam_account_name: Some(approval.caller_sam.clone()),
                     methods_required: 1,
-                    verified_totp_at_ms: None,
-                    verified_email_at_ms: None,
+                    verified_totp_at: None,
+                    verified_email_at: None,
                     failures: 0,
-                    created_at_ms: now,
-                    expires_at_ms: now + ms(d.settings.helpdesk.verification_lifetime),
-                    finished_at_ms: None,
+                    created_at: now,
+                    expires_at: now + d.settings.helpdesk.verification_lifetime,
+                    finished_at: None,
                     dc: None,
-                    locale: client.locale.clone(),
+                    locale: client.locale,
                 })
                 .await;
             // Two approvals of one operator's check at once: the other one created it.
@@ -436,7 +437,7 @@ impl<'a> Approvals<'a> {
                 (caller.guid, &caller.sam_account_name),
                 super::ad_mail(&caller),
                 caller.display_name.as_deref(),
-                &client.locale,
+                client.locale,
                 MailKind::ManagerApprovalDeclined {
                     manager: approval.manager_sam.clone(),
                 },

@@ -2,7 +2,7 @@
 //! verification an operator session holds for a caller.
 
 use super::{CallerCheck, Helpdesk, Operator, VerifiedBy, ad_mail, verification_id};
-use crate::domain::clock::ms;
+use crate::domain::clock::Timestamp;
 use crate::domain::deps::Client;
 use crate::domain::directory::DirectoryUser;
 use crate::domain::error::FlowError;
@@ -33,7 +33,7 @@ impl Helpdesk<'_> {
                 remaining_attempts: 0,
             });
         }
-        let now = d.now_ms();
+        let now = d.now();
         d.flows
             .create_flow(&ResetFlow {
                 id_hash: id_hash.clone(),
@@ -41,14 +41,14 @@ impl Helpdesk<'_> {
                 login: user.sam_account_name.to_lowercase(),
                 sam_account_name: Some(user.sam_account_name.clone()),
                 methods_required: 1,
-                verified_totp_at_ms: None,
-                verified_email_at_ms: None,
+                verified_totp_at: None,
+                verified_email_at: None,
                 failures: 0,
-                created_at_ms: now,
-                expires_at_ms: now + ms(d.settings.helpdesk.verification_lifetime),
-                finished_at_ms: None,
+                created_at: now,
+                expires_at: now + d.settings.helpdesk.verification_lifetime,
+                finished_at: None,
                 dc: None,
-                locale: client.locale.clone(),
+                locale: client.locale,
             })
             .await?;
         Subject::live(d, id_hash, purpose)
@@ -189,7 +189,7 @@ impl Helpdesk<'_> {
         operator: &Operator,
         user: &DirectoryUser,
     ) -> Result<CallerCheck, FlowError> {
-        let mut latest = (CallerCheck::Registered, i64::MIN);
+        let mut latest = (CallerCheck::Registered, Timestamp::MIN);
         for check in [CallerCheck::Registered, CallerCheck::AdMail] {
             let id_hash = verification_id(&operator.session.token_hash, &user.guid, check);
             let pending = self
@@ -197,8 +197,8 @@ impl Helpdesk<'_> {
                 .codes
                 .code(CodePurpose::HelpdeskEmail, &id_hash)
                 .await?;
-            if let Some(code) = pending.filter(|c| c.created_at_ms > latest.1) {
-                latest = (check, code.created_at_ms);
+            if let Some(code) = pending.filter(|c| c.created_at > latest.1) {
+                latest = (check, code.created_at);
             }
         }
         Ok(latest.0)

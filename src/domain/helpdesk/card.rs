@@ -2,6 +2,7 @@
 
 use super::{Helpdesk, UserCard, ad_mail, block_key, filetime_ms};
 use crate::domain::audit::{Audit, AuditKind, Outcome};
+use crate::domain::clock::Timestamp;
 use crate::domain::deps::Client;
 use crate::domain::directory::DirectoryUser;
 use crate::domain::error::FlowError;
@@ -48,7 +49,7 @@ impl Helpdesk<'_> {
         let methods = d.registrations.methods(&user.guid).await?;
         let confirmed: Vec<_> = methods
             .iter()
-            .filter(|m| m.confirmed_at_ms.is_some())
+            .filter(|m| m.confirmed_at.is_some())
             .collect();
         // Where the DC keeps no change time for `manager`, the service's first sight of the value
         // is what `helpdesk.manager_min_age` counts from: every look-up records it. The card
@@ -71,11 +72,19 @@ impl Helpdesk<'_> {
                 .find(|m| m.kind == MethodKind::Email)
                 .and_then(|m| m.address.as_deref())
                 .map(mask_email),
-            registered_at_ms: confirmed.iter().filter_map(|m| m.confirmed_at_ms).min(),
+            registered_at_ms: confirmed
+                .iter()
+                .filter_map(|m| m.confirmed_at)
+                .min()
+                .map(Timestamp::as_millis),
             actionable: self.actionable(&user).await?,
             ad_mail: ad_mail(&user).map(mask_email),
             verified_by: self.verified_by(&operator, &user).await?,
-            blocked_until_ms: d.throttle.blocked_until(&block_key(&user)).await?,
+            blocked_until_ms: d
+                .throttle
+                .blocked_until(&block_key(&user))
+                .await?
+                .map(Timestamp::as_millis),
             // Operators' own look-ups would crowd out what the caller did.
             recent_events: d
                 .audit

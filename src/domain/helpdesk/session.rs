@@ -5,10 +5,11 @@ use secrecy::SecretString;
 
 use super::{FORBIDDEN, Helpdesk, Operator, membership_key};
 use crate::domain::audit::{Audit, AuditKind, Outcome};
-use crate::domain::clock::ms;
+use crate::domain::clock::Timestamp;
 use crate::domain::deps::Client;
 use crate::domain::directory::{DirectoryUser, PasswordCheck};
 use crate::domain::error::FlowError;
+use crate::domain::locale::Locale;
 use crate::domain::secrets::token_hash;
 use crate::domain::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
 use crate::domain::store::{MethodKind, Session, SessionKind, ThrottleKey};
@@ -71,7 +72,7 @@ impl Helpdesk<'_> {
             .open_session(SessionKind::Helpdesk, &user, h.session_lifetime)
             .await?;
         // The group was just checked.
-        let now = d.now_ms();
+        let now = d.now();
         d.throttle
             .hit(&membership_key(&token_hash(&token)), now, now)
             .await?;
@@ -100,7 +101,7 @@ impl Helpdesk<'_> {
             .methods(&user.guid)
             .await?
             .into_iter()
-            .find(|m| m.kind == MethodKind::Totp && m.confirmed_at_ms.is_some())
+            .find(|m| m.kind == MethodKind::Totp && m.confirmed_at.is_some())
             .and_then(|m| m.secret_sealed)
             .and_then(|sealed| d.keys.open(&sealed, user.guid.0.as_bytes()));
         let Some(secret) = secret else {
@@ -114,7 +115,7 @@ impl Helpdesk<'_> {
             .await?;
             return Err(FlowError::SecondFactorRequired);
         };
-        let step = code.and_then(|c| totp::typed_step(&secret, c, d.now_ms()));
+        let step = code.and_then(|c| totp::typed_step(&secret, c, d.now()));
         // The step is spent atomically, so a code read over a shoulder is worth nothing after.
         let accepted = match step {
             Some(step) => d.registrations.advance_totp_step(&user.guid, step).await?,
@@ -174,12 +175,12 @@ impl Helpdesk<'_> {
     pub async fn operator(&self, token: &str) -> Result<Operator, FlowError> {
         let d = self.deps;
         let hash = token_hash(token);
-        let now = d.now_ms();
+        let now = d.now();
         let session = match d.sessions.session(&hash, now).await? {
             Some(s) if s.kind == SessionKind::Helpdesk => s,
             _ => return Err(FlowError::Unauthorized),
         };
-        if now - session.last_seen_at_ms > ms(d.settings.helpdesk.session_idle) {
+        if now.since(session.last_seen_at) > d.settings.helpdesk.session_idle {
             d.sessions.delete_session(&hash).await?;
             return Err(FlowError::Unauthorized);
         }
@@ -199,13 +200,10 @@ impl Helpdesk<'_> {
     ) -> Result<(), FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
-        let now = d.now_ms();
+        let now = d.now();
         let typed = signin::normalise_login(login, &d.settings.signin.domains);
         let key = ThrottleKey::OperatorSignIns(d.keys.login_hash(&typed));
-        let count = d
-            .throttle
-            .hit(&key, now, now - ms(h.operator_window))
-            .await?;
+        let count = d.throttle.hit(&key, now, now - h.operator_window).await?;
         if count > h.operator_max_sign_ins {
             d.throttle
                 .refused(client, None, Limit::OperatorSignIns, None)
@@ -218,19 +216,20 @@ impl Helpdesk<'_> {
     }
 
     /// Counts one request of the operator's account (all their sessions together).
-    pub(super) async fn action_limit(&self, session: &Session, now: i64) -> Result<(), FlowError> {
+    pub(super) async fn action_limit(
+        &self,
+        session: &Session,
+        now: Timestamp,
+    ) -> Result<(), FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
         let key = ThrottleKey::OperatorActions(session.user);
-        let count = d
-            .throttle
-            .hit(&key, now, now - ms(h.operator_window))
-            .await?;
+        let count = d.throttle.hit(&key, now, now - h.operator_window).await?;
         if count > h.operator_max_actions {
             let operator = (session.user, session.sam_account_name.as_str());
             let client = Client {
                 ip: None,
-                locale: String::new(),
+                locale: Locale::En,
             };
             d.throttle
                 .refused(&client, Some(operator), Limit::OperatorActions, None)
@@ -248,16 +247,12 @@ impl Helpdesk<'_> {
     pub(super) async fn recheck_membership(
         &self,
         session: &Session,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
         let key = membership_key(&session.token_hash);
-        if d.throttle
-            .count(&key, now - ms(h.membership_recheck))
-            .await?
-            > 0
-        {
+        if d.throttle.count(&key, now - h.membership_recheck).await? > 0 {
             return Ok(());
         }
         let still_member = match (
@@ -273,7 +268,7 @@ impl Helpdesk<'_> {
             d.sessions.delete_session(&session.token_hash).await?;
             let client = Client {
                 ip: None,
-                locale: String::new(),
+                locale: Locale::En,
             };
             d.audit
                 .as_actor(

@@ -108,7 +108,7 @@ impl From<UserCard> for UserStatus {
                 .recent_events
                 .into_iter()
                 .map(|r| Event {
-                    at_ms: r.event.at_ms,
+                    at_ms: r.event.at.as_millis(),
                     event: r.event.event,
                     outcome: r.event.outcome,
                     method: r.event.method,

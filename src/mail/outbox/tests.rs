@@ -1,10 +1,12 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use secrecy::{ExposeSecret, SecretString};
 
 use super::*;
+use crate::domain::clock::Timestamp;
+use crate::domain::locale::Locale;
 use crate::domain::notify::{About, MailKind};
 use crate::domain::store::AuditRecord;
 use crate::store::tests::memory_store;
@@ -12,8 +14,8 @@ use crate::store::tests::memory_store;
 struct ManualClock(AtomicI64);
 
 impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.0.load(Ordering::SeqCst) as u64)
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
     }
 }
 
@@ -56,10 +58,10 @@ impl AuditLog for RecordingAudit {
         self.0.lock().unwrap().push(event.clone());
         Ok(())
     }
-    async fn since(&self, _: i64, _: i64) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn since(&self, _: Timestamp, _: i64) -> Result<Vec<AuditRecord>, StoreError> {
         Ok(Vec::new())
     }
-    async fn after(&self, _: i64, _: i64, _: i64) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn after(&self, _: Timestamp, _: i64, _: i64) -> Result<Vec<AuditRecord>, StoreError> {
         Ok(Vec::new())
     }
     async fn for_user(&self, _: &ObjectGuid, _: i64) -> Result<Vec<AuditRecord>, StoreError> {
@@ -106,7 +108,7 @@ fn code_mail(to: &str, decoy: bool) -> Queued {
         mail: Mail {
             to: to.to_owned(),
             display_name: None,
-            locale: "nl".to_owned(),
+            locale: Locale::Nl,
             kind: MailKind::ResetCode {
                 code: SecretString::from("40718263"),
             },
@@ -124,7 +126,7 @@ fn code_mail(to: &str, decoy: bool) -> Queued {
 
 impl Rig {
     fn now(&self) -> i64 {
-        self.clock.now_ms()
+        self.clock.now().as_millis()
     }
 
     async fn rows(&self) -> Vec<OutboxRow> {

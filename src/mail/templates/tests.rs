@@ -84,7 +84,7 @@ fn mail(kind: MailKind, locale: &str, display_name: Option<&str>) -> Mail {
     Mail {
         to: "jan@example.com".to_owned(),
         display_name: display_name.map(str::to_owned),
-        locale: locale.to_owned(),
+        locale: Language::of(locale),
         kind,
     }
 }

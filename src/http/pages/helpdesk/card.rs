@@ -94,7 +94,7 @@ impl From<UserCard> for Card {
                 .recent_events
                 .into_iter()
                 .map(|r| Event {
-                    at: moment(r.event.at_ms),
+                    at: moment(r.event.at.as_millis()),
                     event: r.event.event,
                     outcome: r.event.outcome,
                     method: r.event.method,
@@ -129,7 +129,7 @@ pub fn sample_card(flag: bool) -> Value {
             .map(|id| AuditRecord {
                 id: i64::try_from(id).unwrap_or_default(),
                 event: AuditEvent {
-                    at_ms: 1_793_491_200_000,
+                    at: crate::domain::clock::Timestamp::from_millis(1_793_491_200_000),
                     event: "helpdesk_reset".into(),
                     outcome: "success".into(),
                     object_guid: None,

@@ -1,0 +1,34 @@
+//! What the flows need from persistent storage, as small traits. `crate::store` implements them
+//! with sqlx on SQLite and PostgreSQL; unit tests may implement them in memory.
+
+mod approvals;
+mod audit;
+mod codes;
+mod flows;
+mod methods;
+mod notices;
+mod sessions;
+mod throttle;
+
+pub use approvals::{ApprovalStore, ManagerApproval};
+pub use audit::{AuditEvent, AuditLog, AuditRecord};
+pub use codes::{CodePurpose, CodeStore, PendingCode};
+pub use flows::{FlowOwner, FlowStore, ResetFlow};
+pub use methods::{EnrolledMethod, MethodKind, RegistrationStore};
+pub use notices::{Notice, NoticeLog};
+pub use sessions::{Session, SessionKind, SessionStore};
+pub use throttle::{Person, ThrottleKey, ThrottleStore};
+
+#[derive(Debug, thiserror::Error)]
+#[error("storage error: {message}")]
+pub struct StoreError {
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
