@@ -581,6 +581,24 @@ async fn the_password_page_ticks_rules_while_typing_shows_the_password_and_the_s
     );
     assert_eq!(class(&browser, "length").await, json!("fail"));
     assert_eq!(class(&browser, "complexity").await, json!("pass"));
+    // Even with the refusal above it, the field is on a phone's first screen (375 x 667).
+    browser.client.set_window_size(375, 667).await.unwrap();
+    let bottom = browser
+        .js(
+            "return document.getElementById('new-password').getBoundingClientRect().bottom \
+             + window.scrollY",
+            vec![],
+        )
+        .await;
+    let viewport = browser.js("return window.innerHeight", vec![]).await;
+    assert!(
+        bottom.as_f64().unwrap() <= viewport.as_f64().unwrap(),
+        "the field ends at {bottom} px, below the first {viewport} px"
+    );
+    // The keyboard checks need scripts, which stay off on this page: a screenshot only.
+    browser
+        .screenshot("password-page-02-refused-without-script-375px.png")
+        .await;
     bind(&user.dn, &user.password)
         .await
         .expect("the old password still binds");
