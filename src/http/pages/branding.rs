@@ -3,6 +3,7 @@
 //! style). The images are served from memory at stable URLs (`/static/logo.svg`).
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -67,21 +68,27 @@ impl Branding {
 pub fn routes(branding: &Branding) -> Router<AppState> {
     let mut router = Router::new();
     for (stem, image) in [("logo", &branding.logo), ("favicon", &branding.favicon)] {
-        if let Some(image) = image.clone() {
+        if let Some(image) = image {
             let path = format!("/static/{stem}.{}", image.extension);
-            router = router.route(&path, get(move || async move { serve(&image) }));
+            // Shared, not copied, by every answer.
+            let bytes = Bytes::from(image.bytes.clone());
+            let content_type = image.content_type;
+            router = router.route(
+                &path,
+                get(move || async move { serve(content_type, bytes) }),
+            );
         }
     }
     router
 }
 
-fn serve(image: &Image) -> Response {
+fn serve(content_type: &'static str, bytes: Bytes) -> Response {
     (
         [
-            (header::CONTENT_TYPE, image.content_type),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        image.bytes.clone(),
+        bytes,
     )
         .into_response()
 }
