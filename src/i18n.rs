@@ -4,8 +4,9 @@
 //!
 //! One placeholder syntax, `{name}`, filled by [`fill`]: values are taken literally (a `{x}`
 //! inside a value stays as it is) and a placeholder without a value is an error, never a blank.
-//! One plural convention: a text that depends on a count has a `key_one` (the count is 1) and a
-//! `key_other` form, chosen by [`Catalog::plural`] in code and by `t("key", n=…)` in templates.
+//! One plural convention: a text that depends on a count has a `key_one` (singular) and a
+//! `key_other` form, chosen by [`Catalog::plural_in`] in code and by `t("key", n=…)` in templates,
+//! by the language's own rule ([`Locale::is_singular`]: French says "0 tentative").
 //!
 //! Templates and the stylesheet are compiled in too; [`Overrides`] lets a folder
 //! (`ui.templates_dir`) replace any of them by file name.
@@ -24,6 +25,8 @@ pub fn source(locale: Locale) -> &'static str {
     match locale {
         Locale::En => include_str!("../locales/en.toml"),
         Locale::Nl => include_str!("../locales/nl.toml"),
+        Locale::De => include_str!("../locales/de.toml"),
+        Locale::Fr => include_str!("../locales/fr.toml"),
     }
 }
 
@@ -34,6 +37,9 @@ pub type Texts = BTreeMap<String, String>;
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
+    /// Set once parsed, for the plural rule of [`Catalog::rule_count`].
+    #[serde(skip, default = "english")]
+    locale: Locale,
     pub page: Texts,
     /// Nested (a table per mail kind, lists of notes); `mail::templates` reads it into its own
     /// typed shape, which names every key it needs.
@@ -46,13 +52,17 @@ static CATALOGS: LazyLock<Vec<(Locale, Catalog)>> = LazyLock::new(|| {
     Locale::ALL
         .into_iter()
         .map(|locale| {
-            let catalog = toml::from_str(source(locale)).unwrap_or_else(|e| {
+            let catalog: Catalog = toml::from_str(source(locale)).unwrap_or_else(|e| {
                 panic!("compiled-in catalog {}.toml is invalid: {e}", locale.tag())
             });
-            (locale, catalog)
+            (locale, Catalog { locale, ..catalog })
         })
         .collect()
 });
+
+fn english() -> Locale {
+    Locale::En
+}
 
 /// The catalog of `locale`. Parsed once; a unit test sees that every one parses.
 pub fn catalog(locale: Locale) -> &'static Catalog {
@@ -80,15 +90,30 @@ impl Catalog {
         get(&self.error, "error", key)
     }
 
-    /// `key_one` or `key_other` of `table` for `count`.
+    /// `key_one` or `key_other` of `table` for `count`, by English's rule (the API's messages
+    /// are English).
     pub fn plural<'a>(table: &'a Texts, key: &str, count: u64) -> Option<&'a str> {
-        let form = if count == 1 { "one" } else { "other" };
+        Self::plural_in(Locale::En, table, key, count)
+    }
+
+    /// `key_one` or `key_other` of `table` for `count`, by the plural rule of `locale`.
+    pub fn plural_in<'a>(
+        locale: Locale,
+        table: &'a Texts,
+        key: &str,
+        count: u64,
+    ) -> Option<&'a str> {
+        let form = if locale.is_singular(count) {
+            "one"
+        } else {
+            "other"
+        };
         table.get(&format!("{key}_{form}")).map(String::as_str)
     }
 
     /// `[rule] key_one|key_other` for `n`, with `{n}` filled.
     pub fn rule_count(&self, key: &str, n: u64) -> String {
-        let text = Self::plural(&self.rule, key, n)
+        let text = Self::plural_in(self.locale, &self.rule, key, n)
             .unwrap_or_else(|| panic!("no text [rule] {key}_one/_other"));
         fill_with(text, &[("n", &n.to_string())])
     }
@@ -142,19 +167,29 @@ pub fn fill_with(text: &str, values: &[(&str, &str)]) -> String {
     .unwrap_or_else(|_| text.to_owned())
 }
 
-/// A template's view of one table: `t.key` reads a text as it is; `t("key", name=value, …)`
-/// fills its placeholders, and with `n=` picks `key_one` or `key_other`.
+/// A template's view of one table of `locale`: `t.key` reads a text as it is; `t("key",
+/// name=value, …)` fills its placeholders, and with `n=` picks `key_one` or `key_other` by the
+/// language's plural rule.
 #[derive(Debug)]
-pub struct TemplateTexts(pub &'static Texts);
+pub struct TemplateTexts {
+    locale: Locale,
+    texts: &'static Texts,
+}
+
+impl TemplateTexts {
+    pub fn new(locale: Locale, texts: &'static Texts) -> Self {
+        Self { locale, texts }
+    }
+}
 
 impl Object for TemplateTexts {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.0.get(key.as_str()?).map(Value::from)
+        self.texts.get(key.as_str()?).map(Value::from)
     }
 
     fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
         minijinja::value::Enumerator::Iter(Box::new(
-            self.0
+            self.texts
                 .keys()
                 .map(|k| Value::from(k.as_str()))
                 .collect::<Vec<_>>()
@@ -166,8 +201,9 @@ impl Object for TemplateTexts {
         let (key, kwargs): (&str, Kwargs) = minijinja::value::from_args(args)?;
         let count = kwargs.get::<Option<u64>>("n")?;
         let text = match count {
-            Some(n) => Catalog::plural(self.0, key, n).or_else(|| self.0.get(key).map(|s| &**s)),
-            None => self.0.get(key).map(String::as_str),
+            Some(n) => Catalog::plural_in(self.locale, self.texts, key, n)
+                .or_else(|| self.texts.get(key).map(|s| &**s)),
+            None => self.texts.get(key).map(String::as_str),
         }
         .ok_or_else(|| Error::new(ErrorKind::UndefinedError, format!("no text {key}")))?;
         let filled = fill(text, |name| {
@@ -300,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn every_language_has_every_key_and_only_known_placeholders() {
+    fn every_language_has_exactly_the_english_keys_and_placeholders() {
         let english = texts(Locale::En);
         for locale in Locale::ALL {
             let _ = catalog(locale);
@@ -325,6 +361,15 @@ mod tests {
                     "{}: {key} uses {used:?}, en has {known:?}",
                     locale.tag()
                 );
+                // Anything but a `_one` form says everything the English text says.
+                if !key.ends_with("_one") {
+                    assert_eq!(
+                        used,
+                        placeholders(&english[key]),
+                        "{}: {key} leaves out a placeholder",
+                        locale.tag()
+                    );
+                }
                 assert!(
                     fill(text, |_| Some(String::new())).is_ok(),
                     "{}: {key}",
@@ -352,6 +397,39 @@ mod tests {
         assert_eq!(c.rule_count("day", 1), "1 day");
         assert_eq!(c.rule_count("day", 2), "2 days");
         assert_eq!(catalog(Locale::Nl).rule_count("hour", 3), "3 uur");
+        assert_eq!(catalog(Locale::De).rule_count("day", 1), "1 Tag");
+        // German's interval stands in the dative ("vor weniger als 2 Tagen").
+        assert_eq!(catalog(Locale::De).rule_count("day", 2), "2 Tagen");
+        assert_eq!(catalog(Locale::Fr).rule_count("minute", 2), "2 minutes");
+        // French takes the singular for zero too.
+        assert_eq!(catalog(Locale::Fr).rule_count("minute", 0), "0 minute");
+        assert_eq!(catalog(Locale::En).rule_count("minute", 0), "0 minutes");
+    }
+
+    #[test]
+    fn templates_pick_the_plural_by_the_pages_language() {
+        static TEXTS: LazyLock<Texts> = LazyLock::new(|| {
+            [("left_one", "{n} essai"), ("left_other", "{n} essais")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        });
+        let render = |locale| {
+            let mut env = minijinja::Environment::new();
+            env.add_template(
+                "x",
+                "{{ t('left', n=0) }}|{{ t('left', n=1) }}|{{ t('left', n=2) }}",
+            )
+            .unwrap();
+            env.get_template("x")
+                .unwrap()
+                .render(minijinja::context! {
+                    t => Value::from_object(TemplateTexts::new(locale, &TEXTS))
+                })
+                .unwrap()
+        };
+        assert_eq!(render(Locale::Fr), "0 essai|1 essai|2 essais");
+        assert_eq!(render(Locale::De), "0 essais|1 essai|2 essais");
     }
 
     #[test]
@@ -384,7 +462,7 @@ mod tests {
         let out = env
             .get_template("x")
             .unwrap()
-            .render(minijinja::context! { t => Value::from_object(TemplateTexts(&TEXTS)) })
+            .render(minijinja::context! { t => Value::from_object(TemplateTexts::new(Locale::En, &TEXTS)) })
             .unwrap();
         assert_eq!(
             out,
@@ -392,10 +470,9 @@ mod tests {
         );
         let mut env = minijinja::Environment::new();
         env.add_template("y", "{{ t('hello', nam='x') }}").unwrap();
-        let failed = env
-            .get_template("y")
-            .unwrap()
-            .render(minijinja::context! { t => Value::from_object(TemplateTexts(&TEXTS)) });
+        let failed = env.get_template("y").unwrap().render(
+            minijinja::context! { t => Value::from_object(TemplateTexts::new(Locale::En, &TEXTS)) },
+        );
         assert!(failed.is_err(), "a misspelt placeholder fails the render");
     }
 

@@ -315,12 +315,7 @@ pub fn outbox_pending(rows: i64) {
 pub struct MeteredAudit(pub Arc<dyn AuditLog>);
 
 fn count(event: &AuditEvent) {
-    let (Some(kind), Some(outcome)) = (
-        AuditKind::parse(&event.event),
-        Outcome::parse(&event.outcome),
-    ) else {
-        return;
-    };
+    let (kind, outcome) = (event.event, event.outcome);
     let m = &*METRICS;
     let label = |name: &'static str, value: &str| (name, value.to_owned());
     match (kind, outcome) {
@@ -416,11 +411,11 @@ impl AuditLog for MeteredAudit {
 mod tests {
     use super::*;
 
-    fn event(event: &str, outcome: &str, reason: Option<&str>) -> AuditEvent {
+    fn event(event: AuditKind, outcome: Outcome, reason: Option<&str>) -> AuditEvent {
         AuditEvent {
             at: Timestamp::from_millis(0),
-            event: event.to_owned(),
-            outcome: outcome.to_owned(),
+            event,
+            outcome,
             object_guid: None,
             sam_account_name: Some("jdoe".to_owned()),
             actor: None,
@@ -434,11 +429,15 @@ mod tests {
     #[test]
     fn labels_carry_no_user_key_or_address() {
         count(&event(
-            "throttled",
-            "denied",
+            AuditKind::Throttled,
+            Outcome::Denied,
             Some("user_blocked user:4f1d-guid"),
         ));
-        count(&event("flow_started", "decoy", Some("unknown_user")));
+        count(&event(
+            AuditKind::FlowStarted,
+            Outcome::Decoy,
+            Some("unknown_user"),
+        ));
         let text = render();
         assert!(
             text.contains("sspr_throttle_hits_total{reason=\"user_blocked\"} "),

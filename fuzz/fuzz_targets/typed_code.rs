@@ -11,6 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sspr_bridge::domain::clock::Timestamp;
 use sspr_bridge::domain::secrets::normalise_code;
 use sspr_bridge::domain::totp::{SECRET_LEN, STEP_SECS, code_at, matching_step, typed_step};
 
@@ -43,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
             .find(|step| code_at(secret, step * STEP_SECS) == code)
     });
     assert_eq!(
-        typed_step(secret, typed, now_ms),
+        typed_step(secret, typed, Timestamp::from_millis(now_ms)),
         expected.map(|step| step as i64),
         "{typed:?} at {now_ms} ms"
     );

@@ -41,8 +41,8 @@ impl<'a> Row<'a> {
         Row {
             id: r.id,
             time: humantime::format_rfc3339_millis(at).to_string(),
-            event: &e.event,
-            outcome: &e.outcome,
+            event: e.event.as_str(),
+            outcome: e.outcome.as_str(),
             object_guid: e.object_guid.map(|g| g.to_string()).unwrap_or_default(),
             sam_account_name: e.sam_account_name.as_deref().unwrap_or(""),
             actor: e.actor.as_deref().unwrap_or(""),
@@ -236,6 +236,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::domain::store::{AuditKind, Outcome};
 
     #[test]
     fn formula_cells_are_neutralised() {
@@ -267,8 +268,8 @@ mod tests {
         let keys = Keys::new(&[5; 32]);
         let row = |sam: Option<&str>, hash: Option<String>| AuditEvent {
             at: Timestamp::from_millis(0),
-            event: "flow_started".into(),
-            outcome: "decoy".into(),
+            event: AuditKind::FlowStarted,
+            outcome: Outcome::Decoy,
             object_guid: None,
             sam_account_name: sam.map(str::to_owned),
             actor: None,

@@ -19,7 +19,7 @@ pub struct BatchArgs {
     #[arg(long, value_name = "DN")]
     pub group: Option<String>,
     /// Language of the mails: AD does not say which one each user reads.
-    #[arg(long, value_parser = ["en", "nl"], default_value = "en")]
+    #[arg(long, value_parser = ["en", "nl", "de", "fr"], default_value = "en")]
     pub lang: String,
 }
 

@@ -3,7 +3,7 @@ use std::time::Duration;
 use super::*;
 use crate::domain::enrollment::Enrollment;
 use crate::domain::error::FlowError;
-use crate::domain::store::RegistrationStore;
+use crate::domain::store::{AuditKind, Outcome, RegistrationStore};
 
 const PASSWORD: &str = "Old-Harbor-2718";
 
@@ -36,9 +36,9 @@ async fn a_sign_in_fails_alike_for_a_wrong_password_an_unknown_or_a_disabled_use
     assert_eq!(
         reasons,
         [
-            ("sign_in".into(), "failure".into(), "wrong".into()),
-            ("sign_in".into(), "failure".into(), "unknown_user".into()),
-            ("sign_in".into(), "failure".into(), "disabled".into()),
+            (AuditKind::SignIn, Outcome::Failure, "wrong".into()),
+            (AuditKind::SignIn, Outcome::Failure, "unknown_user".into()),
+            (AuditKind::SignIn, Outcome::Failure, "disabled".into()),
         ]
     );
     enrollment

@@ -6,7 +6,9 @@ use crate::domain::directory::{DirectoryError, DirectoryUser};
 use crate::domain::error::FlowError;
 use crate::domain::notify::{MailKind, Purpose};
 use crate::domain::secrets::token_hash;
-use crate::domain::store::{CodePurpose, CodeStore, FlowStore, Person, ThrottleKey};
+use crate::domain::store::{
+    AuditKind, CodePurpose, CodeStore, FlowStore, Outcome, Person, ThrottleKey,
+};
 
 const OLD: &str = "Old-Harbor-2718";
 const NEW: &str = "Blue-Harbor-7391";
@@ -97,7 +99,7 @@ async fn a_decoy_start_writes_the_same_rows_and_answers_the_same_shape() {
     let audit = f.audit().await;
     let started: Vec<_> = audit
         .iter()
-        .filter(|e| e.event == "flow_started")
+        .filter(|e| e.event == AuditKind::FlowStarted)
         .map(|e| (e.outcome.as_str(), e.reason.as_deref()))
         .collect();
     assert_eq!(
@@ -111,7 +113,7 @@ async fn a_decoy_start_writes_the_same_rows_and_answers_the_same_shape() {
     );
     let sent: Vec<_> = audit
         .iter()
-        .filter(|e| e.event == "code_sent")
+        .filter(|e| e.event == AuditKind::CodeSent)
         .map(|e| e.outcome.as_str())
         .collect();
     assert_eq!(sent, ["success", "decoy", "decoy", "decoy"]);
@@ -200,7 +202,7 @@ async fn a_failed_write_reopens_the_flow_for_another_attempt() {
             .await
             .is_err()
     );
-    assert_eq!(f.audit().await.pop().unwrap().outcome, "unknown");
+    assert_eq!(f.audit().await.pop().unwrap().outcome, Outcome::Unknown);
 
     f.clock.advance(Duration::from_secs(5));
     reset
@@ -261,7 +263,7 @@ async fn of_two_racing_password_writes_one_wins() {
         .audit()
         .await
         .into_iter()
-        .filter(|e| e.event == "password_reset" && e.outcome == "success")
+        .filter(|e| e.event == AuditKind::PasswordReset && e.outcome == Outcome::Success)
         .count();
     assert_eq!(resets, 1);
 }

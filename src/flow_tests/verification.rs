@@ -4,7 +4,7 @@ use super::*;
 use crate::domain::error::FlowError;
 use crate::domain::notify::MailKind;
 use crate::domain::settings::{Settings, ThrottleSettings};
-use crate::domain::store::{Person, RegistrationStore};
+use crate::domain::store::{AuditKind, Person, RegistrationStore};
 
 #[tokio::test]
 async fn a_totp_step_is_never_accepted_twice() {
@@ -162,7 +162,7 @@ async fn wrong_codes_end_the_flow_then_block_the_user_until_the_block_runs_out()
         .audit()
         .await
         .into_iter()
-        .filter(|e| e.event == "throttled")
+        .filter(|e| e.event == AuditKind::Throttled)
         .map(|e| e.reason.unwrap_or_default())
         .collect();
     assert_eq!(throttled, [format!("user_blocked {key}")]);
@@ -204,7 +204,7 @@ async fn wrong_codes_end_the_flow_then_block_the_user_until_the_block_runs_out()
         .audit()
         .await
         .iter()
-        .filter(|e| e.event == "throttled")
+        .filter(|e| e.event == AuditKind::Throttled)
         .count();
     assert_eq!(blocks, 1);
 
@@ -265,7 +265,7 @@ async fn starts_and_code_mails_are_limited_per_address_and_per_user() {
         .audit()
         .await
         .into_iter()
-        .filter(|e| e.event == "throttled")
+        .filter(|e| e.event == AuditKind::Throttled)
         .map(|e| e.reason.unwrap_or_default())
         .collect();
     assert_eq!(reasons, ["ip_start", "email_sends"]);

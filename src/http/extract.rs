@@ -118,10 +118,22 @@ mod tests {
             Some(Locale::Nl)
         );
         assert_eq!(
-            Locale::from_accept_language("de-DE,en;q=0.5,nl;q=0.7"),
+            Locale::from_accept_language("es-ES,en;q=0.5,nl;q=0.7"),
             Some(Locale::Nl)
         );
-        assert_eq!(Locale::from_accept_language("fr"), None);
+        assert_eq!(
+            Locale::from_accept_language("de-DE,de;q=0.9,en;q=0.8"),
+            Some(Locale::De)
+        );
+        assert_eq!(
+            Locale::from_accept_language("fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7"),
+            Some(Locale::Fr)
+        );
+        assert_eq!(
+            Locale::from_accept_language("it, fr-CH;q=0.4, de;q=0.6"),
+            Some(Locale::De)
+        );
+        assert_eq!(Locale::from_accept_language("es"), None);
         assert_eq!(Locale::from_accept_language("nl;q=0,en"), Some(Locale::En));
     }
 }

@@ -263,8 +263,8 @@ impl OutboxSender {
         };
         let event = AuditEvent {
             at: self.clock.now(),
-            event: event.as_str().to_owned(),
-            outcome: audit::Outcome::Failure.as_str().to_owned(),
+            event,
+            outcome: audit::Outcome::Failure,
             object_guid: about.user.map(ObjectGuid),
             sam_account_name: Some(about.sam_account_name.clone()),
             actor: about.actor.clone(),
@@ -275,7 +275,7 @@ impl OutboxSender {
         };
         if let Err(e) = self.audit.record(&event).await {
             tracing::error!(
-                audit.event = %event.event,
+                audit.event = event.event.as_str(),
                 audit.object_guid = event.object_guid.map(|g| g.to_string()),
                 audit.sam_account_name = event.sam_account_name,
                 audit.reason = event.reason,

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use super::Store;
 use crate::domain::ObjectGuid;
 use crate::domain::clock::Timestamp;
-use crate::domain::store::{AuditEvent, AuditLog, AuditRecord, StoreError};
+use crate::domain::store::{AuditEvent, AuditKind, AuditLog, AuditRecord, Outcome, StoreError};
 
 #[async_trait]
 impl AuditLog for Store {
@@ -109,8 +109,8 @@ fn record_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
         id: row.try_get("id")?,
         event: AuditEvent {
             at: Timestamp::from_millis(row.try_get("at_ms")?),
-            event: row.try_get("event")?,
-            outcome: row.try_get("outcome")?,
+            event: parsed(row, "event", AuditKind::parse)?,
+            outcome: parsed(row, "outcome", Outcome::parse)?,
             object_guid,
             sam_account_name: row.try_get("sam_account_name")?,
             actor: row.try_get("actor")?,
@@ -122,16 +122,23 @@ fn record_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     })
 }
 
+/// Column `name`, read as one of the names the enums write. A name they don't know was not
+/// written by this service: an error naming it, not a guess.
+fn parsed<T>(row: &AnyRow, name: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
+    let text: String = row.try_get(name)?;
+    parse(&text).ok_or_else(|| StoreError::new(format!("unknown {name} {text:?} in audit_events")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::tests::memory_store;
 
-    fn event(at: Timestamp, event: &str) -> AuditEvent {
+    fn event(at: Timestamp, event: AuditKind) -> AuditEvent {
         AuditEvent {
             at,
-            event: event.into(),
-            outcome: "success".into(),
+            event,
+            outcome: Outcome::Success,
             object_guid: None,
             sam_account_name: None,
             actor: None,
@@ -153,16 +160,19 @@ mod tests {
             method: Some("totp".into()),
             reason: Some("wrong code".into()),
             login_hash: Some("0123456789abcdef0123456789abcdef".into()),
-            outcome: "failure".into(),
-            ..event(Timestamp::from_millis(2_000), "verification")
+            outcome: Outcome::Failure,
+            ..event(Timestamp::from_millis(2_000), AuditKind::Verification)
         };
         store
-            .record(&event(Timestamp::from_millis(3_000), "password_reset"))
+            .record(&event(
+                Timestamp::from_millis(3_000),
+                AuditKind::PasswordReset,
+            ))
             .await
             .unwrap();
         store.record(&full).await.unwrap();
         store
-            .record(&event(Timestamp::from_millis(1_000), "sign_in"))
+            .record(&event(Timestamp::from_millis(1_000), AuditKind::SignIn))
             .await
             .unwrap();
 
@@ -173,13 +183,16 @@ mod tests {
         let events: Vec<_> = records.iter().map(|r| r.event.clone()).collect();
         assert_eq!(
             events,
-            [full, event(Timestamp::from_millis(3_000), "password_reset")]
+            [
+                full,
+                event(Timestamp::from_millis(3_000), AuditKind::PasswordReset)
+            ]
         );
         assert!(records[0].id > records[1].id, "ordered by time, not by id");
 
         assert_eq!(
             store.since(Timestamp::from_millis(0), 1).await.unwrap()[0].event,
-            event(Timestamp::from_millis(1_000), "sign_in")
+            event(Timestamp::from_millis(1_000), AuditKind::SignIn)
         );
         assert!(
             store

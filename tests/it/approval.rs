@@ -165,14 +165,14 @@ async fn the_manager_approves_with_their_authenticator_and_the_operator_resets()
 
     let rows = audit_rows(&desk.app).await;
     assert!(
-        rows.iter().any(|r| r.event == "manager_approval"
-            && r.outcome == "approved"
+        rows.iter().any(|r| r.event.as_str() == "manager_approval"
+            && r.outcome.as_str() == "approved"
             && r.actor.as_deref() == Some(&*p.manager.sam)
             && r.sam_account_name.as_deref() == Some(&*p.caller.sam)),
         "{rows:?}"
     );
     assert!(
-        rows.iter().any(|r| r.event == "helpdesk_reset"
+        rows.iter().any(|r| r.event.as_str() == "helpdesk_reset"
             && r.reason
                 .as_deref()
                 .is_some_and(|x| x.starts_with("verified_by=manager"))),
@@ -218,8 +218,8 @@ async fn a_decline_is_audited_and_told_to_the_caller_and_verifies_nothing() {
         .expect(StatusCode::FORBIDDEN);
     let rows = audit_rows(&desk.app).await;
     assert!(
-        rows.iter().any(|r| r.event == "manager_approval"
-            && r.outcome == "declined"
+        rows.iter().any(|r| r.event.as_str() == "manager_approval"
+            && r.outcome.as_str() == "declined"
             && r.actor.as_deref() == Some(&*p.manager.sam)),
         "{rows:?}"
     );
@@ -292,8 +292,8 @@ async fn wrong_codes_count_and_end_the_approval() {
     let failures = rows
         .iter()
         .filter(|r| {
-            r.event == "verification"
-                && r.outcome == "failure"
+            r.event.as_str() == "verification"
+                && r.outcome.as_str() == "failure"
                 && r.sam_account_name.as_deref() == Some(&*p.manager.sam)
         })
         .count();
@@ -402,9 +402,10 @@ async fn a_manager_seen_too_recently_and_other_unfit_managers_are_refused() {
 
     let rows = audit_rows(&desk.app).await;
     assert!(
-        rows.iter().any(|r| r.event == "manager_approval_requested"
-            && r.outcome == "denied"
-            && r.reason.as_deref() == Some("manager_too_recent")),
+        rows.iter()
+            .any(|r| r.event.as_str() == "manager_approval_requested"
+                && r.outcome.as_str() == "denied"
+                && r.reason.as_deref() == Some("manager_too_recent")),
         "{rows:?}"
     );
 }

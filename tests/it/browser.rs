@@ -1,6 +1,6 @@
 //! The pages in a real browser: Debian's headless Chromium, driven through chromedriver, against
 //! the app served on a loopback port over the real DC, database and SMTP server. Every flow runs
-//! in English and in Dutch, picked by the browser's own Accept-Language.
+//! in English, Dutch, German and French, picked by the browser's own Accept-Language.
 //!
 //! Every page visited is saved as a full-page screenshot (at the desktop width and at 320 px) to
 //! `target/browser-screenshots/<lang>/<flow>-<NN>-<page>.png`, and [`Browser::check`] asserts
@@ -73,6 +73,16 @@ async fn register_an_authenticator_app_then_reset_the_password_in_dutch() {
 }
 
 #[tokio::test]
+async fn register_an_authenticator_app_then_reset_the_password_in_german() {
+    register_then_reset(Locale::De).await;
+}
+
+#[tokio::test]
+async fn register_an_authenticator_app_then_reset_the_password_in_french() {
+    register_then_reset(Locale::Fr).await;
+}
+
+#[tokio::test]
 async fn unlock_a_locked_account_with_an_emailed_code_in_english() {
     unlock_with_an_emailed_code(Locale::En).await;
 }
@@ -80,6 +90,16 @@ async fn unlock_a_locked_account_with_an_emailed_code_in_english() {
 #[tokio::test]
 async fn unlock_a_locked_account_with_an_emailed_code_in_dutch() {
     unlock_with_an_emailed_code(Locale::Nl).await;
+}
+
+#[tokio::test]
+async fn unlock_a_locked_account_with_an_emailed_code_in_german() {
+    unlock_with_an_emailed_code(Locale::De).await;
+}
+
+#[tokio::test]
+async fn unlock_a_locked_account_with_an_emailed_code_in_french() {
+    unlock_with_an_emailed_code(Locale::Fr).await;
 }
 
 #[tokio::test]
@@ -93,6 +113,16 @@ async fn helpdesk_resets_a_verified_caller_in_dutch() {
 }
 
 #[tokio::test]
+async fn helpdesk_resets_a_verified_caller_in_german() {
+    helpdesk_reset(Locale::De).await;
+}
+
+#[tokio::test]
+async fn helpdesk_resets_a_verified_caller_in_french() {
+    helpdesk_reset(Locale::Fr).await;
+}
+
+#[tokio::test]
 async fn a_second_visit_steps_up_with_the_authenticator_then_adds_an_email_in_english() {
     step_up_then_add_an_email(Locale::En).await;
 }
@@ -103,6 +133,16 @@ async fn a_second_visit_steps_up_with_the_authenticator_then_adds_an_email_in_du
 }
 
 #[tokio::test]
+async fn a_second_visit_steps_up_with_the_authenticator_then_adds_an_email_in_german() {
+    step_up_then_add_an_email(Locale::De).await;
+}
+
+#[tokio::test]
+async fn a_second_visit_steps_up_with_the_authenticator_then_adds_an_email_in_french() {
+    step_up_then_add_an_email(Locale::Fr).await;
+}
+
+#[tokio::test]
 async fn a_must_change_password_is_sent_to_change_it_first_in_english() {
     must_change_password_first(Locale::En).await;
 }
@@ -110,6 +150,16 @@ async fn a_must_change_password_is_sent_to_change_it_first_in_english() {
 #[tokio::test]
 async fn a_must_change_password_is_sent_to_change_it_first_in_dutch() {
     must_change_password_first(Locale::Nl).await;
+}
+
+#[tokio::test]
+async fn a_must_change_password_is_sent_to_change_it_first_in_german() {
+    must_change_password_first(Locale::De).await;
+}
+
+#[tokio::test]
+async fn a_must_change_password_is_sent_to_change_it_first_in_french() {
+    must_change_password_first(Locale::Fr).await;
 }
 
 /// Registration controls that must not be offered before a step-up (or at all, to a refused
@@ -701,6 +751,8 @@ impl Driver {
         let accept_language = match locale {
             Locale::En => "en-GB,en",
             Locale::Nl => "nl-NL,nl",
+            Locale::De => "de-DE,de",
+            Locale::Fr => "fr-FR,fr",
         };
         let args = [
             "--headless",

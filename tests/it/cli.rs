@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use sspr_bridge::domain::store::{AuditKind, Outcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{self, env};
@@ -469,15 +470,15 @@ async fn audit_exports_csv_and_json_from_a_date() {
     store.migrate().await.unwrap();
     let day = |d: i64| 1_793_491_200_000 + d * 86_400_000; // 2026-11-01 + d days
     for (at, event, sam) in [
-        (day(-1), "sign_in", "old"),
-        (day(0), "flow_started", "a,b \"c\""),
-        (day(1), "password_reset", "bob"),
+        (day(-1), AuditKind::SignIn, "old"),
+        (day(0), AuditKind::FlowStarted, "a,b \"c\""),
+        (day(1), AuditKind::PasswordReset, "bob"),
     ] {
         store
             .record(&AuditEvent {
                 at: sspr_bridge::domain::clock::Timestamp::from_millis(at),
-                event: event.into(),
-                outcome: "success".into(),
+                event,
+                outcome: Outcome::Success,
                 object_guid: None,
                 sam_account_name: Some(sam.into()),
                 actor: None,
@@ -570,8 +571,8 @@ async fn audit_csv_neutralises_formulas() {
                 at: sspr_bridge::domain::clock::Timestamp::from_millis(
                     1_793_491_200_000 + i as i64,
                 ),
-                event: "flow_started".into(),
-                outcome: "success".into(),
+                event: AuditKind::FlowStarted,
+                outcome: Outcome::Success,
                 object_guid: None,
                 sam_account_name: Some((*sam).into()),
                 actor: Some("=cmd|' /C calc'!A0".into()),

@@ -435,7 +435,7 @@ async fn throttle_reasons(app: &TestApp) -> Vec<String> {
         .unwrap();
     store.close().await;
     rows.into_iter()
-        .filter(|r| r.event.event == "throttled" && r.event.outcome == "denied")
+        .filter(|r| r.event.event.as_str() == "throttled" && r.event.outcome.as_str() == "denied")
         .filter_map(|r| r.event.reason)
         .collect()
 }

@@ -223,83 +223,127 @@ fn password() -> String {
     password
 }
 
-/// Each kind, with its subject in English and Dutch.
-fn every_kind(code: &str, password: &str) -> Vec<(MailKind, &'static str, &'static str)> {
+/// Each kind, with its subject in English, Dutch, German and French.
+fn every_kind(code: &str, password: &str) -> Vec<(MailKind, [&'static str; 4])> {
     let code = || SecretString::from(code.to_owned());
     vec![
         (
             MailKind::EnrollmentCode { code: code() },
-            "Confirm your email address",
-            "Bevestig uw e-mailadres",
+            [
+                "Confirm your email address",
+                "Bevestig uw e-mailadres",
+                "Bestätigen Sie Ihre E-Mail-Adresse",
+                "Confirmez votre adresse e-mail",
+            ],
         ),
         (
             MailKind::ResetCode { code: code() },
-            "Your verification code",
-            "Uw verificatiecode",
+            [
+                "Your verification code",
+                "Uw verificatiecode",
+                "Ihr Überprüfungscode",
+                "Votre code de vérification",
+            ],
         ),
         (
             MailKind::PasswordReset,
-            "Your password was reset",
-            "Uw wachtwoord is opnieuw ingesteld",
+            [
+                "Your password was reset",
+                "Uw wachtwoord is opnieuw ingesteld",
+                "Ihr Kennwort wurde zurückgesetzt",
+                "Votre mot de passe a été réinitialisé",
+            ],
         ),
         (
             MailKind::AccountUnlocked,
-            "Your account was unlocked",
-            "Uw account is gedeblokkeerd",
+            [
+                "Your account was unlocked",
+                "Uw account is gedeblokkeerd",
+                "Ihr Konto wurde entsperrt",
+                "Votre compte a été déverrouillé",
+            ],
         ),
         (
             MailKind::MethodAdded {
                 method: MethodKind::Totp,
             },
-            "A verification method was added to your account",
-            "Er is een verificatiemethode aan uw account toegevoegd",
+            [
+                "A verification method was added to your account",
+                "Er is een verificatiemethode aan uw account toegevoegd",
+                "Ihrem Konto wurde eine Überprüfungsmethode hinzugefügt",
+                "Une méthode de vérification a été ajoutée à votre compte",
+            ],
         ),
         (
             MailKind::MethodRemoved {
                 method: MethodKind::Email,
             },
-            "A verification method was removed from your account",
-            "Er is een verificatiemethode van uw account verwijderd",
+            [
+                "A verification method was removed from your account",
+                "Er is een verificatiemethode van uw account verwijderd",
+                "Eine Überprüfungsmethode wurde aus Ihrem Konto entfernt",
+                "Une méthode de vérification a été supprimée de votre compte",
+            ],
         ),
         (
             MailKind::HelpdeskCode { code: code() },
-            "Code for your call with the helpdesk",
-            "Code voor uw gesprek met de helpdesk",
+            [
+                "Code for your call with the helpdesk",
+                "Code voor uw gesprek met de helpdesk",
+                "Code für Ihren Anruf beim Helpdesk",
+                "Code pour votre appel au support informatique",
+            ],
         ),
         (
             MailKind::TemporaryPassword {
                 password: SecretString::from(password.to_owned()),
             },
-            "Your temporary password",
-            "Uw tijdelijke wachtwoord",
+            [
+                "Your temporary password",
+                "Uw tijdelijke wachtwoord",
+                "Ihr temporäres Kennwort",
+                "Votre mot de passe temporaire",
+            ],
         ),
         (
             MailKind::HelpdeskPasswordReset,
-            "Your password was reset by the helpdesk",
-            "Uw wachtwoord is opnieuw ingesteld door de helpdesk",
+            [
+                "Your password was reset by the helpdesk",
+                "Uw wachtwoord is opnieuw ingesteld door de helpdesk",
+                "Ihr Kennwort wurde vom Helpdesk zurückgesetzt",
+                "Votre mot de passe a été réinitialisé par le support informatique",
+            ],
         ),
         (
             MailKind::HelpdeskUnlocked,
-            "Your account was unlocked by the helpdesk",
-            "Uw account is gedeblokkeerd door de helpdesk",
+            [
+                "Your account was unlocked by the helpdesk",
+                "Uw account is gedeblokkeerd door de helpdesk",
+                "Ihr Konto wurde vom Helpdesk entsperrt",
+                "Votre compte a été déverrouillé par le support informatique",
+            ],
         ),
         (
             MailKind::HelpdeskRegistrationsCleared,
-            "Your verification methods were removed by the helpdesk",
-            "Uw verificatiemethoden zijn verwijderd door de helpdesk",
+            [
+                "Your verification methods were removed by the helpdesk",
+                "Uw verificatiemethoden zijn verwijderd door de helpdesk",
+                "Ihre Überprüfungsmethoden wurden vom Helpdesk entfernt",
+                "Vos méthodes de vérification ont été supprimées par le support informatique",
+            ],
         ),
     ]
 }
 
 #[tokio::test]
-async fn every_mail_arrives_over_starttls_in_both_languages_with_text_and_html() {
+async fn every_mail_arrives_over_starttls_in_every_language_with_text_and_html() {
     let config = config("");
     let mailer = mailer(&config);
     let code = code();
     let password = password();
     let mut sent = Vec::new();
-    for locale in ["en", "nl"] {
-        for (kind, en, nl) in every_kind(&code, &password) {
+    for (language, locale) in ["en", "nl", "de", "fr"].into_iter().enumerate() {
+        for (kind, subjects) in every_kind(&code, &password) {
             let to = unique_address();
             let mail = Mail {
                 to: to.clone(),
@@ -313,7 +357,7 @@ async fn every_mail_arrives_over_starttls_in_both_languages_with_text_and_html()
                 .send(&mail)
                 .await
                 .unwrap_or_else(|e| panic!("{kind:?} in {locale}: {e}"));
-            sent.push((to, kind, if locale == "en" { en } else { nl }));
+            sent.push((to, kind, subjects[language]));
         }
     }
     for (to, kind, subject) in sent {

@@ -1007,6 +1007,157 @@ async fn dutch_pages_render_dutch_texts_and_the_choice_sticks_across_posts() {
 }
 
 #[tokio::test]
+async fn german_by_the_switch_and_french_by_the_header_and_each_links_the_other_languages() {
+    let app = app("").await;
+    let mut browser = Browser::new(&app);
+    let german = browser.get("/reset?lang=de").await;
+    assert_page(&german, StatusCode::OK, "Kennwort zurücksetzen");
+    assert!(german.body.contains("<html lang=\"de\">"));
+    assert!(
+        german
+            .body
+            .contains("<label for=\"username\">Benutzername</label>")
+    );
+    assert_eq!(browser.jar.get("lang").map(String::as_str), Some("de"));
+    // Every other language, named in its own words and marked as such; not the page's own.
+    for (tag, name) in [("en", "English"), ("nl", "Nederlands"), ("fr", "Français")] {
+        assert!(
+            german.body.contains(&format!(
+                "href=\"&#x2f;reset?lang={tag}\" hreflang=\"{tag}\" lang=\"{tag}\">{name}</a>"
+            )),
+            "{tag}: {}",
+            german.body
+        );
+    }
+    assert!(!german.body.contains("hreflang=\"de\""));
+    assert!(
+        german
+            .body
+            .contains("<nav class=\"langs\" aria-label=\"Sprache\">")
+    );
+    let refused = browser.submit(&german, "/reset", &[("username", "")]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        alert(&refused).contains("Geben Sie Ihren Benutzernamen ein"),
+        "the choice sticks across the POST: {}",
+        refused.body
+    );
+
+    let mut browser = Browser::new(&app);
+    browser.accept_language = Some("fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7");
+    let french = browser.get("/unlock").await;
+    assert_page(&french, StatusCode::OK, "Déverrouiller votre compte");
+    assert!(french.body.contains("<html lang=\"fr\">"));
+    assert!(french.body.contains("Nom d’utilisateur"));
+    assert!(
+        french
+            .body
+            .contains("hreflang=\"de\" lang=\"de\">Deutsch</a>")
+    );
+    assert!(!french.body.contains("hreflang=\"fr\""));
+}
+
+/// Registers an email address and then resets with a code mailed to it, in a browser that asks
+/// for `lang` with `query` (the language switch) or `accept_language`; every mail of the two
+/// flows must arrive in that language.
+async fn code_mails_arrive_in(
+    lang: &str,
+    query: &str,
+    accept_language: Option<&'static str>,
+    expected: [&str; 6],
+) {
+    let [
+        overview_title,
+        enrollment_subject,
+        enrollment_intro,
+        added_subject,
+        reset_subject,
+        reset_intro,
+    ] = expected;
+    let flat = |text: &str| text.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
+    let app = app("").await;
+    let user = create_user(&format!("pg{lang}")).await;
+    let mut browser = Browser::new(&app);
+    browser.accept_language = accept_language;
+    let form = browser.get(&format!("/register{query}")).await;
+    let overview = browser
+        .submit(
+            &form,
+            "/register",
+            &[("username", &user.sam), ("password", &user.password)],
+        )
+        .await;
+    assert_page(&overview, StatusCode::OK, overview_title);
+    let form = browser.get("/register/email").await;
+    let address = unique_address();
+    let sent = browser
+        .submit(&form, "/register/email", &[("address", &address)])
+        .await;
+    assert!(sent.body.contains(&format!("<html lang=\"{lang}\">")));
+    let mail = wait_for_mail(&address).await;
+    assert_eq!(mail.subject, enrollment_subject);
+    assert!(flat(&mail.text).contains(enrollment_intro), "{}", mail.text);
+    assert!(flat(&mail.html).contains(enrollment_intro), "{}", mail.html);
+    assert!(mail.html.contains(&format!("<html lang=\"{lang}\">")));
+    let code = mail.code_in().expect("code mailed");
+    let added = browser
+        .submit(&sent, "/register/email/confirm", &[("code", &code)])
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert_eq!(wait_for_mail(&address).await.subject, added_subject);
+
+    let mut visit = Browser::new(&app);
+    visit.accept_language = accept_language;
+    let form = visit.get(&format!("/reset{query}")).await;
+    let verify = visit
+        .submit(&form, "/reset", &[("username", &user.upn)])
+        .await;
+    assert_eq!(verify.status, StatusCode::OK, "{}", verify.body);
+    let asked = visit.submit(&verify, "/reset/email", &[]).await;
+    assert!(asked.body.contains(&format!("<html lang=\"{lang}\">")));
+    let mail = wait_for_mail(&address).await;
+    assert_eq!(mail.subject, reset_subject);
+    assert!(flat(&mail.text).contains(reset_intro), "{}", mail.text);
+    assert!(mail.code_in().is_some(), "{}", mail.text);
+}
+
+#[tokio::test]
+async fn code_mails_of_a_flow_started_in_german_arrive_in_german() {
+    code_mails_arrive_in(
+        "de",
+        "?lang=de",
+        None,
+        [
+            "Ihre Überprüfungsmethoden",
+            "Bestätigen Sie Ihre E-Mail-Adresse",
+            "Geben Sie diesen Code ein, um sie zu bestätigen:",
+            "Ihrem Konto wurde eine Überprüfungsmethode hinzugefügt",
+            "Ihr Überprüfungscode",
+            "Bestätigen Sie mit diesem Code, dass Sie es sind:",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn code_mails_of_a_flow_started_in_french_arrive_in_french() {
+    code_mails_arrive_in(
+        "fr",
+        "",
+        Some("fr-FR,fr;q=0.9,en;q=0.5"),
+        [
+            "Vos méthodes de vérification",
+            "Confirmez votre adresse e-mail",
+            "Saisissez ce code pour la confirmer\u{a0}:",
+            "Une méthode de vérification a été ajoutée à votre compte",
+            "Votre code de vérification",
+            "Utilisez ce code pour confirmer qu’il s’agit bien de vous\u{a0}:",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn without_the_licence_the_gate_answers_for_every_page_and_post() {
     let app = test_app("").await;
     let mut browser = Browser::new(&app);

@@ -174,7 +174,14 @@ pub async fn audit_events(app: &TestApp) -> Vec<(String, String, Option<String>)
         .unwrap();
     store.close().await;
     rows.into_iter()
-        .map(|r| (r.event.event, r.event.outcome, r.event.sam_account_name))
+        .map(|r| {
+            let e = r.event;
+            (
+                e.event.as_str().into(),
+                e.outcome.as_str().into(),
+                e.sam_account_name,
+            )
+        })
         .collect()
 }
 

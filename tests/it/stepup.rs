@@ -119,7 +119,10 @@ async fn audit_of(app: &TestApp, user: &TestUser) -> Vec<(String, String, Option
     store.close().await;
     rows.into_iter()
         .filter(|r| r.event.sam_account_name.as_deref() == Some(&user.sam))
-        .map(|r| (r.event.event, r.event.outcome, r.event.reason))
+        .map(|r| {
+            let e = r.event;
+            (e.event.as_str().into(), e.outcome.as_str().into(), e.reason)
+        })
         .collect()
 }
 
@@ -340,7 +343,7 @@ async fn a_registration_code_stands_in_for_a_step_up_once() {
     store.close().await;
     assert!(
         rows.iter()
-            .any(|r| r.event.event == "registration_code_issued"
+            .any(|r| r.event.event.as_str() == "registration_code_issued"
                 && r.event.actor.as_deref() == Some("command-line")
                 && r.event.sam_account_name.as_deref() == Some(&user.sam)),
         "the command line's code is audited"
@@ -670,7 +673,7 @@ async fn the_registration_code_command_prints_a_code_and_audits_it() {
     store.close().await;
     assert!(
         rows.iter()
-            .any(|r| r.event.event == "registration_code_issued"
+            .any(|r| r.event.event.as_str() == "registration_code_issued"
                 && r.event.actor.as_deref() == Some("command-line")
                 && r.event.sam_account_name.as_deref() == Some(&user.sam)),
         "{rows:?}"

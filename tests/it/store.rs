@@ -8,9 +8,9 @@ use sqlx::{AnyConnection, Connection};
 use sspr_bridge::domain::ObjectGuid;
 use sspr_bridge::domain::clock::Timestamp;
 use sspr_bridge::domain::store::{
-    AuditEvent, AuditLog, CodePurpose, CodeStore, EnrolledMethod, FlowStore, MethodKind, Notice,
-    NoticeLog, PendingCode, RegistrationStore, ResetFlow, Session, SessionKind, SessionStore,
-    ThrottleStore,
+    AuditEvent, AuditKind, AuditLog, CodePurpose, CodeStore, EnrolledMethod, FlowStore, MethodKind,
+    Notice, NoticeLog, Outcome, PendingCode, RegistrationStore, ResetFlow, Session, SessionKind,
+    SessionStore, ThrottleStore,
 };
 use sspr_bridge::store::{Backend, FLOW_RETENTION_MS, Store, UNAVAILABLE};
 
@@ -166,11 +166,11 @@ fn pending_email() -> EnrolledMethod {
     }
 }
 
-fn audit(at_ms: i64, event: &str) -> AuditEvent {
+fn audit(at_ms: i64, event: AuditKind) -> AuditEvent {
     AuditEvent {
         at: Timestamp::from_millis(at_ms),
-        event: event.into(),
-        outcome: "success".into(),
+        event,
+        outcome: Outcome::Success,
         object_guid: None,
         sam_account_name: None,
         actor: None,
@@ -185,7 +185,10 @@ async fn migrating_again_changes_nothing(db: &TestDb) {
     let store = db.store().await;
     let user = guid();
     store.put_method(&user, "jdoe", &totp()).await.unwrap();
-    store.record(&audit(1, "enrollment_added")).await.unwrap();
+    store
+        .record(&audit(1, AuditKind::EnrollmentAdded))
+        .await
+        .unwrap();
     let applied = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
     let before = db.scalar(applied).await;
     assert!(before >= 1);
@@ -375,7 +378,7 @@ async fn racing_instances_accept_a_totp_step_once(db: &TestDb) {
 async fn audit_events_come_back_by_time(db: &TestDb) {
     let store = db.store().await;
     let everything = AuditEvent {
-        outcome: "denied".into(),
+        outcome: Outcome::Denied,
         object_guid: Some(guid()),
         sam_account_name: Some("jdoe".into()),
         actor: Some("helpdesk.op".into()),
@@ -383,15 +386,15 @@ async fn audit_events_come_back_by_time(db: &TestDb) {
         method: Some("email".into()),
         reason: Some("address 'not' registered; \"quoted\" ✓".into()),
         login_hash: Some("00112233445566778899aabbccddeeff".into()),
-        ..audit(2_000, "password_reset")
+        ..audit(2_000, AuditKind::PasswordReset)
     };
     // Inserted out of time order, as instances with their own clocks may do.
     let inserted = [
-        audit(3_000, "unlock"),
-        audit(1_000, "sign_in"),
+        audit(3_000, AuditKind::Unlock),
+        audit(1_000, AuditKind::SignIn),
         everything.clone(),
-        audit(2_000, "verification"),
-        audit(999, "flow_started"),
+        audit(2_000, AuditKind::Verification),
+        audit(999, AuditKind::FlowStarted),
     ];
     for event in &inserted {
         store.record(event).await.unwrap();

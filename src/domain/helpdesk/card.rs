@@ -91,7 +91,7 @@ impl Helpdesk<'_> {
                 .for_user(&user.guid, 50)
                 .await?
                 .into_iter()
-                .filter(|r| r.event.event != "helpdesk_lookup")
+                .filter(|r| r.event.event != AuditKind::HelpdeskLookup)
                 .take(10)
                 .collect(),
         };

@@ -11,7 +11,7 @@ mod sessions;
 mod throttle;
 
 pub use approvals::{ApprovalStore, ManagerApproval};
-pub use audit::{AuditEvent, AuditLog, AuditRecord};
+pub use audit::{AuditEvent, AuditKind, AuditLog, AuditRecord, Outcome};
 pub use codes::{CodePurpose, CodeStore, PendingCode};
 pub use flows::{FlowOwner, FlowStore, ResetFlow};
 pub use methods::{EnrolledMethod, MethodKind, RegistrationStore};

@@ -109,8 +109,8 @@ impl From<UserCard> for UserStatus {
                 .into_iter()
                 .map(|r| Event {
                     at_ms: r.event.at.as_millis(),
-                    event: r.event.event,
-                    outcome: r.event.outcome,
+                    event: r.event.event.as_str().to_owned(),
+                    outcome: r.event.outcome.as_str().to_owned(),
                     method: r.event.method,
                     actor: r.event.actor,
                     reason: r.event.reason,

@@ -144,14 +144,16 @@ impl Pages {
     /// Renders `name` with the common variables plus `page`.
     fn render(&self, status: StatusCode, name: &str, locale: Locale, page: Value) -> Response {
         let template = self.env.get_template(name).expect("template exists");
-        let other = Locale::ALL
+        // The language switch names each other language in its own words.
+        let other_langs: Vec<Value> = Locale::ALL
             .into_iter()
-            .find(|l| *l != locale)
-            .unwrap_or(locale);
+            .filter(|l| *l != locale)
+            .map(|l| context! { tag => l.tag(), name => self.text(l, "language_name") })
+            .collect();
         let rendered = template.render(context! {
             lang => locale.tag(),
-            other_lang => other.tag(),
-            t => Value::from_object(TemplateTexts(self.texts[&locale])),
+            other_langs,
+            t => Value::from_object(TemplateTexts::new(locale, self.texts[&locale])),
             helpdesk_url => &self.helpdesk_url,
             self_service => self.self_service,
             brand => self.branding.vars(),

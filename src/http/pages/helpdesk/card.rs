@@ -95,8 +95,8 @@ impl From<UserCard> for Card {
                 .into_iter()
                 .map(|r| Event {
                     at: moment(r.event.at.as_millis()),
-                    event: r.event.event,
-                    outcome: r.event.outcome,
+                    event: r.event.event.as_str().to_owned(),
+                    outcome: r.event.outcome.as_str().to_owned(),
                     method: r.event.method,
                     actor: r.event.actor,
                 })
@@ -108,7 +108,7 @@ impl From<UserCard> for Card {
 /// A card for the template unit test in `mod.rs`.
 #[cfg(test)]
 pub fn sample_card(flag: bool) -> Value {
-    use crate::domain::store::{AuditEvent, AuditRecord};
+    use crate::domain::store::{AuditEvent, AuditKind, AuditRecord, Outcome};
     let card = UserCard {
         sam_account_name: "jdoe".into(),
         user_principal_name: flag.then(|| "jdoe@example.test".into()),
@@ -130,8 +130,8 @@ pub fn sample_card(flag: bool) -> Value {
                 id: i64::try_from(id).unwrap_or_default(),
                 event: AuditEvent {
                     at: crate::domain::clock::Timestamp::from_millis(1_793_491_200_000),
-                    event: "helpdesk_reset".into(),
-                    outcome: "success".into(),
+                    event: AuditKind::HelpdeskReset,
+                    outcome: Outcome::Success,
                     object_guid: None,
                     sam_account_name: Some("jdoe".into()),
                     actor: Some("op".into()),
