@@ -632,7 +632,14 @@ async fn the_password_page_ticks_rules_while_typing_shows_the_password_and_the_s
     assert_eq!(class(&browser, "length").await, json!("fail"));
     assert_eq!(class(&browser, "complexity").await, json!("pass"));
     // Even with the refusal above it, the field is on a phone's first screen (375 x 667).
-    browser.client.set_window_size(375, 667).await.unwrap();
+    browser
+        .client
+        .issue_cmd(Cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 375, "height": 667, "deviceScaleFactor": 2, "mobile": true}),
+        ))
+        .await
+        .unwrap();
     let bottom = browser
         .js(
             "return document.getElementById('new-password').getBoundingClientRect().bottom \
