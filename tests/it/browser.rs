@@ -608,6 +608,19 @@ async fn the_password_page_ticks_rules_while_typing_shows_the_password_and_the_s
         .unwrap();
     assert_eq!(browser.prop("#new-password", "type").await, "password");
 
+    // The same page in the dark scheme, for the artefacts.
+    browser
+        .client
+        .issue_cmd(Cdp(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+        ))
+        .await
+        .unwrap();
+    browser
+        .screenshot("password-page-01-password-dark.png")
+        .await;
+
     // Without its script the page still works, and the server refuses a weak password, marking
     // which listed rule it broke.
     browser
