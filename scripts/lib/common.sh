@@ -109,6 +109,21 @@ install_deps() {
         || { printf '%s\n' "$out" | tail -n 40 >&2; die "apt-get install ${missing[*]} failed"; }
 }
 
+# install_browser_test_deps: the npm packages the browser tests inject into Chromium (axe-core,
+# pinned by tests/axe/package-lock.json) into tests/axe/node_modules; a no-op when the pinned
+# version is there. Node.js and npm from apt where the machine has none.
+install_browser_test_deps() {
+    local dir=$SSPR_REPO_ROOT/tests/axe want have
+    command -v npm >/dev/null || install_deps nodejs npm
+    want=$(node -p "require('$dir/package-lock.json').packages['node_modules/axe-core'].version")
+    have=$(node -p "require('$dir/node_modules/axe-core/package.json').version" 2>/dev/null || true)
+    [[ $have == "$want" ]] && return 0
+    log "installing axe-core $want from the npm registry into $dir/node_modules"
+    local out
+    out=$(npm ci --prefix "$dir" --no-audit --no-fund 2>&1) \
+        || { printf '%s\n' "$out" | tail -n 40 >&2; die "npm ci --prefix $dir failed"; }
+}
+
 # ---------------------------------------------------------------- ports / waiting
 port_in_use() { # PORT - true if anything listens on TCP PORT (any address)
     [[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]

@@ -7,9 +7,10 @@ use std::time::Instant;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Config, PolicyHints};
-use crate::directory::LdapDirectory;
+use crate::directory::{DnReading, LdapDirectory};
 use crate::domain::directory::{AccountChange, Directory, DirectoryError, DirectoryUser};
 use crate::domain::protection::{is_privileged_sid, is_protected};
+use crate::domain::scope::Scope;
 use crate::domain::secrets::temporary_password;
 use crate::mail::SmtpTransport;
 use crate::store::Store;
@@ -69,7 +70,9 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
         if config.licence.azure_ad_premium {
             "Azure AD Premium declared: self-service enabled".to_owned()
         } else {
-            "not declared (licence.azure_ad_premium = false): self-service off, helpdesk only"
+            "not declared (licence.azure_ad_premium = false): self-service off, helpdesk only; \
+             on-premises password writeback requires an Azure AD Premium licence: once you hold \
+             it, set licence.azure_ad_premium = true"
                 .to_owned()
         },
     ));
@@ -101,21 +104,20 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
             for dc in directory.probe().await {
                 any_up |= dc.result.is_ok();
                 match dc.result {
-                    Ok(health) => push(line(
-                        Status::Ok,
-                        "dc",
-                        format!(
-                            "{}: TLS verified against {trust}, bound as {} ({} ms); {}",
-                            dc.url,
-                            config.directory.bind_dn,
-                            health.latency.as_millis(),
-                            if health.policy_hints {
-                                "password policy hints supported: history and minimum age apply to resets"
-                            } else {
-                                "no password policy hints on this DC: history and minimum age are not applied to resets"
-                            }
-                        ),
-                    )),
+                    Ok(health) => {
+                        let (status, hints) =
+                            policy_hints(health.policy_hints, config.directory.policy_hints);
+                        push(line(
+                            status,
+                            "dc",
+                            format!(
+                                "{}: TLS verified against {trust}, bound as {} ({} ms); {hints}",
+                                dc.url,
+                                config.directory.bind_dn,
+                                health.latency.as_millis(),
+                            ),
+                        ));
+                    }
                     Err(e) => push(line(Status::Fail, "dc", format!("{}: {e}", dc.url))),
                 }
             }
@@ -135,6 +137,32 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
                     )
                     .await,
                 );
+                push(helpdesk_group(&directory, config.helpdesk.group_dn.as_deref()).await);
+                push(scope_group(&directory, &config.policy.scope).await);
+                for (subject, key, dns, takes_groups) in [
+                    (
+                        "allowlist",
+                        "policy.allow_protected",
+                        &config.policy.allow_protected,
+                        true,
+                    ),
+                    (
+                        "allowlist",
+                        "helpdesk.allow_protected",
+                        &config.helpdesk.allow_protected,
+                        true,
+                    ),
+                    (
+                        "excluded",
+                        "directory.never_reset",
+                        &config.directory.never_reset,
+                        false,
+                    ),
+                ] {
+                    if !dns.is_empty() {
+                        push(dn_list(&directory, subject, key, dns, takes_groups).await);
+                    }
+                }
             }
         }
         Err(e) => push(line(Status::Fail, "dc", e.to_string())),
@@ -164,6 +192,167 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
         }
     }
     lines
+}
+
+/// The `dc` line's verdict on LDAP_SERVER_POLICY_HINTS: without it AD applies neither password
+/// history nor minimum age to a reset, which users notice as a rule the page cannot keep.
+fn policy_hints(supported: bool, setting: PolicyHints) -> (Status, &'static str) {
+    match (supported, setting) {
+        (true, PolicyHints::Off) => (
+            Status::Ok,
+            "password policy hints supported, but directory.policy_hints = off: history and \
+             minimum age are not applied to resets",
+        ),
+        (true, _) => (
+            Status::Ok,
+            "password policy hints supported: history and minimum age apply to resets",
+        ),
+        (false, PolicyHints::Required) => (
+            Status::Fail,
+            "no password policy hints on this DC and directory.policy_hints = required: every \
+             password reset through it is refused",
+        ),
+        (false, _) => (
+            Status::Warn,
+            "no password policy hints on this DC (Windows Server 2008 R2 and later have them, \
+             Samba does not): AD applies neither password history nor minimum age to resets, so \
+             a user may reset to a recent or even the current password",
+        ),
+    }
+}
+
+/// `helpdesk.group_dn`: the group whose members may sign in at /helpdesk.
+async fn helpdesk_group(directory: &LdapDirectory, dn: Option<&str>) -> Line {
+    const SUBJECT: &str = "helpdesk";
+    match dn {
+        None => line(
+            Status::Skip,
+            SUBJECT,
+            "helpdesk.group_dn is empty: the helpdesk is off",
+        ),
+        Some(dn) => {
+            group_line(
+                directory,
+                SUBJECT,
+                "helpdesk.group_dn",
+                dn,
+                "sign in to the helpdesk",
+            )
+            .await
+        }
+    }
+}
+
+/// `policy.scope`: who may use self-service.
+async fn scope_group(directory: &LdapDirectory, scope: &Scope) -> Line {
+    const SUBJECT: &str = "scope";
+    match scope {
+        Scope::All => line(
+            Status::Ok,
+            SUBJECT,
+            "policy.scope = all: every account directory.user_filter finds may use self-service",
+        ),
+        Scope::Nobody => line(
+            Status::Ok,
+            SUBJECT,
+            "policy.scope = none: self-service is off for every account",
+        ),
+        Scope::Group(dn) => {
+            group_line(
+                directory,
+                SUBJECT,
+                "policy.group_dn",
+                dn,
+                "use self-service",
+            )
+            .await
+        }
+    }
+}
+
+/// A group DN from the configuration, resolved: FAIL where no group is, WARN where nobody is in
+/// it, else how many accounts it lets `do_what`.
+async fn group_line(
+    directory: &LdapDirectory,
+    subject: &str,
+    key: &str,
+    dn: &str,
+    do_what: &str,
+) -> Line {
+    match directory.read_dn(dn).await {
+        Ok(DnReading::Group(0)) => line(
+            Status::Warn,
+            subject,
+            format!(
+                "{key} {dn} has no enabled accounts as members (nested groups included): \
+                 nobody can {do_what} (a primary group such as Domain Users counts nobody: AD \
+                 keeps that membership in primaryGroupID, not in member)"
+            ),
+        ),
+        Ok(DnReading::Group(n)) => line(
+            Status::Ok,
+            subject,
+            format!(
+                "{key} {dn}: {} (nested groups included) may {do_what}",
+                enabled_accounts(n)
+            ),
+        ),
+        Ok(DnReading::Account | DnReading::Other) => line(
+            Status::Fail,
+            subject,
+            format!("{key} {dn} is not a group: nobody can {do_what}"),
+        ),
+        Ok(DnReading::Missing) => line(
+            Status::Fail,
+            subject,
+            format!(
+                "{key} {dn}: no such group (or the service account may not read it): nobody \
+                 can {do_what}"
+            ),
+        ),
+        Err(e) => line(Status::Fail, subject, format!("{key} {dn}: {e}")),
+    }
+}
+
+fn enabled_accounts(n: usize) -> String {
+    format!("{n} enabled account{}", if n == 1 { "" } else { "s" })
+}
+
+/// A list of DNs from the configuration, each resolved: a DN that names nothing (a typo) would
+/// silently leave out whom it was meant for, so it fails, as does a kind of entry the list does
+/// not take (`takes_groups`: user or group DNs; else user DNs only).
+async fn dn_list(
+    directory: &LdapDirectory,
+    subject: &str,
+    key: &str,
+    dns: &[String],
+    takes_groups: bool,
+) -> Line {
+    let mut found = Vec::new();
+    let mut wrong = Vec::new();
+    for dn in dns {
+        match directory.read_dn(dn).await {
+            Ok(DnReading::Account) => found.push(format!("{dn} (account)")),
+            Ok(DnReading::Group(n)) if takes_groups => {
+                found.push(format!("{dn} (group of {})", enabled_accounts(n)));
+            }
+            Ok(DnReading::Group(_)) => wrong.push(format!("{dn} is a group, not an account")),
+            Ok(DnReading::Other) => wrong.push(format!("{dn} is neither an account nor a group")),
+            Ok(DnReading::Missing) => wrong.push(format!(
+                "{dn}: no such entry (or the service account may not read it)"
+            )),
+            Err(e) => wrong.push(format!("{dn}: {e}")),
+        }
+    }
+    if wrong.is_empty() {
+        line(Status::Ok, subject, format!("{key}: {}", found.join(", ")))
+    } else {
+        line(
+            Status::Fail,
+            subject,
+            format!("{key}: {}", wrong.join("; ")),
+        )
+    }
 }
 
 /// A user named by DN, or by sAMAccountName or userPrincipalName below `base_dn`; a bind name
@@ -405,6 +594,19 @@ mod tests {
             !l.detail.contains("lacks") && l.detail.contains("too short"),
             "{l}"
         );
+    }
+
+    #[test]
+    fn a_dc_without_policy_hints_is_a_warning_unless_they_are_required() {
+        let (status, detail) = policy_hints(false, PolicyHints::Auto);
+        assert_eq!(status, Status::Warn);
+        assert!(detail.contains("the current password"), "{detail}");
+        assert_eq!(policy_hints(false, PolicyHints::Off).0, Status::Warn);
+        assert_eq!(policy_hints(false, PolicyHints::Required).0, Status::Fail);
+        assert_eq!(policy_hints(true, PolicyHints::Auto).0, Status::Ok);
+        assert_eq!(policy_hints(true, PolicyHints::Required).0, Status::Ok);
+        let (status, detail) = policy_hints(true, PolicyHints::Off);
+        assert!(status == Status::Ok && detail.contains("= off"), "{detail}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! error mapping.
 //! Implements [`crate::domain::directory::Directory`].
 
+mod census;
 pub mod codec;
 mod errors;
 mod groups;
@@ -26,6 +27,7 @@ use crate::domain::directory::{
 };
 use crate::domain::policy::PasswordPolicy;
 use crate::tls;
+pub use census::DnReading;
 use pool::{Connector, Dc};
 
 pub struct LdapDirectory {

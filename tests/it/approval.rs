@@ -15,16 +15,16 @@ use crate::mail::{assert_no_mail, wait_for_mail};
 use crate::pages::{Browser, alert, assert_page};
 
 /// Helpdesk settings that let a manager set a moment ago approve.
-const ANY_AGE: &str = "manager_min_age = \"0s\"";
+pub(crate) const ANY_AGE: &str = "manager_min_age = \"0s\"";
 
 /// A caller whose AD `manager` is a user with an authenticator app registered.
-struct Pair {
-    caller: TestUser,
-    manager: TestUser,
-    authenticator: Authenticator,
+pub(crate) struct Pair {
+    pub(crate) caller: TestUser,
+    pub(crate) manager: TestUser,
+    pub(crate) authenticator: Authenticator,
 }
 
-async fn pair(desk: &Desk) -> Pair {
+pub(crate) async fn pair(desk: &Desk) -> Pair {
     let caller = create_user("mcl").await;
     let manager = create_user("mgr").await;
     set_attr(&caller.dn, "manager", &manager.dn).await;
@@ -41,7 +41,7 @@ fn ad_mail(user: &TestUser) -> String {
     format!("{}@mail.test", user.sam)
 }
 
-async fn ask(desk: &Desk, operator: &str, caller: &TestUser) -> crate::client::Answer {
+pub(crate) async fn ask(desk: &Desk, operator: &str, caller: &TestUser) -> crate::client::Answer {
     desk.app
         .post(
             &format!("/api/v1/helpdesk/users/{}/manager-approval", caller.sam),
@@ -52,7 +52,7 @@ async fn ask(desk: &Desk, operator: &str, caller: &TestUser) -> crate::client::A
 }
 
 /// The path of the approval link in the mail to the manager.
-async fn approval_link(manager: &TestUser) -> String {
+pub(crate) async fn approval_link(manager: &TestUser) -> String {
     let mail = mail_titled(&ad_mail(manager), "confirm who is calling").await;
     let at = mail.text.find("/approve/").expect("a link in the mail");
     let path: String = mail.text[at..]

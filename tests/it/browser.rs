@@ -1,16 +1,20 @@
 //! The pages in a real browser: Debian's headless Chromium, driven through chromedriver, against
 //! the app served on a loopback port over the real DC, database and SMTP server. Every flow runs
-//! in English, Dutch, German and French, picked by the browser's own Accept-Language.
+//! in every language, picked by the browser's own Accept-Language.
 //!
-//! Every page visited is saved as a full-page screenshot (at the desktop width and at 320 px) to
+//! Every page visited is saved as a full-page screenshot (at the desktop width, 375 and 320 px) to
 //! `target/browser-screenshots/<lang>/<flow>-<NN>-<page>.png`, and [`Browser::check`] asserts
 //! basic accessibility on it: fields and buttons have an accessible name, Tab reaches every
 //! control in page order with a visible focus ring (3:1 against its background), and nothing
-//! scrolls sideways at 320 px. After a wrong code, the error must sit in a live region
-//! (`role="alert"` or `aria-live`) and the title must start with "Error:".
+//! scrolls sideways at 375 or 320 px. After a wrong code, the error must sit in a live region
+//! (`role="alert"` or `aria-live`) and the title must start with "Error:". On every page it also
+//! runs axe-core, in the light and the dark colour scheme, and asserts no violation of WCAG 2.1
+//! A and AA.
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver` (scripts/lib/common.sh installs
-//! them); without them these tests fail, they do not skip.
+//! them) and the npm package `axe-core` in tests/axe/node_modules (`npm ci --prefix tests/axe`,
+//! which scripts/test runs; SSPR_AXE_CORE names another axe.min.js); without them these tests
+//! fail, they do not skip.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -31,6 +35,7 @@ use serde_json::{Value, json};
 use sspr_bridge::domain::locale::Locale;
 use totp_rs::{Algorithm, Secret, TOTP};
 
+use crate::approval::{ANY_AGE, approval_link, ask, pair};
 use crate::client::{TestApp, test_app};
 use crate::harness::{TestUser, bind, create_user, read_attr, set_attr};
 use crate::helpdesk::{caller_with_totp, desk};
@@ -41,11 +46,31 @@ use crate::selfservice::{register_email, register_totp, settle_totp_step, sign_i
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
+/// The WCAG levels axe-core checks every page against.
+const AXE_TAGS: [&str; 4] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+
+/// axe-core's browser bundle, read once per browser; see the module docs for where it comes from.
+fn axe_source() -> String {
+    let path = std::env::var_os("SSPR_AXE_CORE").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/axe/node_modules/axe-core/axe.min.js"),
+        PathBuf::from,
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core is missing at {}: {e}; install it with `npm ci --prefix tests/axe` \
+             (scripts/test does), or name its axe.min.js in SSPR_AXE_CORE",
+            path.display()
+        )
+    })
+}
+
 /// How long to wait for chromedriver, a page or an element before failing.
 const PATIENCE: Duration = Duration::from_secs(15);
 
-/// The window the pages are used and screenshotted in, and the narrowest one they must fit.
+/// The window the pages are used and screenshotted in; a common phone's width; and the
+/// narrowest one they must fit (WCAG 1.4.10 reflow: 320 CSS px).
 const DESKTOP: (u32, u32) = (1024, 768);
+const PHONE: u32 = 375;
 const NARROW: u32 = 320;
 
 /// An https public URL makes cookies `Secure`, as in production; Chromium takes them from
@@ -61,6 +86,12 @@ fn config() -> String {
 }
 
 // ------------------------------------------------------------------------------------ the tests
+
+/// Every flow below has a test in each language. A language added to `Locale` stops compiling
+/// here until its tests are added too.
+const _: fn(Locale) = |locale| match locale {
+    Locale::En | Locale::Nl | Locale::De | Locale::Fr => {}
+};
 
 #[tokio::test]
 async fn register_an_authenticator_app_then_reset_the_password_in_english() {
@@ -160,6 +191,119 @@ async fn a_must_change_password_is_sent_to_change_it_first_in_german() {
 #[tokio::test]
 async fn a_must_change_password_is_sent_to_change_it_first_in_french() {
     must_change_password_first(Locale::Fr).await;
+}
+
+#[tokio::test]
+async fn a_manager_confirms_a_caller_in_english() {
+    manager_approval(Locale::En).await;
+}
+
+#[tokio::test]
+async fn a_manager_confirms_a_caller_in_dutch() {
+    manager_approval(Locale::Nl).await;
+}
+
+#[tokio::test]
+async fn a_manager_confirms_a_caller_in_german() {
+    manager_approval(Locale::De).await;
+}
+
+#[tokio::test]
+async fn a_manager_confirms_a_caller_in_french() {
+    manager_approval(Locale::Fr).await;
+}
+
+/// The page behind the link a caller's manager is mailed when the helpdesk asks them to confirm
+/// the caller: a wrong authenticator code, then the right one.
+async fn manager_approval(locale: Locale) {
+    let desk = desk(&format!("{ANY_AGE}\n[server]\npublic_url = {PUBLIC_URL:?}")).await;
+    let pair = pair(&desk).await;
+    let operator = desk.operator_token().await;
+    ask(&desk, &operator, &pair.caller)
+        .await
+        .expect(axum::http::StatusCode::ACCEPTED);
+    let link = approval_link(&pair.manager).await;
+    let site = Site::serve(&desk.app).await;
+    let mut browser = Browser::launch(&site, locale).await;
+
+    browser.open("approve", &link).await;
+    browser.check("approve").await;
+    browser.fill("#approve-totp", "000000").await;
+    browser.submit("form:has(#approve-totp) button").await;
+    browser.check("wrong-code").await;
+    browser.assert_error_announced("error_code_attempts").await;
+    browser
+        .fill("#approve-totp", &pair.authenticator.code().await)
+        .await;
+    browser.submit("form:has(#approve-totp) button").await;
+    browser.check("approved").await;
+    browser.assert_text("approve_done").await;
+}
+
+#[tokio::test]
+async fn the_pages_off_the_flows_in_english() {
+    pages_off_the_flows(Locale::En).await;
+}
+
+#[tokio::test]
+async fn the_pages_off_the_flows_in_dutch() {
+    pages_off_the_flows(Locale::Nl).await;
+}
+
+#[tokio::test]
+async fn the_pages_off_the_flows_in_german() {
+    pages_off_the_flows(Locale::De).await;
+}
+
+#[tokio::test]
+async fn the_pages_off_the_flows_in_french() {
+    pages_off_the_flows(Locale::Fr).await;
+}
+
+/// The pages no flow above passes through: the start page, the helpdesk where no group is
+/// configured, and self-service without the licence flag.
+async fn pages_off_the_flows(locale: Locale) {
+    let licensed = test_app(&config()).await;
+    let site = Site::serve(&licensed).await;
+    let mut browser = Browser::launch(&site, locale).await;
+    browser.open("home", "/").await;
+    browser.check("home").await;
+    browser.open("helpdesk-off", "/helpdesk").await;
+    browser.check("helpdesk-off").await;
+
+    let unlicensed = test_app(&format!(
+        "[server]\npublic_url = {PUBLIC_URL:?}\n{}",
+        smtp_section()
+    ))
+    .await;
+    let other = Site::serve(&unlicensed).await;
+    browser.base.clone_from(&other.base);
+    browser.open("licence-off", "/reset").await;
+    browser.check("licence-off").await;
+}
+
+/// The axe-core check itself: on a page made to break WCAG (grey text on white at 1.1:1, an
+/// image without alternative text) it names both rules, so no violations on the real pages means
+/// something.
+#[tokio::test]
+async fn axe_core_reports_violations_where_a_page_has_them() {
+    let app = test_app(&config()).await;
+    let site = Site::serve(&app).await;
+    let mut browser = Browser::launch(&site, Locale::En).await;
+    browser.open("axe", "/reset").await;
+    assert_eq!(browser.axe("light").await, json!([]), "the page as served");
+    browser.js(BREAK_WCAG, vec![]).await;
+    let violations = browser.axe("light").await;
+    let rules: Vec<&str> = violations
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["rule"].as_str())
+        .collect();
+    assert!(
+        rules.contains(&"color-contrast") && rules.contains(&"image-alt"),
+        "{violations}"
+    );
 }
 
 /// Registration controls that must not be offered before a step-up (or at all, to a refused
@@ -387,6 +531,13 @@ async fn register_then_reset(locale: Locale) {
     browser.fill("#totp-code", &totp.generate(now)).await;
     browser.submit("form[action='/reset/verify'] button").await;
     browser.check("password").await;
+    // Refused before AD sees it: the page again, with what is wrong.
+    browser.fill("#new-password", "abc").await;
+    browser.fill("#confirm-password", "abc").await;
+    browser
+        .submit("form[action='/reset/password'] button")
+        .await;
+    browser.check("password-refused").await;
     let new_password = format!("Browser-{}-Pw7!", locale.tag());
     browser.fill("#new-password", &new_password).await;
     browser.fill("#confirm-password", &new_password).await;
@@ -471,6 +622,11 @@ async fn helpdesk_reset(locale: Locale) {
 
     browser.open("helpdesk", "/helpdesk").await;
     browser.check("signin").await;
+    browser.fill("#username", &desk.operator.sam).await;
+    browser.fill("#password", "not-the-password").await;
+    browser.fill("#code", "000000").await;
+    browser.submit("form[action='/helpdesk'] button").await;
+    browser.check("signin-refused").await;
     browser.fill("#username", &desk.operator.sam).await;
     browser.fill("#password", &desk.operator.password).await;
     browser
@@ -835,6 +991,8 @@ struct Browser {
     base: String,
     locale: Locale,
     texts: HashMap<String, String>,
+    /// axe-core's source, injected into every page checked.
+    axe: String,
     flow: &'static str,
     pages: u32,
     /// Declared last: dropped (killed) after the client.
@@ -843,6 +1001,7 @@ struct Browser {
 
 impl Browser {
     async fn launch(site: &Site, locale: Locale) -> Browser {
+        let axe = axe_source();
         let driver = Driver::start();
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(driver.capabilities(locale))
@@ -867,6 +1026,7 @@ impl Browser {
                 .clone()
                 .into_iter()
                 .collect(),
+            axe,
             flow: "",
             pages: 0,
             _driver: driver,
@@ -1063,6 +1223,34 @@ impl Browser {
         std::fs::write(self.screenshot_dir().join(name), png).unwrap();
     }
 
+    /// axe-core's WCAG 2.1 A and AA violations on the page as shown with `prefers-color-scheme:
+    /// scheme`: rule, impact, and where.
+    async fn axe(&self, scheme: &str) -> Value {
+        self.client
+            .issue_cmd(Cdp(
+                "Emulation.setEmulatedMedia",
+                json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
+            ))
+            .await
+            .unwrap();
+        let injected = self
+            .js("return typeof window.axe === 'object'", vec![])
+            .await;
+        if injected != json!(true) {
+            self.js(&self.axe, vec![]).await;
+        }
+        let violations = self
+            .client
+            .execute_async(AXE_RUN, vec![json!(AXE_TAGS)])
+            .await
+            .unwrap_or_else(|e| panic!("{}: axe-core did not run: {e}", self.flow));
+        self.client
+            .issue_cmd(Cdp("Emulation.setEmulatedMedia", json!({"features": []})))
+            .await
+            .unwrap();
+        violations
+    }
+
     /// Screenshots the page and asserts the accessibility basics on it (see the module docs).
     async fn check(&mut self, page: &str) {
         self.pages += 1;
@@ -1079,6 +1267,14 @@ impl Browser {
 
         let problems = self.js(STATIC_CHECKS, vec![]).await;
         assert_eq!(problems, json!([]), "{name}: accessibility problems");
+        for scheme in ["light", "dark"] {
+            let violations = self.axe(scheme).await;
+            assert_eq!(
+                violations,
+                json!([]),
+                "{name}: axe-core finds WCAG 2.1 AA violations in the {scheme} colour scheme"
+            );
+        }
 
         // Tab through the page from its start; every control must get the focus, visibly, in
         // the order of the page.
@@ -1098,23 +1294,22 @@ impl Browser {
         let focus = self.js(FOCUS_PROBLEMS, vec![]).await;
         assert_eq!(focus, json!([]), "{name}: keyboard problems");
 
-        // Readable at 320 px: nothing wider than the window.
-        self.client
-            .set_window_size(NARROW, DESKTOP.1)
-            .await
-            .unwrap();
-        let fit = self.js(FITS, vec![]).await;
-        assert_eq!(
-            fit["width"],
-            json!(NARROW),
-            "{name}: the window is {NARROW} px wide"
-        );
-        assert_eq!(
-            fit["scrolls"],
-            json!(false),
-            "{name}: scrolls sideways at {NARROW} px: {fit}"
-        );
-        self.screenshot(&format!("{name}-{NARROW}px.png")).await;
+        // Readable on a phone and at 320 px: nothing wider than the window.
+        for width in [PHONE, NARROW] {
+            self.client.set_window_size(width, DESKTOP.1).await.unwrap();
+            let fit = self.js(FITS, vec![]).await;
+            assert_eq!(
+                fit["width"],
+                json!(width),
+                "{name}: the window is {width} px wide"
+            );
+            assert_eq!(
+                fit["scrolls"],
+                json!(false),
+                "{name}: scrolls sideways at {width} px: {fit}"
+            );
+            self.screenshot(&format!("{name}-{width}px.png")).await;
+        }
         self.client
             .set_window_size(DESKTOP.0, DESKTOP.1)
             .await
@@ -1262,6 +1457,31 @@ const wider = scrolls
       .map(el => el.outerHTML.slice(0, 120))
   : [];
 return {width: window.innerWidth, scrollWidth: page.scrollWidth, clientWidth: page.clientWidth, scrolls, wider};
+"#;
+
+/// Runs axe-core on the document with the WCAG tags given; answers its violations, each with
+/// the nodes it found them on and why, or the error it failed with.
+const AXE_RUN: &str = r#"
+const done = arguments[arguments.length - 1];
+axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['violations']})
+  .then(result => done(result.violations.map(v => ({
+    rule: v.id,
+    impact: v.impact,
+    help: v.help,
+    nodes: v.nodes.map(n => ({target: n.target.join(' '), html: n.html.slice(0, 200), why: n.failureSummary})),
+  }))))
+  .catch(error => done([{error: String(error)}]));
+"#;
+
+/// Adds what WCAG forbids to the page: text at 1.1:1 contrast, an image without alt text.
+const BREAK_WCAG: &str = r#"
+const text = document.createElement('p');
+text.textContent = 'Hard to read';
+text.style.color = '#eeeeee';
+text.style.background = '#ffffff';
+const image = document.createElement('img');
+image.src = 'data:image/gif;base64,R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==';
+(document.querySelector('main') || document.body).append(text, image);
 "#;
 
 /// Whether a visible `role="alert"` or `aria-live` region contains the text.

@@ -102,8 +102,8 @@ fn gen_key_prints_32_random_bytes_in_base64() {
     assert_ne!(a, gen_key());
 }
 
-#[test]
-fn check_reports_every_dependency_ok_against_the_real_components() {
+#[tokio::test]
+async fn check_reports_every_dependency_ok_against_the_real_components() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
     let key = gen_key();
@@ -117,16 +117,29 @@ fn check_reports_every_dependency_ok_against_the_real_components() {
         "{text}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for subject in ["config", "licence", "database", "dc", "smtp"] {
+    for subject in ["config", "licence", "database", "smtp", "scope"] {
         assert!(
             text.lines()
                 .any(|l| l.starts_with("OK") && l.split_whitespace().nth(1) == Some(subject)),
             "no OK line for {subject}:\n{text}"
         );
     }
+    assert_dc_line_tells_policy_hints(line_for(&text, "dc")).await;
     assert!(
-        text.contains("self-service off"),
-        "licence state reported:\n{text}"
+        line_for(&text, "scope").contains("policy.scope = all"),
+        "{text}"
+    );
+    assert!(
+        line_for(&text, "helpdesk").starts_with("SKIP")
+            && line_for(&text, "helpdesk").contains("helpdesk is off"),
+        "{text}"
+    );
+    let licence = line_for(&text, "licence");
+    assert!(
+        licence.contains("self-service off")
+            && licence.contains("requires an Azure AD Premium licence")
+            && licence.contains("set licence.azure_ad_premium = true"),
+        "the licence state, and for administrators what to do: {licence}"
     );
     assert!(
         !text.contains(&env("SSPR_TEST_ADMIN_PASSWORD")),
@@ -178,9 +191,57 @@ fn check_warns_when_the_service_account_is_privileged() {
         account.starts_with("OK ") && account.contains("svc-sspr"),
         "{account}"
     );
-    assert!(!text.contains("WARN"), "{text}");
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("WARN"))
+            .all(|l| l.contains("no password policy hints")),
+        "only the DC's missing policy hints may warn: {text}"
+    );
     let self_test = line_for(&text, "self-test");
     assert!(self_test.starts_with("SKIP"), "off by default: {self_test}");
+}
+
+/// Whether the test DC lists LDAP_SERVER_POLICY_HINTS (either OID) in its rootDSE.
+async fn dc_has_policy_hints() -> bool {
+    let mut ldap = harness::admin().await;
+    let (entries, _) = ldap
+        .search(
+            "",
+            ldap3::Scope::Base,
+            "(objectClass=*)",
+            vec!["supportedControl"],
+        )
+        .await
+        .and_then(ldap3::SearchResult::success)
+        .expect("read the rootDSE");
+    let _ = ldap.unbind().await;
+    let controls = entries
+        .into_iter()
+        .next()
+        .map(|e| ldap3::SearchEntry::construct(e).attrs)
+        .and_then(|mut attrs| attrs.remove("supportedControl"))
+        .unwrap_or_default();
+    controls
+        .iter()
+        .any(|oid| oid == "1.2.840.113556.1.4.2239" || oid == "1.2.840.113556.1.4.2066")
+}
+
+/// A DC without policy hints (Samba has none) is a warning that says what it means; one with
+/// them is OK.
+async fn assert_dc_line_tells_policy_hints(dc: &str) {
+    if dc_has_policy_hints().await {
+        assert!(
+            dc.starts_with("OK ") && dc.contains("history and minimum age apply"),
+            "{dc}"
+        );
+    } else {
+        assert!(
+            dc.starts_with("WARN ")
+                && dc.contains("no password policy hints")
+                && dc.contains("neither password history nor minimum age"),
+            "{dc}"
+        );
+    }
 }
 
 /// The pwdLastSet an OK self-test line reports.
@@ -285,6 +346,171 @@ async fn check_self_test_refuses_protected_and_unknown_accounts() {
     harness::bind(&env("SSPR_TEST_ADMIN_DN"), &env("SSPR_TEST_ADMIN_PASSWORD"))
         .await
         .expect("Administrator keeps its password");
+}
+
+/// The helpdesk group and the self-service scope group, as `check` resolves them.
+fn group_config(dir: &Path, helpdesk: &str, scope: &str) -> std::path::PathBuf {
+    write_config(
+        dir,
+        &format!(
+            "[helpdesk]\ngroup_dn = {helpdesk:?}\n[policy]\nscope = \"group\"\ngroup_dn = {scope:?}"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn check_counts_the_enabled_members_of_the_helpdesk_and_scope_groups() {
+    // Operators as the demo has them: one in a nested tier group, one directly in the group.
+    let helpdesk = harness::create_group(&harness::unique_name("Chk Helpdesk ")).await;
+    let tier1 = harness::create_group(&harness::unique_name("Chk Tier1 ")).await;
+    harness::add_member(&helpdesk, &tier1).await;
+    for (group, prefix) in [(&tier1, "chkop"), (&helpdesk, "chkop")] {
+        let operator = harness::create_user(prefix).await;
+        harness::add_member(group, &operator.dn).await;
+    }
+    // A disabled member does not count: it cannot sign in or reset.
+    let scope = harness::create_group(&harness::unique_name("Chk Staff ")).await;
+    let (staff, gone) = (
+        harness::create_user("chkst").await,
+        harness::create_user("chkst").await,
+    );
+    harness::add_member(&scope, &staff.dn).await;
+    harness::add_member(&scope, &gone.dn).await;
+    harness::set_attr(&gone.dn, "userAccountControl", "514").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (output, text) = check_line(&group_config(dir.path(), &helpdesk, &scope), &[]);
+    assert!(output.status.success(), "{text}");
+    let line = line_for(&text, "helpdesk");
+    assert!(
+        line.starts_with("OK ")
+            && line.contains(&helpdesk)
+            && line.contains(": 2 enabled accounts (nested groups included) may sign in"),
+        "{line}"
+    );
+    let line = line_for(&text, "scope");
+    assert!(
+        line.starts_with("OK ")
+            && line.contains(&scope)
+            && line.contains(": 1 enabled account (nested groups included) may use self-service"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn check_fails_for_a_group_that_does_not_exist_and_warns_for_an_empty_one() {
+    let base = env("SSPR_TEST_BASE_DN");
+    let missing = format!(
+        "CN={},CN=Users,{base}",
+        harness::unique_name("No Such Group ")
+    );
+    let empty = harness::create_group(&harness::unique_name("Chk Empty ")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (output, text) = check_line(&group_config(dir.path(), &missing, &empty), &[]);
+    assert!(!output.status.success(), "a missing group fails: {text}");
+    let line = line_for(&text, "helpdesk");
+    assert!(
+        line.starts_with("FAIL")
+            && line.contains(&format!("helpdesk.group_dn {missing}: no such group"))
+            && line.contains("nobody can sign in to the helpdesk"),
+        "{line}"
+    );
+    let line = line_for(&text, "scope");
+    assert!(
+        line.starts_with("WARN")
+            && line.contains(&empty)
+            && line.contains("has no enabled accounts as members")
+            && line.contains("nobody can use self-service"),
+        "{line}"
+    );
+
+    // The DN of a user, not a group, and the other way round: both name what is wrong.
+    let user = harness::create_user("chkng").await;
+    let (output, text) = check_line(&group_config(dir.path(), &empty, &user.dn), &[]);
+    assert!(!output.status.success(), "{text}");
+    let line = line_for(&text, "scope");
+    assert!(
+        line.starts_with("FAIL") && line.contains(&format!("{} is not a group", user.dn)),
+        "{line}"
+    );
+    let line = line_for(&text, "helpdesk");
+    assert!(
+        line.starts_with("WARN") && line.contains("nobody can sign in to the helpdesk"),
+        "{line}"
+    );
+}
+
+/// A config with the DN lists given; `never_reset` goes into the file's [directory] table.
+fn dn_lists_config(
+    dir: &Path,
+    policy: &[&str],
+    helpdesk: &[&str],
+    never: &[&str],
+) -> std::path::PathBuf {
+    let path = write_config(
+        dir,
+        &format!(
+            "[policy]\nallow_protected = {policy:?}\n[helpdesk]\nallow_protected = {helpdesk:?}"
+        ),
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "[directory]\n",
+        &format!("[directory]\nnever_reset = {never:?}\n"),
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn check_resolves_every_dn_the_lists_name() {
+    let user = harness::create_user("chkls").await;
+    let group = harness::create_group(&harness::unique_name("Chk Allowed ")).await;
+    harness::add_member(&group, &user.dn).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dn_lists_config(dir.path(), &[&user.dn, &group], &[&group], &[&user.dn]);
+    let (output, text) = check_line(&config, &[]);
+    assert!(output.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" allowlist ")).collect();
+    assert_eq!(lines.len(), 2, "one line per list: {text}");
+    assert!(
+        lines[0].starts_with("OK ")
+            && lines[0].contains("policy.allow_protected: ")
+            && lines[0].contains(&format!("{} (account)", user.dn))
+            && lines[0].contains(&format!("{group} (group of 1 enabled account)")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("OK ") && lines[1].contains("helpdesk.allow_protected: "),
+        "{}",
+        lines[1]
+    );
+    let line = line_for(&text, "excluded");
+    assert!(
+        line.starts_with("OK ")
+            && line.contains(&format!("directory.never_reset: {} (account)", user.dn)),
+        "{line}"
+    );
+
+    // A typo leaves out whom it was meant for; never_reset takes accounts only.
+    let base = env("SSPR_TEST_BASE_DN");
+    let typo = format!("CN={},CN=Users,{base}", harness::unique_name("Nobody "));
+    let config = dn_lists_config(dir.path(), &[&user.dn, &typo], &[&group], &[&group]);
+    let (output, text) = check_line(&config, &[]);
+    assert!(!output.status.success(), "{text}");
+    let line = line_for(&text, "allowlist");
+    assert!(
+        line.starts_with("FAIL")
+            && line.contains(&format!("{typo}: no such entry"))
+            && !line.contains(&user.dn),
+        "{line}"
+    );
+    let line = line_for(&text, "excluded");
+    assert!(
+        line.starts_with("FAIL") && line.contains(&format!("{group} is a group, not an account")),
+        "{line}"
+    );
 }
 
 #[test]

@@ -1,0 +1,294 @@
+//! Password reset and account unlock: start with a username, verify with the registered
+//! methods, then write the new password (or only unlock). A start answers the same for every
+//! username — unknown, unregistered and disabled users get a decoy flow that behaves like a
+//! real one and can never succeed — so the API reveals no account's existence.
+
+use std::time::Duration;
+
+use super::ObjectGuid;
+use super::audit::{Audit, AuditKind, Outcome};
+use super::deps::{Client, Deps};
+use super::directory::DirectoryUser;
+use super::error::FlowError;
+use super::notify::MailKind;
+use super::policy::AccountNames;
+use super::scope::StandIn;
+use super::secrets::{new_token, token_hash};
+use super::store::{CodePurpose, FlowOwner, MethodKind, Person, ResetFlow};
+use super::throttle::PerAddress;
+use super::verification::Subject;
+
+pub use super::policy::MAX_PASSWORD_CHARS;
+
+mod write;
+
+#[derive(Clone, Debug)]
+pub struct Started {
+    pub flow: String,
+    pub methods_required: usize,
+    /// The methods this service offers — the same for every user, registered or not.
+    pub methods: Vec<MethodKind>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// Methods still to verify before the password can be set.
+    pub remaining: usize,
+}
+
+/// Whose password is checked, owned so the check can run on a blocking thread.
+struct Owner {
+    sam_account_name: String,
+    display_name: Option<String>,
+    mail: Option<String>,
+}
+
+impl Owner {
+    fn of(user: &DirectoryUser) -> Self {
+        Self {
+            sam_account_name: user.sam_account_name.clone(),
+            display_name: user.display_name.clone(),
+            mail: user.mail.clone(),
+        }
+    }
+
+    fn names(&self) -> AccountNames<'_> {
+        AccountNames {
+            sam_account_name: &self.sam_account_name,
+            display_name: self.display_name.as_deref(),
+            mail: self.mail.as_deref(),
+        }
+    }
+}
+
+pub struct Reset<'a> {
+    deps: &'a Deps,
+}
+
+impl<'a> Reset<'a> {
+    pub fn new(deps: &'a Deps) -> Self {
+        Self { deps }
+    }
+
+    fn offered_methods(&self) -> Vec<MethodKind> {
+        let mut methods = vec![MethodKind::Totp];
+        if self.deps.mailer.is_some() {
+            methods.push(MethodKind::Email);
+        }
+        methods
+    }
+
+    pub async fn start(&self, login: &str, client: &Client) -> Result<Started, FlowError> {
+        let d = self.deps;
+        d.throttle
+            .ip_limit(
+                client,
+                PerAddress::Starts,
+                d.settings.throttle.ip_max_starts,
+            )
+            .await?;
+        let typed = login.trim();
+        if typed.is_empty() || typed.chars().count() > 256 {
+            return Err(FlowError::InvalidInput(
+                "Type your username (e.g. jdoe or jdoe@example.com).".to_owned(),
+            ));
+        }
+        let login = typed.to_lowercase();
+        let user = d.directory.find_user(typed).await?;
+        // Every start finds one account and misses one, then judges an account that exists, so
+        // the directory does the same work for every login: a found entry (with its constructed
+        // attributes) and tokenGroups of a real account each cost the test DC ~0.3 ms more than
+        // a miss and the rootDSE, which made an unknown login's start 20% faster
+        // (tests/it/hostile.rs). A known login is followed by a search for a name nobody has, an
+        // unknown one by a search for the stand-in, a real account an earlier start found.
+        let stand_in = match &user {
+            Some(found) => {
+                d.stand_in.remember(&found.sam_account_name);
+                let _ = d.directory.find_user(StandIn::NOBODY).await;
+                None
+            }
+            None => d
+                .directory
+                .find_user(&d.stand_in.login())
+                .await
+                .ok()
+                .flatten(),
+        };
+        // The registration is read for every login, known or not, so every start does the
+        // same work and takes the same time.
+        let lookup = user
+            .as_ref()
+            .map_or(ObjectGuid(uuid::Uuid::nil()), |u| u.guid);
+        let registered = self.usable_methods(&lookup).await?;
+        // Judged for every login too (an unknown one through the stand-in): out of scope and
+        // protected accounts get a decoy, like unknown ones.
+        let excluded = d
+            .settings
+            .eligibility
+            .judge(d.directory.as_ref(), user.as_ref(), stand_in.as_ref())
+            .await?
+            .and_then(|s| s.excluded);
+        let (eligible, reason) = match (&user, excluded) {
+            (None, _) => (None, Some("unknown_user")),
+            (Some(u), _) if u.is_disabled() => (None, Some("disabled")),
+            (Some(_), Some(why)) => (None, Some(why.reason())),
+            (Some(_), None) if registered.len() < d.settings.reset.methods_required => {
+                (None, Some("not_registered"))
+            }
+            (Some(u), None) => (Some(u), None),
+        };
+        // Hashed for every login, so one without an account takes no longer: what the throttle
+        // and the audit keep of a login that names none.
+        let login_hash = d.keys.login_hash(&login);
+        let key = match eligible {
+            Some(u) => Person::User(u.guid),
+            None => Person::Login(login_hash.clone()),
+        };
+        // Read for every login, and told to nobody: a blocked account's start answers like any
+        // other (its verifications fail like wrong codes), so no spelling of a name shows a
+        // block. Only the audit notes it.
+        let blocked = d.throttle.is_blocked(&key).await?;
+        let reason = match (eligible, blocked) {
+            (Some(_), true) => Some("user_blocked"),
+            _ => reason,
+        };
+
+        let now = d.now();
+        let (flow_id, id_hash) = new_token();
+        d.flows
+            .create_flow(&ResetFlow {
+                id_hash,
+                user: eligible.map(|u| u.guid),
+                login: login.clone(),
+                sam_account_name: eligible.map(|u| u.sam_account_name.clone()),
+                methods_required: d.settings.reset.methods_required as i64,
+                verified_totp_at: None,
+                verified_email_at: None,
+                failures: 0,
+                created_at: now,
+                expires_at: now + d.settings.reset.flow_lifetime,
+                finished_at: None,
+                dc: None,
+                locale: client.locale,
+            })
+            .await?;
+        let started = Audit {
+            event: AuditKind::FlowStarted,
+            outcome: if eligible.is_some() {
+                Outcome::Success
+            } else {
+                Outcome::Decoy
+            },
+            user: user.as_ref().map(|u| u.guid),
+            sam_account_name: user.as_ref().map(|u| u.sam_account_name.as_str()),
+            method: None,
+            reason,
+        };
+        match &user {
+            Some(_) => d.audit.record(client, started).await?,
+            None => {
+                d.audit
+                    .typed_login(client, None, login_hash, started)
+                    .await?
+            }
+        }
+        Ok(Started {
+            flow: flow_id,
+            methods_required: d.settings.reset.methods_required,
+            methods: self.offered_methods(),
+        })
+    }
+
+    /// Confirmed methods, not due for re-confirmation, that a user can verify with here.
+    async fn usable_methods(&self, user: &ObjectGuid) -> Result<Vec<MethodKind>, FlowError> {
+        let offered = self.offered_methods();
+        Ok(self
+            .deps
+            .current_methods(user)
+            .await?
+            .into_iter()
+            .filter(|m| offered.contains(&m.kind))
+            .map(|m| m.kind)
+            .collect())
+    }
+
+    async fn live(&self, flow: &str) -> Result<Subject, FlowError> {
+        Subject::live(self.deps, token_hash(flow), CodePurpose::ResetEmail)
+            .await?
+            .ok_or(FlowError::FlowNotFound)
+    }
+
+    /// Mails a code to the user's confirmed address. A decoy does the same work, minus the mail.
+    pub async fn send_email_code(&self, flow: &str, client: &Client) -> Result<(), FlowError> {
+        let live = self.live(flow).await?;
+        live.send_code(self.deps, |code| MailKind::ResetCode { code }, client, None)
+            .await
+    }
+
+    pub async fn verify(
+        &self,
+        flow: &str,
+        method: MethodKind,
+        code: &str,
+        client: &Client,
+    ) -> Result<Verified, FlowError> {
+        let d = self.deps;
+        let live = self.live(flow).await?;
+        let verified = live.verify(d, method, code, client, None).await?;
+        Ok(Verified {
+            remaining: d
+                .settings
+                .reset
+                .methods_required
+                .saturating_sub(verified.len()),
+        })
+    }
+
+    /// Whether the flow belongs to a real user who verified enough methods.
+    fn is_verified(&self, live: &Subject) -> bool {
+        let required = self
+            .deps
+            .settings
+            .reset
+            .methods_required
+            .max(live.flow.methods_required as usize);
+        matches!(live.flow.owner(), FlowOwner::User { .. })
+            && live.flow.verified().len() >= required
+    }
+
+    /// The verified flow's user, re-read from AD: still the same account, and still allowed
+    /// self-service. With whether it is protected (and so allow-listed).
+    async fn verified_user(&self, live: &Subject) -> Result<(DirectoryUser, bool), FlowError> {
+        let d = self.deps;
+        let FlowOwner::User {
+            guid,
+            sam_account_name: sam,
+        } = live.flow.owner()
+        else {
+            return Err(FlowError::NotVerified);
+        };
+        if !self.is_verified(live) {
+            return Err(FlowError::NotVerified);
+        }
+        let user = match d.directory.find_user(sam).await? {
+            Some(user) if user.guid == guid && !user.is_disabled() => user,
+            // Renamed, deleted, replaced or disabled since the flow started.
+            _ => return Err(FlowError::FlowNotFound),
+        };
+        let standing = d
+            .settings
+            .eligibility
+            .standing(d.directory.as_ref(), &user)
+            .await?;
+        if standing.excluded.is_some() {
+            // Taken out of scope, or made an administrator, since the flow started.
+            return Err(FlowError::FlowNotFound);
+        }
+        Ok((user, standing.protected))
+    }
+}
+
+/// How long a client should wait before trying again, for `Retry-After`.
+pub fn retry_after_secs(d: Duration) -> u64 {
+    d.as_secs().max(1)
+}
