@@ -535,7 +535,7 @@ async fn register_then_reset(locale: Locale) {
     browser.fill("#new-password", "abc").await;
     browser.fill("#confirm-password", "abc").await;
     browser
-        .submit("form[action='/reset/password'] button")
+        .submit("form[action='/reset/password'] button[type='submit']")
         .await;
     browser.check("password-refused").await;
     let new_password = format!("Browser-{}-Pw7!", locale.tag());
