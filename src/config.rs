@@ -25,8 +25,10 @@ mod de;
 mod directory;
 mod load;
 mod rules;
+mod ui;
 
 pub use directory::{Balance, DcEndpoint, DirectoryConfig, PolicyHints};
+pub use ui::{Colour, Image};
 
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -69,6 +71,31 @@ pub struct UiConfig {
     /// Templates and `style.css` here replace the built-in ones of the same name; empty: none.
     #[serde(default)]
     pub templates_dir: PathBuf,
+    /// Shown in every page's header and every mail; empty: none.
+    #[serde(default)]
+    pub organisation: String,
+    #[serde(default, deserialize_with = "de::optional")]
+    logo: Option<PathBuf>,
+    #[serde(default, deserialize_with = "ui::primary_colour")]
+    pub primary_colour: Option<Colour>,
+    #[serde(default, deserialize_with = "de::optional")]
+    favicon: Option<PathBuf>,
+    /// `logo`, read at start by `rules::Checks`.
+    #[serde(skip)]
+    pub logo_image: Option<Image>,
+    /// `favicon`, read at start by `rules::Checks`.
+    #[serde(skip)]
+    pub favicon_image: Option<Image>,
+}
+
+impl UiConfig {
+    /// The name the service goes by: `organisation`, else "sspr-bridge".
+    pub fn name(&self) -> &str {
+        match self.organisation.trim() {
+            "" => ui::DEFAULT_NAME,
+            name => name,
+        }
+    }
 }
 
 // Each section mirrors its table in config/default.toml; `deny_unknown_fields` turns typos into

@@ -20,7 +20,7 @@ use crate::domain::secrets::Keys;
 use crate::domain::settings::Settings;
 use crate::domain::signin::SignInSettings;
 use crate::domain::store::{AuditLog, StoreError};
-use crate::http::{AppState, Pages, Shared, TrustedProxies};
+use crate::http::{AppState, Branding, Pages, Shared, TrustedProxies};
 use crate::mail::{MailError, NOTICE_LIFETIME, OutboxSender, SealedOutbox, SmtpMailer};
 use crate::metrics::MeteredAudit;
 use crate::store::Store;
@@ -46,6 +46,8 @@ pub struct Wired {
     outbox_sender: Option<OutboxSender>,
     /// The templates of `ui.templates_dir` that replace built-in ones.
     overrides: crate::i18n::Overrides,
+    /// The directory again, for what pages ask it beyond the domain's port.
+    directory: Arc<LdapDirectory>,
 }
 
 /// Connects the store (applying pending migrations) and prepares the directory pools; DCs are
@@ -57,14 +59,19 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
     )
     .await?;
     store.migrate().await?;
-    let directory = LdapDirectory::new(&config.directory)?;
+    let directory = Arc::new(LdapDirectory::new(&config.directory)?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let overrides = crate::i18n::Overrides::new(&config.ui.templates_dir)?;
     let smtp_mailer = match &config.smtp {
         Some(smtp) => Some(Arc::new(
-            SmtpMailer::new(smtp, &config.server.public_url, None, clock.clone())?
-                .with_code_lifetime(config.reset.code_lifetime)
-                .with_overrides(&overrides)?,
+            SmtpMailer::new(
+                smtp,
+                &config.server.public_url,
+                Some(config.ui.organisation.clone()),
+                clock.clone(),
+            )?
+            .with_code_lifetime(config.reset.code_lifetime)
+            .with_overrides(&overrides)?,
         )),
         None => None,
     };
@@ -92,7 +99,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         )
     });
     let ports = Ports {
-        directory: Arc::new(directory),
+        directory: directory.clone(),
         registrations: shared_store.clone(),
         sessions: shared_store.clone(),
         flows: shared_store.clone(),
@@ -109,6 +116,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         store,
         outbox_sender,
         overrides,
+        directory,
     })
 }
 
@@ -119,6 +127,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         store,
         outbox_sender,
         overrides,
+        directory,
     } = wire(config).await?;
     let licence = LicenceGate::new(config.licence.azure_ad_premium);
     let outbox_sender = outbox_sender.map(OutboxSender::spawn);
@@ -131,6 +140,8 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
             licence.self_service_enabled(),
             config.server.public_url.scheme() == "https",
         )
+        .with_branding(Branding::from_config(&config.ui))
+        .with_history_rule(directory)
         .with_overrides(&overrides)?,
         body_limit: config.server.body_limit,
         request_timeout: config.server.request_timeout,

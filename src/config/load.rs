@@ -34,6 +34,7 @@ impl Config {
                     .try_parsing(true),
             );
         }
+        let builder = default_issuer(builder);
         let mut checks = Checks::default();
         let raw = parse(builder, &mut checks.problems);
         match raw.and_then(|raw| checks.config(raw)) {
@@ -46,6 +47,30 @@ impl Config {
             }),
         }
     }
+}
+
+/// An empty `registration.totp_issuer` means the organisation's name (`ui.organisation`, else
+/// "sspr-bridge"), filled in before the section is deserialised, since the section refuses an
+/// empty issuer.
+fn default_issuer(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+) -> config::ConfigBuilder<config::builder::DefaultState> {
+    let Ok(merged) = builder.build_cloned() else {
+        return builder;
+    };
+    let text = |key: &str| merged.get_string(key).unwrap_or_default();
+    if !text("registration.totp_issuer").trim().is_empty() {
+        return builder;
+    }
+    let organisation = text("ui.organisation");
+    let name = match organisation.trim() {
+        "" => super::ui::DEFAULT_NAME,
+        name => name,
+    };
+    builder
+        .clone()
+        .set_override("registration.totp_issuer", name)
+        .unwrap_or(builder)
 }
 
 /// Deserialises the layers into sections. Serde stops at the first bad value, so to report every

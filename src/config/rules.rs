@@ -4,9 +4,10 @@ use std::path::Path;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::ui::{Image, ImageKind};
 use super::{
     Config, DatabaseConfig, DcEndpoint, DirectoryConfig, PolicyConfig, Problem, Raw, RawSecurity,
-    Scope, SecretKey, SecurityConfig, ServerConfig, SmtpConfig, TlsFiles,
+    Scope, SecretKey, SecurityConfig, ServerConfig, SmtpConfig, TlsFiles, UiConfig,
 };
 use crate::domain::directory::DirectoryError;
 
@@ -65,7 +66,8 @@ impl Checks {
         self.policy(&mut raw.policy);
         self.directory(&mut raw.directory);
         self.database(&mut raw.database);
-        let smtp = self.smtp(raw.smtp);
+        self.ui(&mut raw.ui);
+        let smtp = self.smtp(raw.smtp, raw.ui.name());
         if !raw.notify.admins.is_empty() && smtp.is_none() {
             self.problem(
                 "notify.admins",
@@ -214,18 +216,24 @@ impl Checks {
     }
 
     /// The mail server, `None` when `smtp.host` is empty.
-    fn smtp(&mut self, mut s: SmtpConfig) -> Option<SmtpConfig> {
+    fn smtp(&mut self, mut s: SmtpConfig, name: &str) -> Option<SmtpConfig> {
         let file = s.password_file.take();
         s.password = self.secret("smtp.password", s.password, file.as_deref());
         self.existing_file("smtp.ca_file", s.ca_file.as_deref());
         if s.host.trim().is_empty() {
             return None;
         }
-        if s.from.parse::<lettre::message::Mailbox>().is_err() {
-            self.problem(
+        match s.from.parse::<lettre::message::Mailbox>() {
+            // A bare address gets the service's name as the sender's display name.
+            Ok(mut from) if from.name.as_deref().is_none_or(|n| n.trim().is_empty()) => {
+                from.name = Some(name.to_owned());
+                s.from = from.to_string();
+            }
+            Ok(_) => {}
+            Err(_) => self.problem(
                 "smtp.from",
                 "must be a mail address such as \"IT Service Desk <no-reply@example.com>\"",
-            );
+            ),
         }
         if s.username.is_none() != s.password.is_none() {
             self.problem(
@@ -234,6 +242,22 @@ impl Checks {
             );
         }
         Some(s)
+    }
+
+    /// The logo and favicon, read now so a missing or oversized file stops the start.
+    fn ui(&mut self, ui: &mut UiConfig) {
+        if let Some(path) = ui.logo.take() {
+            match Image::read(&path, ImageKind::Logo) {
+                Ok(image) => ui.logo_image = Some(image),
+                Err(message) => self.problem("ui.logo", message),
+            }
+        }
+        if let Some(path) = ui.favicon.take() {
+            match Image::read(&path, ImageKind::Favicon) {
+                Ok(image) => ui.favicon_image = Some(image),
+                Err(message) => self.problem("ui.favicon", message),
+            }
+        }
     }
 
     fn secret_key(&mut self, raw: RawSecurity) -> Option<SecretKey> {

@@ -300,3 +300,64 @@ fn database_password_is_masked_for_display() {
     );
     assert_eq!(masked_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
 }
+
+#[test]
+fn the_organisation_names_the_issuer_and_the_sender_unless_they_are_set() {
+    let smtp = "[smtp]\nhost = \"mail.example.com\"\nfrom = \"no-reply@example.com\"\n";
+    let config = load(smtp).unwrap();
+    assert_eq!(config.ui.name(), "sspr-bridge");
+    assert_eq!(config.registration.totp_issuer, "sspr-bridge");
+    assert_eq!(
+        config.smtp.unwrap().from,
+        "sspr-bridge <no-reply@example.com>"
+    );
+
+    let config = load(&format!("{smtp}[ui]\norganisation = \"Contoso IT\"\n")).unwrap();
+    assert_eq!(config.ui.name(), "Contoso IT");
+    assert_eq!(config.registration.totp_issuer, "Contoso IT");
+    assert_eq!(
+        config.smtp.unwrap().from,
+        "Contoso IT <no-reply@example.com>"
+    );
+
+    let config = load(
+        "[smtp]\nhost = \"mail.example.com\"\nfrom = \"Service Desk <no-reply@example.com>\"\n\
+         [ui]\norganisation = \"Contoso IT\"\n[registration]\ntotp_issuer = \"Contoso SSPR\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.registration.totp_issuer, "Contoso SSPR");
+    assert_eq!(
+        config.smtp.unwrap().from,
+        "Service Desk <no-reply@example.com>"
+    );
+}
+
+#[test]
+fn a_primary_colour_must_be_hex_and_dark_enough_for_white_text() {
+    let config = load("[ui]\nprimary_colour = \"#1F4E79\"").unwrap();
+    assert_eq!(config.ui.primary_colour.unwrap().to_string(), "#1f4e79");
+    let err = load("[ui]\nprimary_colour = \"navy\"").unwrap_err();
+    assert!(err.mentions("ui.primary_colour"), "{err}");
+    assert!(err.to_string().contains("#rrggbb"), "{err}");
+    let err = load("[ui]\nprimary_colour = \"#ffcc00\"").unwrap_err();
+    assert!(err.mentions("ui.primary_colour"), "{err}");
+    assert!(err.to_string().contains("too light"), "{err}");
+    assert!(err.to_string().contains("4.5:1"), "{err}");
+}
+
+#[test]
+fn the_logo_and_favicon_are_read_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let logo = dir.path().join("logo.svg");
+    std::fs::write(&logo, "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>").unwrap();
+    let config = load(&format!("[ui]\nlogo = {:?}", logo.display().to_string())).unwrap();
+    let image = config.ui.logo_image.unwrap();
+    assert_eq!(image.content_type, "image/svg+xml");
+    assert!(config.ui.favicon_image.is_none());
+
+    let err = load("[ui]\nlogo = \"/nonexistent/logo.png\"\nfavicon = \"/nonexistent/f.ico\"")
+        .unwrap_err();
+    assert!(err.mentions("ui.logo"), "{err}");
+    assert!(err.mentions("ui.favicon"), "{err}");
+    assert!(err.to_string().contains("/nonexistent/logo.png"), "{err}");
+}

@@ -245,3 +245,31 @@ impl LdapDirectory {
         }
     }
 }
+
+impl LdapDirectory {
+    /// Whether AD will hold a new password to the domain's password history, so a page may list
+    /// that rule: only with policy hints, which every DC that may take the write must support
+    /// (Samba 4.17 has none). A DC that cannot be asked counts as one without.
+    pub async fn enforces_password_history(&self) -> bool {
+        match self.policy_hints {
+            PolicyHints::Off => return false,
+            // Writes through a DC without them are refused, so any write that lands has them.
+            PolicyHints::Required => return true,
+            PolicyHints::Auto => {}
+        }
+        for dc in &self.dcs {
+            // A page waits for this: no connect timeout for a DC known to be down.
+            if dc.is_down(Instant::now()) {
+                return false;
+            }
+            let supported = match dc.get().await {
+                Ok(mut conn) => dc.policy_hints(&mut conn).await,
+                Err(e) => Err(e),
+            };
+            if !matches!(supported, Ok(Some(_))) {
+                return false;
+            }
+        }
+        true
+    }
+}

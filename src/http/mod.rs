@@ -29,7 +29,7 @@ use crate::domain::deps::Deps;
 use crate::domain::licence::LicenceGate;
 use crate::error::{ApiError, ErrorCause};
 use crate::store::Store;
-pub use pages::Pages;
+pub use pages::{Branding, Pages};
 pub use proxy::{Cidr, TrustedProxies};
 
 /// What every handler can reach. Cheap to clone.
@@ -143,6 +143,8 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/static/copy.js", get(pages::copy_script))
+        .route("/static/password.js", get(pages::password_script))
+        .merge(pages::brand_routes(&state))
         .merge(pages::routes(state.clone()))
         .merge(api::routes())
         .merge(metrics::routes())

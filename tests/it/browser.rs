@@ -602,14 +602,14 @@ async fn register_then_reset(locale: Locale) {
     browser.fill("#new-password", "abc").await;
     browser.fill("#confirm-password", "abc").await;
     browser
-        .submit("form[action='/reset/password'] button")
+        .submit("form[action='/reset/password'] button[type='submit']")
         .await;
     browser.check("password-refused").await;
     let new_password = format!("Browser-{}-Pw7!", locale.tag());
     browser.fill("#new-password", &new_password).await;
     browser.fill("#confirm-password", &new_password).await;
     browser
-        .submit("form[action='/reset/password'] button")
+        .submit("form[action='/reset/password'] button[type='submit']")
         .await;
     browser.check("done").await;
     browser.assert_text("reset_done_title").await;
@@ -760,6 +760,141 @@ async fn lock_out(user: &TestUser) {
         .await
         .expect_err("locked out");
     assert!(rc == 49 && text.contains("data 775"), "{rc} {text}");
+}
+
+#[tokio::test]
+async fn the_password_page_ticks_rules_while_typing_shows_the_password_and_the_server_still_refuses()
+ {
+    let app = test_app(&config()).await;
+    let site = Site::serve(&app).await;
+    let user = create_user("brpw").await;
+    let token = sign_in(&app, &user).await;
+    let secret = register_totp(&app, &token).await;
+    let totp = TOTP::new(Algorithm::SHA1, 6, 1, 30, secret, None, String::new()).unwrap();
+    let mut browser = Browser::launch(&site, Locale::En).await;
+
+    browser.open("password-page", "/reset").await;
+    browser.fill("#username", &user.sam).await;
+    browser.submit("form[action='/reset'] button").await;
+    let now = settle_totp_step().await;
+    browser.fill("#totp-code", &totp.generate(now)).await;
+    browser.submit("form[action='/reset/verify'] button").await;
+    browser.check("password").await;
+    let class = async |browser: &Browser, rule: &str| {
+        browser
+            .js(
+                "return document.querySelector(arguments[0]).className",
+                vec![json!(format!("#password-rules li[data-rule='{rule}']"))],
+            )
+            .await
+    };
+    // The test DC's policy: at least 7 characters and complexity. Nothing is marked yet.
+    assert_eq!(class(&browser, "length").await, json!(""));
+    assert_eq!(class(&browser, "complexity").await, json!(""));
+    assert_eq!(browser.attr("#password-strength", "hidden").await, "true");
+
+    let field = browser.element("#new-password").await;
+    field.send_keys("ab").await.unwrap();
+    assert_eq!(class(&browser, "length").await, json!("fail"));
+    assert_eq!(class(&browser, "complexity").await, json!("fail"));
+    field.send_keys("Cd-2024x").await.unwrap();
+    assert_eq!(class(&browser, "length").await, json!("pass"));
+    assert_eq!(class(&browser, "complexity").await, json!("pass"));
+    // Rules only the server can judge keep no mark.
+    assert_eq!(class(&browser, "banned").await, json!(""));
+    let strength = browser.text("#password-strength").await;
+    assert!(
+        strength.starts_with(browser.t("strength_label")),
+        "{strength}"
+    );
+
+    // The toggle is a real button that says whether it is pressed, and shows both fields.
+    assert_eq!(
+        browser.attr("#show-password", "aria-pressed").await,
+        "false"
+    );
+    assert_eq!(browser.prop("#new-password", "type").await, "password");
+    browser
+        .element("#show-password")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(browser.attr("#show-password", "aria-pressed").await, "true");
+    assert_eq!(browser.prop("#new-password", "type").await, "text");
+    assert_eq!(browser.prop("#confirm-password", "type").await, "text");
+    browser
+        .element("#show-password")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(browser.prop("#new-password", "type").await, "password");
+
+    // The same page in the dark scheme, for the artefacts.
+    browser
+        .client
+        .issue_cmd(Cdp(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+        ))
+        .await
+        .unwrap();
+    browser
+        .screenshot("password-page-01-password-dark.png")
+        .await;
+
+    // Without its script the page still works, and the server refuses a weak password, marking
+    // which listed rule it broke.
+    browser
+        .client
+        .issue_cmd(Cdp(
+            "Emulation.setScriptExecutionDisabled",
+            json!({"value": true}),
+        ))
+        .await
+        .unwrap();
+    browser.fill("#new-password", "Ab1!").await;
+    browser.fill("#confirm-password", "Ab1!").await;
+    browser
+        .submit("form[action='/reset/password'] button[type='submit']")
+        .await;
+    browser.assert_error_announced("error_password_rules").await;
+    assert_eq!(
+        browser.attr("#show-password", "hidden").await,
+        "true",
+        "no script ran"
+    );
+    assert_eq!(class(&browser, "length").await, json!("fail"));
+    assert_eq!(class(&browser, "complexity").await, json!("pass"));
+    // Even with the refusal above it, the field is on a phone's first screen (375 x 667).
+    browser
+        .client
+        .issue_cmd(Cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 375, "height": 667, "deviceScaleFactor": 2, "mobile": true}),
+        ))
+        .await
+        .unwrap();
+    let bottom = browser
+        .js(
+            "return document.getElementById('new-password').getBoundingClientRect().bottom \
+             + window.scrollY",
+            vec![],
+        )
+        .await;
+    let viewport = browser.js("return window.innerHeight", vec![]).await;
+    assert!(
+        bottom.as_f64().unwrap() <= viewport.as_f64().unwrap(),
+        "the field ends at {bottom} px, below the first {viewport} px"
+    );
+    // The keyboard checks need scripts, which stay off on this page: a screenshot only.
+    browser
+        .screenshot("password-page-02-refused-without-script-375px.png")
+        .await;
+    bind(&user.dn, &user.password)
+        .await
+        .expect("the old password still binds");
 }
 
 // ---------------------------------------------------------------------------- the app served

@@ -3,6 +3,7 @@
 
 mod approval;
 mod audit;
+mod branding;
 mod browser;
 mod cli;
 mod client;

@@ -8,10 +8,12 @@
 //! every POST carries a CSRF token bound to the browser's CSRF cookie and to that session or flow.
 
 mod approval;
+mod branding;
 mod cookies;
 mod flash;
 mod helpdesk;
 mod layers;
+mod password;
 mod register;
 mod reply;
 mod reset;
@@ -34,6 +36,9 @@ use super::extract::Caller;
 use crate::domain::deps::Client;
 use crate::i18n::{self, OverrideError, Overrides, TemplateTexts, Texts};
 use reply::Reply;
+
+pub use branding::Branding;
+pub use password::HistoryRule;
 
 pub use crate::domain::locale::Locale;
 
@@ -79,6 +84,9 @@ pub struct Pages {
     self_service: bool,
     /// Cookies get `Secure` when the public URL is https.
     secure_cookies: bool,
+    branding: Branding,
+    /// Whether the password page may list the history rule; `None`: it may not.
+    history: Option<std::sync::Arc<dyn HistoryRule>>,
 }
 
 impl Pages {
@@ -103,7 +111,15 @@ impl Pages {
             helpdesk_url,
             self_service,
             secure_cookies,
+            branding: Branding::default(),
+            history: None,
         }
+    }
+
+    /// The organisation's name, logo, favicon and colour (`[ui]`) on every page.
+    pub fn with_branding(mut self, branding: Branding) -> Self {
+        self.branding = branding;
+        self
     }
 
     /// Replaces the built-in templates and stylesheet with the files in `overrides`' folder
@@ -142,6 +158,7 @@ impl Pages {
             t => Value::from_object(TemplateTexts::new(locale, self.texts[&locale])),
             helpdesk_url => &self.helpdesk_url,
             self_service => self.self_service,
+            brand => self.branding.vars(),
             ..page
         });
         match rendered {
@@ -233,6 +250,11 @@ impl FromRequestParts<AppState> for Visitor {
     }
 }
 
+/// The organisation's logo and favicon, where `[ui]` has them.
+pub fn brand_routes(state: &AppState) -> Router<AppState> {
+    branding::routes(&state.pages.branding)
+}
+
 /// The self-service pages, the helpdesk and the home page, with their cookie layers.
 pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
@@ -271,7 +293,22 @@ pub async fn stylesheet(State(state): State<AppState>) -> impl IntoResponse {
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        state.pages.stylesheet.to_string(),
+        format!(
+            "{}{}",
+            state.pages.stylesheet,
+            state.pages.branding.stylesheet_rules()
+        ),
+    )
+}
+
+/// The password page's live checks and show-password button; the page works without it.
+pub async fn password_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../../static/password.js"),
     )
 }
 
@@ -326,11 +363,11 @@ mod tests {
                         address => "j@example.test", method => if flag { "totp" } else { "email" },
                         unlock => flag, methods => ["totp", "email"], offered => "totp,email",
                         email_sent => flag, heading => flag.then_some("flow_ended_title"),
-                        alert => context! { kind => "error", text => "x", restart => "/reset", helpdesk => true },
+                        alert => context! { kind => "error", text => "x", restart => "/reset", helpdesk => true, broken => ["length"] },
                         id => "jdoe", verified => flag.then_some("totp"), require_verification => flag,
                         action => if flag { "reset" } else { "clear-registrations" }, reason => "",
                         password => "Tmp-Pass-23456789", card => helpdesk::sample_card(flag),
-                        rules => flag.then_some(["Use at least 7 characters."]),
+                        rules => flag.then_some([context! { key => "length", text => "Use at least 7 characters.", n => 7 }]),
                         code => "ABCD-EFGH-JKMN-PQRS", register_authenticator => flag,
                         checks => if flag { vec!["registered", "ad_mail", "manager"] } else { vec![] },
                         operator => "op-anna", caller => "Jan Jansen (jjansen)", token => "t0ken",
@@ -415,6 +452,61 @@ mod tests {
         assert!(
             broken.is_err_and(|e| e.to_string().contains("done.html")),
             "a broken override stops the start"
+        );
+    }
+
+    #[test]
+    fn pages_show_the_brand_and_flows_their_step() {
+        let branding = Branding {
+            organisation: Some("Contoso <IT>".into()),
+            logo: Some(crate::config::Image {
+                bytes: b"<svg></svg>".to_vec(),
+                content_type: "image/svg+xml",
+                extension: "svg",
+            }),
+            favicon: None,
+            primary_colour: crate::config::Colour::parse("#1f4e79"),
+        };
+        let pages = Pages::new(None, true, false).with_branding(branding);
+        let page = context! {
+            here => "/reset", csrf => "x",
+            rules => [context! { key => "length", text => "Use at least 7 characters.", n => 7 }],
+        };
+        let html = body(pages.render(StatusCode::OK, "reset_password.html", Locale::En, page));
+        assert!(
+            html.contains(
+                "<img class=\"logo\" src=\"&#x2f;static&#x2f;logo.svg\" alt=\"Contoso &lt;IT&gt;\">"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "Choose a new password – Password self-service – Contoso &lt;IT&gt;</title>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("<li aria-current=\"step\"><span class=\"num\" aria-hidden=\"true\">2</span> New password</li>"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("rel=\"icon\""),
+            "no favicon configured: {html}"
+        );
+        let start = body(pages.render(
+            StatusCode::OK,
+            "reset_start.html",
+            Locale::Nl,
+            context! { here => "/unlock", unlock => true, username => "", csrf => "x" },
+        ));
+        assert!(start.contains("<li aria-current=\"step\"><span class=\"num\" aria-hidden=\"true\">1</span> Controle</li>"), "{start}");
+        assert!(start.contains("2</span> Ontgrendelen</li>"), "{start}");
+        let home = body(pages.render(StatusCode::OK, "home.html", Locale::En, Value::UNDEFINED));
+        assert!(!home.contains("class=\"progress\""), "{home}");
+        assert!(Branding::default().stylesheet_rules().is_empty());
+        assert_eq!(
+            pages.branding.stylesheet_rules(),
+            "\n:root { --brand: #1f4e79; }\n"
         );
     }
 

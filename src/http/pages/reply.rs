@@ -54,6 +54,8 @@ struct ShownAlert<'a> {
     restart: Option<&'a str>,
     helpdesk: bool,
     unlock: bool,
+    /// The listed password rules the refusal broke, which the password page marks.
+    broken: Vec<&'static str>,
 }
 
 impl Reply {
@@ -291,6 +293,11 @@ impl Pages {
                 helpdesk: a.helpdesk && reply.here != sections::HELPDESK,
                 // Unlocking is self-service: closed without the licence.
                 unlock: a.unlock && self.self_service,
+                broken: a
+                    .rules
+                    .iter()
+                    .filter_map(super::password::broken_rule)
+                    .collect(),
             }
         });
         let vars = context! {

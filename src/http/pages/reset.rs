@@ -15,9 +15,8 @@ use serde::Deserialize;
 
 use super::cookies::{self, FLOW};
 use super::flash::{self, Carried, PageState, kept, onwards, see_other, shown};
-use super::{Locale, Pages, Reply, Visitor, back_to_start};
+use super::{Reply, Visitor, back_to_start};
 use crate::domain::error::FlowError;
-use crate::domain::policy::Requirement;
 use crate::domain::reset::Reset;
 use crate::domain::store::MethodKind;
 use crate::http::AppState;
@@ -117,11 +116,8 @@ fn flow(visitor: &Visitor) -> Result<&str, FlowError> {
 /// The password step, listing the rules that apply before anything is typed.
 async fn password_page(s: &AppState, visitor: &Visitor) -> Reply {
     let requirements = async { Reset::new(&s.deps).requirements(flow(visitor)?).await }.await;
-    let rules: Vec<String> = match requirements {
-        Ok(list) => list
-            .iter()
-            .map(|r| requirement_text(&s.pages, visitor.locale, r))
-            .collect(),
+    let rules = match requirements {
+        Ok(list) => s.pages.rule_items(visitor.locale, &list).await,
         // The page then shows the general hint; the password is still checked in full.
         Err(e) => {
             tracing::debug!(error = %e, "password rules not listed");
@@ -131,24 +127,6 @@ async fn password_page(s: &AppState, visitor: &Visitor) -> Reply {
     Purpose::Reset
         .page("reset_password.html")
         .vars(context! { rules })
-}
-
-fn requirement_text(pages: &Pages, locale: Locale, rule: &Requirement) -> String {
-    let (key, n) = match rule {
-        Requirement::MinLength(n) => ("rule_min_length", Some(*n)),
-        Requirement::NoControlCharacters => ("rule_no_control_characters", None),
-        Requirement::Complexity => ("rule_complexity", None),
-        Requirement::NoNames => ("rule_no_names", None),
-        Requirement::NotRecent(1) => ("rule_not_recent_one", None),
-        Requirement::NotRecent(n) => ("rule_not_recent_other", Some(*n)),
-        Requirement::NotBanned => ("rule_not_banned", None),
-        Requirement::MinStrength(_) => ("rule_strength", None),
-    };
-    let text = pages.text(locale, key);
-    match n {
-        Some(n) => crate::i18n::fill_with(&text, &[("n", &n.to_string())]),
-        None => text,
-    }
 }
 
 /// Shows `error` on `reply`; an error that ended the flow shows "start again" instead and forgets
@@ -449,34 +427,5 @@ mod tests {
         };
         assert_eq!(offered(&state(&["totp", "email"])), ["totp", "email"]);
         assert_eq!(offered(&state(&["email", "<script>", ""])), ["email"]);
-    }
-
-    #[test]
-    fn every_requirement_reads_well_in_every_language() {
-        let pages = Pages::new(None, true, false);
-        let all = [
-            Requirement::MinLength(7),
-            Requirement::Complexity,
-            Requirement::NoNames,
-            Requirement::NotRecent(1),
-            Requirement::NotRecent(24),
-            Requirement::NotBanned,
-            Requirement::MinStrength(3),
-            Requirement::NoControlCharacters,
-        ];
-        for locale in Locale::ALL {
-            for rule in &all {
-                let text = requirement_text(&pages, locale, rule);
-                assert!(text.ends_with('.') && !text.contains('{'), "{text}");
-            }
-        }
-        assert_eq!(
-            requirement_text(&pages, Locale::En, &all[0]),
-            "Use at least 7 characters."
-        );
-        assert_eq!(
-            requirement_text(&pages, Locale::Nl, &all[4]),
-            "Gebruik geen van uw laatste 24 wachtwoorden opnieuw."
-        );
     }
 }
