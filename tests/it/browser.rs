@@ -354,7 +354,7 @@ async fn reload_and_back(locale: Locale) {
     browser.fill("#new-password", &new_password).await;
     browser.fill("#confirm-password", &new_password).await;
     browser
-        .submit("form[action='/reset/password'] button")
+        .submit("form[action='/reset/password'] button[type='submit']")
         .await;
     assert_eq!(browser.path().await, "/reset/done");
     browser.reload().await;
