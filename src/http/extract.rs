@@ -88,6 +88,11 @@ impl Locale {
 
 /// The value of cookie `name`, if the request carries one with a well-formed value.
 pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    cookie_value(headers, name).filter(|v| is_token(v))
+}
+
+/// The first value the request gives cookie `name`, as sent: the caller bounds what it takes.
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -96,7 +101,6 @@ pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v)
-        .filter(|v| is_token(v))
 }
 
 /// Our values are base64url tokens or language tags: anything else is not ours.

@@ -22,6 +22,7 @@ use super::cookies::{self, area_bearer};
 use super::{Reply, Visitor};
 use crate::domain::secrets::{Keys, new_token};
 use crate::http::AppState;
+use crate::http::extract::cookie_value;
 
 pub const PAGE: &str = "sspr_page";
 
@@ -153,15 +154,7 @@ pub fn cookie(
 /// The sealed state is longer than the tokens [`cookies::read`] takes, so it is read here, with
 /// its own bound.
 fn read(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == PAGE)
-        .map(|(_, value)| value)
-        .filter(|value| value.len() <= 1024)
+    cookie_value(headers, PAGE).filter(|value| value.len() <= 1024)
 }
 
 /// The page state that came with the request, if it opens for the area's bearer cookie.
