@@ -197,3 +197,16 @@ fn the_language_switch_beats_the_cookie_which_beats_the_header() {
     assert_eq!(Locale::negotiate(&request("/", "a=b; lang=en")), Locale::En);
     assert_eq!(Locale::negotiate(&request("/", "")), Locale::Nl);
 }
+
+/// The helpdesk link in the footer is for employees: an operator's own pages don't show it.
+#[test]
+fn the_footer_sends_employees_to_the_helpdesk_but_not_the_helpdesk_itself() {
+    let pages = Pages::new(Some("mailto:help@example.test".into()), true, false);
+    let footer = |here: &str| {
+        let page = context! { csrf => "token", here };
+        body(pages.render(StatusCode::OK, "home.html", Locale::En, page)).contains("<footer>")
+    };
+    assert!(footer("/reset"));
+    assert!(footer("/register"));
+    assert!(!footer("/helpdesk"));
+}
