@@ -210,3 +210,13 @@ fn the_footer_sends_employees_to_the_helpdesk_but_not_the_helpdesk_itself() {
     assert!(footer("/register"));
     assert!(!footer("/helpdesk"));
 }
+
+/// Pages rendered outside any section (the licence page, error pages) have no `here`: the
+/// footer still renders.
+#[test]
+fn a_page_without_a_section_keeps_its_footer() {
+    let pages = Pages::new(Some("mailto:help@example.test".into()), false, false);
+    let response = pages.licence_required(Locale::En);
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(body(response).contains("<footer>"));
+}
