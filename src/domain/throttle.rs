@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::ObjectGuid;
 use super::audit::{Audit, AuditKind, Auditor, Outcome};
@@ -11,6 +12,14 @@ use super::clock::{Clock, Timestamp};
 use super::error::FlowError;
 use super::settings::ThrottleSettings;
 use super::store::{Person, StoreError, ThrottleKey, ThrottleStore};
+
+/// How many events a key may count within a window, and the limit named when it is passed.
+pub struct Quota {
+    pub key: ThrottleKey,
+    pub max: i64,
+    pub window: Duration,
+    pub limit: Limit,
+}
 
 /// A limit whose hit is audited (as a `throttled` row whose reason starts with its name) and
 /// counted in `sspr_throttle_hits_total` by that name.
@@ -141,6 +150,36 @@ impl Throttle {
             clock,
             audit,
             settings,
+        }
+    }
+
+    /// Counts one event under `quota.key`; once more than `quota.max` fall in `quota.window`,
+    /// audits the refusal (about `user`) and refuses with the window as the wait.
+    pub async fn take(
+        &self,
+        client: &Client,
+        quota: Quota,
+        user: Option<(ObjectGuid, &str)>,
+    ) -> Result<(), FlowError> {
+        let now = self.clock.now();
+        let count = self.hit(&quota.key, now, now - quota.window).await?;
+        if count > quota.max {
+            self.refused(client, user, quota.limit, None).await?;
+            return Err(FlowError::Throttled {
+                retry_after: quota.window,
+            });
+        }
+        Ok(())
+    }
+
+    /// The code mails `person` may be sent (`throttle.email_max_sends` per `email_window`),
+    /// refused as `limit`.
+    pub fn code_mails(&self, person: Person, limit: Limit) -> Quota {
+        Quota {
+            key: ThrottleKey::CodeMails(person),
+            max: self.settings.email_max_sends,
+            window: self.settings.email_window,
+            limit,
         }
     }
 

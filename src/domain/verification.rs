@@ -12,7 +12,7 @@ use super::error::FlowError;
 use super::notify::{Mail, MailKind};
 use super::secrets::{self, normalise_code};
 use super::store::{
-    CodePurpose, EnrolledMethod, FlowOwner, MethodKind, PendingCode, Person, ResetFlow, ThrottleKey,
+    CodePurpose, EnrolledMethod, FlowOwner, MethodKind, PendingCode, Person, ResetFlow,
 };
 use super::throttle::{Limit, PerAddress};
 use super::totp;
@@ -129,28 +129,11 @@ impl Subject {
         if d.mailer.is_none() {
             return Err(FlowError::MailUnavailable);
         }
-        let now = d.now();
-        let sent = d
-            .throttle
-            .hit(
-                &ThrottleKey::CodeMails(self.user_key(d)),
-                now,
-                now - d.settings.throttle.email_window,
-            )
+        let quota = d.throttle.code_mails(self.user_key(d), Limit::EmailSends);
+        d.throttle
+            .take(client, quota, self.flow.user.zip(Some(self.sam())))
             .await?;
-        if sent > d.settings.throttle.email_max_sends {
-            d.throttle
-                .refused(
-                    client,
-                    self.flow.user.zip(Some(self.sam())),
-                    Limit::EmailSends,
-                    None,
-                )
-                .await?;
-            return Err(FlowError::Throttled {
-                retry_after: d.settings.throttle.email_window,
-            });
-        }
+        let now = d.now();
         let address = match &self.address {
             Some(to) => Some(to.clone()),
             None => self

@@ -7,9 +7,7 @@ use crate::domain::deps::Client;
 use crate::domain::error::FlowError;
 use crate::domain::notify::MailKind;
 use crate::domain::secrets::{self, normalise_code};
-use crate::domain::store::{
-    CodePurpose, EnrolledMethod, MethodKind, PendingCode, Person, Session, ThrottleKey,
-};
+use crate::domain::store::{CodePurpose, EnrolledMethod, MethodKind, PendingCode, Person, Session};
 use crate::domain::throttle::Limit;
 
 impl Enrollment<'_> {
@@ -124,29 +122,9 @@ impl Enrollment<'_> {
     }
 
     async fn email_quota(&self, session: &Session, client: &Client) -> Result<(), FlowError> {
-        let d = self.deps;
-        let now = d.now();
-        let sent = d
-            .throttle
-            .hit(
-                &ThrottleKey::CodeMails(Person::User(session.user)),
-                now,
-                now - d.settings.throttle.email_window,
-            )
-            .await?;
-        if sent > d.settings.throttle.email_max_sends {
-            d.throttle
-                .refused(
-                    client,
-                    Some((session.user, &session.sam_account_name)),
-                    Limit::EmailSends,
-                    None,
-                )
-                .await?;
-            return Err(FlowError::Throttled {
-                retry_after: d.settings.throttle.email_window,
-            });
-        }
-        Ok(())
+        let throttle = &self.deps.throttle;
+        let quota = throttle.code_mails(Person::User(session.user), Limit::EmailSends);
+        let user = Some((session.user, session.sam_account_name.as_str()));
+        throttle.take(client, quota, user).await
     }
 }

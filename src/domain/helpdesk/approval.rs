@@ -20,9 +20,7 @@ use crate::domain::directory::{DirectoryUser, ManagerLink};
 use crate::domain::error::{FlowError, ManagerRefusal};
 use crate::domain::notify::{About, Mail, MailKind, Purpose, Queued};
 use crate::domain::secrets::{new_token, token_hash};
-use crate::domain::store::{
-    CodePurpose, ManagerApproval, MethodKind, Person, ResetFlow, ThrottleKey,
-};
+use crate::domain::store::{CodePurpose, ManagerApproval, MethodKind, Person, ResetFlow};
 use crate::domain::throttle::Limit;
 use crate::domain::verification::Subject;
 
@@ -139,18 +137,12 @@ impl Helpdesk<'_> {
         };
         // A manager's mailbox gets no more approval links than codes (`throttle.email_max_sends`
         // per `email_window`, counted with the codes mailed to them), however many operators ask.
+        let quota = d
+            .throttle
+            .code_mails(Person::User(manager.guid), Limit::ManagerApprovalMails);
+        let who = Some((manager.guid, manager.sam_account_name.as_str()));
+        d.throttle.take(client, quota, who).await?;
         let now = d.now();
-        let mails = ThrottleKey::CodeMails(Person::User(manager.guid));
-        let window = d.settings.throttle.email_window;
-        if d.throttle.hit(&mails, now, now - window).await? > d.settings.throttle.email_max_sends {
-            let who = Some((manager.guid, manager.sam_account_name.as_str()));
-            d.throttle
-                .refused(client, who, Limit::ManagerApprovalMails, None)
-                .await?;
-            return Err(FlowError::Throttled {
-                retry_after: window,
-            });
-        }
         let (link_token, id_hash) = new_token();
         let expires = now + APPROVAL_LIFETIME;
         d.flows

@@ -13,7 +13,7 @@ use crate::domain::locale::Locale;
 use crate::domain::secrets::token_hash;
 use crate::domain::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
 use crate::domain::store::{MethodKind, Session, SessionKind, ThrottleKey};
-use crate::domain::throttle::Limit;
+use crate::domain::throttle::{Limit, Quota};
 use crate::domain::totp;
 
 impl Helpdesk<'_> {
@@ -185,7 +185,7 @@ impl Helpdesk<'_> {
             return Err(FlowError::Unauthorized);
         }
         self.recheck_membership(&session, now).await?;
-        self.action_limit(&session, now).await?;
+        self.action_limit(&session).await?;
         d.sessions.touch_session(&hash, now).await?;
         Ok(Operator { session })
     }
@@ -200,45 +200,34 @@ impl Helpdesk<'_> {
     ) -> Result<(), FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
-        let now = d.now();
         let typed = signin::normalise_login(login, &d.settings.signin.domains);
         let key = ThrottleKey::OperatorSignIns(d.keys.login_hash(&typed));
-        let count = d.throttle.hit(&key, now, now - h.operator_window).await?;
-        if count > h.operator_max_sign_ins {
-            d.throttle
-                .refused(client, None, Limit::OperatorSignIns, None)
-                .await?;
-            return Err(FlowError::Throttled {
-                retry_after: h.operator_window,
-            });
-        }
-        Ok(())
+        let quota = Quota {
+            key,
+            max: h.operator_max_sign_ins,
+            window: h.operator_window,
+            limit: Limit::OperatorSignIns,
+        };
+        d.throttle.take(client, quota, None).await
     }
 
     /// Counts one request of the operator's account (all their sessions together).
-    pub(super) async fn action_limit(
-        &self,
-        session: &Session,
-        now: Timestamp,
-    ) -> Result<(), FlowError> {
+    pub(super) async fn action_limit(&self, session: &Session) -> Result<(), FlowError> {
         let d = self.deps;
         let h = &d.settings.helpdesk;
         let key = ThrottleKey::OperatorActions(session.user);
-        let count = d.throttle.hit(&key, now, now - h.operator_window).await?;
-        if count > h.operator_max_actions {
-            let operator = (session.user, session.sam_account_name.as_str());
-            let client = Client {
-                ip: None,
-                locale: Locale::En,
-            };
-            d.throttle
-                .refused(&client, Some(operator), Limit::OperatorActions, None)
-                .await?;
-            return Err(FlowError::Throttled {
-                retry_after: h.operator_window,
-            });
-        }
-        Ok(())
+        let quota = Quota {
+            key,
+            max: h.operator_max_actions,
+            window: h.operator_window,
+            limit: Limit::OperatorActions,
+        };
+        let operator = (session.user, session.sam_account_name.as_str());
+        let client = Client {
+            ip: None,
+            locale: Locale::En,
+        };
+        d.throttle.take(&client, quota, Some(operator)).await
     }
 
     /// Ends the session of an operator who left the helpdesk group (or whose account was
