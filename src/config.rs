@@ -23,11 +23,13 @@ use crate::domain::settings::{
 
 mod de;
 mod directory;
+mod hooks;
 mod load;
 mod rules;
 mod ui;
 
 pub use directory::{Balance, DcEndpoint, DirectoryConfig, PolicyHints};
+pub use hooks::{AuditConfig, HookTarget, HooksConfig, SyslogTarget};
 pub use ui::{Colour, Image};
 
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -62,6 +64,8 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub ui: UiConfig,
+    pub hooks: HooksConfig,
+    pub audit: AuditConfig,
 }
 
 /// `[ui]`: what the pages and mails look like.
@@ -354,6 +358,8 @@ struct Raw {
     metrics: MetricsConfig,
     #[serde(default)]
     ui: UiConfig,
+    hooks: HooksConfig,
+    audit: AuditConfig,
 }
 
 /// A database URL with any password replaced, fit for logs and `check` output.

@@ -35,6 +35,10 @@ pub enum StartError {
     Mail(#[from] MailError),
     #[error(transparent)]
     Templates(#[from] crate::i18n::OverrideError),
+    #[error("hooks.ca_file: {0}")]
+    Hooks(String),
+    #[error("audit.syslog: {0}")]
+    Syslog(String),
 }
 
 /// The domain's dependencies, and the store behind most of them (for what only the store does,
@@ -123,7 +127,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
 /// [`wire`], the outbox's sender started, and what the HTTP layer adds.
 pub async fn state(config: &Config) -> Result<AppState, StartError> {
     let Wired {
-        deps,
+        mut deps,
         store,
         outbox_sender,
         overrides,
@@ -131,6 +135,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
     } = wire(config).await?;
     let licence = LicenceGate::new(config.licence.azure_ad_premium);
     let outbox_sender = outbox_sender.map(OutboxSender::spawn);
+    spawn_hooks_and_forwarding(config, &mut deps, &store)?;
     Ok(AppState::new(Shared {
         licence,
         deps,
@@ -150,6 +155,27 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         hsts: config.server.public_url.scheme() == "https",
         outbox_sender,
     }))
+}
+
+/// `[hooks]` given to the flows with their webhook sender started, and `audit.syslog`'s
+/// forwarder started: only `serve` runs them, like the outbox's sender.
+fn spawn_hooks_and_forwarding(
+    config: &Config,
+    deps: &mut Deps,
+    store: &Store,
+) -> Result<(), StartError> {
+    let hooks = crate::hooks::Dispatcher::new(&config.hooks, store.clone(), deps.clock.clone())
+        .map_err(StartError::Hooks)?;
+    if let Some((dispatcher, sender)) = hooks {
+        sender.spawn();
+        deps.hooks = crate::domain::hooks::Hooks::new(Arc::new(dispatcher));
+    }
+    if let Some(forwarder) = crate::forward::SyslogForwarder::new(&config.audit, store.clone())
+        .map_err(StartError::Syslog)?
+    {
+        forwarder.spawn();
+    }
+    Ok(())
 }
 
 /// The flows' settings: the sections they take as they are, whole, and what is derived from

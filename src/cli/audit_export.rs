@@ -18,9 +18,10 @@ pub enum Format {
     Json,
 }
 
-/// One exported row: times as RFC 3339 UTC, every field a plain string.
+/// One exported row: times as RFC 3339 UTC, every field a plain string. Also the JSON that
+/// `audit.syslog` forwards.
 #[derive(Serialize)]
-struct Row<'a> {
+pub(crate) struct Row<'a> {
     id: i64,
     time: String,
     event: &'a str,
@@ -35,7 +36,7 @@ struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
-    fn new(r: &'a AuditRecord) -> Self {
+    pub(crate) fn new(r: &'a AuditRecord) -> Self {
         let e = &r.event;
         let at = e.at.to_system_time();
         Row {

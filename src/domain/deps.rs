@@ -9,6 +9,7 @@ use super::ObjectGuid;
 use super::audit::Auditor;
 use super::clock::{Clock, Timestamp};
 use super::directory::{Directory, DirectoryUser};
+use super::hooks::Hooks;
 use super::notifier::Notifier;
 use super::notify::{Mailer, Outbox};
 use super::scope::StandIn;
@@ -45,6 +46,8 @@ pub struct Deps {
     pub settings: Settings,
     /// What a reset start for an unknown login judges in its place.
     pub stand_in: Arc<StandIn>,
+    /// `hooks.after_*`; none unless the composition root sets them.
+    pub hooks: Hooks,
 }
 
 /// The ports [`Deps`] is built from; the audit log, the throttle store and the outbox go to the
@@ -95,6 +98,7 @@ impl Deps {
             keys,
             settings,
             stand_in: Default::default(),
+            hooks: Hooks::default(),
         }
     }
 

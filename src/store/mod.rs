@@ -10,6 +10,7 @@ mod codes;
 mod database_url;
 mod error;
 mod flows;
+mod hooks;
 mod notices;
 mod outbox;
 mod registrations;
@@ -29,6 +30,7 @@ use crate::domain::clock::{Clock, SystemClock, Timestamp};
 use crate::domain::store::StoreError;
 use database_url::DatabaseUrl;
 pub use error::UNAVAILABLE;
+pub use hooks::HookCall;
 
 /// How long a query waits for a pooled connection, including (re)connecting to a server that
 /// refuses connections, before it fails as "unavailable".

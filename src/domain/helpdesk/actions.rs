@@ -10,6 +10,7 @@ use crate::domain::audit::{Audit, AuditKind, Outcome};
 use crate::domain::deps::Client;
 use crate::domain::directory::{AccountChange, DirectoryUser};
 use crate::domain::error::FlowError;
+use crate::domain::hooks::{Actor, HookAccount, HookAction};
 use crate::domain::notify::{Mail, MailKind};
 use crate::domain::registration_code;
 
@@ -168,6 +169,22 @@ impl Helpdesk<'_> {
                 },
             )
             .await;
+
+        let hook = match action {
+            Action::Reset { .. } => HookAction::Reset,
+            Action::Unlock => HookAction::Unlock,
+            Action::ClearRegistrations => HookAction::RegistrationChange,
+        };
+        d.hooks.after(
+            hook,
+            HookAccount::of(&user),
+            Actor::Helpdesk {
+                operator: actor.clone(),
+            },
+            d.now(),
+            None,
+            temporary.as_ref(),
+        );
 
         // The password mail first, then the notice of what the helpdesk did.
         let shown = match (action, temporary, &address) {

@@ -9,6 +9,7 @@ use crate::domain::audit::{Audit, AuditKind, Outcome};
 use crate::domain::deps::Client;
 use crate::domain::directory::{AccountChange, DcId, DirectoryError, DirectoryUser};
 use crate::domain::error::FlowError;
+use crate::domain::hooks::{Actor, HookAccount, HookAction};
 use crate::domain::notify::MailKind;
 use crate::domain::policy::{
     MAX_PASSWORD_CHARS, PasswordPolicy, Requirement, Violation, after_write,
@@ -171,6 +172,14 @@ impl Reset<'_> {
                 if protected {
                     self.tell_admins(live, &user, client).await;
                 }
+                d.hooks.after(
+                    HookAction::Reset,
+                    HookAccount::of(&user),
+                    Actor::Owner,
+                    d.now(),
+                    Some(&live.id_hash),
+                    Some(new_password),
+                );
                 Ok(())
             }
             // Every rule that can be checked in advance passed: what AD still refuses for is
@@ -206,6 +215,15 @@ impl Reset<'_> {
             client,
         )
         .await;
+        let d = self.deps;
+        d.hooks.after(
+            HookAction::Unlock,
+            HookAccount::of(&user),
+            Actor::Owner,
+            d.now(),
+            Some(&live.id_hash),
+            None,
+        );
         Ok(())
     }
 
