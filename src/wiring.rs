@@ -135,7 +135,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
     } = wire(config).await?;
     let licence = LicenceGate::new(config.licence.azure_ad_premium);
     let outbox_sender = outbox_sender.map(OutboxSender::spawn);
-    spawn_hooks_and_forwarding(config, &mut deps, &store)?;
+    spawn_hooks_and_forwarding(config, &mut deps, &store).await?;
     Ok(AppState::new(Shared {
         licence,
         deps,
@@ -159,7 +159,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
 
 /// `[hooks]` given to the flows with their webhook sender started, and `audit.syslog`'s
 /// forwarder started: only `serve` runs them, like the outbox's sender.
-fn spawn_hooks_and_forwarding(
+async fn spawn_hooks_and_forwarding(
     config: &Config,
     deps: &mut Deps,
     store: &Store,
@@ -173,7 +173,7 @@ fn spawn_hooks_and_forwarding(
     if let Some(forwarder) = crate::forward::SyslogForwarder::new(&config.audit, store.clone())
         .map_err(StartError::Syslog)?
     {
-        forwarder.spawn();
+        forwarder.spawn().await;
     }
     Ok(())
 }

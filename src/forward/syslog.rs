@@ -135,9 +135,19 @@ impl SyslogForwarder {
         }))
     }
 
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+    /// Starts forwarding. The place to start from is read (or, the first time, set) before this
+    /// returns, so every row written after it is forwarded; if the database does not answer now,
+    /// the task tries again.
+    pub async fn spawn(self) -> tokio::task::JoinHandle<()> {
+        let start = match self.start().await {
+            Ok(last_id) => Some(Position { last_id, gap: None }),
+            Err(e) => {
+                tracing::warn!(error = %e, "syslog forwarding cannot read its place yet; will retry");
+                None
+            }
+        };
         tokio::spawn(async move {
-            let mut position = None;
+            let mut position = start;
             let mut connection = None;
             let mut pause = FIRST_PAUSE;
             loop {
