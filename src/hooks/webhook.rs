@@ -155,7 +155,7 @@ impl WebhookSender {
                 client_ip: None,
                 method: None,
                 reason: Some(format!(
-                    "{}: given up after {} attempts: {error}",
+                    "{}: given up (attempts: {}): {error}",
                     call.hook,
                     call.attempts + 1
                 )),

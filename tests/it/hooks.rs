@@ -283,6 +283,51 @@ async fn a_webhook_gets_a_signed_event_per_self_service_action_and_a_retry_after
     store.close().await;
 }
 
+#[tokio::test]
+async fn a_webhook_that_keeps_failing_is_given_up_with_an_audit_row() {
+    let hook = receiver(usize::MAX).await;
+    let app = test_app(&format!(
+        "{LICENSED}{}\n{}",
+        smtp_section(),
+        hooks_section(&format!(
+            "retry_for = \"2s\"\nafter_registration_change = {{ url = {:?} }}\n",
+            hook.url
+        ))
+    ))
+    .await;
+    let user = create_user("hkg").await;
+    let token = sign_in(&app, &user).await;
+    register_totp(&app, &token).await;
+    hook.until(|calls| !calls.is_empty()).await;
+
+    let store = app.database.store().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let given_up = loop {
+        use sspr_bridge::domain::store::AuditLog;
+        let rows = store
+            .since(sspr_bridge::domain::clock::Timestamp::from_millis(0), 1000)
+            .await
+            .unwrap();
+        if let Some(row) = rows.into_iter().find(|r| r.event.event.as_str() == "hook") {
+            break row.event;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no audit row for the given-up webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(given_up.outcome.as_str(), "failure");
+    let reason = given_up.reason.unwrap();
+    assert!(
+        reason.starts_with("after_registration_change: given up (attempts: 1): answered 500"),
+        "{reason}"
+    );
+    assert_eq!(store.hook_calls().await.unwrap(), []);
+    store.close().await;
+    assert_eq!(hook.calls.lock().unwrap().len(), 1, "not called again");
+}
+
 /// A file in a directory of its own that a command hook appends its input to. The directory is
 /// removed when the test ends and is none of those `scripts/check-secrets` reads (logs and
 /// database dumps): a command that was given the password has written it there on purpose.
