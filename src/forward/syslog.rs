@@ -9,7 +9,7 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixDatagram};
 
-use crate::cli::audit_export::Row;
+use super::AuditRow;
 use crate::config::{AuditConfig, SyslogTarget};
 use crate::domain::audit::Outcome;
 use crate::domain::store::AuditRecord;
@@ -41,7 +41,7 @@ pub fn message(record: &AuditRecord, hostname: &str) -> String {
     };
     let pri = FACILITY * 8 + severity;
     let time = humantime::format_rfc3339_millis(e.at.to_system_time());
-    let json = serde_json::to_string(&Row::new(record)).unwrap_or_default();
+    let json = serde_json::to_string(&AuditRow::new(record)).unwrap_or_default();
     format!(
         "<{pri}>1 {time} {hostname} sspr-bridge {} {} - {json}",
         std::process::id(),
