@@ -23,8 +23,9 @@ use crate::store::{HookCall, Store};
 /// `X-SSPR-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." and the body>`.
 pub const SIGNATURE_HEADER: &str = "x-sspr-signature";
 
-/// How long an instance holds a claimed call: longer than one call can take.
-const LEASE: Duration = Duration::from_secs(120);
+/// How long an instance holds a claimed call at least; longer when `hooks.timeout` is, so that
+/// no other instance takes a call while it is being made.
+const LEASE: Duration = Duration::from_secs(60);
 /// The first pause after a failure; each further failure doubles it, up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_secs(5);
 const MAX_PAUSE: Duration = Duration::from_secs(3600);
@@ -84,14 +85,21 @@ impl WebhookSender {
         })
     }
 
+    /// Makes every call that is due, claiming one at a time so each claim outlasts its call.
     async fn round(&self) -> Result<(), crate::domain::store::StoreError> {
-        let now = self.clock.now().as_millis();
-        let lease = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
-        let calls = self.store.claim_hook_calls(now, now + lease, 20).await?;
-        for call in calls {
+        let lease = LEASE.max(self.settings.timeout * 2);
+        let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        loop {
+            let now = self.clock.now().as_millis();
+            let claimed = self
+                .store
+                .claim_hook_calls(now, now.saturating_add(lease), 1)
+                .await?;
+            let Some(call) = claimed.into_iter().next() else {
+                return Ok(());
+            };
             self.attempt(call).await?;
         }
-        Ok(())
     }
 
     async fn attempt(&self, call: HookCall) -> Result<(), crate::domain::store::StoreError> {

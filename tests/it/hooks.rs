@@ -375,6 +375,10 @@ async fn a_command_hook_reads_the_event_and_no_password_unless_allowed() {
     ))
     .await;
     let (user, flow) = verified_flow(&app, "hkc").await;
+    // A refused password is no reset: no event.
+    set_password(&app, &flow, "short")
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
     set_password(&app, &flow, "Hooked-Cmd-Pw-52!")
         .await
         .expect(StatusCode::NO_CONTENT);
@@ -431,13 +435,26 @@ async fn helpdesk_actions_reach_the_hooks_and_a_command_may_get_the_temporary_pa
         .unwrap()
         .to_owned();
 
+    desk.app
+        .delete(
+            &format!("/api/v1/helpdesk/users/{}/enrollment", caller.sam),
+            Some(&operator),
+        )
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
     let helpdesk = json!({"kind": "helpdesk", "operator": desk.operator.sam});
-    let events = hook.accepted_about(&caller.sam, 2).await;
+    let events = hook.accepted_about(&caller.sam, 3).await;
     assert_eq!(events[0]["action"], "registration_change");
     assert_eq!(events[0]["actor"], json!({"kind": "self"}));
     assert_eq!(events[1]["action"], "unlock");
     assert_eq!(events[1]["actor"], helpdesk);
-    assert_account(&events[1], &caller).await;
+    assert_eq!(events[2]["action"], "registration_change");
+    assert_eq!(events[2]["actor"], helpdesk);
+    for event in &events[1..] {
+        assert_account(event, &caller).await;
+        assert!(event["flow_id"].is_null());
+    }
     for call in hook.calls.lock().unwrap().iter() {
         assert_signed(call);
         assert!(!call.body.contains(&temporary));
