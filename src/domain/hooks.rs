@@ -21,10 +21,17 @@ pub enum HookAction {
     Unlock,
     /// A recovery method added, removed or cleared.
     RegistrationChange,
+    /// A password change by a user who knew the current one.
+    Change,
 }
 
 impl HookAction {
-    pub const ALL: [HookAction; 3] = [Self::Reset, Self::Unlock, Self::RegistrationChange];
+    pub const ALL: [HookAction; 4] = [
+        Self::Reset,
+        Self::Unlock,
+        Self::RegistrationChange,
+        Self::Change,
+    ];
 
     /// The configuration key of its hook, and what the outbox records.
     pub fn hook_name(self) -> &'static str {
@@ -32,6 +39,7 @@ impl HookAction {
             Self::Reset => "after_reset",
             Self::Unlock => "after_unlock",
             Self::RegistrationChange => "after_registration_change",
+            Self::Change => "after_change",
         }
     }
 
