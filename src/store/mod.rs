@@ -10,6 +10,7 @@ mod codes;
 mod database_url;
 mod error;
 mod flows;
+mod history;
 mod notices;
 mod outbox;
 mod registrations;

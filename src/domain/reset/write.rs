@@ -134,9 +134,12 @@ impl Reset<'_> {
         let (user, protected) = self.verified_user(live).await?;
         let policy = d.directory.password_policy(&user).await?;
         // The flow stays open after a refusal: the user may try another password.
-        let broken = self
-            .broken_rules(new_password, Owner::of(&user), policy.clone())
-            .await;
+        let (mut broken, checked) = tokio::join!(
+            self.broken_rules(new_password, Owner::of(&user), policy.clone()),
+            d.history.check_against(&user, &policy, new_password),
+        );
+        let mut checked = checked?;
+        broken.extend(checked.reused.take());
         if !broken.is_empty() {
             let refused = FlowError::PasswordRejected(broken);
             self.audit_refusal(&user, &refused.to_string(), client)
@@ -157,8 +160,14 @@ impl Reset<'_> {
                         tracing::warn!(error = %e, "the DC that took the reset is not recorded");
                     }
                 };
+                let remember = async {
+                    if let Err(e) = d.history.remember_checked(checked).await {
+                        tracing::warn!(error = %e, "the new password is not in the local history");
+                    }
+                };
                 tokio::join!(
                     record_dc,
+                    remember,
                     crate::domain::enrollment::end_sessions(d, &user),
                     self.finish(
                         live,
