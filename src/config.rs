@@ -62,6 +62,7 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub ui: UiConfig,
+    pub audit: AuditConfig,
 }
 
 /// `[ui]`: what the pages and mails look like.
@@ -287,6 +288,14 @@ pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
 }
 
+/// `[audit]`: how long the audit log keeps its rows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Rows older than this many days are deleted in the background; 0 keeps them for ever.
+    pub retain_days: u32,
+}
+
 /// Everything wrong with a configuration, each naming its key and how to fix it.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -354,6 +363,7 @@ struct Raw {
     metrics: MetricsConfig,
     #[serde(default)]
     ui: UiConfig,
+    audit: AuditConfig,
 }
 
 /// A database URL with any password replaced, fit for logs and `check` output.

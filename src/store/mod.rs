@@ -14,6 +14,7 @@ mod history;
 mod notices;
 mod outbox;
 mod registrations;
+mod retention;
 mod sessions;
 mod throttle;
 
@@ -30,6 +31,7 @@ use crate::domain::clock::{Clock, SystemClock, Timestamp};
 use crate::domain::store::StoreError;
 use database_url::DatabaseUrl;
 pub use error::UNAVAILABLE;
+pub use retention::AUDIT_PRUNE_BATCH;
 
 /// How long a query waits for a pooled connection, including (re)connecting to a server that
 /// refuses connections, before it fails as "unavailable".

@@ -1,11 +1,15 @@
 //! The local password history, against the test DC (Samba 4.17: no policy hints, so AD applies
-//! no history to a reset and the service keeps its own) and both databases.
+//! no history to a reset and the service keeps its own) and both databases; and audit retention.
 
 use axum::http::StatusCode;
 use serde_json::json;
+use sspr_bridge::domain::clock::Timestamp;
+use sspr_bridge::domain::store::{AuditEvent, AuditKind, AuditLog, Outcome};
 
 use crate::client::{Answer, TestApp, contains, test_app};
-use crate::harness::{TestUser, add_member, bind, create_group, create_user, unique_name};
+use crate::harness::{
+    TestDatabase, TestUser, add_member, bind, create_group, create_user, unique_name,
+};
 use crate::mail::{smtp_section, wait_for_mail};
 use crate::policy::Pso;
 use crate::selfservice::{register_email, set_password, sign_in, start_flow, verify};
@@ -115,4 +119,54 @@ async fn the_history_length_follows_the_users_policy() {
         .expect(StatusCode::NO_CONTENT);
     bind(&user.dn, FIRST).await.expect("the older one is back");
     drop(pso);
+}
+
+fn event(at_ms: i64, sam: &str) -> AuditEvent {
+    AuditEvent {
+        at: Timestamp::from_millis(at_ms),
+        event: AuditKind::PasswordReset,
+        outcome: Outcome::Success,
+        object_guid: None,
+        sam_account_name: Some(sam.to_owned()),
+        actor: None,
+        client_ip: None,
+        method: None,
+        reason: None,
+        login_hash: None,
+    }
+}
+
+/// Old audit rows go, in batches smaller than their number; newer ones stay.
+#[tokio::test]
+async fn audit_retention_deletes_old_rows_and_keeps_new_ones() {
+    let database = TestDatabase::from_env().await;
+    let store = database.store().await;
+    store.migrate().await.unwrap();
+    let cutoff = Timestamp::from_millis(1_700_000_000_000);
+    for i in 0..7 {
+        store
+            .record(&event(1_600_000_000_000 + i, &format!("old{i}")))
+            .await
+            .unwrap();
+    }
+    store
+        .record(&event(cutoff.as_millis(), "at-cutoff"))
+        .await
+        .unwrap();
+    store
+        .record(&event(1_800_000_000_000, "new"))
+        .await
+        .unwrap();
+
+    assert_eq!(store.prune_audit(cutoff, 3).await.unwrap(), 7);
+    let left: Vec<_> = store
+        .since(Timestamp::from_millis(0), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.sam_account_name.unwrap())
+        .collect();
+    assert_eq!(left, ["at-cutoff", "new"]);
+    assert_eq!(store.prune_audit(cutoff, 3).await.unwrap(), 0);
+    store.close().await;
 }
