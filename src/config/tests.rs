@@ -361,3 +361,14 @@ fn the_logo_and_favicon_are_read_at_start() {
     assert!(err.mentions("ui.favicon"), "{err}");
     assert!(err.to_string().contains("/nonexistent/logo.png"), "{err}");
 }
+
+#[test]
+fn audit_retention_is_a_number_of_days_and_zero_keeps_everything() {
+    assert_eq!(load("").unwrap().audit.retain_days, 365);
+    assert_eq!(
+        load("[audit]\nretain_days = 0").unwrap().audit.retain_days,
+        0
+    );
+    let error = load("[audit]\nretain_days = -1").unwrap_err();
+    assert_eq!(error.problems[0].key, "audit.retain_days", "{error}");
+}

@@ -299,6 +299,29 @@ mod tests {
     }
 
     #[test]
+    fn a_history_hash_is_keyed_and_salted_per_account() {
+        let k = keys();
+        let ann = k.password_history_hash(b"ann-guid", "Velvet-Harbour-82");
+        assert_eq!(
+            *ann,
+            *k.password_history_hash(b"ann-guid", "Velvet-Harbour-82")
+        );
+        assert_ne!(
+            *ann,
+            *k.password_history_hash(b"ann-guid", "Velvet-Harbour-83")
+        );
+        assert_ne!(
+            *ann,
+            *k.password_history_hash(b"bob-guid", "Velvet-Harbour-82")
+        );
+        let other_key = Keys::new(&[8u8; 32]);
+        assert_ne!(
+            *ann,
+            *other_key.password_history_hash(b"ann-guid", "Velvet-Harbour-82")
+        );
+    }
+
+    #[test]
     fn tokens_are_long_random_and_stored_hashed() {
         let (a, hash) = new_token();
         let (b, _) = new_token();
