@@ -74,6 +74,18 @@ async fn a_reset_to_a_password_the_service_set_is_refused_by_name() {
     }
 
     let flow = verified_by_mail(&app, &user, &address).await;
+    // A check in advance says so too, without writing anything.
+    let checked = app
+        .post(
+            "/api/v1/password/check",
+            json!({"flow": flow, "password": FIRST}),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(checked["ok"], false, "{checked}");
+    assert_eq!(checked["broken"][0]["rule"], "history", "{checked}");
     // The current password and an older one (the domain keeps 24).
     for password in [SECOND, FIRST] {
         let (rules, message) = refusal(set_password(&app, &flow, password).await);
