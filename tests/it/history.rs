@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use sspr_bridge::domain::clock::Timestamp;
 use sspr_bridge::domain::store::{AuditEvent, AuditKind, AuditLog, Outcome};
+use sspr_bridge::domain::totp;
 
 use crate::client::{Answer, TestApp, contains, test_app};
 use crate::harness::{
@@ -12,7 +13,9 @@ use crate::harness::{
 };
 use crate::mail::{smtp_section, wait_for_mail};
 use crate::policy::Pso;
-use crate::selfservice::{register_email, set_password, sign_in, start_flow, verify};
+use crate::selfservice::{
+    register_email, set_password, settle_totp_step, sign_in, start_flow, verify,
+};
 
 async fn app() -> TestApp {
     test_app(&format!(
@@ -181,4 +184,55 @@ async fn audit_retention_deletes_old_rows_and_keeps_new_ones() {
     assert_eq!(left, ["at-cutoff", "new"]);
     assert_eq!(store.prune_audit(cutoff, 3).await.unwrap(), 0);
     store.close().await;
+}
+
+/// The helpdesk's temporary password is remembered too: the user cannot reset back to a password
+/// an operator saw.
+#[tokio::test]
+async fn a_reset_back_to_the_helpdesks_temporary_password_is_refused() {
+    let desk = crate::helpdesk::desk("").await;
+    let (caller, secret) = crate::helpdesk::caller_with_totp(&desk).await;
+    let token = desk.operator_token().await;
+    let users = "/api/v1/helpdesk/users";
+    let step = settle_totp_step().await;
+    desk.app
+        .post(
+            &format!("{users}/{}/verify", caller.sam),
+            json!({"method": "totp", "code": totp::code_at(&secret, step)}),
+            Some(&token),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let temporary = desk
+        .app
+        .post(
+            &format!("{users}/{}/reset", caller.sam),
+            json!({"deliver": "operator"}),
+            Some(&token),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json()["temporary_password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The authenticator's next code: the operator's verification spent this step's.
+    let flow = start_flow(&desk.app, &caller.sam).await;
+    let next = loop {
+        let now = settle_totp_step().await;
+        if now / totp::STEP_SECS > step / totp::STEP_SECS {
+            break now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    verify(&desk.app, &flow, "totp", &totp::code_at(&secret, next))
+        .await
+        .expect(StatusCode::OK);
+    let (rules, _) = refusal(set_password(&desk.app, &flow, &temporary).await);
+    assert_eq!(rules, ["history"]);
+    set_password(&desk.app, &flow, THIRD)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    bind(&caller.dn, THIRD).await.expect("a new one is written");
 }
