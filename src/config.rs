@@ -29,7 +29,7 @@ mod rules;
 mod ui;
 
 pub use directory::{Balance, DcEndpoint, DirectoryConfig, PolicyHints};
-pub use hooks::{AuditConfig, HookTarget, HooksConfig, SyslogTarget};
+pub use hooks::{HookTarget, HooksConfig, SyslogTarget};
 pub use ui::{Colour, Image};
 
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -289,6 +289,20 @@ pub struct MetricsConfig {
     token_file: Option<PathBuf>,
     #[serde(deserialize_with = "de::optional_socket_addr")]
     pub listen: Option<SocketAddr>,
+}
+
+/// `[audit]`: how long the audit log keeps its rows, and where it is forwarded.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Rows older than this many days are deleted in the background; 0 keeps them for ever.
+    pub retain_days: u32,
+    /// Where every row is forwarded as it is written; `None`: nowhere.
+    #[serde(deserialize_with = "hooks::syslog_target")]
+    pub syslog: Option<SyslogTarget>,
+    /// The CA a `tls://` syslog server's certificate must chain to; empty: the system store.
+    #[serde(deserialize_with = "de::optional")]
+    pub syslog_ca_file: Option<PathBuf>,
 }
 
 /// Everything wrong with a configuration, each naming its key and how to fix it.

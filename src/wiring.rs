@@ -50,8 +50,6 @@ pub struct Wired {
     outbox_sender: Option<OutboxSender>,
     /// The templates of `ui.templates_dir` that replace built-in ones.
     overrides: crate::i18n::Overrides,
-    /// The directory again, for what pages ask it beyond the domain's port.
-    directory: Arc<LdapDirectory>,
 }
 
 /// Connects the store (applying pending migrations) and prepares the directory pools; DCs are
@@ -113,6 +111,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         approvals: shared_store.clone(),
         mailer,
         outbox: Arc::new(outbox),
+        history: shared_store.clone(),
     };
     let deps = Deps::new(ports, clock, keys, settings(config));
     Ok(Wired {
@@ -120,7 +119,6 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         store,
         outbox_sender,
         overrides,
-        directory,
     })
 }
 
@@ -131,10 +129,10 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         store,
         outbox_sender,
         overrides,
-        directory,
     } = wire(config).await?;
     let licence = LicenceGate::new(config.licence.azure_ad_premium);
     let outbox_sender = outbox_sender.map(OutboxSender::spawn);
+    let history = Arc::new(deps.history.clone());
     spawn_hooks_and_forwarding(config, &mut deps, &store).await?;
     Ok(AppState::new(Shared {
         licence,
@@ -146,7 +144,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
             config.server.public_url.scheme() == "https",
         )
         .with_branding(Branding::from_config(&config.ui))
-        .with_history_rule(directory)
+        .with_history_rule(history)
         .with_overrides(&overrides)?,
         body_limit: config.server.body_limit,
         request_timeout: config.server.request_timeout,

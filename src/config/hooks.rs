@@ -1,5 +1,5 @@
-//! `[hooks]` (webhooks and commands after an action) and `[audit]` (forwarding the audit log to
-//! syslog): their raw sections and the rules across their keys.
+//! `[hooks]` (webhooks and commands after an action) and `audit.syslog` (forwarding the audit
+//! log to syslog): their raw sections and the rules across their keys.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -100,7 +100,7 @@ impl super::rules::Checks {
         }
     }
 
-    pub(super) fn audit(&mut self, audit: &AuditConfig) {
+    pub(super) fn audit(&mut self, audit: &super::AuditConfig) {
         self.existing_file("audit.syslog_ca_file", audit.syslog_ca_file.as_deref());
     }
 }
@@ -129,18 +129,9 @@ pub enum SyslogTarget {
     Unix(PathBuf),
 }
 
-/// `[audit]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditConfig {
-    #[serde(deserialize_with = "syslog_target")]
-    pub syslog: Option<SyslogTarget>,
-    /// The CA a `tls://` server's certificate must chain to; empty: the system store.
-    #[serde(deserialize_with = "de::optional")]
-    pub syslog_ca_file: Option<PathBuf>,
-}
-
-fn syslog_target<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SyslogTarget>, D::Error> {
+pub(super) fn syslog_target<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SyslogTarget>, D::Error> {
     let text = String::deserialize(d)?;
     let text = text.trim();
     if text.is_empty() {

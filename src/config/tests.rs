@@ -363,6 +363,17 @@ fn the_logo_and_favicon_are_read_at_start() {
 }
 
 #[test]
+fn audit_retention_is_a_number_of_days_and_zero_keeps_everything() {
+    assert_eq!(load("").unwrap().audit.retain_days, 365);
+    assert_eq!(
+        load("[audit]\nretain_days = 0").unwrap().audit.retain_days,
+        0
+    );
+    let error = load("[audit]\nretain_days = -1").unwrap_err();
+    assert_eq!(error.problems[0].key, "audit.retain_days", "{error}");
+}
+
+#[test]
 fn webhooks_need_https_and_a_signing_secret_and_commands_an_absolute_program() {
     let config = load("").unwrap();
     assert!(config.hooks.targets().iter().all(|(_, t)| !t.is_set()));

@@ -10,10 +10,12 @@ mod codes;
 mod database_url;
 mod error;
 mod flows;
+mod history;
 mod hooks;
 mod notices;
 mod outbox;
 mod registrations;
+mod retention;
 mod sessions;
 mod throttle;
 
@@ -31,6 +33,7 @@ use crate::domain::store::StoreError;
 use database_url::DatabaseUrl;
 pub use error::UNAVAILABLE;
 pub use hooks::HookCall;
+pub use retention::AUDIT_PRUNE_BATCH;
 
 /// How long a query waits for a pooled connection, including (re)connecting to a server that
 /// refuses connections, before it fails as "unavailable".

@@ -13,6 +13,7 @@ mod faults;
 mod harness;
 mod helpdesk;
 mod helpdesk_pages;
+mod history;
 mod hooks;
 mod hostile;
 mod http;

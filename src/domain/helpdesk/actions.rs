@@ -128,7 +128,13 @@ impl Helpdesk<'_> {
                         },
                     )
                     .await?;
-                crate::domain::enrollment::end_sessions(d, &user).await;
+                // Remembered, so the user cannot reset back to a password the helpdesk knew.
+                let remember = async {
+                    if let Err(e) = d.history.remember(&user, &password).await {
+                        tracing::warn!(error = %e, "the temporary password is not in the local history");
+                    }
+                };
+                tokio::join!(crate::domain::enrollment::end_sessions(d, &user), remember);
                 (Some(password), MailKind::HelpdeskPasswordReset)
             }
             Action::Unlock => {
