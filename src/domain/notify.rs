@@ -88,6 +88,8 @@ pub enum MailKind {
         /// The manager, as [`crate::domain::helpdesk::caller_label`] names people.
         manager: String,
     },
+    /// The user changed their password with the current one (`/change`).
+    PasswordChanged,
 }
 
 impl MailKind {
@@ -113,6 +115,7 @@ impl MailKind {
             MailKind::ManagerApprovalRequest { .. } => "manager_approval_request",
             MailKind::ManagerApprovalCode { .. } => "manager_approval_code",
             MailKind::ManagerApprovalDeclined { .. } => "manager_approval_declined",
+            MailKind::PasswordChanged => "password_changed",
         }
     }
 }

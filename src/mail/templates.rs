@@ -89,6 +89,7 @@ struct Catalog {
     manager_approval_request: ReminderTexts,
     manager_approval_code: CodeTexts,
     manager_approval_declined: NoticeTexts,
+    password_changed: NoticeTexts,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -306,6 +307,7 @@ impl Templates {
                 password_context(&t.temporary_password, t, password, at)?
             }
             MailKind::PasswordReset => Notice::by_user(&t.password_reset).render(t, at)?,
+            MailKind::PasswordChanged => Notice::by_user(&t.password_changed).render(t, at)?,
             MailKind::AccountUnlocked => Notice::by_user(&t.account_unlocked).render(t, at)?,
             MailKind::SelfServiceBlocked => {
                 Notice::by_user(&t.self_service_blocked).render(t, at)?
