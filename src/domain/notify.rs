@@ -67,6 +67,14 @@ pub enum MailKind {
         /// Whole days left, rounded up.
         days_left: u32,
         expires_at: std::time::SystemTime,
+        /// Where the mail sends the user to choose the new password.
+        #[serde(default)]
+        page: PasswordPage,
+    },
+    /// `notify-expiry`, once per password: it has expired, and how to change it (`/change`,
+    /// with the expired password; the user registered nothing or forgot nothing).
+    PasswordExpired {
+        expired_at: std::time::SystemTime,
     },
     /// To the caller's AD manager: a helpdesk operator asks them to confirm who is on the
     /// phone. Carries the approval link's token (the link is the only way to the approval).
@@ -90,6 +98,17 @@ pub enum MailKind {
     },
     /// The user changed their password with the current one (`/change`).
     PasswordChanged,
+}
+
+/// The page a mail sends a user to for a new password.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordPage {
+    /// `/reset`: with the registered methods, for a password that may be forgotten.
+    Reset,
+    /// `/change`: with the current password; needs no method and no licence.
+    #[default]
+    Change,
 }
 
 impl MailKind {
@@ -116,6 +135,7 @@ impl MailKind {
             MailKind::ManagerApprovalCode { .. } => "manager_approval_code",
             MailKind::ManagerApprovalDeclined { .. } => "manager_approval_declined",
             MailKind::PasswordChanged => "password_changed",
+            MailKind::PasswordExpired { .. } => "password_expired",
         }
     }
 }

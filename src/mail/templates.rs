@@ -17,7 +17,7 @@ use self::context::{
     Notice, approval_url, code_context, escape_for_attribute, fill, fill_filter, link, page_url,
     password_context, reminder,
 };
-use crate::domain::notify::{Mail, MailKind};
+use crate::domain::notify::{Mail, MailKind, PasswordPage};
 use crate::domain::store::MethodKind;
 use crate::i18n::{self, OverrideError, Overrides};
 
@@ -90,6 +90,7 @@ struct Catalog {
     manager_approval_code: CodeTexts,
     manager_approval_declined: NoticeTexts,
     password_changed: NoticeTexts,
+    password_expired: ReminderTexts,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -216,6 +217,9 @@ pub struct Templates {
     /// The reset page under `public_url`, likewise.
     reset_url: String,
     reset_url_html: String,
+    /// The password change page under `public_url`, likewise.
+    change_url: String,
+    change_url_html: String,
     organisation: Option<String>,
     code_lifetime: Duration,
 }
@@ -250,6 +254,7 @@ impl Templates {
             .collect();
         let register_url = page_url(public_url, "register");
         let reset_url = page_url(public_url, "reset");
+        let change_url = page_url(public_url, "change");
         Self {
             env,
             catalogs,
@@ -259,6 +264,8 @@ impl Templates {
             register_url: register_url.to_string(),
             reset_url_html: escape_for_attribute(reset_url.as_str()),
             reset_url: reset_url.to_string(),
+            change_url_html: escape_for_attribute(change_url.as_str()),
+            change_url: change_url.to_string(),
             organisation: organisation.filter(|o| !o.trim().is_empty()),
             code_lifetime: DEFAULT_CODE_LIFETIME,
         }
@@ -375,6 +382,7 @@ impl Templates {
             MailKind::PasswordExpiry {
                 days_left,
                 expires_at,
+                page,
             } => {
                 let texts = &t.password_expiry;
                 let left = match days_left {
@@ -389,7 +397,21 @@ impl Templates {
                     "when" => Some(when.clone()),
                     _ => None,
                 })?;
-                let link = link(&texts.action, &self.reset_url, &self.reset_url_html);
+                let link = match page {
+                    PasswordPage::Reset => {
+                        link(&texts.action, &self.reset_url, &self.reset_url_html)
+                    }
+                    PasswordPage::Change => {
+                        link(&texts.action, &self.change_url, &self.change_url_html)
+                    }
+                };
+                reminder(texts, &texts.subject, body, link)
+            }
+            MailKind::PasswordExpired { expired_at } => {
+                let texts = &t.password_expired;
+                let when = t.when(*expired_at)?;
+                let body = fill(&texts.body, |name| (name == "when").then(|| when.clone()))?;
+                let link = link(&texts.action, &self.change_url, &self.change_url_html);
                 reminder(texts, &texts.subject, body, link)
             }
         };

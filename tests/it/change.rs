@@ -32,7 +32,7 @@ async fn bind_code(user: &TestUser, password: &str) -> Option<String> {
 /// Makes the password of `user` expired (532) on the test DC. pwdLastSet takes only 0 or -1
 /// over LDAP, and Samba treats a maximum age under a day as none, so the DC's own database is
 /// written directly (the tests' configuration talks to this DC only).
-async fn expire_password(user: &TestUser) {
+pub(crate) async fn expire_password(user: &TestUser) {
     const SCRIPT: &str = "import sys, ldb\n\
         db = ldb.Ldb(sys.argv[1], options=['modules:'])\n\
         m = ldb.Message(); m.dn = ldb.Dn(db, sys.argv[2])\n\

@@ -57,7 +57,15 @@ fn every_kind() -> Vec<MailKind> {
         MailKind::PasswordExpiry {
             days_left: 7,
             expires_at: at() + Duration::from_secs(7 * 86_400),
+            page: PasswordPage::Reset,
         },
+        MailKind::PasswordExpiry {
+            days_left: 7,
+            expires_at: at() + Duration::from_secs(7 * 86_400),
+            page: PasswordPage::Change,
+        },
+        MailKind::PasswordExpired { expired_at: at() },
+        MailKind::PasswordChanged,
         MailKind::ManagerApprovalRequest {
             token: SecretString::from("tok-EN_x"),
             operator: "op-anna".to_owned(),
@@ -76,6 +84,7 @@ fn is_reminder(kind: &MailKind) -> bool {
         kind,
         MailKind::RegistrationReminder
             | MailKind::PasswordExpiry { .. }
+            | MailKind::PasswordExpired { .. }
             | MailKind::ManagerApprovalRequest { .. }
     )
 }
