@@ -95,6 +95,14 @@ async fn a_must_change_account_changes_its_password_and_may_register_again() {
     let mail = wait_for_mail(&format!("{}@mail.test", user.sam)).await;
     assert_eq!(mail.subject, "Your password was changed");
     assert!(!mail.text.contains(&new) && !mail.text.contains(&user.password));
+    let metrics = sspr_bridge::metrics::render();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sspr_flows_completed_total{")
+                && l.contains("kind=\"password_changed\"")),
+        "{metrics}"
+    );
     let events = audit_events(&app).await;
     assert!(
         events.contains(&(
