@@ -59,7 +59,12 @@ pub enum MailKind {
     },
     /// Batch reminders (`sspr-bridge remind`, `notify-expiry`), never a password or a code: set
     /// up a verification method; the password expires soon.
-    RegistrationReminder,
+    RegistrationReminder {
+        /// The password must be changed first (expired, or must change at next logon), which
+        /// registration refuses: the mail sends the user to `/change`, then to `/register`.
+        #[serde(default)]
+        change_first: bool,
+    },
     /// Self-service was blocked for the user after too many wrong codes (`throttle.user_*`):
     /// the only sign of it anywhere, since the flows meet a block silently.
     SelfServiceBlocked,
@@ -128,7 +133,7 @@ impl MailKind {
             MailKind::HelpdeskRegistrationsCleared => "helpdesk_registrations_cleared",
             MailKind::HelpdeskBlockLifted => "helpdesk_block_lifted",
             MailKind::ProtectedAccountReset { .. } => "protected_account_reset",
-            MailKind::RegistrationReminder => "registration_reminder",
+            MailKind::RegistrationReminder { .. } => "registration_reminder",
             MailKind::PasswordExpiry { .. } => "password_expiry",
             MailKind::SelfServiceBlocked => "self_service_blocked",
             MailKind::ManagerApprovalRequest { .. } => "manager_approval_request",

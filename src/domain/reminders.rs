@@ -89,7 +89,9 @@ impl<'a> Reminders<'a> {
     }
 
     /// Mails each user in scope who has confirmed no method and has a `mail` in AD, unless they
-    /// were reminded within `interval`. The mail links to the registration page.
+    /// were reminded within `interval`. The mail links to the registration page; for a password
+    /// that must be changed first (expired, or must change at next logon), to the change page and
+    /// then the registration page.
     pub async fn remind(&self, interval: Duration, run: &Run) -> Result<Report, ReminderError> {
         let d = self.deps;
         self.check_mailer(run)?;
@@ -119,7 +121,12 @@ impl<'a> Reminders<'a> {
                 sent_at: now,
             };
             let since = now - interval;
-            let mail = self.mail(&user, address, run, MailKind::RegistrationReminder);
+            // Registration refuses such a password (773, 532): the mail sends them to /change
+            // first.
+            let kind = MailKind::RegistrationReminder {
+                change_first: user.must_change_password() || user.password_expired(),
+            };
+            let mail = self.mail(&user, address, run, kind);
             let recipient = Recipient::of(&user, address, None);
             self.deliver(run, &notice, since, mail, recipient, &mut report)
                 .await?;

@@ -83,7 +83,7 @@ struct Catalog {
     helpdesk_registrations_cleared: LinkNoticeTexts,
     helpdesk_block_lifted: NoticeTexts,
     protected_account_reset: AdminNoticeTexts,
-    registration_reminder: ReminderTexts,
+    registration_reminder: RegistrationReminderTexts,
     password_expiry: ExpiryTexts,
     self_service_blocked: NoticeTexts,
     manager_approval_request: ReminderTexts,
@@ -153,6 +153,19 @@ struct ReminderTexts {
     body: String,
     action: String,
     notes: Vec<String>,
+}
+
+/// The registration reminder: a [`ReminderTexts`], with the body and link label for a user whose
+/// password must be changed before they can register.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrationReminderTexts {
+    subject: String,
+    body: String,
+    action: String,
+    notes: Vec<String>,
+    change_first_body: String,
+    change_first_action: String,
 }
 
 /// The password expiry reminder: a [`ReminderTexts`] whose body says how long is left.
@@ -374,10 +387,24 @@ impl Templates {
                 let texts = &t.protected_account_reset;
                 Notice::to_admins(texts, account, &texts.closing).render(t, at)?
             }
-            MailKind::RegistrationReminder => {
+            MailKind::RegistrationReminder {
+                change_first: false,
+            } => {
                 let texts = &t.registration_reminder;
                 let link = link(&texts.action, &self.register_url, &self.register_url_html);
                 reminder(texts, &texts.subject, texts.body.clone(), link)
+            }
+            MailKind::RegistrationReminder { change_first: true } => {
+                let texts = &t.registration_reminder;
+                let body = fill(&texts.change_first_body, |name| {
+                    (name == "register").then(|| self.register_url.clone())
+                })?;
+                let link = link(
+                    &texts.change_first_action,
+                    &self.change_url,
+                    &self.change_url_html,
+                );
+                reminder(texts, &texts.subject, body, link)
             }
             MailKind::PasswordExpiry {
                 days_left,

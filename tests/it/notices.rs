@@ -455,6 +455,41 @@ async fn notify_expiry_sends_those_who_cannot_reset_to_change_and_tells_an_expir
     drop(pso);
 }
 
+#[tokio::test]
+async fn remind_sends_a_password_that_must_change_to_change_first() {
+    let app = app("").await;
+    let (group, users) = group_of(&["rcpl", "rcmc", "rcex"]).await;
+    let [plain, must_change, expired] = &users[..] else {
+        unreachable!()
+    };
+    harness::set_attr(&must_change.dn, "pwdLastSet", "0").await;
+    crate::change::expire_password(expired).await;
+    let config = config(&app, "");
+    let (report, out) = run(&config, Batch::Remind, Some(&group), false).await;
+    assert_eq!(report.sent.len(), 3, "{out}");
+    let register = format!("{PUBLIC_URL}register");
+    let change = format!("{PUBLIC_URL}change");
+    let mail = wait_for_mail(&ad_mail(plain)).await;
+    assert!(
+        mail.text.contains(&register) && !mail.text.contains(&change),
+        "{}",
+        mail.text
+    );
+    for user in [must_change, expired] {
+        let mail = wait_for_mail(&ad_mail(user)).await;
+        assert!(
+            mail.text.contains("your password must be changed")
+                && mail
+                    .text
+                    .contains(&format!("Change your password at:\n{change}\n"))
+                && mail.text.contains(&register),
+            "{}: {}",
+            user.sam,
+            mail.text
+        );
+    }
+}
+
 /// Moves every confirmation of the user's methods `days` into the past, as time would.
 pub(crate) async fn age_registration(app: &TestApp, user: &TestUser, days: i64) {
     sqlx::any::install_default_drivers();

@@ -108,7 +108,21 @@ fn cleared_registrations_link_to_the_registration_page() {
 fn reminders_link_to_their_page_and_say_how_long_is_left() {
     let templates = templates();
     let render = |kind, locale| templates.render(&mail(kind, locale, None), at()).unwrap();
-    let r = render(MailKind::RegistrationReminder, "en");
+    let first = render(MailKind::RegistrationReminder { change_first: true }, "en");
+    assert!(
+        first.text.contains(
+            "then set up self-service at https://sspr.example.com/register.\n\nChange your \
+             password at:\nhttps://sspr.example.com/change\n"
+        ),
+        "{}",
+        first.text
+    );
+    let r = render(
+        MailKind::RegistrationReminder {
+            change_first: false,
+        },
+        "en",
+    );
     assert_eq!(r.subject, "Set up password self-service for your account");
     assert!(
         r.text
