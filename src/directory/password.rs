@@ -237,8 +237,11 @@ impl LdapDirectory {
         let policy = self.password_policy(user).await?;
         let key = account_key(&user.sam_account_name);
         let route = Route::Account(&key);
+        // The DC that will take the modify, where a wrong current password would count. Its
+        // connection goes back to the pool while the count is read on one of its own, so a
+        // change never holds two.
         let (conn, dc) = self.checkout(route).await?;
-        // Read on the DC that takes the modify: a wrong current password counts there.
+        drop(conn);
         let bad = self
             .bad_passwords_at(dc, &user.dn)
             .await
@@ -246,6 +249,7 @@ impl LdapDirectory {
         if !may_change(bad, &policy) {
             return Ok(None);
         }
+        let conn = dc.get().await.inspect_err(metrics::directory_error)?;
         let mods = vec![
             Mod::Delete(
                 b"unicodePwd".to_vec(),
