@@ -92,7 +92,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     registry.register(
         "flows_completed",
-        "Passwords reset and accounts unlocked, by self-service or the helpdesk",
+        "Passwords reset or changed and accounts unlocked, by self-service or the helpdesk",
         m.flows_completed.clone(),
     );
     registry.register(
@@ -333,7 +333,8 @@ fn count(event: &AuditEvent) {
             AuditKind::PasswordReset
             | AuditKind::Unlock
             | AuditKind::HelpdeskReset
-            | AuditKind::HelpdeskUnlock,
+            | AuditKind::HelpdeskUnlock
+            | AuditKind::PasswordChanged,
             Outcome::Success,
         ) => {
             let kind = match kind {

@@ -84,6 +84,7 @@ fn write_report(report: &Report, dry_run: bool, out: &mut dyn Write) -> std::io:
     let verb = if dry_run { "would send" } else { "sent" };
     for r in &report.sent {
         let left = match r.days_left {
+            Some(0) => "  (expired)".to_owned(),
             Some(1) => "  (1 day left)".to_owned(),
             Some(days) => format!("  ({days} days left)"),
             None => String::new(),

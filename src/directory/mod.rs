@@ -155,6 +155,16 @@ impl Directory for LdapDirectory {
         LdapDirectory::write_account(self, user, change).await
     }
 
+    async fn change_password(
+        &self,
+        user: &DirectoryUser,
+        current: &SecretString,
+        new: &SecretString,
+        may_change: BindGuard<'_>,
+    ) -> Result<Option<DcId>, DirectoryError> {
+        LdapDirectory::change_password(self, user, current, new, may_change).await
+    }
+
     async fn password_policy(
         &self,
         user: &DirectoryUser,

@@ -8,7 +8,7 @@ use ldap3::Mod;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::errors::{from_ldap, from_ldap_write, from_result};
-use super::pool::Dc;
+use super::pool::{Dc, PooledLdap};
 use super::routing::{Route, account_key, combine};
 use super::{LdapDirectory, codec};
 use crate::config::PolicyHints;
@@ -109,11 +109,8 @@ impl LdapDirectory {
         // The count is read, and the bind made, on the same DC: another DC's count says nothing
         // about what this bind would do.
         for dc in self.candidates(Route::Account(&key)) {
-            let bad = match self.read_at(dc, &user.dn, BAD_PASSWORD_ATTRIBUTES).await {
-                Ok(entry) => entry.map_or_else(BadPasswords::default, |e| BadPasswords {
-                    count: u32::try_from(codec::first_int(&e, "badPwdCount")).unwrap_or(0),
-                    last_at: codec::first_int(&e, "badPasswordTime"),
-                }),
+            let bad = match self.bad_passwords_at(dc, &user.dn).await {
+                Ok(bad) => bad,
                 Err(e) => {
                     metrics::directory_error(&e);
                     failures.push(e);
@@ -143,6 +140,15 @@ impl LdapDirectory {
             };
         }
         Err(combine(failures))
+    }
+
+    /// The account's wrong passwords as `dc` counts them.
+    async fn bad_passwords_at(&self, dc: &Dc, dn: &str) -> Result<BadPasswords, DirectoryError> {
+        let entry = self.read_at(dc, dn, BAD_PASSWORD_ATTRIBUTES).await?;
+        Ok(entry.map_or_else(BadPasswords::default, |e| BadPasswords {
+            count: u32::try_from(codec::first_int(&e, "badPwdCount")).unwrap_or(0),
+            last_at: codec::first_int(&e, "badPasswordTime"),
+        }))
     }
 
     pub(super) async fn decoy_password_check(&self, login: &str) -> Result<(), DirectoryError> {
@@ -215,10 +221,64 @@ impl LdapDirectory {
                 None => {}
             }
         }
+        self.modify_at(conn, dc, route, &user.dn, mods).await
+    }
+
+    /// A password change with the current password: delete its value, add the new one. Unlike a
+    /// reset it needs no delegated right (AD grants "Change Password" to everyone) and no policy
+    /// hints: AD applies history and minimum age to every change.
+    pub(super) async fn change_password(
+        &self,
+        user: &DirectoryUser,
+        current: &SecretString,
+        new: &SecretString,
+        may_change: BindGuard<'_>,
+    ) -> Result<Option<DcId>, DirectoryError> {
+        let policy = self.password_policy(user).await?;
+        let key = account_key(&user.sam_account_name);
+        let route = Route::Account(&key);
+        // The DC that will take the modify, where a wrong current password would count. Its
+        // connection goes back to the pool while the count is read on one of its own, so a
+        // change never holds two.
+        let (conn, dc) = self.checkout(route).await?;
+        drop(conn);
+        let bad = self
+            .bad_passwords_at(dc, &user.dn)
+            .await
+            .inspect_err(metrics::directory_error)?;
+        if !may_change(bad, &policy) {
+            return Ok(None);
+        }
+        let conn = dc.get().await.inspect_err(metrics::directory_error)?;
+        let mods = vec![
+            Mod::Delete(
+                b"unicodePwd".to_vec(),
+                HashSet::from([codec::unicode_pwd_value(current.expose_secret())]),
+            ),
+            Mod::Add(
+                b"unicodePwd".to_vec(),
+                HashSet::from([codec::unicode_pwd_value(new.expose_secret())]),
+            ),
+        ];
+        self.modify_at(conn, dc, route, &user.dn, mods)
+            .await
+            .map(Some)
+    }
+
+    /// Sends one modify on `conn` (a pooled connection to `dc`) and keeps the account's work on
+    /// `dc` when it may have landed.
+    async fn modify_at(
+        &self,
+        mut conn: PooledLdap,
+        dc: &Dc,
+        route: Route<'_>,
+        dn: &str,
+        mods: Vec<Mod<Vec<u8>>>,
+    ) -> Result<DcId, DirectoryError> {
         let started = Instant::now();
         let result = conn
             .with_timeout(self.timeout)
-            .modify(&user.dn, mods)
+            .modify(dn, mods)
             .await
             .map_err(|e| from_ldap_write(dc.url(), e))
             .and_then(|r| {

@@ -257,6 +257,22 @@ pub trait Directory: Send + Sync {
         change: &AccountChange<'_>,
     ) -> Result<DcId, DirectoryError>;
 
+    /// Changes the user's password knowing the current one, as AD's own change does: one modify
+    /// that deletes the current `unicodePwd` value and adds the new one, on a pooled service
+    /// connection (AD grants everyone the right to change a password they know). AD itself checks
+    /// the current password, the history and the minimum age; a wrong current password is
+    /// [`DirectoryError::WrongOldPassword`] and counts as a wrong password on that DC. So the
+    /// account's wrong passwords are read first on the DC that will take the modify, and the
+    /// modify is sent only when `may_change` allows it: `Ok(None)` when it did not, and nothing
+    /// was sent.
+    async fn change_password(
+        &self,
+        user: &DirectoryUser,
+        current: &SecretString,
+        new: &SecretString,
+        may_change: BindGuard<'_>,
+    ) -> Result<Option<DcId>, DirectoryError>;
+
     /// The password policy that applies to the user: the resultant fine-grained policy
     /// (msDS-ResultantPSO) if there is one, else the domain's. Cached briefly.
     async fn password_policy(&self, user: &DirectoryUser)

@@ -45,8 +45,8 @@ pub enum FlowError {
     /// The password was right but AD requires a new one first (773 must change, 532 expired):
     /// a temporary password set by the helpdesk must not become a way to register methods.
     #[error(
-        "your password must be changed before you can register methods; change it first (for \
-         example at your next Windows sign-in), then come back with the new one"
+        "your password must be changed before you can register methods; change it first (at \
+         /change, or at your next Windows sign-in), then come back with the new one"
     )]
     PasswordChangeRequired,
     /// The user has a confirmed method (or, from outside `registration.allowed_networks`, none

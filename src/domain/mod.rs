@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod banned;
+pub mod change;
 pub mod client;
 pub mod clock;
 pub mod deps;

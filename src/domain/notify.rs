@@ -59,7 +59,12 @@ pub enum MailKind {
     },
     /// Batch reminders (`sspr-bridge remind`, `notify-expiry`), never a password or a code: set
     /// up a verification method; the password expires soon.
-    RegistrationReminder,
+    RegistrationReminder {
+        /// The password must be changed first (expired, or must change at next logon), which
+        /// registration refuses: the mail sends the user to `/change`, then to `/register`.
+        #[serde(default)]
+        change_first: bool,
+    },
     /// Self-service was blocked for the user after too many wrong codes (`throttle.user_*`):
     /// the only sign of it anywhere, since the flows meet a block silently.
     SelfServiceBlocked,
@@ -67,6 +72,14 @@ pub enum MailKind {
         /// Whole days left, rounded up.
         days_left: u32,
         expires_at: std::time::SystemTime,
+        /// Where the mail sends the user to choose the new password.
+        #[serde(default)]
+        page: PasswordPage,
+    },
+    /// `notify-expiry`, once per password: it has expired, and how to change it (`/change`,
+    /// with the expired password; the user registered nothing or forgot nothing).
+    PasswordExpired {
+        expired_at: std::time::SystemTime,
     },
     /// To the caller's AD manager: a helpdesk operator asks them to confirm who is on the
     /// phone. Carries the approval link's token (the link is the only way to the approval).
@@ -88,6 +101,19 @@ pub enum MailKind {
         /// The manager, as [`crate::domain::helpdesk::caller_label`] names people.
         manager: String,
     },
+    /// The user changed their password with the current one (`/change`).
+    PasswordChanged,
+}
+
+/// The page a mail sends a user to for a new password.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordPage {
+    /// `/reset`: with the registered methods, for a password that may be forgotten.
+    Reset,
+    /// `/change`: with the current password; needs no method and no licence.
+    #[default]
+    Change,
 }
 
 impl MailKind {
@@ -107,12 +133,14 @@ impl MailKind {
             MailKind::HelpdeskRegistrationsCleared => "helpdesk_registrations_cleared",
             MailKind::HelpdeskBlockLifted => "helpdesk_block_lifted",
             MailKind::ProtectedAccountReset { .. } => "protected_account_reset",
-            MailKind::RegistrationReminder => "registration_reminder",
+            MailKind::RegistrationReminder { .. } => "registration_reminder",
             MailKind::PasswordExpiry { .. } => "password_expiry",
             MailKind::SelfServiceBlocked => "self_service_blocked",
             MailKind::ManagerApprovalRequest { .. } => "manager_approval_request",
             MailKind::ManagerApprovalCode { .. } => "manager_approval_code",
             MailKind::ManagerApprovalDeclined { .. } => "manager_approval_declined",
+            MailKind::PasswordChanged => "password_changed",
+            MailKind::PasswordExpired { .. } => "password_expired",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! who have registered nothing; `notify-expiry` mails the users whose AD password expires soon.
 //! Each mail is claimed in the notice log before it is sent, so however often (and on however
 //! many hosts) a command runs, a user is reminded at most once per `registration.remind_interval`
-//! and warned once per threshold and password.
+//! and warned once per threshold and password (and told once that it expired).
 
 use std::time::Duration;
 
@@ -12,10 +12,10 @@ use super::directory::{DirectoryError, DirectoryUser, uac};
 use super::helpdesk::filetime_ms;
 use super::locale::Locale;
 use super::notifier::mask_email;
-use super::notify::{Mail, MailKind};
+use super::notify::{Mail, MailKind, PasswordPage};
 use super::protection::{is_allowed, is_protected};
 use super::scope::Scope;
-use super::store::{Notice, NoticeLog, StoreError};
+use super::store::{MethodKind, Notice, NoticeLog, StoreError};
 
 /// The notice kinds, as the notice log stores them.
 pub const REGISTRATION_REMINDER: &str = "registration_reminder";
@@ -89,7 +89,9 @@ impl<'a> Reminders<'a> {
     }
 
     /// Mails each user in scope who has confirmed no method and has a `mail` in AD, unless they
-    /// were reminded within `interval`. The mail links to the registration page.
+    /// were reminded within `interval`. The mail links to the registration page; for a password
+    /// that must be changed first (expired, or must change at next logon), to the change page and
+    /// then the registration page.
     pub async fn remind(&self, interval: Duration, run: &Run) -> Result<Report, ReminderError> {
         let d = self.deps;
         self.check_mailer(run)?;
@@ -119,7 +121,12 @@ impl<'a> Reminders<'a> {
                 sent_at: now,
             };
             let since = now - interval;
-            let mail = self.mail(&user, address, run, MailKind::RegistrationReminder);
+            // Registration refuses such a password (773, 532): the mail sends them to /change
+            // first.
+            let kind = MailKind::RegistrationReminder {
+                change_first: user.must_change_password() || user.password_expired(),
+            };
+            let mail = self.mail(&user, address, run, kind);
             let recipient = Recipient::of(&user, address, None);
             self.deliver(run, &notice, since, mail, recipient, &mut report)
                 .await?;
@@ -132,9 +139,10 @@ impl<'a> Reminders<'a> {
     /// warnings again. When several thresholds apply, only the nearest counts, so a run missed
     /// for a week does not send the 14-day and the 7-day warning at once. The expiry is
     /// pwdLastSet plus the maximum age of the user's fine-grained policy, else the domain's;
-    /// passwords that never expire, must change at next logon or already expired are left
-    /// alone. The mail goes to the confirmed address, else to AD `mail`, and links to the reset
-    /// page.
+    /// passwords that never expire or must change at next logon are left alone. A password that
+    /// already expired gets one notice (per password) that links to the change page. The mail
+    /// goes to the confirmed address, else to AD `mail`; a warning links to the reset page when
+    /// the user can reset (see `password_page`), else to the change page.
     pub async fn notify_expiry(
         &self,
         thresholds: &[u32],
@@ -168,9 +176,27 @@ impl<'a> Reminders<'a> {
                 continue;
             };
             let expires = Timestamp::from_millis(set_ms) + max_age;
-            let due = due_warning(thresholds, now.as_millis(), expires.as_millis());
-            let Some((threshold, days_left)) = due else {
-                continue;
+            let (key, kind, days_left) = if expires <= now {
+                // Once per password: it no longer signs in anywhere, and /change is the way out.
+                let kind = MailKind::PasswordExpired {
+                    expired_at: expires.to_system_time(),
+                };
+                (format!("expired:{}", user.pwd_last_set), kind, 0)
+            } else {
+                let due = due_warning(thresholds, now.as_millis(), expires.as_millis());
+                let Some((threshold, days_left)) = due else {
+                    continue;
+                };
+                let kind = MailKind::PasswordExpiry {
+                    days_left,
+                    expires_at: expires.to_system_time(),
+                    page: self.password_page(&user).await?,
+                };
+                (
+                    format!("{threshold}:{}", user.pwd_last_set),
+                    kind,
+                    days_left,
+                )
             };
             let address = match d.confirmed_email(&user.guid).await? {
                 Some(confirmed) => Some(confirmed),
@@ -186,19 +212,37 @@ impl<'a> Reminders<'a> {
             let notice = Notice {
                 user: user.guid,
                 kind: PASSWORD_EXPIRY.to_owned(),
-                key: format!("{threshold}:{}", user.pwd_last_set),
+                key,
                 sent_at: now,
             };
-            let kind = MailKind::PasswordExpiry {
-                days_left,
-                expires_at: expires.to_system_time(),
-            };
             let mail = self.mail(&user, address.trim(), run, kind);
+            // 0: already expired.
             let recipient = Recipient::of(&user, &address, Some(days_left));
             self.deliver(run, &notice, Timestamp::MIN, mail, recipient, &mut report)
                 .await?;
         }
         Ok(report)
+    }
+
+    /// Where an expiry warning sends the user: the reset page when they can reset (self-service
+    /// is licensed and they have enough current methods it offers), else the change page, which
+    /// needs only the current password.
+    async fn password_page(&self, user: &DirectoryUser) -> Result<PasswordPage, StoreError> {
+        let d = self.deps;
+        if !d.settings.self_service_licensed {
+            return Ok(PasswordPage::Change);
+        }
+        let usable = d
+            .current_methods(&user.guid)
+            .await?
+            .iter()
+            .filter(|m| m.kind == MethodKind::Totp || d.mailer.is_some())
+            .count();
+        Ok(if usable >= d.settings.reset.methods_required {
+            PasswordPage::Reset
+        } else {
+            PasswordPage::Change
+        })
     }
 
     fn check_mailer(&self, run: &Run) -> Result<(), ReminderError> {

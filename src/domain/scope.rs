@@ -297,6 +297,16 @@ mod tests {
             unreachable!()
         }
 
+        async fn change_password(
+            &self,
+            _: &DirectoryUser,
+            _: &SecretString,
+            _: &SecretString,
+            _: BindGuard<'_>,
+        ) -> Result<Option<DcId>, DirectoryError> {
+            unreachable!()
+        }
+
         async fn password_policy(
             &self,
             _: &DirectoryUser,

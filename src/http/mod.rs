@@ -74,8 +74,15 @@ impl std::ops::Deref for AppState {
 /// Paths of the self-service features, which the licence gate covers (sub-paths included).
 /// Registration (`/register`, `/api/v1/enrollment`) is not listed: helpdesk operators register
 /// their own authenticator there whatever the licence, and the domain answers everyone else
-/// `licence_required` once their password is proven.
-const SELF_SERVICE: &[&str] = &["/reset", "/unlock", "/api/v1/reset", "/api/v1/password"];
+/// `licence_required` once their password is proven. Nor is the password change (`/change`,
+/// `/api/v1/password/change`): it is not a self-service reset but what AD lets everyone do who
+/// knows their password.
+const SELF_SERVICE: &[&str] = &[
+    "/reset",
+    "/unlock",
+    "/api/v1/reset",
+    "/api/v1/password/check",
+];
 
 fn is_self_service(path: &str) -> bool {
     SELF_SERVICE.iter().any(|prefix| {
@@ -276,6 +283,14 @@ mod tests {
         assert!(!is_self_service("/resets"));
         assert!(!is_self_service("/healthz"));
         assert!(!is_self_service("/api/v1/helpdesk/session"));
+    }
+
+    #[test]
+    fn the_password_change_stays_open_without_the_licence() {
+        for path in ["/change", "/change/done", "/api/v1/password/change"] {
+            assert!(!is_self_service(path), "{path}");
+        }
+        assert!(is_self_service("/api/v1/password/check"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use self::context::{
     Notice, approval_url, code_context, escape_for_attribute, fill, fill_filter, link, page_url,
     password_context, reminder,
 };
-use crate::domain::notify::{Mail, MailKind};
+use crate::domain::notify::{Mail, MailKind, PasswordPage};
 use crate::domain::store::MethodKind;
 use crate::i18n::{self, OverrideError, Overrides};
 
@@ -83,12 +83,14 @@ struct Catalog {
     helpdesk_registrations_cleared: LinkNoticeTexts,
     helpdesk_block_lifted: NoticeTexts,
     protected_account_reset: AdminNoticeTexts,
-    registration_reminder: ReminderTexts,
+    registration_reminder: RegistrationReminderTexts,
     password_expiry: ExpiryTexts,
     self_service_blocked: NoticeTexts,
     manager_approval_request: ReminderTexts,
     manager_approval_code: CodeTexts,
     manager_approval_declined: NoticeTexts,
+    password_changed: NoticeTexts,
+    password_expired: ReminderTexts,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -153,6 +155,19 @@ struct ReminderTexts {
     notes: Vec<String>,
 }
 
+/// The registration reminder: a [`ReminderTexts`], with the body and link label for a user whose
+/// password must be changed before they can register.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrationReminderTexts {
+    subject: String,
+    body: String,
+    action: String,
+    notes: Vec<String>,
+    change_first_body: String,
+    change_first_action: String,
+}
+
 /// The password expiry reminder: a [`ReminderTexts`] whose body says how long is left.
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -215,6 +230,9 @@ pub struct Templates {
     /// The reset page under `public_url`, likewise.
     reset_url: String,
     reset_url_html: String,
+    /// The password change page under `public_url`, likewise.
+    change_url: String,
+    change_url_html: String,
     organisation: Option<String>,
     code_lifetime: Duration,
 }
@@ -249,6 +267,7 @@ impl Templates {
             .collect();
         let register_url = page_url(public_url, "register");
         let reset_url = page_url(public_url, "reset");
+        let change_url = page_url(public_url, "change");
         Self {
             env,
             catalogs,
@@ -258,6 +277,8 @@ impl Templates {
             register_url: register_url.to_string(),
             reset_url_html: escape_for_attribute(reset_url.as_str()),
             reset_url: reset_url.to_string(),
+            change_url_html: escape_for_attribute(change_url.as_str()),
+            change_url: change_url.to_string(),
             organisation: organisation.filter(|o| !o.trim().is_empty()),
             code_lifetime: DEFAULT_CODE_LIFETIME,
         }
@@ -306,6 +327,7 @@ impl Templates {
                 password_context(&t.temporary_password, t, password, at)?
             }
             MailKind::PasswordReset => Notice::by_user(&t.password_reset).render(t, at)?,
+            MailKind::PasswordChanged => Notice::by_user(&t.password_changed).render(t, at)?,
             MailKind::AccountUnlocked => Notice::by_user(&t.account_unlocked).render(t, at)?,
             MailKind::SelfServiceBlocked => {
                 Notice::by_user(&t.self_service_blocked).render(t, at)?
@@ -365,14 +387,29 @@ impl Templates {
                 let texts = &t.protected_account_reset;
                 Notice::to_admins(texts, account, &texts.closing).render(t, at)?
             }
-            MailKind::RegistrationReminder => {
+            MailKind::RegistrationReminder {
+                change_first: false,
+            } => {
                 let texts = &t.registration_reminder;
                 let link = link(&texts.action, &self.register_url, &self.register_url_html);
                 reminder(texts, &texts.subject, texts.body.clone(), link)
             }
+            MailKind::RegistrationReminder { change_first: true } => {
+                let texts = &t.registration_reminder;
+                let body = fill(&texts.change_first_body, |name| {
+                    (name == "register").then(|| self.register_url.clone())
+                })?;
+                let link = link(
+                    &texts.change_first_action,
+                    &self.change_url,
+                    &self.change_url_html,
+                );
+                reminder(texts, &texts.subject, body, link)
+            }
             MailKind::PasswordExpiry {
                 days_left,
                 expires_at,
+                page,
             } => {
                 let texts = &t.password_expiry;
                 let left = match days_left {
@@ -387,7 +424,21 @@ impl Templates {
                     "when" => Some(when.clone()),
                     _ => None,
                 })?;
-                let link = link(&texts.action, &self.reset_url, &self.reset_url_html);
+                let link = match page {
+                    PasswordPage::Reset => {
+                        link(&texts.action, &self.reset_url, &self.reset_url_html)
+                    }
+                    PasswordPage::Change => {
+                        link(&texts.action, &self.change_url, &self.change_url_html)
+                    }
+                };
+                reminder(texts, &texts.subject, body, link)
+            }
+            MailKind::PasswordExpired { expired_at } => {
+                let texts = &t.password_expired;
+                let when = t.when(*expired_at)?;
+                let body = fill(&texts.body, |name| (name == "when").then(|| when.clone()))?;
+                let link = link(&texts.action, &self.change_url, &self.change_url_html);
                 reminder(texts, &texts.subject, body, link)
             }
         };

@@ -109,6 +109,32 @@ async fn a_reset_to_a_password_the_service_set_is_refused_by_name() {
     }
 }
 
+/// A password changed through the service (where the DC applies history itself) is remembered
+/// too, so a later reset cannot go back to it.
+#[tokio::test]
+async fn a_reset_back_to_a_password_changed_through_the_service_is_refused() {
+    let app = app().await;
+    let (user, address) = registered_user(&app, "lhsc").await;
+    app.post(
+        "/api/v1/password/change",
+        json!({"username": user.sam, "current_password": user.password, "new_password": FIRST}),
+        None,
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+
+    let flow = verified_by_mail(&app, &user, &address).await;
+    let (rules, _) = refusal(set_password(&app, &flow, FIRST).await);
+    assert_eq!(rules, ["history"]);
+    bind(&user.dn, FIRST)
+        .await
+        .expect("the DC still holds the changed password");
+    set_password(&app, &flow, SECOND)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    bind(&user.dn, SECOND).await.expect("a new one is written");
+}
+
 /// N is the history length of the user's own policy: a PSO of 1 remembers only the current
 /// password, so the one before it may come back.
 #[tokio::test]

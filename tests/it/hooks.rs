@@ -283,6 +283,39 @@ async fn a_webhook_gets_a_signed_event_per_self_service_action_and_a_retry_after
     store.close().await;
 }
 
+/// A change with the current password is announced too, licence flag off (a change is open
+/// without it), and the event carries no password.
+#[tokio::test]
+async fn a_password_change_reaches_its_webhook() {
+    let hook = receiver(0).await;
+    let app = test_app(&format!(
+        "{}\n{}",
+        smtp_section(),
+        hooks_section(&format!("after_change = {{ url = {:?} }}\n", hook.url))
+    ))
+    .await;
+    let user = create_user("hkc").await;
+    let new = "Hooked-Change-Pw-58!";
+    app.post(
+        "/api/v1/password/change",
+        json!({"username": user.sam, "current_password": user.password, "new_password": new}),
+        None,
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    bind(&user.dn, new).await.expect("the change took");
+
+    let events = hook.accepted_about(&user.sam, 1).await;
+    assert_eq!(events[0]["action"], "change", "{:#}", events[0]);
+    assert_eq!(events[0]["actor"], json!({"kind": "self"}));
+    assert_account(&events[0], &user).await;
+    let calls = hook.calls.lock().unwrap().clone();
+    for call in &calls {
+        assert_signed(call);
+        assert!(!call.body.contains(new), "no password in a webhook");
+    }
+}
+
 #[tokio::test]
 async fn a_webhook_that_keeps_failing_is_given_up_with_an_audit_row() {
     let hook = receiver(usize::MAX).await;

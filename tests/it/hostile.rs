@@ -306,7 +306,7 @@ async fn a_failed_sign_in_takes_the_same_time_for_every_kind_of_login() {
     set_attr(&disabled.dn, "userAccountControl", "514").await;
     let unknown = unique_name("htu");
     let kinds = ["real", "near_lockout", "unknown", "disabled"];
-    for at in [ENROLLMENT, HELPDESK] {
+    for at in [ENROLLMENT, HELPDESK, CHANGE] {
         let what = format!("failed sign-in at {}", at.path);
         hold_alike(&what, &kinds, ROUNDS, async |k| {
             let login = match k {
@@ -768,13 +768,21 @@ const HELPDESK: SignInPath = SignInPath {
     error: "forbidden",
 };
 
+/// The password change signs in with the current password in the same way.
+const CHANGE: SignInPath = SignInPath {
+    path: "/api/v1/password/change",
+    refused: StatusCode::UNAUTHORIZED,
+    error: "invalid_credentials",
+};
+
 async fn sign_in_with(app: &TestApp, at: SignInPath, login: &str, password: &str) -> Answer {
-    app.post(
-        at.path,
-        json!({"username": login, "password": password}),
-        None,
-    )
-    .await
+    let body = if at.path == CHANGE.path {
+        json!({"username": login, "current_password": password,
+            "new_password": "Never-Written-42!"})
+    } else {
+        json!({"username": login, "password": password})
+    };
+    app.post(at.path, body, None).await
 }
 
 /// The helpdesk sign-in of `user` with the right password and a code of the authenticator app
@@ -812,7 +820,7 @@ async fn ten_wrong_sign_ins_leave_the_account_unlocked() {
     let threshold = lockout_threshold().await;
     // With the default sign-in throttle (5 in 15 minutes).
     let (app, group) = sign_in_app("").await;
-    for at in [ENROLLMENT, HELPDESK] {
+    for at in [ENROLLMENT, HELPDESK, CHANGE] {
         let user = signing_in_user(&group, "hlk").await;
         let mut statuses = Vec::new();
         for _ in 0..10 {
@@ -842,7 +850,7 @@ async fn ten_wrong_sign_ins_leave_the_account_unlocked() {
 
     // Without the throttle, the guard alone keeps the account unlocked.
     let (app, group) = sign_in_app("[throttle]\nsignin_max_failures = 1000\n").await;
-    for at in [ENROLLMENT, HELPDESK] {
+    for at in [ENROLLMENT, HELPDESK, CHANGE] {
         let user = signing_in_user(&group, "hlg").await;
         for n in 0..10 {
             let answer = sign_in_with(&app, at, &user.sam, "Wrong-Password-1!").await;
@@ -868,6 +876,10 @@ async fn ten_wrong_sign_ins_leave_the_account_unlocked() {
         } else {
             sign_in_with(&app, at, &user.sam, &user.password).await
         };
+        if at.path == CHANGE.path {
+            assert_eq!(right.status, StatusCode::NO_CONTENT, "{}", right.body);
+            continue;
+        }
         assert_eq!(right.status, StatusCode::OK, "{}: {}", at.path, right.body);
         assert!(right.json()["token"].is_string());
     }
@@ -877,7 +889,7 @@ async fn ten_wrong_sign_ins_leave_the_account_unlocked() {
 async fn an_account_one_failure_from_lockout_is_not_bound() {
     let threshold = lockout_threshold().await;
     let (app, group) = sign_in_app("[throttle]\nsignin_max_failures = 1000\n").await;
-    for at in [ENROLLMENT, HELPDESK] {
+    for at in [ENROLLMENT, HELPDESK, CHANGE] {
         let user = signing_in_user(&group, "hlo").await;
         for _ in 1..threshold {
             bind(&user.dn, "Wrong-Password-1!")

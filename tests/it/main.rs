@@ -5,6 +5,7 @@ mod approval;
 mod audit;
 mod branding;
 mod browser;
+mod change;
 mod cli;
 mod client;
 mod dcs;

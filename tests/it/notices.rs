@@ -303,7 +303,7 @@ async fn notify_expiry_warns_once_per_threshold_and_password() {
     let pso = Pso::for_group(&group, &["--max-pwd-age=5", "--min-pwd-age=0"]).await;
     let config = config(
         &app,
-        &format!("[policy]\nscope = \"group\"\ngroup_dn = {group:?}\n"),
+        &format!("{LICENSED}[policy]\nscope = \"group\"\ngroup_dn = {group:?}\n"),
     );
     let expiry = |days: &[u32]| Batch::NotifyExpiry {
         days: days.to_vec(),
@@ -376,6 +376,118 @@ async fn notify_expiry_warns_once_per_threshold_and_password() {
         assert_no_mail(&ad_mail(user), Duration::from_millis(200)).await;
     }
     drop(pso);
+}
+
+#[tokio::test]
+async fn notify_expiry_sends_those_who_cannot_reset_to_change_and_tells_an_expired_user_once() {
+    let app = app("").await;
+    let (group, users) = group_of(&["exlr", "exlu", "exlx"]).await;
+    let [registered, unregistered, expired] = &users[..] else {
+        unreachable!()
+    };
+    let token = sign_in(&app, registered).await;
+    register_totp(&app, &token).await;
+    let added = wait_for_mail(&ad_mail(registered)).await;
+    assert!(added.subject.contains("added"), "{}", added.subject);
+    let pso = Pso::for_group(&group, &["--max-pwd-age=5", "--min-pwd-age=0"]).await;
+    crate::change::expire_password(expired).await;
+    let scope = format!("[policy]\nscope = \"group\"\ngroup_dn = {group:?}\n");
+    let licensed = config(&app, &format!("{LICENSED}{scope}"));
+    let expiry = |days: &[u32]| Batch::NotifyExpiry {
+        days: days.to_vec(),
+    };
+
+    let (report, out) = run(&licensed, expiry(&[14]), None, false).await;
+    let mut all = vec![
+        registered.sam.as_str(),
+        unregistered.sam.as_str(),
+        expired.sam.as_str(),
+    ];
+    all.sort_unstable();
+    assert_eq!(sent_to(&report), all, "{out}");
+    assert!(out.contains("(expired)"), "{out}");
+    let link = |page: &str| format!("{PUBLIC_URL}{page}\n");
+    let mail = wait_for_mail(&ad_mail(registered)).await;
+    assert!(mail.text.contains(&link("reset")), "{}", mail.text);
+    let mail = wait_for_mail(&ad_mail(unregistered)).await;
+    assert_eq!(mail.subject, "Your password expires soon");
+    assert!(
+        mail.text.contains(&link("change")) && !mail.text.contains("/reset"),
+        "nothing registered: {}",
+        mail.text
+    );
+    let mail = wait_for_mail(&ad_mail(expired)).await;
+    assert_eq!(mail.subject, "Your password has expired");
+    assert!(
+        mail.text.contains(&link("change")) && !mail.text.contains("/reset"),
+        "{}",
+        mail.text
+    );
+
+    // The expired notice once per password, whatever the thresholds.
+    let (report, _) = run(&licensed, expiry(&[14, 7]), None, false).await;
+    assert_eq!(
+        sent_to(&report),
+        {
+            let mut v = vec![registered.sam.as_str(), unregistered.sam.as_str()];
+            v.sort_unstable();
+            v
+        },
+        "the 7-day warnings, no second expired notice"
+    );
+    assert_eq!(report.skipped, 1);
+    assert_no_mail(&ad_mail(expired), Duration::from_millis(300)).await;
+    wait_for_mail(&ad_mail(unregistered)).await;
+    // Without the licence, nobody is sent to /reset.
+    let unlicensed = config(&app, &scope);
+    let mail = wait_for_mail(&ad_mail(registered)).await;
+    assert!(mail.text.contains(&link("reset")), "{}", mail.text);
+    let (report, _) = run(&unlicensed, expiry(&[14, 7, 1]), None, true).await;
+    assert!(report.sent.is_empty(), "nothing new is due");
+    let (report, _) = run(&unlicensed, expiry(&[14, 7, 6]), None, false).await;
+    assert_eq!(sent_to(&report).len(), 2);
+    let mail = wait_for_mail(&ad_mail(registered)).await;
+    assert!(
+        mail.text.contains(&link("change")) && !mail.text.contains("/reset"),
+        "licence off: {}",
+        mail.text
+    );
+    drop(pso);
+}
+
+#[tokio::test]
+async fn remind_sends_a_password_that_must_change_to_change_first() {
+    let app = app("").await;
+    let (group, users) = group_of(&["rcpl", "rcmc", "rcex"]).await;
+    let [plain, must_change, expired] = &users[..] else {
+        unreachable!()
+    };
+    harness::set_attr(&must_change.dn, "pwdLastSet", "0").await;
+    crate::change::expire_password(expired).await;
+    let config = config(&app, "");
+    let (report, out) = run(&config, Batch::Remind, Some(&group), false).await;
+    assert_eq!(report.sent.len(), 3, "{out}");
+    let register = format!("{PUBLIC_URL}register");
+    let change = format!("{PUBLIC_URL}change");
+    let mail = wait_for_mail(&ad_mail(plain)).await;
+    assert!(
+        mail.text.contains(&register) && !mail.text.contains(&change),
+        "{}",
+        mail.text
+    );
+    for user in [must_change, expired] {
+        let mail = wait_for_mail(&ad_mail(user)).await;
+        assert!(
+            mail.text.contains("your password must be changed")
+                && mail
+                    .text
+                    .contains(&format!("Change your password at:\n{change}\n"))
+                && mail.text.contains(&register),
+            "{}: {}",
+            user.sam,
+            mail.text
+        );
+    }
 }
 
 /// Moves every confirmation of the user's methods `days` into the past, as time would.

@@ -118,6 +118,11 @@ impl FakeDirectory {
         });
     }
 
+    /// The account must change its password at next logon (pwdLastSet = 0): a bind answers 773.
+    pub fn require_change(&self, user: &DirectoryUser) {
+        self.with_account(user.guid, |a| a.entry.pwd_last_set = 0);
+    }
+
     pub fn lock_out(&self, user: &DirectoryUser) {
         self.with_account(user.guid, |a| {
             a.entry.lockout_time = 134_000_000_000_000_000;
@@ -265,6 +270,8 @@ impl Directory for FakeDirectory {
             PasswordCheck::Disabled
         } else if account.entry.is_locked() {
             PasswordCheck::Locked
+        } else if account.entry.must_change_password() {
+            PasswordCheck::MustChange
         } else {
             PasswordCheck::Valid
         })
@@ -334,6 +341,44 @@ impl Directory for FakeDirectory {
             must_change: change.must_change,
         });
         Ok(DcId("dc1.sspr.test".to_owned()))
+    }
+
+    async fn change_password(
+        &self,
+        user: &DirectoryUser,
+        current: &SecretString,
+        new: &SecretString,
+        may_change: BindGuard<'_>,
+    ) -> Result<Option<DcId>, DirectoryError> {
+        let mut state = lock(&self.state);
+        state.calls.push("change_password");
+        if !may_change(BadPasswords::default(), &Self::policy()) {
+            return Ok(None);
+        }
+        if let Some(error) = state.fail_next_write.take() {
+            return Err(error);
+        }
+        let Some(account) = state
+            .accounts
+            .iter_mut()
+            .find(|a| a.entry.guid == user.guid)
+        else {
+            return Err(DirectoryError::WrongOldPassword);
+        };
+        if account.password != current.expose_secret() {
+            return Err(DirectoryError::WrongOldPassword);
+        }
+        account.password = new.expose_secret().to_owned();
+        // AD sets pwdLastSet to the time of the change, which ends "must change".
+        account.entry.pwd_last_set = 134_000_000_000_000_000;
+        account.entry.computed_account_control &= !uac::PASSWORD_EXPIRED;
+        state.writes.push(RecordedWrite {
+            user: user.guid,
+            new_password: Some(new.expose_secret().to_owned()),
+            unlock: false,
+            must_change: false,
+        });
+        Ok(Some(DcId("dc1.sspr.test".to_owned())))
     }
 
     async fn password_policy(

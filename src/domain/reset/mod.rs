@@ -22,6 +22,8 @@ pub use super::policy::MAX_PASSWORD_CHARS;
 
 mod write;
 
+pub(in crate::domain) use write::{broken_rules, reject_overlong};
+
 #[derive(Clone, Debug)]
 pub struct Started {
     pub flow: String,
@@ -37,14 +39,14 @@ pub struct Verified {
 }
 
 /// Whose password is checked, owned so the check can run on a blocking thread.
-struct Owner {
+pub(in crate::domain) struct Owner {
     sam_account_name: String,
     display_name: Option<String>,
     mail: Option<String>,
 }
 
 impl Owner {
-    fn of(user: &DirectoryUser) -> Self {
+    pub(in crate::domain) fn of(user: &DirectoryUser) -> Self {
         Self {
             sam_account_name: user.sam_account_name.clone(),
             display_name: user.display_name.clone(),

@@ -12,7 +12,7 @@ use crate::domain::error::FlowError;
 use crate::domain::hooks::{Actor, HookAccount, HookAction};
 use crate::domain::notify::MailKind;
 use crate::domain::policy::{
-    MAX_PASSWORD_CHARS, PasswordPolicy, Requirement, Violation, after_write,
+    MAX_PASSWORD_CHARS, PasswordPolicy, PasswordRules, Requirement, Violation, after_write,
 };
 use crate::domain::throttle::PerAddress;
 use crate::domain::verification::Subject;
@@ -81,20 +81,13 @@ impl Reset<'_> {
         Ok(broken)
     }
 
-    /// Runs the checks on a blocking thread: zxcvbn takes milliseconds of CPU.
     async fn broken_rules(
         &self,
         password: &SecretString,
         owner: Owner,
         policy: PasswordPolicy,
     ) -> Vec<Violation> {
-        let rules = self.deps.settings.password_rules.clone();
-        let password = password.clone();
-        tokio::task::spawn_blocking(move || {
-            rules.check(password.expose_secret(), owner.names(), &policy)
-        })
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        broken_rules(&self.deps.settings.password_rules, password, owner, policy).await
     }
 
     async fn audit_refusal(
@@ -355,8 +348,25 @@ impl Reset<'_> {
     }
 }
 
+/// The rules of `rules` and `policy` that `password` breaks, checked on a blocking thread:
+/// zxcvbn takes milliseconds of CPU.
+pub(in crate::domain) async fn broken_rules(
+    rules: &PasswordRules,
+    password: &SecretString,
+    owner: Owner,
+    policy: PasswordPolicy,
+) -> Vec<Violation> {
+    let rules = rules.clone();
+    let password = password.clone();
+    tokio::task::spawn_blocking(move || {
+        rules.check(password.expose_secret(), owner.names(), &policy)
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
 /// Refuses a password longer than AD accepts, before any other work.
-fn reject_overlong(password: &SecretString) -> Result<(), FlowError> {
+pub(in crate::domain) fn reject_overlong(password: &SecretString) -> Result<(), FlowError> {
     if password.expose_secret().chars().count() > MAX_PASSWORD_CHARS {
         return Err(FlowError::PasswordRejected(vec![Violation::TooLong {
             max: MAX_PASSWORD_CHARS,

@@ -58,10 +58,12 @@ pub enum AuditKind {
     HelpdeskLiftBlock,
     /// A webhook given up after `hooks.retry_for`; the reason names the hook.
     Hook,
+    /// A password changed with the current one (`/change`).
+    PasswordChanged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 24] = [
+    pub const ALL: [AuditKind; 25] = [
         AuditKind::SignIn,
         AuditKind::StepUp,
         AuditKind::EnrollmentAdded,
@@ -86,6 +88,7 @@ impl AuditKind {
         AuditKind::HelpdeskClearRegistrations,
         AuditKind::HelpdeskLiftBlock,
         AuditKind::Hook,
+        AuditKind::PasswordChanged,
     ];
 
     /// Its name in the audit table, the export and the metrics.
@@ -115,6 +118,7 @@ impl AuditKind {
             AuditKind::HelpdeskClearRegistrations => "helpdesk_clear_registrations",
             AuditKind::HelpdeskLiftBlock => "helpdesk_lift_block",
             AuditKind::Hook => "hook",
+            AuditKind::PasswordChanged => "password_changed",
         }
     }
 

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
 use super::helpdesk;
-use super::selfservice::{enrollment, reset};
+use super::selfservice::{change, enrollment, reset};
 use crate::error::{BrokenRule, ErrorBody};
 
 #[derive(OpenApi)]
@@ -17,7 +17,7 @@ use crate::error::{BrokenRule, ErrorBody};
         enrollment::confirm_email, enrollment::step_up, enrollment::send_step_up_code,
         enrollment::remove_totp, enrollment::remove_email, reset::start_reset,
         reset::send_reset_code, reset::verify, reset::set_password,
-        reset::unlock, reset::password_policy, reset::check_password,
+        reset::unlock, reset::password_policy, reset::check_password, change::change_password,
         helpdesk::sign_in, helpdesk::sign_out, helpdesk::lookup, helpdesk::email_code,
         helpdesk::verify, helpdesk::reset, helpdesk::unlock, helpdesk::clear,
         helpdesk::lift_block, helpdesk::registration_code, helpdesk::manager_approval),

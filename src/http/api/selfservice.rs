@@ -1,6 +1,7 @@
 //! `/api/v1/enrollment`, `/api/v1/reset` and `/api/v1/password`: registration and the reset and
 //! unlock flows, for the users themselves.
 
+pub(super) mod change;
 pub(super) mod enrollment;
 pub(super) mod reset;
 
@@ -44,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/reset/{flow}/unlock", post(unlock))
         .route("/api/v1/reset/{flow}/policy", get(password_policy))
         .route("/api/v1/password/check", post(check_password))
+        .route("/api/v1/password/change", post(change::change_password))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -186,6 +188,18 @@ pub struct PasswordVerdict {
     /// history when it is written).
     ok: bool,
     broken: Vec<BrokenRule>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChange {
+    /// sAMAccountName or userPrincipalName.
+    #[schema(example = "jdoe")]
+    username: String,
+    /// The current AD password (also when it has expired or must be changed).
+    #[schema(example = "Current-Password-1")]
+    current_password: String,
+    #[schema(example = "Correct-Horse-Battery-9")]
+    new_password: String,
 }
 
 /// An empty JSON object, for calls that take no arguments.

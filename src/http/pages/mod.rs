@@ -9,6 +9,7 @@
 
 mod approval;
 mod branding;
+mod change;
 mod cookies;
 mod flash;
 mod helpdesk;
@@ -71,6 +72,8 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "helpdesk_registration_code.html",
     "approve.html",
     "error.html",
+    "password_fields.html",
+    "change.html",
 ];
 
 const STYLESHEET: &str = include_str!("../../../static/style.css");
@@ -263,6 +266,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(reset::routes())
         .merge(helpdesk::routes(state.clone()))
         .merge(approval::routes())
+        .merge(change::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             layers::guard_forms,

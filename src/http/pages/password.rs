@@ -54,6 +54,21 @@ impl Pages {
             }
             _ => false,
         };
+        self.list_rules(locale, requirements, history)
+    }
+
+    /// The rules to list on the change page: history too, wherever the policy has it, since AD
+    /// applies it to every change (unlike a reset, which needs policy hints for it).
+    pub fn change_rule_items(&self, locale: Locale, requirements: &[Requirement]) -> Vec<RuleItem> {
+        self.list_rules(locale, requirements, true)
+    }
+
+    fn list_rules(
+        &self,
+        locale: Locale,
+        requirements: &[Requirement],
+        history: bool,
+    ) -> Vec<RuleItem> {
         requirements
             .iter()
             .filter(|r| history || !matches!(r, Requirement::NotRecent(_)))

@@ -4,7 +4,7 @@
 /// The helpdesk's pages, for operators.
 pub const HELPDESK: &str = "/helpdesk";
 
-pub const SECTIONS: [&str; 4] = ["/register", "/reset", "/unlock", HELPDESK];
+pub const SECTIONS: [&str; 5] = ["/register", "/reset", "/unlock", HELPDESK, "/change"];
 
 /// The section a path belongs to (`/` for none).
 pub fn section(path: &str) -> &'static str {

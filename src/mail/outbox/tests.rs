@@ -348,10 +348,13 @@ fn every_kind_of_mail_opens_as_it_was_sealed_and_only_in_its_own_row() {
         MailKind::ProtectedAccountReset {
             account: "jdoe".to_owned(),
         },
-        MailKind::RegistrationReminder,
+        MailKind::RegistrationReminder {
+            change_first: false,
+        },
         MailKind::PasswordExpiry {
             days_left: 3,
             expires_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            page: crate::domain::notify::PasswordPage::Reset,
         },
     ];
     for kind in kinds {

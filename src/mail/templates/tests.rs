@@ -53,11 +53,22 @@ fn every_kind() -> Vec<MailKind> {
         MailKind::ProtectedAccountReset {
             account: "adm-jdoe".to_owned(),
         },
-        MailKind::RegistrationReminder,
+        MailKind::RegistrationReminder {
+            change_first: false,
+        },
         MailKind::PasswordExpiry {
             days_left: 7,
             expires_at: at() + Duration::from_secs(7 * 86_400),
+            page: PasswordPage::Reset,
         },
+        MailKind::PasswordExpiry {
+            days_left: 7,
+            expires_at: at() + Duration::from_secs(7 * 86_400),
+            page: PasswordPage::Change,
+        },
+        MailKind::PasswordExpired { expired_at: at() },
+        MailKind::PasswordChanged,
+        MailKind::RegistrationReminder { change_first: true },
         MailKind::ManagerApprovalRequest {
             token: SecretString::from("tok-EN_x"),
             operator: "op-anna".to_owned(),
@@ -74,8 +85,9 @@ fn every_kind() -> Vec<MailKind> {
 fn is_reminder(kind: &MailKind) -> bool {
     matches!(
         kind,
-        MailKind::RegistrationReminder
+        MailKind::RegistrationReminder { .. }
             | MailKind::PasswordExpiry { .. }
+            | MailKind::PasswordExpired { .. }
             | MailKind::ManagerApprovalRequest { .. }
     )
 }

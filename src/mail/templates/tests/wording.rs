@@ -108,7 +108,21 @@ fn cleared_registrations_link_to_the_registration_page() {
 fn reminders_link_to_their_page_and_say_how_long_is_left() {
     let templates = templates();
     let render = |kind, locale| templates.render(&mail(kind, locale, None), at()).unwrap();
-    let r = render(MailKind::RegistrationReminder, "en");
+    let first = render(MailKind::RegistrationReminder { change_first: true }, "en");
+    assert!(
+        first.text.contains(
+            "then set up self-service at https://sspr.example.com/register.\n\nChange your \
+             password at:\nhttps://sspr.example.com/change\n"
+        ),
+        "{}",
+        first.text
+    );
+    let r = render(
+        MailKind::RegistrationReminder {
+            change_first: false,
+        },
+        "en",
+    );
     assert_eq!(r.subject, "Set up password self-service for your account");
     assert!(
         r.text
@@ -126,6 +140,7 @@ fn reminders_link_to_their_page_and_say_how_long_is_left() {
         let kind = MailKind::PasswordExpiry {
             days_left,
             expires_at: at() + Duration::from_secs(u64::from(days_left) * 86_400),
+            page: PasswordPage::Reset,
         };
         render(kind, locale)
     };
@@ -153,6 +168,38 @@ fn reminders_link_to_their_page_and_say_how_long_is_left() {
     assert!(
         expiry(1, "en").text.contains("expires within a day, at"),
         "one day"
+    );
+    // Without a method to reset with (or without the licence): the change page.
+    let change = render(
+        MailKind::PasswordExpiry {
+            days_left: 7,
+            expires_at: at(),
+            page: PasswordPage::Change,
+        },
+        "en",
+    );
+    assert!(
+        change
+            .text
+            .contains("Choose a new password at:\nhttps://sspr.example.com/change\n"),
+        "{}",
+        change.text
+    );
+    assert!(!change.text.contains("/reset"), "{}", change.text);
+    let expired = render(MailKind::PasswordExpired { expired_at: at() }, "en");
+    assert_eq!(expired.subject, "Your password has expired");
+    assert!(
+        expired
+            .text
+            .contains("expired at 09:41 UTC on 14 March 2025"),
+        "{}",
+        expired.text
+    );
+    assert!(
+        expired.text.contains("https://sspr.example.com/change\n")
+            && !expired.text.contains("/reset"),
+        "{}",
+        expired.text
     );
     assert!(
         expiry(7, "nl")
