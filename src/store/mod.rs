@@ -13,6 +13,7 @@ mod flows;
 mod notices;
 mod outbox;
 mod registrations;
+mod report;
 mod sessions;
 mod throttle;
 
