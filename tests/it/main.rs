@@ -25,6 +25,7 @@ mod outbox;
 mod pages;
 mod pages_prg;
 mod policy;
+mod report;
 mod scaleout;
 mod scope;
 mod selfservice;
