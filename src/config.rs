@@ -18,7 +18,7 @@ use crate::domain::scope::Scope;
 // `[helpdesk]`, `[registration]`, `[reset]` and `[throttle]` are the flows' own settings sections,
 // defined once in the domain.
 use crate::domain::settings::{
-    HelpdeskSettings, RegistrationSettings, ResetSettings, ThrottleSettings,
+    AdminSettings, HelpdeskSettings, RegistrationSettings, ResetSettings, ThrottleSettings,
 };
 
 mod de;
@@ -62,6 +62,7 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub ui: UiConfig,
+    pub admin: AdminSettings,
 }
 
 /// `[ui]`: what the pages and mails look like.
@@ -354,6 +355,8 @@ struct Raw {
     metrics: MetricsConfig,
     #[serde(default)]
     ui: UiConfig,
+    #[serde(default)]
+    admin: AdminSettings,
 }
 
 /// A database URL with any password replaced, fit for logs and `check` output.

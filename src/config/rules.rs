@@ -96,6 +96,7 @@ impl Checks {
             log: raw.log,
             metrics: raw.metrics,
             ui: raw.ui,
+            admin: raw.admin,
         })
     }
 

@@ -105,6 +105,17 @@ pub struct Operator {
     session: Session,
 }
 
+impl Operator {
+    /// The operator's account, as it signed in.
+    pub fn user(&self) -> ObjectGuid {
+        self.session.user
+    }
+
+    pub fn sam_account_name(&self) -> &str {
+        &self.session.sam_account_name
+    }
+}
+
 pub struct Helpdesk<'a> {
     deps: &'a Deps,
 }

@@ -12,6 +12,8 @@ use super::ObjectGuid;
 use super::clock::Timestamp;
 use super::deps::Deps;
 use super::directory::{DirectoryError, DirectoryUser};
+use super::error::FlowError;
+use super::helpdesk::Helpdesk;
 use super::protection::is_allowed;
 use super::scope::Scope;
 use super::store::{MethodKind, Outcome, StoreError};
@@ -140,6 +142,10 @@ pub trait ReportQueries: Send + Sync {
     async fn blocked_users(&self, now: Timestamp) -> Result<Vec<ObjectGuid>, StoreError>;
 }
 
+/// What a signed-in operator outside `admin.group_dn` is told at `/admin`.
+const ADMINS_ONLY: &str =
+    "Only members of the administrators' group (admin.group_dn) can see this.";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
@@ -242,6 +248,34 @@ impl<'a> Reports<'a> {
         })
     }
 
+    /// [`Self::report`] for `/admin`: for the helpdesk operator signed in with `session` (so with
+    /// the operator's second factor), when the account is in `admin.group_dn`, checked at each
+    /// request. Any other operator is refused ([`FlowError::Forbidden`]); without a session,
+    /// [`FlowError::Unauthorized`].
+    pub async fn for_admin(
+        &self,
+        session: &str,
+        since: Timestamp,
+        per: Per,
+    ) -> Result<Report, FlowError> {
+        let d = self.deps;
+        let operator = Helpdesk::new(d).operator(session).await?;
+        let refused = || FlowError::Forbidden(ADMINS_ONLY.to_owned());
+        let Some(group) = &d.settings.admin.group_dn else {
+            return Err(refused());
+        };
+        let admin = match d.directory.find_user(operator.sam_account_name()).await? {
+            Some(user) if user.guid == operator.user() && !user.is_disabled() => {
+                d.directory.is_member_of(&user, group).await?
+            }
+            _ => false,
+        };
+        if !admin {
+            return Err(refused());
+        }
+        Ok(self.report(since, per).await?)
+    }
+
     /// The enabled accounts `policy.scope` names, minus the service account, `never_reset` and
     /// protected accounts not allow-listed. Protected is judged by `adminCount`, which AD's
     /// SDProp sets on every member (nested too) of the protected groups: one attribute already
@@ -267,6 +301,15 @@ impl<'a> Reports<'a> {
             kept.push(user);
         }
         Ok(kept)
+    }
+}
+
+impl From<ReportError> for FlowError {
+    fn from(e: ReportError) -> FlowError {
+        match e {
+            ReportError::Directory(e) => FlowError::Directory(e),
+            ReportError::Store(e) => FlowError::Store(e),
+        }
     }
 }
 

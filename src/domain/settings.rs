@@ -38,6 +38,8 @@ pub struct Settings {
     /// Sign-ins with the AD password: `throttle.signin_*`, and the domain's names from
     /// `directory.base_dn`.
     pub signin: SignInSettings,
+    /// `[admin]`.
+    pub admin: AdminSettings,
 }
 
 /// `[registration]`: registering methods, and the reminders to do so.
@@ -280,4 +282,13 @@ impl SignInSettings {
             None => Vec::new(),
         }
     }
+}
+
+/// `[admin]`: who may see the rollout figures at `/admin`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// `None`: nobody may.
+    #[serde(default, deserialize_with = "de::optional_trimmed")]
+    pub group_dn: Option<String>,
 }

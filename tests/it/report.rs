@@ -15,10 +15,14 @@ use sspr_bridge::domain::store::{
     ThrottleStore,
 };
 
+use axum::http::{StatusCode, header};
+
 use crate::harness::{
     self, TestDatabase, TestUser, add_member, create_group, create_user, read_binary_attr,
     unique_name,
 };
+use crate::helpdesk::{Desk, desk};
+use crate::pages::{Browser, assert_page};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -340,4 +344,75 @@ async fn report_figures_match_the_fixture_in_every_format() {
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["wrong_code", "3"]),
         "{table}"
     );
+}
+
+/// Signs `desk`'s operator in at `/helpdesk`, with the operator's authenticator code.
+async fn operator_signs_in<'a>(desk: &'a Desk) -> Browser<'a> {
+    let mut browser = Browser::new(&desk.app);
+    let form = browser.get("/helpdesk").await;
+    let code = desk.authenticator.code().await;
+    let search = browser
+        .submit(
+            &form,
+            "/helpdesk",
+            &[
+                ("username", desk.operator.sam.as_str()),
+                ("password", desk.operator.password.as_str()),
+                ("code", code.as_str()),
+            ],
+        )
+        .await;
+    assert_page(&search, StatusCode::OK, "Find a user");
+    browser
+}
+
+/// The text of the page's fact `<dd id>`.
+fn fact(html: &str, id: &str) -> String {
+    let start = html
+        .find(&format!("<dd id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no #{id}: {html}"));
+    let rest = &html[start..];
+    let text = &rest[rest.find('>').unwrap() + 1..rest.find("</dd>").unwrap()];
+    text.trim().to_owned()
+}
+
+#[tokio::test]
+async fn admin_page_shows_the_figures_to_admins_only() {
+    let admins = create_group(&unique_name("rptadm")).await;
+    let scope = create_group(&unique_name("rptscope")).await;
+    for prefix in ["rptadma", "rptadmb"] {
+        add_member(&scope, &create_user(prefix).await.dn).await;
+    }
+    let desk = desk(&format!(
+        "[admin]\ngroup_dn = {admins:?}\n[policy]\nscope = \"group\"\ngroup_dn = {scope:?}\n"
+    ))
+    .await;
+
+    let mut anonymous = Browser::new(&desk.app);
+    let page = anonymous.get("/admin").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.headers[header::LOCATION], "/helpdesk");
+
+    // A signed-in operator who is not in admin.group_dn.
+    let mut browser = operator_signs_in(&desk).await;
+    let refused = browser.get("/admin").await;
+    assert_page(
+        &refused,
+        StatusCode::FORBIDDEN,
+        "Only members of the administrators' group can see these figures.",
+    );
+    assert!(!refused.body.contains("admin-in-scope"), "{}", refused.body);
+
+    // Membership is read at each request: no new sign-in needed.
+    add_member(&admins, &desk.operator.dn).await;
+    let shown = browser.get("/admin?days=7&per=week").await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert_eq!(fact(&shown.body, "admin-in-scope"), "2");
+    assert_eq!(fact(&shown.body, "admin-registered"), "0");
+    assert_eq!(fact(&shown.body, "admin-never"), "2");
+    assert_eq!(fact(&shown.body, "admin-blocked"), "0");
+    // The operator's own sign-in is in the audit, but no action: nothing to count yet.
+    assert_page(&shown, StatusCode::OK, "Nothing in this period.");
+    assert_page(&shown, StatusCode::OK, "<option value=\"7\" selected>");
+    assert_page(&shown, StatusCode::OK, "<option value=\"week\" selected>");
 }

@@ -7,6 +7,7 @@
 //! bearer secrets, so they travel in `HttpOnly; SameSite=Strict` cookies and never in a URL, and
 //! every POST carries a CSRF token bound to the browser's CSRF cookie and to that session or flow.
 
+mod admin;
 mod approval;
 mod branding;
 mod cookies;
@@ -71,6 +72,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "helpdesk_registration_code.html",
     "approve.html",
     "error.html",
+    "admin.html",
 ];
 
 const STYLESHEET: &str = include_str!("../../../static/style.css");
@@ -263,6 +265,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(reset::routes())
         .merge(helpdesk::routes(state.clone()))
         .merge(approval::routes())
+        .merge(admin::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             layers::guard_forms,
