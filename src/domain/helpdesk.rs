@@ -9,8 +9,11 @@ mod actions;
 mod approval;
 mod caller;
 mod card;
+mod lists;
 mod session;
 pub mod temporary;
+
+pub use lists::{AccountLists, Listed};
 
 pub use approval::{APPROVAL_LIFETIME, Answer, ApprovalView, Approvals, caller_label};
 

@@ -189,6 +189,9 @@ pub struct HelpdeskSettings {
     /// A caller's `manager` set (or first seen) less than this ago cannot approve.
     #[serde(with = "humantime_serde")]
     pub manager_min_age: Duration,
+    /// The helpdesk's list of passwords that expire soon covers this long from now.
+    #[serde(default, deserialize_with = "de::positive_duration")]
+    pub expiring_within: Duration,
 }
 
 fn temporary_password_length<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {

@@ -12,6 +12,7 @@ mod directory;
 mod faults;
 mod harness;
 mod helpdesk;
+mod helpdesk_lists;
 mod helpdesk_pages;
 mod hostile;
 mod http;

@@ -73,6 +73,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "approve.html",
     "error.html",
     "admin.html",
+    "helpdesk_lists.html",
 ];
 
 const STYLESHEET: &str = include_str!("../../../static/style.css");
