@@ -1,6 +1,7 @@
 //! The lists an operator works from: accounts locked out, accounts whose password must be
 //! changed at next sign-in, and passwords that expire within `helpdesk.expiring_within`; only
-//! accounts the operator may act on. Acting still goes through the caller's card, so an unlock
+//! accounts the operator may act on, and, where `policy.scope` names a group, only its members
+//! (the people the service is rolled out to). Acting still goes through the caller's card, so an unlock
 //! from a list is verified like any other.
 
 use std::time::Duration;
@@ -9,6 +10,7 @@ use super::{Helpdesk, filetime_ms};
 use crate::domain::clock::Timestamp;
 use crate::domain::directory::{DirectoryUser, uac};
 use crate::domain::error::FlowError;
+use crate::domain::scope::Scope;
 
 /// The most accounts a list shows; it says when there were more.
 pub const LIST_LIMIT: usize = 500;
@@ -58,7 +60,11 @@ impl Helpdesk<'_> {
             expiring_within: within,
             ..AccountLists::default()
         };
-        for user in d.directory.users(None).await? {
+        let group = match &d.settings.eligibility.scope {
+            Scope::Group(dn) => Some(dn.as_str()),
+            Scope::All | Scope::Nobody => None,
+        };
+        for user in d.directory.users(group).await? {
             let expires = match filetime_ms(user.pwd_last_set) {
                 Some(set) if user.user_account_control & uac::DONT_EXPIRE_PASSWORD == 0 => {
                     let max_age = if user.resultant_pso.is_some() {
