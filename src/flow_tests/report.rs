@@ -156,3 +156,61 @@ async fn only_operators_in_the_admin_group_get_the_report() {
     let report = reports.for_admin(&token, since, Per::Day).await.unwrap();
     assert_eq!(report.users_in_scope, 0);
 }
+
+/// FILETIME (100 ns since 1601) of a Unix time in ms.
+fn filetime(unix_ms: i64) -> i64 {
+    (unix_ms + 11_644_473_600_000) * 10_000
+}
+
+#[tokio::test]
+async fn the_helpdesk_lists_hold_locked_expiring_and_must_change_accounts_of_the_scope() {
+    let mut settings = settings();
+    settings.helpdesk.operator_second_factor = false;
+    settings.helpdesk.expiring_within = 14 * DAY;
+    let f = Fakes::with(settings).await;
+    let d = &f.directory;
+    d.set_max_password_age(42 * DAY);
+    let op = d.add_user("op", PASSWORD);
+    d.add_to_group(&op, HELPDESK);
+    let now = f.clock.now().as_millis();
+    let day_ms = 86_400_000;
+    let [locked, soon, later, expired, must, guarded] =
+        ["locked", "soon", "later", "expired", "must", "guarded"].map(|sam| {
+            let user = d.add_user(sam, PASSWORD);
+            d.add_to_group(&user, STAFF);
+            d.set_password_last_set(&user, filetime(now - 20 * day_ms));
+            user
+        });
+    d.lock_out(&locked);
+    // Expires in 12 days (inside 14), in 30 days, and 3 days ago.
+    d.set_password_last_set(&soon, filetime(now - 30 * day_ms));
+    d.set_password_last_set(&later, filetime(now - 12 * day_ms));
+    d.set_password_last_set(&expired, filetime(now - 45 * day_ms));
+    d.set_password_last_set(&must, 0);
+    // A helpdesk member is no account for operators to act on.
+    d.add_to_group(&guarded, HELPDESK);
+    d.lock_out(&guarded);
+    // Outside the scope group.
+    let outsider = d.add_user("outsider", PASSWORD);
+    d.lock_out(&outsider);
+
+    let helpdesk = Helpdesk::new(&f.deps);
+    let none = helpdesk.account_lists("no-such-session").await;
+    assert!(matches!(none, Err(FlowError::Unauthorized)), "{none:?}");
+    let token = helpdesk
+        .sign_in("op", &secret(PASSWORD), None, &f.client())
+        .await
+        .unwrap();
+    let lists = helpdesk.account_lists(&token).await.unwrap();
+    let names = |list: &[crate::domain::helpdesk::Listed]| {
+        list.iter()
+            .map(|l| l.sam_account_name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&lists.locked), ["locked"]);
+    assert_eq!(names(&lists.expiring), ["soon"]);
+    assert_eq!(names(&lists.must_change), ["must"]);
+    let expires = lists.expiring[0].at.unwrap().as_millis();
+    assert_eq!(expires, now + 12 * day_ms);
+    assert!(!lists.truncated);
+}

@@ -41,6 +41,8 @@ struct DirectoryState {
     calls: Vec<&'static str>,
     /// How long a write takes, so that racing requests overlap inside it.
     write_delay: Duration,
+    /// The policies' maximum password age; `None`: passwords do not expire.
+    max_age: Option<Duration>,
 }
 
 /// Active Directory in memory: accounts found by sAMAccountName or UPN (any case), binds that
@@ -138,6 +140,16 @@ impl FakeDirectory {
 
     pub fn set_write_delay(&self, delay: Duration) {
         lock(&self.state).write_delay = delay;
+    }
+
+    /// Passwords expire this long after they were set.
+    pub fn set_max_password_age(&self, age: Duration) {
+        lock(&self.state).max_age = Some(age);
+    }
+
+    /// Sets pwdLastSet (FILETIME).
+    pub fn set_password_last_set(&self, user: &DirectoryUser, filetime: i64) {
+        self.with_account(user.guid, |a| a.entry.pwd_last_set = filetime);
     }
 
     /// The writes the directory applied, in order (a failed one is not among them).
@@ -327,12 +339,20 @@ impl Directory for FakeDirectory {
         _user: &DirectoryUser,
     ) -> Result<PasswordPolicy, DirectoryError> {
         self.call("password_policy");
-        Ok(Self::policy())
+        let max_age = lock(&self.state).max_age;
+        Ok(PasswordPolicy {
+            max_age,
+            ..Self::policy()
+        })
     }
 
     async fn domain_password_policy(&self) -> Result<PasswordPolicy, DirectoryError> {
         self.call("domain_password_policy");
-        Ok(Self::policy())
+        let max_age = lock(&self.state).max_age;
+        Ok(PasswordPolicy {
+            max_age,
+            ..Self::policy()
+        })
     }
 
     async fn probe(&self) -> Vec<DcStatus> {
