@@ -23,11 +23,13 @@ use crate::domain::settings::{
 
 mod de;
 mod directory;
+mod hooks;
 mod load;
 mod rules;
 mod ui;
 
 pub use directory::{Balance, DcEndpoint, DirectoryConfig, PolicyHints};
+pub use hooks::{HookTarget, HooksConfig, SyslogTarget};
 pub use ui::{Colour, Image};
 
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -62,6 +64,8 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub ui: UiConfig,
+    pub hooks: HooksConfig,
+    pub audit: AuditConfig,
     pub admin: AdminSettings,
 }
 
@@ -288,6 +292,20 @@ pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
 }
 
+/// `[audit]`: how long the audit log keeps its rows, and where it is forwarded.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Rows older than this many days are deleted in the background; 0 keeps them for ever.
+    pub retain_days: u32,
+    /// Where every row is forwarded as it is written; `None`: nowhere.
+    #[serde(deserialize_with = "hooks::syslog_target")]
+    pub syslog: Option<SyslogTarget>,
+    /// The CA a `tls://` syslog server's certificate must chain to; empty: the system store.
+    #[serde(deserialize_with = "de::optional")]
+    pub syslog_ca_file: Option<PathBuf>,
+}
+
 /// Everything wrong with a configuration, each naming its key and how to fix it.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -355,6 +373,8 @@ struct Raw {
     metrics: MetricsConfig,
     #[serde(default)]
     ui: UiConfig,
+    hooks: HooksConfig,
+    audit: AuditConfig,
     #[serde(default)]
     admin: AdminSettings,
 }

@@ -61,7 +61,8 @@ pub struct ErrorBody {
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct BrokenRule {
     /// `too_short`, `too_long`, `control_characters`, `complexity`, `contains_account_name`, `contains_display_name`,
-    /// `banned`, `too_weak`, or (after AD refused the write) `history_or_min_age`.
+    /// `banned`, `too_weak`, `history` (one of the last passwords this service set, where it keeps
+    /// the history itself), or (after AD refused the write) `history_or_min_age`.
     #[schema(example = "too_short")]
     pub rule: String,
     #[schema(example = "Use at least 12 characters.")]
@@ -106,6 +107,7 @@ pub fn violation_message(violation: &Violation, locale: Locale) -> String {
             };
             fill_with(t.rule("history_or_min_age"), &[("reasons", &reasons)])
         }
+        Violation::Reused { history } => t.rule_count("reused", u64::from(*history)),
     }
 }
 
@@ -336,6 +338,8 @@ mod tests {
                 history: 24,
                 min_age: Duration::from_secs(86_400),
             },
+            Violation::Reused { history: 24 },
+            Violation::Reused { history: 1 },
         ];
         for v in &all {
             let en = violation_message(v, Locale::En);

@@ -11,6 +11,8 @@ pub mod domain;
 pub mod error;
 #[cfg(test)]
 mod flow_tests;
+pub mod forward;
+pub mod hooks;
 pub mod http;
 pub mod i18n;
 pub mod logging;

@@ -49,6 +49,29 @@ fn spawn_pruning(store: Store, keep: std::time::Duration) {
     });
 }
 
+/// Deletes audit rows older than `retain_days` at start and then every hour; 0 keeps them all.
+fn spawn_audit_retention(store: Store, retain_days: u32) {
+    if retain_days == 0 {
+        return;
+    }
+    let keep = std::time::Duration::from_secs(u64::from(retain_days) * 24 * 60 * 60);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
+        loop {
+            every.tick().await;
+            let older_than = SystemClock.now() - keep;
+            match store
+                .prune_audit(older_than, crate::store::AUDIT_PRUNE_BATCH)
+                .await
+            {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, retain_days, "deleted old audit rows"),
+                Err(e) => tracing::warn!(error = %e, "audit retention failed; will retry"),
+            }
+        }
+    });
+}
+
 pub async fn serve(config: &Config) -> Result<(), ServeError> {
     let state = wiring::state(config).await?;
     let t = &config.throttle;
@@ -65,6 +88,7 @@ pub async fn serve(config: &Config) -> Result<(), ServeError> {
         .max()
         .unwrap_or_default(),
     );
+    spawn_audit_retention(state.store.clone(), config.audit.retain_days);
     if let Some(addr) = config.metrics.listen {
         crate::http::metrics::spawn_listener(&config.metrics)
             .await

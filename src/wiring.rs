@@ -35,6 +35,10 @@ pub enum StartError {
     Mail(#[from] MailError),
     #[error(transparent)]
     Templates(#[from] crate::i18n::OverrideError),
+    #[error("hooks.ca_file: {0}")]
+    Hooks(String),
+    #[error("audit.syslog: {0}")]
+    Syslog(String),
 }
 
 /// The domain's dependencies, and the store behind most of them (for what only the store does,
@@ -46,8 +50,6 @@ pub struct Wired {
     outbox_sender: Option<OutboxSender>,
     /// The templates of `ui.templates_dir` that replace built-in ones.
     overrides: crate::i18n::Overrides,
-    /// The directory again, for what pages ask it beyond the domain's port.
-    directory: Arc<LdapDirectory>,
 }
 
 /// Connects the store (applying pending migrations) and prepares the directory pools; DCs are
@@ -109,6 +111,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         approvals: shared_store.clone(),
         mailer,
         outbox: Arc::new(outbox),
+        history: shared_store.clone(),
     };
     let deps = Deps::new(ports, clock, keys, settings(config));
     Ok(Wired {
@@ -116,21 +119,21 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         store,
         outbox_sender,
         overrides,
-        directory,
     })
 }
 
 /// [`wire`], the outbox's sender started, and what the HTTP layer adds.
 pub async fn state(config: &Config) -> Result<AppState, StartError> {
     let Wired {
-        deps,
+        mut deps,
         store,
         outbox_sender,
         overrides,
-        directory,
     } = wire(config).await?;
     let licence = LicenceGate::new(config.licence.azure_ad_premium);
     let outbox_sender = outbox_sender.map(OutboxSender::spawn);
+    let history = Arc::new(deps.history.clone());
+    spawn_hooks_and_forwarding(config, &mut deps, &store).await?;
     Ok(AppState::new(Shared {
         licence,
         deps,
@@ -141,7 +144,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
             config.server.public_url.scheme() == "https",
         )
         .with_branding(Branding::from_config(&config.ui))
-        .with_history_rule(directory)
+        .with_history_rule(history)
         .with_overrides(&overrides)?,
         body_limit: config.server.body_limit,
         request_timeout: config.server.request_timeout,
@@ -150,6 +153,27 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
         hsts: config.server.public_url.scheme() == "https",
         outbox_sender,
     }))
+}
+
+/// `[hooks]` given to the flows with their webhook sender started, and `audit.syslog`'s
+/// forwarder started: only `serve` runs them, like the outbox's sender.
+async fn spawn_hooks_and_forwarding(
+    config: &Config,
+    deps: &mut Deps,
+    store: &Store,
+) -> Result<(), StartError> {
+    let hooks = crate::hooks::Dispatcher::new(&config.hooks, store.clone(), deps.clock.clone())
+        .map_err(StartError::Hooks)?;
+    if let Some((dispatcher, sender)) = hooks {
+        sender.spawn();
+        deps.hooks = crate::domain::hooks::Hooks::new(Arc::new(dispatcher));
+    }
+    if let Some(forwarder) = crate::forward::SyslogForwarder::new(&config.audit, store.clone())
+        .map_err(StartError::Syslog)?
+    {
+        forwarder.spawn().await;
+    }
+    Ok(())
 }
 
 /// The flows' settings: the sections they take as they are, whole, and what is derived from

@@ -4,54 +4,18 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use secrecy::ExposeSecret;
-use serde::Serialize;
 
 use crate::config::Config;
 use crate::domain::clock::Timestamp;
 use crate::domain::secrets::Keys;
 use crate::domain::store::{AuditEvent, AuditLog, AuditRecord, StoreError};
+use crate::forward::AuditRow as Row;
 use crate::store::Store;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Csv,
     Json,
-}
-
-/// One exported row: times as RFC 3339 UTC, every field a plain string.
-#[derive(Serialize)]
-struct Row<'a> {
-    id: i64,
-    time: String,
-    event: &'a str,
-    outcome: &'a str,
-    object_guid: String,
-    sam_account_name: &'a str,
-    actor: &'a str,
-    client_ip: &'a str,
-    method: &'a str,
-    reason: &'a str,
-    login_hash: &'a str,
-}
-
-impl<'a> Row<'a> {
-    fn new(r: &'a AuditRecord) -> Self {
-        let e = &r.event;
-        let at = e.at.to_system_time();
-        Row {
-            id: r.id,
-            time: humantime::format_rfc3339_millis(at).to_string(),
-            event: e.event.as_str(),
-            outcome: e.outcome.as_str(),
-            object_guid: e.object_guid.map(|g| g.to_string()).unwrap_or_default(),
-            sam_account_name: e.sam_account_name.as_deref().unwrap_or(""),
-            actor: e.actor.as_deref().unwrap_or(""),
-            client_ip: e.client_ip.as_deref().unwrap_or(""),
-            method: e.method.as_deref().unwrap_or(""),
-            reason: e.reason.as_deref().unwrap_or(""),
-            login_hash: e.login_hash.as_deref().unwrap_or(""),
-        }
-    }
 }
 
 /// `--login TEXT`: the rows about what someone typed as TEXT, whether it named an account (its

@@ -18,7 +18,7 @@ pub(super) struct Checks {
 }
 
 impl Checks {
-    fn problem(&mut self, key: &str, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, key: &str, message: impl Into<String>) {
         self.problems.push(Problem::new(key, message));
     }
 
@@ -27,7 +27,7 @@ impl Checks {
     }
 
     /// A secret given inline (`key`) or in a file (`key_file`), not both.
-    fn secret(
+    pub(super) fn secret(
         &mut self,
         key: &str,
         inline: Option<SecretString>,
@@ -53,7 +53,7 @@ impl Checks {
         }
     }
 
-    fn existing_file(&mut self, key: &str, path: Option<&Path>) {
+    pub(super) fn existing_file(&mut self, key: &str, path: Option<&Path>) {
         if let Some(path) = path.filter(|path| !path.is_file()) {
             let path = path.display();
             self.problem(key, format!("{path} does not exist or is not a file"));
@@ -75,6 +75,8 @@ impl Checks {
             );
         }
         let secret_key = self.secret_key(raw.security);
+        self.hooks(&mut raw.hooks);
+        self.audit(&raw.audit);
         let token_file = raw.metrics.token_file.take();
         raw.metrics.token = self.secret("metrics.token", raw.metrics.token, token_file.as_deref());
         Some(Config {
@@ -96,6 +98,8 @@ impl Checks {
             log: raw.log,
             metrics: raw.metrics,
             ui: raw.ui,
+            hooks: raw.hooks,
+            audit: raw.audit,
             admin: raw.admin,
         })
     }

@@ -361,3 +361,60 @@ fn the_logo_and_favicon_are_read_at_start() {
     assert!(err.mentions("ui.favicon"), "{err}");
     assert!(err.to_string().contains("/nonexistent/logo.png"), "{err}");
 }
+
+#[test]
+fn audit_retention_is_a_number_of_days_and_zero_keeps_everything() {
+    assert_eq!(load("").unwrap().audit.retain_days, 365);
+    assert_eq!(
+        load("[audit]\nretain_days = 0").unwrap().audit.retain_days,
+        0
+    );
+    let error = load("[audit]\nretain_days = -1").unwrap_err();
+    assert_eq!(error.problems[0].key, "audit.retain_days", "{error}");
+}
+
+#[test]
+fn webhooks_need_https_and_a_signing_secret_and_commands_an_absolute_program() {
+    let config = load("").unwrap();
+    assert!(config.hooks.targets().iter().all(|(_, t)| !t.is_set()));
+    assert_eq!(config.audit.syslog, None);
+
+    let unsigned =
+        load("[hooks]\nafter_reset = { url = \"https://hooks.example.com/a\" }").unwrap_err();
+    assert!(unsigned.mentions("hooks.secret"), "{unsigned}");
+    let short = load(
+        "[hooks]\nsecret = \"short\"\nafter_unlock = { url = \"https://hooks.example.com/a\" }",
+    )
+    .unwrap_err();
+    assert!(short.mentions("hooks.secret"), "{short}");
+    let plain =
+        load("[hooks]\nafter_reset = { url = \"http://hooks.example.com/a\" }").unwrap_err();
+    assert!(
+        plain.to_string().contains("must be an https URL"),
+        "{plain}"
+    );
+    let relative = load("[hooks]\nafter_reset = { command = [\"sync-password\"] }").unwrap_err();
+    assert!(relative.mentions("hooks.after_reset"), "{relative}");
+
+    let config = load(
+        "[hooks]\nsecret = \"0123456789abcdef\"\n\
+         after_registration_change = { url = \"https://hooks.example.com/a\", command = [\"/bin/true\"] }\n\
+         [audit]\nsyslog = \"tcp://siem.example.com\"",
+    )
+    .unwrap();
+    let target = &config.hooks.after_registration_change;
+    assert_eq!(
+        target.url.as_ref().unwrap().host_str(),
+        Some("hooks.example.com")
+    );
+    assert_eq!(target.command, ["/bin/true"]);
+    assert_eq!(
+        config.audit.syslog,
+        Some(SyslogTarget::Tcp {
+            host: "siem.example.com".to_owned(),
+            port: 514
+        })
+    );
+    let bad = load("[audit]\nsyslog = \"udp://siem.example.com\"").unwrap_err();
+    assert!(bad.mentions("audit.syslog"), "{bad}");
+}

@@ -193,4 +193,8 @@ impl Directory for LdapDirectory {
         }
         statuses
     }
+
+    async fn enforces_password_history(&self) -> bool {
+        LdapDirectory::enforces_password_history(self).await
+    }
 }

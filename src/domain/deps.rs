@@ -9,14 +9,16 @@ use super::ObjectGuid;
 use super::audit::Auditor;
 use super::clock::{Clock, Timestamp};
 use super::directory::{Directory, DirectoryUser};
+use super::history::PasswordHistory;
+use super::hooks::Hooks;
 use super::notifier::Notifier;
 use super::notify::{Mailer, Outbox};
 use super::scope::StandIn;
 use super::secrets::{Keys, new_token};
 use super::settings::Settings;
 use super::store::{
-    ApprovalStore, AuditLog, CodeStore, EnrolledMethod, FlowStore, RegistrationStore, Session,
-    SessionKind, SessionStore, StoreError, ThrottleStore,
+    ApprovalStore, AuditLog, CodeStore, EnrolledMethod, FlowStore, PasswordHistoryStore,
+    RegistrationStore, Session, SessionKind, SessionStore, StoreError, ThrottleStore,
 };
 use super::throttle::Throttle;
 
@@ -45,6 +47,10 @@ pub struct Deps {
     pub settings: Settings,
     /// What a reset start for an unknown login judges in its place.
     pub stand_in: Arc<StandIn>,
+    /// The passwords this service wrote, where the directory keeps no history for resets.
+    pub history: PasswordHistory,
+    /// `hooks.after_*`; none unless the composition root sets them.
+    pub hooks: Hooks,
 }
 
 /// The ports [`Deps`] is built from; the audit log, the throttle store and the outbox go to the
@@ -60,6 +66,7 @@ pub struct Ports {
     pub approvals: Arc<dyn ApprovalStore>,
     pub mailer: Option<Arc<dyn Mailer>>,
     pub outbox: Arc<dyn Outbox>,
+    pub history: Arc<dyn PasswordHistoryStore>,
 }
 
 impl Deps {
@@ -80,6 +87,12 @@ impl Deps {
             audit.clone(),
             &settings,
         );
+        let history = PasswordHistory::new(
+            ports.history,
+            ports.directory.clone(),
+            keys.clone(),
+            clock.clone(),
+        );
         Self {
             directory: ports.directory,
             registrations: ports.registrations,
@@ -95,6 +108,8 @@ impl Deps {
             keys,
             settings,
             stand_in: Default::default(),
+            history,
+            hooks: Hooks::default(),
         }
     }
 

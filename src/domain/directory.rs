@@ -267,4 +267,11 @@ pub trait Directory: Send + Sync {
 
     /// Connects to (or reuses a connection to) every configured DC and reports each.
     async fn probe(&self) -> Vec<DcStatus>;
+
+    /// Whether AD itself holds a password reset to the password history (LDAP_SERVER_POLICY_HINTS
+    /// on every DC that may take the write). Where it does not, the service keeps a history of
+    /// its own ([`crate::domain::history`]).
+    async fn enforces_password_history(&self) -> bool {
+        false
+    }
 }

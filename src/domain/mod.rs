@@ -14,6 +14,8 @@ pub mod error;
 #[cfg(test)]
 pub mod fakes;
 pub mod helpdesk;
+pub mod history;
+pub mod hooks;
 pub mod licence;
 pub mod locale;
 pub mod network;

@@ -81,6 +81,11 @@ pub enum Violation {
         history: u32,
         min_age: Duration,
     },
+    /// One of the last `history` passwords this service wrote for the account, where the
+    /// service keeps the history itself ([`crate::domain::history`]).
+    Reused {
+        history: u32,
+    },
 }
 
 impl Violation {
@@ -95,6 +100,7 @@ impl Violation {
             Violation::Banned => "banned",
             Violation::TooWeak { .. } => "too_weak",
             Violation::HistoryOrMinAge { .. } => "history_or_min_age",
+            Violation::Reused { .. } => "history",
         }
     }
 }

@@ -50,6 +50,7 @@ impl Fakes {
             approvals: store.clone(),
             mailer: Some(mailer.clone()),
             outbox: outbox.clone(),
+            history: store.clone(),
         };
         let deps = Deps::new(
             ports,

@@ -6,6 +6,7 @@
 mod enrollment;
 mod harness;
 mod helpdesk;
+mod history;
 mod report;
 mod reset;
 mod verification;

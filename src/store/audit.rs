@@ -96,7 +96,7 @@ impl AuditLog for Store {
     }
 }
 
-fn record_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
+pub(super) fn record_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     let object_guid = row
         .try_get::<Option<String>, _>("object_guid")?
         .map(|text| {

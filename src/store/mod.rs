@@ -10,10 +10,13 @@ mod codes;
 mod database_url;
 mod error;
 mod flows;
+mod history;
+mod hooks;
 mod notices;
 mod outbox;
 mod registrations;
 mod report;
+mod retention;
 mod sessions;
 mod throttle;
 
@@ -30,6 +33,8 @@ use crate::domain::clock::{Clock, SystemClock, Timestamp};
 use crate::domain::store::StoreError;
 use database_url::DatabaseUrl;
 pub use error::UNAVAILABLE;
+pub use hooks::HookCall;
+pub use retention::AUDIT_PRUNE_BATCH;
 
 /// How long a query waits for a pooled connection, including (re)connecting to a server that
 /// refuses connections, before it fails as "unavailable".

@@ -14,6 +14,8 @@ mod harness;
 mod helpdesk;
 mod helpdesk_lists;
 mod helpdesk_pages;
+mod history;
+mod hooks;
 mod hostile;
 mod http;
 mod https;

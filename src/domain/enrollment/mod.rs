@@ -11,6 +11,7 @@ use super::audit::{Audit, AuditKind, Outcome};
 use super::deps::{Client, Deps};
 use super::directory::DirectoryUser;
 use super::error::FlowError;
+use super::hooks::{Actor, HookAccount, HookAction};
 use super::notify::MailKind;
 use super::store::{MethodKind, Session, SessionKind};
 
@@ -163,6 +164,18 @@ impl<'a> Enrollment<'a> {
                 None
             }
         };
+        let account = match &owner {
+            Some(owner) => HookAccount::of(owner),
+            None => HookAccount::known(session.user, &session.sam_account_name),
+        };
+        d.hooks.after(
+            HookAction::RegistrationChange,
+            account,
+            Actor::Owner,
+            d.now(),
+            None,
+            None,
+        );
         match owner {
             Some(owner) => {
                 d.notifier

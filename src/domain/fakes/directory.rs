@@ -41,6 +41,10 @@ struct DirectoryState {
     calls: Vec<&'static str>,
     /// How long a write takes, so that racing requests overlap inside it.
     write_delay: Duration,
+    /// The policy's password history length (0 unless a test sets one).
+    history_length: u32,
+    /// Whether the directory holds resets to that history itself (policy hints).
+    enforces_history: bool,
     /// The policies' maximum password age; `None`: passwords do not expire.
     max_age: Option<Duration>,
 }
@@ -153,6 +157,16 @@ impl FakeDirectory {
     }
 
     /// The writes the directory applied, in order (a failed one is not among them).
+    /// The history length of the policy, the user's and the domain's.
+    pub fn set_history_length(&self, n: u32) {
+        lock(&self.state).history_length = n;
+    }
+
+    /// Makes the directory hold resets to the history itself, as a DC with policy hints does.
+    pub fn set_enforces_history(&self, enforces: bool) {
+        lock(&self.state).enforces_history = enforces;
+    }
+
     pub fn writes(&self) -> Vec<RecordedWrite> {
         lock(&self.state).writes.clone()
     }
@@ -342,6 +356,7 @@ impl Directory for FakeDirectory {
         let max_age = lock(&self.state).max_age;
         Ok(PasswordPolicy {
             max_age,
+            history_length: lock(&self.state).history_length,
             ..Self::policy()
         })
     }
@@ -351,11 +366,16 @@ impl Directory for FakeDirectory {
         let max_age = lock(&self.state).max_age;
         Ok(PasswordPolicy {
             max_age,
+            history_length: lock(&self.state).history_length,
             ..Self::policy()
         })
     }
 
     async fn probe(&self) -> Vec<DcStatus> {
         Vec::new()
+    }
+
+    async fn enforces_password_history(&self) -> bool {
+        lock(&self.state).enforces_history
     }
 }

@@ -10,6 +10,7 @@ use crate::domain::audit::{Audit, AuditKind, Outcome};
 use crate::domain::deps::Client;
 use crate::domain::directory::{AccountChange, DirectoryUser};
 use crate::domain::error::FlowError;
+use crate::domain::hooks::{Actor, HookAccount, HookAction};
 use crate::domain::notify::{Mail, MailKind};
 use crate::domain::registration_code;
 
@@ -127,7 +128,13 @@ impl Helpdesk<'_> {
                         },
                     )
                     .await?;
-                crate::domain::enrollment::end_sessions(d, &user).await;
+                // Remembered, so the user cannot reset back to a password the helpdesk knew.
+                let remember = async {
+                    if let Err(e) = d.history.remember(&user, &password).await {
+                        tracing::warn!(error = %e, "the temporary password is not in the local history");
+                    }
+                };
+                tokio::join!(crate::domain::enrollment::end_sessions(d, &user), remember);
                 (Some(password), MailKind::HelpdeskPasswordReset)
             }
             Action::Unlock => {
@@ -168,6 +175,22 @@ impl Helpdesk<'_> {
                 },
             )
             .await;
+
+        let hook = match action {
+            Action::Reset { .. } => HookAction::Reset,
+            Action::Unlock => HookAction::Unlock,
+            Action::ClearRegistrations => HookAction::RegistrationChange,
+        };
+        d.hooks.after(
+            hook,
+            HookAccount::of(&user),
+            Actor::Helpdesk {
+                operator: actor.clone(),
+            },
+            d.now(),
+            None,
+            temporary.as_ref(),
+        );
 
         // The password mail first, then the notice of what the helpdesk did.
         let shown = match (action, temporary, &address) {

@@ -9,6 +9,7 @@ use crate::domain::audit::{Audit, AuditKind, Outcome};
 use crate::domain::deps::Client;
 use crate::domain::directory::{AccountChange, DcId, DirectoryError, DirectoryUser};
 use crate::domain::error::FlowError;
+use crate::domain::hooks::{Actor, HookAccount, HookAction};
 use crate::domain::notify::MailKind;
 use crate::domain::policy::{
     MAX_PASSWORD_CHARS, PasswordPolicy, Requirement, Violation, after_write,
@@ -17,15 +18,19 @@ use crate::domain::throttle::PerAddress;
 use crate::domain::verification::Subject;
 
 impl Reset<'_> {
-    /// The policy and the names a new password is judged by in this flow. The user's own only
-    /// once verified: before that, and always in a decoy, the domain's policy and the login as
-    /// typed, so the answer tells nobody whether the account exists or has its own policy.
-    async fn password_context(&self, live: &Subject) -> Result<(PasswordPolicy, Owner), FlowError> {
+    /// The policy and the names a new password is judged by in this flow, and the verified user.
+    /// The user's own only once verified: before that, and always in a decoy, the domain's policy
+    /// and the login as typed, so the answer tells nobody whether the account exists or has its
+    /// own policy.
+    async fn password_context(
+        &self,
+        live: &Subject,
+    ) -> Result<(PasswordPolicy, Owner, Option<DirectoryUser>), FlowError> {
         let d = self.deps;
         if self.is_verified(live) {
             let (user, _) = self.verified_user(live).await?;
             let policy = d.directory.password_policy(&user).await?;
-            return Ok((policy, Owner::of(&user)));
+            return Ok((policy, Owner::of(&user), Some(user)));
         }
         let login = &live.flow.login;
         let owner = Owner {
@@ -33,7 +38,7 @@ impl Reset<'_> {
             display_name: None,
             mail: None,
         };
-        Ok((d.directory.domain_password_policy().await?, owner))
+        Ok((d.directory.domain_password_policy().await?, owner, None))
     }
 
     /// The rules a new password must meet in this flow (see `password_context` for whose).
@@ -66,8 +71,14 @@ impl Reset<'_> {
             .await?;
         reject_overlong(password)?;
         let live = self.live(flow).await?;
-        let (policy, owner) = self.password_context(&live).await?;
-        Ok(self.broken_rules(password, owner, policy).await)
+        let (policy, owner, user) = self.password_context(&live).await?;
+        let mut broken = self.broken_rules(password, owner, policy.clone()).await;
+        // Only a verified flow has an account whose history could be asked (never a decoy).
+        if let Some(user) = user {
+            let checked = d.history.check_against(&user, &policy, password).await?;
+            broken.extend(checked.reused);
+        }
+        Ok(broken)
     }
 
     /// Runs the checks on a blocking thread: zxcvbn takes milliseconds of CPU.
@@ -134,9 +145,12 @@ impl Reset<'_> {
         let (user, protected) = self.verified_user(live).await?;
         let policy = d.directory.password_policy(&user).await?;
         // The flow stays open after a refusal: the user may try another password.
-        let broken = self
-            .broken_rules(new_password, Owner::of(&user), policy.clone())
-            .await;
+        let (mut broken, checked) = tokio::join!(
+            self.broken_rules(new_password, Owner::of(&user), policy.clone()),
+            d.history.check_against(&user, &policy, new_password),
+        );
+        let mut checked = checked?;
+        broken.extend(checked.reused.take());
         if !broken.is_empty() {
             let refused = FlowError::PasswordRejected(broken);
             self.audit_refusal(&user, &refused.to_string(), client)
@@ -157,8 +171,14 @@ impl Reset<'_> {
                         tracing::warn!(error = %e, "the DC that took the reset is not recorded");
                     }
                 };
+                let remember = async {
+                    if let Err(e) = d.history.remember_checked(checked).await {
+                        tracing::warn!(error = %e, "the new password is not in the local history");
+                    }
+                };
                 tokio::join!(
                     record_dc,
+                    remember,
                     crate::domain::enrollment::end_sessions(d, &user),
                     self.finish(
                         live,
@@ -171,6 +191,14 @@ impl Reset<'_> {
                 if protected {
                     self.tell_admins(live, &user, client).await;
                 }
+                d.hooks.after(
+                    HookAction::Reset,
+                    HookAccount::of(&user),
+                    Actor::Owner,
+                    d.now(),
+                    Some(&live.id_hash),
+                    Some(new_password),
+                );
                 Ok(())
             }
             // Every rule that can be checked in advance passed: what AD still refuses for is
@@ -206,6 +234,15 @@ impl Reset<'_> {
             client,
         )
         .await;
+        let d = self.deps;
+        d.hooks.after(
+            HookAction::Unlock,
+            HookAccount::of(&user),
+            Actor::Owner,
+            d.now(),
+            Some(&live.id_hash),
+            None,
+        );
         Ok(())
     }
 

@@ -56,10 +56,12 @@ pub enum AuditKind {
     HelpdeskUnlock,
     HelpdeskClearRegistrations,
     HelpdeskLiftBlock,
+    /// A webhook given up after `hooks.retry_for`; the reason names the hook.
+    Hook,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 23] = [
+    pub const ALL: [AuditKind; 24] = [
         AuditKind::SignIn,
         AuditKind::StepUp,
         AuditKind::EnrollmentAdded,
@@ -83,6 +85,7 @@ impl AuditKind {
         AuditKind::HelpdeskUnlock,
         AuditKind::HelpdeskClearRegistrations,
         AuditKind::HelpdeskLiftBlock,
+        AuditKind::Hook,
     ];
 
     /// Its name in the audit table, the export and the metrics.
@@ -111,6 +114,7 @@ impl AuditKind {
             AuditKind::HelpdeskUnlock => "helpdesk_unlock",
             AuditKind::HelpdeskClearRegistrations => "helpdesk_clear_registrations",
             AuditKind::HelpdeskLiftBlock => "helpdesk_lift_block",
+            AuditKind::Hook => "hook",
         }
     }
 

@@ -10,17 +10,19 @@ use serde::Serialize;
 use super::{Locale, Pages};
 use crate::domain::policy::{Requirement, Violation};
 
-/// Whether AD holds a new password to the domain's history (see
-/// [`crate::directory::LdapDirectory::enforces_password_history`]).
+/// Whether a reset is held to the password history.
 #[async_trait]
 pub trait HistoryRule: Send + Sync {
     async fn enforced(&self) -> bool;
 }
 
+/// AD holds a reset to its history where every DC has policy hints; elsewhere the service keeps
+/// one of its own, so a reset is always held to one (to the passwords the service knows of: see
+/// [`crate::domain::history`]).
 #[async_trait]
-impl HistoryRule for crate::directory::LdapDirectory {
+impl HistoryRule for crate::domain::history::PasswordHistory {
     async fn enforced(&self) -> bool {
-        self.enforces_password_history().await
+        true
     }
 }
 
@@ -104,7 +106,7 @@ pub fn broken_rule(violation: &Violation) -> Option<&'static str> {
         Violation::ContainsAccountName | Violation::ContainsDisplayName => "names",
         Violation::Banned => "banned",
         Violation::TooWeak { .. } => "strength",
-        Violation::HistoryOrMinAge { .. } => "history",
+        Violation::HistoryOrMinAge { .. } | Violation::Reused { .. } => "history",
         Violation::TooLong { .. } => return None,
     })
 }
