@@ -18,7 +18,7 @@ use crate::domain::scope::Scope;
 // `[helpdesk]`, `[registration]`, `[reset]` and `[throttle]` are the flows' own settings sections,
 // defined once in the domain.
 use crate::domain::settings::{
-    HelpdeskSettings, RegistrationSettings, ResetSettings, ThrottleSettings,
+    AdminSettings, HelpdeskSettings, RegistrationSettings, ResetSettings, ThrottleSettings,
 };
 
 mod de;
@@ -66,6 +66,7 @@ pub struct Config {
     pub ui: UiConfig,
     pub hooks: HooksConfig,
     pub audit: AuditConfig,
+    pub admin: AdminSettings,
 }
 
 /// `[ui]`: what the pages and mails look like.
@@ -374,6 +375,8 @@ struct Raw {
     ui: UiConfig,
     hooks: HooksConfig,
     audit: AuditConfig,
+    #[serde(default)]
+    admin: AdminSettings,
 }
 
 /// A database URL with any password replaced, fit for logs and `check` output.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sspr_bridge::cli::reminders::{self, Batch, BatchArgs};
-use sspr_bridge::cli::{self, audit_export, check, registration_codes};
+use sspr_bridge::cli::{self, audit_export, check, registration_codes, report};
 use sspr_bridge::config::{Config, ConfigError, SecretKey, Sources};
 use sspr_bridge::server;
 
@@ -67,6 +67,20 @@ enum Command {
         days: Vec<u32>,
         #[command(flatten)]
         batch: BatchArgs,
+    },
+    /// Print the rollout figures: users in scope, registered (by method, and stale), never
+    /// registered, resets, unlocks, changes and helpdesk actions per day or week by method and
+    /// outcome, the top refusal reasons and the users blocked now.
+    Report {
+        #[arg(long, value_enum, default_value = "table")]
+        format: report::Format,
+        /// Count the activity from this date (2026-11-01, UTC), time (2026-11-01T08:00:00Z) or
+        /// this long ago (30d, 12weeks); the last 30 days if not given.
+        #[arg(long, value_parser = report::parse_since)]
+        since: Option<report::Since>,
+        /// Count the activity per day or per week (Monday to Sunday, UTC).
+        #[arg(long, value_enum, default_value = "day")]
+        per: report::PerArg,
     },
 }
 
@@ -156,6 +170,18 @@ fn main() -> ExitCode {
             Command::Remind { batch } => run_batch(&config, &Batch::Remind, &batch).await,
             Command::NotifyExpiry { days, batch } => {
                 run_batch(&config, &Batch::NotifyExpiry { days }, &batch).await
+            }
+            Command::Report { format, since, per } => {
+                let stdout = std::io::stdout();
+                let since = since.unwrap_or(report::Since::DEFAULT);
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                match report::run(&config, since, per.into(), format, &mut out).await {
+                    Ok(_) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("report failed: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
             }
             Command::GenKey => unreachable!("handled before the configuration is read"),
         }

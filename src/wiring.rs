@@ -210,5 +210,6 @@ fn settings(config: &Config) -> Settings {
             failure_floor: t.signin_failure_floor,
             domains: SignInSettings::domains_of(&config.directory.base_dn),
         },
+        admin: config.admin.clone(),
     }
 }

@@ -89,7 +89,7 @@ const COLUMNS: [&str; 11] = [
 
 /// A cell a spreadsheet would evaluate as a formula gets a leading `'` (OWASP's advice for CSV
 /// injection): logins and reasons can be text anyone typed, such as `=HYPERLINK(...)`.
-fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
     match text.chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}").into(),
         _ => text.into(),

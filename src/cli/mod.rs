@@ -5,6 +5,7 @@ pub mod audit_export;
 pub mod check;
 pub mod registration_codes;
 pub mod reminders;
+pub mod report;
 
 use secrecy::ExposeSecret;
 

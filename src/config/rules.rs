@@ -100,6 +100,7 @@ impl Checks {
             ui: raw.ui,
             hooks: raw.hooks,
             audit: raw.audit,
+            admin: raw.admin,
         })
     }
 

@@ -9,8 +9,11 @@ mod actions;
 mod approval;
 mod caller;
 mod card;
+mod lists;
 mod session;
 pub mod temporary;
+
+pub use lists::{AccountLists, Listed};
 
 pub use approval::{APPROVAL_LIFETIME, Answer, ApprovalView, Approvals, caller_label};
 
@@ -103,6 +106,17 @@ impl Action {
 /// A signed-in operator.
 pub struct Operator {
     session: Session,
+}
+
+impl Operator {
+    /// The operator's account, as it signed in.
+    pub fn user(&self) -> ObjectGuid {
+        self.session.user
+    }
+
+    pub fn sam_account_name(&self) -> &str {
+        &self.session.sam_account_name
+    }
 }
 
 pub struct Helpdesk<'a> {

@@ -26,6 +26,7 @@ pub mod policy;
 pub mod protection;
 pub mod registration_code;
 pub mod reminders;
+pub mod report;
 pub mod reset;
 pub mod scope;
 pub mod secrets;

@@ -38,6 +38,8 @@ pub struct Settings {
     /// Sign-ins with the AD password: `throttle.signin_*`, and the domain's names from
     /// `directory.base_dn`.
     pub signin: SignInSettings,
+    /// `[admin]`.
+    pub admin: AdminSettings,
 }
 
 /// `[registration]`: registering methods, and the reminders to do so.
@@ -187,6 +189,9 @@ pub struct HelpdeskSettings {
     /// A caller's `manager` set (or first seen) less than this ago cannot approve.
     #[serde(with = "humantime_serde")]
     pub manager_min_age: Duration,
+    /// The helpdesk's list of passwords that expire soon covers this long from now.
+    #[serde(default, deserialize_with = "de::positive_duration")]
+    pub expiring_within: Duration,
 }
 
 fn temporary_password_length<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
@@ -280,4 +285,13 @@ impl SignInSettings {
             None => Vec::new(),
         }
     }
+}
+
+/// `[admin]`: who may see the rollout figures at `/admin`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// `None`: nobody may.
+    #[serde(default, deserialize_with = "de::optional_trimmed")]
+    pub group_dn: Option<String>,
 }

@@ -15,6 +15,7 @@ mod hooks;
 mod notices;
 mod outbox;
 mod registrations;
+mod report;
 mod retention;
 mod sessions;
 mod throttle;

@@ -37,7 +37,9 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::approval::{ANY_AGE, approval_link, ask, pair};
 use crate::client::{TestApp, test_app};
-use crate::harness::{TestUser, bind, create_user, read_attr, set_attr};
+use crate::harness::{
+    TestUser, add_member, bind, create_group, create_user, read_attr, set_attr, unique_name,
+};
 use crate::helpdesk::{caller_with_totp, desk};
 use crate::mail::unique_address;
 use crate::mail::{assert_no_mail, smtp_section, wait_for_mail};
@@ -1579,3 +1581,61 @@ return [...document.querySelectorAll('[role=alert], [aria-live]')]
   .filter(el => el.getAttribute('aria-live') !== 'off' && el.getClientRects().length > 0)
   .some(el => el.textContent.replace(/\s+/g, ' ').includes(wanted));
 "#;
+
+#[tokio::test]
+async fn helpdesk_lists_and_admin_figures_in_english() {
+    lists_and_admin(Locale::En).await;
+}
+
+#[tokio::test]
+async fn helpdesk_lists_and_admin_figures_in_dutch() {
+    lists_and_admin(Locale::Nl).await;
+}
+
+#[tokio::test]
+async fn helpdesk_lists_and_admin_figures_in_german() {
+    lists_and_admin(Locale::De).await;
+}
+
+#[tokio::test]
+async fn helpdesk_lists_and_admin_figures_in_french() {
+    lists_and_admin(Locale::Fr).await;
+}
+
+/// An operator who is also in `admin.group_dn` opens the helpdesk's lists, with a locked-out
+/// and a must-change account of the scope group on them, and the rollout figures.
+async fn lists_and_admin(locale: Locale) {
+    let admins = create_group(&unique_name("bradm")).await;
+    let scope = create_group(&unique_name("brscope")).await;
+    let locked = create_user("brlock").await;
+    let must_change = create_user("brmust").await;
+    for user in [&locked, &must_change] {
+        add_member(&scope, &user.dn).await;
+    }
+    lock_out(&locked).await;
+    set_attr(&must_change.dn, "pwdLastSet", "0").await;
+    let desk = desk(&format!(
+        "[server]\npublic_url = {PUBLIC_URL:?}\n[admin]\ngroup_dn = {admins:?}\n\
+         [policy]\nscope = \"group\"\ngroup_dn = {scope:?}"
+    ))
+    .await;
+    add_member(&admins, &desk.operator.dn).await;
+    let site = Site::serve(&desk.app).await;
+    let mut browser = Browser::launch(&site, locale).await;
+
+    browser.open("lists", "/helpdesk").await;
+    browser.fill("#username", &desk.operator.sam).await;
+    browser.fill("#password", &desk.operator.password).await;
+    browser
+        .fill("#code", &desk.authenticator.code().await)
+        .await;
+    browser.submit("form[action='/helpdesk'] button").await;
+    browser.open("lists", "/helpdesk/lists").await;
+    browser.check("lists").await;
+    browser.assert_text("helpdesk_lists_unlock").await;
+    browser.assert_text("helpdesk_lists_must_change").await;
+
+    browser.open("admin", "/admin").await;
+    browser.check("admin").await;
+    browser.assert_text("admin_in_scope").await;
+}

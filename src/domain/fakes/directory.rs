@@ -45,6 +45,8 @@ struct DirectoryState {
     history_length: u32,
     /// Whether the directory holds resets to that history itself (policy hints).
     enforces_history: bool,
+    /// The policies' maximum password age; `None`: passwords do not expire.
+    max_age: Option<Duration>,
 }
 
 /// Active Directory in memory: accounts found by sAMAccountName or UPN (any case), binds that
@@ -147,6 +149,16 @@ impl FakeDirectory {
 
     pub fn set_write_delay(&self, delay: Duration) {
         lock(&self.state).write_delay = delay;
+    }
+
+    /// Passwords expire this long after they were set.
+    pub fn set_max_password_age(&self, age: Duration) {
+        lock(&self.state).max_age = Some(age);
+    }
+
+    /// Sets pwdLastSet (FILETIME).
+    pub fn set_password_last_set(&self, user: &DirectoryUser, filetime: i64) {
+        self.with_account(user.guid, |a| a.entry.pwd_last_set = filetime);
     }
 
     /// The writes the directory applied, in order (a failed one is not among them).
@@ -386,7 +398,9 @@ impl Directory for FakeDirectory {
         _user: &DirectoryUser,
     ) -> Result<PasswordPolicy, DirectoryError> {
         self.call("password_policy");
+        let max_age = lock(&self.state).max_age;
         Ok(PasswordPolicy {
+            max_age,
             history_length: lock(&self.state).history_length,
             ..Self::policy()
         })
@@ -394,7 +408,9 @@ impl Directory for FakeDirectory {
 
     async fn domain_password_policy(&self) -> Result<PasswordPolicy, DirectoryError> {
         self.call("domain_password_policy");
+        let max_age = lock(&self.state).max_age;
         Ok(PasswordPolicy {
+            max_age,
             history_length: lock(&self.state).history_length,
             ..Self::policy()
         })

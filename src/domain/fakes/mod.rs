@@ -19,7 +19,8 @@ use super::notify::{Mail, MailError, Mailer, Outbox, Queued};
 use super::policy::{BannedList, PasswordRules};
 use super::scope::Eligibility;
 use super::settings::{
-    HelpdeskSettings, RegistrationSettings, ResetSettings, Settings, ThrottleSettings,
+    AdminSettings, HelpdeskSettings, RegistrationSettings, ResetSettings, Settings,
+    ThrottleSettings,
 };
 use super::signin::SignInSettings;
 use super::store::StoreError;
@@ -143,5 +144,6 @@ pub fn settings() -> Settings {
             domains: SignInSettings::domains_of("DC=sspr,DC=test"),
             ..SignInSettings::default()
         },
+        admin: AdminSettings::default(),
     }
 }

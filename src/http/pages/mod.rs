@@ -7,6 +7,7 @@
 //! bearer secrets, so they travel in `HttpOnly; SameSite=Strict` cookies and never in a URL, and
 //! every POST carries a CSRF token bound to the browser's CSRF cookie and to that session or flow.
 
+mod admin;
 mod approval;
 mod branding;
 mod change;
@@ -74,6 +75,8 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "error.html",
     "password_fields.html",
     "change.html",
+    "admin.html",
+    "helpdesk_lists.html",
 ];
 
 const STYLESHEET: &str = include_str!("../../../static/style.css");
@@ -267,6 +270,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(helpdesk::routes(state.clone()))
         .merge(approval::routes())
         .merge(change::routes())
+        .merge(admin::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             layers::guard_forms,

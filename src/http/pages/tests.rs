@@ -46,6 +46,8 @@ fn every_page_renders_in_every_language() {
                     operator => "op-anna", caller => "Jan Jansen (jjansen)", token => "t0ken",
                     title => "error_page_404_title", body => "error_page_404_body",
                     server_error => flag,
+                    days => 30, days_offered => [7, 30, 90, 365], per => "week",
+                    report => admin::sample_report(flag),
                 };
                 let response = pages.render(StatusCode::OK, name, locale, page);
                 assert_eq!(response.status(), StatusCode::OK, "{name} in {locale:?}");
@@ -67,6 +69,7 @@ fn every_text_named_in_code_exists() {
         include_str!("helpdesk/caller.rs"),
         include_str!("helpdesk/actions.rs"),
         include_str!("approval.rs"),
+        include_str!("admin.rs"),
     ];
     let mut named = 0;
     for source in sources {

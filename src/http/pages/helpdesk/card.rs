@@ -19,13 +19,13 @@ pub(super) fn shown_as(v: VerifiedBy) -> &'static str {
 
 /// A point in time as the page shows it: in UTC, to the minute.
 #[derive(Serialize)]
-struct Moment {
+pub(super) struct Moment {
     /// For `<time datetime>`.
     datetime: String,
     text: String,
 }
 
-fn moment(unix_ms: i64) -> Option<Moment> {
+pub(super) fn moment(unix_ms: i64) -> Option<Moment> {
     let at =
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000).ok()?;
     let date = format!(

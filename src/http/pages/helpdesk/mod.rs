@@ -9,6 +9,7 @@
 mod actions;
 mod caller;
 mod card;
+mod lists;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -48,6 +49,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route(HERE, get(start).post(sign_in))
         .route("/helpdesk/sign-out", step(post(sign_out)))
+        .route("/helpdesk/lists", get(lists::lists))
         .route(CALLER, get(caller_form).post(look_up))
         .route("/helpdesk/user/email-code", step(post(send_code)))
         .route("/helpdesk/user/verify", step(post(verify)))
