@@ -258,8 +258,19 @@ async fn the_app_setup_is_a_redirect_and_reloads_start_no_secret_and_cost_no_att
     let user = create_user("prt").await;
     let mut browser = Browser::new(&app);
     let overview = signed_in(&mut browser, &user).await;
+    // The registration flow shows where the user is: signed in, choosing, then confirming.
+    let step = |n: u32, label: &str| {
+        format!("aria-current=\"step\"><span class=\"num\" aria-hidden=\"true\">{n}</span> {label}")
+    };
+    assert_page(&overview, StatusCode::OK, &step(2, "Choose a method"));
+    assert_page(
+        &overview,
+        StatusCode::OK,
+        "class=\"past\"><span class=\"num\" aria-hidden=\"true\">1</span> Sign in",
+    );
     let setup = browser.submit(&overview, "/register/totp", &[]).await;
     assert_eq!(browser.redirected.as_deref(), Some("/register/totp"));
+    assert_page(&setup, StatusCode::OK, &step(3, "Confirm with a code"));
     let secret = crate::pages::text_of(&setup.body, "totp-secret");
     assert!(!secret.is_empty());
     assert!(
