@@ -361,3 +361,14 @@ fn the_logo_and_favicon_are_read_at_start() {
     assert!(err.mentions("ui.favicon"), "{err}");
     assert!(err.to_string().contains("/nonexistent/logo.png"), "{err}");
 }
+
+#[test]
+fn a_time_zone_must_be_a_known_iana_name() {
+    let config = load("[ui]\ntimezone = \"Europe/Amsterdam\"").unwrap();
+    assert_eq!(config.ui.timezone.name(), "Europe/Amsterdam");
+    let err = load("[ui]\ntimezone = \"Europe/Amsterdan\"").unwrap_err();
+    assert!(err.mentions("ui.timezone"), "{err}");
+    assert!(err.to_string().contains("IANA name"), "{err}");
+    let config = load("").unwrap();
+    assert!(config.ui.timezone.name().starts_with("system ("));
+}

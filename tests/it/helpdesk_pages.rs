@@ -90,7 +90,7 @@ async fn verified_by_totp_an_operator_resets_and_reads_the_temporary_password_on
     assert_eq!(fact(&card.body, "card-verified"), "Not yet");
     assert_page(&card, StatusCode::OK, &format!("Test {}", caller.sam));
     assert_page(&card, StatusCode::OK, "Method added");
-    assert_page(&card, StatusCode::OK, " UTC</time>");
+    assert_page(&card, StatusCode::OK, "<time datetime=\"");
     assert_page(&card, StatusCode::OK, "Verify the caller first");
     assert!(
         !card.body.contains("action=\"/helpdesk/user/reset\""),
@@ -733,4 +733,23 @@ async fn a_reloaded_wrong_caller_code_costs_no_attempt() {
         left(&first) - 1,
         "the reload cost nothing"
     );
+}
+
+#[tokio::test]
+async fn the_card_and_the_mails_tell_times_in_the_configured_zone() {
+    // Tokyo keeps no summer time: JST all year, so the test reads the same in any season.
+    let desk = desk("[ui]\ntimezone = \"Asia/Tokyo\"").await;
+    let (caller, _) = caller_with_totp(&desk).await;
+    let added = wait_for_mail(&format!("{}@mail.test", caller.sam)).await;
+    assert!(added.text.contains(" JST on "), "{}", added.text);
+    assert!(!added.text.contains(" UTC "), "{}", added.text);
+
+    let (mut browser, search) = operator_signs_in(&desk).await;
+    let card = find(&mut browser, &search, &caller.sam).await;
+    assert_page(&card, StatusCode::OK, " JST on ");
+    assert!(!card.body.contains(" UTC on "), "{}", card.body);
+
+    let dutch = browser.get("/helpdesk/user?lang=nl").await;
+    assert_page(&dutch, StatusCode::OK, " JST</time>");
+    assert!(unescape(&dutch.body).contains(" om "), "{}", dutch.body);
 }

@@ -289,7 +289,7 @@ async fn caller_page(
     // The domain knows whether this operator verified the caller; the form only fills the gap
     // until the next look-up.
     let verified = card.verified_by.or(shown.verified);
-    let card = Card::from(card);
+    let card = Card::new(card, visitor.locale, s.pages.zone());
     let reply = page(template).vars(context! {
         id => "",
         card,
