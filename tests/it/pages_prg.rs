@@ -312,7 +312,12 @@ async fn the_app_setup_is_a_redirect_and_reloads_start_no_secret_and_cost_no_att
         .await;
     assert_eq!(browser.redirected.as_deref(), Some("/register"));
     assert_page(&added, StatusCode::OK, "Your authenticator app is set up.");
-    // Nothing is pending any more: the set-up page leads to the overview.
+    // Nothing is pending any more: the set-up page leads to the overview; without a session,
+    // to the sign-in there.
+    let back = browser.get("/register/totp").await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+    assert_eq!(back.headers[header::LOCATION], "/register");
+    browser.jar.remove("sspr_session");
     let back = browser.get("/register/totp").await;
     assert_eq!(back.status, StatusCode::SEE_OTHER);
     assert_eq!(back.headers[header::LOCATION], "/register");

@@ -215,6 +215,10 @@ async fn totp_form(
     visitor: Visitor,
     Carried(carried): Carried,
 ) -> Response {
+    if visitor.session.is_none() {
+        // Back to an ended session's step: its start, which offers to sign in.
+        return see_other(HERE, []);
+    }
     let result = async {
         Enrollment::new(&s.deps)
             .pending_totp(session(&visitor)?, &visitor.client)
