@@ -28,6 +28,7 @@ mod load;
 mod rules;
 mod ui;
 
+pub use crate::when::Zone;
 pub use directory::{Balance, DcEndpoint, DirectoryConfig, PolicyHints};
 pub use hooks::{HookTarget, HooksConfig, SyslogTarget};
 pub use ui::{Colour, Image};
@@ -85,6 +86,9 @@ pub struct UiConfig {
     pub primary_colour: Option<Colour>,
     #[serde(default, deserialize_with = "de::optional")]
     favicon: Option<PathBuf>,
+    /// Where the times on pages and in mails are told; empty: the server's own zone.
+    #[serde(default, deserialize_with = "ui::timezone")]
+    pub timezone: Zone,
     /// `logo`, read at start by `rules::Checks`.
     #[serde(skip)]
     pub logo_image: Option<Image>,

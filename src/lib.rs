@@ -21,4 +21,5 @@ pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod when;
 pub mod wiring;

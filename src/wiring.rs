@@ -73,6 +73,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
                 clock.clone(),
             )?
             .with_code_lifetime(config.reset.code_lifetime)
+            .with_zone(&config.ui.timezone)
             .with_overrides(&overrides)?,
         )),
         None => None,
@@ -144,6 +145,7 @@ pub async fn state(config: &Config) -> Result<AppState, StartError> {
             config.server.public_url.scheme() == "https",
         )
         .with_branding(Branding::from_config(&config.ui))
+        .with_zone(config.ui.timezone.clone())
         .with_history_rule(history)
         .with_overrides(&overrides)?,
         body_limit: config.server.body_limit,

@@ -418,3 +418,14 @@ fn webhooks_need_https_and_a_signing_secret_and_commands_an_absolute_program() {
     let bad = load("[audit]\nsyslog = \"udp://siem.example.com\"").unwrap_err();
     assert!(bad.mentions("audit.syslog"), "{bad}");
 }
+
+#[test]
+fn a_time_zone_must_be_a_known_iana_name() {
+    let config = load("[ui]\ntimezone = \"Europe/Amsterdam\"").unwrap();
+    assert_eq!(config.ui.timezone.name(), "Europe/Amsterdam");
+    let err = load("[ui]\ntimezone = \"Europe/Amsterdan\"").unwrap_err();
+    assert!(err.mentions("ui.timezone"), "{err}");
+    assert!(err.to_string().contains("IANA name"), "{err}");
+    let config = load("").unwrap();
+    assert!(config.ui.timezone.name().starts_with("system ("));
+}

@@ -7,6 +7,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::{Deserializer, Error};
 
+use crate::when::Zone;
+
 /// What pages, mails and authenticator apps call the service when `ui.organisation` is empty.
 pub const DEFAULT_NAME: &str = "sspr-bridge";
 
@@ -84,6 +86,11 @@ pub fn primary_colour<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Colour>,
         )));
     }
     Ok(Some(colour))
+}
+
+/// `ui.timezone`: an IANA name, checked against the tz database at start.
+pub fn timezone<'de, D: Deserializer<'de>>(d: D) -> Result<Zone, D::Error> {
+    Zone::named(&String::deserialize(d)?).map_err(D::Error::custom)
 }
 
 /// A logo or favicon as read at start, served as is.

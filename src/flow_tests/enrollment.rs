@@ -104,3 +104,30 @@ async fn the_code_that_confirms_an_app_is_spent_and_cannot_verify_a_reset() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_reload_of_the_app_page_shows_the_same_secret_until_it_is_confirmed() {
+    let f = Fakes::new().await;
+    f.directory.add_user("ann", PASSWORD);
+    let enrollment = Enrollment::new(&f.deps);
+    let client = f.client();
+    let token = enrollment
+        .sign_in("ann", &secret(PASSWORD), &client)
+        .await
+        .unwrap();
+    let none = enrollment.pending_totp(&token, &client).await.unwrap();
+    assert!(none.is_none(), "nothing begun, nothing to show");
+
+    let begun = enrollment.begin_totp(&token, &client).await.unwrap();
+    for _ in 0..2 {
+        let shown = enrollment.pending_totp(&token, &client).await.unwrap();
+        assert_eq!(shown.map(|p| p.secret), Some(begun.secret.clone()));
+    }
+    let app = totp_rs::Secret::Encoded(begun.secret).to_bytes().unwrap();
+    enrollment
+        .confirm_totp(&token, &f.totp_code(&app), &client)
+        .await
+        .unwrap();
+    let after = enrollment.pending_totp(&token, &client).await.unwrap();
+    assert!(after.is_none(), "a confirmed secret is no longer pending");
+}

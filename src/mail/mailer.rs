@@ -37,6 +37,12 @@ impl SmtpMailer {
         })
     }
 
+    /// Where the mails' times are told (default UTC): pass `ui.timezone`.
+    pub fn with_zone(mut self, zone: &crate::when::Zone) -> Self {
+        self.composer.templates.set_zone(zone);
+        self
+    }
+
     /// How long the code mails say a code is valid (default 10 minutes): pass
     /// `reset.code_lifetime`.
     pub fn with_code_lifetime(mut self, lifetime: Duration) -> Self {

@@ -20,6 +20,7 @@ use self::context::{
 use crate::domain::notify::{Mail, MailKind, PasswordPage};
 use crate::domain::store::MethodKind;
 use crate::i18n::{self, OverrideError, Overrides};
+use crate::when::Zone;
 
 /// How long the code mails say a code is valid unless told otherwise (`reset.code_lifetime`'s
 /// default).
@@ -69,6 +70,9 @@ use crate::domain::locale::Locale as Language;
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Catalog {
+    /// Where the mails' times are told (`ui.timezone`); not a text.
+    #[serde(skip)]
+    zone: Zone,
     common: Common,
     enrollment_code: CodeTexts,
     reset_code: CodeTexts,
@@ -197,14 +201,22 @@ impl Catalog {
         }
     }
 
-    /// `at` in words, in UTC.
+    /// `at` in words, in `ui.timezone`.
     fn when(&self, at: SystemTime) -> Result<String, Error> {
-        let at = time::OffsetDateTime::from(at);
+        let at = self.zone.local(at).ok_or_else(|| {
+            Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                "a time out of the calendar's range",
+            )
+        })?;
         fill(&self.common.when, |name| match name {
-            "day" => Some(at.day().to_string()),
-            "month" => Some(self.common.months[usize::from(u8::from(at.month())) - 1].clone()),
-            "year" => Some(at.year().to_string()),
-            "time" => Some(format!("{:02}:{:02}", at.hour(), at.minute())),
+            "day" => Some(at.day.to_string()),
+            "month" => usize::try_from(at.month - 1)
+                .ok()
+                .and_then(|m| self.common.months.get(m).cloned()),
+            "year" => Some(at.year.to_string()),
+            "time" => Some(at.time.clone()),
+            "zone" => Some(at.zone.clone()),
             _ => None,
         })
     }
@@ -262,6 +274,11 @@ impl Templates {
                             language.tag()
                         )
                     });
+                let catalog = Catalog {
+                    // Until `set_zone`: a test's mails read the same on every machine.
+                    zone: Zone::utc(),
+                    ..catalog
+                };
                 (language, catalog)
             })
             .collect();
@@ -288,6 +305,13 @@ impl Templates {
     /// sub-folder `mail/`) where it has them.
     pub fn set_overrides(&mut self, overrides: &Overrides) -> Result<(), OverrideError> {
         overrides.add_templates(&mut self.env, "mail/", TEMPLATES)
+    }
+
+    /// Where the mails' times are told: `ui.timezone`.
+    pub fn set_zone(&mut self, zone: &Zone) {
+        for (_, catalog) in &mut self.catalogs {
+            catalog.zone = zone.clone();
+        }
     }
 
     /// How long the code mails say a code is valid: the flows' `code_lifetime`.

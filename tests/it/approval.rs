@@ -268,6 +268,13 @@ async fn wrong_codes_count_and_end_the_approval() {
         "{}",
         alert(&wrong)
     );
+    // Reload of the wrong code's answer: the page again, the code not judged a second time
+    // (which would have ended the approval here).
+    let again = browser.post_again().await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    assert_eq!(again.headers[axum::http::header::LOCATION], link.as_str());
+    let reloaded = browser.get(&link).await;
+    assert_page(&reloaded, StatusCode::OK, "name=\"once\"");
     let ended = browser
         .submit(
             &wrong,

@@ -375,6 +375,58 @@ async fn reload_and_back(locale: Locale) {
     assert_no_mail(&address, Duration::from_secs(2)).await;
 }
 
+#[tokio::test]
+async fn reload_and_back_on_the_app_set_up_page_start_no_new_secret() {
+    let app = test_app(&config()).await;
+    let site = Site::serve(&app).await;
+    let user = create_user("brq").await;
+    let mut browser = Browser::launch(&site, Locale::En).await;
+
+    browser.open("totp-reload", "/register").await;
+    browser.fill("#username", &user.sam).await;
+    browser.fill("#password", &user.password).await;
+    browser.submit("form[action='/register'] button").await;
+    browser.check("overview").await;
+    browser.submit("form[action='/register/totp'] button").await;
+    assert_eq!(
+        browser.path().await,
+        "/register/totp",
+        "a redirect to a GET"
+    );
+    browser.check("totp-setup").await;
+    let secret = browser.text("#totp-secret").await;
+
+    // Reload, Back and Forward repeat GETs: the same secret, none started anew.
+    browser.reload().await;
+    assert_eq!(browser.path().await, "/register/totp");
+    assert_eq!(browser.text("#totp-secret").await, secret);
+    browser.back().await;
+    assert_eq!(browser.path().await, "/register");
+    browser.forward().await;
+    assert_eq!(browser.path().await, "/register/totp");
+    assert_eq!(browser.text("#totp-secret").await, secret);
+
+    browser.fill("#code", "000000").await;
+    browser
+        .submit("form[action='/register/totp/confirm'] button")
+        .await;
+    browser.check("wrong-code").await;
+    browser.assert_error_announced("error_code_attempts").await;
+
+    // The secret the page showed first is the one that is confirmed.
+    let raw = Secret::Encoded(secret.split_whitespace().collect())
+        .to_bytes()
+        .unwrap();
+    let totp = TOTP::new(Algorithm::SHA1, 6, 1, 30, raw, None, String::new()).unwrap();
+    let now = settle_totp_step().await;
+    browser.fill("#code", &totp.generate(now)).await;
+    browser
+        .submit("form[action='/register/totp/confirm'] button")
+        .await;
+    browser.check("registered").await;
+    browser.assert_text("notice_totp_added").await;
+}
+
 /// Registration controls that must not be offered before a step-up (or at all, to a refused
 /// sign-in).
 const CHANGING_CONTROLS: [&str; 5] = [
@@ -1149,6 +1201,14 @@ impl Browser {
         self.js("document.documentElement.dataset.leaving = '1'", vec![])
             .await;
         self.client.back().await.unwrap();
+        self.wait_for_load().await;
+    }
+
+    /// The browser's Forward button.
+    async fn forward(&self) {
+        self.js("document.documentElement.dataset.leaving = '1'", vec![])
+            .await;
+        self.client.forward().await.unwrap();
         self.wait_for_load().await;
     }
 

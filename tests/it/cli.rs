@@ -147,6 +147,43 @@ async fn check_reports_every_dependency_ok_against_the_real_components() {
     );
 }
 
+#[test]
+fn check_tells_the_branding_and_refuses_an_unknown_time_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[ui]\ntimezone = \"Europe/Amsterdam\"\nprimary_colour = \"#1f4e79\"",
+    );
+    let (output, text) = check_line(&config, &[]);
+    assert!(output.status.success(), "{text}");
+    let branding: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("branding"))
+        .collect();
+    assert_eq!(branding.len(), 4, "{text}");
+    assert!(
+        branding.iter().any(|l| l.starts_with("OK")
+            && l.contains("ui.timezone: Europe/Amsterdam; it is ")
+            && (l.ends_with(" CET there now") || l.ends_with(" CEST there now"))),
+        "{text}"
+    );
+    assert!(
+        branding
+            .iter()
+            .any(|l| l.contains("ui.primary_colour: #1f4e79, white text on it 8.7:1")),
+        "{text}"
+    );
+
+    let wrong = write_config(dir.path(), "[ui]\ntimezone = \"Europe/Amsterdan\"");
+    let (output, text) = check_line(&wrong, &[]);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        line_for(&text, "config").starts_with("FAIL")
+            && text.contains("ui.timezone: \"Europe/Amsterdan\" is not a time zone name"),
+        "{text}"
+    );
+}
+
 /// `check` with `config` and a secret key, plus `envs`: its output and its stdout.
 fn check_line(config: &Path, envs: &[(&str, &str)]) -> (Output, String) {
     let key = gen_key();

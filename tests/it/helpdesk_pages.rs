@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use axum::http::{StatusCode, header};
+use sspr_bridge::domain::store::AuditLog;
 use sspr_bridge::domain::totp;
 
 use crate::client::{Answer, test_app};
@@ -89,7 +90,7 @@ async fn verified_by_totp_an_operator_resets_and_reads_the_temporary_password_on
     assert_eq!(fact(&card.body, "card-verified"), "Not yet");
     assert_page(&card, StatusCode::OK, &format!("Test {}", caller.sam));
     assert_page(&card, StatusCode::OK, "Method added");
-    assert_page(&card, StatusCode::OK, " UTC</time>");
+    assert_page(&card, StatusCode::OK, "<time datetime=\"");
     assert_page(&card, StatusCode::OK, "Verify the caller first");
     assert!(
         !card.body.contains("action=\"/helpdesk/user/reset\""),
@@ -654,4 +655,101 @@ async fn a_verified_caller_is_shown_a_registration_code_once() {
     assert_eq!(code.len(), 19, "{code}");
     let back = browser.submit(&issued, "/helpdesk/user", &[]).await;
     assert!(!back.body.contains(&code), "shown only once");
+}
+
+#[tokio::test]
+async fn a_registration_code_is_a_redirect_and_a_reload_issues_no_new_code() {
+    let desk = desk("").await;
+    let (mut browser, verified) = verified_by_ad_mail(&desk).await;
+    let issued = browser
+        .submit(&verified, "/helpdesk/user/registration-code", &[])
+        .await;
+    assert_eq!(
+        browser.redirected.as_deref(),
+        Some("/helpdesk/user/registration-code")
+    );
+    assert_page(&issued, StatusCode::OK, "A registration code was issued.");
+    let code = attr_of_tag(&issued.body, "id=\"registration-code\"", "value");
+    assert!(
+        !browser.jar.values().any(|v| v.contains(&code)),
+        "the code rides in no cookie"
+    );
+    for _ in 0..2 {
+        let again = browser.get("/helpdesk/user/registration-code").await;
+        assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+        assert_eq!(
+            attr_of_tag(&again.body, "id=\"registration-code\"", "value"),
+            code,
+            "a reload shows the same code and issues none"
+        );
+        assert!(!again.body.contains("A registration code was issued."));
+    }
+    // One code was issued (a new one would have replaced the one shown).
+    let caller = fact(&verified.body, "card-sam");
+    let store = desk.app.database.store().await;
+    let rows = store
+        .since(
+            sspr_bridge::domain::clock::Timestamp::from_millis(0),
+            10_000,
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let issued = rows
+        .iter()
+        .filter(|r| {
+            r.event.event.as_str() == "registration_code_issued"
+                && r.event.sam_account_name.as_deref() == Some(caller.as_str())
+        })
+        .count();
+    assert_eq!(issued, 1);
+}
+
+#[tokio::test]
+async fn a_reloaded_wrong_caller_code_costs_no_attempt() {
+    let desk = desk("").await;
+    let (caller, _) = caller_with_totp(&desk).await;
+    let (mut browser, search) = operator_signs_in(&desk).await;
+    let card = find(&mut browser, &search, &caller.sam).await;
+    let fields = [("method", "totp"), ("code", "000000")];
+    let wrong = browser
+        .submit(&card, "/helpdesk/user/verify", &fields)
+        .await;
+    let first = alert(&wrong);
+    let again = browser.post_again().await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    assert_eq!(again.headers[header::LOCATION], "/helpdesk/user");
+    let card = browser.get("/helpdesk/user").await;
+    assert_eq!(fact(&card.body, "card-sam"), caller.sam);
+    let wrong = browser
+        .submit(&card, "/helpdesk/user/verify", &fields)
+        .await;
+    let left = |text: &str| -> u32 {
+        let before = &text[..text.find(" attempts left").expect("attempts left")];
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(
+        left(&alert(&wrong)),
+        left(&first) - 1,
+        "the reload cost nothing"
+    );
+}
+
+#[tokio::test]
+async fn the_card_and_the_mails_tell_times_in_the_configured_zone() {
+    // Tokyo keeps no summer time: JST all year, so the test reads the same in any season.
+    let desk = desk("[ui]\ntimezone = \"Asia/Tokyo\"").await;
+    let (caller, _) = caller_with_totp(&desk).await;
+    let added = wait_for_mail(&format!("{}@mail.test", caller.sam)).await;
+    assert!(added.text.contains(" JST on "), "{}", added.text);
+    assert!(!added.text.contains(" UTC "), "{}", added.text);
+
+    let (mut browser, search) = operator_signs_in(&desk).await;
+    let card = find(&mut browser, &search, &caller.sam).await;
+    assert_page(&card, StatusCode::OK, " JST on ");
+    assert!(!card.body.contains(" UTC on "), "{}", card.body);
+
+    let dutch = browser.get("/helpdesk/user?lang=nl").await;
+    assert_page(&dutch, StatusCode::OK, " JST</time>");
+    assert!(unescape(&dutch.body).contains(" om "), "{}", dutch.body);
 }

@@ -231,3 +231,154 @@ async fn registration_steps_redirect_to_the_overview_and_reloads_repeat_nothing(
     let back = browser.get("/register/email/confirm").await;
     assert_eq!(back.status, StatusCode::SEE_OTHER);
 }
+
+/// Signs in on `/register` as `user`; returns the overview.
+async fn signed_in<'a>(browser: &mut Browser<'a>, user: &crate::harness::TestUser) -> Answer {
+    let form = browser.get("/register").await;
+    browser
+        .submit(
+            &form,
+            "/register",
+            &[("username", &user.sam), ("password", &user.password)],
+        )
+        .await
+}
+
+/// Reloads the answer of the last (refused) form: it was answered, so the browser is sent to
+/// `page` without the form being judged again.
+async fn reload_refused(browser: &mut Browser<'_>, page: &str) {
+    let again = browser.post_again().await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    assert_eq!(again.headers[header::LOCATION], page);
+}
+
+#[tokio::test]
+async fn the_app_setup_is_a_redirect_and_reloads_start_no_secret_and_cost_no_attempt() {
+    let app = app("").await;
+    let user = create_user("prt").await;
+    let mut browser = Browser::new(&app);
+    let overview = signed_in(&mut browser, &user).await;
+    // The registration flow shows where the user is: signed in, choosing, then confirming.
+    let step = |n: u32, label: &str| {
+        format!("aria-current=\"step\"><span class=\"num\" aria-hidden=\"true\">{n}</span> {label}")
+    };
+    assert_page(&overview, StatusCode::OK, &step(2, "Choose a method"));
+    assert_page(
+        &overview,
+        StatusCode::OK,
+        "class=\"past\"><span class=\"num\" aria-hidden=\"true\">1</span> Sign in",
+    );
+    let setup = browser.submit(&overview, "/register/totp", &[]).await;
+    assert_eq!(browser.redirected.as_deref(), Some("/register/totp"));
+    assert_page(&setup, StatusCode::OK, &step(3, "Confirm with a code"));
+    let secret = crate::pages::text_of(&setup.body, "totp-secret");
+    assert!(!secret.is_empty());
+    assert!(
+        !browser
+            .redirected
+            .as_deref()
+            .unwrap_or("")
+            .contains(&secret),
+        "the secret is in no URL"
+    );
+    // The page state cookie holds no secret either: it is sealed, and the secret is not in it.
+    let page_cookie = browser.jar.get("sspr_page").cloned().unwrap_or_default();
+    assert!(!page_cookie.contains(&secret.replace(' ', "")));
+
+    // Reload and Back (a GET of the page) show the same secret; no new one is started.
+    for _ in 0..2 {
+        let again = reload(&mut browser, "src=\"data:image/svg+xml;base64,").await;
+        assert_eq!(crate::pages::text_of(&again.body, "totp-secret"), secret);
+    }
+
+    let wrong = browser
+        .submit(&setup, "/register/totp/confirm", &[("code", "000000")])
+        .await;
+    let left = attempts_left(&wrong);
+    reload_refused(&mut browser, "/register/totp").await;
+    let page = browser.get("/register/totp").await;
+    assert_eq!(crate::pages::text_of(&page.body, "totp-secret"), secret);
+    let wrong = browser
+        .submit(&page, "/register/totp/confirm", &[("code", "000000")])
+        .await;
+    assert_eq!(attempts_left(&wrong), left - 1, "the reload cost nothing");
+
+    let raw = crate::selfservice::decode_base32(&secret.replace(' ', ""));
+    let now = crate::selfservice::settle_totp_step().await;
+    let code = sspr_bridge::domain::totp::code_at(&raw, now);
+    let page = browser.get("/register/totp").await;
+    let added = browser
+        .submit(&page, "/register/totp/confirm", &[("code", &code)])
+        .await;
+    assert_eq!(browser.redirected.as_deref(), Some("/register"));
+    assert_page(&added, StatusCode::OK, "Your authenticator app is set up.");
+    // Nothing is pending any more: the set-up page leads to the overview; without a session,
+    // to the sign-in there.
+    let back = browser.get("/register/totp").await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+    assert_eq!(back.headers[header::LOCATION], "/register");
+    browser.jar.remove("sspr_session");
+    let back = browser.get("/register/totp").await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+    assert_eq!(back.headers[header::LOCATION], "/register");
+}
+
+#[tokio::test]
+async fn reloads_of_a_wrong_step_up_or_email_code_cost_no_attempt_and_send_no_mail() {
+    let app = app("").await;
+    let user = create_user("prs").await;
+    let token = sign_in(&app, &user).await;
+    let address = register_email(&app, &token).await;
+
+    // A new session must prove a registered method first.
+    let mut browser = Browser::new(&app);
+    let overview = signed_in(&mut browser, &user).await;
+    assert_page(&overview, StatusCode::OK, "action=\"/register/step-up\"");
+    let sent = browser
+        .submit(&overview, "/register/step-up/email", &[])
+        .await;
+    assert_eq!(browser.redirected.as_deref(), Some("/register"));
+    let code = wait_for_mail(&address).await.code_in().expect("a code");
+    let fields = [("method", "email"), ("code", "00000000")];
+    let wrong = browser.submit(&sent, "/register/step-up", &fields).await;
+    let left = attempts_left(&wrong);
+    reload_refused(&mut browser, "/register").await;
+    let overview = browser.get("/register").await;
+    let wrong = browser
+        .submit(&overview, "/register/step-up", &fields)
+        .await;
+    assert_eq!(attempts_left(&wrong), left - 1, "the reload cost nothing");
+    assert_no_mail(&address, NO_MAIL_WITHIN).await;
+    let stepped_up = browser
+        .submit(
+            &wrong,
+            "/register/step-up",
+            &[("method", "email"), ("code", &code)],
+        )
+        .await;
+    assert_page(&stepped_up, StatusCode::OK, "action=\"/register/totp\"");
+
+    // A new address: a wrong code's answer reloaded is not judged again either.
+    let other = crate::mail::unique_address();
+    let form = browser.get("/register/email").await;
+    let sent = browser
+        .submit(&form, "/register/email", &[("address", &other)])
+        .await;
+    let code = wait_for_mail(&other).await.code_in().expect("a code");
+    let wrong = browser
+        .submit(&sent, "/register/email/confirm", &[("code", "00000000")])
+        .await;
+    let left = attempts_left(&wrong);
+    reload_refused(&mut browser, "/register/email/confirm").await;
+    let page = browser.get("/register/email/confirm").await;
+    assert_page(&page, StatusCode::OK, &other);
+    let wrong = browser
+        .submit(&page, "/register/email/confirm", &[("code", "00000000")])
+        .await;
+    assert_eq!(attempts_left(&wrong), left - 1, "the reload cost nothing");
+    assert_no_mail(&other, NO_MAIL_WITHIN).await;
+    let added = browser
+        .submit(&wrong, "/register/email/confirm", &[("code", &code)])
+        .await;
+    assert_page(&added, StatusCode::OK, "Your email address is set up.");
+}

@@ -14,6 +14,7 @@ use crate::domain::secrets::temporary_password;
 use crate::mail::SmtpTransport;
 use crate::store::Store;
 
+mod branding;
 mod groups;
 use groups::{dn_list, helpdesk_group, scope_group};
 
@@ -78,6 +79,10 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
                 .to_owned()
         },
     ));
+
+    for l in branding::lines(&config.ui, std::time::SystemTime::now()) {
+        push(l);
+    }
 
     let started = Instant::now();
     let database = config.database.display_url();

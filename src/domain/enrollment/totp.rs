@@ -28,6 +28,28 @@ impl Enrollment<'_> {
         ))
     }
 
+    /// The secret [`Self::begin_totp`] showed and that is still to be confirmed, to show again
+    /// (a reload of its page); `None` when there is none. It starts no new secret.
+    pub async fn pending_totp(
+        &self,
+        token: &str,
+        client: &Client,
+    ) -> Result<Option<totp::Provisioning>, FlowError> {
+        let d = self.deps;
+        let session = self.changing_session(token, client).await?;
+        let secret = session
+            .pending_totp
+            .as_deref()
+            .and_then(|sealed| d.keys.open(sealed, session.user.0.as_bytes()));
+        Ok(secret.map(|secret| {
+            totp::provisioning(
+                &secret,
+                &d.settings.registration.totp_issuer,
+                &session.sam_account_name,
+            )
+        }))
+    }
+
     pub async fn confirm_totp(
         &self,
         token: &str,

@@ -14,6 +14,18 @@ use crate::domain::hooks::{Actor, HookAccount, HookAction};
 use crate::domain::notify::{Mail, MailKind};
 use crate::domain::registration_code;
 
+/// A helpdesk session keeps the registration code it issued last in the session's slot for a
+/// pending secret, sealed to the session and the caller it was issued for.
+fn shown_code_context(session: &[u8], id: &str) -> Vec<u8> {
+    [
+        b"helpdesk-registration-code\0".as_slice(),
+        session,
+        b"\0",
+        id.as_bytes(),
+    ]
+    .concat()
+}
+
 impl Helpdesk<'_> {
     /// Refuses (and audits) acting on an account the helpdesk may not touch.
     pub(super) async fn refuse_protected(
@@ -66,7 +78,36 @@ impl Helpdesk<'_> {
         if self.verified_by(&operator, &user).await?.is_none() {
             return Err(FlowError::NotVerified);
         }
-        registration_code::issue(d, &user, actor, client).await
+        let code = registration_code::issue(d, &user, actor, client).await?;
+        let sealed = d.keys.seal(
+            code.as_bytes(),
+            &shown_code_context(&operator.session.token_hash, id),
+        );
+        d.sessions
+            .set_pending_totp(&operator.session.token_hash, Some(&sealed))
+            .await?;
+        Ok(code)
+    }
+
+    /// The registration code this operator last issued for `id` (as they named the caller), to
+    /// show its page again (a reload); `None` for another caller or none.
+    pub async fn issued_registration_code(
+        &self,
+        token: &str,
+        id: &str,
+    ) -> Result<Option<Zeroizing<String>>, FlowError> {
+        let operator = self.operator(token).await?;
+        let session = &operator.session;
+        let code = session
+            .pending_totp
+            .as_deref()
+            .and_then(|sealed| {
+                self.deps
+                    .keys
+                    .open(sealed, &shown_code_context(&session.token_hash, id))
+            })
+            .and_then(|plain| String::from_utf8(plain.to_vec()).ok());
+        Ok(code.map(Zeroizing::new))
     }
 
     /// Acts on the caller's account. Returns the temporary password when it is to be shown to

@@ -36,7 +36,9 @@ pub struct Session {
     pub expires_at: Timestamp,
     /// Last request, for idle timeouts.
     pub last_seen_at: Timestamp,
-    /// A TOTP secret shown to the user but not yet confirmed with a code (sealed).
+    /// A TOTP secret shown to the user but not yet confirmed with a code (sealed). In a helpdesk
+    /// session: the registration code its operator issued last, sealed, so its page can be shown
+    /// again.
     pub pending_totp: Option<Vec<u8>>,
     /// Wrong codes typed in this session.
     pub failures: i64,

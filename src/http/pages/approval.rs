@@ -38,6 +38,8 @@ struct ApprovalForm {
     /// `totp` or `email`, for `approve`.
     method: String,
     code: String,
+    /// The form's mark (see [`PageState::replayed`]).
+    once: String,
 }
 
 /// The answers a manager may have given, which this page confirms for as long as the page
@@ -65,23 +67,30 @@ async fn show(
     Path(token): Path<String>,
     Carried(carried): Carried,
 ) -> Response {
-    let state = carried.unwrap_or_default();
+    let state = carried.unwrap_or_default().marked();
     let viewed = Approvals::new(&s.deps).view(&token).await;
     let reply = match (viewed, state.notice_key()) {
-        (Ok(view), Some(notice)) => form(&token, &view, state.email_sent).notice(notice),
-        (Ok(view), None) => form(&token, &view, state.email_sent),
+        (Ok(view), Some(notice)) => form(&token, &view, &state).notice(notice),
+        (Ok(view), None) => form(&token, &view, &state),
         (Err(e), _) => ended(e),
     };
     let response = no_referrer(s.pages.show(&visitor, reply));
-    flash::noticed(&s, &visitor, response, state)
+    flash::kept(&s, &visitor, response, state)
 }
 
 async fn answer(
     State(s): State<AppState>,
     visitor: Visitor,
     Path(token): Path<String>,
+    Carried(carried): Carried,
     Form(f): Form<ApprovalForm>,
 ) -> Response {
+    let here = format!("{HERE}/{token}");
+    let state = carried.unwrap_or_default();
+    if state.replayed(&f.once) {
+        // Answered already (a wrong code's page reloaded): the page again, no second attempt.
+        return flash::see_other(&here, []);
+    }
     let approvals = Approvals::new(&s.deps);
     let client = &visitor.client;
     let done = match (f.action.as_str(), MethodKind::parse(&f.method)) {
@@ -111,7 +120,7 @@ async fn answer(
                 ..PageState::default()
             }
             .with_notice("approve_code_sent");
-            return flash::onwards(&s, &visitor, &format!("{HERE}/{token}"), &state);
+            return flash::onwards(&s, &visitor, &here, &state);
         }
         Err(e @ (FlowError::FlowNotFound | FlowError::Store(_) | FlowError::Directory(_))) => {
             ended(e)
@@ -119,8 +128,14 @@ async fn answer(
         // A wrong code (counted) or a bad form: the page again, with what went wrong.
         Err(e) => match approvals.view(&token).await {
             Ok(view) => {
-                let email_sent = f.method == MethodKind::Email.as_str();
-                form(&token, &view, email_sent).failure(e, "error_form_invalid")
+                let state = PageState {
+                    email_sent: f.method == MethodKind::Email.as_str() || state.email_sent,
+                    ..state
+                }
+                .remarked();
+                let reply = form(&token, &view, &state).failure(e, "error_form_invalid");
+                let response = shown(&s, &visitor, reply);
+                return flash::kept(&s, &visitor, response, state);
             }
             Err(ended_by) => ended(ended_by),
         },
@@ -128,14 +143,16 @@ async fn answer(
     shown(&s, &visitor, reply)
 }
 
-fn form(token: &str, view: &ApprovalView, email_sent: bool) -> Reply {
+/// The form, its code fields marked with `state`'s mark.
+fn form(token: &str, view: &ApprovalView, state: &PageState) -> Reply {
     Reply::new(PAGE).here(HERE).vars(context! {
         token,
         operator => &view.operator,
         caller => caller_label(&view.caller_sam, view.caller_name.as_deref()),
         totp => view.totp,
         email => view.email,
-        email_sent,
+        email_sent => state.email_sent,
+        once => state.once,
     })
 }
 

@@ -51,6 +51,7 @@ const NOTICES: &[&str] = &[
     "notice_caller_unlocked",
     "notice_registrations_cleared",
     "approve_code_sent",
+    "notice_registration_code",
 ];
 
 /// What a page reached by a redirect shows, besides what the domain keeps.
@@ -190,14 +191,6 @@ pub fn shown(s: &AppState, visitor: &Visitor, reply: Reply, state: PageState) ->
         None => reply,
     };
     let response = s.pages.show(visitor, reply);
-    kept(s, visitor, response, state)
-}
-
-/// `response` showed `state`'s notice (if any): the state goes on without it.
-pub fn noticed(s: &AppState, visitor: &Visitor, response: Response, state: PageState) -> Response {
-    if state.notice.is_none() {
-        return response;
-    }
     kept(s, visitor, response, state)
 }
 

@@ -93,6 +93,8 @@ pub struct Pages {
     branding: Branding,
     /// Whether the password page may list the history rule; `None`: it may not.
     history: Option<std::sync::Arc<dyn HistoryRule>>,
+    /// Where the pages' times are told (`ui.timezone`).
+    zone: crate::when::Zone,
 }
 
 impl Pages {
@@ -119,7 +121,18 @@ impl Pages {
             secure_cookies,
             branding: Branding::default(),
             history: None,
+            zone: crate::when::Zone::utc(),
         }
+    }
+
+    /// Where the pages' times are told (default UTC): `ui.timezone`.
+    pub fn with_zone(mut self, zone: crate::when::Zone) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    pub fn zone(&self) -> &crate::when::Zone {
+        &self.zone
     }
 
     /// The organisation's name, logo, favicon and colour (`[ui]`) on every page.

@@ -12,27 +12,28 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::cookies::{self, SESSION};
-use super::flash::{self, Carried, PageState, onwards, see_other, shown};
+use super::flash::{self, Carried, PageState, kept, onwards, see_other, shown};
 use super::{Reply, Visitor, back_to_start};
 use crate::domain::enrollment::{Enrollment, StepUpMethod};
 use crate::domain::error::FlowError;
 use crate::domain::store::MethodKind;
+use crate::domain::totp::Provisioning;
 use crate::http::AppState;
 
 const HERE: &str = "/register";
+/// The page of a secret to add to an authenticator app, while the session holds one.
+const TOTP: &str = "/register/totp";
+const EMAIL_CODE: &str = "/register/email/confirm";
 
 pub fn routes() -> Router<AppState> {
     let step = |handler: MethodRouter<AppState>| handler.get(back_to_start);
     Router::new()
         .route(HERE, get(start).post(sign_in))
-        .route("/register/totp", step(post(begin_totp)))
+        .route("/register/totp", get(totp_form).post(begin_totp))
         .route("/register/totp/confirm", step(post(confirm_totp)))
         .route("/register/totp/reconfirm", step(post(reconfirm_totp)))
         .route("/register/email", get(email_form).post(begin_email))
-        .route(
-            "/register/email/confirm",
-            get(email_code_form).post(confirm_email),
-        )
+        .route(EMAIL_CODE, get(email_code_form).post(confirm_email))
         .route(
             "/register/remove/{method}",
             get(confirm_removal).post(remove),
@@ -55,6 +56,8 @@ struct Code {
     code: String,
     /// Shown again above the code field; only display.
     address: String,
+    /// The form's mark (see [`PageState::replayed`]).
+    once: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -62,6 +65,8 @@ struct Code {
 struct StepUp {
     method: String,
     code: String,
+    /// The form's mark (see [`PageState::replayed`]).
+    once: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -101,8 +106,14 @@ fn refused(
     s.pages.show(visitor, reply.failure(error, detail))
 }
 
-/// The overview: what is registered, and what can be added or removed.
-async fn overview(s: &AppState, visitor: &Visitor, token: &str) -> Result<Reply, FlowError> {
+/// The overview: what is registered, and what can be added or removed. Its code forms carry
+/// `state`'s mark.
+async fn overview(
+    s: &AppState,
+    visitor: &Visitor,
+    token: &str,
+    state: &PageState,
+) -> Result<Reply, FlowError> {
     let status = Enrollment::new(&s.deps)
         .status(token, &visitor.client)
         .await?;
@@ -116,6 +127,7 @@ async fn overview(s: &AppState, visitor: &Visitor, token: &str) -> Result<Reply,
             .iter()
             .map(|m| m.as_str())
             .collect::<Vec<_>>(),
+        once => state.once,
     }))
 }
 
@@ -130,7 +142,8 @@ async fn start(State(s): State<AppState>, visitor: Visitor, Carried(carried): Ca
     let Some(token) = &visitor.session else {
         return shown(&s, &visitor, sign_in_form(""), state);
     };
-    match overview(&s, &visitor, token).await {
+    let state = state.marked();
+    match overview(&s, &visitor, token, &state).await {
         Ok(reply) => shown(&s, &visitor, reply, state),
         Err(e) => {
             let mut response = refused(&s, &visitor, page("message.html"), e, "error_directory");
@@ -180,6 +193,8 @@ fn grouped(secret: &str) -> String {
         .join(" ")
 }
 
+/// Starts a new secret, then shows it on the page a GET renders from the session: Reload shows
+/// the same secret, and Back starts none.
 async fn begin_totp(State(s): State<AppState>, visitor: Visitor) -> Response {
     let result = async {
         Enrollment::new(&s.deps)
@@ -188,29 +203,70 @@ async fn begin_totp(State(s): State<AppState>, visitor: Visitor) -> Response {
     }
     .await;
     match result {
-        Ok(provisioning) => {
-            // A data: URI, which the CSP allows for images; base64 cannot break the attribute.
-            let qr = Value::from_safe_string(format!(
-                "data:image/svg+xml;base64,{}",
-                base64::engine::general_purpose::STANDARD.encode(&provisioning.qr_svg)
-            ));
-            let reply = page("register_totp.html").vars(context! {
-                setup => true,
-                qr,
-                otpauth_uri => provisioning.otpauth_uri,
-                secret => grouped(&provisioning.secret),
-            });
-            s.pages.show(&visitor, reply)
-        }
+        Ok(_) => see_other(TOTP, []),
         Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
     }
+}
+
+/// The secret the session holds to be confirmed, as a QR code and typed; without one, the
+/// overview.
+async fn totp_form(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Carried(carried): Carried,
+) -> Response {
+    if visitor.session.is_none() {
+        // Back to an ended session's step: its start, which offers to sign in.
+        return see_other(HERE, []);
+    }
+    let result = async {
+        Enrollment::new(&s.deps)
+            .pending_totp(session(&visitor)?, &visitor.client)
+            .await
+    }
+    .await;
+    match result {
+        Ok(Some(provisioning)) => {
+            let state = carried.unwrap_or_default().marked();
+            let reply = totp_page(Some(&provisioning), &state);
+            shown(&s, &visitor, reply, state)
+        }
+        Ok(None) => see_other(HERE, []),
+        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+/// The page to confirm an app: with the secret to add (`provisioning`), or only the code field
+/// and a button for a new secret.
+fn totp_page(provisioning: Option<&Provisioning>, state: &PageState) -> Reply {
+    let Some(provisioning) = provisioning else {
+        return page("register_totp.html").vars(context! { setup => false, once => state.once });
+    };
+    // A data: URI, which the CSP allows for images; base64 cannot break the attribute.
+    let qr = Value::from_safe_string(format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&provisioning.qr_svg)
+    ));
+    page("register_totp.html").vars(context! {
+        setup => true,
+        qr,
+        otpauth_uri => provisioning.otpauth_uri,
+        secret => grouped(&provisioning.secret),
+        once => state.once,
+    })
 }
 
 async fn confirm_totp(
     State(s): State<AppState>,
     visitor: Visitor,
+    Carried(carried): Carried,
     Form(form): Form<Code>,
 ) -> Response {
+    let state = carried.unwrap_or_default();
+    if state.replayed(&form.once) {
+        // Answered already (its error shown once): the page as it is now, no second attempt.
+        return see_other(TOTP, []);
+    }
     let result = async {
         let token = session(&visitor)?;
         Enrollment::new(&s.deps)
@@ -222,8 +278,10 @@ async fn confirm_totp(
     match result {
         Ok(_) => changed(&s, &visitor, "notice_totp_added"),
         Err(e) => {
-            let retry = page("register_totp.html").vars(context! { setup => false });
-            refused(&s, &visitor, retry, e, "error_totp_not_started")
+            let state = state.remarked();
+            let retry = totp_page(None, &state);
+            let response = refused(&s, &visitor, retry, e, "error_totp_not_started");
+            kept(&s, &visitor, response, state)
         }
     }
 }
@@ -231,49 +289,62 @@ async fn confirm_totp(
 async fn reconfirm_totp(
     State(s): State<AppState>,
     visitor: Visitor,
+    Carried(carried): Carried,
     Form(form): Form<Code>,
 ) -> Response {
     let token = match session(&visitor) {
         Ok(token) => token,
         Err(e) => return refused(&s, &visitor, page("message.html"), e, "error_directory"),
     };
+    let state = carried.unwrap_or_default();
+    if state.replayed(&form.once) {
+        return see_other(HERE, []);
+    }
     let enrollment = Enrollment::new(&s.deps);
     match enrollment
         .reconfirm_totp(token, &form.code, &visitor.client)
         .await
     {
         Ok(()) => changed(&s, &visitor, "notice_reconfirmed"),
-        // The overview again, with its re-confirm form under the error; a session the wrong
-        // code ended sends the user to sign in.
-        Err(e) => match overview(&s, &visitor, token).await {
-            Ok(retry) => refused(&s, &visitor, retry, e, "error_totp_not_started"),
-            Err(_) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
-        },
+        // The overview again, with its re-confirm form under the error.
+        Err(e) => {
+            refused_on_overview(&s, &visitor, token, state, e, "error_totp_not_started").await
+        }
     }
 }
 
-/// The overview again with `error` under it; a session the error ended sends the user to sign in.
+/// The overview again with `error` under it, its forms newly marked (the one just sent was
+/// answered); a session the error ended sends the user to sign in.
 async fn refused_on_overview(
     s: &AppState,
     visitor: &Visitor,
     token: &str,
+    state: PageState,
     e: FlowError,
+    detail: &'static str,
 ) -> Response {
-    match overview(s, visitor, token).await {
-        Ok(retry) => refused(s, visitor, retry, e, "error_directory"),
+    let state = state.remarked();
+    let response = match overview(s, visitor, token, &state).await {
+        Ok(retry) => refused(s, visitor, retry, e, detail),
         Err(_) => refused(s, visitor, page("message.html"), e, "error_directory"),
-    }
+    };
+    kept(s, visitor, response, state)
 }
 
 async fn step_up(
     State(s): State<AppState>,
     visitor: Visitor,
+    Carried(carried): Carried,
     Form(form): Form<StepUp>,
 ) -> Response {
     let token = match session(&visitor) {
         Ok(token) => token,
         Err(e) => return refused(&s, &visitor, page("message.html"), e, "error_directory"),
     };
+    let state = carried.unwrap_or_default();
+    if state.replayed(&form.once) {
+        return see_other(HERE, []);
+    }
     let Some(method) = StepUpMethod::parse(&form.method) else {
         return Redirect::to(HERE).into_response();
     };
@@ -282,11 +353,15 @@ async fn step_up(
         .await
     {
         Ok(()) => changed(&s, &visitor, "notice_stepped_up"),
-        Err(e) => refused_on_overview(&s, &visitor, token, e).await,
+        Err(e) => refused_on_overview(&s, &visitor, token, state, e, "error_directory").await,
     }
 }
 
-async fn send_step_up_code(State(s): State<AppState>, visitor: Visitor) -> Response {
+async fn send_step_up_code(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Carried(carried): Carried,
+) -> Response {
     let token = match session(&visitor) {
         Ok(token) => token,
         Err(e) => return refused(&s, &visitor, page("message.html"), e, "error_directory"),
@@ -296,7 +371,10 @@ async fn send_step_up_code(State(s): State<AppState>, visitor: Visitor) -> Respo
         .await
     {
         Ok(()) => changed(&s, &visitor, "notice_stepup_code_sent"),
-        Err(e) => refused_on_overview(&s, &visitor, token, e).await,
+        Err(e) => {
+            let state = carried.unwrap_or_default();
+            refused_on_overview(&s, &visitor, token, state, e, "error_directory").await
+        }
     }
 }
 
@@ -336,7 +414,7 @@ async fn begin_email(
                 ..PageState::default()
             }
             .with_notice("notice_code_sent");
-            onwards(&s, &visitor, "/register/email/confirm", &state)
+            onwards(&s, &visitor, EMAIL_CODE, &state)
         }
         Err(e) => {
             let retry = page("register_email.html").vars(context! { step => "address", address });
@@ -354,18 +432,28 @@ async fn email_code_form(
     let Some(state) = carried.filter(|c| c.address.is_some() && visitor.session.is_some()) else {
         return see_other("/register/email", []);
     };
-    let reply = page("register_email.html").vars(context! {
+    let state = state.marked();
+    shown(&s, &visitor, email_code_page(&state), state)
+}
+
+fn email_code_page(state: &PageState) -> Reply {
+    page("register_email.html").vars(context! {
         step => "code",
         address => state.address.as_deref(),
-    });
-    shown(&s, &visitor, reply, state)
+        once => state.once,
+    })
 }
 
 async fn confirm_email(
     State(s): State<AppState>,
     visitor: Visitor,
+    Carried(carried): Carried,
     Form(form): Form<Code>,
 ) -> Response {
+    let state = carried.unwrap_or_default();
+    if state.replayed(&form.once) {
+        return see_other(EMAIL_CODE, []);
+    }
     let result = async {
         let token = session(&visitor)?;
         Enrollment::new(&s.deps)
@@ -377,11 +465,19 @@ async fn confirm_email(
     match result {
         Ok(_) => changed(&s, &visitor, "notice_email_added"),
         Err(e) => {
-            let retry = page("register_email.html").vars(context! {
-                step => "code",
-                address => form.address.trim(),
-            });
-            refused(&s, &visitor, retry, e, "error_email_address")
+            let state = PageState {
+                address: Some(form.address.trim().to_owned()),
+                ..state
+            }
+            .remarked();
+            let response = refused(
+                &s,
+                &visitor,
+                email_code_page(&state),
+                e,
+                "error_email_address",
+            );
+            kept(&s, &visitor, response, state)
         }
     }
 }

@@ -5,19 +5,22 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use minijinja::{Value, context};
+use minijinja::context;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::error::FlowError;
 use crate::domain::helpdesk::{Action, Helpdesk};
 use crate::http::AppState;
 use crate::http::pages::Visitor;
-use crate::http::pages::flash::{Carried, PageState, kept};
+use crate::http::pages::flash::{Carried, PageState, kept, onwards, see_other, shown};
 
 use super::{
-    CARD, CONFIRM, CallerForm, HERE, Outcome, as_operator, caller_page, card_step, page, shown_as,
-    to_card,
+    CALLER, CARD, CONFIRM, CallerForm, HERE, Outcome, as_operator, caller_page, card_step, page,
+    refused, shown_as, to_card,
 };
+
+/// Where the code an operator issued is shown.
+pub(super) const REGISTRATION_CODE: &str = "/helpdesk/user/registration-code";
 
 /// The actions by the path segment of their forms.
 fn action(segment: &str, deliver: &str) -> Option<(&'static str, Action)> {
@@ -38,6 +41,7 @@ fn action(segment: &str, deliver: &str) -> Option<(&'static str, Action)> {
 pub(super) async fn lift_block(
     State(s): State<AppState>,
     visitor: Visitor,
+    Carried(carried): Carried,
     Form(form): Form<CallerForm>,
 ) -> Response {
     let lift = async |helpdesk: &Helpdesk<'_>, session: &str| {
@@ -46,13 +50,15 @@ pub(super) async fn lift_block(
             .await
     };
     let (notice, detail) = ("notice_block_lifted", "error_block_reason_required");
-    card_step(&s, &visitor, &form, lift, false, notice, detail).await
+    card_step(&s, &visitor, carried, &form, lift, false, notice, detail).await
 }
 
-/// Issues a registration code and shows it this once, like a temporary password.
+/// Issues a registration code, shown on the page a GET renders from the operator's session:
+/// Reload shows the same code and issues none.
 pub(super) async fn registration_code(
     State(s): State<AppState>,
     visitor: Visitor,
+    Carried(carried): Carried,
     Form(form): Form<CallerForm>,
 ) -> Response {
     let issued = as_operator(&s, &visitor, async |helpdesk, session| {
@@ -62,21 +68,47 @@ pub(super) async fn registration_code(
     })
     .await;
     match issued {
-        Ok(code) => {
-            let reply = page("helpdesk_registration_code.html")
-                .vars(context! {
-                    id => &form.id,
-                    verified => form.verified().map(shown_as),
-                    code => code.as_str(),
-                })
-                .notice("notice_registration_code");
-            s.pages.show(&visitor, reply)
+        Ok(_) => {
+            let state = PageState {
+                caller: Some(form.id.clone()),
+                verified: form.verified().map(|v| shown_as(v).to_owned()),
+                ..PageState::default()
+            }
+            .with_notice("notice_registration_code");
+            onwards(&s, &visitor, REGISTRATION_CODE, &state)
         }
         Err(e) => {
             let outcome = Outcome::Failed(e, "error_caller_protected");
-            let vars = Value::UNDEFINED;
+            let vars = context! { once => carried.and_then(|c| c.once) };
             caller_page(&s, &visitor, &form.id, CARD, form.shown(), vars, outcome).await
         }
+    }
+}
+
+/// The code issued last for the caller the page state names; without one, the card.
+pub(super) async fn registration_code_form(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Carried(carried): Carried,
+) -> Response {
+    let Some((state, id)) = carried.and_then(|c| c.caller.clone().map(|id| (c, id))) else {
+        return see_other(HERE, []);
+    };
+    let issued = as_operator(&s, &visitor, async |helpdesk, session| {
+        helpdesk.issued_registration_code(session, &id).await
+    })
+    .await;
+    match issued {
+        Ok(Some(code)) => {
+            let reply = page("helpdesk_registration_code.html").vars(context! {
+                id => &id,
+                verified => state.verified.as_deref(),
+                code => code.as_str(),
+            });
+            shown(&s, &visitor, reply, state)
+        }
+        Ok(None) => see_other(CALLER, []),
+        Err(e) => refused(&s, &visitor, e, &id),
     }
 }
 
@@ -95,17 +127,20 @@ pub(super) async fn confirm(
         return Redirect::to(HERE).into_response();
     };
     let shown = form.shown();
-    let state = PageState {
-        caller: Some(form.id.clone()),
-        verified: shown.verified.map(|v| shown_as(v).to_owned()),
-        ..carried.unwrap_or_default()
-    }
-    .remarked();
-    let vars = context! { action => segment, reason => "", once => &state.once };
+    let carried = carried.unwrap_or_default();
     if shown.verified.is_none() && s.deps.settings.helpdesk.require_verification {
+        // The card as it was, its forms (and their mark) unchanged.
+        let vars = context! { once => &carried.once };
         let outcome = Outcome::Problem(StatusCode::FORBIDDEN, "error_caller_not_verified");
         return caller_page(&s, &visitor, &form.id, CARD, shown, vars, outcome).await;
     }
+    let state = PageState {
+        caller: Some(form.id.clone()),
+        verified: shown.verified.map(|v| shown_as(v).to_owned()),
+        ..carried
+    }
+    .remarked();
+    let vars = context! { action => segment, reason => "", once => &state.once };
     let response = caller_page(&s, &visitor, &form.id, CONFIRM, shown, vars, Outcome::Quiet).await;
     kept(&s, &visitor, response, state)
 }

@@ -4,10 +4,14 @@
 use minijinja::Value;
 use serde::Serialize;
 
+use std::time::SystemTime;
+
 use crate::domain::helpdesk::{UserCard, VerifiedBy};
+use crate::domain::locale::Locale;
 #[cfg(test)]
 use crate::domain::store::MethodKind;
 use crate::domain::store::{AuditKind, Outcome};
+use crate::when::Zone;
 
 /// How the page names a verification: by the registered method, when it was one.
 pub(super) fn shown_as(v: VerifiedBy) -> &'static str {
@@ -17,15 +21,15 @@ pub(super) fn shown_as(v: VerifiedBy) -> &'static str {
     }
 }
 
-/// A point in time as the page shows it: in UTC, to the minute.
+/// A point in time as the page shows it: in `ui.timezone`, to the minute, in the reader's words.
 #[derive(Serialize)]
 pub(super) struct Moment {
-    /// For `<time datetime>`.
+    /// For `<time datetime>`, in UTC.
     datetime: String,
     text: String,
 }
 
-pub(super) fn moment(unix_ms: i64) -> Option<Moment> {
+pub(super) fn moment(unix_ms: i64, locale: Locale, zone: &Zone) -> Option<Moment> {
     let at =
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000).ok()?;
     let date = format!(
@@ -41,7 +45,7 @@ pub(super) fn moment(unix_ms: i64) -> Option<Moment> {
             at.minute(),
             at.second()
         ),
-        text: format!("{date} {:02}:{:02} UTC", at.hour(), at.minute()),
+        text: zone.in_words(locale, SystemTime::from(at))?,
     })
 }
 
@@ -94,8 +98,10 @@ pub(super) struct Card {
     events: Vec<Event>,
 }
 
-impl From<UserCard> for Card {
-    fn from(c: UserCard) -> Self {
+impl Card {
+    /// `c` for a reader of `locale`, its times told in `zone`.
+    pub(super) fn new(c: UserCard, locale: Locale, zone: &Zone) -> Self {
+        let moment = |ms: i64| moment(ms, locale, zone);
         Card {
             sam_account_name: c.sam_account_name,
             user_principal_name: c.user_principal_name,
@@ -166,7 +172,7 @@ pub fn sample_card(flag: bool) -> Value {
             })
             .collect(),
     };
-    Value::from_serialize(Card::from(card))
+    Value::from_serialize(Card::new(card, Locale::En, &Zone::utc()))
 }
 
 #[cfg(test)]
@@ -196,9 +202,12 @@ mod tests {
     }
 
     #[test]
-    fn moments_are_utc_to_the_minute() {
-        let at = moment(1_793_491_260_000).unwrap();
+    fn moments_are_told_in_the_zone_and_language_and_machine_read_in_utc() {
+        let amsterdam = Zone::named("Europe/Amsterdam").unwrap();
+        let at = moment(1_793_491_260_000, Locale::Nl, &amsterdam).unwrap();
         assert_eq!(at.datetime, "2026-11-01T00:01:00Z");
-        assert_eq!(at.text, "2026-11-01 00:01 UTC");
+        assert_eq!(at.text, "1 november 2026 om 01:01 CET");
+        let at = moment(1_793_491_260_000, Locale::En, &Zone::utc()).unwrap();
+        assert_eq!(at.text, "00:01 UTC on 1 November 2026");
     }
 }

@@ -10,6 +10,8 @@ use super::card::{Moment, moment};
 use super::{Visitor, page, refused};
 use crate::domain::helpdesk::{Helpdesk, Listed};
 use crate::http::AppState;
+use crate::http::pages::Locale;
+use crate::when::Zone;
 
 #[derive(Serialize)]
 struct Row {
@@ -18,7 +20,8 @@ struct Row {
     at: Option<Moment>,
 }
 
-fn rows(list: &[Listed]) -> Vec<Row> {
+/// `list` for a reader of `locale`, its times told in `zone`.
+fn rows(list: &[Listed], locale: Locale, zone: &Zone) -> Vec<Row> {
     list.iter()
         .map(|l| Row {
             sam_account_name: l.sam_account_name.clone(),
@@ -26,7 +29,7 @@ fn rows(list: &[Listed]) -> Vec<Row> {
                 .display_name
                 .clone()
                 .unwrap_or_else(|| l.sam_account_name.clone()),
-            at: l.at.and_then(|at| moment(at.as_millis())),
+            at: l.at.and_then(|at| moment(at.as_millis(), locale, zone)),
         })
         .collect()
 }
@@ -39,11 +42,12 @@ pub(super) async fn lists(State(s): State<AppState>, visitor: Visitor) -> Respon
         Ok(lists) => lists,
         Err(e) => return refused(&s, &visitor, e, ""),
     };
+    let zone = s.pages.zone();
     let days = lists.expiring_within.as_secs().div_ceil(86_400);
     let reply = page("helpdesk_lists.html").vars(context! {
-        locked => rows(&lists.locked),
-        expiring => rows(&lists.expiring),
-        must_change => rows(&lists.must_change),
+        locked => rows(&lists.locked, visitor.locale, zone),
+        expiring => rows(&lists.expiring, visitor.locale, zone),
+        must_change => rows(&lists.must_change, visitor.locale, zone),
         days,
         truncated => lists.truncated,
     });

@@ -22,7 +22,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::cookies::{self, HELPDESK};
-use super::flash::{self, Carried, PageState, noticed, onwards, see_other, shown};
+use super::flash::{self, Carried, PageState, kept, onwards, see_other, shown};
 use super::{Locale, Reply, Visitor, back_to_start};
 use crate::domain::error::FlowError;
 use crate::domain::helpdesk::{Helpdesk, VerifiedBy};
@@ -30,7 +30,7 @@ use crate::domain::store::MethodKind;
 use crate::error::ApiError;
 use crate::http::AppState;
 
-use actions::{act, confirm, lift_block, registration_code};
+use actions::{act, confirm, lift_block, registration_code, registration_code_form};
 use caller::{manager_approval, send_code, verify};
 #[cfg(test)]
 pub use card::sample_card;
@@ -59,8 +59,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
             step(post(manager_approval)),
         )
         .route(
-            "/helpdesk/user/registration-code",
-            step(post(registration_code)),
+            actions::REGISTRATION_CODE,
+            get(registration_code_form).post(registration_code),
         )
         .route("/helpdesk/user/{action}", step(post(confirm)))
         .route("/helpdesk/user/{action}/confirm", step(post(act)))
@@ -157,10 +157,13 @@ async fn as_operator<T>(
 }
 
 /// A step whose answer is the caller's card: `notice` when `call` went through, else its
-/// refusal with `detail` (see [`told`]). After a code was mailed, the card shows its field.
+/// refusal with `detail` (see [`told`]) on the card as `carried` marked it. After a code was
+/// mailed, the card shows its field.
+#[allow(clippy::too_many_arguments)]
 async fn card_step(
     s: &AppState,
     visitor: &Visitor,
+    carried: Option<PageState>,
     form: &CallerForm,
     call: impl AsyncFnOnce(&Helpdesk<'_>, &str) -> Result<(), FlowError>,
     mails_a_code: bool,
@@ -175,7 +178,8 @@ async fn card_step(
     match done {
         Ok(()) => to_card(s, visitor, &form.id, &shown, Some(notice)),
         Err(e) => {
-            let (vars, outcome) = (Value::UNDEFINED, Outcome::Failed(e, detail));
+            let vars = context! { once => carried.and_then(|c| c.once) };
+            let outcome = Outcome::Failed(e, detail);
             caller_page(s, visitor, &form.id, CARD, shown, vars, outcome).await
         }
     }
@@ -217,9 +221,11 @@ async fn caller_form(
         email_sent: state.email_sent,
     };
     let outcome = state.notice_key().map_or(Outcome::Quiet, Outcome::Notice);
-    let vars = Value::UNDEFINED;
+    // The verification forms carry a mark, so a reload of a wrong code costs no attempt.
+    let state = state.marked();
+    let vars = context! { once => &state.once };
     let response = caller_page(&s, &visitor, &id, CARD, shown, vars, outcome).await;
-    noticed(&s, &visitor, response, state)
+    kept(&s, &visitor, response, state)
 }
 
 /// `reply` with `error`, in the operator's words where they differ from a self-service user's.
@@ -285,7 +291,7 @@ async fn caller_page(
     // The domain knows whether this operator verified the caller; the form only fills the gap
     // until the next look-up.
     let verified = card.verified_by.or(shown.verified);
-    let card = Card::from(card);
+    let card = Card::new(card, visitor.locale, s.pages.zone());
     let reply = page(template).vars(context! {
         id => "",
         card,
