@@ -4,7 +4,9 @@
 
 use axum::http::{StatusCode, header};
 
-use crate::harness::{TestUser, bind, create_user, set_attr};
+use crate::harness::{
+    TestUser, add_member, bind, create_group, create_user, set_attr, unique_name,
+};
 use crate::helpdesk::{Desk, desk};
 use crate::pages::{Browser, assert_page};
 
@@ -84,4 +86,41 @@ async fn the_lists_show_locked_and_must_change_accounts_and_lead_to_verification
     bind(&locked.dn, &locked.password)
         .await
         .expect_err("still locked");
+}
+
+/// On the test DC a password lasts the domain's maximum age (42 days) from when it was set, so a
+/// window of 60 days lists a fresh account as expiring, with the day it expires; a window of 14
+/// days does not. Scoped to a group of its own, so other tests' accounts don't crowd the list.
+#[tokio::test]
+async fn the_expiring_list_shows_a_password_inside_the_window_only() {
+    let scope = create_group(&unique_name("lstscope")).await;
+    let expiring = create_user("lstexp").await;
+    add_member(&scope, &expiring.dn).await;
+    let outsider = create_user("lstout").await;
+    let scoped = format!("[policy]\nscope = \"group\"\ngroup_dn = {scope:?}\n");
+
+    let wide = desk(&format!("expiring_within = \"60 days\"\n{scoped}")).await;
+    let mut browser = signed_in(&wide).await;
+    let lists = browser.get("/helpdesk/lists").await;
+    assert_page(&lists, StatusCode::OK, "Accounts that need attention");
+    assert!(lists.body.contains("(60 days)"), "{}", lists.body);
+    let expiring_table = table(&lists.body, "list-expiring");
+    assert!(expiring_table.contains(&expiring.sam), "{}", lists.body);
+    assert!(
+        expiring_table.contains("<time datetime="),
+        "{expiring_table}"
+    );
+    assert!(
+        !lists.body.contains(&outsider.sam),
+        "outside the scope group"
+    );
+
+    let narrow = desk(&format!("expiring_within = \"14 days\"\n{scoped}")).await;
+    let mut browser = signed_in(&narrow).await;
+    let lists = browser.get("/helpdesk/lists").await;
+    assert!(
+        !table(&lists.body, "list-expiring").contains(&expiring.sam),
+        "{}",
+        lists.body
+    );
 }
