@@ -322,9 +322,13 @@ impl LdapDirectory {
             if dc.is_down(Instant::now()) {
                 return false;
             }
-            let supported = match dc.get().await {
-                Ok(mut conn) => dc.policy_hints(&mut conn).await,
-                Err(e) => Err(e),
+            // Read once per DC; every reset asks, so no pooled connection once it is known.
+            let supported = match dc.known_policy_hints() {
+                Some(known) => Ok(known),
+                None => match dc.get().await {
+                    Ok(mut conn) => dc.policy_hints(&mut conn).await,
+                    Err(e) => Err(e),
+                },
             };
             if !matches!(supported, Ok(Some(_))) {
                 return false;

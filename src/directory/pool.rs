@@ -166,6 +166,11 @@ impl Dc {
         Ok(oid)
     }
 
+    /// The policy hints OID of this DC if it has been read already; `None`: not read yet.
+    pub fn known_policy_hints(&self) -> Option<Option<&'static str>> {
+        self.policy_hints.get().copied()
+    }
+
     /// The policy hints OID to send with a password write on this DC, read once.
     pub async fn policy_hints(
         &self,
