@@ -53,10 +53,7 @@ impl<'a> PasswordChange<'a> {
                 d.settings.throttle.ip_max_starts,
             )
             .await?;
-        let login = login.trim();
-        if login.is_empty() || login.chars().count() > 256 {
-            return Err(FlowError::InvalidCredentials);
-        }
+        let login = signin::typed_login(login)?;
         // Judged the same for every login, before the directory is asked.
         reject_overlong(new)?;
         let user =

@@ -140,6 +140,16 @@ const FILETIME_UNIX_OFFSET_MS: i64 = 11_644_473_600_000;
 /// as forgotten.
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
+/// A login as a password sign-in takes it: trimmed; empty or longer than any AD name could be is
+/// answered as a wrong password, before anything is looked up.
+pub fn typed_login(typed: &str) -> Result<&str, FlowError> {
+    let login = typed.trim();
+    if login.is_empty() || login.chars().count() > 256 {
+        return Err(FlowError::InvalidCredentials);
+    }
+    Ok(login)
+}
+
 /// Whether a bind may be tried: not when one more wrong password could lock the account, as
 /// the DC that takes the bind counts them. A count older than the observation window counts as
 /// 0, as AD treats it at the next failure.

@@ -41,10 +41,7 @@ impl Enrollment<'_> {
                 d.settings.throttle.ip_max_starts,
             )
             .await?;
-        let login = login.trim();
-        if login.is_empty() || login.chars().count() > 256 {
-            return Err(FlowError::InvalidCredentials);
-        }
+        let login = signin::typed_login(login)?;
         let signed_in =
             match signin::sign_in(d, SignInPurpose::SelfService, login, password, client).await? {
                 Attempt::Right(signed_in) => signed_in,
