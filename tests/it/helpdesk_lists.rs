@@ -8,6 +8,7 @@ use crate::harness::{
     TestUser, add_member, bind, create_group, create_user, set_attr, unique_name,
 };
 use crate::helpdesk::{Desk, desk};
+use crate::helpdesk_pages::operator_signs_in;
 use crate::pages::{Browser, assert_page};
 
 /// Bad binds past the test DC's lockout threshold (5); asserts the account is locked.
@@ -22,22 +23,7 @@ pub async fn lock_out(user: &TestUser) {
 }
 
 pub async fn signed_in(desk: &Desk) -> Browser<'_> {
-    let mut browser = Browser::new(&desk.app);
-    let form = browser.get("/helpdesk").await;
-    let code = desk.authenticator.code().await;
-    let search = browser
-        .submit(
-            &form,
-            "/helpdesk",
-            &[
-                ("username", desk.operator.sam.as_str()),
-                ("password", desk.operator.password.as_str()),
-                ("code", code.as_str()),
-            ],
-        )
-        .await;
-    assert_page(&search, StatusCode::OK, "Find a user");
-    browser
+    operator_signs_in(desk).await.0
 }
 
 /// The part of `html` inside the table `id`, or "" without one.

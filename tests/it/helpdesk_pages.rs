@@ -30,7 +30,9 @@ async fn sign_in_as(browser: &mut Browser<'_>, login: &str, password: &str, code
         .await
 }
 
-async fn operator_signs_in<'a>(desk: &'a Desk) -> (Browser<'a>, Answer) {
+/// Signs `desk`'s operator in at `/helpdesk` with the operator's authenticator code; the search
+/// page it lands on.
+pub(crate) async fn operator_signs_in<'a>(desk: &'a Desk) -> (Browser<'a>, Answer) {
     let mut browser = Browser::new(&desk.app);
     let code = desk.authenticator.code().await;
     let search = sign_in_as(

@@ -21,7 +21,8 @@ use crate::harness::{
     self, TestDatabase, TestUser, add_member, create_group, create_user, read_binary_attr,
     unique_name,
 };
-use crate::helpdesk::{Desk, desk};
+use crate::helpdesk::desk;
+use crate::helpdesk_pages::operator_signs_in;
 use crate::pages::{Browser, assert_page};
 
 const DAY_MS: i64 = 86_400_000;
@@ -346,26 +347,6 @@ async fn report_figures_match_the_fixture_in_every_format() {
     );
 }
 
-/// Signs `desk`'s operator in at `/helpdesk`, with the operator's authenticator code.
-async fn operator_signs_in<'a>(desk: &'a Desk) -> Browser<'a> {
-    let mut browser = Browser::new(&desk.app);
-    let form = browser.get("/helpdesk").await;
-    let code = desk.authenticator.code().await;
-    let search = browser
-        .submit(
-            &form,
-            "/helpdesk",
-            &[
-                ("username", desk.operator.sam.as_str()),
-                ("password", desk.operator.password.as_str()),
-                ("code", code.as_str()),
-            ],
-        )
-        .await;
-    assert_page(&search, StatusCode::OK, "Find a user");
-    browser
-}
-
 /// The text of the page's fact `<dd id>`.
 fn fact(html: &str, id: &str) -> String {
     let start = html
@@ -394,7 +375,7 @@ async fn admin_page_shows_the_figures_to_admins_only() {
     assert_eq!(page.headers[header::LOCATION], "/helpdesk");
 
     // A signed-in operator who is not in admin.group_dn.
-    let mut browser = operator_signs_in(&desk).await;
+    let (mut browser, _) = operator_signs_in(&desk).await;
     let refused = browser.get("/admin").await;
     assert_page(
         &refused,
