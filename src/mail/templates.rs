@@ -199,7 +199,6 @@ struct RecoveryCodeUsedTexts {
     body: String,
     few_left: String,
     action: String,
-    notes: Vec<String>,
 }
 
 /// A notice that sends the reader somewhere: `action` labels the link.
@@ -500,7 +499,9 @@ impl Templates {
                     body.push_str(&texts.few_left);
                 }
                 let link = link(&texts.action, &self.register_url, &self.register_url_html);
-                reminder(texts, &texts.subject, body, link)
+                // Closed like every notice of what was done in the user's name.
+                let closing = context! { notes => [&t.common.if_not_you] };
+                reminder(&closing, &texts.subject, body, link)
             }
         };
         let ctx = context! { ..context! { subject }, ..specific, ..common };
