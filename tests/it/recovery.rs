@@ -9,6 +9,7 @@ use sspr_bridge::domain::totp;
 use crate::client::{TestApp, test_app};
 use crate::harness::{bind, create_user};
 use crate::mail::{smtp_section, wait_for_mail};
+use crate::pages::{self, Browser, assert_page};
 use crate::selfservice::{
     register_email, register_totp, set_password, settle_totp_step, sign_in, start_flow, verify,
 };
@@ -219,4 +220,65 @@ async fn a_code_steps_up_a_registration_session() {
     .expect(StatusCode::NO_CONTENT);
     register_totp(&app, &token).await;
     assert_eq!(codes_left(&app, &token).await, 9);
+}
+
+#[tokio::test]
+async fn the_pages_make_codes_show_the_count_and_take_one_in_a_reset() {
+    let app = pages::app("").await;
+    let user = create_user("rc-page").await;
+    let mut browser = Browser::new(&app);
+    let overview = pages::sign_in(&mut browser, &user).await;
+    assert_page(&overview, StatusCode::OK, "No recovery codes yet.");
+    pages::register_totp(&mut browser, &overview).await;
+    let overview = browser.get("/register").await;
+    let shown = browser
+        .submit(&overview, "/register/recovery-codes", &[])
+        .await;
+    assert_page(&shown, StatusCode::OK, "They are shown only now");
+    let codes: Vec<String> = shown
+        .body
+        .split("<code>")
+        .skip(1)
+        .map(|c| c.split_once("</code>").expect("a code").0.to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let overview = browser.get("/register").await;
+    assert_page(&overview, StatusCode::OK, "<strong>10 / 10</strong>");
+    assert_page(
+        &overview,
+        StatusCode::OK,
+        "Your current recovery codes will stop working.",
+    );
+
+    let mut visit = Browser::new(&app);
+    let verify = pages::start(&mut visit, "/reset", &user.sam).await;
+    assert_page(&verify, StatusCode::OK, "Use a recovery code");
+    let password = visit
+        .submit(
+            &verify,
+            "/reset/verify",
+            &[("method", "recovery_code"), ("code", &codes[0])],
+        )
+        .await;
+    assert_page(&password, StatusCode::OK, "Choose a new password");
+    let overview = browser.get("/register").await;
+    assert_page(&overview, StatusCode::OK, "<strong>9 / 10</strong>");
+}
+
+#[tokio::test]
+async fn the_openapi_document_names_the_method_and_its_paths() {
+    let app = app("").await;
+    let doc = app
+        .get("/api/v1/openapi.json", None)
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let names = &doc["components"]["schemas"]["MethodName"]["enum"];
+    assert!(
+        names.as_array().unwrap().contains(&json!("recovery_code")),
+        "{names}"
+    );
+    let path = &doc["paths"]["/api/v1/enrollment/recovery-codes"];
+    assert!(path["post"]["responses"]["409"].is_object(), "{path}");
+    assert!(path["delete"]["responses"]["204"].is_object(), "{path}");
 }
