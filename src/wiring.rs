@@ -113,6 +113,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         mailer,
         outbox: Arc::new(outbox),
         history: shared_store.clone(),
+        recovery_codes: shared_store.clone(),
     };
     let deps = Deps::new(ports, clock, keys, settings(config));
     Ok(Wired {

@@ -18,7 +18,8 @@ use super::secrets::{Keys, new_token};
 use super::settings::Settings;
 use super::store::{
     ApprovalStore, AuditLog, CodeStore, EnrolledMethod, FlowStore, PasswordHistoryStore,
-    RegistrationStore, Session, SessionKind, SessionStore, StoreError, ThrottleStore,
+    RecoveryCodeStore, RegistrationStore, Session, SessionKind, SessionStore, StoreError,
+    ThrottleStore,
 };
 use super::throttle::Throttle;
 
@@ -51,6 +52,7 @@ pub struct Deps {
     pub history: PasswordHistory,
     /// `hooks.after_*`; none unless the composition root sets them.
     pub hooks: Hooks,
+    pub recovery_codes: Arc<dyn RecoveryCodeStore>,
 }
 
 /// The ports [`Deps`] is built from; the audit log, the throttle store and the outbox go to the
@@ -67,6 +69,7 @@ pub struct Ports {
     pub mailer: Option<Arc<dyn Mailer>>,
     pub outbox: Arc<dyn Outbox>,
     pub history: Arc<dyn PasswordHistoryStore>,
+    pub recovery_codes: Arc<dyn RecoveryCodeStore>,
 }
 
 impl Deps {
@@ -110,6 +113,7 @@ impl Deps {
             stand_in: Default::default(),
             history,
             hooks: Hooks::default(),
+            recovery_codes: ports.recovery_codes,
         }
     }
 
@@ -154,6 +158,15 @@ impl Deps {
             })
             .await?;
         Ok(token)
+    }
+
+    /// How many unused recovery codes the user has; 0 when `registration.recovery_codes` is
+    /// off, so they are then neither offered nor taken.
+    pub async fn recovery_codes_left(&self, user: &ObjectGuid) -> Result<u64, StoreError> {
+        if !self.settings.registration.recovery_codes {
+            return Ok(0);
+        }
+        self.recovery_codes.recovery_codes_left(user).await
     }
 
     /// The user's confirmed email address, if any.

@@ -74,6 +74,10 @@ pub enum FlowError {
     /// The helpdesk cannot ask the caller's manager to approve, for this reason.
     #[error("{}", .0.message())]
     ManagerRefused(ManagerRefusal),
+    /// Recovery codes were asked for by a user with no other confirmed method: they are a
+    /// backup, never the only way in.
+    #[error("register an authenticator app or an email address first; recovery codes are a backup")]
+    MethodRequired,
 }
 
 fn rule_ids(broken: &[Violation]) -> String {

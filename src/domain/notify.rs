@@ -103,6 +103,12 @@ pub enum MailKind {
     },
     /// The user changed their password with the current one (`/change`).
     PasswordChanged,
+    /// The user made a new set of recovery codes; the old ones no longer work. Never a code.
+    RecoveryCodesCreated,
+    /// One of the user's recovery codes was used in a reset, unlock or step-up; `left` unused.
+    RecoveryCodeUsed {
+        left: u32,
+    },
 }
 
 /// The page a mail sends a user to for a new password.
@@ -141,6 +147,8 @@ impl MailKind {
             MailKind::ManagerApprovalDeclined { .. } => "manager_approval_declined",
             MailKind::PasswordChanged => "password_changed",
             MailKind::PasswordExpired { .. } => "password_expired",
+            MailKind::RecoveryCodesCreated => "recovery_codes_created",
+            MailKind::RecoveryCodeUsed { .. } => "recovery_code_used",
         }
     }
 }

@@ -236,8 +236,10 @@ impl<'a> Reports<'a> {
             per,
             users_in_scope: count(in_scope.len()),
             registered: count(registered.len()),
+            // Recovery codes are a backup kept beside these, never a registration of their own.
             registered_by_method: MethodKind::ALL
                 .into_iter()
+                .filter(|kind| *kind != MethodKind::RecoveryCode)
                 .map(|kind| (kind, by_method.get(&kind).copied().unwrap_or(0)))
                 .collect(),
             stale: count(registered.iter().filter(|r| !r.current).count()),

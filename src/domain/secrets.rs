@@ -23,6 +23,7 @@ pub struct Keys {
     csrf_mac: Zeroizing<[u8; 32]>,
     history_secret: Zeroizing<[u8; 32]>,
     history_salt_mac: Zeroizing<[u8; 32]>,
+    recovery_code_mac: Zeroizing<[u8; 32]>,
 }
 
 /// Bytes of HMAC-SHA256 kept in a login hash: 128 bits, so a collision between two typed logins
@@ -45,6 +46,7 @@ impl Keys {
             csrf_mac: derive(secret_key, b"sspr-bridge/csrf/v1"),
             history_secret: derive(secret_key, b"sspr-bridge/history/v1"),
             history_salt_mac: derive(secret_key, b"sspr-bridge/history-salt/v1"),
+            recovery_code_mac: derive(secret_key, b"sspr-bridge/recovery-code/v1"),
         }
     }
 
@@ -156,6 +158,20 @@ impl Keys {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
+    /// What is stored of a recovery code (as [`normalise_recovery_code`] gives it): a keyed
+    /// hash bound to the account's objectGUID, so a stolen database gives nobody the ~2^49
+    /// codes to try offline, and a row copied to another account matches nothing. A typed code
+    /// is found by its hash in one indexed query, which compares the whole value.
+    pub fn recovery_code_hash(&self, subject: &[u8], code: &str) -> Vec<u8> {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(self.recovery_code_mac.as_ref())
+            .expect("HMAC takes any key");
+        for part in [subject, code.as_bytes()] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().to_vec()
+    }
+
     /// Constant-time check of a posted form token.
     pub fn csrf_matches(&self, cookie: &str, bearer: &str, sent: &str) -> bool {
         self.csrf_token(cookie, bearer)
@@ -215,6 +231,43 @@ pub fn temporary_password(len: usize) -> Zeroizing<String> {
     }
     chars.shuffle(&mut rng);
     Zeroizing::new(String::from_utf8(chars).expect("ASCII"))
+}
+
+/// The characters of a recovery code: Crockford's base 32 without 0 and 1 (and, as in it, without
+/// I, L, O and U), so nothing reads as something else; 30 of them, in lower case.
+const RECOVERY_ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstvwxyz";
+
+/// Characters in a recovery code: 10 of 30 give 49 bits.
+const RECOVERY_CODE_LEN: usize = 10;
+
+/// A new recovery code, `xxxxx-xxxxx`, from the thread's CSPRNG (ChaCha, seeded by the OS).
+pub fn new_recovery_code() -> Zeroizing<String> {
+    use rand::seq::IndexedRandom;
+    let mut rng = rand::rng();
+    let mut code = Zeroizing::new(String::with_capacity(RECOVERY_CODE_LEN + 1));
+    for i in 0..RECOVERY_CODE_LEN {
+        if i == RECOVERY_CODE_LEN / 2 {
+            code.push('-');
+        }
+        code.push(char::from(
+            *RECOVERY_ALPHABET.choose(&mut rng).expect("non-empty"),
+        ));
+    }
+    code
+}
+
+/// A recovery code as typed: case, spaces and dashes ignored; `None` unless it has the length
+/// and characters of one.
+pub fn normalise_recovery_code(typed: &str) -> Option<Zeroizing<String>> {
+    let code: Zeroizing<String> = Zeroizing::new(
+        typed
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .map(|c| c.to_ascii_lowercase())
+            .collect(),
+    );
+    (code.len() == RECOVERY_CODE_LEN && code.bytes().all(|b| RECOVERY_ALPHABET.contains(&b)))
+        .then_some(code)
 }
 
 /// A code as typed: spaces and dashes removed; `None` unless exactly `digits` ASCII digits.
@@ -343,6 +396,35 @@ mod tests {
             assert!(!p.contains(['0', 'O', '1', 'l', 'I']));
         }
         assert_ne!(*temporary_password(16), *temporary_password(16));
+    }
+
+    #[test]
+    fn recovery_codes_are_readable_random_and_typed_forgivingly() {
+        let code = new_recovery_code();
+        assert_eq!(code.len(), 11);
+        assert_eq!(&code[5..6], "-");
+        assert!(!code.contains(['0', 'o', '1', 'i', 'l']));
+        assert_ne!(*code, *new_recovery_code());
+        let typed = format!(" {} ", code.to_uppercase().replace('-', " "));
+        assert_eq!(
+            normalise_recovery_code(&typed)
+                .as_deref()
+                .map(String::as_str),
+            Some(code.replace('-', "").as_str())
+        );
+        assert_eq!(normalise_recovery_code("abcde-fghj"), None, "too short");
+        assert_eq!(
+            normalise_recovery_code("abcde-fgh0k"),
+            None,
+            "not a code character"
+        );
+        let keys = keys();
+        let stored = keys.recovery_code_hash(b"ann", "abcdefghjk");
+        assert_ne!(stored, keys.recovery_code_hash(b"bob", "abcdefghjk"));
+        assert_ne!(
+            stored,
+            Keys::new(&[8u8; 32]).recovery_code_hash(b"ann", "abcdefghjk")
+        );
     }
 
     #[test]

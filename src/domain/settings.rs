@@ -64,6 +64,8 @@ pub struct RegistrationSettings {
     /// else the first one takes a registration code. Empty: anywhere.
     #[serde(deserialize_with = "de::parsed_list")]
     pub allowed_networks: Vec<Cidr>,
+    /// Recovery codes are offered at registration and taken in resets, unlocks and step-ups.
+    pub recovery_codes: bool,
 }
 
 impl RegistrationSettings {

@@ -198,6 +198,7 @@ impl Subject {
         let accepted = match method {
             MethodKind::Totp => self.check_totp(d, code, blocked).await?,
             MethodKind::Email => self.check_email_code(d, code, blocked).await?,
+            MethodKind::RecoveryCode => self.check_recovery_code(d, code, blocked).await?,
         } && !blocked;
         if !accepted {
             return Err(self
@@ -221,6 +222,9 @@ impl Subject {
             },
         )
         .await?;
+        if method == MethodKind::RecoveryCode {
+            self.tell_owner_of_recovery_code(d, client).await?;
+        }
         let mut verified = self.flow.verified();
         if !verified.contains(&method) {
             verified.push(method);
@@ -294,13 +298,39 @@ impl Subject {
     async fn tell_owner_of_block(&self, d: &Deps, client: &Client) -> Result<(), FlowError> {
         let guid = self.flow.user.unwrap_or(ObjectGuid(uuid::Uuid::nil()));
         let confirmed = d.confirmed_email(&guid).await?;
+        self.tell_owner(d, client, confirmed, MailKind::SelfServiceBlocked);
+        Ok(())
+    }
+
+    /// Mails the owner that one of their recovery codes was used, and how many are left, at
+    /// once: if it was not them, they hear of it before the flow goes on.
+    async fn tell_owner_of_recovery_code(
+        &self,
+        d: &Deps,
+        client: &Client,
+    ) -> Result<(), FlowError> {
         let Some(guid) = self.flow.user else {
             return Ok(());
+        };
+        let left = d.recovery_codes.recovery_codes_left(&guid).await?;
+        let confirmed = d.confirmed_email(&guid).await?;
+        let kind = MailKind::RecoveryCodeUsed {
+            left: u32::try_from(left).unwrap_or(u32::MAX),
+        };
+        self.tell_owner(d, client, confirmed, kind);
+        Ok(())
+    }
+
+    /// Mails `kind` to the owner (nobody, for a decoy) at AD's `mail` and the confirmed address,
+    /// so a user who registered only an app hears of it too. The account is read and the mail
+    /// queued in the background, so no answer waits on either.
+    fn tell_owner(&self, d: &Deps, client: &Client, confirmed: Option<String>, kind: MailKind) {
+        let Some(guid) = self.flow.user else {
+            return;
         };
         let (deps, client) = (d.clone(), client.clone());
         let (sam, locale) = (self.sam().to_owned(), self.flow.locale);
         tokio::spawn(async move {
-            let kind = MailKind::SelfServiceBlocked;
             match deps.directory.find_user(&sam).await {
                 Ok(Some(user)) if user.guid == guid => {
                     deps.notifier
@@ -316,7 +346,6 @@ impl Subject {
                 }
             }
         });
-        Ok(())
     }
 
     /// Whether `code` is the user's current TOTP code; spent only when `!blocked`, so a right
@@ -349,6 +378,35 @@ impl Subject {
             }
             _ => Ok(false),
         }
+    }
+
+    /// Whether `code` is one of the user's unused recovery codes; taken only when `!blocked`.
+    /// A decoy (or a user without codes, or with them turned off) does the same work: the hash,
+    /// and the same query, of the nil GUID, which matches nothing.
+    async fn check_recovery_code(
+        &self,
+        d: &Deps,
+        code: &str,
+        blocked: bool,
+    ) -> Result<bool, FlowError> {
+        let nil = ObjectGuid(uuid::Uuid::nil());
+        let guid = match self.flow.user {
+            Some(guid) if d.settings.registration.recovery_codes => guid,
+            _ => nil,
+        };
+        let typed = secrets::normalise_recovery_code(code);
+        let hash = d.keys.recovery_code_hash(
+            guid.0.as_bytes(),
+            typed.as_deref().map_or("", String::as_str),
+        );
+        if blocked {
+            return Ok(false);
+        }
+        let taken = d
+            .recovery_codes
+            .take_recovery_code(&guid, &hash, d.now())
+            .await?;
+        Ok(taken && typed.is_some() && guid != nil)
     }
 
     /// Whether `code` is the pending emailed code; taken only when `!blocked`.

@@ -95,6 +95,8 @@ struct Catalog {
     manager_approval_declined: NoticeTexts,
     password_changed: NoticeTexts,
     password_expired: ReminderTexts,
+    recovery_codes_created: NoticeTexts,
+    recovery_code_used: RecoveryCodeUsedTexts,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -113,6 +115,7 @@ struct Common {
     months: [String; 12],
     method_totp: String,
     method_email: String,
+    method_recovery_code: String,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -184,6 +187,20 @@ struct ExpiryTexts {
     notes: Vec<String>,
 }
 
+/// At or below this many unused recovery codes, the notice of a used one says to make new ones.
+const RECOVERY_CODES_FEW: u32 = 3;
+
+/// The notice that a recovery code was used: how many are left, and, when `few_left` or fewer,
+/// the advice to make new ones, with a link to do it.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RecoveryCodeUsedTexts {
+    subject: String,
+    body: String,
+    few_left: String,
+    action: String,
+}
+
 /// A notice that sends the reader somewhere: `action` labels the link.
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -198,6 +215,7 @@ impl Catalog {
         match method {
             MethodKind::Totp => &self.common.method_totp,
             MethodKind::Email => &self.common.method_email,
+            MethodKind::RecoveryCode => &self.common.method_recovery_code,
         }
     }
 
@@ -464,6 +482,26 @@ impl Templates {
                 let body = fill(&texts.body, |name| (name == "when").then(|| when.clone()))?;
                 let link = link(&texts.action, &self.change_url, &self.change_url_html);
                 reminder(texts, &texts.subject, body, link)
+            }
+            MailKind::RecoveryCodesCreated => {
+                Notice::by_user(&t.recovery_codes_created).render(t, at)?
+            }
+            MailKind::RecoveryCodeUsed { left } => {
+                let texts = &t.recovery_code_used;
+                let when = t.when(at)?;
+                let mut body = fill(&texts.body, |name| match name {
+                    "when" => Some(when.clone()),
+                    "left" => Some(left.to_string()),
+                    _ => None,
+                })?;
+                if *left <= RECOVERY_CODES_FEW {
+                    body.push(' ');
+                    body.push_str(&texts.few_left);
+                }
+                let link = link(&texts.action, &self.register_url, &self.register_url_html);
+                // Closed like every notice of what was done in the user's name.
+                let closing = context! { notes => [&t.common.if_not_you] };
+                reminder(&closing, &texts.subject, body, link)
             }
         };
         let ctx = context! { ..context! { subject }, ..specific, ..common };

@@ -14,6 +14,7 @@ mod history;
 mod hooks;
 mod notices;
 mod outbox;
+mod recovery_codes;
 mod registrations;
 mod report;
 mod retention;

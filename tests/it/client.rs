@@ -108,12 +108,31 @@ async fn list_secrets(request: Request<Body>, next: Next) -> Response {
                 _ => {}
             }
         }
+        // A new set of recovery codes, as shown and as stored before hashing (no dash).
+        if let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&bytes)
+            && let Some(Value::Array(codes)) = object.get("codes")
+        {
+            for code in codes.iter().filter_map(Value::as_str) {
+                harness::remember_secret("recovery-code", code);
+                harness::remember_secret("recovery-code", &code.replace('-', ""));
+            }
+        }
         // The manual key of the authenticator set-up page (grouped by fours) and the
         // helpdesk's temporary password.
         let page = String::from_utf8_lossy(&bytes);
         if page.contains("id=\"totp-secret\"") {
             let grouped = crate::pages::text_of(&page, "totp-secret");
             harness::remember_secret("totp-secret", &grouped.replace(char::is_whitespace, ""));
+        }
+        if page.contains("id=\"recovery-codes\"") {
+            for code in page
+                .split("<code>")
+                .skip(1)
+                .filter_map(|c| c.split_once("</code>"))
+            {
+                harness::remember_secret("recovery-code", code.0);
+                harness::remember_secret("recovery-code", &code.0.replace('-', ""));
+            }
         }
         let temporary = "id=\"temporary-password\"";
         if page.contains(temporary) {

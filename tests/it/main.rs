@@ -29,6 +29,7 @@ mod outbox;
 mod pages;
 mod pages_prg;
 mod policy;
+mod recovery;
 mod report;
 mod scaleout;
 mod scope;

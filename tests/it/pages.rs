@@ -299,7 +299,7 @@ pub fn alert(answer: &Answer) -> String {
 }
 
 /// Signs in on `/register`; returns the overview page.
-async fn sign_in(browser: &mut Browser<'_>, user: &TestUser) -> Answer {
+pub async fn sign_in(browser: &mut Browser<'_>, user: &TestUser) -> Answer {
     let form = browser.get("/register").await;
     assert_page(&form, StatusCode::OK, "autocomplete=\"current-password\"");
     let overview = browser
@@ -315,7 +315,7 @@ async fn sign_in(browser: &mut Browser<'_>, user: &TestUser) -> Answer {
 
 /// Adds an authenticator app from the overview, confirming with the code of the previous time
 /// step (so the current step stays free for a reset). Returns the raw secret.
-async fn register_totp(browser: &mut Browser<'_>, overview: &Answer) -> Vec<u8> {
+pub async fn register_totp(browser: &mut Browser<'_>, overview: &Answer) -> Vec<u8> {
     let setup = browser.submit(overview, "/register/totp", &[]).await;
     assert_page(&setup, StatusCode::OK, "src=\"data:image/svg+xml;base64,");
     let img = attr_of_tag(&setup.body, "class=\"qr\"", "src");
@@ -380,7 +380,7 @@ pub fn attr_of_tag(html: &str, marker: &str, name: &str) -> String {
 }
 
 /// Starts a reset or unlock (`here`) for `login`; returns the verification page.
-async fn start(browser: &mut Browser<'_>, here: &str, login: &str) -> Answer {
+pub async fn start(browser: &mut Browser<'_>, here: &str, login: &str) -> Answer {
     let form = browser.get(here).await;
     assert_page(&form, StatusCode::OK, "autocomplete=\"username\"");
     let verify = browser.submit(&form, here, &[("username", login)]).await;

@@ -519,6 +519,7 @@ fn flow(seed: u8) -> ResetFlow {
         methods_required: 2,
         verified_totp_at: Some(Timestamp::from_millis(T0 + 1)),
         verified_email_at: Some(Timestamp::from_millis(T0 + 2)),
+        verified_recovery_code_at: Some(Timestamp::from_millis(T0 + 4)),
         failures: 1,
         created_at: Timestamp::from_millis(T0),
         expires_at: Timestamp::from_millis(T0 + 900_000),
@@ -533,6 +534,7 @@ fn fresh_flow(seed: u8) -> ResetFlow {
     ResetFlow {
         verified_totp_at: None,
         verified_email_at: None,
+        verified_recovery_code_at: None,
         failures: 0,
         finished_at: None,
         dc: None,
@@ -863,7 +865,14 @@ async fn flows_round_trip_every_field(db: &TestDb) {
     assert_eq!(store.flow(&hash(1)).await.unwrap(), Some(full.clone()));
     assert_eq!(store.flow(&hash(2)).await.unwrap(), Some(decoy.clone()));
     assert_eq!(store.flow(&hash(3)).await.unwrap(), None);
-    assert_eq!(full.verified(), [MethodKind::Totp, MethodKind::Email]);
+    assert_eq!(
+        full.verified(),
+        [
+            MethodKind::Totp,
+            MethodKind::Email,
+            MethodKind::RecoveryCode
+        ]
+    );
     assert!(decoy.verified().is_empty());
 
     assert!(store.create_flow(&flow(1)).await.is_err(), "ids are unique");

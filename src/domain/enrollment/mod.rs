@@ -3,6 +3,7 @@
 //! typed a code that proves they hold it.
 
 mod email;
+mod recovery_codes;
 mod session;
 mod step_up;
 mod totp;
@@ -15,6 +16,7 @@ use super::hooks::{Actor, HookAccount, HookAction};
 use super::notify::MailKind;
 use super::store::{MethodKind, Session, SessionKind};
 
+pub use recovery_codes::{RECOVERY_CODES, RecoveryCodes};
 pub use step_up::{StepUpMethod, step_up_rule};
 
 /// What the user has registered.
@@ -31,6 +33,8 @@ pub struct Status {
     /// What can prove it is the user: their confirmed methods (due for re-confirmation or not)
     /// and a registration code from the helpdesk.
     pub step_up_methods: Vec<StepUpMethod>,
+    /// Unused recovery codes (0 when none, or when they are turned off).
+    pub recovery_codes_left: u64,
 }
 
 /// A registration session opened with the old password ends with it: whoever signed in with it
@@ -61,6 +65,9 @@ impl<'a> Enrollment<'a> {
         kind: MethodKind,
         client: &Client,
     ) -> Result<(), FlowError> {
+        if kind == MethodKind::RecoveryCode {
+            return self.remove_recovery_codes(token, client).await;
+        }
         let d = self.deps;
         let session = self.changing_session(token, client).await?;
         // Read before removal, so a removed address still hears that it was removed.

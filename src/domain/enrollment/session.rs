@@ -227,7 +227,9 @@ impl Enrollment<'_> {
     pub async fn status(&self, token: &str, client: &Client) -> Result<Status, FlowError> {
         let session = self.session(token).await?;
         let methods = self.deps.registrations.methods(&session.user).await?;
-        let (step_up_methods, step_up_required) = self.step_up_state(&session, &methods, client);
+        let recovery_codes_left = self.deps.recovery_codes_left(&session.user).await?;
+        let (step_up_methods, step_up_required) =
+            self.step_up_state(&session, &methods, recovery_codes_left, client);
         let confirmed = |kind| {
             methods
                 .iter()
@@ -247,6 +249,7 @@ impl Enrollment<'_> {
                 .any(|m| m.confirmed_at.is_some() && !m.is_current(now, max_age)),
             step_up_required,
             step_up_methods,
+            recovery_codes_left,
         })
     }
 
@@ -254,13 +257,17 @@ impl Enrollment<'_> {
         &self,
         session: &Session,
         methods: &[EnrolledMethod],
+        recovery_codes_left: u64,
         client: &Client,
     ) -> (Vec<StepUpMethod>, bool) {
-        let confirmed: Vec<MethodKind> = methods
+        let mut confirmed: Vec<MethodKind> = methods
             .iter()
             .filter(|m| m.confirmed_at.is_some())
             .map(|m| m.kind)
             .collect();
+        if recovery_codes_left > 0 {
+            confirmed.push(MethodKind::RecoveryCode);
+        }
         let networks = &self.deps.settings.registration.allowed_networks;
         let trusted = networks.is_empty()
             || client
@@ -277,7 +284,11 @@ impl Enrollment<'_> {
     ) -> Result<Session, FlowError> {
         let session = self.session(token).await?;
         let methods = self.deps.registrations.methods(&session.user).await?;
-        if self.step_up_state(&session, &methods, client).1 {
+        let recovery_codes_left = self.deps.recovery_codes_left(&session.user).await?;
+        if self
+            .step_up_state(&session, &methods, recovery_codes_left, client)
+            .1
+        {
             return Err(FlowError::StepUpRequired);
         }
         Ok(session)

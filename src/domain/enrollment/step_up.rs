@@ -19,6 +19,9 @@ pub enum StepUpMethod {
     Email,
     /// A one-time code from the helpdesk or `sspr-bridge registration-code`.
     RegistrationCode,
+    /// One of the user's own recovery codes (the lost phone: sign in, step up with a code,
+    /// register a new app).
+    RecoveryCode,
 }
 
 impl StepUpMethod {
@@ -27,13 +30,19 @@ impl StepUpMethod {
             StepUpMethod::Totp => "totp",
             StepUpMethod::Email => "email",
             StepUpMethod::RegistrationCode => "registration_code",
+            StepUpMethod::RecoveryCode => "recovery_code",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Totp, Self::Email, Self::RegistrationCode]
-            .into_iter()
-            .find(|m| m.as_str() == s)
+        [
+            Self::Totp,
+            Self::Email,
+            Self::RegistrationCode,
+            Self::RecoveryCode,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
     }
 }
 
@@ -53,12 +62,16 @@ pub fn step_up_rule(
     let mut methods: Vec<StepUpMethod> = MethodKind::ALL
         .into_iter()
         .filter(|kind| confirmed.contains(kind))
-        .map(|kind| match kind {
-            MethodKind::Totp => StepUpMethod::Totp,
-            MethodKind::Email => StepUpMethod::Email,
+        .filter_map(|kind| match kind {
+            MethodKind::Totp => Some(StepUpMethod::Totp),
+            MethodKind::Email => Some(StepUpMethod::Email),
+            MethodKind::RecoveryCode => None,
         })
         .collect();
     methods.push(StepUpMethod::RegistrationCode);
+    if confirmed.contains(&MethodKind::RecoveryCode) {
+        methods.push(StepUpMethod::RecoveryCode);
+    }
     let required = !stepped_up && (!confirmed.is_empty() || !trusted);
     (methods, required)
 }
@@ -101,6 +114,7 @@ impl Enrollment<'_> {
                 methods_required: 1,
                 verified_totp_at: None,
                 verified_email_at: None,
+                verified_recovery_code_at: None,
                 failures: 0,
                 created_at: d.now(),
                 expires_at: session.expires_at,
@@ -142,6 +156,7 @@ impl Enrollment<'_> {
             StepUpMethod::Totp => Some(MethodKind::Totp),
             StepUpMethod::Email => Some(MethodKind::Email),
             StepUpMethod::RegistrationCode => None,
+            StepUpMethod::RecoveryCode => Some(MethodKind::RecoveryCode),
         };
         let checked = match proved {
             Some(kind) => subject.verify(d, kind, code, client, None).await.map(drop),
@@ -159,7 +174,7 @@ impl Enrollment<'_> {
             }
             return Err(e);
         }
-        if let Some(kind) = proved {
+        if let Some(kind) = proved.filter(|k| *k != MethodKind::RecoveryCode) {
             d.registrations
                 .reconfirm_method(&session.user, kind, d.now())
                 .await?;
@@ -237,6 +252,25 @@ mod tests {
             let both = [MethodKind::Email, MethodKind::Totp];
             assert_eq!(step_up_rule(&both, false, trusted).0, ALL, "stable order");
         }
+    }
+
+    #[test]
+    fn recovery_codes_step_up_while_some_are_left() {
+        let (methods, required) =
+            step_up_rule(&[MethodKind::Totp, MethodKind::RecoveryCode], false, true);
+        assert!(required);
+        assert_eq!(
+            methods,
+            [
+                StepUpMethod::Totp,
+                StepUpMethod::RegistrationCode,
+                StepUpMethod::RecoveryCode
+            ]
+        );
+        assert_eq!(
+            StepUpMethod::parse("recovery_code"),
+            Some(StepUpMethod::RecoveryCode)
+        );
     }
 
     #[test]

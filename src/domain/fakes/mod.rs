@@ -107,6 +107,7 @@ pub fn settings() -> Settings {
             remind_interval: Duration::from_secs(30 * 24 * 60 * 60),
             code_lifetime: Duration::from_secs(24 * 60 * 60),
             allowed_networks: Vec::new(),
+            recovery_codes: true,
         },
         reset: ResetSettings {
             methods_required: 1,

@@ -192,6 +192,8 @@ impl Helpdesk<'_> {
             }
             Action::ClearRegistrations => {
                 d.registrations.remove_all(&user.guid).await?;
+                // The lost phone may be the stolen bag with the printed codes in it.
+                d.recovery_codes.remove_recovery_codes(&user.guid).await?;
                 (None, MailKind::HelpdeskRegistrationsCleared)
             }
         };

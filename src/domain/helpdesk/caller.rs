@@ -43,6 +43,7 @@ impl Helpdesk<'_> {
                 methods_required: 1,
                 verified_totp_at: None,
                 verified_email_at: None,
+                verified_recovery_code_at: None,
                 failures: 0,
                 created_at: now,
                 expires_at: now + d.settings.helpdesk.verification_lifetime,
@@ -167,6 +168,14 @@ impl Helpdesk<'_> {
         let check = match method {
             MethodKind::Totp => CallerCheck::Registered,
             MethodKind::Email => self.emailed_check(&operator, &user).await?,
+            // A code read out on the phone proves little more than an app's code would, and
+            // whoever holds their codes can reset themselves.
+            MethodKind::RecoveryCode => {
+                return Err(FlowError::InvalidInput(
+                    "Recovery codes are for self-service only; verify the caller another way."
+                        .to_owned(),
+                ));
+            }
         };
         self.allowed(check)?;
         let subject = self.verification(&operator, &user, check, client).await?;

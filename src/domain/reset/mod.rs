@@ -77,6 +77,9 @@ impl<'a> Reset<'a> {
         if self.deps.mailer.is_some() {
             methods.push(MethodKind::Email);
         }
+        if self.deps.settings.registration.recovery_codes {
+            methods.push(MethodKind::RecoveryCode);
+        }
         methods
     }
 
@@ -172,6 +175,7 @@ impl<'a> Reset<'a> {
                 methods_required: d.settings.reset.methods_required as i64,
                 verified_totp_at: None,
                 verified_email_at: None,
+                verified_recovery_code_at: None,
                 failures: 0,
                 created_at: now,
                 expires_at: now + d.settings.reset.flow_lifetime,
@@ -210,14 +214,20 @@ impl<'a> Reset<'a> {
     /// Confirmed methods, not due for re-confirmation, that a user can verify with here.
     async fn usable_methods(&self, user: &ObjectGuid) -> Result<Vec<MethodKind>, FlowError> {
         let offered = self.offered_methods();
-        Ok(self
+        let mut usable: Vec<MethodKind> = self
             .deps
             .current_methods(user)
             .await?
             .into_iter()
             .filter(|m| offered.contains(&m.kind))
             .map(|m| m.kind)
-            .collect())
+            .collect();
+        // Read for every login (the nil GUID's for one without an account), so every start
+        // does the same work.
+        if self.deps.recovery_codes_left(user).await? > 0 {
+            usable.push(MethodKind::RecoveryCode);
+        }
+        Ok(usable)
     }
 
     async fn live(&self, flow: &str) -> Result<Subject, FlowError> {

@@ -11,15 +11,23 @@ use crate::domain::clock::Timestamp;
 pub enum MethodKind {
     Totp,
     Email,
+    /// One of the user's single-use recovery codes (`recovery_codes`, not a row of its own in
+    /// `enrollment_methods`): a kind of its own, so two codes never count as two methods.
+    RecoveryCode,
 }
 
 impl MethodKind {
-    pub const ALL: [MethodKind; 2] = [MethodKind::Totp, MethodKind::Email];
+    pub const ALL: [MethodKind; 3] = [
+        MethodKind::Totp,
+        MethodKind::Email,
+        MethodKind::RecoveryCode,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             MethodKind::Totp => "totp",
             MethodKind::Email => "email",
+            MethodKind::RecoveryCode => "recovery_code",
         }
     }
 

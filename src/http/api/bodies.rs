@@ -106,10 +106,13 @@ impl Token {
 pub enum MethodName {
     Totp,
     Email,
+    #[schema(rename = "recovery_code")]
+    RecoveryCode,
 }
 
 /// The method a body names (documented as [`MethodName`]), or the API's own message.
 pub fn method(name: &str) -> Result<MethodKind, ApiError> {
-    MethodKind::parse(name)
-        .ok_or_else(|| ApiError::BadRequest("method must be \"totp\" or \"email\"".to_owned()))
+    MethodKind::parse(name).ok_or_else(|| {
+        ApiError::BadRequest("method must be \"totp\", \"email\" or \"recovery_code\"".to_owned())
+    })
 }

@@ -14,6 +14,7 @@ use self::enrollment::{
     begin_email, begin_totp, confirm_email, confirm_totp, enrollment_status, reconfirm_totp,
     remove_email, remove_totp, send_step_up_code, sign_in, step_up,
 };
+use self::enrollment::{new_recovery_codes, remove_recovery_codes};
 use self::reset::{
     check_password, password_policy, send_reset_code, set_password, start_reset, unlock, verify,
 };
@@ -38,6 +39,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/enrollment/email/confirm", post(confirm_email))
         .route("/api/v1/enrollment/step-up", post(step_up))
         .route("/api/v1/enrollment/step-up/email", post(send_step_up_code))
+        .route(
+            "/api/v1/enrollment/recovery-codes",
+            post(new_recovery_codes).delete(remove_recovery_codes),
+        )
         .route("/api/v1/reset", post(start_reset))
         .route("/api/v1/reset/{flow}/email", post(send_reset_code))
         .route("/api/v1/reset/{flow}/verify", post(verify))
@@ -69,7 +74,8 @@ pub struct EnrollmentSession {
 
 #[derive(Deserialize, ToSchema)]
 pub struct StepUp {
-    /// `totp`, `email` (a code from `step-up/email`) or `registration_code` (from the helpdesk).
+    /// `totp`, `email` (a code from `step-up/email`), `registration_code` (from the helpdesk) or
+    /// `recovery_code`.
     #[schema(example = "totp")]
     method: String,
     /// Spaces and dashes are ignored.
@@ -87,8 +93,32 @@ pub struct EnrollmentStatus {
     reconfirm_due: bool,
     /// This session must step up before it adds, replaces or removes a method.
     step_up_required: bool,
-    /// What this session can step up with: `totp`, `email`, `registration_code`.
+    /// What this session can step up with: `totp`, `email`, `registration_code`,
+    /// `recovery_code`.
     step_up_methods: Vec<&'static str>,
+    /// Unused recovery codes; 0 when none (or when they are turned off).
+    recovery_codes_left: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecoveryCodeSet {
+    /// The new set, shown only now (only keyed hashes are kept): each works once, in a reset,
+    /// an unlock or a step-up. Case, spaces and dashes are ignored when typed.
+    #[schema(example = json!(["k7m2p-qx9vd", "…"]))]
+    codes: Vec<String>,
+    /// When the set was made (RFC 3339, UTC); the set it replaced no longer works.
+    #[schema(example = "2026-12-06T23:45:00Z")]
+    created_at: String,
+}
+
+impl RecoveryCodeSet {
+    pub(super) fn new(set: crate::domain::enrollment::RecoveryCodes) -> Self {
+        Self {
+            codes: set.codes.iter().map(|c| c.to_string()).collect(),
+            created_at: humantime::format_rfc3339_seconds(set.created_at.to_system_time())
+                .to_string(),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

@@ -77,6 +77,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "change.html",
     "admin.html",
     "helpdesk_lists.html",
+    "register_recovery_codes.html",
 ];
 
 const STYLESHEET: &str = include_str!("../../../static/style.css");

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::cookies::{self, SESSION};
 use super::flash::{self, Carried, PageState, kept, onwards, see_other, shown};
 use super::{Reply, Visitor, back_to_start};
-use crate::domain::enrollment::{Enrollment, StepUpMethod};
+use crate::domain::enrollment::{Enrollment, RECOVERY_CODES, StepUpMethod};
 use crate::domain::error::FlowError;
 use crate::domain::store::MethodKind;
 use crate::domain::totp::Provisioning;
@@ -41,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/register/step-up", step(post(step_up)))
         .route("/register/step-up/email", step(post(send_step_up_code)))
         .route("/register/sign-out", step(post(sign_out)))
+        .route("/register/recovery-codes", step(post(new_recovery_codes)))
 }
 
 #[derive(Deserialize, Default)]
@@ -128,6 +129,9 @@ async fn overview(
             .map(|m| m.as_str())
             .collect::<Vec<_>>(),
         once => state.once,
+        recovery_codes => s.deps.settings.registration.recovery_codes,
+        recovery_codes_left => status.recovery_codes_left,
+        recovery_codes_total => RECOVERY_CODES,
     }))
 }
 
@@ -527,6 +531,24 @@ async fn remove(
     .await;
     match result {
         Ok(_) => changed(&s, &visitor, "notice_removed"),
+        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+/// Makes a new set of recovery codes and shows it, this once: only their hashes are kept.
+async fn new_recovery_codes(State(s): State<AppState>, visitor: Visitor) -> Response {
+    let result = async {
+        Enrollment::new(&s.deps)
+            .new_recovery_codes(session(&visitor)?, &visitor.client)
+            .await
+    }
+    .await;
+    match result {
+        Ok(set) => {
+            let codes: Vec<&str> = set.codes.iter().map(|c| c.as_str()).collect();
+            let reply = page("register_recovery_codes.html").vars(context! { codes });
+            s.pages.show(&visitor, reply)
+        }
         Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
     }
 }

@@ -34,7 +34,7 @@ fn every_page_renders_in_every_language() {
                     qr => "data:image/svg+xml;base64,", otpauth_uri => "otpauth://totp/x",
                     secret => "ABCD EFGH", step => if flag { "code" } else { "address" },
                     address => "j@example.test", method => if flag { "totp" } else { "email" },
-                    unlock => flag, methods => ["totp", "email"], offered => "totp,email",
+                    unlock => flag, methods => ["totp", "email", "recovery_code"], offered => "totp,email",
                     email_sent => flag, heading => flag.then_some("flow_ended_title"),
                     alert => context! { kind => "error", text => "x", restart => "/reset", helpdesk => true, broken => ["length"] },
                     id => "jdoe", verified => flag.then_some("totp"), require_verification => flag,
@@ -48,6 +48,8 @@ fn every_page_renders_in_every_language() {
                     server_error => flag,
                     days => 30, days_offered => [7, 30, 90, 365], per => "week",
                     report => admin::sample_report(flag),
+                    codes => ["k7m2p-qx9vd", "3hq8w-zt5nr"], recovery_codes => flag,
+                    recovery_codes_left => if flag { 7 } else { 0 }, recovery_codes_total => 10,
                 };
                 let response = pages.render(StatusCode::OK, name, locale, page);
                 assert_eq!(response.status(), StatusCode::OK, "{name} in {locale:?}");

@@ -78,6 +78,12 @@ fn every_kind() -> Vec<MailKind> {
         MailKind::ManagerApprovalDeclined {
             manager: "mgr-piet".to_owned(),
         },
+        MailKind::RecoveryCodesCreated,
+        MailKind::RecoveryCodeUsed { left: 9 },
+        MailKind::RecoveryCodeUsed { left: 2 },
+        MailKind::MethodRemoved {
+            method: MethodKind::RecoveryCode,
+        },
     ]
 }
 
@@ -99,6 +105,25 @@ fn mail(kind: MailKind, locale: &str, display_name: Option<&str>) -> Mail {
         locale: Language::of(locale),
         kind,
     }
+}
+
+#[test]
+fn a_used_recovery_code_says_how_many_are_left_and_when_to_make_new_ones() {
+    let templates = templates();
+    let text = |left| {
+        let kind = MailKind::RecoveryCodeUsed { left };
+        templates
+            .render(&mail(kind, "en", None), at())
+            .unwrap()
+            .text
+    };
+    let many = text(9);
+    assert!(many.contains("Recovery codes left: 9."), "{many}");
+    assert!(!many.contains("make a new set"), "{many}");
+    let few = text(3);
+    assert!(few.contains("Recovery codes left: 3."), "{few}");
+    assert!(few.contains("make a new set"), "{few}");
+    assert!(few.contains("https://sspr.example.com/register"), "{few}");
 }
 
 fn is_code(kind: &MailKind) -> bool {

@@ -6,7 +6,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::SecretString;
 
-use super::{Address, Code, EnrollmentSession, EnrollmentStatus, SignIn, StepUp, TotpProvisioning};
+use super::{
+    Address, Code, EnrollmentSession, EnrollmentStatus, RecoveryCodeSet, SignIn, StepUp,
+    TotpProvisioning,
+};
 use crate::domain::deps::Client;
 use crate::domain::enrollment::{Enrollment, StepUpMethod};
 use crate::domain::store::MethodKind;
@@ -51,7 +54,8 @@ pub(in crate::http::api) async fn step_up(
 ) -> Result<StatusCode, ApiError> {
     let method = StepUpMethod::parse(&body.method).ok_or_else(|| {
         ApiError::BadRequest(
-            "method must be \"totp\", \"email\" or \"registration_code\"".to_owned(),
+            "method must be \"totp\", \"email\", \"registration_code\" or \"recovery_code\""
+                .to_owned(),
         )
     })?;
     Enrollment::new(&s.deps)
@@ -92,6 +96,7 @@ pub(in crate::http::api) async fn enrollment_status(
         reconfirm_due: status.reconfirm_due,
         step_up_required: status.step_up_required,
         step_up_methods: status.step_up_methods.iter().map(|m| m.as_str()).collect(),
+        recovery_codes_left: status.recovery_codes_left,
     }))
 }
 
@@ -207,4 +212,35 @@ pub(in crate::http::api) async fn remove_email(
     Caller(client): Caller,
 ) -> Result<StatusCode, ApiError> {
     remove(&s, &token, MethodKind::Email, &client).await
+}
+
+#[utoipa::path(post, path = "/api/v1/enrollment/recovery-codes", tag = "enrollment",
+    security(("bearer" = [])),
+    responses((status = 200, body = RecoveryCodeSet), (status = 401, body = ErrorBody),
+        (status = 403, description = "step_up_required: this session must step up first; forbidden: recovery codes are turned off (`registration.recovery_codes`)", body = ErrorBody),
+        (status = 409, description = "method_required: register an authenticator app or an email address first; recovery codes are a backup", body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
+pub(in crate::http::api) async fn new_recovery_codes(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+) -> Result<Json<RecoveryCodeSet>, ApiError> {
+    let set = Enrollment::new(&s.deps)
+        .new_recovery_codes(&token, &client)
+        .await?;
+    Ok(Json(RecoveryCodeSet::new(set)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/enrollment/recovery-codes", tag = "enrollment",
+    security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
+pub(in crate::http::api) async fn remove_recovery_codes(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+) -> Result<StatusCode, ApiError> {
+    Enrollment::new(&s.deps)
+        .remove_recovery_codes(&token, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
