@@ -167,6 +167,7 @@ impl ApiError {
                 }
                 FlowError::SecondFactorRequired => StatusCode::FORBIDDEN,
                 FlowError::ManagerRefused(_) => StatusCode::CONFLICT,
+                FlowError::LimitReached => StatusCode::CONFLICT,
             },
         }
     }
@@ -209,6 +210,7 @@ impl ApiError {
                 FlowError::Directory(_) | FlowError::Store(_) => "internal_error",
                 FlowError::SecondFactorRequired => "second_factor_required",
                 FlowError::ManagerRefused(r) => r.code(),
+                FlowError::LimitReached => "limit_reached",
             },
         }
     }

@@ -74,6 +74,9 @@ pub enum FlowError {
     /// The helpdesk cannot ask the caller's manager to approve, for this reason.
     #[error("{}", .0.message())]
     ManagerRefused(ManagerRefusal),
+    /// The user has as many methods of this kind as there may be (5 authenticator apps).
+    #[error("you have as many authenticator apps as there may be (5); remove one first")]
+    LimitReached,
 }
 
 fn rule_ids(broken: &[Violation]) -> String {

@@ -158,6 +158,7 @@ mod tests {
     use super::*;
     use crate::domain::store::{
         AuditEvent, AuditKind, AuditLog, EnrolledMethod, RegistrationStore, ThrottleStore,
+        new_method_id,
     };
     use crate::store::tests::memory_store;
 
@@ -188,12 +189,15 @@ mod tests {
     async fn registrations_are_summed_per_user() {
         let store = memory_store().await;
         let method = |kind, confirmed_at: Option<i64>| EnrolledMethod {
+            id: new_method_id(),
             kind,
+            name: None,
             address: None,
             secret_sealed: None,
             last_step: None,
             confirmed_at: confirmed_at.map(Timestamp::from_millis),
             created_at: Timestamp::from_millis(0),
+            last_used_at: None,
         };
         let put = |user, m| {
             let store = store.clone();

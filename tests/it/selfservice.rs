@@ -202,6 +202,7 @@ async fn totp_registration_then_reset_end_to_end() {
             "reconfirm_due": false,
             "step_up_required": false,
             "step_up_methods": ["registration_code"],
+            "authenticators": [],
         })
     );
 

@@ -198,7 +198,7 @@ fn grouped(secret: &str) -> String {
 async fn begin_totp(State(s): State<AppState>, visitor: Visitor) -> Response {
     let result = async {
         Enrollment::new(&s.deps)
-            .begin_totp(session(&visitor)?, &visitor.client)
+            .begin_totp(session(&visitor)?, None, &visitor.client)
             .await
     }
     .await;
