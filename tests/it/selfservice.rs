@@ -728,6 +728,7 @@ async fn the_openapi_document_describes_every_route() {
         "/api/v1/enrollment/totp",
         "/api/v1/enrollment/totp/confirm",
         "/api/v1/enrollment/totp/reconfirm",
+        "/api/v1/enrollment/totp/{id}",
         "/api/v1/enrollment/email",
         "/api/v1/enrollment/email/confirm",
         "/api/v1/enrollment/step-up",
