@@ -204,6 +204,8 @@ mod tests {
             async move { store.put_method(&guid(user), "u", &m).await.unwrap() }
         };
         put(1, method(MethodKind::Totp, Some(10 * DAY))).await;
+        // A second app: still one user, with one kind more than none.
+        put(1, method(MethodKind::Totp, Some(2 * DAY))).await;
         put(1, method(MethodKind::Email, Some(DAY))).await;
         put(2, method(MethodKind::Email, Some(DAY))).await;
         put(3, method(MethodKind::Totp, None)).await;
