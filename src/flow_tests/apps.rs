@@ -4,6 +4,7 @@
 use secrecy::ExposeSecret;
 
 use super::*;
+use crate::domain::enrollment::{Enrollment, StepUpMethod};
 use crate::domain::error::FlowError;
 use crate::domain::notify::MailKind;
 use crate::domain::store::RegistrationStore;
@@ -123,4 +124,45 @@ async fn each_app_spends_its_own_steps() {
         .unwrap();
     let apps = f.store.methods(&ann.guid).await.unwrap();
     assert!(apps.iter().all(|a| a.last_used_at.is_some()), "{apps:?}");
+}
+
+#[tokio::test]
+async fn an_app_begun_before_the_fifth_was_added_elsewhere_is_refused_at_confirmation() {
+    let f = Fakes::new().await;
+    let ann = f.directory.add_user("ann", OLD);
+    let mut apps = Vec::new();
+    for _ in 0..4 {
+        apps.push(f.register_totp(&ann).await);
+    }
+    let enrollment = Enrollment::new(&f.deps);
+    let client = f.client();
+    let token = enrollment
+        .sign_in("ann", &secret(OLD), &client)
+        .await
+        .unwrap();
+    enrollment
+        .step_up(&token, StepUpMethod::Totp, &f.totp_code(&apps[0]), &client)
+        .await
+        .unwrap();
+    let begun = enrollment
+        .begin_totp(&token, Some(" Spare "), &client)
+        .await
+        .unwrap();
+    // Meanwhile, another session of the user adds the fifth.
+    f.register_totp(&ann).await;
+    let secret_bytes = totp_rs::Secret::Encoded(begun.secret).to_bytes().unwrap();
+    let answer = enrollment
+        .confirm_totp(&token, &f.totp_code(&secret_bytes), &client)
+        .await;
+    assert!(matches!(answer, Err(FlowError::LimitReached)), "{answer:?}");
+    assert_eq!(f.store.methods(&ann.guid).await.unwrap().len(), 5);
+    let again = enrollment.begin_totp(&token, None, &client).await;
+    assert!(matches!(again, Err(FlowError::LimitReached)), "{again:?}");
+    for bad in ["", "   ", "a\u{0}b", &"x".repeat(65)] {
+        let answer = enrollment.begin_totp(&token, Some(bad), &client).await;
+        assert!(
+            matches!(answer, Err(FlowError::InvalidInput(_))),
+            "{bad:?}: {answer:?}"
+        );
+    }
 }
