@@ -280,11 +280,12 @@ async fn fill(url: &str, users: &[DirectoryUser], args: &Args, now: Timestamp) {
         for kind in kinds {
             let confirmed = now - rng.random_range(0..500) * DAY_MS;
             sqlx::query(
-                "INSERT INTO enrollment_methods (object_guid, kind, sam_account_name, address,
+                "INSERT INTO enrollment_methods (object_guid, id, kind, sam_account_name, address,
                      confirmed_at_ms, created_at_ms, updated_at_ms)
-                 VALUES ($1, $2, $3, $4, $5, $5, $5)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $6)",
             )
             .bind(user.guid.to_string())
+            .bind(sspr_bridge::domain::store::new_method_id())
             .bind(*kind)
             .bind(&user.sam_account_name)
             .bind(user.mail.clone())

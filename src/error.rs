@@ -168,6 +168,7 @@ impl ApiError {
                 FlowError::SecondFactorRequired => StatusCode::FORBIDDEN,
                 FlowError::ManagerRefused(_) => StatusCode::CONFLICT,
                 FlowError::MethodRequired => StatusCode::CONFLICT,
+                FlowError::LimitReached => StatusCode::CONFLICT,
             },
         }
     }
@@ -211,6 +212,7 @@ impl ApiError {
                 FlowError::SecondFactorRequired => "second_factor_required",
                 FlowError::ManagerRefused(r) => r.code(),
                 FlowError::MethodRequired => "method_required",
+                FlowError::LimitReached => "limit_reached",
             },
         }
     }

@@ -153,6 +153,7 @@ impl Deps {
                 expires_at: now + lifetime,
                 last_seen_at: now,
                 pending_totp: None,
+                pending_totp_name: None,
                 failures: 0,
                 stepped_up_at: None,
             })

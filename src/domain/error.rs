@@ -78,6 +78,9 @@ pub enum FlowError {
     /// backup, never the only way in.
     #[error("register an authenticator app or an email address first; recovery codes are a backup")]
     MethodRequired,
+    /// The user has as many methods of this kind as there may be (5 authenticator apps).
+    #[error("you have as many authenticator apps as there may be (5); remove one first")]
+    LimitReached,
 }
 
 fn rule_ids(broken: &[Violation]) -> String {

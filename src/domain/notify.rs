@@ -26,13 +26,19 @@ pub enum MailKind {
     /// Notifications: never a password or a code.
     PasswordReset,
     AccountUnlocked,
+    /// `name`: of an authenticator app, the name its owner gave it; absent in mails queued
+    /// before apps had names.
     MethodAdded {
         #[serde(with = "method_kind")]
         method: MethodKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     MethodRemoved {
         #[serde(with = "method_kind")]
         method: MethodKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     /// A helpdesk agent is verifying the caller: the code the user reads out to the agent on the
     /// call they made (unlike `ResetCode`, which must never be shared).

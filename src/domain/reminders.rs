@@ -232,12 +232,16 @@ impl<'a> Reminders<'a> {
         if !d.settings.self_service_licensed {
             return Ok(PasswordPage::Change);
         }
-        let usable = d
-            .current_methods(&user.guid)
-            .await?
-            .iter()
-            .filter(|m| m.kind == MethodKind::Totp || d.mailer.is_some())
-            .count();
+        // Kinds, as `reset.methods_required` counts them: two apps are one.
+        let mut kinds = Vec::new();
+        for method in d.current_methods(&user.guid).await? {
+            if (method.kind == MethodKind::Totp || d.mailer.is_some())
+                && !kinds.contains(&method.kind)
+            {
+                kinds.push(method.kind);
+            }
+        }
+        let usable = kinds.len();
         Ok(if usable >= d.settings.reset.methods_required {
             PasswordPage::Reset
         } else {

@@ -12,7 +12,8 @@ use super::error::FlowError;
 use super::notify::{Mail, MailKind};
 use super::secrets::{self, normalise_code};
 use super::store::{
-    CodePurpose, EnrolledMethod, FlowOwner, MethodKind, PendingCode, Person, ResetFlow,
+    CodePurpose, EnrolledMethod, FlowOwner, MAX_TOTP_APPS, MethodKind, PendingCode, Person,
+    ResetFlow, StoreError,
 };
 use super::throttle::{Limit, PerAddress};
 use super::totp;
@@ -94,14 +95,10 @@ impl Subject {
             .unwrap_or(&self.flow.login)
     }
 
-    /// The user's confirmed method of `kind`, if it may be used here. A self-service reset
-    /// takes it only while it is not due for re-confirmation (`registration.reconfirm_days`);
+    /// The user's confirmed methods of `kind` that may be used here. A self-service reset
+    /// takes them only while they are not due for re-confirmation (`registration.reconfirm_days`);
     /// a helpdesk operator, who judges the caller too, takes any confirmed one.
-    async fn method(
-        &self,
-        d: &Deps,
-        kind: MethodKind,
-    ) -> Result<Option<EnrolledMethod>, FlowError> {
+    async fn methods(&self, d: &Deps, kind: MethodKind) -> Result<Vec<EnrolledMethod>, FlowError> {
         // A decoy reads the registrations too, of the nil GUID (no account's), so its checks
         // take as long as a real user's: without that read a wrong code took a decoy 9% less
         // time (tests/it/hostile.rs).
@@ -113,8 +110,9 @@ impl Subject {
         };
         Ok(methods
             .into_iter()
-            .find(|m| m.kind == kind && m.confirmed_at.is_some())
-            .filter(|_| self.flow.user.is_some()))
+            .filter(|m| m.kind == kind && m.confirmed_at.is_some())
+            .filter(|_| self.flow.user.is_some())
+            .collect())
     }
 
     /// Queues a code for the user's confirmed address, as `kind` says. A decoy (or a user with
@@ -137,9 +135,10 @@ impl Subject {
         let address = match &self.address {
             Some(to) => Some(to.clone()),
             None => self
-                .method(d, MethodKind::Email)
+                .methods(d, MethodKind::Email)
                 .await?
-                .and_then(|m| m.address),
+                .into_iter()
+                .find_map(|m| m.address),
         };
         let code = secrets::new_email_code();
         let pending = PendingCode {
@@ -194,17 +193,35 @@ impl Subject {
         client: &Client,
         actor: Option<&str>,
     ) -> Result<Vec<MethodKind>, FlowError> {
+        Ok(self.verify_method(d, method, code, client, actor).await?.0)
+    }
+
+    /// As [`Self::verify`], and also the id of the method the code proved (of several apps, the
+    /// one whose step was spent).
+    pub async fn verify_method(
+        &self,
+        d: &Deps,
+        method: MethodKind,
+        code: &str,
+        client: &Client,
+        actor: Option<&str>,
+    ) -> Result<(Vec<MethodKind>, String), FlowError> {
         let blocked = self.before_check(d, client).await?;
-        let accepted = match method {
+        let proved = match method {
             MethodKind::Totp => self.check_totp(d, code, blocked).await?,
             MethodKind::Email => self.check_email_code(d, code, blocked).await?,
-            MethodKind::RecoveryCode => self.check_recovery_code(d, code, blocked).await?,
-        } && !blocked;
-        if !accepted {
+            // A recovery code proves no registered method of its own: spent, not confirmed.
+            MethodKind::RecoveryCode => self
+                .check_recovery_code(d, code, blocked)
+                .await?
+                .then(String::new),
+        }
+        .filter(|_| !blocked);
+        let Some(proved) = proved else {
             return Err(self
                 .wrong_code(d, Some(method), blocked, client, actor)
                 .await?);
-        }
+        };
         d.flows
             .mark_verified(&self.id_hash, method, d.now())
             .await?;
@@ -229,7 +246,7 @@ impl Subject {
         if !verified.contains(&method) {
             verified.push(method);
         }
-        Ok(verified)
+        Ok((verified, proved))
     }
 
     /// The limit every typed code meets first (per address), and whether the user is blocked.
@@ -348,36 +365,16 @@ impl Subject {
         });
     }
 
-    /// Whether `code` is the user's current TOTP code; spent only when `!blocked`, so a right
-    /// code typed during a block is still good once the block is lifted.
-    async fn check_totp(&self, d: &Deps, code: &str, blocked: bool) -> Result<bool, FlowError> {
-        let method = self.method(d, MethodKind::Totp).await?;
-        let registered = match (&self.flow.user, method) {
-            (Some(guid), Some(method)) => method
-                .secret_sealed
-                .and_then(|sealed| d.keys.open(&sealed, guid.0.as_bytes()))
-                .map(|secret| (*guid, secret)),
-            _ => None,
-        };
-        // A decoy (or a user without TOTP) is checked against a random secret, sealed where a
-        // registered one is opened (~80 µs in a debug build): same work, no match.
-        let secret = registered.as_ref().map_or_else(
-            || {
-                let secret = totp::new_secret();
-                d.keys.seal(&secret, uuid::Uuid::nil().as_bytes());
-                secret.to_vec()
-            },
-            |(_, s)| s.to_vec(),
-        );
-        let step = totp::typed_step(&secret, code, d.now());
-        match (step, registered) {
-            // The step is spent atomically: a replayed code, or the same code racing on two
-            // instances, is refused.
-            (Some(step), Some((guid, _))) if !blocked => {
-                Ok(d.registrations.advance_totp_step(&guid, step).await?)
-            }
-            _ => Ok(false),
-        }
+    /// Which of the user's apps `code` is the current code of (its id); spent only when
+    /// `!blocked`, so a right code typed during a block is still good once the block is lifted.
+    async fn check_totp(
+        &self,
+        d: &Deps,
+        code: &str,
+        blocked: bool,
+    ) -> Result<Option<String>, FlowError> {
+        let apps = self.methods(d, MethodKind::Totp).await?;
+        Ok(spend_app_code(d, self.flow.user.as_ref(), &apps, code, !blocked).await?)
     }
 
     /// Whether `code` is one of the user's unused recovery codes; taken only when `!blocked`.
@@ -409,13 +406,14 @@ impl Subject {
         Ok(taken && typed.is_some() && guid != nil)
     }
 
-    /// Whether `code` is the pending emailed code; taken only when `!blocked`.
+    /// Whether `code` is the pending emailed code (then the id of the address); taken only
+    /// when `!blocked`.
     async fn check_email_code(
         &self,
         d: &Deps,
         code: &str,
         blocked: bool,
-    ) -> Result<bool, FlowError> {
+    ) -> Result<Option<String>, FlowError> {
         let purpose = self.purpose;
         let pending = d.codes.code(purpose, &self.id_hash).await?;
         let matches = match (&pending, normalise_code(code, 8)) {
@@ -429,11 +427,69 @@ impl Subject {
         // Decoys store a code too, but for no address: it was never sent, so never matched.
         match pending {
             Some(p) if matches && !blocked && !p.address.is_empty() && self.flow.user.is_some() => {
-                Ok(d.codes
+                let taken = d
+                    .codes
                     .take_code(purpose, &self.id_hash, &p.code_hash)
-                    .await?)
+                    .await?;
+                // The address a helpdesk check sends to (AD's `mail`) is no registered method.
+                let id = self
+                    .methods(d, MethodKind::Email)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map_or_else(String::new, |m| m.id);
+                Ok(taken.then_some(id))
             }
-            _ => Ok(false),
+            _ => Ok(None),
         }
     }
+}
+
+/// Which of `apps` (a user's confirmed authenticator apps) `code` is the current code of; when
+/// `spend`, its step is spent atomically and its id returned, so a replayed code, or the same
+/// code racing on two instances, is refused. `user` is `None` for a decoy.
+///
+/// Always the work of [`MAX_TOTP_APPS`] apps: each missing one (all of a decoy's) is a random
+/// secret, sealed where a registered one is opened (~80 µs each in a debug build), so the time
+/// tells nothing of how many apps a user has, or whether there is a user at all.
+pub async fn spend_app_code(
+    d: &Deps,
+    user: Option<&ObjectGuid>,
+    apps: &[EnrolledMethod],
+    code: &str,
+    spend: bool,
+) -> Result<Option<String>, StoreError> {
+    let now = d.now();
+    let mut matched = Vec::new();
+    for i in 0..MAX_TOTP_APPS.max(apps.len()) {
+        let registered = user.zip(apps.get(i)).and_then(|(guid, app)| {
+            let secret = d
+                .keys
+                .open(app.secret_sealed.as_deref()?, guid.0.as_bytes())?;
+            Some((app, secret))
+        });
+        let step = match registered {
+            Some((app, secret)) => totp::typed_step(&secret, code, now).map(|s| (app, s)),
+            None => {
+                let secret = totp::new_secret();
+                d.keys.seal(&secret, uuid::Uuid::nil().as_bytes());
+                // Checked like a real one, the answer thrown away: the same work, no match.
+                let _ = totp::typed_step(&secret, code, now);
+                None
+            }
+        };
+        matched.extend(step);
+    }
+    let Some(guid) = user.filter(|_| spend) else {
+        return Ok(None);
+    };
+    for (app, step) in matched {
+        if d.registrations
+            .advance_totp_step(guid, &app.id, step)
+            .await?
+        {
+            return Ok(Some(app.id.clone()));
+        }
+    }
+    Ok(None)
 }

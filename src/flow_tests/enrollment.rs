@@ -67,7 +67,7 @@ async fn the_code_that_confirms_an_app_is_spent_and_cannot_verify_a_reset() {
         .await
         .unwrap();
 
-    let provisioning = enrollment.begin_totp(&token, &client).await.unwrap();
+    let provisioning = enrollment.begin_totp(&token, None, &client).await.unwrap();
     let app = totp_rs::Secret::Encoded(provisioning.secret)
         .to_bytes()
         .unwrap();
@@ -118,7 +118,7 @@ async fn a_reload_of_the_app_page_shows_the_same_secret_until_it_is_confirmed() 
     let none = enrollment.pending_totp(&token, &client).await.unwrap();
     assert!(none.is_none(), "nothing begun, nothing to show");
 
-    let begun = enrollment.begin_totp(&token, &client).await.unwrap();
+    let begun = enrollment.begin_totp(&token, None, &client).await.unwrap();
     for _ in 0..2 {
         let shown = enrollment.pending_totp(&token, &client).await.unwrap();
         assert_eq!(shown.map(|p| p.secret), Some(begun.secret.clone()));

@@ -10,7 +10,9 @@ use crate::domain::fakes::{FakeDirectory, FixedClock, RecordingMailer, Recording
 use crate::domain::locale::Locale;
 use crate::domain::secrets::Keys;
 use crate::domain::settings::Settings;
-use crate::domain::store::{AuditEvent, AuditLog, EnrolledMethod, MethodKind, RegistrationStore};
+use crate::domain::store::{
+    AuditEvent, AuditLog, EnrolledMethod, MethodKind, RegistrationStore, new_method_id,
+};
 use crate::domain::totp;
 use crate::store::Store;
 
@@ -82,12 +84,15 @@ impl Fakes {
         let secret = totp::new_secret();
         let now = self.clock.now();
         let method = EnrolledMethod {
+            id: new_method_id(),
             kind: MethodKind::Totp,
+            name: None,
             address: None,
             secret_sealed: Some(self.deps.keys.seal(&secret, user.guid.0.as_bytes())),
             last_step: None,
             confirmed_at: Some(now),
             created_at: now,
+            last_used_at: None,
         };
         self.store
             .put_method(&user.guid, &user.sam_account_name, &method)
@@ -100,12 +105,15 @@ impl Fakes {
     pub async fn register_email(&self, user: &DirectoryUser, address: &str) {
         let now = self.clock.now();
         let method = EnrolledMethod {
+            id: new_method_id(),
             kind: MethodKind::Email,
+            name: None,
             address: Some(address.to_owned()),
             secret_sealed: None,
             last_step: None,
             confirmed_at: Some(now),
             created_at: now,
+            last_used_at: None,
         };
         self.store
             .put_method(&user.guid, &user.sam_account_name, &method)

@@ -3,6 +3,7 @@
 //! proves the same flows against the real DC, mail and databases. They live above both the
 //! domain and the store, which they wire together, so neither imports the other.
 
+mod apps;
 mod change;
 mod enrollment;
 mod harness;

@@ -116,6 +116,7 @@ struct Common {
     method_totp: String,
     method_email: String,
     method_recovery_code: String,
+    method_totp_named: String,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -374,11 +375,11 @@ impl Templates {
             MailKind::SelfServiceBlocked => {
                 Notice::by_user(&t.self_service_blocked).render(t, at)?
             }
-            MailKind::MethodAdded { method } => Notice::by_user(&t.method_added)
-                .method(*method)
+            MailKind::MethodAdded { method, name } => Notice::by_user(&t.method_added)
+                .method(*method, name.as_deref())
                 .render(t, at)?,
-            MailKind::MethodRemoved { method } => Notice::by_user(&t.method_removed)
-                .method(*method)
+            MailKind::MethodRemoved { method, name } => Notice::by_user(&t.method_removed)
+                .method(*method, name.as_deref())
                 .render(t, at)?,
             MailKind::HelpdeskPasswordReset => {
                 Notice::by_helpdesk(&t.helpdesk_password_reset).render(t, at)?

@@ -158,6 +158,7 @@ mod tests {
     use super::*;
     use crate::domain::store::{
         AuditEvent, AuditKind, AuditLog, EnrolledMethod, RegistrationStore, ThrottleStore,
+        new_method_id,
     };
     use crate::store::tests::memory_store;
 
@@ -188,18 +189,23 @@ mod tests {
     async fn registrations_are_summed_per_user() {
         let store = memory_store().await;
         let method = |kind, confirmed_at: Option<i64>| EnrolledMethod {
+            id: new_method_id(),
             kind,
+            name: None,
             address: None,
             secret_sealed: None,
             last_step: None,
             confirmed_at: confirmed_at.map(Timestamp::from_millis),
             created_at: Timestamp::from_millis(0),
+            last_used_at: None,
         };
         let put = |user, m| {
             let store = store.clone();
             async move { store.put_method(&guid(user), "u", &m).await.unwrap() }
         };
         put(1, method(MethodKind::Totp, Some(10 * DAY))).await;
+        // A second app: still one user, with one kind more than none.
+        put(1, method(MethodKind::Totp, Some(2 * DAY))).await;
         put(1, method(MethodKind::Email, Some(DAY))).await;
         put(2, method(MethodKind::Email, Some(DAY))).await;
         put(3, method(MethodKind::Totp, None)).await;

@@ -14,8 +14,9 @@ impl SessionStore for Store {
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (token_hash, kind, object_guid, sam_account_name, created_at_ms,
-                 expires_at_ms, last_seen_at_ms, pending_totp, failures, stepped_up_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 expires_at_ms, last_seen_at_ms, pending_totp, failures, stepped_up_at_ms,
+                 pending_totp_name)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(session.token_hash.as_slice())
         .bind(session.kind.as_str())
@@ -27,6 +28,7 @@ impl SessionStore for Store {
         .bind(session.pending_totp.as_deref())
         .bind(session.failures)
         .bind(session.stepped_up_at.map(Timestamp::as_millis))
+        .bind(session.pending_totp_name.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -39,7 +41,7 @@ impl SessionStore for Store {
     ) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(
             "SELECT token_hash, kind, object_guid, sam_account_name, created_at_ms, expires_at_ms,
-                 last_seen_at_ms, pending_totp, failures, stepped_up_at_ms
+                 last_seen_at_ms, pending_totp, failures, stepped_up_at_ms, pending_totp_name
              FROM sessions
              WHERE token_hash = $1 AND expires_at_ms > $2",
         )
@@ -68,12 +70,16 @@ impl SessionStore for Store {
         &self,
         token_hash: &[u8],
         sealed: Option<&[u8]>,
+        name: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET pending_totp = $1 WHERE token_hash = $2")
-            .bind(sealed)
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE sessions SET pending_totp = $1, pending_totp_name = $2 WHERE token_hash = $3",
+        )
+        .bind(sealed)
+        .bind(name)
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -141,6 +147,7 @@ fn session_from_row(row: &AnyRow) -> Result<Session, StoreError> {
         expires_at: Timestamp::from_millis(row.try_get("expires_at_ms")?),
         last_seen_at: Timestamp::from_millis(row.try_get("last_seen_at_ms")?),
         pending_totp: row.try_get("pending_totp")?,
+        pending_totp_name: row.try_get("pending_totp_name")?,
         failures: row.try_get("failures")?,
         stepped_up_at: row
             .try_get::<Option<i64>, _>("stepped_up_at_ms")?
@@ -163,6 +170,7 @@ mod tests {
             expires_at: Timestamp::from_millis(2_000),
             last_seen_at: Timestamp::from_millis(1_000),
             pending_totp: None,
+            pending_totp_name: None,
             failures: 0,
             stepped_up_at: None,
         }

@@ -77,7 +77,9 @@ impl Authenticator {
 
     /// Stores the app as a confirmed method of the operator in `database`.
     pub async fn register_in(&self, database: &TestDatabase) {
-        use sspr_bridge::domain::store::{EnrolledMethod, MethodKind, RegistrationStore};
+        use sspr_bridge::domain::store::{
+            EnrolledMethod, MethodKind, RegistrationStore, new_method_id,
+        };
         let config = crate::harness::config("");
         let keys = sspr_bridge::domain::secrets::Keys::new(config.security.secret_key.bytes());
         let now = std::time::SystemTime::now()
@@ -85,12 +87,15 @@ impl Authenticator {
             .unwrap()
             .as_millis() as i64;
         let method = EnrolledMethod {
+            id: new_method_id(),
             kind: MethodKind::Totp,
+            name: None,
             address: None,
             secret_sealed: Some(keys.seal(&self.secret, self.user.0.as_bytes())),
             last_step: None,
             confirmed_at: Some(Timestamp::from_millis(now)),
             created_at: Timestamp::from_millis(now),
+            last_used_at: None,
         };
         let store = database.store().await;
         store

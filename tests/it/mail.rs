@@ -266,6 +266,7 @@ fn every_kind(code: &str, password: &str) -> Vec<(MailKind, [&'static str; 4])> 
         (
             MailKind::MethodAdded {
                 method: MethodKind::Totp,
+                name: None,
             },
             [
                 "A verification method was added to your account",
@@ -277,6 +278,7 @@ fn every_kind(code: &str, password: &str) -> Vec<(MailKind, [&'static str; 4])> 
         (
             MailKind::MethodRemoved {
                 method: MethodKind::Email,
+                name: None,
             },
             [
                 "A verification method was removed from your account",

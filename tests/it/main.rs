@@ -2,6 +2,7 @@
 //! (a Samba AD DC, PostgreSQL, an SMTP server); see `harness.rs` for what it expects.
 
 mod approval;
+mod apps;
 mod audit;
 mod branding;
 mod browser;

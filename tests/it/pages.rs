@@ -316,7 +316,14 @@ pub async fn sign_in(browser: &mut Browser<'_>, user: &TestUser) -> Answer {
 /// Adds an authenticator app from the overview, confirming with the code of the previous time
 /// step (so the current step stays free for a reset). Returns the raw secret.
 pub async fn register_totp(browser: &mut Browser<'_>, overview: &Answer) -> Vec<u8> {
-    let setup = browser.submit(overview, "/register/totp", &[]).await;
+    register_named_totp(browser, overview, "").await
+}
+
+/// [`register_totp`], naming the app `name` (empty: unnamed).
+async fn register_named_totp(browser: &mut Browser<'_>, overview: &Answer, name: &str) -> Vec<u8> {
+    let setup = browser
+        .submit(overview, "/register/totp", &[("name", name)])
+        .await;
     assert_page(&setup, StatusCode::OK, "src=\"data:image/svg+xml;base64,");
     let img = attr_of_tag(&setup.body, "class=\"qr\"", "src");
     let svg = base64::engine::general_purpose::STANDARD
@@ -405,6 +412,55 @@ async fn verify_totp(
         .await
 }
 
+/// A second app, named, is listed by its name beside the first and removed on its own.
+#[tokio::test]
+async fn a_second_named_app_is_listed_and_removed_alone() {
+    let app = app("").await;
+    let user = create_user("pga").await;
+    let mut browser = Browser::new(&app);
+    let overview = sign_in(&mut browser, &user).await;
+    assert_labelled(&overview.body);
+    register_totp(&mut browser, &overview).await;
+    let overview = browser.get("/register").await;
+    register_named_totp(&mut browser, &overview, "Tablet <home>").await;
+    let overview = browser.get("/register").await;
+    assert_page(&overview, StatusCode::OK, "Tablet <home>");
+    assert!(!overview.body.contains("Tablet <home>"), "escaped");
+    let links: Vec<&str> = overview
+        .body
+        .split("href=\"/register/remove/totp/")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    assert_eq!(links.len(), 2, "{}", overview.body);
+
+    let path = format!("/register/remove/totp/{}", links[1]);
+    let confirm = browser.get(&path).await;
+    assert_page(
+        &confirm,
+        StatusCode::OK,
+        "Do you want to remove this authenticator app?",
+    );
+    assert_page(&confirm, StatusCode::OK, "Tablet <home>");
+    let done = browser.submit(&confirm, &path, &[]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        !unescape(&done.body).contains("Tablet <home>"),
+        "{}",
+        done.body
+    );
+    assert!(
+        done.body
+            .contains(&format!("/register/remove/totp/{}", links[0]))
+    );
+    // Another user's (or a made-up) id leads back to the overview and removes nothing.
+    let unknown = browser.get("/register/remove/totp/not-an-app").await;
+    assert_eq!(unknown.status, StatusCode::SEE_OTHER);
+    assert_eq!(unknown.headers[header::LOCATION], "/register");
+    let overview = browser.get("/register").await;
+    assert!(overview.body.contains(links[0]), "{}", overview.body);
+}
+
 #[tokio::test]
 async fn totp_registration_then_reset_through_the_pages() {
     let app = app("").await;
@@ -430,8 +486,12 @@ async fn totp_registration_then_reset_through_the_pages() {
 
     let secret = register_totp(&mut browser, &overview).await;
     let overview = browser.get("/register").await;
-    assert_page(&overview, StatusCode::OK, "Set up.");
-    assert_page(&overview, StatusCode::OK, "Remove the authenticator app");
+    assert_page(&overview, StatusCode::OK, "Add another authenticator app");
+    assert!(
+        overview.body.contains("href=\"/register/remove/totp/"),
+        "{}",
+        overview.body
+    );
 
     // A reset is a separate visit.
     let mut visit = Browser::new(&app);

@@ -12,7 +12,7 @@ use sspr_bridge::domain::clock::Timestamp;
 use sspr_bridge::domain::report::Per;
 use sspr_bridge::domain::store::{
     AuditEvent, AuditKind, AuditLog, EnrolledMethod, MethodKind, Outcome, RegistrationStore,
-    ThrottleStore,
+    ThrottleStore, new_method_id,
 };
 
 use axum::http::{StatusCode, header};
@@ -34,12 +34,15 @@ async fn guid_of(user: &TestUser) -> ObjectGuid {
 
 fn method(kind: MethodKind, confirmed_at: Timestamp) -> EnrolledMethod {
     EnrolledMethod {
+        id: new_method_id(),
         kind,
+        name: None,
         address: (kind == MethodKind::Email).then(|| "someone@mail.test".to_owned()),
         secret_sealed: None,
         last_step: None,
         confirmed_at: Some(confirmed_at),
         created_at: confirmed_at,
+        last_used_at: None,
     }
 }
 

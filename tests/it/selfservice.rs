@@ -203,6 +203,7 @@ async fn totp_registration_then_reset_end_to_end() {
             "step_up_required": false,
             "step_up_methods": ["registration_code"],
             "recovery_codes_left": 0,
+            "authenticators": [],
         })
     );
 
@@ -728,6 +729,7 @@ async fn the_openapi_document_describes_every_route() {
         "/api/v1/enrollment/totp",
         "/api/v1/enrollment/totp/confirm",
         "/api/v1/enrollment/totp/reconfirm",
+        "/api/v1/enrollment/totp/{id}",
         "/api/v1/enrollment/email",
         "/api/v1/enrollment/email/confirm",
         "/api/v1/enrollment/step-up",

@@ -10,7 +10,7 @@ use sspr_bridge::domain::clock::Timestamp;
 use sspr_bridge::domain::store::{
     AuditEvent, AuditKind, AuditLog, CodePurpose, CodeStore, EnrolledMethod, FlowStore, MethodKind,
     Notice, NoticeLog, Outcome, PendingCode, RegistrationStore, ResetFlow, Session, SessionKind,
-    SessionStore, ThrottleStore,
+    SessionStore, ThrottleStore, new_method_id,
 };
 use sspr_bridge::store::{Backend, FLOW_RETENTION_MS, Store, UNAVAILABLE};
 
@@ -110,6 +110,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     migrating_again_changes_nothing,
+    an_app_from_before_0011_gets_an_id_and_keeps_working,
     methods_round_trip_every_field,
     put_replaces_the_method_of_the_same_kind,
     remove_method_and_remove_all,
@@ -145,24 +146,30 @@ fn guid() -> ObjectGuid {
 
 fn totp() -> EnrolledMethod {
     EnrolledMethod {
+        id: "app-1".into(),
         kind: MethodKind::Totp,
+        name: None,
         address: None,
         // Every byte value, so no encoding step can hide a NUL, a high bit or a quote.
         secret_sealed: Some((0..=255).collect()),
         last_step: Some(58_000_000),
         confirmed_at: Some(Timestamp::from_millis(1_740_000_000_500)),
         created_at: Timestamp::from_millis(1_740_000_000_000),
+        last_used_at: None,
     }
 }
 
 fn pending_email() -> EnrolledMethod {
     EnrolledMethod {
+        id: "address-1".into(),
         kind: MethodKind::Email,
+        name: None,
         address: Some("Jane.O'Doe+sspr@example.org".into()),
         secret_sealed: None,
         last_step: None,
         confirmed_at: None,
         created_at: Timestamp::from_millis(1_740_000_001_000),
+        last_used_at: None,
     }
 }
 
@@ -207,6 +214,102 @@ async fn migrating_again_changes_nothing(db: &TestDb) {
             .len(),
         1
     );
+}
+
+/// A database at migration 0010 (one app per user, keyed by kind) with an app and an address,
+/// brought up to date: both keep their data and get an id; the app's steps still move forward
+/// only, and a second app can be added beside it.
+async fn an_app_from_before_0011_gets_an_id_and_keeps_working(db: &TestDb) {
+    sqlx::any::install_default_drivers();
+    let folder = match db.backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(folder);
+    let mut before = sqlx::migrate::Migrator::new(path).await.unwrap();
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 11)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let url = match db.backend {
+        Backend::Sqlite => format!("{}?mode=rwc", db.url),
+        Backend::Postgres => db.url.clone(),
+    };
+    let mut conn = AnyConnection::connect(&url).await.unwrap();
+    before.run(&mut conn).await.unwrap();
+    let user = guid();
+    let sealed: Vec<u8> = (0..=255).collect();
+    sqlx::query(
+        "INSERT INTO enrollment_methods (object_guid, kind, sam_account_name, address,
+             secret_sealed, last_step, confirmed_at_ms, created_at_ms, updated_at_ms)
+         VALUES ($1, 'totp', 'jdoe', NULL, $2, 58000000, 1740000000500, 1740000000000, 1740000000000),
+                ($1, 'email', 'jdoe', 'jdoe@example.org', NULL, NULL, 1740000000500,
+                 1740000000000, 1740000000000)",
+    )
+    .bind(user.to_string())
+    .bind(sealed.as_slice())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let store = db.store().await;
+    let methods = store.methods(&user).await.unwrap();
+    assert_eq!(methods.len(), 2, "{methods:?}");
+    let (address, app) = (&methods[0], &methods[1]);
+    assert_eq!(address.address.as_deref(), Some("jdoe@example.org"));
+    assert_eq!(
+        (app.kind, app.name.as_deref(), app.secret_sealed.as_deref()),
+        (MethodKind::Totp, None, Some(sealed.as_slice()))
+    );
+    assert_eq!(app.last_step, Some(58_000_000));
+    assert_eq!(app.last_used_at, None);
+    assert_ne!(app.id, address.id);
+    assert!(
+        app.id.len() >= 16
+            && app
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "URL-safe: {}",
+        app.id
+    );
+    assert!(
+        !store
+            .advance_totp_step(&user, &app.id, 58_000_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .advance_totp_step(&user, &app.id, 58_000_001)
+            .await
+            .unwrap()
+    );
+
+    let second = EnrolledMethod {
+        id: new_method_id(),
+        name: Some("Tablet".into()),
+        created_at: Timestamp::from_millis(1_740_000_000_001),
+        ..totp()
+    };
+    store.put_method(&user, "jdoe", &second).await.unwrap();
+    let replaced = EnrolledMethod {
+        id: new_method_id(),
+        address: Some("jane@example.org".into()),
+        ..pending_email()
+    };
+    store.put_method(&user, "jdoe", &replaced).await.unwrap();
+    let methods = store.methods(&user).await.unwrap();
+    assert_eq!(methods.len(), 3, "one address, two apps: {methods:?}");
+    assert_eq!(methods[0], replaced);
+    assert_eq!(methods[1].id, app.id);
+    assert_eq!(methods[2], second);
 }
 
 async fn methods_round_trip_every_field(db: &TestDb) {
@@ -305,14 +408,20 @@ async fn totp_steps_only_move_forward(db: &TestDb) {
     let store = db.store().await;
     let user = guid();
     assert!(
-        !store.advance_totp_step(&user, 1).await.unwrap(),
+        !store.advance_totp_step(&user, "app-1", 1).await.unwrap(),
         "no methods"
     );
     store
         .put_method(&user, "jdoe", &pending_email())
         .await
         .unwrap();
-    assert!(!store.advance_totp_step(&user, 1).await.unwrap(), "no TOTP");
+    assert!(
+        !store
+            .advance_totp_step(&user, "address-1", 1)
+            .await
+            .unwrap(),
+        "no TOTP"
+    );
 
     let fresh = EnrolledMethod {
         last_step: None,
@@ -320,21 +429,53 @@ async fn totp_steps_only_move_forward(db: &TestDb) {
     };
     store.put_method(&user, "jdoe", &fresh).await.unwrap();
     assert!(
-        store.advance_totp_step(&user, 0).await.unwrap(),
+        store.advance_totp_step(&user, "app-1", 0).await.unwrap(),
         "first step"
     );
-    assert!(!store.advance_totp_step(&user, 0).await.unwrap());
-    assert!(store.advance_totp_step(&user, 58_000_000).await.unwrap());
-    assert!(!store.advance_totp_step(&user, 58_000_000).await.unwrap());
-    assert!(!store.advance_totp_step(&user, 57_999_999).await.unwrap());
-    assert!(!store.advance_totp_step(&user, -1).await.unwrap());
-    assert!(store.advance_totp_step(&user, 58_000_001).await.unwrap());
-    assert!(store.advance_totp_step(&user, i64::MAX).await.unwrap());
-    assert!(!store.advance_totp_step(&user, i64::MAX).await.unwrap());
+    assert!(!store.advance_totp_step(&user, "app-1", 0).await.unwrap());
+    assert!(
+        store
+            .advance_totp_step(&user, "app-1", 58_000_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_totp_step(&user, "app-1", 58_000_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_totp_step(&user, "app-1", 57_999_999)
+            .await
+            .unwrap()
+    );
+    assert!(!store.advance_totp_step(&user, "app-1", -1).await.unwrap());
+    assert!(
+        store
+            .advance_totp_step(&user, "app-1", 58_000_001)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .advance_totp_step(&user, "app-1", i64::MAX)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_totp_step(&user, "app-1", i64::MAX)
+            .await
+            .unwrap()
+    );
 
     let methods = store.methods(&user).await.unwrap();
+    assert!(methods[1].last_used_at.is_some(), "a step spent is a use");
     let expected = EnrolledMethod {
         last_step: Some(i64::MAX),
+        last_used_at: methods[1].last_used_at,
         ..fresh
     };
     assert_eq!(methods, [pending_email(), expected]);
@@ -358,7 +499,7 @@ async fn racing_instances_accept_a_totp_step_once(db: &TestDb) {
                 let barrier = barrier.clone();
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    store.advance_totp_step(&user, step).await.unwrap()
+                    store.advance_totp_step(&user, "app-1", step).await.unwrap()
                 })
             })
             .collect();
@@ -505,6 +646,7 @@ fn session(seed: u8) -> Session {
         expires_at: Timestamp::from_millis(T0 + 3_600_000),
         last_seen_at: Timestamp::from_millis(T0 + 10),
         pending_totp: Some((0..=255).rev().collect()),
+        pending_totp_name: None,
         failures: 2,
         stepped_up_at: Some(Timestamp::from_millis(T0 + 20)),
     }
@@ -585,6 +727,7 @@ async fn sessions_round_trip_every_field(db: &TestDb) {
         kind: SessionKind::Helpdesk,
         sam_account_name: "helpdesk.op".into(),
         pending_totp: None,
+        pending_totp_name: None,
         failures: 0,
         stepped_up_at: None,
         ..session(2)
@@ -787,13 +930,20 @@ async fn session_updates(db: &TestDb) {
         "a late touch does not move it back"
     );
 
-    store.set_pending_totp(&s.token_hash, None).await.unwrap();
+    store
+        .set_pending_totp(&s.token_hash, None, None)
+        .await
+        .unwrap();
     assert_eq!(get(hash(1)).await.pending_totp, None);
     store
-        .set_pending_totp(&s.token_hash, Some(&[0, 7, 0]))
+        .set_pending_totp(&s.token_hash, Some(&[0, 7, 0]), Some("Work phone"))
         .await
         .unwrap();
     assert_eq!(get(hash(1)).await.pending_totp, Some(vec![0, 7, 0]));
+    assert_eq!(
+        get(hash(1)).await.pending_totp_name.as_deref(),
+        Some("Work phone")
+    );
 
     assert_eq!(store.add_session_failure(&s.token_hash).await.unwrap(), 3);
     assert_eq!(store.add_session_failure(&s.token_hash).await.unwrap(), 4);
@@ -801,6 +951,7 @@ async fn session_updates(db: &TestDb) {
     let expected = Session {
         last_seen_at: Timestamp::from_millis(T0 + 500),
         pending_totp: Some(vec![0, 7, 0]),
+        pending_totp_name: Some("Work phone".into()),
         failures: 4,
         ..s.clone()
     };
@@ -821,7 +972,10 @@ async fn session_updates(db: &TestDb) {
         .touch_session(&s.token_hash, Timestamp::from_millis(now))
         .await
         .unwrap();
-    store.set_pending_totp(&s.token_hash, None).await.unwrap();
+    store
+        .set_pending_totp(&s.token_hash, None, None)
+        .await
+        .unwrap();
     // ...except a failure, which has no count to return.
     assert!(store.add_session_failure(&s.token_hash).await.is_err());
     assert_eq!(db.scalar("SELECT COUNT(*) FROM sessions").await, 1);
@@ -1505,7 +1659,7 @@ async fn reconfirming_moves_only_the_confirmation(db: &TestDb) {
     let user = guid();
     assert!(
         !store
-            .reconfirm_method(&user, MethodKind::Totp, Timestamp::from_millis(T0))
+            .reconfirm_method(&user, "app-1", Timestamp::from_millis(T0))
             .await
             .unwrap()
     );
@@ -1516,14 +1670,14 @@ async fn reconfirming_moves_only_the_confirmation(db: &TestDb) {
         .unwrap();
     assert!(
         !store
-            .reconfirm_method(&user, MethodKind::Email, Timestamp::from_millis(T0))
+            .reconfirm_method(&user, "address-1", Timestamp::from_millis(T0))
             .await
             .unwrap(),
         "a pending method is confirmed by its code, not reconfirmed"
     );
     assert!(
         store
-            .reconfirm_method(&user, MethodKind::Totp, Timestamp::from_millis(T0))
+            .reconfirm_method(&user, "app-1", Timestamp::from_millis(T0))
             .await
             .unwrap()
     );

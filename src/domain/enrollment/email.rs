@@ -7,7 +7,9 @@ use crate::domain::deps::Client;
 use crate::domain::error::FlowError;
 use crate::domain::notify::MailKind;
 use crate::domain::secrets::{self, normalise_code};
-use crate::domain::store::{CodePurpose, EnrolledMethod, MethodKind, PendingCode, Person, Session};
+use crate::domain::store::{
+    CodePurpose, EnrolledMethod, MethodKind, PendingCode, Person, Session, new_method_id,
+};
 use crate::domain::throttle::Limit;
 
 impl Enrollment<'_> {
@@ -107,17 +109,20 @@ impl Enrollment<'_> {
                 &session.user,
                 &session.sam_account_name,
                 &EnrolledMethod {
+                    id: new_method_id(),
                     kind: MethodKind::Email,
+                    name: None,
                     address: Some(pending.address),
                     secret_sealed: None,
                     last_step: None,
                     confirmed_at: Some(now),
                     created_at: now,
+                    last_used_at: None,
                 },
             )
             .await?;
         self.stepped_up(&session).await?;
-        self.method_added(&session, MethodKind::Email, replaced, client)
+        self.method_added(&session, MethodKind::Email, None, replaced, client)
             .await
     }
 

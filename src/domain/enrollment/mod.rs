@@ -9,6 +9,7 @@ mod step_up;
 mod totp;
 
 use super::audit::{Audit, AuditKind, Outcome};
+use super::clock::Timestamp;
 use super::deps::{Client, Deps};
 use super::directory::DirectoryUser;
 use super::error::FlowError;
@@ -18,11 +19,24 @@ use super::store::{MethodKind, Session, SessionKind};
 
 pub use recovery_codes::{RECOVERY_CODES, RecoveryCodes};
 pub use step_up::{StepUpMethod, step_up_rule};
+pub use totp::{MAX_APP_NAME_CHARS, app_name};
+
+/// One of the user's confirmed authenticator apps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppSummary {
+    pub id: String,
+    /// `None`: added before apps had names ("Authenticator app").
+    pub name: Option<String>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
 
 /// What the user has registered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
     pub totp: bool,
+    /// The confirmed authenticator apps, oldest first.
+    pub authenticators: Vec<AppSummary>,
     /// The confirmed address, masked.
     pub email: Option<String>,
     /// A confirmed method is older than `registration.reconfirm_days`: it does not count for a
@@ -73,7 +87,10 @@ impl<'a> Enrollment<'a> {
         // Read before removal, so a removed address still hears that it was removed.
         let address = d.confirmed_email(&session.user).await?;
         if d.registrations.remove_method(&session.user, kind).await? {
-            let notice = MailKind::MethodRemoved { method: kind };
+            let notice = MailKind::MethodRemoved {
+                method: kind,
+                name: None,
+            };
             let also = address.filter(|_| kind == MethodKind::Email);
             self.method_changed(
                 &session,
@@ -86,6 +103,43 @@ impl<'a> Enrollment<'a> {
             .await?;
         }
         Ok(())
+    }
+
+    /// Removes the user's authenticator app `id`; false when the user has no app of that id.
+    pub async fn remove_app(
+        &self,
+        token: &str,
+        id: &str,
+        client: &Client,
+    ) -> Result<bool, FlowError> {
+        let d = self.deps;
+        let session = self.changing_session(token, client).await?;
+        let app = d
+            .registrations
+            .methods(&session.user)
+            .await?
+            .into_iter()
+            .find(|m| m.kind == MethodKind::Totp && m.id == id);
+        let Some(app) = app else {
+            return Ok(false);
+        };
+        if !d.registrations.remove_method_id(&session.user, id).await? {
+            return Ok(false);
+        }
+        let notice = MailKind::MethodRemoved {
+            method: MethodKind::Totp,
+            name: app.name,
+        };
+        self.method_changed(
+            &session,
+            MethodKind::Totp,
+            AuditKind::EnrollmentRemoved,
+            None,
+            notice,
+            client,
+        )
+        .await?;
+        Ok(true)
     }
 
     async fn wrong_code(
@@ -119,14 +173,16 @@ impl<'a> Enrollment<'a> {
         })
     }
 
+    /// `name`: the name of an added app, for the owner's notice.
     async fn method_added(
         &self,
         session: &Session,
         method: MethodKind,
+        name: Option<String>,
         replaced: Option<String>,
         client: &Client,
     ) -> Result<(), FlowError> {
-        let notice = MailKind::MethodAdded { method };
+        let notice = MailKind::MethodAdded { method, name };
         self.method_changed(
             session,
             method,

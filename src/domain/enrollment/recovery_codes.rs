@@ -91,7 +91,10 @@ impl Enrollment<'_> {
                 kind,
                 AuditKind::EnrollmentRemoved,
                 None,
-                MailKind::MethodRemoved { method: kind },
+                MailKind::MethodRemoved {
+                    method: kind,
+                    name: None,
+                },
                 client,
             )
             .await?;

@@ -3,7 +3,7 @@
 
 use secrecy::SecretString;
 
-use super::{Enrollment, Status, StepUpMethod, step_up_rule};
+use super::{AppSummary, Enrollment, Status, StepUpMethod, step_up_rule};
 use crate::domain::audit::{Audit, AuditKind, Outcome};
 use crate::domain::deps::Client;
 use crate::domain::directory::{DirectoryUser, PasswordCheck};
@@ -241,6 +241,16 @@ impl Enrollment<'_> {
         );
         Ok(Status {
             totp: confirmed(MethodKind::Totp).is_some(),
+            authenticators: methods
+                .iter()
+                .filter(|m| m.kind == MethodKind::Totp && m.confirmed_at.is_some())
+                .map(|m| AppSummary {
+                    id: m.id.clone(),
+                    name: m.name.clone(),
+                    created_at: m.created_at,
+                    last_used_at: m.last_used_at,
+                })
+                .collect(),
             email: confirmed(MethodKind::Email)
                 .and_then(|m| m.address.as_deref())
                 .map(mask_email),

@@ -159,24 +159,35 @@ impl Enrollment<'_> {
             StepUpMethod::RecoveryCode => Some(MethodKind::RecoveryCode),
         };
         let checked = match proved {
-            Some(kind) => subject.verify(d, kind, code, client, None).await.map(drop),
-            None => self.redeem(&subject, &session, code, client).await,
+            Some(kind) => subject
+                .verify_method(d, kind, code, client, None)
+                .await
+                .map(|(_, id)| Some(id)),
+            None => self
+                .redeem(&subject, &session, code, client)
+                .await
+                .map(|()| None),
         };
-        if let Err(e) = checked {
-            if matches!(
-                e,
-                FlowError::InvalidCode {
-                    remaining_attempts: 0
+        let proved_id = match checked {
+            Ok(id) => id,
+            Err(e) => {
+                if matches!(
+                    e,
+                    FlowError::InvalidCode {
+                        remaining_attempts: 0
+                    }
+                ) {
+                    // Wrong codes ended the step-up, and with it the session: sign in again.
+                    d.sessions.delete_session(&session.token_hash).await?;
                 }
-            ) {
-                // Wrong codes ended the step-up, and with it the session: sign in again.
-                d.sessions.delete_session(&session.token_hash).await?;
+                return Err(e);
             }
-            return Err(e);
-        }
-        if let Some(kind) = proved.filter(|k| *k != MethodKind::RecoveryCode) {
+        };
+        // Only the method (of several apps, the app) the code came from is confirmed again; a
+        // recovery code is spent, not confirmed.
+        if let Some(id) = proved_id.filter(|_| proved != Some(MethodKind::RecoveryCode)) {
             d.registrations
-                .reconfirm_method(&session.user, kind, d.now())
+                .reconfirm_method(&session.user, &id, d.now())
                 .await?;
         }
         self.stepped_up(&session).await?;

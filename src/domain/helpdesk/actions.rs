@@ -84,7 +84,7 @@ impl Helpdesk<'_> {
             &shown_code_context(&operator.session.token_hash, id),
         );
         d.sessions
-            .set_pending_totp(&operator.session.token_hash, Some(&sealed))
+            .set_pending_totp(&operator.session.token_hash, Some(&sealed), None)
             .await?;
         Ok(code)
     }

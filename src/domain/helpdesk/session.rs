@@ -14,7 +14,7 @@ use crate::domain::secrets::token_hash;
 use crate::domain::signin::{self, Attempt, Failure, SignInPurpose, SignedIn};
 use crate::domain::store::{MethodKind, Session, SessionKind, ThrottleKey};
 use crate::domain::throttle::{Limit, Quota};
-use crate::domain::totp;
+use crate::domain::verification::spend_app_code;
 
 impl Helpdesk<'_> {
     /// Signs an operator in. Everyone who may not gets the same answer, whatever the reason.
@@ -96,15 +96,14 @@ impl Helpdesk<'_> {
         if !d.settings.helpdesk.operator_second_factor {
             return Ok(());
         }
-        let secret = d
+        let apps: Vec<_> = d
             .registrations
             .methods(&user.guid)
             .await?
             .into_iter()
-            .find(|m| m.kind == MethodKind::Totp && m.confirmed_at.is_some())
-            .and_then(|m| m.secret_sealed)
-            .and_then(|sealed| d.keys.open(&sealed, user.guid.0.as_bytes()));
-        let Some(secret) = secret else {
+            .filter(|m| m.kind == MethodKind::Totp && m.confirmed_at.is_some())
+            .collect();
+        if apps.is_empty() {
             self.audit_sign_in(
                 client,
                 Some(user),
@@ -114,11 +113,13 @@ impl Helpdesk<'_> {
             )
             .await?;
             return Err(FlowError::SecondFactorRequired);
-        };
-        let step = code.and_then(|c| totp::typed_step(&secret, c, d.now()));
-        // The step is spent atomically, so a code read over a shoulder is worth nothing after.
-        let accepted = match step {
-            Some(step) => d.registrations.advance_totp_step(&user.guid, step).await?,
+        }
+        // Any of the operator's apps; its step is spent atomically, so a code read over a
+        // shoulder is worth nothing after.
+        let accepted = match code {
+            Some(code) => spend_app_code(d, Some(&user.guid), &apps, code, true)
+                .await?
+                .is_some(),
             None => false,
         };
         if !accepted {

@@ -211,23 +211,22 @@ impl<'a> Reset<'a> {
         })
     }
 
-    /// Confirmed methods, not due for re-confirmation, that a user can verify with here.
+    /// The kinds of confirmed methods, not due for re-confirmation, that a user can verify with
+    /// here: each kind once, as `reset.methods_required` counts kinds (two apps are one).
     async fn usable_methods(&self, user: &ObjectGuid) -> Result<Vec<MethodKind>, FlowError> {
         let offered = self.offered_methods();
-        let mut usable: Vec<MethodKind> = self
-            .deps
-            .current_methods(user)
-            .await?
-            .into_iter()
-            .filter(|m| offered.contains(&m.kind))
-            .map(|m| m.kind)
-            .collect();
+        let mut kinds = Vec::new();
+        for method in self.deps.current_methods(user).await? {
+            if offered.contains(&method.kind) && !kinds.contains(&method.kind) {
+                kinds.push(method.kind);
+            }
+        }
         // Read for every login (the nil GUID's for one without an account), so every start
         // does the same work.
         if self.deps.recovery_codes_left(user).await? > 0 {
-            usable.push(MethodKind::RecoveryCode);
+            kinds.push(MethodKind::RecoveryCode);
         }
-        Ok(usable)
+        Ok(kinds)
     }
 
     async fn live(&self, flow: &str) -> Result<Subject, FlowError> {

@@ -36,10 +36,18 @@ impl MethodKind {
     }
 }
 
+/// How many authenticator apps a user may have confirmed at once.
+pub const MAX_TOTP_APPS: usize = 5;
+
 /// One registered (or pending) verification method of one user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnrolledMethod {
+    /// Random and URL-safe ([`new_method_id`]); a user's methods are told apart by it.
+    pub id: String,
     pub kind: MethodKind,
+    /// TOTP: what the user called the app ("Work phone"); `None` for apps added before apps had
+    /// names, shown as "Authenticator app".
+    pub name: Option<String>,
     /// Email: the address. TOTP: none.
     pub address: Option<String>,
     /// TOTP: the shared secret, encrypted with `security.secret_key` (AEAD); never stored in clear.
@@ -49,6 +57,15 @@ pub struct EnrolledMethod {
     /// When the user proved control of the method; `None` while pending.
     pub confirmed_at: Option<Timestamp>,
     pub created_at: Timestamp,
+    /// TOTP: when a code of this app last verified the user (`advance_totp_step`).
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// A new method id: 16 random bytes, base64url without padding.
+pub fn new_method_id() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 16] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 impl EnrolledMethod {
@@ -67,7 +84,8 @@ impl EnrolledMethod {
 pub trait RegistrationStore: Send + Sync {
     /// All methods of a user, pending and confirmed.
     async fn methods(&self, user: &ObjectGuid) -> Result<Vec<EnrolledMethod>, StoreError>;
-    /// Inserts or replaces the user's method of `method.kind`; `sam_account_name` is kept for
+    /// Inserts the method, or replaces the user's method of the same id; an email address also
+    /// replaces the user's other one (a user has at most one). `sam_account_name` is kept for
     /// reports only (the key is the GUID).
     async fn put_method(
         &self,
@@ -75,20 +93,29 @@ pub trait RegistrationStore: Send + Sync {
         sam_account_name: &str,
         method: &EnrolledMethod,
     ) -> Result<(), StoreError>;
-    /// Returns whether a method was removed.
+    /// Removes every method of `kind` of the user; returns whether any was removed.
     async fn remove_method(&self, user: &ObjectGuid, kind: MethodKind) -> Result<bool, StoreError>;
+    /// Removes the user's method `id`; returns whether there was one (another user's id removes
+    /// nothing).
+    async fn remove_method_id(&self, user: &ObjectGuid, id: &str) -> Result<bool, StoreError>;
     /// Removes every method of the user; returns how many.
     async fn remove_all(&self, user: &ObjectGuid) -> Result<u64, StoreError>;
-    /// Records `step` as the last accepted TOTP step, atomically and only if it is greater than
-    /// the stored one. Returns false when the step was already used (a replay), so two instances
-    /// racing on the same code cannot both accept it.
-    async fn advance_totp_step(&self, user: &ObjectGuid, step: i64) -> Result<bool, StoreError>;
-    /// Sets `confirmed_at` of the user's confirmed method of `kind` to `at` (the user
-    /// proved again that they hold it). Returns false when there is no such confirmed method.
+    /// Records `step` as the last accepted TOTP step of the user's app `id` (and the time as its
+    /// last use), atomically and only if it is greater than the stored one. Returns false when
+    /// the step was already used (a replay), so two instances racing on the same code cannot
+    /// both accept it.
+    async fn advance_totp_step(
+        &self,
+        user: &ObjectGuid,
+        id: &str,
+        step: i64,
+    ) -> Result<bool, StoreError>;
+    /// Sets `confirmed_at` of the user's confirmed method `id` to `at` (the user proved again
+    /// that they hold it). Returns false when there is no such confirmed method.
     async fn reconfirm_method(
         &self,
         user: &ObjectGuid,
-        kind: MethodKind,
+        id: &str,
         at: Timestamp,
     ) -> Result<bool, StoreError>;
 }
@@ -102,12 +129,15 @@ mod tests {
     #[test]
     fn a_method_is_current_while_confirmed_within_the_limit() {
         let method = |confirmed_at: Option<i64>| EnrolledMethod {
+            id: new_method_id(),
             kind: MethodKind::Totp,
+            name: None,
             address: None,
             secret_sealed: None,
             last_step: None,
             confirmed_at: confirmed_at.map(Timestamp::from_millis),
             created_at: Timestamp::from_millis(0),
+            last_used_at: None,
         };
         let day = Duration::from_secs(86_400);
         let now = Timestamp::from_millis(10 * 86_400_000);

@@ -17,7 +17,7 @@ pub use audit::{AuditEvent, AuditKind, AuditLog, AuditRecord, Outcome};
 pub use codes::{CodePurpose, CodeStore, PendingCode};
 pub use flows::{FlowOwner, FlowStore, ResetFlow};
 pub use history::PasswordHistoryStore;
-pub use methods::{EnrolledMethod, MethodKind, RegistrationStore};
+pub use methods::{EnrolledMethod, MAX_TOTP_APPS, MethodKind, RegistrationStore, new_method_id};
 pub use notices::{Notice, NoticeLog};
 pub use recovery_codes::RecoveryCodeStore;
 pub use sessions::{Session, SessionKind, SessionStore};

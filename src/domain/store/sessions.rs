@@ -40,6 +40,8 @@ pub struct Session {
     /// session: the registration code its operator issued last, sealed, so its page can be shown
     /// again.
     pub pending_totp: Option<Vec<u8>>,
+    /// The name the user gave the app of `pending_totp`.
+    pub pending_totp_name: Option<String>,
     /// Wrong codes typed in this session.
     pub failures: i64,
     /// When this session proved one of the user's methods (a step-up, or a method it confirmed);
@@ -57,10 +59,12 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<Session>, StoreError>;
     async fn touch_session(&self, token_hash: &[u8], now: Timestamp) -> Result<(), StoreError>;
+    /// Sets (or, with `None`, clears) the session's pending secret and the name of its app.
     async fn set_pending_totp(
         &self,
         token_hash: &[u8],
         sealed: Option<&[u8]>,
+        name: Option<&str>,
     ) -> Result<(), StoreError>;
     /// Adds one wrong code to the session atomically; returns the new count.
     async fn add_session_failure(&self, token_hash: &[u8]) -> Result<i64, StoreError>;

@@ -16,7 +16,7 @@ use crate::error::{BrokenRule, ErrorBody};
         enrollment::confirm_totp, enrollment::reconfirm_totp, enrollment::begin_email,
         enrollment::confirm_email, enrollment::step_up, enrollment::send_step_up_code,
         enrollment::remove_totp, enrollment::remove_email, enrollment::new_recovery_codes,
-        enrollment::remove_recovery_codes, reset::start_reset,
+        enrollment::remove_recovery_codes, reset::start_reset, enrollment::remove_totp_app,
         reset::send_reset_code, reset::verify, reset::set_password,
         reset::unlock, reset::password_policy, reset::check_password, change::change_password,
         helpdesk::sign_in, helpdesk::sign_out, helpdesk::lookup, helpdesk::email_code,

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use self::enrollment::{
     begin_email, begin_totp, confirm_email, confirm_totp, enrollment_status, reconfirm_totp,
-    remove_email, remove_totp, send_step_up_code, sign_in, step_up,
+    remove_email, remove_totp, remove_totp_app, send_step_up_code, sign_in, step_up,
 };
 use self::enrollment::{new_recovery_codes, remove_recovery_codes};
 use self::reset::{
@@ -51,6 +51,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/reset/{flow}/policy", get(password_policy))
         .route("/api/v1/password/check", post(check_password))
         .route("/api/v1/password/change", post(change::change_password))
+        .route(
+            "/api/v1/enrollment/totp/{id}",
+            axum::routing::delete(remove_totp_app),
+        )
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -98,6 +102,30 @@ pub struct EnrollmentStatus {
     step_up_methods: Vec<&'static str>,
     /// Unused recovery codes; 0 when none (or when they are turned off).
     recovery_codes_left: u64,
+    /// The confirmed authenticator apps (up to 5), oldest first.
+    authenticators: Vec<Authenticator>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Authenticator {
+    /// Names the app in `DELETE /api/v1/enrollment/totp/{id}`.
+    id: String,
+    /// As the user named it; "Authenticator app" for an app added before apps had names.
+    #[schema(example = "Work phone")]
+    name: String,
+    /// RFC 3339.
+    created_at: String,
+    /// RFC 3339; null until a code of this app verified the user.
+    last_used_at: Option<String>,
+}
+
+/// `POST /api/v1/enrollment/totp`: the body may be left out.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAuthenticator {
+    /// 1 to 64 characters, trimmed, no control characters; left out: "Authenticator app".
+    #[schema(example = "Work phone")]
+    name: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -16,7 +16,7 @@ use super::flash::{self, Carried, PageState, kept, onwards, see_other, shown};
 use super::{Reply, Visitor, back_to_start};
 use crate::domain::enrollment::{Enrollment, RECOVERY_CODES, StepUpMethod};
 use crate::domain::error::FlowError;
-use crate::domain::store::MethodKind;
+use crate::domain::store::{MAX_TOTP_APPS, MethodKind};
 use crate::domain::totp::Provisioning;
 use crate::http::AppState;
 
@@ -37,6 +37,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/register/remove/{method}",
             get(confirm_removal).post(remove),
+        )
+        .route(
+            "/register/remove/totp/{id}",
+            get(confirm_app_removal).post(remove_app),
         )
         .route("/register/step-up", step(post(step_up)))
         .route("/register/step-up/email", step(post(send_step_up_code)))
@@ -74,6 +78,13 @@ struct StepUp {
 #[serde(default)]
 struct Address {
     address: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AppName {
+    /// Left empty: an unnamed app.
+    name: String,
 }
 
 fn page(template: &'static str) -> Reply {
@@ -118,8 +129,15 @@ async fn overview(
     let status = Enrollment::new(&s.deps)
         .status(token, &visitor.client)
         .await?;
+    let apps: Vec<_> = status
+        .authenticators
+        .iter()
+        .map(|app| context! { id => app.id, name => app.name })
+        .collect();
     Ok(page("register.html").vars(context! {
         totp => status.totp,
+        apps,
+        max_apps => MAX_TOTP_APPS,
         email => status.email,
         reconfirm_due => status.reconfirm_due,
         step_up_required => status.step_up_required,
@@ -199,16 +217,21 @@ fn grouped(secret: &str) -> String {
 
 /// Starts a new secret, then shows it on the page a GET renders from the session: Reload shows
 /// the same secret, and Back starts none.
-async fn begin_totp(State(s): State<AppState>, visitor: Visitor) -> Response {
+async fn begin_totp(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<AppName>,
+) -> Response {
+    let name = Some(form.name.trim()).filter(|n| !n.is_empty());
     let result = async {
         Enrollment::new(&s.deps)
-            .begin_totp(session(&visitor)?, &visitor.client)
+            .begin_totp(session(&visitor)?, name, &visitor.client)
             .await
     }
     .await;
     match result {
         Ok(_) => see_other(TOTP, []),
-        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_app_name"),
     }
 }
 
@@ -531,6 +554,53 @@ async fn remove(
     .await;
     match result {
         Ok(_) => changed(&s, &visitor, "notice_removed"),
+        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+/// The confirmation step before one authenticator app is removed; an id that is not one of the
+/// user's leads back to the overview.
+async fn confirm_app_removal(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        Enrollment::new(&s.deps)
+            .status(session(&visitor)?, &visitor.client)
+            .await
+    }
+    .await;
+    match result {
+        Ok(status) => match status.authenticators.into_iter().find(|a| a.id == id) {
+            Some(app) => {
+                let reply = page("register_remove.html").vars(context! {
+                    method => MethodKind::Totp.as_str(),
+                    app_id => app.id,
+                    app_name => app.name,
+                });
+                s.pages.show(&visitor, reply)
+            }
+            None => Redirect::to(HERE).into_response(),
+        },
+        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+async fn remove_app(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        Enrollment::new(&s.deps)
+            .remove_app(session(&visitor)?, &id, &visitor.client)
+            .await
+    }
+    .await;
+    match result {
+        Ok(true) => changed(&s, &visitor, "notice_removed"),
+        Ok(false) => Redirect::to(HERE).into_response(),
         Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
     }
 }

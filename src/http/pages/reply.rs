@@ -199,6 +199,7 @@ impl Reply {
                 alert.key = "error_password_change_required";
             }
             ApiError::Flow(FlowError::StepUpRequired) => alert.key = "error_step_up_required",
+            ApiError::Flow(FlowError::LimitReached) => alert.key = "error_limit_reached",
             ApiError::Flow(FlowError::ManagerRefused(why)) => {
                 alert.key = match why {
                     ManagerRefusal::NoManager => "error_no_manager",

@@ -46,6 +46,8 @@ fn every_page_renders_in_every_language() {
                     operator => "op-anna", caller => "Jan Jansen (jjansen)", token => "t0ken",
                     title => "error_page_404_title", body => "error_page_404_body",
                     server_error => flag,
+                    apps => if flag { vec![context! { id => "a1", name => "Work phone" }, context! { id => "a2" }] } else { vec![] },
+                    max_apps => 5, app_id => flag.then_some("a1"), app_name => flag.then_some("Work phone"),
                     days => 30, days_offered => [7, 30, 90, 365], per => "week",
                     report => admin::sample_report(flag),
                     codes => ["k7m2p-qx9vd", "3hq8w-zt5nr"], recovery_codes => flag,

@@ -338,9 +338,11 @@ fn every_kind_of_mail_opens_as_it_was_sealed_and_only_in_its_own_row() {
         MailKind::AccountUnlocked,
         MailKind::MethodAdded {
             method: MethodKind::Totp,
+            name: None,
         },
         MailKind::MethodRemoved {
             method: MethodKind::Email,
+            name: None,
         },
         MailKind::HelpdeskPasswordReset,
         MailKind::HelpdeskUnlocked,

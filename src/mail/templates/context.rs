@@ -103,6 +103,8 @@ pub(super) struct Notice<'a, T> {
     /// Whether the helpdesk did it rather than the user, which decides the closing line.
     by_helpdesk: bool,
     method: Option<MethodKind>,
+    /// The name of the authenticator app `method` is.
+    app_name: Option<&'a str>,
     link: Option<Value>,
     /// The account a notice to the administrators is about.
     account: Option<&'a str>,
@@ -117,6 +119,7 @@ impl<'a, T: NoticeKind> Notice<'a, T> {
             texts,
             by_helpdesk: false,
             method: None,
+            app_name: None,
             link: None,
             account: None,
             closing: None,
@@ -140,8 +143,10 @@ impl<'a, T: NoticeKind> Notice<'a, T> {
         }
     }
 
-    pub(super) fn method(mut self, method: MethodKind) -> Self {
+    /// `app_name`: of an authenticator app, the name its owner gave it.
+    pub(super) fn method(mut self, method: MethodKind, app_name: Option<&'a str>) -> Self {
         self.method = Some(method);
+        self.app_name = app_name;
         self
     }
 
@@ -162,13 +167,19 @@ impl<'a, T: NoticeKind> Notice<'a, T> {
             None if self.by_helpdesk => &t.common.if_not_asked,
             None => &t.common.if_not_you,
         };
+        let method = match (self.method, self.app_name) {
+            (Some(MethodKind::Totp), Some(name)) => Some(fill(&t.common.method_totp_named, |k| {
+                (k == "name").then(|| name.to_owned())
+            })?),
+            (method, _) => method.map(|m| t.method(m).to_owned()),
+        };
         Ok((
             "notice",
             self.texts.subject(),
             context! {
                 m => self.texts,
                 when => t.when(at)?,
-                method => self.method.map(|m| t.method(m)),
+                method,
                 account => self.account,
                 closing,
                 link => self.link,

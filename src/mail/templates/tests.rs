@@ -32,15 +32,19 @@ fn every_kind() -> Vec<MailKind> {
         MailKind::SelfServiceBlocked,
         MailKind::MethodAdded {
             method: MethodKind::Totp,
+            name: None,
         },
         MailKind::MethodAdded {
             method: MethodKind::Email,
+            name: None,
         },
         MailKind::MethodRemoved {
             method: MethodKind::Totp,
+            name: None,
         },
         MailKind::MethodRemoved {
             method: MethodKind::Email,
+            name: None,
         },
         MailKind::HelpdeskCode { code: code() },
         MailKind::TemporaryPassword {
@@ -83,6 +87,7 @@ fn every_kind() -> Vec<MailKind> {
         MailKind::RecoveryCodeUsed { left: 2 },
         MailKind::MethodRemoved {
             method: MethodKind::RecoveryCode,
+            name: None,
         },
     ]
 }

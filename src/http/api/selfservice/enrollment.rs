@@ -2,20 +2,22 @@
 //! removing the methods a user resets with.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use secrecy::SecretString;
 
 use super::{
-    Address, Code, EnrollmentSession, EnrollmentStatus, RecoveryCodeSet, SignIn, StepUp,
-    TotpProvisioning,
+    Address, Authenticator, Code, EnrollmentSession, EnrollmentStatus, NewAuthenticator,
+    RecoveryCodeSet, SignIn, StepUp, TotpProvisioning,
 };
+use crate::domain::clock::Timestamp;
 use crate::domain::deps::Client;
 use crate::domain::enrollment::{Enrollment, StepUpMethod};
+use crate::domain::locale::Locale;
 use crate::domain::store::MethodKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::AppState;
-use crate::http::api::{Bearer, Body};
+use crate::http::api::{Bearer, Body, OptionalBody};
 use crate::http::extract::Caller;
 
 #[utoipa::path(post, path = "/api/v1/enrollment/session", tag = "enrollment",
@@ -97,19 +99,41 @@ pub(in crate::http::api) async fn enrollment_status(
         step_up_required: status.step_up_required,
         step_up_methods: status.step_up_methods.iter().map(|m| m.as_str()).collect(),
         recovery_codes_left: status.recovery_codes_left,
+        authenticators: status
+            .authenticators
+            .into_iter()
+            .map(|app| Authenticator {
+                id: app.id,
+                name: app.name.unwrap_or_else(|| {
+                    let page = &crate::i18n::catalog(Locale::En).page;
+                    page.get("method_totp").cloned().unwrap_or_default()
+                }),
+                created_at: rfc3339(app.created_at),
+                last_used_at: app.last_used_at.map(rfc3339),
+            })
+            .collect(),
     }))
 }
 
+fn rfc3339(at: Timestamp) -> String {
+    humantime::format_rfc3339_millis(at.to_system_time()).to_string()
+}
+
 #[utoipa::path(post, path = "/api/v1/enrollment/totp", tag = "enrollment",
-    security(("bearer" = [])),
+    security(("bearer" = [])), request_body(content = Option<NewAuthenticator>, description = "optional: without it, the app is unnamed (\"Authenticator app\")"),
     responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 200, body = TotpProvisioning), (status = 401, body = ErrorBody),
+        (status = 400, description = "invalid_request: the name is empty, longer than 64 characters or has control characters", body = ErrorBody),
+        (status = 409, description = "limit_reached: the user has 5 authenticator apps; remove one first", body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 pub(in crate::http::api) async fn begin_totp(
     State(s): State<AppState>,
     Bearer(token): Bearer,
     Caller(client): Caller,
+    OptionalBody(body): OptionalBody<NewAuthenticator>,
 ) -> Result<Json<TotpProvisioning>, ApiError> {
-    let p = Enrollment::new(&s.deps).begin_totp(&token, &client).await?;
+    let p = Enrollment::new(&s.deps)
+        .begin_totp(&token, body.name.as_deref(), &client)
+        .await?;
     Ok(Json(TotpProvisioning {
         secret: p.secret,
         otpauth_uri: p.otpauth_uri,
@@ -120,6 +144,7 @@ pub(in crate::http::api) async fn begin_totp(
 #[utoipa::path(post, path = "/api/v1/enrollment/totp/confirm", tag = "enrollment",
     security(("bearer" = [])), request_body = Code,
     responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, description = "limit_reached: the user has 5 authenticator apps; remove one first", body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
 pub(in crate::http::api) async fn confirm_totp(
     State(s): State<AppState>,
@@ -192,6 +217,30 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Removes one authenticator app.
+#[utoipa::path(delete, path = "/api/v1/enrollment/totp/{id}", tag = "enrollment",
+    params(("id" = String, Path, description = "the app's id from `GET /api/v1/enrollment`")),
+    security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204),
+        (status = 404, description = "not_found: this user has no authenticator app of this id", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]
+pub(in crate::http::api) async fn remove_totp_app(
+    State(s): State<AppState>,
+    Bearer(token): Bearer,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if Enrollment::new(&s.deps)
+        .remove_app(&token, &id, &client)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// Removes every authenticator app.
 #[utoipa::path(delete, path = "/api/v1/enrollment/totp", tag = "enrollment",
     security(("bearer" = [])), responses((status = 403, description = "step_up_required: this session must step up first", body = ErrorBody), (status = 204), (status = 401, body = ErrorBody),
         (status = 503, description = "`directory_unavailable`, `storage_unavailable`, `timeout`: try again later", body = ErrorBody)))]

@@ -324,6 +324,7 @@ fn notifications_say_when_and_which_method() {
     let added = text(
         MailKind::MethodAdded {
             method: MethodKind::Totp,
+            name: None,
         },
         "en",
     );
@@ -331,6 +332,7 @@ fn notifications_say_when_and_which_method() {
     let removed = text(
         MailKind::MethodRemoved {
             method: MethodKind::Email,
+            name: None,
         },
         "nl",
     );
@@ -338,6 +340,52 @@ fn notifications_say_when_and_which_method() {
         removed.contains("is een e-mailadres verwijderd"),
         "{removed}"
     );
+}
+
+#[test]
+fn notices_of_an_app_name_it_in_every_language() {
+    let templates = templates();
+    let named = |added: bool| {
+        let (method, name) = (MethodKind::Totp, Some("Work <phone>".to_owned()));
+        if added {
+            MailKind::MethodAdded { method, name }
+        } else {
+            MailKind::MethodRemoved { method, name }
+        }
+    };
+    for (locale, added, removed) in [
+        (
+            "en",
+            "the authenticator app “Work <phone>” was added",
+            "the authenticator app “Work <phone>” was removed",
+        ),
+        (
+            "nl",
+            "is de authenticator-app ‘Work <phone>’ toegevoegd",
+            "is de authenticator-app ‘Work <phone>’ verwijderd",
+        ),
+        (
+            "de",
+            "wurde die Authenticator-App „Work <phone>“ als",
+            "wurde die Authenticator-App „Work <phone>“ aus",
+        ),
+        (
+            "fr",
+            "l’application d’authentification « Work <phone> » a été ajoutée",
+            "l’application d’authentification « Work <phone> » a été supprimée",
+        ),
+    ] {
+        for (kind, expected) in [(named(true), added), (named(false), removed)] {
+            let r = templates.render(&mail(kind, locale, None), at()).unwrap();
+            assert!(r.text.contains(expected), "{locale}: {}", r.text);
+            // A name is the user's text: escaped in HTML like any other.
+            assert!(
+                r.html.contains("Work &lt;phone&gt;"),
+                "{locale}: {}",
+                r.html
+            );
+        }
+    }
 }
 
 #[test]
