@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::authenticator::{RP_ID, SoftAuthenticator};
 use crate::client::{TestApp, test_app};
 use crate::harness::{TestUser, bind, create_user};
-use crate::mail::smtp_section;
+use crate::mail::{smtp_section, wait_for_mail};
 use crate::selfservice::{audit_events, set_password, sign_in, start_flow};
 
 async fn app() -> TestApp {
@@ -128,6 +128,10 @@ async fn a_passkey_registers_resets_the_password_and_a_clone_is_refused() {
     assert_eq!(listed.as_array().unwrap().len(), 1, "{status}");
     assert_eq!(listed[0]["name"], "Work phone");
     assert!(listed[0]["last_used_at"].is_null());
+    // The owner hears of it at AD `mail`.
+    let notice = wait_for_mail(&format!("{}@mail.test", user.sam)).await;
+    assert!(notice.subject.contains("was added"), "{}", notice.subject);
+    assert!(notice.text.contains("a passkey"), "{}", notice.text);
 
     let (status, body) = {
         let a = app
@@ -336,6 +340,16 @@ async fn five_passkeys_at_most_and_each_can_be_removed() {
     assert!(events.iter().any(|(e, o, sam)| e == "enrollment_removed"
         && o == "success"
         && sam.as_deref() == Some(&*user.sam)));
+    let ad_mail = format!("{}@mail.test", user.sam);
+    let mut removed = false;
+    for _ in 0..8 {
+        let mail = wait_for_mail(&ad_mail).await;
+        if mail.subject.contains("was removed") {
+            removed = mail.text.contains("a passkey");
+            break;
+        }
+    }
+    assert!(removed, "the removal is mailed to the owner");
 }
 
 #[tokio::test]
