@@ -291,7 +291,37 @@ async fn five_passkeys_at_most_and_each_can_be_removed() {
     let app = app().await;
     let user = create_user("pkl").await;
     let token = sign_in(&app, &user).await;
-    for n in 0..5 {
+    // An answer that does not check out, or with no challenge waiting, registers nothing.
+    begin(&app, &token, "Broken").await;
+    let broken = app
+        .post(
+            "/api/v1/enrollment/passkey/confirm",
+            json!({"name": "Broken", "credential": {"id": "AAAA", "type": "public-key"}}),
+            Some(&token),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(broken.error().error, "invalid_credential");
+    let options = begin(&app, &token, "Late").await;
+    let credential = SoftAuthenticator::new().create(&options);
+    let answer = json!({"name": "Late", "credential": credential});
+    app.post(
+        "/api/v1/enrollment/passkey/confirm",
+        answer.clone(),
+        Some(&token),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let again = app
+        .post("/api/v1/enrollment/passkey/confirm", answer, Some(&token))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(
+        again.error().error,
+        "invalid_credential",
+        "a challenge is answered once"
+    );
+    for n in 0..4 {
         register(&app, &token, &format!("Key {n}")).await;
     }
     let full = app
