@@ -168,6 +168,7 @@ impl ApiError {
                 FlowError::SecondFactorRequired => StatusCode::FORBIDDEN,
                 FlowError::ManagerRefused(_) => StatusCode::CONFLICT,
                 FlowError::MethodRequired => StatusCode::CONFLICT,
+                FlowError::InvalidCredential => StatusCode::BAD_REQUEST,
                 FlowError::LimitReached => StatusCode::CONFLICT,
             },
         }
@@ -212,6 +213,7 @@ impl ApiError {
                 FlowError::SecondFactorRequired => "second_factor_required",
                 FlowError::ManagerRefused(r) => r.code(),
                 FlowError::MethodRequired => "method_required",
+                FlowError::InvalidCredential => "invalid_credential",
                 FlowError::LimitReached => "limit_reached",
             },
         }

@@ -114,6 +114,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         outbox: Arc::new(outbox),
         history: shared_store.clone(),
         recovery_codes: shared_store.clone(),
+        passkeys: shared_store.clone(),
     };
     let deps = Deps::new(ports, clock, keys, settings(config));
     Ok(Wired {
@@ -214,5 +215,6 @@ fn settings(config: &Config) -> Settings {
             domains: SignInSettings::domains_of(&config.directory.base_dn),
         },
         admin: config.admin.clone(),
+        passkeys: config.passkeys.clone(),
     }
 }

@@ -17,9 +17,9 @@ use super::scope::StandIn;
 use super::secrets::{Keys, new_token};
 use super::settings::Settings;
 use super::store::{
-    ApprovalStore, AuditLog, CodeStore, EnrolledMethod, FlowStore, PasswordHistoryStore,
-    RecoveryCodeStore, RegistrationStore, Session, SessionKind, SessionStore, StoreError,
-    ThrottleStore,
+    ApprovalStore, AuditLog, CodeStore, EnrolledMethod, FlowStore, PasskeyStore,
+    PasswordHistoryStore, RecoveryCodeStore, RegistrationStore, Session, SessionKind, SessionStore,
+    StoreError, ThrottleStore,
 };
 use super::throttle::Throttle;
 
@@ -34,6 +34,7 @@ pub struct Deps {
     pub sessions: Arc<dyn SessionStore>,
     pub flows: Arc<dyn FlowStore>,
     pub codes: Arc<dyn CodeStore>,
+    pub passkeys: Arc<dyn PasskeyStore>,
     pub throttle: Throttle,
     pub audit: Auditor,
     pub approvals: Arc<dyn ApprovalStore>,
@@ -70,6 +71,7 @@ pub struct Ports {
     pub outbox: Arc<dyn Outbox>,
     pub history: Arc<dyn PasswordHistoryStore>,
     pub recovery_codes: Arc<dyn RecoveryCodeStore>,
+    pub passkeys: Arc<dyn PasskeyStore>,
 }
 
 impl Deps {
@@ -102,6 +104,7 @@ impl Deps {
             sessions: ports.sessions,
             flows: ports.flows,
             codes: ports.codes,
+            passkeys: ports.passkeys,
             throttle,
             audit,
             approvals: ports.approvals,

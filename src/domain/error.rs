@@ -78,8 +78,13 @@ pub enum FlowError {
     /// backup, never the only way in.
     #[error("register an authenticator app or an email address first; recovery codes are a backup")]
     MethodRequired,
-    /// The user has as many methods of this kind as there may be (5 authenticator apps).
-    #[error("you have as many authenticator apps as there may be (5); remove one first")]
+    /// A passkey's answer to its registration challenge did not check out (or there was no
+    /// challenge waiting).
+    #[error("the passkey could not be registered; please try again")]
+    InvalidCredential,
+    /// The user already has as many of this method as one may (5 authenticator apps, 5
+    /// passkeys).
+    #[error("you have registered as many of these as you can; remove one first")]
     LimitReached,
 }
 

@@ -18,6 +18,8 @@ use super::store::{
 use super::throttle::{Limit, PerAddress};
 use super::totp;
 
+mod passkey;
+
 /// A verification in progress (a reset flow, or an operator's check of a caller), known to be
 /// unfinished, unexpired and not ended by wrong codes.
 pub struct Subject {
@@ -210,9 +212,14 @@ impl Subject {
         let proved = match method {
             MethodKind::Totp => self.check_totp(d, code, blocked).await?,
             MethodKind::Email => self.check_email_code(d, code, blocked).await?,
-            // A recovery code proves no registered method of its own: spent, not confirmed.
+            // A recovery code proves no registered method of its own: spent, not confirmed;
+            // passkeys never go stale.
             MethodKind::RecoveryCode => self
                 .check_recovery_code(d, code, blocked)
+                .await?
+                .then(String::new),
+            MethodKind::Passkey => self
+                .check_passkey(d, code, blocked, client, actor)
                 .await?
                 .then(String::new),
         }

@@ -54,6 +54,7 @@ impl Fakes {
             outbox: outbox.clone(),
             history: store.clone(),
             recovery_codes: store.clone(),
+            passkeys: store.clone(),
         };
         let deps = Deps::new(
             ports,

@@ -9,6 +9,7 @@ mod enrollment;
 mod harness;
 mod helpdesk;
 mod history;
+mod passkeys;
 mod recovery_codes;
 mod report;
 mod reset;

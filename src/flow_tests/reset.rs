@@ -86,6 +86,7 @@ async fn a_decoy_start_writes_the_same_rows_and_answers_the_same_shape() {
         [
             MethodKind::Totp,
             MethodKind::Email,
+            MethodKind::Passkey,
             MethodKind::RecoveryCode
         ]
     );

@@ -117,6 +117,8 @@ struct Common {
     method_email: String,
     method_recovery_code: String,
     method_totp_named: String,
+    method_passkey_named: String,
+    method_passkey: String,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -217,6 +219,7 @@ impl Catalog {
             MethodKind::Totp => &self.common.method_totp,
             MethodKind::Email => &self.common.method_email,
             MethodKind::RecoveryCode => &self.common.method_recovery_code,
+            MethodKind::Passkey => &self.common.method_passkey,
         }
     }
 

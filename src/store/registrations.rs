@@ -37,8 +37,11 @@ impl RegistrationStore for Store {
         // (whatever its id); an app replaces only the app of its id.
         let conflict = match method.kind {
             MethodKind::Email => "(object_guid) WHERE kind = 'email'",
-            // Recovery codes have a table of their own; this one's CHECK refuses them.
-            MethodKind::Totp | MethodKind::RecoveryCode => "(object_guid, id)",
+            // Recovery codes and passkeys have tables of their own; this one's CHECK refuses
+            // them.
+            MethodKind::Totp | MethodKind::RecoveryCode | MethodKind::Passkey => {
+                "(object_guid, id)"
+            }
         };
         let sql = format!(
             "INSERT INTO enrollment_methods (object_guid, id, kind, sam_account_name, name,

@@ -4,6 +4,7 @@
 mod approval;
 mod apps;
 mod audit;
+mod authenticator;
 mod branding;
 mod browser;
 mod change;
@@ -29,6 +30,7 @@ mod notices;
 mod outbox;
 mod pages;
 mod pages_prg;
+mod passkeys;
 mod policy;
 mod recovery;
 mod report;

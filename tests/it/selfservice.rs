@@ -204,6 +204,7 @@ async fn totp_registration_then_reset_end_to_end() {
             "step_up_methods": ["registration_code"],
             "recovery_codes_left": 0,
             "authenticators": [],
+            "passkeys": [],
         })
     );
 
@@ -217,7 +218,10 @@ async fn totp_registration_then_reset_end_to_end() {
     let (status, body) = start(&app, &user.sam).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(body["methods_required"], 1);
-    assert_eq!(body["methods"], json!(["totp", "email", "recovery_code"]));
+    assert_eq!(
+        body["methods"],
+        json!(["totp", "email", "passkey", "recovery_code"])
+    );
     let flow = body["flow"].as_str().unwrap().to_owned();
 
     // Unverified: no password, AD untouched.

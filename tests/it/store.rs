@@ -662,6 +662,7 @@ fn flow(seed: u8) -> ResetFlow {
         verified_totp_at: Some(Timestamp::from_millis(T0 + 1)),
         verified_email_at: Some(Timestamp::from_millis(T0 + 2)),
         verified_recovery_code_at: Some(Timestamp::from_millis(T0 + 4)),
+        verified_passkey_at: Some(Timestamp::from_millis(T0 + 5)),
         failures: 1,
         created_at: Timestamp::from_millis(T0),
         expires_at: Timestamp::from_millis(T0 + 900_000),
@@ -677,6 +678,7 @@ fn fresh_flow(seed: u8) -> ResetFlow {
         verified_totp_at: None,
         verified_email_at: None,
         verified_recovery_code_at: None,
+        verified_passkey_at: None,
         failures: 0,
         finished_at: None,
         dc: None,
@@ -1024,6 +1026,7 @@ async fn flows_round_trip_every_field(db: &TestDb) {
         [
             MethodKind::Totp,
             MethodKind::Email,
+            MethodKind::Passkey,
             MethodKind::RecoveryCode
         ]
     );

@@ -3,6 +3,7 @@
 //! typed a code that proves they hold it.
 
 mod email;
+mod passkey;
 mod recovery_codes;
 mod session;
 mod step_up;
@@ -17,6 +18,7 @@ use super::hooks::{Actor, HookAccount, HookAction};
 use super::notify::MailKind;
 use super::store::{MethodKind, Session, SessionKind};
 
+pub use passkey::PasskeySummary;
 pub use recovery_codes::{RECOVERY_CODES, RecoveryCodes};
 pub use step_up::{StepUpMethod, step_up_rule};
 pub use totp::{MAX_APP_NAME_CHARS, app_name};
@@ -49,6 +51,8 @@ pub struct Status {
     pub step_up_methods: Vec<StepUpMethod>,
     /// Unused recovery codes (0 when none, or when they are turned off).
     pub recovery_codes_left: u64,
+    /// The user's passkeys, oldest first.
+    pub passkeys: Vec<PasskeySummary>,
 }
 
 /// A registration session opened with the old password ends with it: whoever signed in with it

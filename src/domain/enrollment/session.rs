@@ -228,8 +228,14 @@ impl Enrollment<'_> {
         let session = self.session(token).await?;
         let methods = self.deps.registrations.methods(&session.user).await?;
         let recovery_codes_left = self.deps.recovery_codes_left(&session.user).await?;
-        let (step_up_methods, step_up_required) =
-            self.step_up_state(&session, &methods, recovery_codes_left, client);
+        let passkeys = self.passkey_summaries(&session).await?;
+        let (step_up_methods, step_up_required) = self.step_up_state(
+            &session,
+            &methods,
+            recovery_codes_left,
+            !passkeys.is_empty(),
+            client,
+        );
         let confirmed = |kind| {
             methods
                 .iter()
@@ -260,6 +266,7 @@ impl Enrollment<'_> {
             step_up_required,
             step_up_methods,
             recovery_codes_left,
+            passkeys,
         })
     }
 
@@ -268,12 +275,14 @@ impl Enrollment<'_> {
         session: &Session,
         methods: &[EnrolledMethod],
         recovery_codes_left: u64,
+        has_passkey: bool,
         client: &Client,
     ) -> (Vec<StepUpMethod>, bool) {
         let mut confirmed: Vec<MethodKind> = methods
             .iter()
             .filter(|m| m.confirmed_at.is_some())
             .map(|m| m.kind)
+            .chain(has_passkey.then_some(MethodKind::Passkey))
             .collect();
         if recovery_codes_left > 0 {
             confirmed.push(MethodKind::RecoveryCode);
@@ -295,8 +304,9 @@ impl Enrollment<'_> {
         let session = self.session(token).await?;
         let methods = self.deps.registrations.methods(&session.user).await?;
         let recovery_codes_left = self.deps.recovery_codes_left(&session.user).await?;
+        let has_passkey = !self.deps.passkeys.passkeys(&session.user).await?.is_empty();
         if self
-            .step_up_state(&session, &methods, recovery_codes_left, client)
+            .step_up_state(&session, &methods, recovery_codes_left, has_passkey, client)
             .1
         {
             return Err(FlowError::StepUpRequired);

@@ -66,6 +66,9 @@ pub fn step_up_rule(
             MethodKind::Totp => Some(StepUpMethod::Totp),
             MethodKind::Email => Some(StepUpMethod::Email),
             MethodKind::RecoveryCode => None,
+            // A passkey makes a step-up required but cannot give one here yet: a registration
+            // code does.
+            MethodKind::Passkey => None,
         })
         .collect();
     methods.push(StepUpMethod::RegistrationCode);
@@ -115,6 +118,7 @@ impl Enrollment<'_> {
                 verified_totp_at: None,
                 verified_email_at: None,
                 verified_recovery_code_at: None,
+                verified_passkey_at: None,
                 failures: 0,
                 created_at: d.now(),
                 expires_at: session.expires_at,

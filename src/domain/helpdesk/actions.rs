@@ -194,6 +194,7 @@ impl Helpdesk<'_> {
                 d.registrations.remove_all(&user.guid).await?;
                 // The lost phone may be the stolen bag with the printed codes in it.
                 d.recovery_codes.remove_recovery_codes(&user.guid).await?;
+                d.passkeys.remove_user_passkeys(&user.guid).await?;
                 (None, MailKind::HelpdeskRegistrationsCleared)
             }
         };

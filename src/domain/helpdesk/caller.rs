@@ -44,6 +44,7 @@ impl Helpdesk<'_> {
                 verified_totp_at: None,
                 verified_email_at: None,
                 verified_recovery_code_at: None,
+                verified_passkey_at: None,
                 failures: 0,
                 created_at: now,
                 expires_at: now + d.settings.helpdesk.verification_lifetime,
@@ -174,6 +175,12 @@ impl Helpdesk<'_> {
                 return Err(FlowError::InvalidInput(
                     "Recovery codes are for self-service only; verify the caller another way."
                         .to_owned(),
+                ));
+            }
+            // A passkey answers a challenge in the user's browser: nothing a caller can read out.
+            MethodKind::Passkey => {
+                return Err(FlowError::InvalidInput(
+                    "A passkey cannot be checked over the phone; ask for another method.".into(),
                 ));
             }
         };

@@ -20,6 +20,7 @@ use super::verification::Subject;
 
 pub use super::policy::MAX_PASSWORD_CHARS;
 
+mod passkey;
 mod write;
 
 pub(in crate::domain) use write::{broken_rules, reject_overlong};
@@ -76,6 +77,9 @@ impl<'a> Reset<'a> {
         let mut methods = vec![MethodKind::Totp];
         if self.deps.mailer.is_some() {
             methods.push(MethodKind::Email);
+        }
+        if self.deps.settings.passkeys.passkeys_enabled() {
+            methods.push(MethodKind::Passkey);
         }
         if self.deps.settings.registration.recovery_codes {
             methods.push(MethodKind::RecoveryCode);
@@ -176,6 +180,7 @@ impl<'a> Reset<'a> {
                 verified_totp_at: None,
                 verified_email_at: None,
                 verified_recovery_code_at: None,
+                verified_passkey_at: None,
                 failures: 0,
                 created_at: now,
                 expires_at: now + d.settings.reset.flow_lifetime,
@@ -223,6 +228,11 @@ impl<'a> Reset<'a> {
         }
         // Read for every login (the nil GUID's for one without an account), so every start
         // does the same work.
+        if !self.deps.passkeys.passkeys(user).await?.is_empty()
+            && offered.contains(&MethodKind::Passkey)
+        {
+            kinds.push(MethodKind::Passkey);
+        }
         if self.deps.recovery_codes_left(user).await? > 0 {
             kinds.push(MethodKind::RecoveryCode);
         }

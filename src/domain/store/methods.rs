@@ -14,12 +14,16 @@ pub enum MethodKind {
     /// One of the user's single-use recovery codes (`recovery_codes`, not a row of its own in
     /// `enrollment_methods`): a kind of its own, so two codes never count as two methods.
     RecoveryCode,
+    /// A WebAuthn credential; kept in a table of its own (`PasskeyStore`).
+    Passkey,
 }
 
 impl MethodKind {
-    pub const ALL: [MethodKind; 3] = [
+    /// In the order the flows offer them: a backup last.
+    pub const ALL: [MethodKind; 4] = [
         MethodKind::Totp,
         MethodKind::Email,
+        MethodKind::Passkey,
         MethodKind::RecoveryCode,
     ];
 
@@ -28,6 +32,7 @@ impl MethodKind {
             MethodKind::Totp => "totp",
             MethodKind::Email => "email",
             MethodKind::RecoveryCode => "recovery_code",
+            MethodKind::Passkey => "passkey",
         }
     }
 

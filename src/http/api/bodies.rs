@@ -106,6 +106,7 @@ impl Token {
 pub enum MethodName {
     Totp,
     Email,
+    Passkey,
     #[schema(rename = "recovery_code")]
     RecoveryCode,
 }
@@ -113,6 +114,8 @@ pub enum MethodName {
 /// The method a body names (documented as [`MethodName`]), or the API's own message.
 pub fn method(name: &str) -> Result<MethodKind, ApiError> {
     MethodKind::parse(name).ok_or_else(|| {
-        ApiError::BadRequest("method must be \"totp\", \"email\" or \"recovery_code\"".to_owned())
+        ApiError::BadRequest(
+            "method must be \"totp\", \"email\", \"passkey\" or \"recovery_code\"".to_owned(),
+        )
     })
 }

@@ -171,6 +171,11 @@ impl<'a, T: NoticeKind> Notice<'a, T> {
             (Some(MethodKind::Totp), Some(name)) => Some(fill(&t.common.method_totp_named, |k| {
                 (k == "name").then(|| name.to_owned())
             })?),
+            (Some(MethodKind::Passkey), Some(name)) => {
+                Some(fill(&t.common.method_passkey_named, |k| {
+                    (k == "name").then(|| name.to_owned())
+                })?)
+            }
             (method, _) => method.map(|m| t.method(m).to_owned()),
         };
         Ok((

@@ -112,6 +112,7 @@ pub(in crate::http::api) async fn enrollment_status(
                 last_used_at: app.last_used_at.map(rfc3339),
             })
             .collect(),
+        passkeys: status.passkeys.into_iter().map(Into::into).collect(),
     }))
 }
 
