@@ -1,6 +1,7 @@
 // Passkeys: the one thing the pages cannot do without a script, as WebAuthn is a browser API.
-// Each `form[data-passkey]` ("create" on /register, "get" in a reset or unlock) stays hidden
-// unless this browser has WebAuthn; every other method works without any script.
+// Each `form[data-passkey]` ("create" on /register, "get" in a reset or unlock), and the parts
+// of the page marked `data-passkey-section` around it, stay hidden unless this browser has
+// WebAuthn; every other method works without any script.
 //
 // On submit the form's fields (its csrf token, a passkey's name) are posted to the form's
 // `data-passkey-options` URL, which answers the options as the server's WebAuthn library writes
@@ -167,7 +168,11 @@
         .catch(failed);
     });
 
-    var section = form.closest("[data-passkey-section]") || form;
-    section.hidden = false;
+    // The form and every part of the page that only makes sense with it.
+    form.hidden = false;
+    for (var part = form.closest("[data-passkey-section]"); part; ) {
+      part.hidden = false;
+      part = part.parentElement && part.parentElement.closest("[data-passkey-section]");
+    }
   });
 })();
