@@ -10,7 +10,8 @@
 # The default SQLite database lives in /var/lib/sspr-bridge: mount a volume there (or set
 # database.url to PostgreSQL). docker-compose.yml at the repository root runs a complete demo.
 #
-# No OpenSSL anywhere (TLS is rustls), so the runtime needs nothing but CA certificates.
+# TLS is rustls; OpenSSL (libssl3) is linked only for the passkeys' signature checks
+# (webauthn-rs). The rust:bookworm builder already has libssl-dev and pkg-config.
 
 ############################################################################ build
 FROM rust:1-bookworm AS build
@@ -49,9 +50,10 @@ LABEL org.opencontainers.image.title="sspr-bridge" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # ca-certificates: the system trust store, used when directory.ca_file / smtp.ca_file are empty
-# and for PostgreSQL over TLS. Nothing else: no OpenSSL, no curl (see HEALTHCHECK below).
+# and for PostgreSQL over TLS. libssl3: webauthn-rs's signature checks (passkeys), not TLS.
+# Nothing else: no curl (see HEALTHCHECK below).
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed, non-root uid/gid (10001) so volume and secret ownership can be set from outside

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::network::Cidr;
+use crate::domain::passkey::PasskeySettings;
 use crate::domain::scope::Scope;
 // `[helpdesk]`, `[registration]`, `[reset]` and `[throttle]` are the flows' own settings sections,
 // defined once in the domain.
@@ -51,6 +52,8 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub server: ServerConfig,
     pub licence: LicenceConfig,
+    /// `[passkey]` with `server.public_url`: the WebAuthn relying party, or passkeys off.
+    pub passkeys: PasskeySettings,
     pub helpdesk: HelpdeskSettings,
     pub registration: RegistrationSettings,
     pub reset: ResetSettings,
@@ -149,6 +152,15 @@ pub struct TlsFiles {
 #[serde(deny_unknown_fields)]
 pub struct LicenceConfig {
     pub azure_ad_premium: bool,
+}
+
+/// `[passkey]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyConfig {
+    /// The relying-party id; empty: the host of `server.public_url`.
+    #[serde(default)]
+    pub rp_id: String,
 }
 
 /// Checks of new passwords on top of the directory's own policy.
@@ -381,6 +393,8 @@ struct Raw {
     audit: AuditConfig,
     #[serde(default)]
     admin: AdminSettings,
+    #[serde(default)]
+    passkey: PasskeyConfig,
 }
 
 /// A database URL with any password replaced, fit for logs and `check` output.

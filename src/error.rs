@@ -167,6 +167,8 @@ impl ApiError {
                 }
                 FlowError::SecondFactorRequired => StatusCode::FORBIDDEN,
                 FlowError::ManagerRefused(_) => StatusCode::CONFLICT,
+                FlowError::InvalidCredential => StatusCode::BAD_REQUEST,
+                FlowError::LimitReached => StatusCode::CONFLICT,
             },
         }
     }
@@ -209,6 +211,8 @@ impl ApiError {
                 FlowError::Directory(_) | FlowError::Store(_) => "internal_error",
                 FlowError::SecondFactorRequired => "second_factor_required",
                 FlowError::ManagerRefused(r) => r.code(),
+                FlowError::InvalidCredential => "invalid_credential",
+                FlowError::LimitReached => "limit_reached",
             },
         }
     }

@@ -108,6 +108,12 @@ pub async fn serve(config: &Config) -> Result<(), ServeError> {
         self_service = config.licence.azure_ad_premium,
         "sspr-bridge listening"
     );
+    if !config.passkeys.passkeys_enabled() {
+        tracing::warn!(
+            public_url = %config.server.public_url,
+            "passkeys are off: server.public_url names an IP address, which WebAuthn refuses"
+        );
+    }
     // Employees are only told to ask the helpdesk; what an administrator does goes here.
     if let Err(closed) = crate::domain::licence::LicenceGate::new(config.licence.azure_ad_premium)
         .require_self_service()

@@ -113,6 +113,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         mailer,
         outbox: Arc::new(outbox),
         history: shared_store.clone(),
+        passkeys: shared_store.clone(),
     };
     let deps = Deps::new(ports, clock, keys, settings(config));
     Ok(Wired {
@@ -213,5 +214,6 @@ fn settings(config: &Config) -> Settings {
             domains: SignInSettings::domains_of(&config.directory.base_dn),
         },
         admin: config.admin.clone(),
+        passkeys: config.passkeys.clone(),
     }
 }

@@ -89,6 +89,7 @@ SSPR_APT_PACKAGES=(
     python3 python3-aiosmtpd                      # SMTP sink
     python3-yaml                                  # docker-compose.yml syntax check (no Docker engine here)
     chromium chromium-driver                      # browser tests (tests/it/browser.rs), headless
+    libssl-dev pkg-config                         # webauthn-rs's signature checks link OpenSSL
 )
 _pkg_installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
 

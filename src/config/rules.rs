@@ -10,6 +10,7 @@ use super::{
     Scope, SecretKey, SecurityConfig, ServerConfig, SmtpConfig, TlsFiles, UiConfig,
 };
 use crate::domain::directory::DirectoryError;
+use crate::domain::passkey::PasskeySettings;
 
 /// Collects problems instead of stopping at the first, so one run shows everything to fix.
 #[derive(Default)]
@@ -77,6 +78,13 @@ impl Checks {
         let secret_key = self.secret_key(raw.security);
         self.hooks(&mut raw.hooks);
         self.audit(&raw.audit);
+        let passkeys = match PasskeySettings::for_site(&raw.server.public_url, &raw.passkey.rp_id) {
+            Ok(passkeys) => passkeys,
+            Err(e) => {
+                self.problem("passkey.rp_id", e.to_string());
+                PasskeySettings::off()
+            }
+        };
         let token_file = raw.metrics.token_file.take();
         raw.metrics.token = self.secret("metrics.token", raw.metrics.token, token_file.as_deref());
         Some(Config {
@@ -101,6 +109,7 @@ impl Checks {
             hooks: raw.hooks,
             audit: raw.audit,
             admin: raw.admin,
+            passkeys,
         })
     }
 

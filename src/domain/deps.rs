@@ -17,8 +17,9 @@ use super::scope::StandIn;
 use super::secrets::{Keys, new_token};
 use super::settings::Settings;
 use super::store::{
-    ApprovalStore, AuditLog, CodeStore, EnrolledMethod, FlowStore, PasswordHistoryStore,
-    RegistrationStore, Session, SessionKind, SessionStore, StoreError, ThrottleStore,
+    ApprovalStore, AuditLog, CodeStore, EnrolledMethod, FlowStore, PasskeyStore,
+    PasswordHistoryStore, RegistrationStore, Session, SessionKind, SessionStore, StoreError,
+    ThrottleStore,
 };
 use super::throttle::Throttle;
 
@@ -33,6 +34,7 @@ pub struct Deps {
     pub sessions: Arc<dyn SessionStore>,
     pub flows: Arc<dyn FlowStore>,
     pub codes: Arc<dyn CodeStore>,
+    pub passkeys: Arc<dyn PasskeyStore>,
     pub throttle: Throttle,
     pub audit: Auditor,
     pub approvals: Arc<dyn ApprovalStore>,
@@ -67,6 +69,7 @@ pub struct Ports {
     pub mailer: Option<Arc<dyn Mailer>>,
     pub outbox: Arc<dyn Outbox>,
     pub history: Arc<dyn PasswordHistoryStore>,
+    pub passkeys: Arc<dyn PasskeyStore>,
 }
 
 impl Deps {
@@ -99,6 +102,7 @@ impl Deps {
             sessions: ports.sessions,
             flows: ports.flows,
             codes: ports.codes,
+            passkeys: ports.passkeys,
             throttle,
             audit,
             approvals: ports.approvals,

@@ -74,6 +74,13 @@ pub enum FlowError {
     /// The helpdesk cannot ask the caller's manager to approve, for this reason.
     #[error("{}", .0.message())]
     ManagerRefused(ManagerRefusal),
+    /// A passkey's answer to its registration challenge did not check out (or there was no
+    /// challenge waiting).
+    #[error("the passkey could not be registered; please try again")]
+    InvalidCredential,
+    /// The user already has as many of this method as one may (`passkey::MAX_PASSKEYS`).
+    #[error("you have registered as many of these as you can; remove one first")]
+    LimitReached,
 }
 
 fn rule_ids(broken: &[Violation]) -> String {

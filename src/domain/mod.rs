@@ -22,6 +22,7 @@ pub mod locale;
 pub mod network;
 pub mod notifier;
 pub mod notify;
+pub mod passkey;
 pub mod policy;
 pub mod protection;
 pub mod registration_code;

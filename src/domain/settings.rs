@@ -40,6 +40,8 @@ pub struct Settings {
     pub signin: SignInSettings,
     /// `[admin]`.
     pub admin: AdminSettings,
+    /// Passkeys: the relying party from `server.public_url` and `passkey.rp_id`, or off.
+    pub passkeys: super::passkey::PasskeySettings,
 }
 
 /// `[registration]`: registering methods, and the reminders to do so.

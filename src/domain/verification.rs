@@ -17,6 +17,8 @@ use super::store::{
 use super::throttle::{Limit, PerAddress};
 use super::totp;
 
+mod passkey;
+
 /// A verification in progress (a reset flow, or an operator's check of a caller), known to be
 /// unfinished, unexpired and not ended by wrong codes.
 pub struct Subject {
@@ -198,6 +200,7 @@ impl Subject {
         let accepted = match method {
             MethodKind::Totp => self.check_totp(d, code, blocked).await?,
             MethodKind::Email => self.check_email_code(d, code, blocked).await?,
+            MethodKind::Passkey => self.check_passkey(d, code, blocked, client, actor).await?,
         } && !blocked;
         if !accepted {
             return Err(self

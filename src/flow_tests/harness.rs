@@ -51,6 +51,7 @@ impl Fakes {
             mailer: Some(mailer.clone()),
             outbox: outbox.clone(),
             history: store.clone(),
+            passkeys: store.clone(),
         };
         let deps = Deps::new(
             ports,

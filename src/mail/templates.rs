@@ -113,6 +113,7 @@ struct Common {
     months: [String; 12],
     method_totp: String,
     method_email: String,
+    method_passkey: String,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -198,6 +199,7 @@ impl Catalog {
         match method {
             MethodKind::Totp => &self.common.method_totp,
             MethodKind::Email => &self.common.method_email,
+            MethodKind::Passkey => &self.common.method_passkey,
         }
     }
 

@@ -15,8 +15,8 @@ impl FlowStore for Store {
         sqlx::query(
             "INSERT INTO reset_flows (id_hash, object_guid, login, sam_account_name,
                  methods_required, verified_totp_at_ms, verified_email_at_ms, failures,
-                 created_at_ms, expires_at_ms, finished_at_ms, dc, locale)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 created_at_ms, expires_at_ms, finished_at_ms, dc, locale, verified_passkey_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(flow.id_hash.as_slice())
         .bind(flow.user.map(|g| g.to_string()))
@@ -31,6 +31,7 @@ impl FlowStore for Store {
         .bind(flow.finished_at.map(Timestamp::as_millis))
         .bind(flow.dc.as_deref())
         .bind(flow.locale.tag())
+        .bind(flow.verified_passkey_at.map(Timestamp::as_millis))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -42,7 +43,7 @@ impl FlowStore for Store {
         let row = sqlx::query(
             "SELECT id_hash, object_guid, login, sam_account_name, methods_required,
                  verified_totp_at_ms, verified_email_at_ms, failures, created_at_ms,
-                 expires_at_ms, finished_at_ms, dc, locale
+                 expires_at_ms, finished_at_ms, dc, locale, verified_passkey_at_ms
              FROM reset_flows
              WHERE id_hash = $1",
         )
@@ -66,6 +67,9 @@ impl FlowStore for Store {
             }
             MethodKind::Email => {
                 "UPDATE reset_flows SET verified_email_at_ms = $1 WHERE id_hash = $2"
+            }
+            MethodKind::Passkey => {
+                "UPDATE reset_flows SET verified_passkey_at_ms = $1 WHERE id_hash = $2"
             }
         };
         sqlx::query(sql)
@@ -142,6 +146,9 @@ fn flow_from_row(row: &AnyRow) -> Result<ResetFlow, StoreError> {
         verified_email_at: row
             .try_get::<Option<i64>, _>("verified_email_at_ms")?
             .map(Timestamp::from_millis),
+        verified_passkey_at: row
+            .try_get::<Option<i64>, _>("verified_passkey_at_ms")?
+            .map(Timestamp::from_millis),
         failures: row.try_get("failures")?,
         created_at: Timestamp::from_millis(row.try_get("created_at_ms")?),
         expires_at: Timestamp::from_millis(row.try_get("expires_at_ms")?),
@@ -167,6 +174,7 @@ mod tests {
             methods_required: 1,
             verified_totp_at: None,
             verified_email_at: None,
+            verified_passkey_at: None,
             failures: 0,
             created_at: Timestamp::from_millis(1_000),
             expires_at: Timestamp::from_millis(2_000),

@@ -14,6 +14,7 @@ mod history;
 mod hooks;
 mod notices;
 mod outbox;
+mod passkeys;
 mod registrations;
 mod report;
 mod retention;
@@ -195,6 +196,10 @@ impl Store {
             .bind(now.as_millis())
             .execute(&self.pool)
             .await?;
+        let ceremonies = sqlx::query("DELETE FROM passkey_ceremonies WHERE expires_at_ms <= $1")
+            .bind(now.as_millis())
+            .execute(&self.pool)
+            .await?;
         let mails = sqlx::query("DELETE FROM outbox WHERE send_by_ms < $1")
             .bind(now.as_millis().saturating_sub(FLOW_RETENTION_MS))
             .execute(&self.pool)
@@ -203,6 +208,7 @@ impl Store {
             + flows.rows_affected()
             + codes.rows_affected()
             + approvals.rows_affected()
+            + ceremonies.rows_affected()
             + mails.rows_affected())
     }
 

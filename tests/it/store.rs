@@ -519,6 +519,7 @@ fn flow(seed: u8) -> ResetFlow {
         methods_required: 2,
         verified_totp_at: Some(Timestamp::from_millis(T0 + 1)),
         verified_email_at: Some(Timestamp::from_millis(T0 + 2)),
+        verified_passkey_at: Some(Timestamp::from_millis(T0 + 4)),
         failures: 1,
         created_at: Timestamp::from_millis(T0),
         expires_at: Timestamp::from_millis(T0 + 900_000),
@@ -533,6 +534,7 @@ fn fresh_flow(seed: u8) -> ResetFlow {
     ResetFlow {
         verified_totp_at: None,
         verified_email_at: None,
+        verified_passkey_at: None,
         failures: 0,
         finished_at: None,
         dc: None,

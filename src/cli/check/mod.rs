@@ -80,6 +80,7 @@ pub async fn run(config: &Config, mut report: impl FnMut(&Line)) -> Vec<Line> {
         },
     ));
 
+    push(passkeys(config));
     for l in branding::lines(&config.ui, std::time::SystemTime::now()) {
         push(l);
     }
@@ -413,6 +414,23 @@ fn self_test_verdict(dn: &str, outcome: Result<Option<i64>, (Step, DirectoryErro
                 e => fail(format!("{dn}: {e}")),
             }
         }
+    }
+}
+
+/// Passkeys are on wherever `server.public_url` names a host; an IP address turns them off (a
+/// wrong `passkey.rp_id` already failed the configuration).
+fn passkeys(config: &Config) -> Line {
+    match config.passkeys.rp_id() {
+        Some(rp_id) => line(Status::Ok, "passkeys", format!("relying party {rp_id}")),
+        None => line(
+            Status::Warn,
+            "passkeys",
+            format!(
+                "off: server.public_url ({}) names an IP address, which WebAuthn refuses as a \
+                 relying party; give it a DNS name to offer passkeys",
+                config.server.public_url
+            ),
+        ),
     }
 }
 

@@ -3,6 +3,7 @@
 //! typed a code that proves they hold it.
 
 mod email;
+mod passkey;
 mod session;
 mod step_up;
 mod totp;
@@ -15,6 +16,7 @@ use super::hooks::{Actor, HookAccount, HookAction};
 use super::notify::MailKind;
 use super::store::{MethodKind, Session, SessionKind};
 
+pub use passkey::PasskeySummary;
 pub use step_up::{StepUpMethod, step_up_rule};
 
 /// What the user has registered.
@@ -31,6 +33,8 @@ pub struct Status {
     /// What can prove it is the user: their confirmed methods (due for re-confirmation or not)
     /// and a registration code from the helpdesk.
     pub step_up_methods: Vec<StepUpMethod>,
+    /// The user's passkeys, oldest first.
+    pub passkeys: Vec<PasskeySummary>,
 }
 
 /// A registration session opened with the old password ends with it: whoever signed in with it

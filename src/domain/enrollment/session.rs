@@ -227,7 +227,9 @@ impl Enrollment<'_> {
     pub async fn status(&self, token: &str, client: &Client) -> Result<Status, FlowError> {
         let session = self.session(token).await?;
         let methods = self.deps.registrations.methods(&session.user).await?;
-        let (step_up_methods, step_up_required) = self.step_up_state(&session, &methods, client);
+        let passkeys = self.passkey_summaries(&session).await?;
+        let (step_up_methods, step_up_required) =
+            self.step_up_state(&session, &methods, !passkeys.is_empty(), client);
         let confirmed = |kind| {
             methods
                 .iter()
@@ -247,6 +249,7 @@ impl Enrollment<'_> {
                 .any(|m| m.confirmed_at.is_some() && !m.is_current(now, max_age)),
             step_up_required,
             step_up_methods,
+            passkeys,
         })
     }
 
@@ -254,12 +257,14 @@ impl Enrollment<'_> {
         &self,
         session: &Session,
         methods: &[EnrolledMethod],
+        has_passkey: bool,
         client: &Client,
     ) -> (Vec<StepUpMethod>, bool) {
         let confirmed: Vec<MethodKind> = methods
             .iter()
             .filter(|m| m.confirmed_at.is_some())
             .map(|m| m.kind)
+            .chain(has_passkey.then_some(MethodKind::Passkey))
             .collect();
         let networks = &self.deps.settings.registration.allowed_networks;
         let trusted = networks.is_empty()
@@ -277,7 +282,11 @@ impl Enrollment<'_> {
     ) -> Result<Session, FlowError> {
         let session = self.session(token).await?;
         let methods = self.deps.registrations.methods(&session.user).await?;
-        if self.step_up_state(&session, &methods, client).1 {
+        let has_passkey = !self.deps.passkeys.passkeys(&session.user).await?.is_empty();
+        if self
+            .step_up_state(&session, &methods, has_passkey, client)
+            .1
+        {
             return Err(FlowError::StepUpRequired);
         }
         Ok(session)

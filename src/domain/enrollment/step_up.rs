@@ -53,9 +53,12 @@ pub fn step_up_rule(
     let mut methods: Vec<StepUpMethod> = MethodKind::ALL
         .into_iter()
         .filter(|kind| confirmed.contains(kind))
-        .map(|kind| match kind {
-            MethodKind::Totp => StepUpMethod::Totp,
-            MethodKind::Email => StepUpMethod::Email,
+        .filter_map(|kind| match kind {
+            MethodKind::Totp => Some(StepUpMethod::Totp),
+            MethodKind::Email => Some(StepUpMethod::Email),
+            // A passkey makes a step-up required but cannot give one here yet: a registration
+            // code does.
+            MethodKind::Passkey => None,
         })
         .collect();
     methods.push(StepUpMethod::RegistrationCode);
@@ -101,6 +104,7 @@ impl Enrollment<'_> {
                 methods_required: 1,
                 verified_totp_at: None,
                 verified_email_at: None,
+                verified_passkey_at: None,
                 failures: 0,
                 created_at: d.now(),
                 expires_at: session.expires_at,

@@ -145,5 +145,10 @@ pub fn settings() -> Settings {
             ..SignInSettings::default()
         },
         admin: AdminSettings::default(),
+        passkeys: crate::domain::passkey::PasskeySettings::for_site(
+            &url::Url::parse("https://sspr.test").expect("a URL"),
+            "",
+        )
+        .expect("a relying party"),
     }
 }

@@ -192,6 +192,7 @@ impl Helpdesk<'_> {
             }
             Action::ClearRegistrations => {
                 d.registrations.remove_all(&user.guid).await?;
+                d.passkeys.remove_user_passkeys(&user.guid).await?;
                 (None, MailKind::HelpdeskRegistrationsCleared)
             }
         };

@@ -43,6 +43,7 @@ impl Helpdesk<'_> {
                 methods_required: 1,
                 verified_totp_at: None,
                 verified_email_at: None,
+                verified_passkey_at: None,
                 failures: 0,
                 created_at: now,
                 expires_at: now + d.settings.helpdesk.verification_lifetime,
@@ -167,6 +168,12 @@ impl Helpdesk<'_> {
         let check = match method {
             MethodKind::Totp => CallerCheck::Registered,
             MethodKind::Email => self.emailed_check(&operator, &user).await?,
+            // A passkey answers a challenge in the user's browser: nothing a caller can read out.
+            MethodKind::Passkey => {
+                return Err(FlowError::InvalidInput(
+                    "A passkey cannot be checked over the phone; ask for another method.".into(),
+                ));
+            }
         };
         self.allowed(check)?;
         let subject = self.verification(&operator, &user, check, client).await?;

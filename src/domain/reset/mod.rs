@@ -20,6 +20,7 @@ use super::verification::Subject;
 
 pub use super::policy::MAX_PASSWORD_CHARS;
 
+mod passkey;
 mod write;
 
 pub(in crate::domain) use write::{broken_rules, reject_overlong};
@@ -76,6 +77,9 @@ impl<'a> Reset<'a> {
         let mut methods = vec![MethodKind::Totp];
         if self.deps.mailer.is_some() {
             methods.push(MethodKind::Email);
+        }
+        if self.deps.settings.passkeys.passkeys_enabled() {
+            methods.push(MethodKind::Passkey);
         }
         methods
     }
@@ -172,6 +176,7 @@ impl<'a> Reset<'a> {
                 methods_required: d.settings.reset.methods_required as i64,
                 verified_totp_at: None,
                 verified_email_at: None,
+                verified_passkey_at: None,
                 failures: 0,
                 created_at: now,
                 expires_at: now + d.settings.reset.flow_lifetime,
@@ -210,13 +215,16 @@ impl<'a> Reset<'a> {
     /// Confirmed methods, not due for re-confirmation, that a user can verify with here.
     async fn usable_methods(&self, user: &ObjectGuid) -> Result<Vec<MethodKind>, FlowError> {
         let offered = self.offered_methods();
+        // Read for every login, known or not, like the other methods.
+        let passkeys = self.deps.passkeys.passkeys(user).await?;
         Ok(self
             .deps
             .current_methods(user)
             .await?
             .into_iter()
-            .filter(|m| offered.contains(&m.kind))
             .map(|m| m.kind)
+            .chain((!passkeys.is_empty()).then_some(MethodKind::Passkey))
+            .filter(|kind| offered.contains(kind))
             .collect())
     }
 

@@ -22,6 +22,7 @@ pub struct ResetFlow {
     pub methods_required: i64,
     pub verified_totp_at: Option<Timestamp>,
     pub verified_email_at: Option<Timestamp>,
+    pub verified_passkey_at: Option<Timestamp>,
     pub failures: i64,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
@@ -66,6 +67,9 @@ impl ResetFlow {
         if self.verified_email_at.is_some() {
             v.push(MethodKind::Email);
         }
+        if self.verified_passkey_at.is_some() {
+            v.push(MethodKind::Passkey);
+        }
         v
     }
 }
@@ -108,6 +112,7 @@ mod tests {
             methods_required: 1,
             verified_totp_at: None,
             verified_email_at: None,
+            verified_passkey_at: None,
             failures: 0,
             created_at: Timestamp::from_millis(0),
             expires_at: Timestamp::from_millis(1),

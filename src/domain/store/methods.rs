@@ -11,15 +11,18 @@ use crate::domain::clock::Timestamp;
 pub enum MethodKind {
     Totp,
     Email,
+    /// A WebAuthn credential; kept in a table of its own (`PasskeyStore`).
+    Passkey,
 }
 
 impl MethodKind {
-    pub const ALL: [MethodKind; 2] = [MethodKind::Totp, MethodKind::Email];
+    pub const ALL: [MethodKind; 3] = [MethodKind::Totp, MethodKind::Email, MethodKind::Passkey];
 
     pub fn as_str(self) -> &'static str {
         match self {
             MethodKind::Totp => "totp",
             MethodKind::Email => "email",
+            MethodKind::Passkey => "passkey",
         }
     }
 

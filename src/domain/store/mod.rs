@@ -8,6 +8,7 @@ mod flows;
 mod history;
 mod methods;
 mod notices;
+mod passkeys;
 mod sessions;
 mod throttle;
 
@@ -18,6 +19,7 @@ pub use flows::{FlowOwner, FlowStore, ResetFlow};
 pub use history::PasswordHistoryStore;
 pub use methods::{EnrolledMethod, MethodKind, RegistrationStore};
 pub use notices::{Notice, NoticeLog};
+pub use passkeys::{CeremonyPurpose, PasskeyStore, StoredPasskey};
 pub use sessions::{Session, SessionKind, SessionStore};
 pub use throttle::{Person, ThrottleKey, ThrottleStore};
 

@@ -106,10 +106,12 @@ impl Token {
 pub enum MethodName {
     Totp,
     Email,
+    Passkey,
 }
 
 /// The method a body names (documented as [`MethodName`]), or the API's own message.
 pub fn method(name: &str) -> Result<MethodKind, ApiError> {
-    MethodKind::parse(name)
-        .ok_or_else(|| ApiError::BadRequest("method must be \"totp\" or \"email\"".to_owned()))
+    MethodKind::parse(name).ok_or_else(|| {
+        ApiError::BadRequest("method must be \"totp\", \"email\" or \"passkey\"".to_owned())
+    })
 }

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
 use super::helpdesk;
-use super::selfservice::{change, enrollment, reset};
+use super::selfservice::{change, enrollment, passkey, reset};
 use crate::error::{BrokenRule, ErrorBody};
 
 #[derive(OpenApi)]
@@ -20,7 +20,9 @@ use crate::error::{BrokenRule, ErrorBody};
         reset::unlock, reset::password_policy, reset::check_password, change::change_password,
         helpdesk::sign_in, helpdesk::sign_out, helpdesk::lookup, helpdesk::email_code,
         helpdesk::verify, helpdesk::reset, helpdesk::unlock, helpdesk::clear,
-        helpdesk::lift_block, helpdesk::registration_code, helpdesk::manager_approval),
+        helpdesk::lift_block, helpdesk::registration_code, helpdesk::manager_approval,
+        passkey::begin_passkey, passkey::confirm_passkey, passkey::remove_passkey,
+        passkey::passkey_options),
     components(schemas(ErrorBody, BrokenRule)),
     modifiers(&BearerAuth, &CommonResponses)
 )]

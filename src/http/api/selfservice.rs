@@ -3,6 +3,7 @@
 
 pub(super) mod change;
 pub(super) mod enrollment;
+pub(super) mod passkey;
 pub(super) mod reset;
 
 use axum::Router;
@@ -14,6 +15,7 @@ use self::enrollment::{
     begin_email, begin_totp, confirm_email, confirm_totp, enrollment_status, reconfirm_totp,
     remove_email, remove_totp, send_step_up_code, sign_in, step_up,
 };
+use self::passkey::{begin_passkey, confirm_passkey, passkey_options, remove_passkey};
 use self::reset::{
     check_password, password_policy, send_reset_code, set_password, start_reset, unlock, verify,
 };
@@ -46,6 +48,13 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/reset/{flow}/policy", get(password_policy))
         .route("/api/v1/password/check", post(check_password))
         .route("/api/v1/password/change", post(change::change_password))
+        .route("/api/v1/enrollment/passkey", post(begin_passkey))
+        .route("/api/v1/enrollment/passkey/confirm", post(confirm_passkey))
+        .route(
+            "/api/v1/enrollment/passkey/{id}",
+            axum::routing::delete(remove_passkey),
+        )
+        .route("/api/v1/reset/{flow}/passkey", post(passkey_options))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -89,6 +98,63 @@ pub struct EnrollmentStatus {
     step_up_required: bool,
     /// What this session can step up with: `totp`, `email`, `registration_code`.
     step_up_methods: Vec<&'static str>,
+    /// The user's passkeys, oldest first.
+    passkeys: Vec<PasskeyListed>,
+}
+
+/// A registered passkey.
+#[derive(Serialize, ToSchema)]
+pub struct PasskeyListed {
+    /// For `DELETE /api/v1/enrollment/passkey/{id}`.
+    id: String,
+    /// The user's name for it.
+    #[schema(example = "Work phone")]
+    name: String,
+    /// Unix milliseconds.
+    created_at: i64,
+    /// Unix milliseconds of the last reset or unlock verified with it; null: never used.
+    last_used_at: Option<i64>,
+}
+
+impl From<crate::domain::enrollment::PasskeySummary> for PasskeyListed {
+    fn from(p: crate::domain::enrollment::PasskeySummary) -> Self {
+        Self {
+            id: p.id,
+            name: p.name,
+            created_at: p.created_at.as_millis(),
+            last_used_at: p.last_used_at.map(|t| t.as_millis()),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasskeyName {
+    /// 1 to 64 characters, trimmed.
+    #[schema(example = "Work phone")]
+    name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasskeyAnswer {
+    #[schema(example = "Work phone")]
+    name: String,
+    /// What the browser's `PublicKeyCredential.toJSON()` gives for `navigator.credentials.create()`:
+    /// `{"id","rawId","type","response":{"clientDataJSON","attestationObject","transports"?},
+    /// "clientExtensionResults"?}`; binary fields base64url (padded and standard base64 accepted).
+    #[schema(value_type = Object)]
+    credential: serde_json::Value,
+}
+
+/// WebAuthn options as the library makes them, for `navigator.credentials.create()` or `.get()`:
+/// `{"publicKey":{…}}`, binary fields base64url without padding. Creation: `rp`, `user`,
+/// `challenge`, `pubKeyCredParams`, `timeout`, `excludeCredentials`, `authenticatorSelection`
+/// (`userVerification: "required"`), `attestation: "none"`. Request: `challenge`, `timeout`,
+/// `rpId`, `allowCredentials` (no `transports`), `userVerification: "required"`.
+#[derive(Serialize, ToSchema)]
+pub struct PasskeyOptions {
+    #[serde(rename = "publicKey")]
+    #[schema(value_type = Object)]
+    public_key: serde_json::Value,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -133,12 +199,21 @@ pub struct Flow {
 #[derive(Deserialize, ToSchema)]
 pub struct Verify {
     // Documented as the enum, parsed by `method()`: an unknown one gets the API's own message.
-    /// `totp` or `email`.
+    /// `totp`, `email` or `passkey`.
     #[schema(value_type = MethodName)]
     method: String,
     /// 6 digits from the authenticator app, or the 8 mailed; spaces and dashes are ignored.
+    /// Not for a passkey.
     #[schema(example = "123456")]
+    #[serde(default)]
     code: String,
+    /// A passkey's answer to `POST /api/v1/reset/{flow}/passkey`: what the browser's
+    /// `PublicKeyCredential.toJSON()` gives for `navigator.credentials.get()`:
+    /// `{"id","rawId","type","response":{"clientDataJSON","authenticatorData","signature",
+    /// "userHandle"}}`.
+    #[schema(value_type = Option<Object>)]
+    #[serde(default)]
+    credential: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -92,6 +92,7 @@ pub(in crate::http::api) async fn enrollment_status(
         reconfirm_due: status.reconfirm_due,
         step_up_required: status.step_up_required,
         step_up_methods: status.step_up_methods.iter().map(|m| m.as_str()).collect(),
+        passkeys: status.passkeys.into_iter().map(Into::into).collect(),
     }))
 }
 

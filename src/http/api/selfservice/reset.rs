@@ -12,6 +12,7 @@ use super::{
 };
 use crate::domain::locale::Locale as Language;
 use crate::domain::reset::Reset;
+use crate::domain::store::MethodKind;
 use crate::error::{ApiError, BrokenRule, ErrorBody};
 use crate::http::AppState;
 use crate::http::api::{Body, OptionalBody, method};
@@ -51,7 +52,7 @@ pub(in crate::http::api) async fn send_reset_code(
 
 #[utoipa::path(post, path = "/api/v1/reset/{flow}/verify", tag = "reset", request_body = Verify,
     params(("flow" = String, Path)),
-    responses((status = 200, body = Verified), (status = 400, body = ErrorBody),
+    responses((status = 200, body = Verified), (status = 400, description = "invalid_code: a wrong code or passkey answer (also one whose signature counter did not go up)", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(in crate::http::api) async fn verify(
     State(s): State<AppState>,
@@ -60,8 +61,13 @@ pub(in crate::http::api) async fn verify(
     Body(body): Body<Verify>,
 ) -> Result<Json<Verified>, ApiError> {
     let kind = method(&body.method)?;
+    // A passkey's answer goes through the same verification as a typed code, as its JSON text.
+    let code = match (kind, &body.credential) {
+        (MethodKind::Passkey, Some(credential)) => credential.to_string(),
+        _ => body.code,
+    };
     let v = Reset::new(&s.deps)
-        .verify(&flow, kind, &body.code, &client)
+        .verify(&flow, kind, &code, &client)
         .await?;
     Ok(Json(Verified {
         verified: true,
