@@ -247,7 +247,11 @@ async fn error_bodies(State(state): State<AppState>, request: Request, next: Nex
     }
     let mut rendered = if api && !content_type.starts_with(b"application/json") {
         ApiError::Http(status).into_response()
-    } else if !machine && !content_type.starts_with(b"text/html") {
+    } else if !machine
+        && !content_type.starts_with(b"text/html")
+        // A page's script asked (the passkey options): it shows the answer's message itself.
+        && !content_type.starts_with(b"application/json")
+    {
         state.pages.error_page(locale, status)
     } else {
         return response;

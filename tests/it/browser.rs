@@ -430,12 +430,14 @@ async fn reload_and_back_on_the_app_set_up_page_start_no_new_secret() {
 
 /// Registration controls that must not be offered before a step-up (or at all, to a refused
 /// sign-in).
-const CHANGING_CONTROLS: [&str; 5] = [
+const CHANGING_CONTROLS: [&str; 7] = [
     "form[action='/register/totp']",
     "a[href='/register/email']",
     "a[href^='/register/remove']",
     "form[action='/register/email']",
     "form[action='/register/totp/confirm']",
+    "form[action='/register/passkey/confirm']",
+    "form[action='/register/passkey/remove']",
 ];
 
 /// A user who registered an authenticator app (through the API, in an earlier visit) comes back
@@ -950,6 +952,164 @@ async fn the_password_page_ticks_rules_while_typing_shows_the_password_and_the_s
     bind(&user.dn, &user.password)
         .await
         .expect("the old password still binds");
+}
+
+// ------------------------------------------------------------------------------ passkeys
+
+#[tokio::test]
+async fn register_a_passkey_then_reset_the_password_with_it_in_english() {
+    passkey_register_then_reset(Locale::En).await;
+}
+
+#[tokio::test]
+async fn register_a_passkey_then_reset_the_password_with_it_in_dutch() {
+    passkey_register_then_reset(Locale::Nl).await;
+}
+
+/// The app served at `http://localhost:PORT`, its `server.public_url` naming that origin:
+/// WebAuthn takes no IP address as relying party id.
+async fn passkey_site() -> (TestApp, Site) {
+    let (listener, base) = Site::localhost().await;
+    let app = test_app(&format!(
+        "[licence]\nazure_ad_premium = true\n[server]\npublic_url = \"{base}/\"\n{}",
+        smtp_section()
+    ))
+    .await;
+    let site = Site::serve_on(listener, base, app.router.clone());
+    (app, site)
+}
+
+/// Signs `user` in on /register and adds a passkey named `name` with the browser's virtual
+/// authenticator; the overview confirms it and lists it.
+async fn add_passkey_on_the_page(browser: &mut Browser, user: &TestUser, name: &str) {
+    browser.open("passkey-register", "/register").await;
+    browser.check("signin").await;
+    browser.fill("#username", &user.sam).await;
+    browser.fill("#password", &user.password).await;
+    browser.submit("form[action='/register'] button").await;
+    browser.check("overview").await;
+    browser.assert_text("status_passkey_no").await;
+    assert_eq!(
+        browser.prop("form[data-passkey='create']", "hidden").await,
+        "false",
+        "shown where the browser has WebAuthn"
+    );
+    browser.fill("#passkey-name", name).await;
+    browser.submit("form[data-passkey='create'] button").await;
+    assert_eq!(
+        browser.path().await,
+        "/register",
+        "a redirect to the overview"
+    );
+    browser.check("passkey-added").await;
+    browser.assert_text("notice_passkey_added").await;
+    assert_eq!(browser.text(".passkeys li span").await, name);
+}
+
+/// A passkey added on /register with Chromium's virtual authenticator, then a reset in a fresh
+/// visit with it: the new password binds over LDAPS and the old one fails.
+async fn passkey_register_then_reset(locale: Locale) {
+    let (app, site) = passkey_site().await;
+    let user = create_user("brk").await;
+    let mut browser = Browser::launch(&site, locale).await;
+    let authenticator = browser.add_authenticator().await;
+
+    add_passkey_on_the_page(&mut browser, &user, "Work phone").await;
+    let held = browser.authenticator_credentials(&authenticator).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["rpId"], "localhost");
+    let token = sign_in(&app, &user).await;
+    let enrollment = app.get("/api/v1/enrollment", Some(&token)).await.json();
+    assert_eq!(
+        enrollment["passkeys"][0]["name"],
+        json!("Work phone"),
+        "{enrollment}"
+    );
+    let notice = wait_for_mail(&format!("{}@mail.test", user.sam)).await;
+    assert!(notice.code_in().is_none(), "the owner is told, no code");
+
+    browser.forget_cookies().await;
+    browser.open("passkey-reset", "/reset").await;
+    browser.check("start").await;
+    browser.fill("#username", &user.sam).await;
+    browser.submit("form[action='/reset'] button").await;
+    browser.check("verify").await;
+    browser.submit("form[data-passkey='get'] button").await;
+    assert_eq!(browser.path().await, "/reset/password");
+    browser.check("password").await;
+    let new_password = format!("Passkey-{}-Pw7!", locale.tag());
+    browser.fill("#new-password", &new_password).await;
+    browser.fill("#confirm-password", &new_password).await;
+    browser
+        .submit("form[action='/reset/password'] button[type='submit']")
+        .await;
+    browser.check("done").await;
+    browser.assert_text("reset_done_title").await;
+    browser.remove_authenticator(&authenticator).await;
+
+    bind(&user.dn, &new_password)
+        .await
+        .expect("the new password binds");
+    let (rc, _) = bind(&user.dn, &user.password)
+        .await
+        .expect_err("the old password fails");
+    assert_eq!(rc, 49);
+}
+
+/// A passkey added on the page is removed there: the overview says so, and the user has none.
+#[tokio::test]
+async fn a_passkey_is_removed_on_the_registration_page() {
+    let (app, site) = passkey_site().await;
+    let user = create_user("brkr").await;
+    let mut browser = Browser::launch(&site, Locale::En).await;
+    let authenticator = browser.add_authenticator().await;
+    add_passkey_on_the_page(&mut browser, &user, "Old laptop").await;
+
+    browser
+        .submit("form[action='/register/passkey/remove'] button")
+        .await;
+    browser.check("passkey-removed").await;
+    browser.assert_text("notice_passkey_removed").await;
+    browser.assert_text("status_passkey_no").await;
+    browser
+        .assert_absent(&["form[action='/register/passkey/remove']"])
+        .await;
+    browser.remove_authenticator(&authenticator).await;
+    let token = sign_in(&app, &user).await;
+    let enrollment = app.get("/api/v1/enrollment", Some(&token)).await.json();
+    assert_eq!(enrollment["passkeys"], json!([]), "{enrollment}");
+}
+
+/// Where `server.public_url` names an IP address, passkeys are off: neither the registration
+/// overview nor the reset's methods page shows anything about them.
+#[tokio::test]
+async fn nothing_about_passkeys_shows_where_the_public_url_is_an_ip_address() {
+    let (listener, base) = Site::localhost().await;
+    let port = listener.local_addr().unwrap().port();
+    let app = test_app(&format!(
+        "[licence]\nazure_ad_premium = true\n[server]\npublic_url = \"http://127.0.0.1:{port}/\"\n{}",
+        smtp_section()
+    ))
+    .await;
+    let site = Site::serve_on(listener, base, app.router.clone());
+    let user = create_user("brko").await;
+    let token = sign_in(&app, &user).await;
+    register_email(&app, &token).await;
+    let mut browser = Browser::launch(&site, Locale::En).await;
+    let passkey_parts = ["[data-passkey-section]", "form[data-passkey]"];
+
+    browser.open("passkeys-off", "/register").await;
+    browser.fill("#username", &user.sam).await;
+    browser.fill("#password", &user.password).await;
+    browser.submit("form[action='/register'] button").await;
+    browser.check("overview").await;
+    browser.assert_absent(&passkey_parts).await;
+    browser.forget_cookies().await;
+    browser.open("passkeys-off", "/reset").await;
+    browser.fill("#username", &user.sam).await;
+    browser.submit("form[action='/reset'] button").await;
+    browser.check("verify").await;
+    browser.assert_absent(&passkey_parts).await;
 }
 
 // ------------------------------------------------------------------ the passkey script alone

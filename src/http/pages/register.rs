@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
-use axum::{Form, Router};
+use axum::{Form, Json, Router};
 use base64::Engine;
 use minijinja::{Value, context};
 use secrecy::SecretString;
@@ -41,6 +41,9 @@ pub fn routes() -> Router<AppState> {
         .route("/register/step-up", step(post(step_up)))
         .route("/register/step-up/email", step(post(send_step_up_code)))
         .route("/register/sign-out", step(post(sign_out)))
+        .route("/register/passkey", step(post(passkey_options)))
+        .route("/register/passkey/confirm", step(post(confirm_passkey)))
+        .route("/register/passkey/remove", step(post(remove_passkey)))
 }
 
 #[derive(Deserialize, Default)]
@@ -73,6 +76,23 @@ struct StepUp {
 #[serde(default)]
 struct Address {
     address: String,
+}
+
+/// The passkey form: its name, and (sent by static/passkey.js) the browser's credential.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NewPasskey {
+    name: String,
+    /// `PublicKeyCredential.toJSON()`, as JSON text.
+    credential: String,
+    /// The form's mark (see [`PageState::replayed`]).
+    once: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PasskeyId {
+    id: String,
 }
 
 fn page(template: &'static str) -> Reply {
@@ -117,9 +137,16 @@ async fn overview(
     let status = Enrollment::new(&s.deps)
         .status(token, &visitor.client)
         .await?;
+    let passkeys: Vec<Value> = status
+        .passkeys
+        .iter()
+        .map(|p| context! { id => p.id, name => p.name })
+        .collect();
     Ok(page("register.html").vars(context! {
         totp => status.totp,
         email => status.email,
+        passkeys_on => s.deps.settings.passkeys.passkeys_enabled(),
+        passkeys,
         reconfirm_due => status.reconfirm_due,
         step_up_required => status.step_up_required,
         step_up_methods => status
@@ -527,6 +554,69 @@ async fn remove(
     .await;
     match result {
         Ok(_) => changed(&s, &visitor, "notice_removed"),
+        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+/// The creation options for the page's script, which runs `navigator.credentials.create` with
+/// them; a refusal as `{"message"}` for it to show.
+async fn passkey_options(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<NewPasskey>,
+) -> Response {
+    let result = async {
+        Enrollment::new(&s.deps)
+            .begin_passkey(session(&visitor)?, &form.name, &visitor.client)
+            .await
+    }
+    .await;
+    match result {
+        Ok(options) => Json(options).into_response(),
+        Err(e) => s
+            .pages
+            .refusal_json(visitor.locale, e, "error_passkey_name"),
+    }
+}
+
+async fn confirm_passkey(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Carried(carried): Carried,
+    Form(form): Form<NewPasskey>,
+) -> Response {
+    let token = match session(&visitor) {
+        Ok(token) => token,
+        Err(e) => return refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    };
+    let state = carried.unwrap_or_default();
+    if state.replayed(&form.once) {
+        return see_other(HERE, []);
+    }
+    // Not JSON (no script sent it): checked as no answer to the challenge, and refused.
+    let credential = serde_json::from_str(&form.credential).unwrap_or_default();
+    match Enrollment::new(&s.deps)
+        .confirm_passkey(token, &form.name, &credential, &visitor.client)
+        .await
+    {
+        Ok(()) => changed(&s, &visitor, "notice_passkey_added"),
+        Err(e) => refused_on_overview(&s, &visitor, token, state, e, "error_passkey_name").await,
+    }
+}
+
+async fn remove_passkey(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<PasskeyId>,
+) -> Response {
+    let result = async {
+        Enrollment::new(&s.deps)
+            .remove_passkey(session(&visitor)?, &form.id, &visitor.client)
+            .await
+    }
+    .await;
+    match result {
+        Ok(()) => changed(&s, &visitor, "notice_passkey_removed"),
         Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
     }
 }
