@@ -8,6 +8,7 @@ mod enrollment;
 mod harness;
 mod helpdesk;
 mod history;
+mod passkeys;
 mod report;
 mod reset;
 mod verification;

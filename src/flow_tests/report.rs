@@ -100,7 +100,11 @@ async fn the_report_counts_the_scope_its_registrations_and_its_blocks() {
     assert_eq!(report.registered, 3);
     assert_eq!(
         report.registered_by_method,
-        [(MethodKind::Totp, 1), (MethodKind::Email, 2)]
+        [
+            (MethodKind::Totp, 1),
+            (MethodKind::Email, 2),
+            (MethodKind::Passkey, 0)
+        ]
     );
     // ann and bob confirmed 40 days ago, cat today.
     assert_eq!(report.stale, 2);

@@ -81,7 +81,10 @@ async fn a_decoy_start_writes_the_same_rows_and_answers_the_same_shape() {
     for (shape, login) in shapes.iter().zip(["ann", "nobody-here", "bob", "cid"]) {
         assert_eq!(shape, &shapes[0], "{login} differs from a real start");
     }
-    assert_eq!(shapes[0].methods, [MethodKind::Totp, MethodKind::Email]);
+    assert_eq!(
+        shapes[0].methods,
+        [MethodKind::Totp, MethodKind::Email, MethodKind::Passkey]
+    );
 
     // Only the real one can ever succeed, and only it is mailed.
     let users: Vec<_> = flows.iter().map(|(row, _, _)| row.user).collect();

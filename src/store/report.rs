@@ -20,9 +20,14 @@ impl ReportQueries for Store {
             "SELECT object_guid,
                  SUM(CASE WHEN kind = 'totp' THEN 1 ELSE 0 END) AS totp,
                  SUM(CASE WHEN kind = 'email' THEN 1 ELSE 0 END) AS email,
+                 SUM(CASE WHEN kind = 'passkey' THEN 1 ELSE 0 END) AS passkey,
                  MAX(confirmed_at_ms) AS newest
-             FROM enrollment_methods
-             WHERE confirmed_at_ms IS NOT NULL
+             FROM (SELECT object_guid, kind, confirmed_at_ms FROM enrollment_methods
+                   WHERE confirmed_at_ms IS NOT NULL
+                   -- A passkey proved itself when added, and again at each use.
+                   UNION ALL
+                   SELECT object_guid, 'passkey', COALESCE(last_used_at_ms, created_at_ms)
+                   FROM passkeys) AS confirmed
              GROUP BY object_guid",
         )
         .fetch_all(&self.pool)
@@ -41,6 +46,9 @@ impl ReportQueries for Store {
                 }
                 if row.try_get::<i64, _>("email")? > 0 {
                     methods.push(MethodKind::Email);
+                }
+                if row.try_get::<i64, _>("passkey")? > 0 {
+                    methods.push(MethodKind::Passkey);
                 }
                 let newest: i64 = row.try_get("newest")?;
                 Ok(RegisteredUser {

@@ -3,6 +3,7 @@
 
 mod approval;
 mod audit;
+mod authenticator;
 mod branding;
 mod browser;
 mod change;
@@ -28,6 +29,7 @@ mod notices;
 mod outbox;
 mod pages;
 mod pages_prg;
+mod passkeys;
 mod policy;
 mod report;
 mod scaleout;

@@ -260,7 +260,7 @@ async fn report_figures_match_the_fixture_in_every_format() {
     assert_eq!(people("blocked_now"), 1, "{json}");
     assert_eq!(
         json["registered_by_method"],
-        serde_json::json!({"totp": 2, "email": 2})
+        serde_json::json!({"totp": 2, "email": 2, "passkey": 0})
     );
     let row = |action: &str, method: Option<&str>, outcome: &str, count: u64| {
         serde_json::json!({
@@ -300,6 +300,7 @@ async fn report_figures_match_the_fixture_in_every_format() {
         ["blocked_now", "", "", "", "", "", "1"],
         ["registered_by_method", "", "", "totp", "", "", "2"],
         ["registered_by_method", "", "", "email", "", "", "2"],
+        ["registered_by_method", "", "", "passkey", "", "", "0"],
         [
             "activity",
             &day,
@@ -314,7 +315,7 @@ async fn report_figures_match_the_fixture_in_every_format() {
     ] {
         assert!(has(&cells), "{cells:?} in\n{csv}");
     }
-    assert_eq!(rows.len(), 5 + 2 + 5 + 2, "{csv}");
+    assert_eq!(rows.len(), 5 + 3 + 5 + 2, "{csv}");
 
     let table = run(&config, Format::Table).await;
     let line = |label: &str| {

@@ -202,6 +202,7 @@ async fn totp_registration_then_reset_end_to_end() {
             "reconfirm_due": false,
             "step_up_required": false,
             "step_up_methods": ["registration_code"],
+            "passkeys": [],
         })
     );
 
@@ -215,7 +216,7 @@ async fn totp_registration_then_reset_end_to_end() {
     let (status, body) = start(&app, &user.sam).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(body["methods_required"], 1);
-    assert_eq!(body["methods"], json!(["totp", "email"]));
+    assert_eq!(body["methods"], json!(["totp", "email", "passkey"]));
     let flow = body["flow"].as_str().unwrap().to_owned();
 
     // Unverified: no password, AD untouched.

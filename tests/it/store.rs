@@ -865,7 +865,10 @@ async fn flows_round_trip_every_field(db: &TestDb) {
     assert_eq!(store.flow(&hash(1)).await.unwrap(), Some(full.clone()));
     assert_eq!(store.flow(&hash(2)).await.unwrap(), Some(decoy.clone()));
     assert_eq!(store.flow(&hash(3)).await.unwrap(), None);
-    assert_eq!(full.verified(), [MethodKind::Totp, MethodKind::Email]);
+    assert_eq!(
+        full.verified(),
+        [MethodKind::Totp, MethodKind::Email, MethodKind::Passkey]
+    );
     assert!(decoy.verified().is_empty());
 
     assert!(store.create_flow(&flow(1)).await.is_err(), "ids are unique");

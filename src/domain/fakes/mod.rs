@@ -5,6 +5,7 @@
 //! counters are the very rules under test.
 
 mod directory;
+mod passkeys;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use directory::{FakeDirectory, RecordedWrite};
+pub use passkeys::MemoryPasskeys;
 
 use super::clock::{Clock, Timestamp};
 use super::notify::{Mail, MailError, Mailer, Outbox, Queued};

@@ -140,6 +140,7 @@ fn method_key(method: &str) -> Option<&'static str> {
     match method {
         "totp" => Some("method_totp"),
         "email" => Some("method_email"),
+        "passkey" => Some("method_passkey"),
         _ => None,
     }
 }
