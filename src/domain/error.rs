@@ -76,7 +76,9 @@ pub enum FlowError {
     ManagerRefused(ManagerRefusal),
     /// Recovery codes were asked for by a user with no other confirmed method: they are a
     /// backup, never the only way in.
-    #[error("register an authenticator app or an email address first; recovery codes are a backup")]
+    #[error(
+        "register an authenticator app, an email address or a passkey first; recovery codes are a backup"
+    )]
     MethodRequired,
     /// A passkey's answer to its registration challenge did not check out (or there was no
     /// challenge waiting).

@@ -93,10 +93,11 @@ fn is_self_service(path: &str) -> bool {
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// A strict policy: only the pages' own stylesheet and one script file (the helpdesk's copy
-/// button), nothing inline.
-const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
-                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// A strict policy: only the pages' own stylesheet and script files, nothing inline; scripts may
+/// talk to this origin only (the passkey button fetches its WebAuthn options).
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
+                   img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'";
 
 pub fn app(state: AppState) -> Router {
     let headers = ServiceBuilder::new()
@@ -151,6 +152,7 @@ pub fn app(state: AppState) -> Router {
         .route("/static/style.css", get(pages::stylesheet))
         .route("/static/copy.js", get(pages::copy_script))
         .route("/static/password.js", get(pages::password_script))
+        .route("/static/passkey.js", get(pages::passkey_script))
         .merge(pages::brand_routes(&state))
         .merge(pages::routes(state.clone()))
         .merge(api::routes())
@@ -245,7 +247,11 @@ async fn error_bodies(State(state): State<AppState>, request: Request, next: Nex
     }
     let mut rendered = if api && !content_type.starts_with(b"application/json") {
         ApiError::Http(status).into_response()
-    } else if !machine && !content_type.starts_with(b"text/html") {
+    } else if !machine
+        && !content_type.starts_with(b"text/html")
+        // A page's script asked (the passkey options): it shows the answer's message itself.
+        && !content_type.starts_with(b"application/json")
+    {
         state.pages.error_page(locale, status)
     } else {
         return response;

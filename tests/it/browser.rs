@@ -21,6 +21,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
@@ -429,12 +430,14 @@ async fn reload_and_back_on_the_app_set_up_page_start_no_new_secret() {
 
 /// Registration controls that must not be offered before a step-up (or at all, to a refused
 /// sign-in).
-const CHANGING_CONTROLS: [&str; 5] = [
+const CHANGING_CONTROLS: [&str; 7] = [
     "form[action='/register/totp']",
     "a[href='/register/email']",
     "a[href^='/register/remove']",
     "form[action='/register/email']",
     "form[action='/register/totp/confirm']",
+    "form[action='/register/passkey/confirm']",
+    "form[action='/register/passkey/remove']",
 ];
 
 /// A user who registered an authenticator app (through the API, in an earlier visit) comes back
@@ -951,6 +954,428 @@ async fn the_password_page_ticks_rules_while_typing_shows_the_password_and_the_s
         .expect("the old password still binds");
 }
 
+// ------------------------------------------------------------------------------ passkeys
+
+#[tokio::test]
+async fn register_a_passkey_then_reset_the_password_with_it_in_english() {
+    passkey_register_then_reset(Locale::En).await;
+}
+
+#[tokio::test]
+async fn register_a_passkey_then_reset_the_password_with_it_in_dutch() {
+    passkey_register_then_reset(Locale::Nl).await;
+}
+
+/// The app served at `http://localhost:PORT`, its `server.public_url` naming that origin:
+/// WebAuthn takes no IP address as relying party id.
+async fn passkey_site() -> (TestApp, Site) {
+    let (listener, base) = Site::localhost().await;
+    let app = test_app(&format!(
+        "[licence]\nazure_ad_premium = true\n[server]\npublic_url = \"{base}/\"\n{}",
+        smtp_section()
+    ))
+    .await;
+    let site = Site::serve_on(listener, base, app.router.clone());
+    (app, site)
+}
+
+/// Signs `user` in on /register and adds a passkey named `name` with the browser's virtual
+/// authenticator; the overview confirms it and lists it.
+async fn add_passkey_on_the_page(browser: &mut Browser, user: &TestUser, name: &str) {
+    browser.open("passkey-register", "/register").await;
+    browser.check("signin").await;
+    browser.fill("#username", &user.sam).await;
+    browser.fill("#password", &user.password).await;
+    browser.submit("form[action='/register'] button").await;
+    browser.check("overview").await;
+    browser.assert_text("status_passkey_no").await;
+    assert_eq!(
+        browser.prop("form[data-passkey='create']", "hidden").await,
+        "false",
+        "shown where the browser has WebAuthn"
+    );
+    browser.fill("#passkey-name", name).await;
+    browser.submit("form[data-passkey='create'] button").await;
+    assert_eq!(
+        browser.path().await,
+        "/register",
+        "a redirect to the overview"
+    );
+    browser.check("passkey-added").await;
+    browser.assert_text("notice_passkey_added").await;
+    assert_eq!(browser.text(".passkeys li span").await, name);
+}
+
+/// A passkey added on /register with Chromium's virtual authenticator, then a reset in a fresh
+/// visit with it: the new password binds over LDAPS and the old one fails.
+async fn passkey_register_then_reset(locale: Locale) {
+    let (app, site) = passkey_site().await;
+    let user = create_user("brk").await;
+    let mut browser = Browser::launch(&site, locale).await;
+    let authenticator = browser.add_authenticator().await;
+
+    add_passkey_on_the_page(&mut browser, &user, "Work phone").await;
+    let held = browser.authenticator_credentials(&authenticator).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["rpId"], "localhost");
+    let token = sign_in(&app, &user).await;
+    let enrollment = app.get("/api/v1/enrollment", Some(&token)).await.json();
+    assert_eq!(
+        enrollment["passkeys"][0]["name"],
+        json!("Work phone"),
+        "{enrollment}"
+    );
+    let notice = wait_for_mail(&format!("{}@mail.test", user.sam)).await;
+    assert!(notice.code_in().is_none(), "the owner is told, no code");
+
+    browser.forget_cookies().await;
+    browser.open("passkey-reset", "/reset").await;
+    browser.check("start").await;
+    browser.fill("#username", &user.sam).await;
+    browser.submit("form[action='/reset'] button").await;
+    browser.check("verify").await;
+    browser.submit("form[data-passkey='get'] button").await;
+    assert_eq!(browser.path().await, "/reset/password");
+    browser.check("password").await;
+    let new_password = format!("Passkey-{}-Pw7!", locale.tag());
+    browser.fill("#new-password", &new_password).await;
+    browser.fill("#confirm-password", &new_password).await;
+    browser
+        .submit("form[action='/reset/password'] button[type='submit']")
+        .await;
+    browser.check("done").await;
+    browser.assert_text("reset_done_title").await;
+    browser.remove_authenticator(&authenticator).await;
+
+    bind(&user.dn, &new_password)
+        .await
+        .expect("the new password binds");
+    let (rc, _) = bind(&user.dn, &user.password)
+        .await
+        .expect_err("the old password fails");
+    assert_eq!(rc, 49);
+}
+
+/// A passkey added on the page is removed there: the overview says so, and the user has none.
+#[tokio::test]
+async fn a_passkey_is_removed_on_the_registration_page() {
+    let (app, site) = passkey_site().await;
+    let user = create_user("brkr").await;
+    let mut browser = Browser::launch(&site, Locale::En).await;
+    let authenticator = browser.add_authenticator().await;
+    add_passkey_on_the_page(&mut browser, &user, "Old laptop").await;
+
+    browser
+        .submit("form[action='/register/passkey/remove'] button")
+        .await;
+    browser.check("passkey-removed").await;
+    browser.assert_text("notice_passkey_removed").await;
+    browser.assert_text("status_passkey_no").await;
+    browser
+        .assert_absent(&["form[action='/register/passkey/remove']"])
+        .await;
+    browser.remove_authenticator(&authenticator).await;
+    let token = sign_in(&app, &user).await;
+    let enrollment = app.get("/api/v1/enrollment", Some(&token)).await.json();
+    assert_eq!(enrollment["passkeys"], json!([]), "{enrollment}");
+}
+
+/// Where `server.public_url` names an IP address, passkeys are off: neither the registration
+/// overview nor the reset's methods page shows anything about them.
+#[tokio::test]
+async fn nothing_about_passkeys_shows_where_the_public_url_is_an_ip_address() {
+    let (listener, base) = Site::localhost().await;
+    let port = listener.local_addr().unwrap().port();
+    let app = test_app(&format!(
+        "[licence]\nazure_ad_premium = true\n[server]\npublic_url = \"http://127.0.0.1:{port}/\"\n{}",
+        smtp_section()
+    ))
+    .await;
+    let site = Site::serve_on(listener, base, app.router.clone());
+    let user = create_user("brko").await;
+    let token = sign_in(&app, &user).await;
+    register_email(&app, &token).await;
+    let mut browser = Browser::launch(&site, Locale::En).await;
+    let passkey_parts = ["[data-passkey-section]", "form[data-passkey]"];
+
+    browser.open("passkeys-off", "/register").await;
+    browser.fill("#username", &user.sam).await;
+    browser.fill("#password", &user.password).await;
+    browser.submit("form[action='/register'] button").await;
+    browser.check("overview").await;
+    browser.assert_absent(&passkey_parts).await;
+    browser.forget_cookies().await;
+    browser.open("passkeys-off", "/reset").await;
+    browser.fill("#username", &user.sam).await;
+    browser.submit("form[action='/reset'] button").await;
+    browser.check("verify").await;
+    browser.assert_absent(&passkey_parts).await;
+}
+
+// ------------------------------------------------------------------ the passkey script alone
+
+/// What the page of [`script_page`] was sent: the options requests' and the forms' fields.
+#[derive(Clone, Default)]
+struct Posted(Arc<Mutex<Vec<Post>>>);
+
+/// Where a post went ("options create", "form done") and its fields.
+type Post = (String, HashMap<String, String>);
+
+impl Posted {
+    fn take(&self) -> Vec<Post> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+const SCRIPT_USER_ID: &[u8] = b"a user handle, not a GUID";
+const SCRIPT_CHALLENGE: &[u8] = b"a challenge of thirty-two bytes!";
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A page of the test's own with one passkey form of `kind` ("create" or "get"), served with the
+/// service's own script and Content-Security-Policy, whose options endpoint answers options of
+/// the shape webauthn-rs writes. `allow` is the credential id the "get" options allow.
+fn script_page(
+    script: String,
+    csp: String,
+    posted: Posted,
+    allow: Arc<Mutex<String>>,
+) -> axum::Router {
+    use axum::extract::{Form, Path as UrlPath};
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    let page = move |UrlPath(kind): UrlPath<String>| {
+        let csp = csp.clone();
+        async move {
+            let html = format!(
+                r#"<!doctype html><html lang="en"><head><title>Passkey</title>
+<script src="/static/passkey.js" defer></script></head><body><main><h1>Passkey</h1>
+<div data-passkey-section hidden>
+<form method="post" action="/done" data-passkey="{kind}" data-passkey-options="/options/{kind}"
+ data-passkey-status="status" data-passkey-cancelled="Cancelled." data-passkey-failed="Failed.">
+<input type="hidden" name="csrf" value="t0k3n">
+<input type="hidden" name="credential" value="">
+<label for="name">Name</label><input id="name" name="name" value="Work phone">
+<button type="submit">Go</button></form>
+<p id="status" role="alert"></p></div></main></body></html>"#
+            );
+            (
+                [(axum::http::header::CONTENT_SECURITY_POLICY, csp)],
+                axum::response::Html(html),
+            )
+        }
+    };
+    let record = |posted: Posted, what: &'static str| {
+        move |UrlPath(kind): UrlPath<String>, Form(fields): Form<HashMap<String, String>>| {
+            let posted = posted.clone();
+            async move {
+                posted
+                    .0
+                    .lock()
+                    .unwrap()
+                    .push((format!("{what} {kind}"), fields));
+            }
+        }
+    };
+    let options = {
+        let record = record(posted.clone(), "options");
+        move |kind: UrlPath<String>, fields| {
+            let allow = allow.lock().unwrap().clone();
+            async move {
+                let create = kind.0 == "create";
+                record(UrlPath(kind.0.clone()), fields).await;
+                let public_key = if create {
+                    json!({
+                        "rp": {"id": "localhost", "name": "sspr-bridge"},
+                        "user": {"id": b64url(SCRIPT_USER_ID), "name": "jdoe", "displayName": "J. Doe"},
+                        "challenge": b64url(SCRIPT_CHALLENGE),
+                        "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+                        "timeout": 60000,
+                        "excludeCredentials": [],
+                        "authenticatorSelection": {"requireResidentKey": false, "userVerification": "required"},
+                        "attestation": "none",
+                    })
+                } else {
+                    json!({
+                        "challenge": b64url(SCRIPT_CHALLENGE),
+                        "timeout": 5000,
+                        "rpId": "localhost",
+                        "allowCredentials": [{"type": "public-key", "id": allow}],
+                        "userVerification": "required",
+                    })
+                };
+                axum::Json(json!({ "publicKey": public_key }))
+            }
+        }
+    };
+    let done = record(posted, "form");
+    axum::Router::new()
+        .route("/page/{kind}", get(page))
+        .route("/options/{kind}", post(options))
+        .route(
+            "/done",
+            post(move |fields| done(UrlPath("done".to_owned()), fields)),
+        )
+        .route(
+            "/static/passkey.js",
+            get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/javascript")],
+                    script,
+                )
+                    .into_response()
+            }),
+        )
+}
+
+/// static/passkey.js on its own, under the service's CSP, with a virtual authenticator: it
+/// shows its form only where WebAuthn exists, posts the form's fields for options, runs both
+/// ceremonies with them, and posts the result in the shape of `PublicKeyCredential.toJSON()`,
+/// also where the browser lacks `toJSON`; a failed ceremony is told in the live region.
+#[tokio::test]
+async fn the_passkey_script_runs_both_ceremonies_with_a_virtual_authenticator() {
+    let app = test_app(&config()).await;
+    let script = app.get("/static/passkey.js", None).await;
+    assert_eq!(script.status, axum::http::StatusCode::OK);
+    let home = app.get("/", None).await;
+    let csp = home.headers[axum::http::header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let posted = Posted::default();
+    let allow = Arc::new(Mutex::new(String::new()));
+    let (listener, base) = Site::localhost().await;
+    let site = Site::serve_on(
+        listener,
+        base.clone(),
+        script_page(script.body, csp, posted.clone(), allow.clone()),
+    );
+    let mut browser = Browser::launch(&site, Locale::En).await;
+    let authenticator = browser.add_authenticator().await;
+
+    browser.open("passkey-script", "/page/create").await;
+    assert_eq!(
+        browser.prop("[data-passkey-section]", "hidden").await,
+        "false"
+    );
+    browser.submit("form[data-passkey] button").await;
+    let sent = posted.take();
+    assert_eq!(sent.len(), 2, "options, then the form: {:?}", sent);
+    assert_eq!(sent[0].0, "options create");
+    assert_eq!(
+        (
+            sent[0].1.get("csrf"),
+            sent[0].1.get("name"),
+            sent[0].1.get("credential")
+        ),
+        (
+            Some(&"t0k3n".to_owned()),
+            Some(&"Work phone".to_owned()),
+            None
+        ),
+        "the form's fields, without the credential"
+    );
+    let form = &sent[1].1;
+    assert_eq!(form["csrf"], "t0k3n");
+    let created: Value = serde_json::from_str(&form["credential"]).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["rawId"], json!(id), "{created}");
+    assert_eq!(created["type"], "public-key");
+    assert!(
+        created["response"]["attestationObject"].is_string(),
+        "{created}"
+    );
+    assert!(created["response"]["transports"].is_array(), "{created}");
+    let created_data = client_data(&created);
+    assert_eq!(created_data["type"], "webauthn.create");
+    assert_eq!(created_data["challenge"], json!(b64url(SCRIPT_CHALLENGE)));
+    assert_eq!(created_data["origin"], json!(base));
+    let held = browser.authenticator_credentials(&authenticator).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["credentialId"], json!(id));
+    assert_eq!(held[0]["rpId"], "localhost");
+
+    // The same, built by hand, where a browser has no toJSON.
+    *allow.lock().unwrap() = id.clone();
+    browser.open("passkey-script", "/page/get").await;
+    browser
+        .js("delete PublicKeyCredential.prototype.toJSON", vec![])
+        .await;
+    browser.submit("form[data-passkey] button").await;
+    let sent = posted.take();
+    assert_eq!(sent.len(), 2, "options, then the form: {:?}", sent);
+    let asserted: Value = serde_json::from_str(&sent[1].1["credential"]).unwrap();
+    assert_eq!(
+        (&asserted["id"], &asserted["rawId"]),
+        (&json!(id), &json!(id))
+    );
+    assert_eq!(asserted["type"], "public-key");
+    // Null: a credential made as webauthn-rs asks (no resident key) carries no user handle.
+    assert!(
+        [json!(null), json!(b64url(SCRIPT_USER_ID))].contains(&asserted["response"]["userHandle"])
+            && asserted["response"].get("userHandle").is_some(),
+        "{asserted}"
+    );
+    for field in ["authenticatorData", "signature"] {
+        assert!(
+            asserted["response"][field].is_string(),
+            "{field}: {asserted}"
+        );
+    }
+    assert!(asserted["clientExtensionResults"].is_object(), "{asserted}");
+    let asserted_data = client_data(&asserted);
+    assert_eq!(asserted_data["type"], "webauthn.get");
+    assert_eq!(asserted_data["challenge"], json!(b64url(SCRIPT_CHALLENGE)));
+
+    // Without the authenticator the ceremony fails: said in the live region, nothing posted.
+    browser.remove_authenticator(&authenticator).await;
+    browser.open("passkey-script", "/page/get").await;
+    browser.click("form[data-passkey] button").await;
+    let told = wait_for_text(&browser, "#status").await;
+    assert!(told == "Cancelled." || told == "Failed.", "{told}");
+    assert_eq!(browser.path().await, "/page/get");
+    let sent = posted.take();
+    assert_eq!(sent.len(), 1, "only the options: {:?}", sent);
+
+    // Without scripts nothing about passkeys shows.
+    browser
+        .client
+        .issue_cmd(Cdp(
+            "Emulation.setScriptExecutionDisabled",
+            json!({"value": true}),
+        ))
+        .await
+        .unwrap();
+    browser.open("passkey-script", "/page/create").await;
+    assert_eq!(
+        browser.attr("[data-passkey-section]", "hidden").await,
+        "true"
+    );
+}
+
+/// The `clientDataJSON` of a credential in `toJSON()` shape, decoded.
+fn client_data(credential: &Value) -> Value {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(credential["response"]["clientDataJSON"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&raw).unwrap()
+}
+
+/// The text of `css` once it has any, within [`PATIENCE`].
+async fn wait_for_text(browser: &Browser, css: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let text = browser.text(css).await;
+        if !text.is_empty() {
+            return text;
+        }
+        assert!(started.elapsed() < PATIENCE, "{css} stays empty");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 // ---------------------------------------------------------------------------- the app served
 
 /// The app on a loopback TCP port, as `serve` runs it (with the peer address as connect info).
@@ -963,10 +1388,20 @@ impl Site {
     async fn serve(app: &TestApp) -> Site {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let service = app
-            .router
-            .clone()
-            .into_make_service_with_connect_info::<SocketAddr>();
+        Site::serve_on(listener, base, app.router.clone())
+    }
+
+    /// A loopback port to be served as `http://localhost:PORT` (that base), taken before the
+    /// app is built so its `server.public_url` can name it: WebAuthn takes no IP address as
+    /// relying party id, and localhost is a secure context over plain http.
+    async fn localhost() -> (tokio::net::TcpListener, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+        (listener, base)
+    }
+
+    fn serve_on(listener: tokio::net::TcpListener, base: String, router: axum::Router) -> Site {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
             axum::serve(listener, service).await.expect("serve");
         });
@@ -1401,6 +1836,40 @@ impl Browser {
         violations
     }
 
+    /// Adds a virtual authenticator (see [`WebAuthn::Add`]); its id.
+    async fn add_authenticator(&self) -> String {
+        let id = self
+            .client
+            .issue_cmd(WebAuthn::Add)
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver adds no virtual authenticator: {e}"));
+        id.as_str().expect("an authenticator id").to_owned()
+    }
+
+    async fn remove_authenticator(&self, id: &str) {
+        self.client
+            .issue_cmd(WebAuthn::Remove(id.to_owned()))
+            .await
+            .unwrap();
+    }
+
+    /// The credentials the virtual authenticator `id` holds, as chromedriver tells them
+    /// (`credentialId` base64url, `rpId`, `signCount`, …).
+    async fn authenticator_credentials(&self, id: &str) -> Vec<Value> {
+        let held = self
+            .client
+            .issue_cmd(WebAuthn::Credentials(id.to_owned()))
+            .await
+            .unwrap();
+        held.as_array().expect("a list of credentials").clone()
+    }
+
+    /// Clicks the button without waiting for another page: for a form whose script may keep
+    /// the page.
+    async fn click(&self, button: &str) {
+        self.element(button).await.click().await.unwrap();
+    }
+
     /// Screenshots the page and asserts the accessibility basics on it (see the module docs).
     async fn check(&mut self, page: &str) {
         self.pages += 1;
@@ -1486,6 +1955,52 @@ impl WebDriverCompatibleCommand for Cdp {
     fn method_and_body(&self, _: &url::Url) -> (Method, Option<String>) {
         let body = json!({"cmd": self.0, "params": self.1});
         (Method::POST, Some(body.to_string()))
+    }
+}
+
+/// WebDriver's WebAuthn commands (W3C WebAuthn Level 2, §11), which chromedriver implements
+/// with Chromium's virtual authenticators: a passkey held in the test, nothing plugged in.
+#[derive(Debug)]
+enum WebAuthn {
+    /// A platform authenticator that keeps discoverable credentials and verifies its user
+    /// (as a phone's or a laptop's passkey store does), so ceremonies that require user
+    /// verification succeed without a prompt.
+    Add,
+    Remove(String),
+    Credentials(String),
+}
+
+impl WebDriverCompatibleCommand for WebAuthn {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        let session = session.expect("a session");
+        base.join(&match self {
+            WebAuthn::Add => format!("session/{session}/webauthn/authenticator"),
+            WebAuthn::Remove(id) => format!("session/{session}/webauthn/authenticator/{id}"),
+            WebAuthn::Credentials(id) => {
+                format!("session/{session}/webauthn/authenticator/{id}/credentials")
+            }
+        })
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (Method, Option<String>) {
+        match self {
+            WebAuthn::Add => {
+                let options = json!({
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": true,
+                    "hasUserVerification": true,
+                    "isUserVerified": true,
+                });
+                (Method::POST, Some(options.to_string()))
+            }
+            WebAuthn::Remove(_) => (Method::DELETE, None),
+            WebAuthn::Credentials(_) => (Method::GET, None),
+        }
     }
 }
 

@@ -43,7 +43,8 @@ impl Enrollment<'_> {
         self.recovery_codes_on()?;
         let session = self.changing_session(token, client).await?;
         let methods = d.registrations.methods(&session.user).await?;
-        if !methods.iter().any(|m| m.confirmed_at.is_some()) {
+        let passkeys = d.passkeys.passkeys(&session.user).await?;
+        if !methods.iter().any(|m| m.confirmed_at.is_some()) && passkeys.is_empty() {
             return Err(FlowError::MethodRequired);
         }
         let codes: Vec<_> = (0..RECOVERY_CODES)

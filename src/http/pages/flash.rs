@@ -52,6 +52,8 @@ const NOTICES: &[&str] = &[
     "notice_registrations_cleared",
     "approve_code_sent",
     "notice_registration_code",
+    "notice_passkey_added",
+    "notice_passkey_removed",
 ];
 
 /// What a page reached by a redirect shows, besides what the domain keeps.

@@ -345,5 +345,16 @@ pub async fn copy_script() -> impl IntoResponse {
     )
 }
 
+/// The passkey buttons' WebAuthn ceremonies; without it, the pages offer no passkey.
+pub async fn passkey_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../../static/passkey.js"),
+    )
+}
+
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
-use axum::{Form, Router};
+use axum::{Form, Json, Router};
 use base64::Engine;
 use minijinja::{Value, context};
 use secrecy::SecretString;
@@ -46,6 +46,9 @@ pub fn routes() -> Router<AppState> {
         .route("/register/step-up/email", step(post(send_step_up_code)))
         .route("/register/sign-out", step(post(sign_out)))
         .route("/register/recovery-codes", step(post(new_recovery_codes)))
+        .route("/register/passkey", step(post(passkey_options)))
+        .route("/register/passkey/confirm", step(post(confirm_passkey)))
+        .route("/register/passkey/remove", step(post(remove_passkey)))
 }
 
 #[derive(Deserialize, Default)]
@@ -78,6 +81,23 @@ struct StepUp {
 #[serde(default)]
 struct Address {
     address: String,
+}
+
+/// The passkey form: its name, and (sent by static/passkey.js) the browser's credential.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NewPasskey {
+    name: String,
+    /// `PublicKeyCredential.toJSON()`, as JSON text.
+    credential: String,
+    /// The form's mark (see [`PageState::replayed`]).
+    once: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PasskeyId {
+    id: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -129,6 +149,11 @@ async fn overview(
     let status = Enrollment::new(&s.deps)
         .status(token, &visitor.client)
         .await?;
+    let passkeys: Vec<Value> = status
+        .passkeys
+        .iter()
+        .map(|p| context! { id => p.id, name => p.name })
+        .collect();
     let apps: Vec<_> = status
         .authenticators
         .iter()
@@ -139,6 +164,8 @@ async fn overview(
         apps,
         max_apps => MAX_TOTP_APPS,
         email => status.email,
+        passkeys_on => s.deps.settings.passkeys.passkeys_enabled(),
+        passkeys,
         reconfirm_due => status.reconfirm_due,
         step_up_required => status.step_up_required,
         step_up_methods => status
@@ -619,6 +646,69 @@ async fn new_recovery_codes(State(s): State<AppState>, visitor: Visitor) -> Resp
             let reply = page("register_recovery_codes.html").vars(context! { codes });
             s.pages.show(&visitor, reply)
         }
+        Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    }
+}
+
+/// The creation options for the page's script, which runs `navigator.credentials.create` with
+/// them; a refusal as `{"message"}` for it to show.
+async fn passkey_options(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<NewPasskey>,
+) -> Response {
+    let result = async {
+        Enrollment::new(&s.deps)
+            .begin_passkey(session(&visitor)?, &form.name, &visitor.client)
+            .await
+    }
+    .await;
+    match result {
+        Ok(options) => Json(options).into_response(),
+        Err(e) => s
+            .pages
+            .refusal_json(visitor.locale, e, "error_passkey_name"),
+    }
+}
+
+async fn confirm_passkey(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Carried(carried): Carried,
+    Form(form): Form<NewPasskey>,
+) -> Response {
+    let token = match session(&visitor) {
+        Ok(token) => token,
+        Err(e) => return refused(&s, &visitor, page("message.html"), e, "error_directory"),
+    };
+    let state = carried.unwrap_or_default();
+    if state.replayed(&form.once) {
+        return see_other(HERE, []);
+    }
+    // Not JSON (no script sent it): checked as no answer to the challenge, and refused.
+    let credential = serde_json::from_str(&form.credential).unwrap_or_default();
+    match Enrollment::new(&s.deps)
+        .confirm_passkey(token, &form.name, &credential, &visitor.client)
+        .await
+    {
+        Ok(()) => changed(&s, &visitor, "notice_passkey_added"),
+        Err(e) => refused_on_overview(&s, &visitor, token, state, e, "error_passkey_name").await,
+    }
+}
+
+async fn remove_passkey(
+    State(s): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<PasskeyId>,
+) -> Response {
+    let result = async {
+        Enrollment::new(&s.deps)
+            .remove_passkey(session(&visitor)?, &form.id, &visitor.client)
+            .await
+    }
+    .await;
+    match result {
+        Ok(()) => changed(&s, &visitor, "notice_passkey_removed"),
         Err(e) => refused(&s, &visitor, page("message.html"), e, "error_directory"),
     }
 }

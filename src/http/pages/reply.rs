@@ -2,7 +2,7 @@
 //! a friendly, localized reading of a [`FlowError`]) and the cookies to set.
 
 use axum::http::{StatusCode, Uri, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use minijinja::{Value, context};
 use serde::Serialize;
 
@@ -199,7 +199,15 @@ impl Reply {
                 alert.key = "error_password_change_required";
             }
             ApiError::Flow(FlowError::StepUpRequired) => alert.key = "error_step_up_required",
-            ApiError::Flow(FlowError::LimitReached) => alert.key = "error_limit_reached",
+            ApiError::Flow(FlowError::InvalidCredential) => alert.key = "error_passkey_invalid",
+            // Apps and passkeys have a limit each; the passkey forms' own texts say which.
+            ApiError::Flow(FlowError::LimitReached) => {
+                alert.key = if detail.starts_with("error_passkey") {
+                    "error_passkey_limit"
+                } else {
+                    "error_limit_reached"
+                };
+            }
             ApiError::Flow(FlowError::ManagerRefused(why)) => {
                 alert.key = match why {
                     ManagerRefusal::NoManager => "error_no_manager",
@@ -271,16 +279,46 @@ impl Pages {
         self.show_with(locale, "", reply)
     }
 
+    /// A refusal for a page's script (the passkey buttons' options): `{"message"}`, the text
+    /// the page would show, with the page's status.
+    pub fn refusal_json(&self, locale: Locale, error: FlowError, detail: &'static str) -> Response {
+        let reply = Reply::new("message.html").failure(error, detail);
+        let message = reply
+            .alert
+            .as_ref()
+            .map(|a| self.alert_text(locale, a))
+            .unwrap_or_default();
+        let mut response = (
+            reply.status,
+            axum::Json(serde_json::json!({ "message": message })),
+        )
+            .into_response();
+        if let Some(secs) = reply.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, secs.into());
+        }
+        if let Some(cause) = reply.cause {
+            response.extensions_mut().insert(ErrorCause(cause));
+        }
+        response
+    }
+
+    /// The alert's text in `locale`, its placeholders filled.
+    fn alert_text(&self, locale: Locale, a: &Alert) -> String {
+        let wait = a.wait.map(|d| span(d, locale));
+        let params: Vec<(&str, &str)> = a
+            .params
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .chain(wait.as_deref().map(|w| ("wait", w)))
+            .collect();
+        crate::i18n::fill_with(&self.text(locale, a.key), &params)
+    }
+
     fn show_with(&self, locale: Locale, csrf: &str, reply: Reply) -> Response {
         let alert = reply.alert.as_ref().map(|a| {
-            let wait = a.wait.map(|d| span(d, locale));
-            let params: Vec<(&str, &str)> = a
-                .params
-                .iter()
-                .map(|(n, v)| (*n, v.as_str()))
-                .chain(wait.as_deref().map(|w| ("wait", w)))
-                .collect();
-            let text = crate::i18n::fill_with(&self.text(locale, a.key), &params);
+            let text = self.alert_text(locale, a);
             ShownAlert {
                 kind: if a.error { "error" } else { "success" },
                 text,
@@ -384,6 +422,44 @@ mod tests {
         }));
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(!body.contains("0000052D"), "{body}");
+    }
+}
+
+#[cfg(test)]
+mod refusals_for_scripts {
+    use super::*;
+
+    #[test]
+    fn a_script_gets_the_pages_message_as_json_with_the_pages_status() {
+        let pages = Pages::new(None, true, false);
+        let response = pages.refusal_json(
+            Locale::Nl,
+            FlowError::InvalidCode {
+                remaining_attempts: 3,
+            },
+            "error_code",
+        );
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body =
+            futures::executor::block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+                .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("Nog 3 pogingen"), "{body}");
+
+        let response = pages.refusal_json(
+            Locale::En,
+            FlowError::InvalidInput("no name".into()),
+            "error_passkey_name",
+        );
+        let body =
+            futures::executor::block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+                .unwrap();
+        assert!(
+            String::from_utf8_lossy(&body).contains("1 to 64 characters"),
+            "the handler's text for its own input"
+        );
     }
 }
 

@@ -3,12 +3,12 @@
 
 use std::convert::Infallible;
 
-use axum::Router;
 use axum::extract::{Form, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Json, Router};
 use minijinja::context;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -63,6 +63,10 @@ pub fn routes() -> Router<AppState> {
             .route(here, get(start_form).post(start))
             .route(&format!("{here}/email"), post(send_code).get(back_to_start))
             .route(&format!("{here}/verify"), get(verify_form).post(verify))
+            .route(
+                &format!("{here}/passkey"),
+                post(passkey_options).get(back_to_start),
+            )
             .route(&format!("{here}/done"), get(done));
     }
     router
@@ -79,6 +83,9 @@ struct Start {
 struct Verify {
     method: String,
     code: String,
+    /// A passkey's answer (`PublicKeyCredential.toJSON()` as JSON text), sent by
+    /// static/passkey.js; verified where the other methods' code is.
+    credential: String,
     /// The form's mark (see [`PageState::replayed`]).
     once: String,
 }
@@ -263,9 +270,13 @@ async fn verify(
         let reply = verify_page(purpose, &state).problem(StatusCode::BAD_REQUEST, "error_method");
         return s.pages.show(&visitor, reply);
     };
+    let code = match method {
+        MethodKind::Passkey => &form.credential,
+        _ => &form.code,
+    };
     let result = async {
         Reset::new(&s.deps)
-            .verify(flow(&visitor)?, method, &form.code, &visitor.client)
+            .verify(flow(&visitor)?, method, code, &visitor.client)
             .await
     }
     .await;
@@ -297,6 +308,21 @@ async fn verify(
             let response = refused(&s, &visitor, purpose, retry, e, "error_code");
             kept(&s, &visitor, response, state)
         }
+    }
+}
+
+/// The request options for the page's script, which runs `navigator.credentials.get` with
+/// them; a refusal as `{"message"}` for it to show.
+async fn passkey_options(State(s): State<AppState>, visitor: Visitor) -> Response {
+    let result = async {
+        Reset::new(&s.deps)
+            .passkey_options(flow(&visitor)?, &visitor.client)
+            .await
+    }
+    .await;
+    match result {
+        Ok(options) => Json(options).into_response(),
+        Err(e) => s.pages.refusal_json(visitor.locale, e, "error_code"),
     }
 }
 
