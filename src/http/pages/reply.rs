@@ -202,7 +202,7 @@ impl Reply {
             ApiError::Flow(FlowError::InvalidCredential) => alert.key = "error_passkey_invalid",
             // Apps and passkeys have a limit each; the passkey forms' own texts say which.
             ApiError::Flow(FlowError::LimitReached) => {
-                alert.key = if detail.starts_with("error_passkey") {
+                alert.key = if detail == "error_passkey_name" {
                     "error_passkey_limit"
                 } else {
                     "error_limit_reached"
