@@ -129,6 +129,11 @@ pub fn span(d: std::time::Duration, locale: Locale) -> String {
 #[derive(Clone, Debug)]
 pub struct ErrorCause(pub String);
 
+/// Marks a refusal a page's script asked for (the passkey buttons' options): its JSON
+/// `{"message"}` reaches the script, not turned into an error page.
+#[derive(Clone, Copy, Debug)]
+pub struct ForScript;
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {

@@ -27,7 +27,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::domain::deps::Deps;
 use crate::domain::licence::LicenceGate;
-use crate::error::{ApiError, ErrorCause};
+use crate::error::{ApiError, ErrorCause, ForScript};
 use crate::store::Store;
 pub use pages::{Branding, Pages};
 pub use proxy::{Cidr, TrustedProxies};
@@ -237,6 +237,7 @@ async fn error_bodies(State(state): State<AppState>, request: Request, next: Nex
     let locale = pages::Locale::negotiate(&request);
     let response = next.run(request).await;
     let status = response.status();
+    let for_script = response.extensions().get::<ForScript>().is_some();
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -250,7 +251,7 @@ async fn error_bodies(State(state): State<AppState>, request: Request, next: Nex
     } else if !machine
         && !content_type.starts_with(b"text/html")
         // A page's script asked (the passkey options): it shows the answer's message itself.
-        && !content_type.starts_with(b"application/json")
+        && !for_script
     {
         state.pages.error_page(locale, status)
     } else {

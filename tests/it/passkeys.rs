@@ -131,7 +131,11 @@ async fn a_passkey_registers_resets_the_password_and_a_clone_is_refused() {
     // The owner hears of it at AD `mail`.
     let notice = wait_for_mail(&format!("{}@mail.test", user.sam)).await;
     assert!(notice.subject.contains("was added"), "{}", notice.subject);
-    assert!(notice.text.contains("a passkey"), "{}", notice.text);
+    assert!(
+        notice.text.contains("the passkey “Work phone”"),
+        "{}",
+        notice.text
+    );
 
     let (status, body) = {
         let a = app
@@ -375,7 +379,7 @@ async fn five_passkeys_at_most_and_each_can_be_removed() {
     for _ in 0..8 {
         let mail = wait_for_mail(&ad_mail).await;
         if mail.subject.contains("was removed") {
-            removed = mail.text.contains("a passkey");
+            removed = mail.text.contains("the passkey “");
             break;
         }
     }

@@ -14,7 +14,7 @@ use crate::domain::helpdesk::ManagerRefusal;
 use crate::domain::policy::Violation;
 use crate::domain::reset::{MAX_PASSWORD_CHARS, retry_after_secs};
 use crate::domain::scope::Exclusion;
-use crate::error::{ApiError, ErrorCause, span};
+use crate::error::{ApiError, ErrorCause, ForScript, span};
 
 pub struct Reply {
     status: StatusCode,
@@ -293,6 +293,7 @@ impl Pages {
             axum::Json(serde_json::json!({ "message": message })),
         )
             .into_response();
+        response.extensions_mut().insert(ForScript);
         if let Some(secs) = reply.retry_after {
             response
                 .headers_mut()
