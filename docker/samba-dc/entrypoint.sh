@@ -24,6 +24,8 @@
 #                                   DNS:name / IP:addr). An existing certificate that lacks one is
 #                                   reissued by the same CA.
 #   SSPR_DC_ADMIN_PASSWORD          Administrator password at provisioning (default: random)
+#   SSPR_DC_ACL_XATTR=user.NTACL    where provisioning keeps the sysvol's NT ACLs (set in the
+#                                   image; empty needs CAP_SYS_ADMIN, see scripts/lib/dc.sh)
 #   SSPR_DC_DEMO_OBJECTS=1          create the demo users and groups (0: leave the domain empty)
 #   SSPR_DC_DEBUG_LEVEL             samba's debug level (-d), e.g. 3
 # Arguments, if any, are run instead of samba once everything is set up (e.g. `bash`).

@@ -50,6 +50,12 @@ fi
 # What both DCs run: LDAP for the clients, RPC for DRSUAPI (join, replication). Measured: a join
 # needs nothing else once it is told the site (no CLDAP) and uses NTLM (no KDC).
 SSPR_DC_SERVICES="ldap rpc"
+# The extended attribute Samba keeps the sysvol's NT ACLs in (acl_xattr:security_acl_name). Empty:
+# Samba's default, security.NTACL, which only a process with CAP_SYS_ADMIN may write, so
+# `domain provision` fails with NT_STATUS_ACCESS_DENIED in setsysvolacl inside a container with
+# the default capabilities. docker/samba-dc sets user.NTACL, which any root may write; this DC
+# serves no files over SMB, so where the ACLs live changes nothing else.
+SSPR_DC_ACL_XATTR=${SSPR_DC_ACL_XATTR:-}
 
 # The demo users (scripts/demo, docker/samba-dc): user password given-name surname mail (- = none).
 # helpdesk1 is in "SSPR Helpdesk Tier1", which is a member of "SSPR Helpdesk".
@@ -109,6 +115,7 @@ dc_provision() {
         "log file = $dir/log.%m"
         "debug hires timestamp = yes"
     )
+    [[ -n $SSPR_DC_ACL_XATTR ]] && opts+=("acl_xattr:security_acl_name = $SSPR_DC_ACL_XATTR")
     local args=(
         domain provision -s "$dir/provision-base.conf"
         --realm="$SSPR_DC_REALM" --domain="$SSPR_DC_DOMAIN" --host-name=dc1
