@@ -42,8 +42,9 @@ RUN touch src/main.rs src/lib.rs \
  && install -D -m 0755 target/release/sspr-bridge /out/sspr-bridge \
  && /out/sspr-bridge --version | grep -q '^sspr-bridge '
 
-############################################################################ runtime
-FROM debian:bookworm-slim AS runtime
+############################################################################ base
+# Everything of the runtime image but the binary, shared by the two targets below.
+FROM debian:bookworm-slim AS base
 
 LABEL org.opencontainers.image.title="sspr-bridge" \
       org.opencontainers.image.description="Self-service password reset for on-premises Active Directory" \
@@ -65,8 +66,6 @@ RUN groupadd --system --gid 10001 sspr \
         --home-dir /var/lib/sspr-bridge --shell /usr/sbin/nologin sspr \
  && install -d -o sspr -g sspr -m 0750 /var/lib/sspr-bridge
 
-COPY --from=build /out/sspr-bridge /usr/local/bin/sspr-bridge
-
 # Inside a container the service must listen on every interface. This environment variable is
 # the top configuration layer, so it also wins over server.listen in a --config file: change the
 # address or port here (-e SSPR__SERVER__LISTEN=...), not in the file.
@@ -74,19 +73,42 @@ ENV SSPR__SERVER__LISTEN=0.0.0.0:8080
 EXPOSE 8080
 # Plain log lines for `docker logs` and log collectors (no ANSI colours); or SSPR__LOG__FORMAT=json.
 ENV NO_COLOR=1
+# In Compose, the DC container writes the files this one reads (CA, bind password, secret key)
+# and takes up to a few minutes to provision; not every engine holds this one back until the DC
+# is healthy. `serve` waits up to this long for missing files and for a DC to answer, with a log
+# line every few seconds, instead of exiting and being restarted (server.startup_wait).
+ENV SSPR__SERVER__STARTUP_WAIT=180s
 
 USER 10001:10001
 WORKDIR /var/lib/sspr-bridge
 
-# Liveness: GET /healthz on the port of SSPR__SERVER__LISTEN, via bash's /dev/tcp (bash is part
-# of every Debian image), so no HTTP client has to be installed.
+# Liveness: GET /healthz on the port of SSPR__SERVER__LISTEN, by the binary itself
+# (`sspr-bridge healthcheck`: exit 0 on HTTP 200), so the image needs no HTTP client or shell.
 # Deliberately not `sspr-bridge check`: it opens an LDAPS connection to every DC and an SMTP
 # session on every run and fails whenever one of them is down, which would mark this container
 # unhealthy (and get it restarted by orchestrators that act on health) for an outage elsewhere.
 # Not /readyz either, for the same reason: it is for load balancers, which should stop sending
 # traffic while no DC answers, not restart the service. Run `check` once at deployment instead.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/bin/bash", "-c", "exec 3<>\"/dev/tcp/127.0.0.1/${SSPR__SERVER__LISTEN##*:}\" && printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && IFS=' ' read -r -t 4 _ status _ <&3 && [ \"$status\" = 200 ]"]
+# (Podman keeps HEALTHCHECK only in images built with --format docker.)
+HEALTHCHECK --interval=30s --timeout=10s --start-period=200s --retries=3 \
+    CMD ["sspr-bridge", "healthcheck"]
 
 ENTRYPOINT ["sspr-bridge"]
 CMD ["serve"]
+
+############################################################################ prebuilt
+# The runtime image around a binary built outside (scripts/test-containers uses the release
+# build it already has, to save the build stage's minutes):
+#   cargo build --release --locked
+#   docker build --target prebuilt -t sspr-bridge .
+# The binary must be built on Debian 12 (glibc, libssl3) and be in the build context, which
+# .dockerignore limits to target/release/sspr-bridge.
+FROM base AS prebuilt
+ARG SSPR_BINARY=target/release/sspr-bridge
+COPY ${SSPR_BINARY} /usr/local/bin/sspr-bridge
+RUN ["/usr/local/bin/sspr-bridge", "--version"]
+
+############################################################################ runtime
+# The default target (the last one): the binary from the build stage above.
+FROM base AS runtime
+COPY --from=build /out/sspr-bridge /usr/local/bin/sspr-bridge
