@@ -79,7 +79,10 @@ write_secrets() {
     chmod 0750 "$secrets"
     # The service binds as the delegated account svc-sspr, as scripts/demo does. Copied on every
     # start: the DC volume may be new.
-    install -m 0400 -o "$service_uid" -g "$service_uid" "$dc/service_password" "$secrets/bind_password"
+    # Written aside and renamed: the service container may be waiting for this file
+    # (server.startup_wait) and must never read it half-written.
+    install -m 0400 -o "$service_uid" -g "$service_uid" "$dc/service_password" "$secrets/bind_password.tmp"
+    mv -f "$secrets/bind_password.tmp" "$secrets/bind_password"
     if [[ ! -s $secrets/secret_key ]]; then
         # 32 random bytes in standard base64, exactly what `sspr-bridge gen-key` prints.
         (umask 077 && openssl rand -base64 32 >"$secrets/secret_key.tmp")
