@@ -97,12 +97,12 @@ ENTRYPOINT ["sspr-bridge"]
 CMD ["serve"]
 
 ############################################################################ prebuilt
-# The runtime image around a binary built outside (scripts/test-containers uses the release
-# build it already has, to save the build stage's minutes):
+# The runtime image around a binary built outside, to save the build stage's minutes
+# (scripts/test-containers stages its binary as target/container/sspr-bridge):
 #   cargo build --release --locked
 #   docker build --target prebuilt -t sspr-bridge .
 # The binary must be built on Debian 12 (glibc, libssl3) and be in the build context, which
-# .dockerignore limits to target/release/sspr-bridge.
+# .dockerignore limits to target/release/sspr-bridge and target/container/sspr-bridge.
 FROM base AS prebuilt
 ARG SSPR_BINARY=target/release/sspr-bridge
 COPY ${SSPR_BINARY} /usr/local/bin/sspr-bridge
