@@ -17,7 +17,7 @@ fn free_port() -> u16 {
 /// A service configuration on the test DC, listening on `port`, on the database
 /// `SSPR_TEST_DATABASE` names: the file, and the variables that complete it.
 struct Setup {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     config: PathBuf,
     envs: Vec<(String, String)>,
     _database: TestDatabase,
@@ -39,12 +39,18 @@ impl Setup {
             ("SSPR__DATABASE__URL".to_owned(), database.url.clone()),
         ];
         Setup {
-            _dir: dir,
+            dir,
             config,
             envs,
             _database: database,
             port,
         }
+    }
+
+    /// The value the last of [`Setup::envs`] named `name` gives.
+    fn var(&self, name: &str) -> &str {
+        let found = self.envs.iter().rev().find(|(k, _)| k == name);
+        found.map(|(_, v)| v.as_str()).unwrap_or_default()
     }
 
     fn with(mut self, key: &str, value: impl Into<String>) -> Self {
@@ -260,7 +266,7 @@ async fn healthcheck_speaks_https_trusting_exactly_the_configured_certificate() 
 #[tokio::test]
 async fn serve_waits_for_a_secret_file_written_after_it_started() {
     let setup = Setup::new("").await;
-    let password_file = setup._dir.path().join("written-later");
+    let password_file = setup.dir.path().join("written-later");
     let setup = setup
         .with(
             "SSPR__DIRECTORY__BIND_PASSWORD_FILE",
@@ -306,7 +312,7 @@ async fn serve_waits_for_a_secret_file_written_after_it_started() {
 #[tokio::test]
 async fn serve_gives_up_on_a_file_that_never_appears_and_names_its_key() {
     let setup = Setup::new("").await;
-    let never = setup._dir.path().join("never-written");
+    let never = setup.dir.path().join("never-written");
     let setup = setup
         .with(
             "SSPR__DIRECTORY__BIND_PASSWORD_FILE",
@@ -337,7 +343,7 @@ async fn serve_gives_up_on_a_file_that_never_appears_and_names_its_key() {
 #[tokio::test]
 async fn serve_does_not_wait_for_a_missing_file_by_default() {
     let setup = Setup::new("").await;
-    let never = setup._dir.path().join("never-written");
+    let never = setup.dir.path().join("never-written");
     let setup = setup.with(
         "SSPR__DIRECTORY__BIND_PASSWORD_FILE",
         never.display().to_string(),
@@ -392,7 +398,7 @@ async fn serve_stops_waiting_at_once_when_the_dc_refuses_the_bind() {
     // else's lockout.
     let user = harness::create_user("waitbind").await;
     let setup = Setup::new("").await;
-    let wrong = setup._dir.path().join("wrong-password");
+    let wrong = setup.dir.path().join("wrong-password");
     std::fs::write(&wrong, "not-the-password\n").unwrap();
     let setup = setup
         .with("SSPR__DIRECTORY__BIND_DN", user.dn.clone())
@@ -434,4 +440,36 @@ async fn serve_does_not_wait_when_the_dc_answers() {
     assert!(status.success(), "{stderr}");
     assert!(!stderr.contains("waiting"), "{stderr}");
     assert!(stderr.contains("sspr-bridge listening"), "{stderr}");
+}
+
+#[tokio::test]
+async fn migrate_waits_for_the_secret_key_file_too() {
+    let setup = Setup::new("").await;
+    let key_file = setup.dir.path().join("secret-key");
+    let key = setup.var("SSPR__SECURITY__SECRET_KEY").to_owned();
+    let setup = setup
+        .with("SSPR__SECURITY__SECRET_KEY", "")
+        .with(
+            "SSPR__SECURITY__SECRET_KEY_FILE",
+            key_file.display().to_string(),
+        )
+        .with("SSPR__SERVER__STARTUP_WAIT", "20s");
+    let child = setup
+        .command(&["migrate"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let (status, stderr) = tokio::task::spawn_blocking(move || {
+        exited(child, Duration::from_secs(20)).expect("migrate ends")
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("security.secret_key_file") && stderr.contains("appeared after"),
+        "{stderr}"
+    );
 }
