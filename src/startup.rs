@@ -180,31 +180,30 @@ pub async fn wait_for_directory(directory: &dyn Directory, wait: &StartupWait) {
             );
             return;
         }
+        let limit = humantime::format_duration(wait.limit());
         match pace.after_failure(wait, now) {
             Step::GiveUp => {
+                let message = format!(
+                    "no domain controller answered within server.startup_wait ({limit}); starting \
+                     anyway, not ready until one does"
+                );
+                if last.is_empty() {
+                    // Not one round of tries ended within the limit.
+                    tracing::warn!(class = "timeout", "{message}");
+                }
                 for dc in &last {
                     if let Err(e) = &dc.result {
                         tracing::warn!(
                             dc = %dc.url,
                             class = failure_class(e),
                             error = %e,
-                            "no domain controller answered within server.startup_wait ({}); \
-                             starting anyway, not ready until one does",
-                            humantime::format_duration(wait.limit())
+                            "{message}"
                         );
                     }
-                }
-                if last.is_empty() {
-                    tracing::warn!(
-                        "no domain controller answered within server.startup_wait ({}); starting \
-                         anyway, not ready until one does",
-                        humantime::format_duration(wait.limit())
-                    );
                 }
                 return;
             }
             Step::Retry(Some(note)) => {
-                let limit = humantime::format_duration(wait.limit());
                 let message = match note {
                     Note::Begins => {
                         format!(
