@@ -139,6 +139,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     #[serde(deserialize_with = "de::at_least_one")]
     pub max_connections_per_client: usize,
+    /// How long `serve` waits at start for files that do not exist yet and for a DC.
+    #[serde(with = "humantime_serde")]
+    pub startup_wait: Duration,
 }
 
 /// `server.tls_cert` and `server.tls_key`, checked to exist and to parse as a matching pair.
@@ -326,12 +329,18 @@ pub struct AuditConfig {
 #[derive(Debug)]
 pub struct ConfigError {
     pub problems: Vec<Problem>,
+    /// `server.startup_wait` as the layers give it, zero when it could not be read: how long
+    /// `serve` may wait for the files of [`ConfigError::missing_files`] to appear.
+    pub startup_wait: Duration,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Problem {
     pub key: String,
     pub message: String,
+    /// The file the key names, when the only trouble is that it does not exist (yet): in a
+    /// container another one may still be writing it.
+    pub missing_file: Option<PathBuf>,
 }
 
 impl fmt::Display for ConfigError {
@@ -351,6 +360,14 @@ impl Problem {
         Self {
             key: key.to_owned(),
             message: message.into(),
+            missing_file: None,
+        }
+    }
+
+    fn missing(key: &str, path: &Path, message: impl Into<String>) -> Self {
+        Self {
+            missing_file: Some(path.to_owned()),
+            ..Self::new(key, message)
         }
     }
 }
@@ -358,11 +375,21 @@ impl Problem {
 impl ConfigError {
     fn single(key: &str, message: impl Into<String>) -> Self {
         Self {
-            problems: vec![Problem {
-                key: key.to_owned(),
-                message: message.into(),
-            }],
+            problems: vec![Problem::new(key, message)],
+            startup_wait: Duration::ZERO,
         }
+    }
+
+    /// The files named by the configuration that do not exist yet, with their keys, when they
+    /// are all that is wrong; `None` when anything else is wrong too, which waiting cannot mend.
+    pub fn missing_files(&self) -> Option<Vec<(&str, &Path)>> {
+        if self.problems.is_empty() {
+            return None;
+        }
+        self.problems
+            .iter()
+            .map(|p| Some((p.key.as_str(), p.missing_file.as_deref()?)))
+            .collect()
     }
 
     pub fn mentions(&self, key: &str) -> bool {

@@ -19,6 +19,7 @@ pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod server;
+pub mod startup;
 pub mod store;
 pub mod tls;
 pub mod when;

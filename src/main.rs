@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use sspr_bridge::cli::reminders::{self, Batch, BatchArgs};
-use sspr_bridge::cli::{self, audit_export, check, registration_codes, report};
+use sspr_bridge::cli::{self, audit_export, check, healthcheck, registration_codes, report};
 use sspr_bridge::config::{Config, ConfigError, SecretKey, Sources};
 use sspr_bridge::server;
+use sspr_bridge::startup::{self, StartupWait};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +34,17 @@ enum Command {
     Check,
     /// Print a new random security.secret_key.
     GenKey,
+    /// Probe the running service's /healthz (at loopback on server.listen's port, over HTTPS
+    /// when server.tls_cert is set): exit 0 on status 200, else 1 with the reason. For a
+    /// container's HEALTHCHECK.
+    Healthcheck {
+        /// Give up after this long.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Probe /healthz under this base URL instead, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: Option<url::Url>,
+    },
     /// Export the audit log (sign-ins, registrations, flows, verifications, resets, unlocks,
     /// throttle hits) to standard output.
     Audit {
@@ -85,6 +98,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let started = Instant::now();
     // Before anything builds a TLS configuration: rustls with ring, the only TLS in this binary.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
@@ -92,20 +106,32 @@ fn main() -> ExitCode {
         println!("{}", SecretKey::generate_base64());
         return ExitCode::SUCCESS;
     }
-    let config = match Config::load(&Sources {
+    let sources = Sources {
         file: cli.config.clone(),
         layers: Vec::new(),
         environment: true,
-    }) {
-        Ok(config) => config,
+    };
+    // Only the commands a container starts beside its DC wait for what the DC provides.
+    let loaded = match cli.command {
+        Command::Serve | Command::Migrate => startup::load_config(&sources, started),
+        _ => Config::load(&sources).map(|c| (c, StartupWait::new(started, Duration::ZERO))),
+    };
+    let (config, wait) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => return config_failure(&cli.command, &e),
     };
-    // Nothing has installed a subscriber yet, so this cannot fail.
-    let _ = sspr_bridge::logging::init(&config.log, std::io::stderr);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let probe = matches!(cli.command, Command::Healthcheck { .. });
+    // The probe's only output is its one line; nothing else needs logging either.
+    if !probe {
+        // Nothing has installed a subscriber yet, so this cannot fail.
+        let _ = sspr_bridge::logging::init(&config.log, std::io::stderr);
+    }
+    let mut runtime = if probe {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match runtime.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -114,7 +140,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Serve => match server::serve(&config).await {
+            Command::Serve => match server::serve(&config, &wait).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start");
@@ -183,6 +209,16 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Command::Healthcheck { timeout, url } => {
+                let probed = healthcheck::Target::new(&config, url.as_ref());
+                match probed {
+                    Ok(target) => match target.probe(timeout).await {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(e) => unhealthy(&e),
+                    },
+                    Err(e) => unhealthy(&e),
+                }
+            }
             Command::GenKey => unreachable!("handled before the configuration is read"),
         }
     })
@@ -201,7 +237,21 @@ async fn run_batch(config: &Config, batch: &Batch, args: &BatchArgs) -> ExitCode
     }
 }
 
+/// A HEALTHCHECK's answer: 1 is unhealthy (2 is reserved there), with one line of why.
+fn unhealthy(why: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("unhealthy: {why}");
+    ExitCode::FAILURE
+}
+
 fn config_failure(command: &Command, error: &ConfigError) -> ExitCode {
+    if let Command::Healthcheck { .. } = command {
+        let problems = error
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect::<Vec<_>>();
+        return unhealthy(&format!("invalid configuration: {}", problems.join("; ")));
+    }
     if let Command::Check = command {
         println!(
             "FAIL  config    {}",

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::store::{StoreError, ThrottleStore};
 use crate::http::app;
+use crate::startup::StartupWait;
 use crate::store::Store;
 use crate::tls::{self, TlsFileError};
 use crate::wiring::{self, StartError};
@@ -72,8 +73,11 @@ fn spawn_audit_retention(store: Store, retain_days: u32) {
     });
 }
 
-pub async fn serve(config: &Config) -> Result<(), ServeError> {
+/// Serves until SIGTERM or Ctrl-C; first waits, within `wait`, for a DC to take the service
+/// account's bind.
+pub async fn serve(config: &Config, wait: &StartupWait) -> Result<(), ServeError> {
     let state = wiring::state(config).await?;
+    crate::startup::wait_for_directory(&*state.deps.directory, wait).await;
     let t = &config.throttle;
     spawn_pruning(
         state.store.clone(),

@@ -3,6 +3,7 @@
 
 pub mod audit_export;
 pub mod check;
+pub mod healthcheck;
 pub mod registration_codes;
 pub mod reminders;
 pub mod report;

@@ -1,6 +1,8 @@
 //! Reading the layers (defaults, file, extra layers, environment) into the raw sections, with
 //! every bad value reported under its own key.
 
+use std::time::Duration;
+
 use super::rules::Checks;
 use super::{Config, ConfigError, DEFAULTS, Problem, Raw, Sources};
 
@@ -37,6 +39,9 @@ impl Config {
         let builder = default_issuer(builder);
         let mut checks = Checks::default();
         let raw = parse(builder, &mut checks.problems);
+        let startup_wait = raw
+            .as_ref()
+            .map_or(Duration::ZERO, |r| r.server.startup_wait);
         match raw.and_then(|raw| checks.config(raw)) {
             Some(mut config) if checks.problems.is_empty() => {
                 config.source = sources.file.clone();
@@ -44,6 +49,7 @@ impl Config {
             }
             _ => Err(ConfigError {
                 problems: checks.problems,
+                startup_wait,
             }),
         }
     }

@@ -23,6 +23,10 @@ impl Checks {
         self.problems.push(Problem::new(key, message));
     }
 
+    fn missing_file(&mut self, key: &str, path: &Path, message: impl Into<String>) {
+        self.problems.push(Problem::missing(key, path, message));
+    }
+
     fn has_problem(&self, key_prefix: &str) -> bool {
         self.problems.iter().any(|p| p.key.starts_with(key_prefix))
     }
@@ -44,10 +48,13 @@ impl Checks {
                 // A trailing newline from `echo secret > file` is not part of the secret.
                 Ok(text) => Some(text.trim_end_matches(['\r', '\n']).into()),
                 Err(e) => {
-                    self.problem(
-                        &format!("{key}_file"),
-                        format!("cannot read {}: {e}", path.display()),
-                    );
+                    let key = format!("{key}_file");
+                    let message = format!("cannot read {}: {e}", path.display());
+                    if e.kind() == std::io::ErrorKind::NotFound && !path.as_os_str().is_empty() {
+                        self.missing_file(&key, path, message);
+                    } else {
+                        self.problem(&key, message);
+                    }
                     None
                 }
             },
@@ -56,8 +63,12 @@ impl Checks {
 
     pub(super) fn existing_file(&mut self, key: &str, path: Option<&Path>) {
         if let Some(path) = path.filter(|path| !path.is_file()) {
-            let path = path.display();
-            self.problem(key, format!("{path} does not exist or is not a file"));
+            let message = format!("{} does not exist or is not a file", path.display());
+            if matches!(path.try_exists(), Ok(false)) {
+                self.missing_file(key, path, message);
+            } else {
+                self.problem(key, message);
+            }
         }
     }
 
@@ -249,7 +260,7 @@ impl Checks {
                 "must be a mail address such as \"IT Service Desk <no-reply@example.com>\"",
             ),
         }
-        if s.username.is_none() != s.password.is_none() {
+        if s.username.is_none() != s.password.is_none() && !self.has_problem("smtp.password") {
             self.problem(
                 "smtp.username",
                 "set both smtp.username and smtp.password (or neither)",

@@ -429,3 +429,56 @@ fn a_time_zone_must_be_a_known_iana_name() {
     let config = load("").unwrap();
     assert!(config.ui.timezone.name().starts_with("system ("));
 }
+
+#[test]
+fn files_that_do_not_exist_yet_are_told_apart_from_other_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("absent");
+    let err = load(&format!(
+        "[server]\nstartup_wait = \"3m\"\n\
+         [directory]\nbind_password = \"\"\nbind_password_file = {absent:?}\n\
+         ca_file = {absent:?}"
+    ))
+    .unwrap_err();
+    assert_eq!(err.startup_wait, Duration::from_secs(180));
+    let missing = err.missing_files().expect("only missing files: {err}");
+    let keys: Vec<&str> = missing.iter().map(|(key, _)| *key).collect();
+    assert_eq!(keys, ["directory.ca_file", "directory.bind_password_file"]);
+    assert!(missing.iter().all(|(_, path)| *path == absent));
+
+    // A secret key file that is missing stands alone: no "is required" beside it.
+    let err = load(&format!(
+        "[security]\nsecret_key = \"\"\nsecret_key_file = {absent:?}"
+    ))
+    .unwrap_err();
+    let missing = err.missing_files().expect("only a missing file: {err}");
+    assert_eq!(missing, [("security.secret_key_file", absent.as_path())]);
+
+    // So does a missing SMTP password file beside its user name.
+    let err = load(&format!(
+        "[smtp]\nhost = \"smtp.example.com\"\nfrom = \"a@example.com\"\n\
+         username = \"u\"\npassword_file = {absent:?}"
+    ))
+    .unwrap_err();
+    assert!(err.missing_files().is_some(), "{err}");
+
+    // A directory where a file belongs is no file that will appear; nor is any other problem.
+    let err = load(&format!("[directory]\nca_file = {:?}", dir.path())).unwrap_err();
+    assert!(err.missing_files().is_none(), "{err}");
+    let err = load(&format!(
+        "[directory]\nca_file = {absent:?}\n[server]\nbody_limit = 0"
+    ))
+    .unwrap_err();
+    assert!(err.mentions("directory.ca_file"), "{err}");
+    assert!(err.missing_files().is_none(), "{err}");
+}
+
+#[test]
+fn the_startup_wait_is_a_duration_and_off_by_default() {
+    assert_eq!(load("").unwrap().server.startup_wait, Duration::ZERO);
+    let config = load("[server]\nstartup_wait = \"20s\"").unwrap();
+    assert_eq!(config.server.startup_wait, Duration::from_secs(20));
+    let err = load("[server]\nstartup_wait = \"soon\"").unwrap_err();
+    assert!(err.mentions("server.startup_wait"), "{err}");
+    assert!(err.missing_files().is_none(), "{err}");
+}

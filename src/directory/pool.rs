@@ -79,9 +79,15 @@ impl Connector {
         metrics::directory_operation(url, "bind", started, &result);
         let result = result?;
         if result.rc != 0 {
+            let refusal = from_result(&result);
+            // Busy or starting (rc 51, 52) says nothing about the account: a DC to try again,
+            // not a refused bind.
+            if let DirectoryError::Unavailable { .. } = refusal {
+                return Err(refusal);
+            }
             return Err(DirectoryError::ServiceBind {
                 url: url.clone(),
-                detail: match from_result(&result) {
+                detail: match refusal {
                     DirectoryError::Other { rc: 49, .. } => {
                         "invalid credentials: check directory.bind_dn and directory.bind_password"
                             .to_owned()

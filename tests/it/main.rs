@@ -38,5 +38,6 @@ mod scaleout;
 mod scope;
 mod selfservice;
 mod slow_clients;
+mod startup;
 mod stepup;
 mod store;
