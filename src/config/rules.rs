@@ -50,7 +50,7 @@ impl Checks {
                 Err(e) => {
                     let key = format!("{key}_file");
                     let message = format!("cannot read {}: {e}", path.display());
-                    if e.kind() == std::io::ErrorKind::NotFound && !path.as_os_str().is_empty() {
+                    if not_there_yet(e.kind()) && !path.as_os_str().is_empty() {
                         self.missing_file(&key, path, message);
                     } else {
                         self.problem(&key, message);
@@ -64,7 +64,11 @@ impl Checks {
     pub(super) fn existing_file(&mut self, key: &str, path: Option<&Path>) {
         if let Some(path) = path.filter(|path| !path.is_file()) {
             let message = format!("{} does not exist or is not a file", path.display());
-            if matches!(path.try_exists(), Ok(false)) {
+            let absent = match path.try_exists() {
+                Ok(exists) => !exists,
+                Err(e) => not_there_yet(e.kind()),
+            };
+            if absent {
                 self.missing_file(key, path, message);
             } else {
                 self.problem(key, message);
@@ -310,4 +314,15 @@ impl Checks {
             }
         }
     }
+}
+
+/// Whether a file that cannot be read may still appear, so `server.startup_wait` waits for it:
+/// it does not exist yet, or it is in a directory the service may not enter yet (a volume another
+/// container fills, and hands over to the service's uid, as it starts). Anything else is a
+/// mistake to report at once.
+pub(super) fn not_there_yet(kind: std::io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+    )
 }

@@ -482,3 +482,18 @@ fn the_startup_wait_is_a_duration_and_off_by_default() {
     assert!(err.mentions("server.startup_wait"), "{err}");
     assert!(err.missing_files().is_none(), "{err}");
 }
+
+#[test]
+fn a_file_in_a_directory_not_yet_open_to_the_service_is_waited_for_like_a_missing_one() {
+    use std::io::ErrorKind;
+    // The secrets volume of the Compose demo is the DC container's until it hands it over.
+    assert!(super::rules::not_there_yet(ErrorKind::NotFound));
+    assert!(super::rules::not_there_yet(ErrorKind::PermissionDenied));
+    for kind in [
+        ErrorKind::InvalidData,
+        ErrorKind::IsADirectory,
+        ErrorKind::Other,
+    ] {
+        assert!(!super::rules::not_there_yet(kind), "{kind:?}");
+    }
+}
