@@ -351,7 +351,7 @@ async fn stages(
     let (registration, registered) = register_all(&http, sink, users).await;
     eprintln!(
         "  {} registered in {:.1} s ({:.0}/s), {} failed",
-        registered.len(),
+        registered.iter().map(|(_, g)| g.len()).sum::<usize>(),
         registration.elapsed.as_secs_f64(),
         registration.rate(),
         registration.errors
