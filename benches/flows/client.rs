@@ -1,8 +1,9 @@
 //! The bench's HTTP client (hyper, keep-alive, one connection per concurrent worker) and the
 //! self-service API calls it makes, as a user with an authenticator app would.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use totp_rs::TOTP;
+
+use crate::authenticator::SoftAuthenticator;
 
 const STEP_SECS: u64 = 30;
 
@@ -77,9 +80,9 @@ impl Http {
         self.call(Method::GET, path, None, &[]).await
     }
 
-    /// The service's LDAP operations so far, from `/metrics`: per operation (`search`, `bind`,
-    /// `modify`), how many and their total seconds, over every DC.
-    pub async fn ldap_totals(&self, token: &str) -> Result<LdapTotals, String> {
+    /// What the service has counted so far, from `/metrics`: its LDAP operations and the time
+    /// its API requests took.
+    pub async fn service_counters(&self, token: &str) -> Result<ServiceCounters, String> {
         let bearer = format!("Bearer {token}");
         let body = expect(
             "metrics",
@@ -87,31 +90,73 @@ impl Http {
             self.call(Method::GET, "/metrics", None, &[("authorization", &bearer)])
                 .await?,
         )?;
-        let mut totals = LdapTotals::default();
-        for line in String::from_utf8_lossy(&body).lines() {
-            let Some(rest) = line.strip_prefix("sspr_directory_operation_seconds_") else {
-                continue;
-            };
-            let Some(op) = rest
-                .split("operation=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-            else {
-                continue;
-            };
-            let value: f64 = line
-                .rsplit(' ')
+        Ok(ServiceCounters::parse(&String::from_utf8_lossy(&body)))
+    }
+}
+
+/// The service's counters at one moment: per LDAP operation (`search`, `bind`, `modify`) how
+/// many and their total seconds over every DC, and the total seconds and number of its API
+/// requests (`/metrics` itself excluded).
+#[derive(Clone, Default)]
+pub struct ServiceCounters {
+    pub ldap: LdapTotals,
+    pub api_seconds: f64,
+    pub api_requests: f64,
+}
+
+impl ServiceCounters {
+    fn parse(text: &str) -> Self {
+        let mut counters = Self::default();
+        let value = |line: &str| -> f64 {
+            line.rsplit(' ')
                 .next()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0);
-            let entry = totals.0.entry(op.to_owned()).or_default();
-            if rest.starts_with("count") {
-                entry.0 += value;
-            } else if rest.starts_with("sum") {
-                entry.1 += value;
+                .unwrap_or(0.0)
+        };
+        let label = |line: &str, name: &str| -> Option<String> {
+            line.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .map(str::to_owned)
+        };
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("sspr_directory_operation_seconds_") {
+                let Some(op) = label(line, "operation") else {
+                    continue;
+                };
+                let entry = counters.ldap.0.entry(op).or_default();
+                if rest.starts_with("count") {
+                    entry.0 += value(line);
+                } else if rest.starts_with("sum") {
+                    entry.1 += value(line);
+                }
+            } else if let Some(rest) = line.strip_prefix("sspr_http_request_duration_seconds_") {
+                if !label(line, "route").is_some_and(|r| r.starts_with("/api/")) {
+                    continue;
+                }
+                if rest.starts_with("count") {
+                    counters.api_requests += value(line);
+                } else if rest.starts_with("sum") {
+                    counters.api_seconds += value(line);
+                }
             }
         }
-        Ok(totals)
+        counters
+    }
+
+    /// What happened between `before` and `self`.
+    pub fn since(&self, before: &ServiceCounters) -> ServiceCounters {
+        ServiceCounters {
+            ldap: self.ldap.since(&before.ldap),
+            api_seconds: self.api_seconds - before.api_seconds,
+            api_requests: self.api_requests - before.api_requests,
+        }
+    }
+
+    pub fn add(&mut self, other: &ServiceCounters) {
+        self.ldap.add(&other.ldap);
+        self.api_seconds += other.api_seconds;
+        self.api_requests += other.api_requests;
     }
 }
 
@@ -163,30 +208,101 @@ fn until_next_step() -> Duration {
     Duration::from_secs(next) - now + Duration::from_millis(20)
 }
 
-/// A test user with an authenticator app.
+/// The kinds of test user, each measured in a flow stage of its own.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// An authenticator app, no `mail` in AD: nothing is mailed.
+    Totp,
+    /// An authenticator app and an AD `mail`: the reset notice is mailed (through the outbox).
+    TotpNotice,
+    /// A confirmed email address: the code is mailed, read from the SMTP sink, then verified;
+    /// the reset notice goes to the same address.
+    Email,
+    /// A passkey (the software authenticator of the integration tests).
+    Passkey,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Totp, Kind::TotpNotice, Kind::Email, Kind::Passkey];
+
+    /// The stage's name in the report.
+    pub fn stage(self) -> &'static str {
+        match self {
+            Kind::Totp => "flow TOTP",
+            Kind::TotpNotice => "flow TOTP + notice",
+            Kind::Email => "flow email",
+            Kind::Passkey => "flow passkey",
+        }
+    }
+
+    /// The requests of one flow, as the report names its steps.
+    pub fn steps(self) -> &'static [&'static str] {
+        match self {
+            Kind::Totp | Kind::TotpNotice => &["start", "verify", "password"],
+            Kind::Email => &["start", "send code", "code arrives", "verify", "password"],
+            Kind::Passkey => &["start", "options", "verify", "password"],
+        }
+    }
+
+    /// Whether the user has `mail` in AD.
+    pub fn ad_mail(self) -> bool {
+        self == Kind::TotpNotice
+    }
+}
+
+/// How a test user proves who they are.
+enum Proof {
+    /// The authenticator app, and the TOTP step of the last code the service accepted: the next
+    /// must be later.
+    Totp {
+        totp: Box<TOTP>,
+        last_step: u64,
+    },
+    /// The confirmed address the codes go to.
+    Email {
+        address: String,
+    },
+    Passkey(Box<SoftAuthenticator>),
+}
+
+/// A registered test user.
 pub struct BenchUser {
     pub sam: String,
-    totp: TOTP,
-    /// The TOTP step of the last code the service accepted: the next must be later.
-    last_step: u64,
+    method: Proof,
     /// The address the user's requests come from (`X-Forwarded-For`, through a trusted
     /// proxy), so per-address throttles count per user as in production, not all on 127.0.0.1.
     pub address: String,
 }
 
 impl BenchUser {
+    /// Whether the user may verify now: a TOTP step can be spent once.
+    fn fresh(&self, step: u64) -> bool {
+        match &self.method {
+            Proof::Totp { last_step, .. } => *last_step < step,
+            _ => true,
+        }
+    }
+
     /// The current code, marked as spent: the service refuses any step at or below it later.
-    fn spend_code(&mut self) -> String {
+    fn spend_code(&mut self) -> Result<String, String> {
+        let Proof::Totp { totp, last_step } = &mut self.method else {
+            return Err(format!("{} has no authenticator app", self.sam));
+        };
         let step = current_step();
-        debug_assert!(step > self.last_step, "a TOTP step used twice");
-        self.last_step = step;
-        self.totp.generate(step * STEP_SECS)
+        debug_assert!(step > *last_step, "a TOTP step used twice");
+        *last_step = step;
+        Ok(totp.generate(step * STEP_SECS))
     }
 }
 
 pub fn address_of(index: usize) -> String {
     let i = u32::try_from(index).expect("fewer than 2^24 users");
     Ipv4Addr::from(0x0a00_0000 | (i & 0x00ff_ffff)).to_string()
+}
+
+/// The AD `mail` of a user of a kind that has one, and the confirmed address of an email user.
+pub fn mail_of(sam: &str) -> String {
+    format!("{sam}@mail.test")
 }
 
 fn expect(
@@ -214,11 +330,17 @@ fn field(body: &Bytes, name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("no {name:?} in {}", String::from_utf8_lossy(body)))
 }
 
-/// Signs in with the AD password and registers an authenticator app, confirming it with the
-/// code of the previous step (so the current one stays free for a reset), as the integration
-/// tests do.
+fn json_of(body: &Bytes) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|e| format!("{e} in {}", String::from_utf8_lossy(body)))
+}
+
+/// Signs in with the AD password and registers the method of `kind`, as the integration tests
+/// do: an authenticator app confirmed with the code of the previous step (so the current one
+/// stays free for a reset), an address confirmed with the code mailed to it, or a passkey.
 pub async fn register(
     http: &Http,
+    sink: &MailSink,
+    kind: Kind,
     sam: &str,
     password: &str,
     address: String,
@@ -240,6 +362,75 @@ pub async fn register(
         ("x-forwarded-for", address.as_str()),
         ("authorization", bearer.as_str()),
     ];
+    let method = match kind {
+        Kind::Totp | Kind::TotpNotice => register_totp(http, &auth).await?,
+        Kind::Email => {
+            let to = mail_of(sam);
+            expect(
+                "register address",
+                StatusCode::ACCEPTED,
+                http.call(
+                    Method::POST,
+                    "/api/v1/enrollment/email",
+                    Some(&json!({"address": to})),
+                    &auth,
+                )
+                .await?,
+            )?;
+            let code = sink.code_for(&to).await?;
+            let (status, body) = http
+                .call(
+                    Method::POST,
+                    "/api/v1/enrollment/email/confirm",
+                    Some(&json!({"code": code})),
+                    &auth,
+                )
+                .await?;
+            if !status.is_success() {
+                return Err(format!(
+                    "confirm address: {status} {}",
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+            Proof::Email { address: to }
+        }
+        Kind::Passkey => {
+            let name = "Bench key";
+            let options = json_of(&expect(
+                "begin passkey",
+                StatusCode::OK,
+                http.call(
+                    Method::POST,
+                    "/api/v1/enrollment/passkey",
+                    Some(&json!({"name": name})),
+                    &auth,
+                )
+                .await?,
+            )?)?;
+            let mut authenticator = SoftAuthenticator::new();
+            let credential = authenticator.create(&options);
+            expect(
+                "confirm passkey",
+                StatusCode::NO_CONTENT,
+                http.call(
+                    Method::POST,
+                    "/api/v1/enrollment/passkey/confirm",
+                    Some(&json!({"name": name, "credential": credential})),
+                    &auth,
+                )
+                .await?,
+            )?;
+            Proof::Passkey(Box::new(authenticator))
+        }
+    };
+    Ok(BenchUser {
+        sam: sam.to_owned(),
+        method,
+        address,
+    })
+}
+
+async fn register_totp(http: &Http, auth: &[(&str, &str)]) -> Result<Proof, String> {
     let body = expect(
         "begin TOTP",
         StatusCode::OK,
@@ -247,7 +438,7 @@ pub async fn register(
             Method::POST,
             "/api/v1/enrollment/totp",
             Some(&json!({})),
-            &auth,
+            auth,
         )
         .await?,
     )?;
@@ -264,16 +455,14 @@ pub async fn register(
                 Method::POST,
                 "/api/v1/enrollment/totp/confirm",
                 Some(&json!({"code": code})),
-                &auth,
+                auth,
             )
             .await?;
         match expect("confirm TOTP", StatusCode::NO_CONTENT, answer) {
             Ok(_) => {
-                return Ok(BenchUser {
-                    sam: sam.to_owned(),
-                    totp,
+                return Ok(Proof::Totp {
+                    totp: Box::new(totp),
                     last_step: step,
-                    address,
                 });
             }
             Err(e) if attempt > 0 => return Err(e),
@@ -298,21 +487,31 @@ pub async fn start(http: &Http, user: &BenchUser) -> Result<String, String> {
     field(&body, "flow")
 }
 
-/// `POST /api/v1/reset/{flow}/verify` with the current authenticator code.
-pub async fn verify(http: &Http, user: &mut BenchUser, flow: &str) -> Result<(), String> {
-    let code = user.spend_code();
+/// `POST /api/v1/reset/{flow}/verify` with `proof` (the method and its code or credential).
+async fn verify_with(
+    http: &Http,
+    user: &BenchUser,
+    flow: &str,
+    proof: Value,
+) -> Result<(), String> {
     expect(
         "verify",
         StatusCode::OK,
         http.call(
             Method::POST,
             &format!("/api/v1/reset/{flow}/verify"),
-            Some(&json!({"method": "totp", "code": code})),
+            Some(&proof),
             &[("x-forwarded-for", &user.address)],
         )
         .await?,
     )
     .map(drop)
+}
+
+/// Verifies with the current authenticator code.
+pub async fn verify(http: &Http, user: &mut BenchUser, flow: &str) -> Result<(), String> {
+    let code = user.spend_code()?;
+    verify_with(http, user, flow, json!({"method": "totp", "code": code})).await
 }
 
 /// `POST /api/v1/reset/{flow}/password`.
@@ -331,18 +530,177 @@ pub async fn set_password(http: &Http, user: &BenchUser, flow: &str) -> Result<(
     .map(drop)
 }
 
-/// One complete self-service flow: start, verify the authenticator code, set a new password.
-/// The latency of each step.
-pub async fn flow(http: &Http, user: &mut BenchUser) -> Result<Vec<Duration>, String> {
-    let t = Instant::now();
+/// Times each step of a flow.
+struct Steps(Vec<Duration>, Instant);
+
+impl Steps {
+    fn new() -> Self {
+        Self(Vec::with_capacity(5), Instant::now())
+    }
+
+    fn lap(&mut self) {
+        let now = Instant::now();
+        self.0.push(now - self.1);
+        self.1 = now;
+    }
+}
+
+/// One complete self-service flow by the user's method, from start to the new password. The
+/// latency of each step ([`Kind::steps`]).
+pub async fn flow(
+    http: &Http,
+    sink: &MailSink,
+    user: &mut BenchUser,
+) -> Result<Vec<Duration>, String> {
+    let mut steps = Steps::new();
     let flow = start(http, user).await?;
-    let started = t.elapsed();
-    let t = Instant::now();
-    verify(http, user, &flow).await?;
-    let verified = t.elapsed();
-    let t = Instant::now();
+    steps.lap();
+    let xff = [("x-forwarded-for", user.address.as_str())];
+    match user.method {
+        Proof::Totp { .. } => {
+            verify(http, user, &flow).await?;
+            steps.lap();
+        }
+        Proof::Email { ref address } => {
+            let address = address.clone();
+            expect(
+                "send code",
+                StatusCode::ACCEPTED,
+                http.call(
+                    Method::POST,
+                    &format!("/api/v1/reset/{flow}/email"),
+                    Some(&json!({})),
+                    &xff,
+                )
+                .await?,
+            )?;
+            steps.lap();
+            let code = sink.code_for(&address).await?;
+            steps.lap();
+            verify_with(http, user, &flow, json!({"method": "email", "code": code})).await?;
+            steps.lap();
+        }
+        Proof::Passkey(ref mut authenticator) => {
+            let options = json_of(&expect(
+                "passkey options",
+                StatusCode::OK,
+                http.call(
+                    Method::POST,
+                    &format!("/api/v1/reset/{flow}/passkey"),
+                    Some(&json!({})),
+                    &xff,
+                )
+                .await?,
+            )?)?;
+            steps.lap();
+            let credential = authenticator.get(&options);
+            verify_with(
+                http,
+                user,
+                &flow,
+                json!({"method": "passkey", "credential": credential}),
+            )
+            .await?;
+            steps.lap();
+        }
+    }
     set_password(http, user, &flow).await?;
-    Ok(vec![started, verified, t.elapsed()])
+    steps.lap();
+    Ok(steps.0)
+}
+
+/// The SMTP sink's Maildir as the bench reads it: every mail is taken out as soon as it is
+/// seen (the reset notices too, so the directory stays small), and the codes kept by address
+/// until a flow asks for them.
+pub struct MailSink {
+    new: Option<PathBuf>,
+    /// The start of the bench's users' names: mails to others (the shared test environment's
+    /// sink serves the integration tests too) are left alone.
+    prefix: String,
+    /// Files read that were not the bench's.
+    skipped: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
+    codes: tokio::sync::Mutex<HashMap<String, VecDeque<String>>>,
+    /// Mails taken out of the Maildir, codes and notices.
+    pub received: std::sync::atomic::AtomicUsize,
+}
+
+impl MailSink {
+    /// The sink writing to `maildir` (`None`: the service has no SMTP, so no mail flows), read
+    /// for mails to users whose names start with `prefix`.
+    pub fn new(maildir: Option<PathBuf>, prefix: &str) -> Self {
+        Self {
+            new: maildir.map(|d| d.join("new")),
+            prefix: prefix.to_ascii_lowercase(),
+            skipped: Default::default(),
+            codes: Default::default(),
+            received: Default::default(),
+        }
+    }
+
+    /// Waits (up to 10 s) for a code mailed to `to`. Polls every 2 ms: the mail is written by
+    /// the sink as soon as the service's outbox sender hands it over.
+    pub async fn code_for(&self, to: &str) -> Result<String, String> {
+        let dir = self
+            .new
+            .as_ref()
+            .ok_or("no SMTP sink (SSPR_TEST_MAILDIR) to read codes from")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            {
+                let mut codes = self.codes.lock().await;
+                if let Some(code) = codes.get_mut(to).and_then(VecDeque::pop_front) {
+                    return Ok(code);
+                }
+                self.take_all(dir, &mut codes);
+                if let Some(code) = codes.get_mut(to).and_then(VecDeque::pop_front) {
+                    return Ok(code);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no code mailed to {to} within 10 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    fn take_all(&self, dir: &std::path::Path, codes: &mut HashMap<String, VecDeque<String>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut skipped = self.skipped.lock().expect("not poisoned");
+        for entry in entries.flatten() {
+            if skipped.contains(&entry.file_name()) {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let to = mail_parser::MessageParser::default()
+                .parse(&bytes)
+                .and_then(|message| {
+                    let to = message.to()?.first()?.address()?.to_ascii_lowercase();
+                    Some((message, to))
+                });
+            let Some((message, to)) = to.filter(|(_, to)| to.starts_with(&self.prefix)) else {
+                skipped.insert(entry.file_name());
+                continue;
+            };
+            let _ = std::fs::remove_file(&path);
+            self.received
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // A code mail's text part has the code alone on a line: 8 digits.
+            let code = message.body_text(0).and_then(|text| {
+                text.lines()
+                    .map(str::trim)
+                    .find(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()))
+                    .map(str::to_owned)
+            });
+            if let Some(code) = code {
+                codes.entry(to).or_default().push_back(code);
+            }
+        }
+    }
 }
 
 /// The registered users, least recently used first. A TOTP step can be spent once per user, so
@@ -369,7 +727,7 @@ impl UserPool {
     fn fresh_front(&self, n: usize) -> bool {
         let step = current_step();
         let queue = self.queue.lock().expect("not poisoned");
-        queue.iter().take(n).all(|u| u.last_step < step)
+        queue.iter().take(n).all(|u| u.fresh(step))
     }
 
     /// Waits (less than a step) until the `n` least recently used users may verify again.
@@ -390,7 +748,7 @@ impl UserPool {
             let wait = {
                 let mut queue = self.queue.lock().expect("not poisoned");
                 match queue.front() {
-                    Some(u) if u.last_step < current_step() => {
+                    Some(u) if u.fresh(current_step()) => {
                         return queue.pop_front().expect("front exists");
                     }
                     Some(_) => until_next_step(),
@@ -411,7 +769,7 @@ impl UserPool {
         let step = current_step();
         let mut queue = self.queue.lock().expect("not poisoned");
         let mut batch = Vec::new();
-        while batch.len() < n && queue.front().is_some_and(|u| u.last_step < step) {
+        while batch.len() < n && queue.front().is_some_and(|u| u.fresh(step)) {
             batch.push(queue.pop_front().expect("front exists"));
         }
         batch

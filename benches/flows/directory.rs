@@ -68,18 +68,22 @@ impl Dc {
     }
 
     /// Creates enabled users with the given password, `concurrency` adds at a time (each a DC
-    /// write: the DC hashes the password into its Kerberos keys).
+    /// write: the DC hashes the password into its Kerberos keys); `ad_mail[i]`: the user gets a
+    /// `mail` ([`crate::client::mail_of`]).
     pub async fn create_users(
         &self,
         names: &[String],
+        ad_mail: &[bool],
         password: &str,
         concurrency: usize,
     ) -> Result<(), String> {
         let names = Arc::new(names.to_vec());
+        let ad_mail = Arc::new(ad_mail.to_vec());
         let next = Arc::new(AtomicUsize::new(0));
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..concurrency {
             let (dc, names, next) = (self.clone(), names.clone(), next.clone());
+            let ad_mail = ad_mail.clone();
             let password = password.to_owned();
             workers.spawn(async move {
                 let mut ldap = dc.bound(&dc.admin).await?;
@@ -87,7 +91,7 @@ impl Dc {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(sam) = names.get(i) else { break };
-                    let attrs = vec![
+                    let mut attrs = vec![
                         (b"objectClass".to_vec(), set("user")),
                         (b"sAMAccountName".to_vec(), set(sam)),
                         (
@@ -101,6 +105,9 @@ impl Dc {
                         // NORMAL_ACCOUNT, enabled.
                         (b"userAccountControl".to_vec(), set("512")),
                     ];
+                    if ad_mail.get(i).copied().unwrap_or(false) {
+                        attrs.push((b"mail".to_vec(), set(&crate::client::mail_of(sam))));
+                    }
                     ldap.add(&dc.user_dn(sam), attrs)
                         .await
                         .and_then(LdapResult::success)
@@ -144,9 +151,10 @@ impl Dc {
         Ok(())
     }
 
-    /// The raw limit: `concurrency` connections bound as the service account, each replacing
-    /// `unicodePwd` of the next user (round robin) with a new password, for `duration`. With
-    /// `unlock`, `lockoutTime = 0` in the same modify, as the service writes a reset.
+    /// The raw limit: `concurrency` connections bound as the service account, each writing a
+    /// reset of the next user (round robin) for `duration`: `unicodePwd` replaced with a new
+    /// password and, with `unlock`, `lockoutTime = 0` in the same modify, which is what the
+    /// service writes by default (`reset.unlock_on_reset = true`).
     pub async fn raw_replaces(
         &self,
         names: &[String],

@@ -1,16 +1,23 @@
-//! Throughput, latency and memory of self-service flows against the DC's own write limit.
+//! Throughput, latency, CPU and memory of self-service flows against the DC's own write limit.
 //!
-//!     scripts/bench [--users N] [--seconds S]          # its own Samba DC, release build
-//!     source /tmp/sspr-test-env.sh && cargo bench --bench flows -- --users 100 --seconds 5
+//!     scripts/bench [--users N] [--seconds S]          # its own Samba DC and SMTP sink
+//!     source /tmp/sspr-test-env.sh && cargo bench --bench flows -- --users 200 --seconds 6
 //!
-//! In one run against one DC: (1) the raw limit, `unicodePwd` replaces with ldap3 alone on
-//! pooled connections bound as the service account; (2) complete flows through the HTTP API of
-//! the release `sspr-bridge serve` (start, verify an authenticator code, set the password) at
-//! the same concurrencies, each by a registered user whose code's step is unspent; (3) flows at
-//! high concurrency for memory; (4) a verification alone (no LDAP) against an axum hello-world
-//! in its own process, with the same client. Memory is the service's VmRSS/VmHWM from /proc.
-//! See docs/benchmarks.md for what was measured and what limits it.
+//! In one run against one DC: (1) the raw limit, what the service writes for a reset
+//! (`unicodePwd` and `lockoutTime = 0` in one modify) with ldap3 alone on pooled connections
+//! bound as the service account; (2) complete flows through the HTTP API of the release
+//! `sspr-bridge serve`, one stage per kind of user: an authenticator app without and with an AD
+//! `mail` (the reset notice mailed), an email address (the code read from the SMTP sink), a
+//! passkey; raw writes and flows alternate in rounds at each concurrency; (3) TOTP flows at high
+//! concurrency for memory; (4) a verification alone (no LDAP) against a bare SQLite transaction
+//! of the same writes. Per flow stage, the service's own time (API request time less LDAP time)
+//! and LDAP operations come from its /metrics, its CPU time from /proc/PID/stat, its memory from
+//! /proc/PID/status. See docs/benchmarks.md for what was measured and what limits it.
 
+#[allow(dead_code)] // the integration tests' authenticator; the bench signs, never clones
+#[path = "../../tests/it/authenticator.rs"]
+mod authenticator;
+mod baseline;
 mod client;
 mod directory;
 mod load;
@@ -24,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use client::{BenchUser, Http, UserPool};
+use client::{BenchUser, Http, Kind, MailSink, ServiceCounters, UserPool};
 use directory::Dc;
 use load::{Run, closed_loop};
 use report::{Report, StageRow};
@@ -33,10 +40,12 @@ use service::{Process, RssWatch, ServiceSettings};
 #[derive(Parser)]
 #[command(
     name = "flows",
-    about = "Self-service flows per second against the DC's raw unicodePwd replaces; latency and memory"
+    about = "Self-service flows per second against the DC's raw reset writes; latency, CPU and memory"
 )]
 struct Args {
-    /// Test users to create and register with an authenticator app first (each is a DC write).
+    /// Test users to create and register first (each is a DC write): a tenth each (at least
+    /// 16) with an email address and with a passkey, the rest half with an authenticator app
+    /// and no AD mail, half with an app and an AD mail.
     #[arg(long, default_value_t = 2000)]
     users: usize,
     /// Length of each measured stage, in seconds.
@@ -45,8 +54,8 @@ struct Args {
     /// Raw replaces and flows alternate in this many rounds per level (each seconds/rounds long).
     #[arg(long, default_value_t = 3)]
     rounds: u32,
-    /// Concurrency levels of the raw, flow, verification and hello-world stages.
-    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    /// Concurrency levels of the raw, flow, verification and SQLite stages.
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
     concurrency: Vec<usize>,
     /// Concurrent flows of the memory stage.
     #[arg(long, default_value_t = 200)]
@@ -55,14 +64,17 @@ struct Args {
     /// whose TOTP step is unspent).
     #[arg(long, default_value_t = 1000)]
     verify_flows: usize,
-    /// Stages to run, of raw,flows,load,verify (raw and flows alternate per level; verify
-    /// alternates with the hello-world).
+    /// Stages to run, of raw,flows,load,verify (raw and flows alternate per level; verify is
+    /// followed by the bare SQLite transactions).
     #[arg(long, value_delimiter = ',', default_value = "raw,flows,load,verify")]
     stages: Vec<Stage>,
-    /// Also measure raw replaces that clear lockoutTime in the same modify, as the service's
-    /// reset does (`reset.unlock_on_reset`).
-    #[arg(long)]
-    raw_unlock: bool,
+    /// The flow stages, of totp,totp-notice,email,passkey (the mail ones need the SMTP sink).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "totp,totp-notice,email,passkey"
+    )]
+    kinds: Vec<KindArg>,
     /// The service's `directory.pool_size` (the raw stage opens as many connections as its
     /// concurrency).
     #[arg(long, default_value_t = 16)]
@@ -90,6 +102,14 @@ struct Args {
     /// Container for the test users (default CN=Users,<base DN>, where the harness delegates).
     #[arg(long)]
     users_dn: Option<String>,
+    /// The SMTP sink the service mails through (none: no mail, and no email or notice stage).
+    #[arg(long, env = "SSPR_TEST_SMTP_HOST")]
+    smtp_host: Option<String>,
+    #[arg(long, env = "SSPR_TEST_SMTP_PORT")]
+    smtp_port: Option<u16>,
+    /// The Maildir the sink writes, where the bench reads the codes.
+    #[arg(long, env = "SSPR_TEST_MAILDIR")]
+    maildir: Option<PathBuf>,
     /// The service's database (default: SQLite in a temporary directory).
     #[arg(long)]
     database_url: Option<String>,
@@ -108,6 +128,25 @@ struct Args {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum KindArg {
+    Totp,
+    TotpNotice,
+    Email,
+    Passkey,
+}
+
+impl KindArg {
+    fn kind(self) -> Kind {
+        match self {
+            KindArg::Totp => Kind::Totp,
+            KindArg::TotpNotice => Kind::TotpNotice,
+            KindArg::Email => Kind::Email,
+            KindArg::Passkey => Kind::Passkey,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Stage {
     Raw,
     Flows,
@@ -121,11 +160,7 @@ pub fn new_password() -> String {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some("--hello") {
-        return service::serve_hello(argv.get(2).map_or("127.0.0.1:0", String::as_str));
-    }
-    if !argv.iter().any(|a| a == "--bench") {
+    if !std::env::args().any(|a| a == "--bench") {
         // `cargo test --all-targets` (scripts/test) runs bench targets too, with the test
         // harness's arguments; `cargo bench` passes --bench. As a test there is nothing to do.
         eprintln!("flows is a benchmark: run it with scripts/bench or cargo bench --bench flows");
@@ -146,9 +181,47 @@ fn main() -> ExitCode {
     }
 }
 
+/// How many of `users` each kind gets, in [`Kind::ALL`]'s order (0 for a kind not measured).
+fn split_users(users: usize, kinds: &[Kind]) -> Vec<usize> {
+    let few = (users / 10).max(16);
+    let mut counts: Vec<usize> = Kind::ALL
+        .iter()
+        .map(|k| match k {
+            Kind::Email | Kind::Passkey if kinds.contains(k) => few,
+            _ => 0,
+        })
+        .collect();
+    let apps: Vec<usize> = Kind::ALL
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| matches!(k, Kind::Totp | Kind::TotpNotice) && kinds.contains(k))
+        .map(|(i, _)| i)
+        .collect();
+    let rest = users.saturating_sub(counts.iter().sum());
+    for (n, &i) in apps.iter().enumerate() {
+        counts[i] = rest / apps.len() + usize::from(n < rest % apps.len());
+    }
+    counts
+}
+
 async fn run(args: Args) -> Result<(), String> {
     if args.concurrency.is_empty() || args.concurrency.contains(&0) || args.users == 0 {
         return Err("--concurrency needs levels of 1 or more, and --users at least 1".to_owned());
+    }
+    let smtp = match (&args.smtp_host, args.smtp_port, &args.maildir) {
+        (Some(host), Some(port), Some(_)) => Some((host.as_str(), port)),
+        _ => None,
+    };
+    let mut kinds: Vec<Kind> = args.kinds.iter().map(|k| k.kind()).collect();
+    if smtp.is_none() {
+        eprintln!(
+            "no SMTP sink (SSPR_TEST_SMTP_HOST, SSPR_TEST_SMTP_PORT, SSPR_TEST_MAILDIR): \
+             the email and notice stages are left out"
+        );
+        kinds.retain(|k| !matches!(k, Kind::Email | Kind::TotpNotice));
+    }
+    if kinds.is_empty() {
+        return Err("no flow stage to run (--kinds)".to_owned());
     }
     let users_dn = args
         .users_dn
@@ -163,9 +236,16 @@ async fn run(args: Args) -> Result<(), String> {
         (args.service_dn.clone(), args.service_password.clone()),
     )?;
     let run_id: u16 = rand::random();
-    let names: Vec<String> = (0..args.users)
-        .map(|i| format!("bn{run_id:04x}{i:05}"))
-        .collect();
+    let prefix = format!("bn{run_id:04x}");
+    let counts = split_users(args.users, &kinds);
+    let mut names = Vec::with_capacity(args.users);
+    let mut kind_of = Vec::with_capacity(args.users);
+    for (kind, n) in Kind::ALL.iter().zip(&counts) {
+        for _ in 0..*n {
+            names.push(format!("{prefix}{:05}", names.len()));
+            kind_of.push(*kind);
+        }
+    }
 
     let t = Instant::now();
     eprintln!(
@@ -173,8 +253,9 @@ async fn run(args: Args) -> Result<(), String> {
         names.len(),
         dc.url
     );
+    let ad_mail: Vec<bool> = kind_of.iter().map(|k| k.ad_mail()).collect();
     let created = dc
-        .create_users(&names, &format!("Bench-{run_id:04x}-Start1!"), 4)
+        .create_users(&names, &ad_mail, &format!("Bench-{run_id:04x}-Start1!"), 4)
         .await;
     let creation = t.elapsed();
     let result = match created {
@@ -185,7 +266,17 @@ async fn run(args: Args) -> Result<(), String> {
                 creation.as_secs_f64(),
                 names.len() as f64 / creation.as_secs_f64()
             );
-            stages(&args, &dc, &names, run_id, creation).await
+            let sink = Arc::new(MailSink::new(
+                args.maildir.clone().filter(|_| smtp.is_some()),
+                &prefix,
+            ));
+            let users = Users {
+                names: &names,
+                kind_of: &kind_of,
+                kinds: &kinds,
+                run_id,
+            };
+            stages(&args, &dc, &users, smtp, &sink, creation).await
         }
         Err(e) => Err(e),
     };
@@ -200,11 +291,20 @@ async fn run(args: Args) -> Result<(), String> {
     result
 }
 
+/// The test users as created: names, the kind of each, the kinds measured.
+struct Users<'a> {
+    names: &'a [String],
+    kind_of: &'a [Kind],
+    kinds: &'a [Kind],
+    run_id: u16,
+}
+
 async fn stages(
     args: &Args,
     dc: &Dc,
-    names: &[String],
-    run_id: u16,
+    users: &Users<'_>,
+    smtp: Option<(&str, u16)>,
+    sink: &Arc<MailSink>,
     creation: Duration,
 ) -> Result<(), String> {
     let seconds = Duration::from_secs_f64(args.seconds);
@@ -221,6 +321,7 @@ async fn stages(
             database_url: args.database_url.as_deref(),
             pool_size: args.pool_size,
             db_connections: args.db_connections,
+            smtp,
         },
     )
     .await?;
@@ -236,7 +337,7 @@ async fn stages(
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut report = Report {
-        users: names.len(),
+        users: users.names.len(),
         seconds: args.seconds,
         creation,
         idle_rss_kb: service.status_kb("VmRSS"),
@@ -246,73 +347,91 @@ async fn stages(
     };
     let http = Http::new(&service.base_url);
 
-    eprintln!("registering an authenticator app for each user (sign-in, begin, confirm) ...");
-    let (registration, users) = register_all(&http, names, run_id).await;
+    eprintln!("registering each user's method (sign-in, begin, confirm) ...");
+    let (registration, registered) = register_all(&http, sink, users).await;
     eprintln!(
         "  {} registered in {:.1} s ({:.0}/s), {} failed",
-        users.len(),
+        registered.iter().map(|(_, g)| g.len()).sum::<usize>(),
         registration.elapsed.as_secs_f64(),
         registration.rate(),
         registration.errors
     );
-    if users.is_empty() {
+    if registered.is_empty() {
         return Err(format!(
             "no user could register: {:?} (service log: {:?})",
             registration.error_samples, service.log
         ));
     }
+    for e in &registration.error_samples {
+        eprintln!("  registration error: {e}");
+    }
     report.registration = Some(registration.elapsed);
-    let pool = Arc::new(UserPool::new(users));
+    let mut pools: Vec<(Kind, Arc<UserPool>)> = Vec::new();
+    for (kind, group) in registered {
+        pools.push((kind, Arc::new(UserPool::new(group))));
+    }
 
     let runs = |stage| args.stages.contains(&stage);
-    // Raw replaces and flows take turns in short rounds, so that a change in the machine's
-    // other load (which moves the DC's CPU-bound password hashing a lot) hits both alike.
+    // Raw writes and flows take turns in short rounds, so that a change in the machine's other
+    // load (which moves the DC's CPU-bound password hashing a lot) hits all stages alike.
     let round = seconds / args.rounds.max(1);
     for &c in &args.concurrency {
-        let (mut raw, mut raw_unlock, mut flow) = (None::<Run>, None::<Run>, None::<FlowStage>);
+        let mut raw = None::<Run>;
+        let mut flows_by_kind: Vec<Option<FlowStage>> = pools.iter().map(|_| None).collect();
         for r in 1..=args.rounds.max(1) {
             if runs(Stage::Raw) {
-                eprintln!("raw unicodePwd replaces, concurrency {c}, round {r} ...");
-                pool_run(&mut raw, dc.raw_replaces(names, c, round, false).await?);
-                if args.raw_unlock {
-                    eprintln!("raw replaces + lockoutTime = 0, concurrency {c}, round {r} ...");
-                    pool_run(
-                        &mut raw_unlock,
-                        dc.raw_replaces(names, c, round, true).await?,
-                    );
-                }
+                eprintln!("raw reset writes, concurrency {c}, round {r} ...");
+                pool_run(
+                    &mut raw,
+                    dc.raw_replaces(users.names, c, round, true).await?,
+                );
             }
             if runs(Stage::Flows) {
-                eprintln!("complete flows, concurrency {c}, round {r} ...");
-                pool.wait_fresh(pool.len() / 2).await;
-                let stage = flows(&http, &pool, &service, c, round).await;
-                match &mut flow {
-                    Some(f) => f.absorb(stage),
-                    None => flow = Some(stage),
+                for ((kind, pool), into) in pools.iter().zip(&mut flows_by_kind) {
+                    eprintln!("{}, concurrency {c}, round {r} ...", kind.stage());
+                    pool.wait_fresh(pool.len() / 2).await;
+                    let stage = flows(&http, sink, pool, &service, c, round).await;
+                    match into {
+                        Some(f) => f.absorb(stage),
+                        None => *into = Some(stage),
+                    }
                 }
             }
         }
         if let Some(raw) = raw {
-            report.push(StageRow::new("raw replace", &raw, None));
+            report.push(StageRow::new(report::RAW, &raw, None));
         }
-        if let Some(raw) = raw_unlock {
-            report.push(StageRow::new("raw + unlock", &raw, None));
-        }
-        if let Some(flow) = flow {
-            report.push(flow.row());
+        for ((kind, _), flow) in pools.iter().zip(flows_by_kind) {
+            if let Some(flow) = flow {
+                report.push(flow.row(kind.stage(), kind.steps()));
+            }
         }
     }
 
-    if runs(Stage::Load) {
+    let totp = pools
+        .iter()
+        .find(|(k, _)| *k == Kind::Totp)
+        .map(|(_, p)| p.clone());
+    if let (true, Some(pool)) = (runs(Stage::Load), &totp) {
         let c = args.load_concurrency;
-        eprintln!("complete flows, concurrency {c} (memory under load) ...");
+        eprintln!("TOTP flows, concurrency {c} (memory under load) ...");
         pool.wait_fresh(pool.len().min(2 * c)).await;
-        let row = flows(&http, &pool, &service, c, seconds).await.row();
+        let row = flows(&http, sink, pool, &service, c, seconds)
+            .await
+            .row(report::LOAD, Kind::Totp.steps());
         report.load_peak_rss_kb = row.peak_rss_kb;
         report.push(row);
     }
-    if runs(Stage::Verify) {
-        verify_and_hello(args, &http, &pool, &service, &mut report, seconds).await?;
+    if let (true, Some(pool)) = (runs(Stage::Verify), &totp) {
+        for &c in &args.concurrency {
+            eprintln!("verification alone (started flows), concurrency {c} ...");
+            let (started, verified) = verify_stage(&http, pool, &service, args, c, seconds).await;
+            report.push(started);
+            report.push(verified);
+            eprintln!("bare SQLite transactions of a verification's writes, concurrency {c} ...");
+            let run = baseline::sqlite_transactions(dir.path(), c, seconds).await?;
+            report.push(StageRow::new(report::SQLITE, &run, None));
+        }
     }
 
     // Idle again: the client's keep-alive connections closed (each holds the service's buffers),
@@ -324,7 +443,11 @@ async fn stages(
     report.after_split = service.rss_split();
     report.load_average.1 = report::load_average();
     report.hwm_kb = service.status_kb("VmHWM");
-    report.starved = pool.starved.load(std::sync::atomic::Ordering::Relaxed);
+    report.starved = pools
+        .iter()
+        .map(|(_, p)| p.starved.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    report.mails = sink.received.load(std::sync::atomic::Ordering::Relaxed);
 
     let text = report.text();
     println!("{text}");
@@ -336,67 +459,45 @@ async fn stages(
     Ok(())
 }
 
-/// Per level: a verification alone, then the hello-world with the same client.
-async fn verify_and_hello(
-    args: &Args,
+/// Registers every user's method through the API, 16 at a time; the registered users by kind,
+/// in [`Kind::ALL`]'s order.
+async fn register_all(
     http: &Http,
-    pool: &Arc<UserPool>,
-    service: &Process,
-    report: &mut Report,
-    seconds: Duration,
-) -> Result<(), String> {
-    let hello = service::start_hello().await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    report.hello_idle_rss_kb = hello.status_kb("VmRSS");
-    let hello_http = Http::new(&hello.base_url);
-    for &c in &args.concurrency {
-        eprintln!("verification alone (started flows), concurrency {c} ...");
-        let (started, verified) = verify_stage(http, pool, service, args, c, seconds).await;
-        report.push(started);
-        report.push(verified);
-
-        eprintln!("axum hello-world, concurrency {c} ...");
-        let run = closed_loop(c, seconds, {
-            let http = hello_http.clone();
-            move |_| {
-                let http = http.clone();
-                async move {
-                    let t = Instant::now();
-                    Some(match http.get("/").await {
-                        Ok((status, _)) if status.is_success() => Ok(vec![t.elapsed()]),
-                        Ok((status, _)) => Err(format!("hello-world: {status}")),
-                        Err(e) => Err(e),
-                    })
-                }
-            }
-        })
-        .await;
-        report.push(StageRow::new("hello-world", &run, None));
-    }
-    drop(hello);
-    Ok(())
-}
-
-/// Registers every user through the API, 16 at a time.
-async fn register_all(http: &Http, names: &[String], run_id: u16) -> (Run, Vec<BenchUser>) {
-    let names: Arc<Vec<String>> = Arc::new(names.to_vec());
+    sink: &Arc<MailSink>,
+    users: &Users<'_>,
+) -> (Run, Vec<(Kind, Vec<BenchUser>)>) {
+    let names: Arc<Vec<(String, Kind)>> = Arc::new(
+        users
+            .names
+            .iter()
+            .cloned()
+            .zip(users.kind_of.iter().copied())
+            .collect(),
+    );
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let users = Arc::new(Mutex::new(Vec::with_capacity(names.len())));
+    let done = Arc::new(Mutex::new(Vec::with_capacity(names.len())));
+    let run_id = users.run_id;
     let run = closed_loop(16, Duration::from_secs(24 * 3600), {
-        let (http, users) = (http.clone(), users.clone());
+        let (http, done) = (http.clone(), done.clone());
+        let sink = sink.clone();
         move |_| {
-            let (http, names, next, users) =
-                (http.clone(), names.clone(), next.clone(), users.clone());
+            let (http, names, next, done, sink) = (
+                http.clone(),
+                names.clone(),
+                next.clone(),
+                done.clone(),
+                sink.clone(),
+            );
             async move {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let sam = names.get(i)?;
+                let (sam, kind) = names.get(i)?.clone();
                 let password = format!("Bench-{run_id:04x}-Start1!");
                 let t = Instant::now();
                 Some(
-                    client::register(&http, sam, &password, client::address_of(i))
+                    client::register(&http, &sink, kind, &sam, &password, client::address_of(i))
                         .await
                         .map(|user| {
-                            users.lock().expect("not poisoned").push(user);
+                            done.lock().expect("not poisoned").push((kind, user));
                             vec![t.elapsed()]
                         }),
                 )
@@ -404,30 +505,45 @@ async fn register_all(http: &Http, names: &[String], run_id: u16) -> (Run, Vec<B
         }
     })
     .await;
-    let users = std::mem::take(&mut *users.lock().expect("not poisoned"));
-    (run, users)
+    let done = std::mem::take(&mut *done.lock().expect("not poisoned"));
+    let mut by_kind: Vec<(Kind, Vec<BenchUser>)> = Kind::ALL
+        .iter()
+        .filter(|k| users.kinds.contains(k))
+        .map(|&k| (k, Vec::new()))
+        .collect();
+    for (kind, user) in done {
+        if let Some((_, group)) = by_kind.iter_mut().find(|(k, _)| *k == kind) {
+            group.push(user);
+        }
+    }
+    by_kind.retain(|(_, group)| !group.is_empty());
+    (run, by_kind)
 }
 
-/// A stage of complete flows: the run, the service's highest VmRSS and its LDAP operations.
+/// A stage of complete flows: the run, the service's highest VmRSS, its counters and CPU time.
 struct FlowStage {
     run: Run,
     peak_rss_kb: u64,
-    ldap: Option<client::LdapTotals>,
+    service: Option<ServiceCounters>,
+    cpu_ms: Option<f64>,
 }
 
 impl FlowStage {
     fn absorb(&mut self, other: FlowStage) {
         self.run.absorb(other.run);
         self.peak_rss_kb = self.peak_rss_kb.max(other.peak_rss_kb);
-        self.ldap = self.ldap.take().zip(other.ldap).map(|(mut a, b)| {
+        self.service = self.service.take().zip(other.service).map(|(mut a, b)| {
             a.add(&b);
             a
         });
+        self.cpu_ms = self.cpu_ms.zip(other.cpu_ms).map(|(a, b)| a + b);
     }
 
-    fn row(&self) -> StageRow {
-        let mut row = StageRow::new("flow", &self.run, Some(self.peak_rss_kb));
-        row.ldap = self.ldap.clone();
+    fn row(&self, stage: &str, steps: &'static [&'static str]) -> StageRow {
+        let mut row = StageRow::new(stage, &self.run, Some(self.peak_rss_kb));
+        row.step_names = steps;
+        row.service = self.service.clone();
+        row.cpu_ms = self.cpu_ms;
         row
     }
 }
@@ -439,23 +555,55 @@ fn pool_run(into: &mut Option<Run>, run: Run) {
     }
 }
 
-/// Complete flows for `seconds` at `concurrency`.
+/// The service's counters and CPU time, before and after a stage.
+struct Meter<'a> {
+    http: &'a Http,
+    service: &'a Process,
+    counters: Option<ServiceCounters>,
+    cpu_ms: Option<f64>,
+}
+
+impl<'a> Meter<'a> {
+    async fn start(http: &'a Http, service: &'a Process) -> Self {
+        Self {
+            http,
+            service,
+            counters: http.service_counters(service::METRICS_TOKEN).await.ok(),
+            cpu_ms: service.cpu_ms(),
+        }
+    }
+
+    /// What the service counted and spent since the start (the scrape itself excluded: the
+    /// CPU time is read before it).
+    async fn finish(self) -> (Option<ServiceCounters>, Option<f64>) {
+        let cpu = self.service.cpu_ms().zip(self.cpu_ms).map(|(a, b)| a - b);
+        let after = self
+            .http
+            .service_counters(service::METRICS_TOKEN)
+            .await
+            .ok();
+        (after.zip(self.counters).map(|(a, b)| a.since(&b)), cpu)
+    }
+}
+
+/// Complete flows for `seconds` at `concurrency`, each by the next fresh user of `pool`.
 async fn flows(
     http: &Http,
+    sink: &Arc<MailSink>,
     pool: &Arc<UserPool>,
     service: &Process,
     concurrency: usize,
     seconds: Duration,
 ) -> FlowStage {
-    let before = http.ldap_totals(service::METRICS_TOKEN).await.ok();
+    let meter = Meter::start(http, service).await;
     let watch = RssWatch::start(service.pid());
     let run = closed_loop(concurrency, seconds, {
-        let (http, pool) = (http.clone(), pool.clone());
+        let (http, pool, sink) = (http.clone(), pool.clone(), sink.clone());
         move |_| {
-            let (http, pool) = (http.clone(), pool.clone());
+            let (http, pool, sink) = (http.clone(), pool.clone(), sink.clone());
             async move {
                 let mut user = pool.take().await;
-                let result = client::flow(&http, &mut user).await;
+                let result = client::flow(&http, &sink, &mut user).await;
                 pool.give_back(user);
                 Some(result)
             }
@@ -463,11 +611,12 @@ async fn flows(
     })
     .await;
     let peak_rss_kb = watch.finish().await;
-    let after = http.ldap_totals(service::METRICS_TOKEN).await.ok();
+    let (service, cpu_ms) = meter.finish().await;
     FlowStage {
         run,
         peak_rss_kb,
-        ldap: before.zip(after).map(|(b, a)| a.since(&b)),
+        service,
+        cpu_ms,
     }
 }
 
@@ -508,7 +657,7 @@ async fn verify_stage(
         }
     })
     .await;
-    let before = http.ldap_totals(service::METRICS_TOKEN).await.ok();
+    let meter = Meter::start(http, service).await;
     let watch = RssWatch::start(service.pid());
     let verified = closed_loop(concurrency, seconds, {
         let (http, pool, ready) = (http.clone(), pool.clone(), ready.clone());
@@ -527,13 +676,14 @@ async fn verify_stage(
     })
     .await;
     let peak = watch.finish().await;
-    let after = http.ldap_totals(service::METRICS_TOKEN).await.ok();
+    let (counters, cpu_ms) = meter.finish().await;
     // Flows the time did not allow to verify: their users' steps are unspent.
     for (user, _) in ready.lock().expect("not poisoned").drain(..) {
         pool.give_back(user);
     }
-    let mut verified = StageRow::new("verify alone", &verified, Some(peak));
-    verified.ldap = before.zip(after).map(|(b, a)| a.since(&b));
+    let mut verified = StageRow::new(report::VERIFY, &verified, Some(peak));
+    verified.service = counters;
+    verified.cpu_ms = cpu_ms;
     (
         StageRow::new("start (for verify)", &started, None),
         verified,

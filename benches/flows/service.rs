@@ -1,8 +1,6 @@
-//! The processes under test, each on its own so its memory is its own: the release
-//! `sspr-bridge serve` with a configuration the bench writes, and an axum hello-world (this very
-//! program, run again with `--hello`). Memory is read from /proc/PID/status.
+//! The process under test, the release `sspr-bridge serve` with a configuration the bench
+//! writes. Its memory is read from /proc/PID/status, its CPU time from /proc/PID/stat.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,6 +27,18 @@ impl Process {
         status_kb(self.pid(), field)
     }
 
+    /// CPU time the process has used so far, user and system, in milliseconds (its threads
+    /// together: the runtime's workers, sqlx's SQLite thread, blocking threads, the outbox).
+    pub fn cpu_ms(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // The fields after the command name, which is in parentheses and may hold spaces:
+        // state is field 3, utime and stime are fields 14 and 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 * 1000.0 / clock_ticks_per_second())
+    }
+
     /// RssAnon and RssFile: heap and stacks, and the mapped binary and libraries.
     pub fn rss_split(&self) -> Option<(u64, u64)> {
         self.status_kb("RssAnon").zip(self.status_kb("RssFile"))
@@ -40,6 +50,19 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `getconf CLK_TCK`, the unit of /proc/PID/stat's times (100 on Linux unless built otherwise).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 fn status_kb(pid: u32, field: &str) -> Option<u64> {
@@ -106,6 +129,8 @@ pub struct ServiceSettings<'a> {
     pub pool_size: usize,
     /// `database.max_connections`; `None`: the default.
     pub db_connections: Option<u32>,
+    /// The SMTP sink (host, port); `None`: no `[smtp]`, so no mail and no email method.
+    pub smtp: Option<(&'a str, u16)>,
 }
 
 /// Writes the configuration into `dir` and starts `sspr-bridge serve` on a free port; returns
@@ -120,14 +145,24 @@ pub async fn start_service(
         Some(url) => url.to_owned(),
         None => format!("sqlite://{}/sspr.db", dir.display()),
     };
+    // The sink's certificate is signed by the DC's test CA (certs/make-certs.sh).
+    let smtp = s.smtp.map_or_else(String::new, |(host, port)| {
+        format!(
+            "[smtp]\nhost = {host:?}\nport = {port}\ntls = \"starttls\"\nca_file = {ca:?}\n\
+             from = \"sspr-bridge bench <no-reply@sspr.test>\"\n",
+            ca = s.ca_file.display().to_string(),
+        )
+    });
     // Throttles high enough never to refuse the bench, but still doing their work: every
     // request is counted against its own client address (X-Forwarded-For from 127.0.0.1, a
-    // trusted proxy), as the service would count real users behind a reverse proxy.
+    // trusted proxy), as the service would count real users behind a reverse proxy. The public
+    // URL is a host name, not the listening address, because WebAuthn refuses IP addresses: it
+    // is the origin the passkey authenticator signs for (tests/it/authenticator.rs).
     let config = format!(
         r#"
 [server]
 listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
+public_url = "{origin}"
 trusted_proxies = ["127.0.0.1"]
 
 [licence]
@@ -137,6 +172,7 @@ azure_ad_premium = true
 user_max_failures = 1000000
 ip_max_starts = 1000000
 ip_max_verifications = 1000000
+email_max_sends = 1000000
 
 [directory]
 urls = [{url:?}]
@@ -155,7 +191,10 @@ token = "{METRICS_TOKEN}"
 
 [security]
 secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+{smtp}
 "#,
+        origin = crate::authenticator::ORIGIN,
         url = s.ldaps_url,
         ca = s.ca_file.display().to_string(),
         base = s.base_dn,
@@ -205,51 +244,4 @@ async fn wait_healthy(process: &Process) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Runs this program again as the hello-world server and waits for its port.
-pub async fn start_hello() -> Result<Process, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .args(["--hello", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the hello-world server: {e}"))?;
-    let stdout = child.stdout.take().expect("piped");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .ok_or_else(|| format!("unexpected hello-world output {line:?}"))?
-        .to_owned();
-    let process = Process {
-        child,
-        base_url: format!("http://{addr}"),
-        log: None,
-    };
-    wait_healthy(&process).await?;
-    Ok(process)
-}
-
-/// The baseline: axum's hello-world, on the same multi-threaded runtime as the service.
-pub fn serve_hello(addr: &str) -> std::process::ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind the hello-world port");
-        println!("listening on {}", listener.local_addr().expect("bound"));
-        let app = axum::Router::new()
-            .route("/", axum::routing::get(|| async { "Hello, World!" }))
-            .route("/healthz", axum::routing::get(|| async { "ok" }));
-        axum::serve(listener, app).await.expect("serve");
-    });
-    std::process::ExitCode::SUCCESS
 }
