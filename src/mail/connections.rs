@@ -108,14 +108,20 @@ impl Connections {
             let (mut conn, since) = self.idle.lock().expect("not poisoned").pop()?;
             // A server closes idle connections on its own schedule; NOOP tells (RFC 5321 4.5.3.2
             // lets it wait 5 minutes, many wait less).
-            if since.elapsed() < IDLE_FOR
-                && self
-                    .within(async { Ok(conn.test_connected().await) })
-                    .await
-                    .unwrap_or(false)
+            if since.elapsed() >= IDLE_FOR {
+                continue;
+            }
+            if self
+                .within(async { Ok(conn.test_connected().await) })
+                .await
+                .unwrap_or(false)
             {
                 return Some(conn);
             }
+            // The server went away or stopped answering: the other idle connections went with
+            // it, and trying each would keep a claimed mail waiting up to `smtp.timeout` apiece.
+            self.idle.lock().expect("not poisoned").clear();
+            return None;
         }
     }
 

@@ -340,6 +340,12 @@ mod tests {
     /// An SMTP server that accepts every mail on every connection and stores nothing, so a
     /// client's own delays show.
     async fn accepting_server() -> u16 {
+        accepting_server_closing_after(usize::MAX).await
+    }
+
+    /// [`accepting_server`] that closes each connection after `mails` mails, without a word, as
+    /// a server does on its idle timeout.
+    async fn accepting_server_closing_after(mails: usize) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
@@ -349,12 +355,14 @@ mod tests {
                     let mut lines = BufReader::new(read).lines();
                     write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
                     let mut in_data = false;
+                    let mut taken = 0;
                     while let Ok(Some(line)) = lines.next_line().await {
                         let reply = if in_data {
                             if line != "." {
                                 continue;
                             }
                             in_data = false;
+                            taken += 1;
                             "250 queued"
                         } else {
                             match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
@@ -370,6 +378,7 @@ mod tests {
                             .write_all(format!("{reply}\r\n").as_bytes())
                             .await
                             .is_err()
+                            || taken >= mails
                         {
                             return;
                         }
@@ -378,6 +387,31 @@ mod tests {
             }
         });
         port
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_the_server_closed_is_replaced() {
+        let port = accepting_server_closing_after(1).await;
+        let transport = SmtpTransport::new(&SmtpConfig {
+            host: "127.0.0.1".to_owned(),
+            port,
+            tls: SmtpTls::None,
+            ca_file: None,
+            username: None,
+            password: None,
+            password_file: None,
+            from: "no-reply@example.com".to_owned(),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        for _ in 0..3 {
+            let message = Message::builder()
+                .from("no-reply@example.com".parse::<Mailbox>().unwrap())
+                .to("jan@example.com".parse::<Mailbox>().unwrap())
+                .body("hello".to_owned())
+                .unwrap();
+            transport.send(message).await.unwrap();
+        }
     }
 
     /// The figure in docs/benchmarks.md: ms per mail over a kept connection, lettre's own
