@@ -1,17 +1,21 @@
-//! Mail: the lettre SMTP transport (rustls, with `smtp.ca_file` trusted besides the system store),
+//! Mail: SMTP over lettre on connections of our own (`TCP_NODELAY`, kept for reuse; rustls, with
+//! `smtp.ca_file` trusted besides the system store),
 //! the templates (text and HTML, English and Dutch), [`SmtpMailer`], which sends a mail at once,
 //! and the outbox ([`SealedOutbox`], [`OutboxSender`]) the flows queue their mails in.
 
+mod connections;
 mod mailer;
 mod outbox;
 mod templates;
 
+use lettre::Message;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::transport::smtp::response::Severity;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
+use connections::{Connections, Failure, Security};
+pub use connections::{MAX_IDLE, connect_tcp};
 pub use mailer::SmtpMailer;
 pub use outbox::{NOTICE_LIFETIME, OutboxSender, POLL, SealedOutbox, SenderTask, Transport};
 pub use templates::{Rendered, Templates};
@@ -65,55 +69,65 @@ impl SendError {
 }
 
 pub struct SmtpTransport {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    connections: Connections,
     server: String,
 }
 
 impl SmtpTransport {
     pub fn new(config: &SmtpConfig) -> Result<Self, MailError> {
-        let tls = match config.tls {
-            SmtpTls::None => Tls::None,
-            SmtpTls::Starttls => Tls::Required(tls_parameters(config)?),
-            SmtpTls::Tls => Tls::Wrapper(tls_parameters(config)?),
+        let security = match config.tls {
+            SmtpTls::None => Security::None,
+            SmtpTls::Starttls => Security::Starttls(tls_parameters(config)?),
+            SmtpTls::Tls => Security::Implicit(tls_parameters(config)?),
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
-            .port(config.port)
-            .tls(tls)
-            .timeout(Some(config.timeout));
-        if let (Some(user), Some(password)) = (&config.username, &config.password) {
-            builder = builder.credentials(Credentials::new(
+        let credentials = match (&config.username, &config.password) {
+            (Some(user), Some(password)) => Some(Credentials::new(
                 user.clone(),
                 password.expose_secret().to_owned(),
-            ));
-        }
+            )),
+            _ => None,
+        };
         Ok(Self {
-            transport: builder.build(),
+            connections: Connections::new(
+                config.host.clone(),
+                config.port,
+                security,
+                credentials,
+                config.timeout,
+            ),
             server: format!("{}:{}", config.host, config.port),
         })
     }
 
-    /// Connects, says EHLO and, as configured, upgrades to TLS and authenticates.
+    /// Connects, says EHLO and, as configured, upgrades to TLS and authenticates; the
+    /// connection is kept for the first mail.
     pub async fn test_connection(&self) -> Result<(), MailError> {
-        match self.transport.test_connection().await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(MailError::Unavailable {
+        self.connections
+            .check()
+            .await
+            .map_err(|failure| MailError::Unavailable {
                 server: self.server.clone(),
-                detail: "the server did not answer NOOP".to_owned(),
-            }),
-            Err(e) => Err(MailError::Unavailable {
-                server: self.server.clone(),
-                detail: describe(&e),
-            }),
-        }
+                detail: match failure {
+                    Failure::Smtp(e) => describe(&e),
+                    Failure::Io(e) => describe(&e),
+                },
+            })
     }
 
     /// Hands `message` to the server (over a pooled connection).
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
-        self.transport
-            .send(message)
+        match self
+            .connections
+            .send(message.envelope(), &message.formatted())
             .await
-            .map(drop)
-            .map_err(|e| self.send_error(&e))
+        {
+            Ok(()) => Ok(()),
+            Err(Failure::Smtp(e)) => Err(self.send_error(&e)),
+            Err(Failure::Io(e)) => Err(SendError::Unreachable {
+                server: self.server.clone(),
+                detail: describe(&e),
+            }),
+        }
     }
 
     fn send_error(&self, error: &lettre::transport::smtp::Error) -> SendError {
@@ -321,5 +335,132 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains("40718263"));
+    }
+
+    /// An SMTP server that accepts every mail on every connection and stores nothing, so a
+    /// client's own delays show.
+    async fn accepting_server() -> u16 {
+        accepting_server_closing_after(usize::MAX).await
+    }
+
+    /// [`accepting_server`] that closes each connection after `mails` mails, without a word, as
+    /// a server does on its idle timeout.
+    async fn accepting_server_closing_after(mails: usize) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+                    let mut in_data = false;
+                    let mut taken = 0;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let reply = if in_data {
+                            if line != "." {
+                                continue;
+                            }
+                            in_data = false;
+                            taken += 1;
+                            "250 queued"
+                        } else {
+                            match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                                "DATA" => {
+                                    in_data = true;
+                                    "354 go ahead"
+                                }
+                                "QUIT" => "221 bye",
+                                _ => "250 ok",
+                            }
+                        };
+                        if write
+                            .write_all(format!("{reply}\r\n").as_bytes())
+                            .await
+                            .is_err()
+                            || taken >= mails
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_the_server_closed_is_replaced() {
+        let port = accepting_server_closing_after(1).await;
+        let transport = SmtpTransport::new(&SmtpConfig {
+            host: "127.0.0.1".to_owned(),
+            port,
+            tls: SmtpTls::None,
+            ca_file: None,
+            username: None,
+            password: None,
+            password_file: None,
+            from: "no-reply@example.com".to_owned(),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        for _ in 0..3 {
+            let message = Message::builder()
+                .from("no-reply@example.com".parse::<Mailbox>().unwrap())
+                .to("jan@example.com".parse::<Mailbox>().unwrap())
+                .body("hello".to_owned())
+                .unwrap();
+            transport.send(message).await.unwrap();
+        }
+    }
+
+    /// The figure in docs/benchmarks.md: ms per mail over a kept connection, lettre's own
+    /// transport (Nagle on) against [`SmtpTransport`]. Run with `-- --ignored --nocapture`.
+    #[tokio::test]
+    #[ignore = "a measurement, not a check"]
+    async fn time_per_mail_with_and_without_nodelay() {
+        use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+        const MAILS: u32 = 50;
+        let port = accepting_server().await;
+        let message = || {
+            Message::builder()
+                .from("no-reply@example.com".parse::<Mailbox>().unwrap())
+                .to("jan@example.com".parse::<Mailbox>().unwrap())
+                .body("x".repeat(4000))
+                .unwrap()
+        };
+        let stock = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(port)
+            .build();
+        let ours = SmtpTransport::new(&SmtpConfig {
+            host: "127.0.0.1".to_owned(),
+            port,
+            tls: SmtpTls::None,
+            ca_file: None,
+            username: None,
+            password: None,
+            password_file: None,
+            from: "no-reply@example.com".to_owned(),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        ours.send(message()).await.unwrap();
+        stock.send(message()).await.unwrap();
+        let started = std::time::Instant::now();
+        for _ in 0..MAILS {
+            stock.send(message()).await.unwrap();
+        }
+        let before = started.elapsed();
+        let started = std::time::Instant::now();
+        for _ in 0..MAILS {
+            ours.send(message()).await.unwrap();
+        }
+        let after = started.elapsed();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0 / f64::from(MAILS);
+        eprintln!(
+            "ms per mail: lettre's transport {:.2}, SmtpTransport {:.2}",
+            ms(before),
+            ms(after)
+        );
     }
 }

@@ -3,10 +3,12 @@
 //! once it is sent or given up. Several instances may share the table: a row is claimed with a
 //! lease before it is sent, so each mail leaves once.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::{self, StreamExt};
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
@@ -36,6 +38,9 @@ pub const NOTICE_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Rows looked up per round.
 const BATCH: i64 = 16;
+
+/// Mails handed to the server at once: as many as the transport keeps connections for.
+const SENDING_AT_ONCE: usize = super::MAX_IDLE;
 
 /// Bodies are padded to a multiple of this, so the size of a row does not tell a decoy (or a
 /// long address) from another.
@@ -126,14 +131,20 @@ pub struct OutboxSender {
     wake: Arc<Notify>,
 }
 
-/// What became of one claimed row.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
-    Sent,
-    Retry,
-    Dropped,
-    /// A decoy, left until its code would have expired.
-    Parked,
+/// A claimed row, after [`OutboxSender::claim`].
+enum Claimed {
+    /// Parked or dropped without sending.
+    Done,
+    Send(Box<ToSend>),
+}
+
+/// A claimed mail to hand to the server.
+struct ToSend {
+    id: String,
+    next_attempt_at_ms: i64,
+    send_by_ms: i64,
+    attempts: i64,
+    queued: Queued,
 }
 
 impl OutboxSender {
@@ -176,8 +187,9 @@ impl OutboxSender {
         }
     }
 
-    /// Works on due rows, oldest first and one at a time (so two mails to one address arrive in
-    /// the order they were queued), until none is left that this instance could claim.
+    /// Works on due rows, oldest first, until none is left that this instance could claim.
+    /// Up to [`SENDING_AT_ONCE`] mails are handed to the server at once, never two to one
+    /// address (so two mails to one address arrive in the order they were queued).
     async fn drain(&self) -> Result<(), StoreError> {
         loop {
             let ids = self
@@ -185,8 +197,32 @@ impl OutboxSender {
                 .due_mails(self.clock.now().as_millis(), BATCH)
                 .await?;
             let mut claimed_any = false;
+            let mut addresses = HashSet::new();
+            let mut to_send = Vec::new();
             for id in &ids {
-                claimed_any |= self.work(id).await?.is_some();
+                match self.claim(id).await? {
+                    None => {}
+                    Some(Claimed::Done) => claimed_any = true,
+                    Some(Claimed::Send(mail)) => {
+                        claimed_any = true;
+                        if addresses.insert(mail.queued.mail.to.trim().to_lowercase()) {
+                            to_send.push(mail);
+                        } else {
+                            // Due again at once, for the next round, after the earlier mail.
+                            self.store
+                                .retry_mail(&mail.id, mail.next_attempt_at_ms, false)
+                                .await?;
+                        }
+                    }
+                }
+            }
+            let sent: Vec<_> = stream::iter(to_send)
+                .map(|mail| self.send(mail))
+                .buffer_unordered(SENDING_AT_ONCE)
+                .collect()
+                .await;
+            for outcome in sent {
+                outcome?;
             }
             // Rows another instance claimed first are not due here any more; a round that
             // claimed nothing has nothing left to do.
@@ -196,8 +232,8 @@ impl OutboxSender {
         }
     }
 
-    /// Claims the row `id` and sends, retries, parks or drops it. `None`: not claimed.
-    async fn work(&self, id: &str) -> Result<Option<Outcome>, StoreError> {
+    /// Claims the row `id` and parks or drops it if it is not to be sent. `None`: not claimed.
+    async fn claim(&self, id: &str) -> Result<Option<Claimed>, StoreError> {
         let now = self.clock.now().as_millis();
         let Some(row) = self.store.claim_mail(id, now, now + LEASE_MS).await? else {
             return Ok(None);
@@ -209,17 +245,17 @@ impl OutboxSender {
             );
             crate::metrics::outbox_dropped("unknown", "unreadable");
             self.store.delete_mail(id).await?;
-            return Ok(Some(Outcome::Dropped));
+            return Ok(Some(Claimed::Done));
         };
         let kind = queued.mail.kind.label();
         if queued.decoy {
             // Kept as long as a real code's row could be, then removed without a trace.
             if now >= row.send_by_ms {
                 self.store.delete_mail(id).await?;
-                return Ok(Some(Outcome::Dropped));
+                return Ok(Some(Claimed::Done));
             }
             self.store.retry_mail(id, row.send_by_ms, false).await?;
-            return Ok(Some(Outcome::Parked));
+            return Ok(Some(Claimed::Done));
         }
         if now >= row.send_by_ms {
             tracing::warn!(
@@ -230,25 +266,46 @@ impl OutboxSender {
             crate::metrics::outbox_dropped(kind, "expired");
             self.audit_failure(&queued, "mail_unavailable").await;
             self.store.delete_mail(id).await?;
-            return Ok(Some(Outcome::Dropped));
+            return Ok(Some(Claimed::Done));
         }
+        Ok(Some(Claimed::Send(Box::new(ToSend {
+            id: row.id,
+            next_attempt_at_ms: row.next_attempt_at_ms,
+            send_by_ms: row.send_by_ms,
+            attempts: row.attempts,
+            queued,
+        }))))
+    }
+
+    /// Hands a claimed mail to the server; deletes its row once sent or refused for good.
+    async fn send(&self, mail: Box<ToSend>) -> Result<(), StoreError> {
+        let ToSend {
+            id,
+            send_by_ms,
+            attempts,
+            queued,
+            ..
+        } = *mail;
+        let kind = queued.mail.kind.label();
         match self.transport.deliver(&queued.mail).await {
             Ok(()) => {
-                self.store.delete_mail(id).await?;
-                Ok(Some(Outcome::Sent))
+                self.store.delete_mail(&id).await?;
+                Ok(())
             }
             Err(e) if e.is_permanent() => {
                 tracing::warn!(error = %e, kind, "outbox: mail refused for good; dropped");
                 crate::metrics::outbox_dropped(kind, "refused");
                 self.audit_failure(&queued, "mail_refused").await;
-                self.store.delete_mail(id).await?;
-                Ok(Some(Outcome::Dropped))
+                self.store.delete_mail(&id).await?;
+                Ok(())
             }
             Err(e) => {
-                let next = (now + backoff_ms(row.attempts + 1)).min(row.send_by_ms);
-                tracing::warn!(error = %e, kind, attempts = row.attempts + 1, "outbox: mail not sent; will retry");
-                self.store.retry_mail(id, next, true).await?;
-                Ok(Some(Outcome::Retry))
+                // The clock is read again: the send may have taken up to `smtp.timeout`.
+                let now = self.clock.now().as_millis();
+                let next = (now + backoff_ms(attempts + 1)).min(send_by_ms);
+                tracing::warn!(error = %e, kind, attempts = attempts + 1, "outbox: mail not sent; will retry");
+                self.store.retry_mail(&id, next, true).await?;
+                Ok(())
             }
         }
     }

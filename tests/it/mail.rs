@@ -508,3 +508,140 @@ async fn an_unreachable_server_is_named_and_temporary() {
     assert!(err.message.contains("127.0.0.1:1 "), "{err}");
     assert!(!err.message.contains(&code), "{err}");
 }
+
+/// The mail connections carry `TCP_NODELAY` (read back with getsockopt), so a message's
+/// terminator does not wait for the server's delayed ACK of its body; the time per mail over a
+/// reused connection is printed for docs/benchmarks.md (it is not a pass mark).
+#[tokio::test]
+async fn mail_connections_carry_tcp_nodelay_and_are_reused() {
+    let config = config("");
+    let smtp = config.smtp.as_ref().unwrap();
+    let tcp = sspr_bridge::mail::connect_tcp(&smtp.host, smtp.port, smtp.timeout)
+        .await
+        .unwrap();
+    assert!(tcp.nodelay().unwrap(), "TCP_NODELAY is not set");
+    drop(tcp);
+
+    let mailer = mailer(&config);
+    let to = unique_address();
+    const MAILS: u32 = 10;
+    let mut reused = Duration::ZERO;
+    for i in 0..MAILS {
+        let mail = Mail {
+            to: to.clone(),
+            display_name: None,
+            locale: Locale::En,
+            kind: MailKind::PasswordReset,
+        };
+        let started = Instant::now();
+        mailer.send(&mail).await.unwrap();
+        if i > 0 {
+            reused += started.elapsed();
+        }
+    }
+    eprintln!(
+        "one mail over a reused connection: {:.2} ms",
+        reused.as_secs_f64() * 1000.0 / f64::from(MAILS - 1)
+    );
+    for _ in 0..MAILS {
+        assert_eq!(wait_for_mail(&to).await.subject, "Your password was reset");
+    }
+    assert_no_mail(&to, Duration::from_millis(300)).await;
+}
+
+/// `smtp.tls = "tls"` (TLS from the first byte, port 465) on the service's own connections: the
+/// certificate is checked against `smtp.ca_file` and one connection carries both mails.
+#[tokio::test]
+async fn implicit_tls_sends_over_one_kept_connection() {
+    use std::sync::Mutex;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let dir = PathBuf::from(env("SSPR_TEST_CA_FILE"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let acceptor = tokio_rustls::TlsAcceptor::from(
+        sspr_bridge::tls::server_config(&dir.join("smtp.pem"), &dir.join("smtp.key")).unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Arc::new(Mutex::new((0_u32, Vec::<String>::new())));
+    let log = received.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            log.lock().unwrap().0 += 1;
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = tokio::io::split(tls);
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 tls sink\r\n").await.unwrap();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let reply = match &mut data {
+                        Some(body) if line != "." => {
+                            body.push_str(&line);
+                            body.push('\n');
+                            continue;
+                        }
+                        Some(body) => {
+                            log.lock().unwrap().1.push(std::mem::take(body));
+                            data = None;
+                            "250 queued"
+                        }
+                        None if line.to_ascii_uppercase().starts_with("DATA") => {
+                            data = Some(String::new());
+                            "354 go ahead"
+                        }
+                        None => "250 ok",
+                    };
+                    write
+                        .write_all(format!("{reply}\r\n").as_bytes())
+                        .await
+                        .unwrap();
+                    write.flush().await.unwrap();
+                }
+            });
+        }
+    });
+
+    let implicit = config(&format!("tls = \"tls\"\nport = {port}\n"));
+    let sender = mailer(&implicit);
+    for _ in 0..2 {
+        let mail = Mail {
+            to: unique_address(),
+            display_name: None,
+            locale: Locale::En,
+            kind: MailKind::PasswordReset,
+        };
+        sender.deliver(&mail).await.unwrap();
+    }
+    let (connections, bodies) = received.lock().unwrap().clone();
+    assert_eq!(connections, 1);
+    assert_eq!(bodies.len(), 2);
+    assert!(
+        bodies[1].contains("Subject: Your password was reset"),
+        "{}",
+        bodies[1]
+    );
+
+    let other_ca = config(&format!(
+        "tls = \"tls\"\nport = {port}\nca_file = {:?}\n",
+        env("SSPR_TEST_OTHER_CA_FILE")
+    ));
+    let mail = Mail {
+        to: unique_address(),
+        display_name: None,
+        locale: Locale::En,
+        kind: MailKind::PasswordReset,
+    };
+    let err = mailer(&other_ca).deliver(&mail).await.unwrap_err();
+    assert!(matches!(err, SendError::Tls { .. }), "{err:?}");
+    assert_eq!(
+        received.lock().unwrap().1.len(),
+        2,
+        "nothing sent past a bad certificate"
+    );
+}

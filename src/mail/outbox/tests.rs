@@ -1,5 +1,5 @@
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::UNIX_EPOCH;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -25,16 +25,38 @@ impl ManualClock {
     }
 }
 
-/// Records what it is handed; fails while `failing` says so.
+/// Records what it is handed; fails while `failing` says so; takes `pause_ms` per mail.
 #[derive(Default)]
 struct FakeTransport {
     sent: Mutex<Vec<Mail>>,
     failing: Mutex<Option<SendError>>,
+    pause_ms: AtomicU64,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+    /// Addresses being sent to right now.
+    sending_to: Mutex<Vec<String>>,
 }
 
 #[async_trait]
 impl Transport for FakeTransport {
     async fn deliver(&self, mail: &Mail) -> Result<(), SendError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        {
+            let mut sending_to = self.sending_to.lock().unwrap();
+            assert!(
+                !sending_to.contains(&mail.to),
+                "two mails to {} at once",
+                mail.to
+            );
+            sending_to.push(mail.to.clone());
+        }
+        let pause = self.pause_ms.load(Ordering::SeqCst);
+        if pause > 0 {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        self.sending_to.lock().unwrap().retain(|to| *to != mail.to);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         match &*self.failing.lock().unwrap() {
             Some(SendError::InvalidRecipient) => Err(SendError::InvalidRecipient),
             Some(_) => Err(SendError::Unreachable {
@@ -323,6 +345,52 @@ async fn two_senders_over_one_table_send_each_mail_once() {
     sent.sort();
     sent.dedup();
     assert_eq!((sent.len(), rig.sent().len()), (20, 20));
+}
+
+#[tokio::test]
+async fn under_load_several_mails_leave_at_once_each_once_and_one_address_in_order() {
+    let rig = rig().await;
+    rig.transport.pause_ms.store(20, Ordering::SeqCst);
+    for i in 0..24 {
+        rig.outbox
+            .enqueue(
+                &code_mail(&format!("u{i}@example.com"), false),
+                rig.now() + 600_000,
+            )
+            .await
+            .unwrap();
+    }
+    let mut same = Vec::new();
+    for n in 0..3 {
+        let mut mail = code_mail("same@example.com", false);
+        mail.mail.display_name = Some(format!("mail {n}"));
+        rig.outbox
+            .enqueue(&mail, rig.now() + 600_000)
+            .await
+            .unwrap();
+        rig.clock.advance(1);
+        same.push(format!("mail {n}"));
+    }
+    rig.sender.drain().await.unwrap();
+
+    let mut sent = rig.sent();
+    assert_eq!(sent.len(), 27);
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), 25, "each mail once");
+    let most = rig.transport.most_in_flight.load(Ordering::SeqCst);
+    assert!((2..=SENDING_AT_ONCE).contains(&most), "{most} at once");
+    let order: Vec<_> = rig
+        .transport
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.to == "same@example.com")
+        .map(|m| m.display_name.clone().unwrap())
+        .collect();
+    assert_eq!(order, same);
+    assert!(rig.rows().await.is_empty());
 }
 
 #[test]
