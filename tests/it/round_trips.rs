@@ -18,7 +18,7 @@ fn searches(url: &str) -> u64 {
     let label = format!("dc=\"{url}\"");
     sspr_bridge::metrics::render()
         .lines()
-        .filter(|l| l.starts_with("directory_operation_seconds_count"))
+        .filter(|l| l.starts_with("sspr_directory_operation_seconds_count"))
         .filter(|l| l.contains(&label) && l.contains("operation=\"search\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
@@ -120,6 +120,7 @@ async fn a_reset_flow_makes_at_most_three_searches_and_a_decoy_start_as_many_as_
          {email_flow}, decoy start {decoy_start}"
     );
     println!("LDAP searches: {counts}");
+    assert!(start > 0, "no searches counted: {counts}");
     assert!(
         totp_flow <= 3 && noticed_flow <= 3 && email_flow <= 3,
         "{counts}"
