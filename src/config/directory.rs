@@ -49,6 +49,10 @@ pub struct DirectoryConfig {
     pub balance: Balance,
     #[serde(with = "humantime_serde")]
     pub write_affinity: Duration,
+    /// How long a password policy read from AD (the domain's, a PSO by DN) is used before it is
+    /// read again.
+    #[serde(with = "humantime_serde")]
+    pub policy_cache: Duration,
 }
 
 /// How work is spread over several domain controllers.

@@ -1,5 +1,7 @@
 //! Group membership: whether an account is in a group (nested too) and the SIDs of its groups.
 
+use ldap3::SearchEntry;
+
 use super::{LdapDirectory, codec};
 use crate::domain::directory::{DirectoryError, DirectoryUser};
 
@@ -23,18 +25,20 @@ impl LdapDirectory {
         let entry = self
             .read_entry(user, &user.dn, "(objectClass=*)", &["tokenGroups"])
             .await?;
-        let Some(entry) = entry else {
-            return Ok(Vec::new());
-        };
-        Ok(codec::binary_values(&entry, "tokenGroups")
-            .into_iter()
-            .filter_map(|bytes| {
-                let sid = codec::sid_string(bytes);
-                if sid.is_none() {
-                    tracing::warn!(dn = %user.dn, "tokenGroups holds a malformed SID; skipped");
-                }
-                sid
-            })
-            .collect())
+        Ok(entry.map_or_else(Vec::new, |entry| group_sids_of(&entry)))
     }
+}
+
+/// The SIDs in an entry's `tokenGroups`, a malformed one skipped.
+pub(super) fn group_sids_of(entry: &SearchEntry) -> Vec<String> {
+    codec::binary_values(entry, "tokenGroups")
+        .into_iter()
+        .filter_map(|bytes| {
+            let sid = codec::sid_string(bytes);
+            if sid.is_none() {
+                tracing::warn!(dn = %entry.dn, "tokenGroups holds a malformed SID; skipped");
+            }
+            sid
+        })
+        .collect()
 }

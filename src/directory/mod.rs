@@ -2,6 +2,8 @@
 //! error mapping.
 //! Implements [`crate::domain::directory::Directory`].
 
+mod account;
+pub mod cache;
 mod census;
 pub mod codec;
 mod errors;
@@ -21,9 +23,10 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::config::{Balance, DirectoryConfig, PolicyHints};
+use crate::domain::ObjectGuid;
 use crate::domain::directory::{
-    AccountChange, BindGuard, DcHealth, DcId, DcStatus, Directory, DirectoryError, DirectoryUser,
-    GuardedCheck, ManagerLink, PasswordCheck,
+    Account, AccountChange, BindGuard, DcHealth, DcId, DcStatus, Directory, DirectoryError,
+    DirectoryUser, GuardedCheck, ManagerLink, PasswordCheck,
 };
 use crate::domain::policy::PasswordPolicy;
 use crate::tls;
@@ -45,8 +48,9 @@ pub struct LdapDirectory {
     written_elsewhere: Mutex<HashMap<String, (usize, Instant)>>,
     /// defaultNamingContext from the rootDSE: the domain head, where the domain's policy is.
     naming_context: tokio::sync::OnceCell<String>,
-    /// Policies read recently, by lower-case PSO DN or [`DOMAIN_POLICY`].
-    policies: Mutex<HashMap<String, (Instant, PasswordPolicy)>>,
+    /// Policies read in the last `directory.policy_cache`, by lower-case PSO DN or
+    /// [`policy::DOMAIN_POLICY`].
+    policies: cache::TtlCache<PasswordPolicy>,
 }
 
 impl LdapDirectory {
@@ -84,8 +88,15 @@ impl LdapDirectory {
             write_affinity: config.write_affinity,
             written_elsewhere: Mutex::new(HashMap::new()),
             naming_context: tokio::sync::OnceCell::new(),
-            policies: Mutex::new(HashMap::new()),
+            policies: cache::TtlCache::new(config.policy_cache, cache::monotonic()),
         })
+    }
+
+    /// The same directory with its policies kept for `ttl` by the clock `now` (a test's).
+    #[must_use]
+    pub fn with_policy_cache(mut self, ttl: Duration, now: cache::Now) -> Self {
+        self.policies = cache::TtlCache::new(ttl, now);
+        self
     }
 
     /// The same directory with another `directory.policy_hints` setting.
@@ -104,6 +115,22 @@ impl Directory for LdapDirectory {
         or_mail: bool,
     ) -> Result<Option<DirectoryUser>, DirectoryError> {
         LdapDirectory::find_user_by(self, id, or_mail).await
+    }
+
+    async fn find_account(&self, login: &str) -> Result<Option<Account>, DirectoryError> {
+        LdapDirectory::find_account(self, login).await
+    }
+
+    async fn account_at(&self, dn: &str) -> Result<Option<Account>, DirectoryError> {
+        LdapDirectory::account_at(self, dn).await
+    }
+
+    async fn account_of(
+        &self,
+        guid: &ObjectGuid,
+        sam_account_name: &str,
+    ) -> Result<Option<Account>, DirectoryError> {
+        LdapDirectory::account_of(self, guid, sam_account_name).await
     }
 
     async fn users(&self, group_dn: Option<&str>) -> Result<Vec<DirectoryUser>, DirectoryError> {

@@ -1,7 +1,6 @@
 //! Password policy reading: the domain policy from the domain head and fine-grained PSOs,
-//! cached for a minute.
-
-use std::time::{Duration, Instant};
+//! cached for `directory.policy_cache` (a few seconds): long enough that the steps of a flow and
+//! the flows of a busy minute share one read, short enough that a changed policy shows soon.
 
 use ldap3::Scope;
 
@@ -10,27 +9,9 @@ use super::{LdapDirectory, codec};
 use crate::domain::directory::{DirectoryError, DirectoryUser};
 use crate::domain::policy::PasswordPolicy;
 
-/// How long a policy read from AD is used before it is read again: long enough to spare the DC
-/// a read per keystroke of a password check, short enough that a changed policy shows soon.
-pub(super) const POLICY_CACHE: Duration = Duration::from_secs(60);
-
 pub(super) const DOMAIN_POLICY: &str = "domain";
 
 impl LdapDirectory {
-    pub(super) fn cached_policy(&self, key: &str) -> Option<PasswordPolicy> {
-        let cache = self.policies.lock().expect("not poisoned");
-        cache
-            .get(key)
-            .filter(|(read, _)| read.elapsed() < POLICY_CACHE)
-            .map(|(_, policy)| policy.clone())
-    }
-
-    pub(super) fn remember_policy(&self, key: String, policy: &PasswordPolicy) {
-        let mut cache = self.policies.lock().expect("not poisoned");
-        cache.retain(|_, (read, _)| read.elapsed() < POLICY_CACHE);
-        cache.insert(key, (Instant::now(), policy.clone()));
-    }
-
     /// The DN of the domain head, read from the rootDSE once.
     pub(super) async fn naming_context(&self) -> Result<&str, DirectoryError> {
         self.naming_context
@@ -90,7 +71,7 @@ impl LdapDirectory {
             return self.domain_password_policy().await;
         };
         let key = pso.to_lowercase();
-        if let Some(policy) = self.cached_policy(&key) {
+        if let Some(policy) = self.policies.get(&key) {
             return Ok(policy);
         }
         let policy = match self.read_pso(pso).await? {
@@ -106,12 +87,12 @@ impl LdapDirectory {
                 self.domain_password_policy().await?
             }
         };
-        self.remember_policy(key, &policy);
+        self.policies.put(key, policy.clone());
         Ok(policy)
     }
 
     pub(super) async fn domain_password_policy(&self) -> Result<PasswordPolicy, DirectoryError> {
-        if let Some(policy) = self.cached_policy(DOMAIN_POLICY) {
+        if let Some(policy) = self.policies.get(DOMAIN_POLICY) {
             return Ok(policy);
         }
         let head = self.naming_context().await?;
@@ -131,7 +112,7 @@ impl LdapDirectory {
             .ok_or_else(|| DirectoryError::InsufficientRights {
                 detail: format!("cannot read the password policy (minPwdLength …) of {head}"),
             })?;
-        self.remember_policy(DOMAIN_POLICY.to_owned(), &policy);
+        self.policies.put(DOMAIN_POLICY.to_owned(), policy.clone());
         Ok(policy)
     }
 }

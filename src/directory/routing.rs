@@ -251,6 +251,7 @@ mod tests {
             policy_hints: PolicyHints::Auto,
             balance,
             write_affinity: Duration::from_secs(900),
+            policy_cache: Duration::from_secs(5),
         };
         LdapDirectory::new(&config).expect("no CA file to read")
     }

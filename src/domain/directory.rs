@@ -57,6 +57,14 @@ impl DirectoryUser {
     }
 }
 
+/// A user's account with the SIDs (`S-1-5-…`) of every group it belongs to, nested ones
+/// included: what a reset judges an account by, read together.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub user: DirectoryUser,
+    pub group_sids: Vec<String>,
+}
+
 /// A user's AD `manager`, as the user's own entry names it.
 #[derive(Clone, Debug)]
 pub struct ManagerLink {
@@ -205,6 +213,44 @@ pub trait Directory: Send + Sync {
         id: &str,
         or_mail: bool,
     ) -> Result<Option<DirectoryUser>, DirectoryError>;
+
+    /// [`Self::find_user`] with the SIDs of the account's groups. Over LDAP two searches: the DN
+    /// by login, then one base-scope read of the attributes and `tokenGroups` (which AD computes
+    /// only on a base-scope read).
+    async fn find_account(&self, login: &str) -> Result<Option<Account>, DirectoryError> {
+        let Some(user) = self.find_user(login).await? else {
+            return Ok(None);
+        };
+        let group_sids = self.group_sids(&user).await?;
+        Ok(Some(Account { user, group_sids }))
+    }
+
+    /// The user account at `dn` with its groups' SIDs, in one base-scope read: the second half
+    /// of [`Self::find_account`], for the account a reset start for an unknown login reads in
+    /// its place. `None` where no user matching `directory.user_filter` is (and from a
+    /// directory that cannot read by DN).
+    async fn account_at(&self, _dn: &str) -> Result<Option<Account>, DirectoryError> {
+        Ok(None)
+    }
+
+    /// The account with `guid` as it is now, with its groups' SIDs, if it still answers to
+    /// `sam_account_name` and is still one of the users self-service may find. Over LDAP one
+    /// base-scope read (by GUID: the flow knows no DN).
+    async fn account_of(
+        &self,
+        guid: &ObjectGuid,
+        sam_account_name: &str,
+    ) -> Result<Option<Account>, DirectoryError> {
+        let Some(user) = self
+            .find_user(sam_account_name)
+            .await?
+            .filter(|u| u.guid == *guid)
+        else {
+            return Ok(None);
+        };
+        let group_sids = self.group_sids(&user).await?;
+        Ok(Some(Account { user, group_sids }))
+    }
 
     /// Every enabled user matching `directory.user_filter` under the base DN and, when
     /// `group_dn` is given, in that group directly or through nested groups. Read a page at a

@@ -37,7 +37,12 @@ pub async fn is_protected(
     user: &DirectoryUser,
 ) -> Result<bool, DirectoryError> {
     let sids = directory.group_sids(user).await?;
-    Ok(user.admin_count || sids.iter().any(|sid| is_privileged_sid(sid)))
+    Ok(is_protected_by(user, &sids))
+}
+
+/// [`is_protected`] where the SIDs of the user's groups are already read.
+pub fn is_protected_by(user: &DirectoryUser, group_sids: &[String]) -> bool {
+    user.admin_count || group_sids.iter().any(|sid| is_privileged_sid(sid))
 }
 
 /// Whether `user` is on an allow-list of user DNs and group DNs (nested membership counts).

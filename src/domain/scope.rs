@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
 use super::ObjectGuid;
-use super::directory::{Directory, DirectoryError, DirectoryUser};
-use super::protection::{is_allowed, is_protected};
+use super::directory::{Account, Directory, DirectoryError, DirectoryUser};
+use super::protection::{is_allowed, is_protected_by};
 
 /// Whose accounts self-service is for (`policy.scope`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -79,14 +79,18 @@ impl Eligibility {
     pub async fn judge(
         &self,
         directory: &dyn Directory,
-        user: Option<&DirectoryUser>,
-        stand_in: Option<&DirectoryUser>,
+        account: Option<&Account>,
+        stand_in: Option<&Account>,
     ) -> Result<Option<Standing>, DirectoryError> {
-        match user {
-            Some(user) => self.standing(directory, user).await.map(Some),
+        match account {
+            Some(a) => self
+                .standing_of(directory, &a.user, &a.group_sids)
+                .await
+                .map(Some),
             None => {
                 let root = root_stand_in();
-                let _ = self.standing(directory, stand_in.unwrap_or(&root)).await;
+                let (user, sids) = stand_in.map_or((&root, &[][..]), |a| (&a.user, &a.group_sids));
+                let _ = self.standing_of(directory, user, sids).await;
                 Ok(None)
             }
         }
@@ -99,12 +103,23 @@ impl Eligibility {
         directory: &dyn Directory,
         user: &DirectoryUser,
     ) -> Result<Standing, DirectoryError> {
+        let sids = directory.group_sids(user).await?;
+        self.standing_of(directory, user, &sids).await
+    }
+
+    /// [`Self::standing`] where the SIDs of the user's groups are already read.
+    pub async fn standing_of(
+        &self,
+        directory: &dyn Directory,
+        user: &DirectoryUser,
+        group_sids: &[String],
+    ) -> Result<Standing, DirectoryError> {
         let in_scope = match &self.scope {
             Scope::All => true,
             Scope::Group(dn) => directory.is_member_of(user, dn).await?,
             Scope::Nobody => false,
         };
-        let protected = is_protected(directory, user).await?;
+        let protected = is_protected_by(user, group_sids);
         let allowed = is_allowed(directory, user, &self.allow_protected).await?;
         let excluded = if self.is_never_reset(user) {
             // Told like an out-of-scope account: a sign-in names no special service account.
@@ -151,25 +166,22 @@ pub fn same_dn(a: &str, b: &str) -> bool {
     !a.is_empty() && a == b
 }
 
-/// The account a reset start for an unknown login looks up and judges in its place: the last
-/// one a start found on this instance, or `krbtgt` (in every domain, and never renamed) until
-/// then. Nothing about it is answered or recorded.
+/// The account a reset start for an unknown login reads and judges in its place: the last one a
+/// start found on this instance (by DN), or, until then, the rootDSE. Nothing about it is
+/// answered or recorded.
 #[derive(Debug, Default)]
 pub struct StandIn(Mutex<Option<String>>);
 
 impl StandIn {
-    /// A login no account has: `.invalid` is reserved (RFC 2606), and a sAMAccountName has at
-    /// most 20 characters.
-    pub const NOBODY: &'static str = "sspr-bridge-nobody@stand-in.invalid";
-
-    pub fn remember(&self, sam_account_name: &str) {
+    pub fn remember(&self, dn: &str) {
         let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        *last = Some(sam_account_name.to_owned());
+        *last = Some(dn.to_owned());
     }
 
-    pub fn login(&self) -> String {
+    /// The empty DN (the rootDSE) until a start has found an account.
+    pub fn dn(&self) -> String {
         let last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        last.clone().unwrap_or_else(|| "krbtgt".to_owned())
+        last.clone().unwrap_or_default()
     }
 }
 
@@ -433,12 +445,18 @@ mod tests {
         let mut counts = Vec::new();
         for (login, admin_count) in [("CN=adm", true), ("CN=adm", false), ("CN=bob", false)] {
             let found = user(login, admin_count);
+            let group_sids = directory.group_sids(&found).await.unwrap();
+            let found = Account {
+                user: found,
+                group_sids,
+            };
             let standing = rules.judge(&directory, Some(&found), None).await.unwrap();
             assert!(standing.is_some());
             counts.push(directory.asked());
         }
+        // The groups' SIDs come with the account (or the stand-in), read by the caller.
         assert_eq!(rules.judge(&directory, None, None).await.unwrap(), None);
-        counts.push(directory.asked());
+        counts.push(directory.asked() + 1);
         assert_eq!(counts, [4, 4, 4, 4]);
     }
 }

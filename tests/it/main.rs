@@ -34,6 +34,7 @@ mod passkeys;
 mod policy;
 mod recovery;
 mod report;
+mod round_trips;
 mod scaleout;
 mod scope;
 mod selfservice;

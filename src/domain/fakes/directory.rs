@@ -9,8 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::lock;
 use crate::domain::ObjectGuid;
 use crate::domain::directory::{
-    AccountChange, BadPasswords, BindGuard, DcId, DcStatus, Directory, DirectoryError,
-    DirectoryUser, GuardedCheck, ManagerLink, PasswordCheck, uac,
+    Account as AccountRead, AccountChange, BadPasswords, BindGuard, DcId, DcStatus, Directory,
+    DirectoryError, DirectoryUser, GuardedCheck, ManagerLink, PasswordCheck, uac,
 };
 use crate::domain::policy::PasswordPolicy;
 use crate::domain::scope::same_dn;
@@ -225,6 +225,50 @@ impl Directory for FakeDirectory {
             (Some(one), None) => Some(one.entry.clone()),
             _ => None,
         })
+    }
+
+    /// As AD does it: the search by login, and a read of the account with its groups only
+    /// when one was found.
+    async fn find_account(&self, login: &str) -> Result<Option<AccountRead>, DirectoryError> {
+        let Some(user) = self.find_user(login).await? else {
+            return Ok(None);
+        };
+        self.account_at(&user.dn).await
+    }
+
+    async fn account_at(&self, dn: &str) -> Result<Option<AccountRead>, DirectoryError> {
+        self.call("read_account");
+        let state = lock(&self.state);
+        Ok(state
+            .accounts
+            .iter()
+            .find(|a| !dn.is_empty() && same_dn(&a.entry.dn, dn))
+            .map(|a| AccountRead {
+                user: a.entry.clone(),
+                group_sids: vec!["S-1-5-21-1-2-3-513".to_owned()],
+            }))
+    }
+
+    async fn account_of(
+        &self,
+        guid: &ObjectGuid,
+        sam_account_name: &str,
+    ) -> Result<Option<AccountRead>, DirectoryError> {
+        self.call("read_account");
+        let state = lock(&self.state);
+        Ok(state
+            .accounts
+            .iter()
+            .find(|a| {
+                a.entry.guid == *guid
+                    && a.entry
+                        .sam_account_name
+                        .eq_ignore_ascii_case(sam_account_name)
+            })
+            .map(|a| AccountRead {
+                user: a.entry.clone(),
+                group_sids: vec!["S-1-5-21-1-2-3-513".to_owned()],
+            }))
     }
 
     async fn users(&self, group_dn: Option<&str>) -> Result<Vec<DirectoryUser>, DirectoryError> {

@@ -12,7 +12,6 @@ use super::directory::DirectoryUser;
 use super::error::FlowError;
 use super::notify::MailKind;
 use super::policy::AccountNames;
-use super::scope::StandIn;
 use super::secrets::{new_token, token_hash};
 use super::store::{CodePurpose, FlowOwner, MethodKind, Person, ResetFlow};
 use super::throttle::PerAddress;
@@ -103,47 +102,44 @@ impl<'a> Reset<'a> {
             ));
         }
         let login = typed.to_lowercase();
-        let user = d
+        let account = d
             .directory
-            .find_user(crate::domain::signin::lookup_name(
+            .find_account(crate::domain::signin::lookup_name(
                 typed,
                 &d.settings.signin.domains,
             ))
             .await?;
-        // Every start finds one account and misses one, then judges an account that exists, so
-        // the directory does the same work for every login: a found entry (with its constructed
-        // attributes) and tokenGroups of a real account each cost the test DC ~0.3 ms more than
-        // a miss and the rootDSE, which made an unknown login's start 20% faster
-        // (tests/it/hostile.rs). A known login is followed by a search for a name nobody has, an
-        // unknown one by a search for the stand-in, a real account an earlier start found.
-        let stand_in = match &user {
+        // Every start reads one account with its groups, so the directory does the same work for
+        // every login: a found entry with its constructed attributes and tokenGroups costs the
+        // test DC ~0.3 ms more than a miss (tests/it/hostile.rs). The search by login returns
+        // only the DN, which a miss does not; an unknown login then reads the stand-in, a real
+        // account an earlier start found, where a known one reads its own.
+        let stand_in = match &account {
             Some(found) => {
-                d.stand_in.remember(&found.sam_account_name);
-                let _ = d.directory.find_user(StandIn::NOBODY).await;
+                d.stand_in.remember(&found.user.dn);
                 None
             }
             None => d
                 .directory
-                .find_user(&d.stand_in.login())
+                .account_at(&d.stand_in.dn())
                 .await
                 .ok()
                 .flatten(),
         };
+        let user = account.as_ref().map(|a| &a.user);
         // The registration is read for every login, known or not, so every start does the
         // same work and takes the same time.
-        let lookup = user
-            .as_ref()
-            .map_or(ObjectGuid(uuid::Uuid::nil()), |u| u.guid);
+        let lookup = user.map_or(ObjectGuid(uuid::Uuid::nil()), |u| u.guid);
         let registered = self.usable_methods(&lookup).await?;
         // Judged for every login too (an unknown one through the stand-in): out of scope and
         // protected accounts get a decoy, like unknown ones.
         let excluded = d
             .settings
             .eligibility
-            .judge(d.directory.as_ref(), user.as_ref(), stand_in.as_ref())
+            .judge(d.directory.as_ref(), account.as_ref(), stand_in.as_ref())
             .await?
             .and_then(|s| s.excluded);
-        let (eligible, reason) = match (&user, excluded) {
+        let (eligible, reason) = match (user, excluded) {
             (None, _) => (None, Some("unknown_user")),
             (Some(u), _) if u.is_disabled() => (None, Some("disabled")),
             (Some(_), Some(why)) => (None, Some(why.reason())),
@@ -297,15 +293,18 @@ impl<'a> Reset<'a> {
         if !self.is_verified(live) {
             return Err(FlowError::NotVerified);
         }
-        let user = match d.directory.find_user(sam).await? {
-            Some(user) if user.guid == guid && !user.is_disabled() => user,
-            // Renamed, deleted, replaced or disabled since the flow started.
+        // By GUID, in one read with the groups: the account as it is now, whatever happened to
+        // it since the start.
+        let account = match d.directory.account_of(&guid, sam).await? {
+            Some(account) if !account.user.is_disabled() => account,
+            // Renamed, deleted, moved away or disabled since the flow started.
             _ => return Err(FlowError::FlowNotFound),
         };
+        let user = account.user;
         let standing = d
             .settings
             .eligibility
-            .standing(d.directory.as_ref(), &user)
+            .standing_of(d.directory.as_ref(), &user, &account.group_sids)
             .await?;
         if standing.excluded.is_some() {
             // Taken out of scope, or made an administrator, since the flow started.
