@@ -167,21 +167,25 @@ pub fn same_dn(a: &str, b: &str) -> bool {
 }
 
 /// The account a reset start for an unknown login reads and judges in its place: the last one a
-/// start found on this instance (by DN), or, until then, the rootDSE. Nothing about it is
+/// start found on this instance (by its login), or, until then, the rootDSE. Nothing about it is
 /// answered or recorded.
 #[derive(Debug, Default)]
 pub struct StandIn(Mutex<Option<String>>);
 
 impl StandIn {
-    pub fn remember(&self, dn: &str) {
+    /// A login no account has: what a start for a known login searches for besides its own, so
+    /// that every start has one search that finds an account and one that finds none.
+    pub const NOBODY: &'static str = "sspr-stand-in-nobody";
+
+    pub fn remember(&self, login: &str) {
         let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        *last = Some(dn.to_owned());
+        *last = Some(login.to_owned());
     }
 
-    /// The empty DN (the rootDSE) until a start has found an account.
-    pub fn dn(&self) -> String {
+    /// The login of the last account a start found, if one has.
+    pub fn login(&self) -> Option<String> {
         let last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        last.clone().unwrap_or_default()
+        last.clone()
     }
 }
 
