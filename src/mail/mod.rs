@@ -255,8 +255,9 @@ mod tests {
         port
     }
 
-    async fn send_to(port: u16) -> SendError {
-        let config = SmtpConfig {
+    /// Plain SMTP to a test server on this host's `port`.
+    fn local(port: u16) -> SmtpConfig {
+        SmtpConfig {
             host: "127.0.0.1".to_owned(),
             port,
             tls: SmtpTls::None,
@@ -266,7 +267,11 @@ mod tests {
             password_file: None,
             from: "no-reply@example.com".to_owned(),
             timeout: Duration::from_secs(5),
-        };
+        }
+    }
+
+    async fn send_to(port: u16) -> SendError {
+        let config = local(port);
         let message = Message::builder()
             .from("no-reply@example.com".parse::<Mailbox>().unwrap())
             .to("jan@example.com".parse::<Mailbox>().unwrap())
@@ -392,18 +397,7 @@ mod tests {
     #[tokio::test]
     async fn a_kept_connection_the_server_closed_is_replaced() {
         let port = accepting_server_closing_after(1).await;
-        let transport = SmtpTransport::new(&SmtpConfig {
-            host: "127.0.0.1".to_owned(),
-            port,
-            tls: SmtpTls::None,
-            ca_file: None,
-            username: None,
-            password: None,
-            password_file: None,
-            from: "no-reply@example.com".to_owned(),
-            timeout: Duration::from_secs(5),
-        })
-        .unwrap();
+        let transport = SmtpTransport::new(&local(port)).unwrap();
         for _ in 0..3 {
             let message = Message::builder()
                 .from("no-reply@example.com".parse::<Mailbox>().unwrap())
@@ -432,18 +426,7 @@ mod tests {
         let stock = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
             .port(port)
             .build();
-        let ours = SmtpTransport::new(&SmtpConfig {
-            host: "127.0.0.1".to_owned(),
-            port,
-            tls: SmtpTls::None,
-            ca_file: None,
-            username: None,
-            password: None,
-            password_file: None,
-            from: "no-reply@example.com".to_owned(),
-            timeout: Duration::from_secs(5),
-        })
-        .unwrap();
+        let ours = SmtpTransport::new(&local(port)).unwrap();
         ours.send(message()).await.unwrap();
         stock.send(message()).await.unwrap();
         let started = std::time::Instant::now();
