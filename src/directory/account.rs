@@ -20,30 +20,14 @@ impl LdapDirectory {
         if login.is_empty() {
             return Ok(None);
         }
-        let key = account_key(login);
         // Only the DN ("1.1": no attributes), so a found entry costs the DC about what a miss
         // does: its constructed attributes come with the read below, which an unknown login's
         // start makes of another account.
-        let filter = codec::user_filter(&self.user_filter, login, false);
-        let entries = match self
-            .search(
-                Route::Account(&key),
-                &self.base_dn,
-                Scope::Subtree,
-                &filter,
-                &["1.1"],
-                2,
-            )
-            .await
-        {
-            Err(DirectoryError::Other { rc: 4, .. }) => return Ok(None),
-            other => other?,
-        };
-        // Several accounts answer to this login: acting on either could hit the wrong person.
-        let [entry] = entries.as_slice() else {
+        let Some(entry) = self.only_entry(login, false, &["1.1"]).await? else {
             return Ok(None);
         };
-        self.read_account(Route::Account(&key), &entry.dn).await
+        self.read_account(Route::Account(&account_key(login)), &entry.dn)
+            .await
     }
 
     pub(super) async fn account_at(&self, dn: &str) -> Result<Option<Account>, DirectoryError> {

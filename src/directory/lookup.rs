@@ -44,6 +44,19 @@ impl LdapDirectory {
         if id.is_empty() {
             return Ok(None);
         }
+        let entry = self.only_entry(id, or_mail, codec::USER_ATTRIBUTES).await?;
+        Ok(entry.as_ref().and_then(codec::directory_user))
+    }
+
+    /// The one entry that answers to `id` (with `attributes`), or none when none or several do:
+    /// one's sAMAccountName may be another's UPN or mail, and acting on either could hit the
+    /// wrong person. Its caller has checked that `id` is not empty.
+    pub(super) async fn only_entry(
+        &self,
+        id: &str,
+        or_mail: bool,
+        attributes: &[&str],
+    ) -> Result<Option<SearchEntry>, DirectoryError> {
         let filter = codec::user_filter(&self.user_filter, id, or_mail);
         let key = account_key(id);
         // Size limit 2: enough to tell one match from several. More than two ends the search
@@ -54,7 +67,7 @@ impl LdapDirectory {
                 &self.base_dn,
                 Scope::Subtree,
                 &filter,
-                codec::USER_ATTRIBUTES,
+                attributes,
                 2,
             )
             .await
@@ -62,12 +75,11 @@ impl LdapDirectory {
             Err(DirectoryError::Other { rc: 4, .. }) => return Ok(None),
             other => other?,
         };
-        let [entry] = entries.as_slice() else {
-            // Several accounts answer to this id (one's sAMAccountName is another's UPN or mail):
-            // acting on either could hit the wrong person, so none is found.
-            return Ok(None);
-        };
-        Ok(codec::directory_user(entry))
+        let mut entries = entries.into_iter();
+        match (entries.next(), entries.next()) {
+            (Some(entry), None) => Ok(Some(entry)),
+            _ => Ok(None),
+        }
     }
 
     pub(super) async fn users(
