@@ -115,6 +115,7 @@ pub async fn wire(config: &Config) -> Result<Wired, StartError> {
         history: shared_store.clone(),
         recovery_codes: shared_store.clone(),
         passkeys: shared_store.clone(),
+        transactions: shared_store.clone(),
     };
     let deps = Deps::new(ports, clock, keys, settings(config));
     Ok(Wired {

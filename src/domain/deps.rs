@@ -9,6 +9,7 @@ use super::ObjectGuid;
 use super::audit::Auditor;
 use super::clock::{Clock, Timestamp};
 use super::directory::{Directory, DirectoryUser};
+use super::error::FlowError;
 use super::history::PasswordHistory;
 use super::hooks::Hooks;
 use super::notifier::Notifier;
@@ -19,7 +20,7 @@ use super::settings::Settings;
 use super::store::{
     ApprovalStore, AuditLog, CodeStore, EnrolledMethod, FlowStore, PasskeyStore,
     PasswordHistoryStore, RecoveryCodeStore, RegistrationStore, Session, SessionKind, SessionStore,
-    StoreError, ThrottleStore,
+    StoreError, ThrottleStore, Transactions,
 };
 use super::throttle::Throttle;
 
@@ -54,6 +55,8 @@ pub struct Deps {
     /// `hooks.after_*`; none unless the composition root sets them.
     pub hooks: Hooks,
     pub recovery_codes: Arc<dyn RecoveryCodeStore>,
+    /// Makes one step's store calls one transaction (see [`Deps::in_one_step`]).
+    pub transactions: Arc<dyn Transactions>,
 }
 
 /// The ports [`Deps`] is built from; the audit log, the throttle store and the outbox go to the
@@ -72,6 +75,7 @@ pub struct Ports {
     pub history: Arc<dyn PasswordHistoryStore>,
     pub recovery_codes: Arc<dyn RecoveryCodeStore>,
     pub passkeys: Arc<dyn PasskeyStore>,
+    pub transactions: Arc<dyn Transactions>,
 }
 
 impl Deps {
@@ -117,7 +121,30 @@ impl Deps {
             history,
             hooks: Hooks::default(),
             recovery_codes: ports.recovery_codes,
+            transactions: ports.transactions,
         }
+    }
+
+    /// Runs `work` as one transaction of the store (see [`Transactions`]). Its rows are kept
+    /// whatever it answers, a refusal included (a wrong code is counted and audited), except
+    /// when the database failed in it: then none are. A commit that fails is that failure.
+    pub async fn in_one_step<T: Send>(
+        &self,
+        work: impl Future<Output = Result<T, FlowError>> + Send,
+    ) -> Result<T, FlowError> {
+        let mut answer = None;
+        let committed = self
+            .transactions
+            .run(Box::pin(async {
+                let result = work.await;
+                let keep = !matches!(result, Err(FlowError::Store(_)));
+                answer = Some(result);
+                keep
+            }))
+            .await;
+        let answer = answer.unwrap_or_else(|| Err(StoreError::new("the step did not run").into()));
+        committed?;
+        answer
     }
 
     pub fn now(&self) -> Timestamp {

@@ -253,6 +253,12 @@ pub struct OutboxRow {
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
     async fn insert_mail(&self, row: &OutboxRow) -> Result<(), StoreError>;
+    /// Runs `f` once the row just inserted is committed: at once, unless the insert was part of
+    /// a step ([`super::store::Transactions`]), then after its commit (and never after a
+    /// rollback), so whoever `f` wakes finds the row.
+    fn when_committed(&self, f: Box<dyn FnOnce() + Send>) {
+        f();
+    }
     /// Up to `limit` ids of rows due at `now_ms` (their next attempt is due, no live claim).
     async fn due_mails(&self, now_ms: i64, limit: i64) -> Result<Vec<String>, StoreError>;
     /// Claims the row `id` until `until_ms` if it is still due at `now_ms` and nobody else holds

@@ -55,6 +55,7 @@ impl Fakes {
             history: store.clone(),
             recovery_codes: store.clone(),
             passkeys: store.clone(),
+            transactions: store.clone(),
         };
         let deps = Deps::new(
             ports,

@@ -115,8 +115,10 @@ impl Outbox for SealedOutbox {
             attempts: 0,
         };
         self.store.insert_mail(&row).await?;
-        // The row has committed: the sender (a decoy's too, so both cost the same) finds it now.
-        self.wake.notify_one();
+        // Once the row has committed, the sender (a decoy's too, so both cost the same) finds it.
+        let wake = self.wake.clone();
+        self.store
+            .when_committed(Box::new(move || wake.notify_one()));
         Ok(())
     }
 }

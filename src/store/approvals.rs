@@ -28,7 +28,7 @@ impl ApprovalStore for Store {
         .bind(a.manager_sam.as_str())
         .bind(a.created_at.as_millis())
         .bind(a.expires_at.as_millis())
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -40,7 +40,7 @@ impl ApprovalStore for Store {
              FROM manager_approvals WHERE id_hash = $1",
         )
         .bind(id_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         row.as_ref().map(approval_from_row).transpose()
     }
@@ -63,12 +63,12 @@ impl ApprovalStore for Store {
         .bind(user.to_string())
         .bind(manager_dn)
         .bind(now.as_millis())
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         let since: i64 =
             sqlx::query_scalar("SELECT first_seen_at_ms FROM manager_seen WHERE object_guid = $1")
                 .bind(user.to_string())
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *self.conn().await?)
                 .await?;
         Ok(Timestamp::from_millis(since))
     }

@@ -27,7 +27,7 @@ impl AuditLog for Store {
         .bind(event.method.as_deref())
         .bind(event.reason.as_deref())
         .bind(event.login_hash.as_deref())
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -46,7 +46,7 @@ impl AuditLog for Store {
         .bind(since.as_millis())
         // SQLite reads a negative LIMIT as "no limit" and PostgreSQL refuses it; both agree on 0.
         .bind(limit.max(0))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter().map(record_from_row).collect()
     }
@@ -66,7 +66,7 @@ impl AuditLog for Store {
         )
         .bind(user.to_string())
         .bind(limit.max(0))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter().map(record_from_row).collect()
     }
@@ -90,7 +90,7 @@ impl AuditLog for Store {
         .bind(at.as_millis())
         .bind(id)
         .bind(limit.max(0))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter().map(record_from_row).collect()
     }

@@ -28,7 +28,7 @@ impl CodeStore for Store {
         .bind(code.address.as_str())
         .bind(code.created_at.as_millis())
         .bind(code.expires_at.as_millis())
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -47,7 +47,7 @@ impl CodeStore for Store {
         )
         .bind(purpose.as_str())
         .bind(subject)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -76,7 +76,7 @@ impl CodeStore for Store {
         .bind(purpose.as_str())
         .bind(subject)
         .bind(code_hash)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }

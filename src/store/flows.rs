@@ -34,7 +34,7 @@ impl FlowStore for Store {
         .bind(flow.locale.tag())
         .bind(flow.verified_recovery_code_at.map(Timestamp::as_millis))
         .bind(flow.verified_passkey_at.map(Timestamp::as_millis))
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -51,7 +51,7 @@ impl FlowStore for Store {
              WHERE id_hash = $1",
         )
         .bind(id_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         row.as_ref().map(flow_from_row).transpose()
     }
@@ -81,7 +81,7 @@ impl FlowStore for Store {
         sqlx::query(sql)
             .bind(at.as_millis())
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -94,7 +94,7 @@ impl FlowStore for Store {
              RETURNING failures",
         )
         .bind(id_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         failures.ok_or_else(|| StoreError::new("no such reset flow (pruned)"))
     }
@@ -108,7 +108,7 @@ impl FlowStore for Store {
         )
         .bind(at.as_millis())
         .bind(id_hash)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -120,7 +120,7 @@ impl FlowStore for Store {
         )
         .bind(id_hash)
         .bind(at.as_millis())
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -129,7 +129,7 @@ impl FlowStore for Store {
         sqlx::query("UPDATE reset_flows SET dc = $1 WHERE id_hash = $2")
             .bind(dc)
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The local password history: keyed hashes of the passwords the service wrote, per account.
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 use super::Store;
 use crate::domain::ObjectGuid;
@@ -23,7 +23,7 @@ impl PasswordHistoryStore for Store {
         )
         .bind(user.to_string())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|row| row.try_get::<Vec<u8>, _>("hash").map_err(StoreError::from))
@@ -38,7 +38,8 @@ impl PasswordHistoryStore for Store {
         keep: u32,
     ) -> Result<(), StoreError> {
         let guid = user.to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(
             "INSERT INTO password_history (object_guid, hash, set_at_ms) VALUES ($1, $2, $3)",
         )
@@ -66,7 +67,7 @@ impl PasswordHistoryStore for Store {
     async fn forget_passwords(&self, user: &ObjectGuid) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM password_history WHERE object_guid = $1")
             .bind(user.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }

@@ -46,7 +46,7 @@ impl Store {
         .bind(c.give_up_at_ms)
         .bind(c.next_attempt_at_ms)
         .bind(c.attempts)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -66,7 +66,7 @@ impl Store {
         )
         .bind(now_ms)
         .bind(limit.max(0))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         let mut claimed = Vec::with_capacity(ids.len());
         for id in ids {
@@ -81,7 +81,7 @@ impl Store {
             .bind(id.as_str())
             .bind(now_ms)
             .bind(until_ms)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
             if let Some(row) = row {
                 claimed.push(call(&row)?);
@@ -103,7 +103,7 @@ impl Store {
         )
         .bind(id)
         .bind(next_attempt_at_ms)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -112,7 +112,7 @@ impl Store {
     pub async fn delete_hook_call(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM hook_outbox WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -123,7 +123,7 @@ impl Store {
             "SELECT id, hook, body, created_at_ms, give_up_at_ms, next_attempt_at_ms, attempts
              FROM hook_outbox ORDER BY created_at_ms, id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?
         .iter()
         .map(call)
@@ -135,7 +135,7 @@ impl Store {
         Ok(
             sqlx::query_scalar("SELECT last_id FROM forward_cursors WHERE name = $1")
                 .bind(name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.conn().await?)
                 .await?,
         )
     }
@@ -147,7 +147,7 @@ impl Store {
         )
         .bind(name)
         .bind(last_id)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -155,7 +155,7 @@ impl Store {
     /// The highest audit row id, 0 for an empty log.
     pub async fn last_audit_id(&self) -> Result<i64, StoreError> {
         let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM audit_events")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.conn().await?)
             .await?;
         Ok(last.unwrap_or(0))
     }
@@ -176,7 +176,7 @@ impl Store {
         )
         .bind(id)
         .bind(limit.max(0))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter().map(super::audit::record_from_row).collect()
     }

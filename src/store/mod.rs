@@ -20,6 +20,7 @@ mod registrations;
 mod report;
 mod retention;
 mod sessions;
+mod steps;
 mod throttle;
 
 use std::fmt;
@@ -75,6 +76,8 @@ pub struct Store {
     backend: Backend,
     /// Stamps `updated_at_ms`, which no domain value carries.
     clock: Arc<dyn Clock>,
+    /// Shared by the clones: which store a step on this task belongs to (see `steps`).
+    identity: Arc<()>,
 }
 
 impl fmt::Debug for Store {
@@ -139,6 +142,7 @@ impl Store {
             pool,
             backend: url.backend,
             clock: Arc::new(SystemClock),
+            identity: Arc::new(()),
         })
     }
 
@@ -181,29 +185,29 @@ impl Store {
     pub async fn prune_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
             .bind(now.as_millis())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         let flows = sqlx::query("DELETE FROM reset_flows WHERE expires_at_ms < $1")
             .bind(now.as_millis().saturating_sub(FLOW_RETENTION_MS))
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         let codes = sqlx::query("DELETE FROM pending_codes WHERE expires_at_ms <= $1")
             .bind(now.as_millis())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         // The sender drops (and audits) an undelivered mail at its `send_by_ms`; a row still
         // here a day later had no sender (`[smtp]` was removed since): nobody will send it.
         let approvals = sqlx::query("DELETE FROM manager_approvals WHERE expires_at_ms <= $1")
             .bind(now.as_millis())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         let ceremonies = sqlx::query("DELETE FROM passkey_ceremonies WHERE expires_at_ms <= $1")
             .bind(now.as_millis())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         let mails = sqlx::query("DELETE FROM outbox WHERE send_by_ms < $1")
             .bind(now.as_millis().saturating_sub(FLOW_RETENTION_MS))
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(sessions.rows_affected()
             + flows.rows_affected()
@@ -215,6 +219,22 @@ impl Store {
 
     fn now_ms(&self) -> i64 {
         self.clock.now().as_millis()
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Runs `sql` as it is, for tests that change the schema under a flow.
+    pub(crate) async fn execute_sql(&self, sql: &str) {
+        self.pool.execute(sql).await.expect("the test's SQL runs");
+    }
+
+    /// How many rows `table` has.
+    pub(crate) async fn rows_in(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .expect("the table is readable")
     }
 }
 

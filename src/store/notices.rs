@@ -21,7 +21,7 @@ impl NoticeLog for Store {
         .bind(user.to_string())
         .bind(kind)
         .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(at.map(Timestamp::from_millis))
     }
@@ -39,7 +39,7 @@ impl NoticeLog for Store {
         .bind(notice.key.as_str())
         .bind(notice.sent_at.as_millis())
         .bind(since.as_millis())
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -53,7 +53,7 @@ impl NoticeLog for Store {
         .bind(notice.kind.as_str())
         .bind(notice.key.as_str())
         .bind(notice.sent_at.as_millis())
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }

@@ -22,6 +22,10 @@ fn row(r: &AnyRow) -> Result<OutboxRow, StoreError> {
 
 #[async_trait]
 impl OutboxStore for Store {
+    fn when_committed(&self, f: Box<dyn FnOnce() + Send>) {
+        Store::when_committed(self, f);
+    }
+
     async fn insert_mail(&self, mail: &OutboxRow) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO outbox (id, body_sealed, created_at_ms, send_by_ms, next_attempt_at_ms,
@@ -34,7 +38,7 @@ impl OutboxStore for Store {
         .bind(mail.send_by_ms)
         .bind(mail.next_attempt_at_ms)
         .bind(mail.attempts)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -48,7 +52,7 @@ impl OutboxStore for Store {
         )
         .bind(now_ms)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?)
     }
 
@@ -68,7 +72,7 @@ impl OutboxStore for Store {
         .bind(id)
         .bind(now_ms)
         .bind(until_ms)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         claimed.as_ref().map(row).transpose()
     }
@@ -87,7 +91,7 @@ impl OutboxStore for Store {
         .bind(id)
         .bind(next_attempt_at_ms)
         .bind(i64::from(failed))
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -95,7 +99,7 @@ impl OutboxStore for Store {
     async fn delete_mail(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM outbox WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -105,7 +109,7 @@ impl OutboxStore for Store {
             "SELECT id, body_sealed, created_at_ms, send_by_ms, next_attempt_at_ms, attempts
              FROM outbox ORDER BY created_at_ms, id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?
         .iter()
         .map(row)
@@ -114,7 +118,7 @@ impl OutboxStore for Store {
 
     async fn pending_mails(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.conn().await?)
             .await?)
     }
 }

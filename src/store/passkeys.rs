@@ -19,7 +19,7 @@ impl PasskeyStore for Store {
              ORDER BY created_at_ms, id",
         )
         .bind(user.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter().map(passkey_from_row).collect()
     }
@@ -47,7 +47,7 @@ impl PasskeyStore for Store {
         .bind(i64::from(passkey.sign_count))
         .bind(passkey.created_at.as_millis())
         .bind(limit as i64)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(added.rows_affected() == 1)
     }
@@ -55,7 +55,7 @@ impl PasskeyStore for Store {
     async fn remove_user_passkeys(&self, user: &ObjectGuid) -> Result<u64, StoreError> {
         let removed = sqlx::query("DELETE FROM passkeys WHERE object_guid = $1")
             .bind(user.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(removed.rows_affected())
     }
@@ -64,7 +64,7 @@ impl PasskeyStore for Store {
         let removed = sqlx::query("DELETE FROM passkeys WHERE object_guid = $1 AND id = $2")
             .bind(user.to_string())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(removed.rows_affected() == 1)
     }
@@ -88,7 +88,7 @@ impl PasskeyStore for Store {
         .bind(at.as_millis())
         .bind(user.to_string())
         .bind(credential_id)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(updated.rows_affected() == 1)
     }
@@ -110,7 +110,7 @@ impl PasskeyStore for Store {
         .bind(subject)
         .bind(state)
         .bind(expires_at.as_millis())
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -127,7 +127,7 @@ impl PasskeyStore for Store {
         )
         .bind(purpose.as_str())
         .bind(subject)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(taken.and_then(|(state, expires)| (expires > now.as_millis()).then_some(state)))
     }

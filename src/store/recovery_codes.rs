@@ -1,6 +1,7 @@
 //! Recovery codes, one row per (user, keyed hash of a code).
 
 use async_trait::async_trait;
+use sqlx::Connection;
 
 use super::Store;
 use crate::domain::ObjectGuid;
@@ -16,7 +17,8 @@ impl RecoveryCodeStore for Store {
         at: Timestamp,
     ) -> Result<(), StoreError> {
         let guid = user.to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("DELETE FROM recovery_codes WHERE object_guid = $1")
             .bind(&guid)
             .execute(&mut *tx)
@@ -39,7 +41,7 @@ impl RecoveryCodeStore for Store {
     async fn remove_recovery_codes(&self, user: &ObjectGuid) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM recovery_codes WHERE object_guid = $1")
             .bind(user.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -49,7 +51,7 @@ impl RecoveryCodeStore for Store {
             "SELECT COUNT(*) FROM recovery_codes WHERE object_guid = $1 AND used_at_ms IS NULL",
         )
         .bind(user.to_string())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(u64::try_from(left).unwrap_or(0))
     }
@@ -69,7 +71,7 @@ impl RecoveryCodeStore for Store {
         .bind(at.as_millis())
         .bind(user.to_string())
         .bind(hash)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -21,7 +21,7 @@ impl RegistrationStore for Store {
              ORDER BY kind, created_at_ms, id",
         )
         .bind(user.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter().map(method_from_row).collect()
     }
@@ -73,7 +73,7 @@ impl RegistrationStore for Store {
             .bind(method.created_at.as_millis())
             .bind(self.now_ms())
             .bind(method.last_used_at.map(Timestamp::as_millis))
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -83,7 +83,7 @@ impl RegistrationStore for Store {
             sqlx::query("DELETE FROM enrollment_methods WHERE object_guid = $1 AND kind = $2")
                 .bind(user.to_string())
                 .bind(kind.as_str())
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -92,7 +92,7 @@ impl RegistrationStore for Store {
         let done = sqlx::query("DELETE FROM enrollment_methods WHERE object_guid = $1 AND id = $2")
             .bind(user.to_string())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -100,7 +100,7 @@ impl RegistrationStore for Store {
     async fn remove_all(&self, user: &ObjectGuid) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM enrollment_methods WHERE object_guid = $1")
             .bind(user.to_string())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -123,7 +123,7 @@ impl RegistrationStore for Store {
         .bind(self.now_ms())
         .bind(user.to_string())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -144,7 +144,7 @@ impl RegistrationStore for Store {
         .bind(self.now_ms())
         .bind(user.to_string())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }

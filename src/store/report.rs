@@ -30,7 +30,7 @@ impl ReportQueries for Store {
                    FROM passkeys) AS confirmed
              GROUP BY object_guid",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|row| {
@@ -89,7 +89,7 @@ impl ReportQueries for Store {
             .bind(since.as_millis())
             .bind(offset)
             .bind(width)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         let mut counts = rows
             .iter()
@@ -136,7 +136,7 @@ impl ReportQueries for Store {
         )
         .bind(since.as_millis())
         .bind(limit.max(0))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|row| {
@@ -152,7 +152,7 @@ impl ReportQueries for Store {
             "SELECT key FROM throttle_blocks WHERE until_ms > $1 AND key LIKE 'user:%'",
         )
         .bind(now.as_millis())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         Ok(keys
             .iter()

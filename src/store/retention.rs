@@ -22,7 +22,7 @@ impl Store {
             )
             .bind(older_than.as_millis())
             .bind(i64::from(batch))
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?
             .rows_affected();
             deleted += done;

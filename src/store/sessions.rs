@@ -29,7 +29,7 @@ impl SessionStore for Store {
         .bind(session.failures)
         .bind(session.stepped_up_at.map(Timestamp::as_millis))
         .bind(session.pending_totp_name.as_deref())
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -47,7 +47,7 @@ impl SessionStore for Store {
         )
         .bind(token_hash)
         .bind(now.as_millis())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         row.as_ref().map(session_from_row).transpose()
     }
@@ -61,7 +61,7 @@ impl SessionStore for Store {
         )
         .bind(now.as_millis())
         .bind(token_hash)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -78,7 +78,7 @@ impl SessionStore for Store {
         .bind(sealed)
         .bind(name)
         .bind(token_hash)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -91,7 +91,7 @@ impl SessionStore for Store {
              RETURNING failures",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         failures.ok_or_else(|| StoreError::new("no such session (signed out or pruned)"))
     }
@@ -99,7 +99,7 @@ impl SessionStore for Store {
     async fn delete_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -108,7 +108,7 @@ impl SessionStore for Store {
         sqlx::query("UPDATE sessions SET stepped_up_at_ms = $1 WHERE token_hash = $2")
             .bind(at.as_millis())
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -121,7 +121,7 @@ impl SessionStore for Store {
         let done = sqlx::query("DELETE FROM sessions WHERE object_guid = $1 AND kind = $2")
             .bind(user.to_string())
             .bind(kind.as_str())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected())
     }

@@ -1,6 +1,7 @@
 //! Throttle counters: timestamped events per key, and blocks until a time.
 
 use async_trait::async_trait;
+use sqlx::Connection;
 
 use super::Store;
 use crate::domain::clock::Timestamp;
@@ -14,7 +15,7 @@ impl ThrottleStore for Store {
         // count sees all N, and none can slip under a limit by racing. (No single statement
         // does this on both databases: PostgreSQL's RETURNING subqueries do not see the row
         // being inserted, and SQLite has no INSERT inside WITH.)
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.conn().await?;
         sqlx::query("INSERT INTO throttle_events (key, at_ms) VALUES ($1, $2)")
             .bind(key)
             .bind(at.as_millis())
@@ -36,7 +37,7 @@ impl ThrottleStore for Store {
         )
         .bind(key)
         .bind(since.as_millis())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(count)
     }
@@ -52,7 +53,7 @@ impl ThrottleStore for Store {
         )
         .bind(key)
         .bind(until.as_millis())
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -67,7 +68,7 @@ impl ThrottleStore for Store {
         )
         .bind(key)
         .bind(now.as_millis())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(until.map(Timestamp::from_millis))
     }
@@ -78,7 +79,8 @@ impl ThrottleStore for Store {
         counter: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let lifted = sqlx::query("DELETE FROM throttle_blocks WHERE key = $1 AND until_ms > $2")
             .bind(key)
             .bind(now.as_millis())
@@ -99,11 +101,11 @@ impl ThrottleStore for Store {
     async fn prune(&self, before: Timestamp) -> Result<u64, StoreError> {
         let events = sqlx::query("DELETE FROM throttle_events WHERE at_ms < $1")
             .bind(before.as_millis())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         let blocks = sqlx::query("DELETE FROM throttle_blocks WHERE until_ms < $1")
             .bind(before.as_millis())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(events.rows_affected() + blocks.rows_affected())
     }

@@ -11,6 +11,7 @@ mod notices;
 mod passkeys;
 mod recovery_codes;
 mod sessions;
+mod steps;
 mod throttle;
 
 pub use approvals::{ApprovalStore, ManagerApproval};
@@ -23,6 +24,7 @@ pub use notices::{Notice, NoticeLog};
 pub use passkeys::{CeremonyPurpose, PasskeyStore, StoredPasskey};
 pub use recovery_codes::RecoveryCodeStore;
 pub use sessions::{Session, SessionKind, SessionStore};
+pub use steps::{EachCallAlone, Transactions};
 pub use throttle::{Person, ThrottleKey, ThrottleStore};
 
 #[derive(Debug, thiserror::Error)]
