@@ -32,6 +32,14 @@ pub struct Subject {
     pub address: Option<String>,
 }
 
+/// What a typed code turned out to be.
+enum Checked {
+    /// Right: the id of the method it proved.
+    Proved(String),
+    /// Wrong: the verification's failures so far.
+    Wrong { failures: i64 },
+}
+
 impl Subject {
     /// The verification stored under `id_hash`, if it may continue.
     pub async fn live(
@@ -129,10 +137,24 @@ impl Subject {
         if d.mailer.is_none() {
             return Err(FlowError::MailUnavailable);
         }
+        // The limit is counted first, committed on its own so every instance sees it; the
+        // code, its mail and the audit row are one transaction.
         let quota = d.throttle.code_mails(self.user_key(d), Limit::EmailSends);
         d.throttle
             .take(client, quota, self.flow.user.zip(Some(self.sam())))
             .await?;
+        d.in_one_step(self.queue_code(d, kind, client, actor)).await
+    }
+
+    /// A new code for this verification, its mail queued (or an equal row for nobody) and
+    /// audited.
+    async fn queue_code(
+        &self,
+        d: &Deps,
+        kind: fn(SecretString) -> MailKind,
+        client: &Client,
+        actor: Option<&str>,
+    ) -> Result<(), FlowError> {
         let now = d.now();
         let address = match &self.address {
             Some(to) => Some(to.clone()),
@@ -209,6 +231,39 @@ impl Subject {
         actor: Option<&str>,
     ) -> Result<(Vec<MethodKind>, String), FlowError> {
         let blocked = self.before_check(d, client).await?;
+        // The check, what it spends and what it records are one transaction: a TOTP step, an
+        // emailed code or a recovery code is never spent without the flow marked and audited.
+        let checked = d
+            .in_one_step(self.check_and_record(d, method, code, blocked, client, actor))
+            .await?;
+        let proved = match checked {
+            Checked::Proved(proved) => proved,
+            Checked::Wrong { failures } => {
+                self.count_against_user(d, blocked, client).await?;
+                return Err(self.invalid_code(d, failures));
+            }
+        };
+        if method == MethodKind::RecoveryCode {
+            self.tell_owner_of_recovery_code(d, client).await?;
+        }
+        let mut verified = self.flow.verified();
+        if !verified.contains(&method) {
+            verified.push(method);
+        }
+        Ok((verified, proved))
+    }
+
+    /// Checks `code` and records the outcome: the method verified, or a wrong code counted
+    /// against the verification; audited either way.
+    async fn check_and_record(
+        &self,
+        d: &Deps,
+        method: MethodKind,
+        code: &str,
+        blocked: bool,
+        client: &Client,
+        actor: Option<&str>,
+    ) -> Result<Checked, FlowError> {
         let proved = match method {
             MethodKind::Totp => self.check_totp(d, code, blocked).await?,
             MethodKind::Email => self.check_email_code(d, code, blocked).await?,
@@ -225,9 +280,10 @@ impl Subject {
         }
         .filter(|_| !blocked);
         let Some(proved) = proved else {
-            return Err(self
-                .wrong_code(d, Some(method), blocked, client, actor)
-                .await?);
+            let failures = self
+                .count_wrong_code(d, Some(method), blocked, client, actor)
+                .await?;
+            return Ok(Checked::Wrong { failures });
         };
         d.flows
             .mark_verified(&self.id_hash, method, d.now())
@@ -246,14 +302,7 @@ impl Subject {
             },
         )
         .await?;
-        if method == MethodKind::RecoveryCode {
-            self.tell_owner_of_recovery_code(d, client).await?;
-        }
-        let mut verified = self.flow.verified();
-        if !verified.contains(&method) {
-            verified.push(method);
-        }
-        Ok((verified, proved))
+        Ok(Checked::Proved(proved))
     }
 
     /// The limit every typed code meets first (per address), and whether the user is blocked.
@@ -285,6 +334,22 @@ impl Subject {
         client: &Client,
         actor: Option<&str>,
     ) -> Result<FlowError, FlowError> {
+        let failures = self
+            .count_wrong_code(d, method, blocked, client, actor)
+            .await?;
+        self.count_against_user(d, blocked, client).await?;
+        Ok(self.invalid_code(d, failures))
+    }
+
+    /// Counts a wrong code against the verification and audits it; how many it has now.
+    async fn count_wrong_code(
+        &self,
+        d: &Deps,
+        method: Option<MethodKind>,
+        blocked: bool,
+        client: &Client,
+        actor: Option<&str>,
+    ) -> Result<i64, FlowError> {
         let failures = d.flows.add_flow_failure(&self.id_hash).await?;
         self.audit(
             d,
@@ -304,14 +369,29 @@ impl Subject {
             },
         )
         .await?;
+        Ok(failures)
+    }
+
+    /// Counts a wrong code against the user (a counter, committed on its own so every instance
+    /// sees it), unless `blocked`, and tells the owner when it starts a block.
+    async fn count_against_user(
+        &self,
+        d: &Deps,
+        blocked: bool,
+        client: &Client,
+    ) -> Result<(), FlowError> {
         // While blocked, failures no longer count: the block runs its course from when it
         // began, and began once.
         if !blocked && d.throttle.user_failure(&self.user_key(d), client).await? {
             self.tell_owner_of_block(d, client).await?;
         }
-        Ok(FlowError::InvalidCode {
+        Ok(())
+    }
+
+    fn invalid_code(&self, d: &Deps, failures: i64) -> FlowError {
+        FlowError::InvalidCode {
             remaining_attempts: (d.settings.throttle.flow_max_failures - failures).max(0),
-        })
+        }
     }
 
     /// Mails the owner that self-service is blocked for them: the flows never say so. It goes

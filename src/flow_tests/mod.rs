@@ -13,6 +13,7 @@ mod passkeys;
 mod recovery_codes;
 mod report;
 mod reset;
+mod steps;
 mod verification;
 
 use secrecy::SecretString;

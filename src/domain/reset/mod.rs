@@ -12,7 +12,7 @@ use super::directory::DirectoryUser;
 use super::error::FlowError;
 use super::notify::MailKind;
 use super::policy::AccountNames;
-use super::scope::StandIn;
+use super::scope::{Exclusion, StandIn};
 use super::secrets::{new_token, token_hash};
 use super::store::{CodePurpose, FlowOwner, MethodKind, Person, ResetFlow};
 use super::throttle::PerAddress;
@@ -129,18 +129,39 @@ impl<'a> Reset<'a> {
             },
         };
         let user = account.as_ref().map(|a| &a.user);
-        // The registration is read for every login, known or not, so every start does the
-        // same work and takes the same time.
-        let lookup = user.map_or(ObjectGuid(uuid::Uuid::nil()), |u| u.guid);
-        let registered = self.usable_methods(&lookup).await?;
-        // Judged for every login too (an unknown one through the stand-in): out of scope and
-        // protected accounts get a decoy, like unknown ones.
+        // Judged for every login (an unknown one through the stand-in): out of scope and
+        // protected accounts get a decoy, like unknown ones. The directory's work ends here;
+        // what follows is the database's, in one transaction.
         let excluded = d
             .settings
             .eligibility
             .judge(d.directory.as_ref(), account.as_ref(), stand_in.as_ref())
             .await?
             .and_then(|s| s.excluded);
+        let flow_id = d
+            .in_one_step(self.open_flow(user, excluded, &login, client))
+            .await?;
+        Ok(Started {
+            flow: flow_id,
+            methods_required: d.settings.reset.methods_required,
+            methods: self.offered_methods(),
+        })
+    }
+
+    /// The flow of a start: a real one for an eligible, registered and unblocked user, else a
+    /// decoy; audited. `excluded` says why the account may not use self-service, if it may not.
+    async fn open_flow(
+        &self,
+        user: Option<&DirectoryUser>,
+        excluded: Option<Exclusion>,
+        login: &str,
+        client: &Client,
+    ) -> Result<String, FlowError> {
+        let d = self.deps;
+        // The registration is read for every login, known or not, so every start does the
+        // same work and takes the same time.
+        let lookup = user.map_or(ObjectGuid(uuid::Uuid::nil()), |u| u.guid);
+        let registered = self.usable_methods(&lookup).await?;
         let (eligible, reason) = match (user, excluded) {
             (None, _) => (None, Some("unknown_user")),
             (Some(u), _) if u.is_disabled() => (None, Some("disabled")),
@@ -152,7 +173,7 @@ impl<'a> Reset<'a> {
         };
         // Hashed for every login, so one without an account takes no longer: what the throttle
         // and the audit keep of a login that names none.
-        let login_hash = d.keys.login_hash(&login);
+        let login_hash = d.keys.login_hash(login);
         let key = match eligible {
             Some(u) => Person::User(u.guid),
             None => Person::Login(login_hash.clone()),
@@ -172,7 +193,7 @@ impl<'a> Reset<'a> {
             .create_flow(&ResetFlow {
                 id_hash,
                 user: eligible.map(|u| u.guid),
-                login: login.clone(),
+                login: login.to_owned(),
                 sam_account_name: eligible.map(|u| u.sam_account_name.clone()),
                 methods_required: d.settings.reset.methods_required as i64,
                 verified_totp_at: None,
@@ -194,12 +215,12 @@ impl<'a> Reset<'a> {
             } else {
                 Outcome::Decoy
             },
-            user: user.as_ref().map(|u| u.guid),
-            sam_account_name: user.as_ref().map(|u| u.sam_account_name.as_str()),
+            user: user.map(|u| u.guid),
+            sam_account_name: user.map(|u| u.sam_account_name.as_str()),
             method: None,
             reason,
         };
-        match &user {
+        match user {
             Some(_) => d.audit.record(client, started).await?,
             None => {
                 d.audit
@@ -207,11 +228,7 @@ impl<'a> Reset<'a> {
                     .await?
             }
         }
-        Ok(Started {
-            flow: flow_id,
-            methods_required: d.settings.reset.methods_required,
-            methods: self.offered_methods(),
-        })
+        Ok(flow_id)
     }
 
     /// The kinds of confirmed methods, not due for re-confirmation, that a user can verify with

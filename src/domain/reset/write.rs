@@ -113,6 +113,8 @@ impl Reset<'_> {
         Ok(())
     }
 
+    /// Sets the verified flow's new password. Runs to its end even when the request that asked
+    /// for it goes away: once the directory took the password, its records follow.
     pub async fn set_password(
         &self,
         flow: &str,
@@ -121,6 +123,22 @@ impl Reset<'_> {
     ) -> Result<(), FlowError> {
         // Bounds first, before any lookup or zxcvbn (which is superlinear in the length).
         reject_overlong(new_password)?;
+        let (deps, flow) = (self.deps.clone(), flow.to_owned());
+        let (new_password, client) = (new_password.clone(), client.clone());
+        to_the_end(async move {
+            Reset::new(&deps)
+                .password_step(&flow, &new_password, &client)
+                .await
+        })
+        .await
+    }
+
+    async fn password_step(
+        &self,
+        flow: &str,
+        new_password: &SecretString,
+        client: &Client,
+    ) -> Result<(), FlowError> {
         let live = self.live(flow).await?;
         let result = self.write_password(&live, new_password, client).await;
         self.audit_directory_failure(&live, AuditKind::PasswordReset, &result, client)
@@ -157,33 +175,30 @@ impl Reset<'_> {
         };
         match self.claim_and_write(live, &user, &change).await {
             Ok(dc) => {
-                // Side by side, not one after another: a database that died after the write
-                // costs each of these its own acquire timeout, and the user would wait for all.
-                let record_dc = async {
+                // What records the change is one transaction: the DC, the local history, the
+                // ended sessions, the audit row and the notices.
+                let record = async {
                     if let Err(e) = d.flows.set_flow_dc(&live.id_hash, &dc.0).await {
                         tracing::warn!(error = %e, "the DC that took the reset is not recorded");
                     }
-                };
-                let remember = async {
                     if let Err(e) = d.history.remember_checked(checked).await {
                         tracing::warn!(error = %e, "the new password is not in the local history");
                     }
-                };
-                tokio::join!(
-                    record_dc,
-                    remember,
-                    crate::domain::enrollment::end_sessions(d, &user),
+                    crate::domain::enrollment::end_sessions(d, &user).await;
                     self.finish(
                         live,
                         &user,
                         AuditKind::PasswordReset,
                         MailKind::PasswordReset,
                         client,
-                    ),
-                );
-                if protected {
-                    self.tell_admins(live, &user, client).await;
-                }
+                    )
+                    .await;
+                    if protected {
+                        self.tell_admins(live, &user, client).await;
+                    }
+                    Ok(())
+                };
+                self.recorded(d.in_one_step(record).await, &user, AuditKind::PasswordReset);
                 d.hooks.after(
                     HookAction::Reset,
                     HookAccount::of(&user),
@@ -204,7 +219,13 @@ impl Reset<'_> {
         }
     }
 
+    /// Unlocks the verified flow's account; runs to its end as [`Self::set_password`] does.
     pub async fn unlock(&self, flow: &str, client: &Client) -> Result<(), FlowError> {
+        let (deps, flow, client) = (self.deps.clone(), flow.to_owned(), client.clone());
+        to_the_end(async move { Reset::new(&deps).unlock_step(&flow, &client).await }).await
+    }
+
+    async fn unlock_step(&self, flow: &str, client: &Client) -> Result<(), FlowError> {
         let live = self.live(flow).await?;
         let result = self.write_unlock(&live, client).await;
         self.audit_directory_failure(&live, AuditKind::Unlock, &result, client)
@@ -219,15 +240,19 @@ impl Reset<'_> {
             ..AccountChange::default()
         };
         self.claim_and_write(live, &user, &change).await?;
-        self.finish(
-            live,
-            &user,
-            AuditKind::Unlock,
-            MailKind::AccountUnlocked,
-            client,
-        )
-        .await;
         let d = self.deps;
+        let record = async {
+            self.finish(
+                live,
+                &user,
+                AuditKind::Unlock,
+                MailKind::AccountUnlocked,
+                client,
+            )
+            .await;
+            Ok(())
+        };
+        self.recorded(d.in_one_step(record).await, &user, AuditKind::Unlock);
         d.hooks.after(
             HookAction::Unlock,
             HookAccount::of(&user),
@@ -300,8 +325,26 @@ impl Reset<'_> {
         self.deps.audit.done(client, None, failed).await;
     }
 
+    /// Logs records of a change AD made that the database did not commit, with the audit row
+    /// they held: the change stands, and the user hears that it worked.
+    fn recorded(&self, committed: Result<(), FlowError>, user: &DirectoryUser, event: AuditKind) {
+        if let Err(e) = committed {
+            tracing::error!(
+                audit.event = event.as_str(),
+                audit.outcome = Outcome::Success.as_str(),
+                audit.object_guid = %user.guid,
+                audit.sam_account_name = user.sam_account_name,
+                error = %e,
+                "the records of a change the directory made were not committed; its audit row \
+                 is in this log line instead"
+            );
+        }
+    }
+
     /// Records a change AD has made, and tells the user. The change stands whatever happens here,
     /// so a database failure is logged rather than reported: the user hears that it worked.
+    /// The audit row and the notice are queued one after the other: inside a step they share
+    /// its transaction.
     async fn finish(
         &self,
         live: &Subject,
@@ -319,11 +362,10 @@ impl Reset<'_> {
             method: None,
             reason: None,
         };
-        tokio::join!(
-            d.audit.done(client, None, done),
-            d.notifier
-                .notify_owner(client, user, None, live.flow.locale, notification),
-        );
+        d.audit.done(client, None, done).await;
+        d.notifier
+            .notify_owner(client, user, None, live.flow.locale, notification)
+            .await;
     }
 
     /// A protected account reset its own password (it is allow-listed, or it would not have got
@@ -345,6 +387,19 @@ impl Reset<'_> {
                 )
                 .await;
         }
+    }
+}
+
+/// Runs `work` on a task of its own, so it ends even if the request that awaits it is dropped
+/// (its client went away): a step that writes the directory must not stop before the write is
+/// recorded.
+async fn to_the_end<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
+    match tokio::spawn(work).await {
+        Ok(answer) => answer,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("a write step did not end: {e}"),
+        },
     }
 }
 

@@ -1,0 +1,165 @@
+//! One transaction per step: a step the database cannot finish leaves nothing behind, however
+//! far it got. Each test makes one insert fail with a trigger, as a full disk or a lost
+//! connection would make any of them fail.
+
+use super::*;
+use crate::domain::error::FlowError;
+use crate::domain::secrets::token_hash;
+use crate::domain::store::{AuditKind, FlowStore, Outcome, Person, ThrottleKey, ThrottleStore};
+
+/// Makes inserts of audit rows of `event` with `outcome` fail.
+async fn refuse_audit(f: &Fakes, event: &str, outcome: &str) {
+    f.store
+        .execute_sql(&format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_events
+             WHEN NEW.event = '{event}' AND NEW.outcome = '{outcome}'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        ))
+        .await;
+}
+
+async fn allow_audit(f: &Fakes) {
+    f.store.execute_sql("DROP TRIGGER refuse").await;
+}
+
+#[tokio::test]
+async fn a_right_code_the_database_cannot_record_is_not_spent() {
+    let f = Fakes::new().await;
+    let ann = f.directory.add_user("ann", "Old-Harbor-2718");
+    let totp = f.register_totp(&ann).await;
+    let reset = Reset::new(&f.deps);
+    let client = f.client();
+    let started = reset.start("ann", &client).await.unwrap();
+    let code = f.totp_code(&totp);
+
+    refuse_audit(&f, "verification", "success").await;
+    let refused = reset
+        .verify(&started.flow, MethodKind::Totp, &code, &client)
+        .await;
+    assert!(matches!(refused, Err(FlowError::Store(_))), "{refused:?}");
+    let row = f
+        .store
+        .flow(&token_hash(&started.flow))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.verified_totp_at, row.failures), (None, 0));
+
+    // The app's step was not spent with it: the same code verifies once the row can be written.
+    allow_audit(&f).await;
+    let verified = reset
+        .verify(&started.flow, MethodKind::Totp, &code, &client)
+        .await
+        .unwrap();
+    assert_eq!(verified.remaining, 0);
+    // And is spent now.
+    let again = reset.start("ann", &client).await.unwrap();
+    let replayed = reset
+        .verify(&again.flow, MethodKind::Totp, &code, &client)
+        .await;
+    assert!(
+        matches!(replayed, Err(FlowError::InvalidCode { .. })),
+        "{replayed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_code_the_database_cannot_record_counts_nowhere() {
+    let f = Fakes::new().await;
+    let ann = f.directory.add_user("ann", "Old-Harbor-2718");
+    let totp = f.register_totp(&ann).await;
+    let reset = Reset::new(&f.deps);
+    let client = f.client();
+    let started = reset.start("ann", &client).await.unwrap();
+
+    refuse_audit(&f, "verification", "failure").await;
+    let refused = reset
+        .verify(
+            &started.flow,
+            MethodKind::Totp,
+            &wrong_totp(&f, &totp),
+            &client,
+        )
+        .await;
+    assert!(matches!(refused, Err(FlowError::Store(_))), "{refused:?}");
+    let row = f
+        .store
+        .flow(&token_hash(&started.flow))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.failures, 0, "the flow's count");
+    let wrong_codes = ThrottleKey::WrongCodes(Person::User(ann.guid)).to_string();
+    let counted = f
+        .store
+        .count(
+            &wrong_codes,
+            crate::domain::clock::Timestamp::from_millis(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(counted, 0, "the user's count");
+}
+
+#[tokio::test]
+async fn a_start_or_a_code_the_database_cannot_record_leaves_no_row() {
+    let f = Fakes::new().await;
+    let ann = f.directory.add_user("ann", "Old-Harbor-2718");
+    f.register_email(&ann, "ann@home.test").await;
+    let reset = Reset::new(&f.deps);
+    let client = f.client();
+
+    refuse_audit(&f, "flow_started", "success").await;
+    let refused = reset.start("ann", &client).await;
+    assert!(matches!(refused, Err(FlowError::Store(_))), "{refused:?}");
+    assert_eq!(f.store.rows_in("reset_flows").await, 0);
+    allow_audit(&f).await;
+
+    let started = reset.start("ann", &client).await.unwrap();
+    refuse_audit(&f, "code_sent", "success").await;
+    let refused = reset.send_email_code(&started.flow, &client).await;
+    assert!(matches!(refused, Err(FlowError::Store(_))), "{refused:?}");
+    assert_eq!(f.store.rows_in("pending_codes").await, 0);
+    allow_audit(&f).await;
+    reset.send_email_code(&started.flow, &client).await.unwrap();
+    assert_eq!(f.store.rows_in("pending_codes").await, 1);
+}
+
+#[tokio::test]
+async fn a_password_step_whose_request_goes_away_still_ends_and_is_audited() {
+    let f = Fakes::new().await;
+    let ann = f.directory.add_user("ann", "Old-Harbor-2718");
+    let totp = f.register_totp(&ann).await;
+    let flow = verified_flow(&f, "ann", &totp).await;
+    let reset = Reset::new(&f.deps);
+
+    // Polled once, then dropped, as a request is when its client goes away.
+    let (password, client) = (secret("Blue-Harbor-7391"), f.client());
+    let asked = reset.set_password(&flow, &password, &client);
+    let dropped = tokio::time::timeout(std::time::Duration::ZERO, asked).await;
+    assert!(
+        dropped.is_err(),
+        "the request was dropped before its answer"
+    );
+
+    let mut audited = None;
+    for _ in 0..500 {
+        audited = f
+            .audit()
+            .await
+            .into_iter()
+            .find(|e| e.event == AuditKind::PasswordReset);
+        if audited.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let audited = audited.expect("the reset was audited");
+    assert_eq!(
+        (audited.outcome, audited.object_guid),
+        (Outcome::Success, Some(ann.guid))
+    );
+    assert!(f.directory.has_password(&ann, "Blue-Harbor-7391"));
+    let row = f.store.flow(&token_hash(&flow)).await.unwrap().unwrap();
+    assert!(row.finished_at.is_some() && row.dc.is_some(), "{row:?}");
+}
