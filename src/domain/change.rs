@@ -11,7 +11,7 @@
 use secrecy::SecretString;
 
 use super::audit::{Audit, AuditKind, Outcome};
-use super::deps::{Client, Deps};
+use super::deps::{Client, Deps, to_the_end};
 use super::directory::{BadPasswords, DirectoryError, DirectoryUser};
 use super::error::FlowError;
 use super::hooks::{Actor, HookAccount, HookAction};
@@ -37,8 +37,27 @@ impl<'a> PasswordChange<'a> {
         Ok(d.settings.password_rules.requirements(&policy))
     }
 
-    /// Changes the password of `login` from `current` to `new`.
+    /// Changes the password of `login` from `current` to `new`. Runs to its end even when the
+    /// request that asked for it goes away: once the directory took the password, its records
+    /// follow.
     pub async fn change(
+        &self,
+        login: &str,
+        current: &SecretString,
+        new: &SecretString,
+        client: &Client,
+    ) -> Result<(), FlowError> {
+        let (deps, login, client) = (self.deps.clone(), login.to_owned(), client.clone());
+        let (current, new) = (current.clone(), new.clone());
+        to_the_end(async move {
+            PasswordChange::new(&deps)
+                .change_step(&login, &current, &new, &client)
+                .await
+        })
+        .await
+    }
+
+    async fn change_step(
         &self,
         login: &str,
         current: &SecretString,

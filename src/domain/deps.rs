@@ -205,3 +205,18 @@ impl Deps {
         self.notifier.confirmed_email(user).await
     }
 }
+
+/// Runs `work` on a task of its own, so it ends even if the request that awaits it is dropped
+/// (its client went away): a step that writes the directory must not stop between the write and
+/// its records.
+pub(in crate::domain) async fn to_the_end<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> T {
+    match tokio::spawn(work).await {
+        Ok(answer) => answer,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("a write step did not end: {e}"),
+        },
+    }
+}

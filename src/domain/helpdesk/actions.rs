@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 use super::temporary::temporary_password;
 use super::{Action, Helpdesk, block_key};
 use crate::domain::audit::{Audit, AuditKind, Outcome};
-use crate::domain::deps::Client;
+use crate::domain::deps::{Client, to_the_end};
 use crate::domain::directory::{AccountChange, DirectoryUser};
 use crate::domain::error::FlowError;
 use crate::domain::hooks::{Actor, HookAccount, HookAction};
@@ -112,7 +112,27 @@ impl Helpdesk<'_> {
 
     /// Acts on the caller's account. Returns the temporary password when it is to be shown to
     /// the operator (once; it is stored nowhere).
+    /// Runs to its end even when the request that asked for it goes away: once the directory
+    /// acted, its records follow.
     pub async fn act(
+        &self,
+        token: &str,
+        id: &str,
+        action: Action,
+        reason: Option<&str>,
+        client: &Client,
+    ) -> Result<Option<SecretString>, FlowError> {
+        let (deps, token, id) = (self.deps.clone(), token.to_owned(), id.to_owned());
+        let (reason, client) = (reason.map(str::to_owned), client.clone());
+        to_the_end(async move {
+            Helpdesk::new(&deps)
+                .act_step(&token, &id, action, reason.as_deref(), &client)
+                .await
+        })
+        .await
+    }
+
+    async fn act_step(
         &self,
         token: &str,
         id: &str,

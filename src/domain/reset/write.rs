@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{Owner, Reset};
 use crate::domain::audit::{Audit, AuditKind, Outcome};
-use crate::domain::deps::Client;
+use crate::domain::deps::{Client, to_the_end};
 use crate::domain::directory::{AccountChange, DcId, DirectoryError, DirectoryUser};
 use crate::domain::error::FlowError;
 use crate::domain::hooks::{Actor, HookAccount, HookAction};
@@ -387,19 +387,6 @@ impl Reset<'_> {
                 )
                 .await;
         }
-    }
-}
-
-/// Runs `work` on a task of its own, so it ends even if the request that awaits it is dropped
-/// (its client went away): a step that writes the directory must not stop before the write is
-/// recorded.
-async fn to_the_end<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
-    match tokio::spawn(work).await {
-        Ok(answer) => answer,
-        Err(e) => match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(e) => panic!("a write step did not end: {e}"),
-        },
     }
 }
 
