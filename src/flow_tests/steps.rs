@@ -163,3 +163,68 @@ async fn a_password_step_whose_request_goes_away_still_ends_and_is_audited() {
     let row = f.store.flow(&token_hash(&flow)).await.unwrap().unwrap();
     assert!(row.finished_at.is_some() && row.dc.is_some(), "{row:?}");
 }
+
+/// What is logged on this test's thread (`#[tokio::test]` runs every task on it).
+#[derive(Clone, Default)]
+struct Logged(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logged {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_reset_whose_records_cannot_commit_stands_and_its_audit_row_is_logged() {
+    let f = Fakes::new().await;
+    let ann = f.directory.add_user("ann", "Old-Harbor-2718");
+    let totp = f.register_totp(&ann).await;
+    let flow = verified_flow(&f, "ann", &totp).await;
+    // The reset's audit row brings a row that no commit accepts.
+    for sql in [
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE orphan (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE TRIGGER orphaned AFTER INSERT ON audit_events WHEN NEW.event = 'password_reset'
+         BEGIN INSERT INTO orphan VALUES (1); END",
+    ] {
+        f.store.execute_sql(sql).await;
+    }
+    let logged = Logged::default();
+    let writer = logged.clone();
+    let _capture = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+
+    Reset::new(&f.deps)
+        .set_password(&flow, &secret("Blue-Harbor-7391"), &f.client())
+        .await
+        .expect("the change stands, and the user hears so");
+    assert!(f.directory.has_password(&ann, "Blue-Harbor-7391"));
+    let row = f.store.flow(&token_hash(&flow)).await.unwrap().unwrap();
+    assert!(row.finished_at.is_some(), "claimed before the write");
+    assert_eq!(row.dc, None, "recorded in the step that did not commit");
+    assert!(
+        f.audit()
+            .await
+            .iter()
+            .all(|e| e.event != AuditKind::PasswordReset)
+    );
+    let text = String::from_utf8(logged.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<_> = text
+        .lines()
+        .filter(|l| l.contains("audit row not written") && l.contains("password_reset"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].contains("ann") && lines[0].contains("ERROR"),
+        "{text}"
+    );
+}

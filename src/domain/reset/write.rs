@@ -177,6 +177,7 @@ impl Reset<'_> {
             Ok(dc) => {
                 // What records the change is one transaction: the DC, the local history, the
                 // ended sessions, the audit row and the notices.
+                let mut audited = false;
                 let record = async {
                     if let Err(e) = d.flows.set_flow_dc(&live.id_hash, &dc.0).await {
                         tracing::warn!(error = %e, "the DC that took the reset is not recorded");
@@ -185,20 +186,22 @@ impl Reset<'_> {
                         tracing::warn!(error = %e, "the new password is not in the local history");
                     }
                     crate::domain::enrollment::end_sessions(d, &user).await;
-                    self.finish(
-                        live,
-                        &user,
-                        AuditKind::PasswordReset,
-                        MailKind::PasswordReset,
-                        client,
-                    )
-                    .await;
+                    audited = self
+                        .finish(
+                            live,
+                            &user,
+                            AuditKind::PasswordReset,
+                            MailKind::PasswordReset,
+                            client,
+                        )
+                        .await;
                     if protected {
                         self.tell_admins(live, &user, client).await;
                     }
                     Ok(())
                 };
-                self.recorded(d.in_one_step(record).await, &user, AuditKind::PasswordReset);
+                let committed = d.in_one_step(record).await;
+                self.recorded(committed, audited, &user, AuditKind::PasswordReset);
                 d.hooks.after(
                     HookAction::Reset,
                     HookAccount::of(&user),
@@ -241,18 +244,21 @@ impl Reset<'_> {
         };
         self.claim_and_write(live, &user, &change).await?;
         let d = self.deps;
+        let mut audited = false;
         let record = async {
-            self.finish(
-                live,
-                &user,
-                AuditKind::Unlock,
-                MailKind::AccountUnlocked,
-                client,
-            )
-            .await;
+            audited = self
+                .finish(
+                    live,
+                    &user,
+                    AuditKind::Unlock,
+                    MailKind::AccountUnlocked,
+                    client,
+                )
+                .await;
             Ok(())
         };
-        self.recorded(d.in_one_step(record).await, &user, AuditKind::Unlock);
+        let committed = d.in_one_step(record).await;
+        self.recorded(committed, audited, &user, AuditKind::Unlock);
         d.hooks.after(
             HookAction::Unlock,
             HookAccount::of(&user),
@@ -325,18 +331,25 @@ impl Reset<'_> {
         self.deps.audit.done(client, None, failed).await;
     }
 
-    /// Logs records of a change AD made that the database did not commit, with the audit row
-    /// they held: the change stands, and the user hears that it worked.
-    fn recorded(&self, committed: Result<(), FlowError>, user: &DirectoryUser, event: AuditKind) {
-        if let Err(e) = committed {
+    /// Logs the audit row of a change AD made when the step that held it did not commit (an
+    /// audit row that could not be written at all was logged by the auditor): the change stands,
+    /// and the user hears that it worked.
+    fn recorded(
+        &self,
+        committed: Result<(), FlowError>,
+        audited: bool,
+        user: &DirectoryUser,
+        event: AuditKind,
+    ) {
+        if let (Err(e), true) = (committed, audited) {
             tracing::error!(
                 audit.event = event.as_str(),
                 audit.outcome = Outcome::Success.as_str(),
                 audit.object_guid = %user.guid,
                 audit.sam_account_name = user.sam_account_name,
                 error = %e,
-                "the records of a change the directory made were not committed; its audit row \
-                 is in this log line instead"
+                "audit row not written: the records of a change the directory made were not \
+                 committed; the event is recorded in this log line instead"
             );
         }
     }
@@ -344,7 +357,7 @@ impl Reset<'_> {
     /// Records a change AD has made, and tells the user. The change stands whatever happens here,
     /// so a database failure is logged rather than reported: the user hears that it worked.
     /// The audit row and the notice are queued one after the other: inside a step they share
-    /// its transaction.
+    /// its transaction. Whether the audit row was written (in the step, if there is one).
     async fn finish(
         &self,
         live: &Subject,
@@ -352,7 +365,7 @@ impl Reset<'_> {
         event: AuditKind,
         notification: MailKind,
         client: &Client,
-    ) {
+    ) -> bool {
         let d = self.deps;
         let done = Audit {
             event,
@@ -362,10 +375,12 @@ impl Reset<'_> {
             method: None,
             reason: None,
         };
-        d.audit.done(client, None, done).await;
+        // A row that cannot be written is logged by the auditor.
+        let audited = d.audit.as_actor(client, None, done).await.is_ok();
         d.notifier
             .notify_owner(client, user, None, live.flow.locale, notification)
             .await;
+        audited
     }
 
     /// A protected account reset its own password (it is allow-listed, or it would not have got
