@@ -40,5 +40,6 @@ mod scope;
 mod selfservice;
 mod slow_clients;
 mod startup;
+mod steps;
 mod stepup;
 mod store;
