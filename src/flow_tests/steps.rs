@@ -3,6 +3,7 @@
 //! connection would make any of them fail.
 
 use super::*;
+use crate::domain::directory::DirectoryUser;
 use crate::domain::error::FlowError;
 use crate::domain::secrets::token_hash;
 use crate::domain::store::{AuditKind, FlowStore, Outcome, Person, ThrottleKey, ThrottleStore};
@@ -22,33 +23,31 @@ async fn allow_audit(f: &Fakes) {
     f.store.execute_sql("DROP TRIGGER refuse").await;
 }
 
+/// ann, with an authenticator app (its secret), and a reset flow she started.
+async fn ann_started(f: &Fakes) -> (DirectoryUser, Vec<u8>, String) {
+    let ann = f.directory.add_user("ann", "Old-Harbor-2718");
+    let totp = f.register_totp(&ann).await;
+    let started = Reset::new(&f.deps).start("ann", &f.client()).await;
+    (ann, totp, started.unwrap().flow)
+}
+
 #[tokio::test]
 async fn a_right_code_the_database_cannot_record_is_not_spent() {
     let f = Fakes::new().await;
-    let ann = f.directory.add_user("ann", "Old-Harbor-2718");
-    let totp = f.register_totp(&ann).await;
-    let reset = Reset::new(&f.deps);
-    let client = f.client();
-    let started = reset.start("ann", &client).await.unwrap();
+    let (_, totp, flow) = ann_started(&f).await;
+    let (reset, client) = (Reset::new(&f.deps), f.client());
     let code = f.totp_code(&totp);
 
     refuse_audit(&f, "verification", "success").await;
-    let refused = reset
-        .verify(&started.flow, MethodKind::Totp, &code, &client)
-        .await;
+    let refused = reset.verify(&flow, MethodKind::Totp, &code, &client).await;
     assert!(matches!(refused, Err(FlowError::Store(_))), "{refused:?}");
-    let row = f
-        .store
-        .flow(&token_hash(&started.flow))
-        .await
-        .unwrap()
-        .unwrap();
+    let row = f.store.flow(&token_hash(&flow)).await.unwrap().unwrap();
     assert_eq!((row.verified_totp_at, row.failures), (None, 0));
 
     // The app's step was not spent with it: the same code verifies once the row can be written.
     allow_audit(&f).await;
     let verified = reset
-        .verify(&started.flow, MethodKind::Totp, &code, &client)
+        .verify(&flow, MethodKind::Totp, &code, &client)
         .await
         .unwrap();
     assert_eq!(verified.remaining, 0);
@@ -66,28 +65,15 @@ async fn a_right_code_the_database_cannot_record_is_not_spent() {
 #[tokio::test]
 async fn a_wrong_code_the_database_cannot_record_counts_nowhere() {
     let f = Fakes::new().await;
-    let ann = f.directory.add_user("ann", "Old-Harbor-2718");
-    let totp = f.register_totp(&ann).await;
-    let reset = Reset::new(&f.deps);
-    let client = f.client();
-    let started = reset.start("ann", &client).await.unwrap();
+    let (ann, totp, flow) = ann_started(&f).await;
+    let (reset, client) = (Reset::new(&f.deps), f.client());
 
     refuse_audit(&f, "verification", "failure").await;
     let refused = reset
-        .verify(
-            &started.flow,
-            MethodKind::Totp,
-            &wrong_totp(&f, &totp),
-            &client,
-        )
+        .verify(&flow, MethodKind::Totp, &wrong_totp(&f, &totp), &client)
         .await;
     assert!(matches!(refused, Err(FlowError::Store(_))), "{refused:?}");
-    let row = f
-        .store
-        .flow(&token_hash(&started.flow))
-        .await
-        .unwrap()
-        .unwrap();
+    let row = f.store.flow(&token_hash(&flow)).await.unwrap().unwrap();
     assert_eq!(row.failures, 0, "the flow's count");
     let wrong_codes = ThrottleKey::WrongCodes(Person::User(ann.guid)).to_string();
     let counted = f
@@ -115,13 +101,13 @@ async fn a_start_or_a_code_the_database_cannot_record_leaves_no_row() {
     assert_eq!(f.store.rows_in("reset_flows").await, 0);
     allow_audit(&f).await;
 
-    let started = reset.start("ann", &client).await.unwrap();
+    let flow = reset.start("ann", &client).await.unwrap().flow;
     refuse_audit(&f, "code_sent", "success").await;
-    let refused = reset.send_email_code(&started.flow, &client).await;
+    let refused = reset.send_email_code(&flow, &client).await;
     assert!(matches!(refused, Err(FlowError::Store(_))), "{refused:?}");
     assert_eq!(f.store.rows_in("pending_codes").await, 0);
     allow_audit(&f).await;
-    reset.send_email_code(&started.flow, &client).await.unwrap();
+    reset.send_email_code(&flow, &client).await.unwrap();
     assert_eq!(f.store.rows_in("pending_codes").await, 1);
 }
 
