@@ -207,8 +207,8 @@ impl Deps {
 }
 
 /// Runs `work` on a task of its own, so it ends even if the request that awaits it is dropped
-/// (its client went away): a step that writes the directory must not stop between the write and
-/// its records.
+/// (its client hung up, or `server.request_timeout` passed): a step that writes the directory
+/// must not stop between the write and its records.
 pub(in crate::domain) async fn to_the_end<T: Send + 'static>(
     work: impl Future<Output = T> + Send + 'static,
 ) -> T {

@@ -24,7 +24,7 @@ pub use notices::{Notice, NoticeLog};
 pub use passkeys::{CeremonyPurpose, PasskeyStore, StoredPasskey};
 pub use recovery_codes::RecoveryCodeStore;
 pub use sessions::{Session, SessionKind, SessionStore};
-pub use steps::{EachCallAlone, Transactions};
+pub use steps::Transactions;
 pub use throttle::{Person, ThrottleKey, ThrottleStore};
 
 #[derive(Debug, thiserror::Error)]

@@ -19,16 +19,3 @@ pub trait Transactions: Send + Sync {
     /// Within a step of the same store, `work` joins that step.
     fn run<'a>(&'a self, work: BoxFuture<'a, bool>) -> BoxFuture<'a, Result<(), StoreError>>;
 }
-
-/// Every call on its own: for stores whose calls are each atomic and never fail half-way (the
-/// in-memory fakes of the unit tests).
-pub struct EachCallAlone;
-
-impl Transactions for EachCallAlone {
-    fn run<'a>(&'a self, work: BoxFuture<'a, bool>) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            work.await;
-            Ok(())
-        })
-    }
-}
