@@ -186,6 +186,9 @@ impl Reset<'_> {
                         tracing::warn!(error = %e, "the new password is not in the local history");
                     }
                     crate::domain::enrollment::end_sessions(d, &user).await;
+                    if protected {
+                        self.tell_admins(live, &user, client).await;
+                    }
                     audited = self
                         .finish(
                             live,
@@ -195,9 +198,6 @@ impl Reset<'_> {
                             client,
                         )
                         .await;
-                    if protected {
-                        self.tell_admins(live, &user, client).await;
-                    }
                     Ok(())
                 };
                 let committed = d.in_one_step(record).await;
@@ -356,8 +356,10 @@ impl Reset<'_> {
 
     /// Records a change AD has made, and tells the user. The change stands whatever happens here,
     /// so a database failure is logged rather than reported: the user hears that it worked.
-    /// The audit row and the notice are queued one after the other: inside a step they share
-    /// its transaction. Whether the audit row was written (in the step, if there is one).
+    /// The notices, then the audit row, one after the other: inside a step they share its
+    /// transaction, and the audit row comes last, so a statement of the step that failed before
+    /// it (which ends a PostgreSQL transaction) fails it too and it is logged. Whether the audit
+    /// row was written (in the step, if there is one).
     async fn finish(
         &self,
         live: &Subject,
@@ -375,12 +377,11 @@ impl Reset<'_> {
             method: None,
             reason: None,
         };
-        // A row that cannot be written is logged by the auditor.
-        let audited = d.audit.as_actor(client, None, done).await.is_ok();
         d.notifier
             .notify_owner(client, user, None, live.flow.locale, notification)
             .await;
-        audited
+        // A row that cannot be written is logged by the auditor.
+        d.audit.as_actor(client, None, done).await.is_ok()
     }
 
     /// A protected account reset its own password (it is allow-listed, or it would not have got
