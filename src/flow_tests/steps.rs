@@ -31,6 +31,14 @@ async fn ann_started(f: &Fakes) -> (DirectoryUser, Vec<u8>, String) {
     (ann, totp, started.unwrap().flow)
 }
 
+/// ann, with an authenticator app, and a reset flow she started and verified with it.
+async fn ann_verified(f: &Fakes) -> (DirectoryUser, String) {
+    let ann = f.directory.add_user("ann", "Old-Harbor-2718");
+    let totp = f.register_totp(&ann).await;
+    let flow = verified_flow(f, "ann", &totp).await;
+    (ann, flow)
+}
+
 #[tokio::test]
 async fn a_right_code_the_database_cannot_record_is_not_spent() {
     let f = Fakes::new().await;
@@ -114,9 +122,7 @@ async fn a_start_or_a_code_the_database_cannot_record_leaves_no_row() {
 #[tokio::test]
 async fn a_password_step_whose_request_goes_away_still_ends_and_is_audited() {
     let f = Fakes::new().await;
-    let ann = f.directory.add_user("ann", "Old-Harbor-2718");
-    let totp = f.register_totp(&ann).await;
-    let flow = verified_flow(&f, "ann", &totp).await;
+    let (ann, flow) = ann_verified(&f).await;
     let reset = Reset::new(&f.deps);
 
     // Polled once, then dropped, as a request is when its client goes away.
@@ -168,9 +174,7 @@ impl std::io::Write for Logged {
 #[tokio::test]
 async fn a_reset_whose_records_cannot_commit_stands_and_its_audit_row_is_logged() {
     let f = Fakes::new().await;
-    let ann = f.directory.add_user("ann", "Old-Harbor-2718");
-    let totp = f.register_totp(&ann).await;
-    let flow = verified_flow(&f, "ann", &totp).await;
+    let (ann, flow) = ann_verified(&f).await;
     // The reset's audit row brings a row that no commit accepts.
     for sql in [
         "CREATE TABLE parent (id INTEGER PRIMARY KEY)",

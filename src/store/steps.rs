@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex as SyncMutex};
 use futures::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use super::{Backend, Store};
 use crate::domain::store::{StoreError, Transactions};
@@ -43,16 +43,7 @@ pub(crate) enum State {
 /// The connection a store call runs on: pooled, or the step's transaction (held for the call).
 pub(crate) enum Conn {
     Pooled(PoolConnection<Any>),
-    Step(OwnedMutexGuard<State>),
-}
-
-impl State {
-    fn connection(&mut self) -> &mut AnyConnection {
-        match self {
-            State::Open(transaction) => transaction,
-            _ => unreachable!("a step's connection is handed out only once begun"),
-        }
-    }
+    Step(OwnedMappedMutexGuard<State, AnyConnection>),
 }
 
 impl Deref for Conn {
@@ -61,10 +52,7 @@ impl Deref for Conn {
     fn deref(&self) -> &AnyConnection {
         match self {
             Conn::Pooled(c) => c,
-            Conn::Step(guard) => match &**guard {
-                State::Open(transaction) => transaction,
-                _ => unreachable!("a step's connection is handed out only once begun"),
-            },
+            Conn::Step(c) => c,
         }
     }
 }
@@ -73,7 +61,7 @@ impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match self {
             Conn::Pooled(c) => c,
-            Conn::Step(guard) => guard.connection(),
+            Conn::Step(c) => c,
         }
     }
 }
@@ -118,7 +106,13 @@ impl Store {
                 }
             }
         }
-        Ok(Conn::Step(state))
+        Ok(Conn::Step(OwnedMutexGuard::map(
+            state,
+            |state| match state {
+                State::Open(transaction) => &mut **transaction,
+                _ => unreachable!("begun above"),
+            },
+        )))
     }
 
     /// Runs `f` once what this task has written so far is committed: at once outside a step,

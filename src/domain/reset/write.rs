@@ -175,10 +175,8 @@ impl Reset<'_> {
         };
         match self.claim_and_write(live, &user, &change).await {
             Ok(dc) => {
-                // What records the change is one transaction: the DC, the local history, the
-                // ended sessions, the audit row and the notices.
-                let mut audited = false;
-                let record = async {
+                // What only a reset keeps, in the same step as its notices and audit row.
+                let kept = async {
                     if let Err(e) = d.flows.set_flow_dc(&live.id_hash, &dc.0).await {
                         tracing::warn!(error = %e, "the DC that took the reset is not recorded");
                     }
@@ -189,19 +187,10 @@ impl Reset<'_> {
                     if protected {
                         self.tell_admins(live, &user, client).await;
                     }
-                    audited = self
-                        .finish(
-                            live,
-                            &user,
-                            AuditKind::PasswordReset,
-                            MailKind::PasswordReset,
-                            client,
-                        )
-                        .await;
-                    Ok(())
                 };
-                let committed = d.in_one_step(record).await;
-                self.recorded(committed, audited, &user, AuditKind::PasswordReset);
+                let (event, notice) = (AuditKind::PasswordReset, MailKind::PasswordReset);
+                self.record_change(live, &user, event, notice, client, kept)
+                    .await;
                 d.hooks.after(
                     HookAction::Reset,
                     HookAccount::of(&user),
@@ -244,21 +233,9 @@ impl Reset<'_> {
         };
         self.claim_and_write(live, &user, &change).await?;
         let d = self.deps;
-        let mut audited = false;
-        let record = async {
-            audited = self
-                .finish(
-                    live,
-                    &user,
-                    AuditKind::Unlock,
-                    MailKind::AccountUnlocked,
-                    client,
-                )
-                .await;
-            Ok(())
-        };
-        let committed = d.in_one_step(record).await;
-        self.recorded(committed, audited, &user, AuditKind::Unlock);
+        let (event, notice) = (AuditKind::Unlock, MailKind::AccountUnlocked);
+        self.record_change(live, &user, event, notice, client, async {})
+            .await;
         d.hooks.after(
             HookAction::Unlock,
             HookAccount::of(&user),
@@ -331,17 +308,40 @@ impl Reset<'_> {
         self.deps.audit.done(client, None, failed).await;
     }
 
-    /// Logs the audit row of a change AD made when the step that held it did not commit (an
-    /// audit row that could not be written at all was logged by the auditor): the change stands,
-    /// and the user hears that it worked.
-    fn recorded(
+    /// Records a change AD has made, as one step: `kept` (what only this kind of change
+    /// records), the owner's notices, then the audit row. The change stands whatever happens
+    /// here, so a database failure is logged rather than reported: the user hears that it worked.
+    /// The audit row comes last, so a statement of the step that failed before it (which ends a
+    /// PostgreSQL transaction) fails it too, and the auditor logs it; a row written but not
+    /// committed is logged here.
+    async fn record_change(
         &self,
-        committed: Result<(), FlowError>,
-        audited: bool,
+        live: &Subject,
         user: &DirectoryUser,
         event: AuditKind,
+        notification: MailKind,
+        client: &Client,
+        kept: impl Future<Output = ()> + Send,
     ) {
-        if let (Err(e), true) = (committed, audited) {
+        let d = self.deps;
+        let done = Audit {
+            event,
+            outcome: Outcome::Success,
+            user: Some(user.guid),
+            sam_account_name: Some(&user.sam_account_name),
+            method: None,
+            reason: None,
+        };
+        let mut audited = false;
+        let step = async {
+            kept.await;
+            d.notifier
+                .notify_owner(client, user, None, live.flow.locale, notification)
+                .await;
+            audited = d.audit.as_actor(client, None, done).await.is_ok();
+            Ok(())
+        };
+        if let (Err(e), true) = (d.in_one_step(step).await, audited) {
             tracing::error!(
                 audit.event = event.as_str(),
                 audit.outcome = Outcome::Success.as_str(),
@@ -352,36 +352,6 @@ impl Reset<'_> {
                  committed; the event is recorded in this log line instead"
             );
         }
-    }
-
-    /// Records a change AD has made, and tells the user. The change stands whatever happens here,
-    /// so a database failure is logged rather than reported: the user hears that it worked.
-    /// The notices, then the audit row, one after the other: inside a step they share its
-    /// transaction, and the audit row comes last, so a statement of the step that failed before
-    /// it (which ends a PostgreSQL transaction) fails it too and it is logged. Whether the audit
-    /// row was written (in the step, if there is one).
-    async fn finish(
-        &self,
-        live: &Subject,
-        user: &DirectoryUser,
-        event: AuditKind,
-        notification: MailKind,
-        client: &Client,
-    ) -> bool {
-        let d = self.deps;
-        let done = Audit {
-            event,
-            outcome: Outcome::Success,
-            user: Some(user.guid),
-            sam_account_name: Some(&user.sam_account_name),
-            method: None,
-            reason: None,
-        };
-        d.notifier
-            .notify_owner(client, user, None, live.flow.locale, notification)
-            .await;
-        // A row that cannot be written is logged by the auditor.
-        d.audit.as_actor(client, None, done).await.is_ok()
     }
 
     /// A protected account reset its own password (it is allow-listed, or it would not have got
